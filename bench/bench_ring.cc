@@ -1,0 +1,87 @@
+// SPDX-License-Identifier: MIT
+//
+// google-benchmark suite for the raw SPSC ring (include/ringipc/ring.h),
+// with a unix-socket stream as the baseline in the same run.
+//
+// Every benchmark moves records of state.range(0) bytes from this process
+// (pinned to one CPU) to a forked consumer (pinned to another); one iteration
+// is one record. The last iteration also waits until the consumer has taken
+// every record, so real time covers the whole transfer, not just the
+// enqueueing. All the plumbing is C, in shim.c; this file is only the loop.
+//
+//   BM_ring_push_pop/N        ripc_ring_push -> ripc_ring_pop (copy both sides)
+//   BM_ring_reserve_commit/N  reserve + write + commit -> peek + release
+//   BM_unix_stream/N          write([u32 len][payload]) -> read(256 KiB) + parse
+//
+// Compare items_per_second of BM_ring_*/N with BM_unix_stream/N.
+
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
+
+#include "shim.h"
+
+namespace {
+
+void run_link(benchmark::State &state, int mode)
+{
+    const auto len = static_cast<size_t>(state.range(0));
+    const auto last = static_cast<uint64_t>(state.max_iterations);
+    char why[256] = "";
+    ripc_bench_link *link = nullptr;
+
+    if (ripc_bench_open(&link, mode, len, why, sizeof why) < 0) {
+        state.SkipWithError(why);
+        return;
+    }
+    uint64_t sent = 0;
+    bool ok = true;
+    for (auto _ : state) {
+        if (ripc_bench_send(link, sent) < 0) {
+            ok = false;
+            break;
+        }
+        // The last record: wait for the consumer to drain the queue.
+        if (++sent == last && ripc_bench_drain(link, sent) < 0) {
+            ok = false;
+            break;
+        }
+    }
+    const int rc = ripc_bench_close(link, why, sizeof why);
+    if (!ok || rc < 0) {
+        state.SkipWithError(why[0] != '\0' ? why : "consumer lost or miscounted records");
+        return;
+    }
+    state.SetItemsProcessed(static_cast<int64_t>(sent));
+    state.SetBytesProcessed(static_cast<int64_t>(sent * len));
+}
+
+void BM_ring_push_pop(benchmark::State &state)
+{
+    run_link(state, RIPC_BENCH_PUSH_POP);
+}
+
+void BM_ring_reserve_commit(benchmark::State &state)
+{
+    run_link(state, RIPC_BENCH_RESERVE_COMMIT);
+}
+
+void BM_unix_stream(benchmark::State &state)
+{
+    run_link(state, RIPC_BENCH_UNIX_STREAM);
+}
+
+void record_sizes(benchmark::internal::Benchmark *b)
+{
+    for (int64_t size : {8, 64, 512, 4096, 64 << 10, 1 << 20})
+        b->Arg(size);
+    b->ArgName("bytes")->UseRealTime();
+}
+
+} // namespace
+
+BENCHMARK(BM_ring_push_pop)->Apply(record_sizes);
+BENCHMARK(BM_ring_reserve_commit)->Apply(record_sizes);
+BENCHMARK(BM_unix_stream)->Apply(record_sizes);
+
+BENCHMARK_MAIN();

@@ -1,0 +1,207 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ringipc: one master (ripc_server), many workers (ripc_client), messages
+ * through per-worker shared-memory rings, a socket control channel beside.
+ *
+ * Errors: 0 (or a count) on success, a negative errno on failure:
+ *   -EAGAIN      would block (ring full / nothing to receive, timeout 0)
+ *   -ETIMEDOUT   the timeout passed
+ *   -EPIPE       the peer is gone (or said goodbye)
+ *   -EMSGSIZE    larger than the negotiated limit
+ *   -EPROTO      the peer broke the protocol or corrupted shared memory
+ *   -EPROTONOSUPPORT  no common protocol version (REJECT)
+ *   -EACCES      credentials refused (REJECT)
+ *   -ECONNREFUSED nobody listens at the URL
+ *   -EINVAL, -ENOMEM, -EADDRINUSE
+ * ripc_strerror() gives the text. Timeouts are milliseconds: 0 = do not
+ * wait, -1 = wait forever (but a dead peer still ends the wait with -EPIPE).
+ *
+ * Threads. A server may be used from any thread: send, broadcast, reply and
+ * stop are thread-safe; poll and run are not concurrent with each other. A
+ * client handle is used by one thread at a time.
+ *
+ * Fork. A master commonly forks its workers after ripc_server_open(). The
+ * child may open clients but must never touch the server it inherited
+ * (liburcu's call_rcu thread does not survive fork). Every descriptor the
+ * library opens is close-on-exec.
+ */
+#ifndef RINGIPC_RINGIPC_H
+#define RINGIPC_RINGIPC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ringipc/export.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ripc_server ripc_server;
+typedef struct ripc_client ripc_client;
+typedef struct ripc_peer ripc_peer; /* a connected worker, as the master sees it */
+
+enum { RIPC_ONEWAY = 0, RIPC_REQUEST = 1, RIPC_REPLY = 2 };
+enum { RIPC_TRANSPORT_AUTO = 0, RIPC_TRANSPORT_SHM = 1, RIPC_TRANSPORT_SOCKET = 2 };
+enum { RIPC_WAIT_ADAPTIVE = 0, RIPC_WAIT_SPIN = 1, RIPC_WAIT_BLOCK = 2 };
+enum {
+    RIPC_DOORBELL_AUTO = 0,    /* eventfd on Linux, else a socket byte */
+    RIPC_DOORBELL_EVENTFD = 1,
+    RIPC_DOORBELL_FUTEX = 2,   /* the worker sleeps on a futex word in the segment */
+    RIPC_DOORBELL_SOCKET = 3,
+};
+
+/* Reasons given to the `left` callback (negative errno style). */
+#define RIPC_LEFT_BYE 0 /* the worker said goodbye (ripc_client_close) */
+/* -EPIPE: connection lost (EOF, killed); -EPROTO: protocol error or corrupt
+ * shared memory; -ECANCELED: the server is closing. */
+
+#define RIPC_TYPE_RESERVED 0xF000u /* types >= this are the library's */
+
+typedef struct ripc_options { /* all-zero = defaults */
+    size_t ring_bytes;     /* per direction, power of two (default 1 MiB) */
+    size_t max_inline;     /* larger payloads take the control channel (default: ring maximum) */
+    uint64_t max_message;  /* largest message accepted (default 64 MiB) */
+    int transport;         /* RIPC_TRANSPORT_*; env RIPC_TRANSPORT overrides */
+    int wait;              /* RIPC_WAIT_* */
+    uint32_t spin_us;      /* adaptive: spin this long before sleeping (default 50) */
+    const char *name;      /* worker name shown by tools */
+    /* additions */
+    int doorbell;          /* RIPC_DOORBELL_*: what the worker sleeps on */
+    const uint32_t *allow_uids; /* server: uids accepted besides our own */
+    size_t n_allow_uids;
+    int allow_any_uid;     /* server: accept every local uid (not the default) */
+    int connect_timeout_ms; /* client: connect + handshake (default 5000) */
+} ripc_options;
+
+typedef struct ripc_msg {
+    uint16_t type;         /* user message type: the dispatch key; 0xF000.. reserved */
+    uint8_t kind;          /* RIPC_ONEWAY | RIPC_REQUEST | RIPC_REPLY */
+    uint32_t peer_id;      /* the worker it came from (0 = the master) */
+    uint64_t id;           /* request id; a reply carries its request's id */
+    const void *data;      /* valid until the handler returns / the next recv */
+    uint64_t len;
+} ripc_msg;
+
+typedef void (*ripc_handler)(ripc_peer *from, const ripc_msg *msg, void *arg);
+
+/* ---- master ---- */
+
+/*
+ * Listen on url ("unix:/path", a bare path, "tcp://host:port"). A stale unix
+ * socket file (nobody answers) is replaced; a live one is -EADDRINUSE.
+ * On success *s owns the listener; free it with ripc_server_close().
+ */
+RIPC_API int ripc_server_open(ripc_server **s, const char *url, const ripc_options *opt);
+/* Same, with one line of detail about a failure written into why. */
+RIPC_API int ripc_server_open_ex(ripc_server **s, const char *url, const ripc_options *opt,
+                                 char *why, size_t why_len);
+
+/*
+ * Register fn for messages of `type` (0: the fallback for types without a
+ * handler). Replaces an earlier handler; fn NULL removes it. Any thread, any
+ * time; a dispatch already under way may still call the old handler once.
+ */
+RIPC_API int ripc_server_handle(ripc_server *s, uint16_t type, ripc_handler fn, void *arg);
+
+/* Callbacks when a worker has joined (after WELCOME) and when it has left
+ * (reason: RIPC_LEFT_BYE, -EPIPE, -EPROTO, -ECANCELED). Called from the
+ * dispatch thread that owns the peer. Set them before workers connect. */
+RIPC_API int ripc_server_on_peer(ripc_server *s, void (*joined)(ripc_peer *, void *),
+                                 void (*left)(ripc_peer *, int reason, void *), void *arg);
+
+/*
+ * Accept workers and dispatch what is ready, waiting up to timeout_ms for
+ * something to arrive. Returns the number of messages dispatched (0 on a
+ * timeout), or a negative errno. For callers with their own event loop: call
+ * ripc_server_poll(s, 0) until it returns 0, then wait for ripc_server_fd()
+ * to become readable. Not concurrent with itself or ripc_server_run().
+ */
+RIPC_API int ripc_server_poll(ripc_server *s, int timeout_ms);
+
+/*
+ * Dispatch on `threads` threads (0 or 1: the calling thread only) until
+ * ripc_server_stop(). Peers are spread over the threads; each peer's inbound
+ * ring is read by exactly one thread, so its messages are handled in order.
+ * Returns 0 after stop, or a negative errno.
+ */
+RIPC_API int ripc_server_run(ripc_server *s, unsigned threads);
+RIPC_API void ripc_server_stop(ripc_server *s); /* any thread, async-signal-safe */
+
+/*
+ * Send a one-way message to a worker. Thread-safe. Waits up to timeout_ms
+ * for ring space. Returns 0, -EAGAIN/-ETIMEDOUT (full), -EPIPE, -ENOENT (no
+ * such peer), -EMSGSIZE.
+ */
+RIPC_API int ripc_server_send(ripc_server *s, uint32_t peer_id, uint16_t type, const void *data,
+                              uint64_t len, int timeout_ms);
+/* Send to every connected worker; returns how many it reached. */
+RIPC_API int ripc_server_broadcast(ripc_server *s, uint16_t type, const void *data, uint64_t len,
+                                   int timeout_ms);
+/*
+ * Reply to a request (from its handler, or later while the peer lives).
+ * Waits for ring space up to 1 s: a worker that never reads its replies
+ * cannot stall the dispatch thread for longer (-ETIMEDOUT).
+ */
+RIPC_API int ripc_reply(ripc_peer *p, const ripc_msg *req, const void *data, uint64_t len);
+
+RIPC_API uint32_t ripc_peer_id(const ripc_peer *p);
+RIPC_API const char *ripc_peer_name(const ripc_peer *p);
+/* "shm" or "socket", and a short reason why that transport. */
+RIPC_API const char *ripc_peer_transport(const ripc_peer *p);
+RIPC_API const char *ripc_peer_transport_reason(const ripc_peer *p);
+RIPC_API int32_t ripc_peer_pid(const ripc_peer *p);
+
+/* Readable when ripc_server_poll() has work (see there). */
+RIPC_API int ripc_server_fd(ripc_server *s);
+/* Workers connected now. */
+RIPC_API unsigned ripc_server_peer_count(ripc_server *s);
+/* Say goodbye to every worker, stop, free everything. NULL is fine. */
+RIPC_API void ripc_server_close(ripc_server *s);
+
+/* ---- worker ---- */
+
+/*
+ * Connect and register. On success *c is ready for send/recv. A REJECT is
+ * returned as its own error (-EPROTONOSUPPORT version, -EACCES credentials,
+ * -EMSGSIZE limits); ripc_client_open_ex writes the master's reason text.
+ */
+RIPC_API int ripc_client_open(ripc_client **c, const char *url, const ripc_options *opt);
+RIPC_API int ripc_client_open_ex(ripc_client **c, const char *url, const ripc_options *opt,
+                                 char *why, size_t why_len);
+
+/* One-way message to the master. Waits up to timeout_ms for ring space. */
+RIPC_API int ripc_client_send(ripc_client *c, uint16_t type, const void *data, uint64_t len,
+                              int timeout_ms);
+/*
+ * Receive the next message from the master (one-way or broadcast). msg->data
+ * stays valid until the next recv/request on this client. Replies to
+ * requests that are no longer awaited are dropped and counted
+ * (ripc_client_dropped), never returned here.
+ */
+RIPC_API int ripc_client_recv(ripc_client *c, ripc_msg *msg, int timeout_ms);
+/*
+ * Send a request and wait for its reply (the whole exchange within
+ * timeout_ms). Messages that arrive meanwhile are kept for ripc_client_recv()
+ * (at most one ring's worth; beyond that -ENOBUFS). reply->data stays valid
+ * until the next recv/request.
+ */
+RIPC_API int ripc_client_request(ripc_client *c, uint16_t type, const void *data, uint64_t len,
+                                 ripc_msg *reply, int timeout_ms);
+RIPC_API const char *ripc_client_transport(const ripc_client *c); /* "shm" or "socket" */
+RIPC_API const char *ripc_client_transport_reason(const ripc_client *c);
+RIPC_API uint32_t ripc_client_id(const ripc_client *c);
+/* Readable when the master may have sent something (arm with recv(…, 0) == -EAGAIN). */
+RIPC_API int ripc_client_fd(ripc_client *c);
+/* Replies dropped because no request awaited their id. */
+RIPC_API uint64_t ripc_client_dropped(const ripc_client *c);
+/* Say goodbye and free everything. NULL is fine. */
+RIPC_API void ripc_client_close(ripc_client *c);
+
+RIPC_API const char *ripc_strerror(int err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RINGIPC_RINGIPC_H */

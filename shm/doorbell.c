@@ -1,0 +1,262 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Doorbells: the dispatcher (contract: shm/doorbell.h). Everything that does
+ * not depend on the kind lives here: argument checks, close, caps, names,
+ * and the deadline / poll helpers the kinds share. The kinds themselves are
+ * in doorbell_eventfd.c, doorbell_futex.c and doorbell_socket.c.
+ */
+#include "shm/doorbell.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stddef.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "shm/doorbell_impl.h"
+
+static void db_reset(ripc__doorbell *db)
+{
+    db->kind = RIPC_DB_NONE;
+    db->wait_fd = -1;
+    db->ring_fd = -1;
+    db->word = NULL;
+}
+
+uint32_t ripc__doorbell_caps(void)
+{
+    uint32_t caps = 0;
+    if (ripc__doorbell_eventfd_usable())
+        caps |= RIPC_DB_CAP(RIPC_DB_EVENTFD);
+    if (ripc__doorbell_futex_usable())
+        caps |= RIPC_DB_CAP(RIPC_DB_FUTEX);
+    if (ripc__doorbell_socket_usable())
+        caps |= RIPC_DB_CAP(RIPC_DB_SOCKET);
+    return caps;
+}
+
+const char *ripc__doorbell_name(int kind)
+{
+    switch (kind) {
+    case RIPC_DB_NONE:
+        return "none";
+    case RIPC_DB_EVENTFD:
+        return "eventfd";
+    case RIPC_DB_FUTEX:
+        return "futex";
+    case RIPC_DB_SOCKET:
+        return "socket";
+    default:
+        return "unknown";
+    }
+}
+
+/* The futex word must be a naturally aligned u32 (the kernel says -EINVAL
+ * otherwise, but only once somebody waits). */
+static int word_ok(_Atomic uint32_t *word)
+{
+    return word != NULL && ((uintptr_t)word & (sizeof(uint32_t) - 1)) == 0;
+}
+
+int ripc__doorbell_open(ripc__doorbell *db, int kind, _Atomic uint32_t *word)
+{
+    if (db == NULL)
+        return -EINVAL;
+    db_reset(db);
+    switch (kind) {
+    case RIPC_DB_EVENTFD:
+        return ripc__doorbell_eventfd_open(db, NULL);
+    case RIPC_DB_FUTEX:
+        if (!word_ok(word))
+            return -EINVAL;
+        return ripc__doorbell_futex_open(db, word);
+    case RIPC_DB_SOCKET:
+        return ripc__doorbell_socket_open(db, NULL);
+    default:
+        return -EINVAL;
+    }
+}
+
+int ripc__doorbell_adopt(ripc__doorbell *db, int kind, int wait_fd, int ring_fd,
+                         _Atomic uint32_t *word)
+{
+    if (db == NULL)
+        return -EINVAL;
+    db_reset(db);
+    switch (kind) {
+    case RIPC_DB_EVENTFD:
+        /* One object: the same fd waits and rings. */
+        if ((wait_fd < 0 && ring_fd < 0) || (wait_fd >= 0 && ring_fd >= 0 && wait_fd != ring_fd))
+            return -EINVAL;
+        return ripc__doorbell_eventfd_adopt(db, wait_fd, ring_fd, NULL);
+    case RIPC_DB_FUTEX:
+        /* No descriptors: a futex doorbell is only the shared word. */
+        if (!word_ok(word) || wait_fd >= 0 || ring_fd >= 0)
+            return -EINVAL;
+        return ripc__doorbell_futex_adopt(db, -1, -1, word);
+    case RIPC_DB_SOCKET:
+        if ((wait_fd < 0 && ring_fd < 0) || (wait_fd >= 0 && wait_fd == ring_fd))
+            return -EINVAL;
+        return ripc__doorbell_socket_adopt(db, wait_fd, ring_fd, NULL);
+    default:
+        return -EINVAL;
+    }
+}
+
+void ripc__doorbell_close(ripc__doorbell *db)
+{
+    if (db == NULL)
+        return;
+    /* Only kinds that own descriptors close anything: a zeroed struct
+     * (kind NONE, fds 0) must not close stdin. */
+    if (db->kind == RIPC_DB_EVENTFD || db->kind == RIPC_DB_SOCKET) {
+        if (db->wait_fd >= 0)
+            close(db->wait_fd);
+        if (db->ring_fd >= 0 && db->ring_fd != db->wait_fd)
+            close(db->ring_fd);
+    }
+    db_reset(db);
+}
+
+void ripc__doorbell_ring(ripc__doorbell *db)
+{
+    /* May run in a signal handler: leave errno as we found it. */
+    int saved = errno;
+    switch (db->kind) {
+    case RIPC_DB_EVENTFD:
+        ripc__doorbell_eventfd_ring(db);
+        break;
+    case RIPC_DB_FUTEX:
+        ripc__doorbell_futex_ring(db);
+        break;
+    case RIPC_DB_SOCKET:
+        ripc__doorbell_socket_ring(db);
+        break;
+    default:
+        break;
+    }
+    errno = saved;
+}
+
+int ripc__doorbell_wait(ripc__doorbell *db, uint32_t seen, int watch_fd, int timeout_ms)
+{
+    if (db == NULL)
+        return -EINVAL;
+    switch (db->kind) {
+    case RIPC_DB_EVENTFD:
+        if (db->wait_fd < 0)
+            return -EINVAL;
+        return ripc__doorbell_eventfd_wait(db, seen, watch_fd, timeout_ms);
+    case RIPC_DB_FUTEX:
+        if (db->word == NULL)
+            return -EINVAL;
+        return ripc__doorbell_futex_wait(db, seen, watch_fd, timeout_ms);
+    case RIPC_DB_SOCKET:
+        if (db->wait_fd < 0)
+            return -EINVAL;
+        return ripc__doorbell_socket_wait(db, seen, watch_fd, timeout_ms);
+    default:
+        return -EINVAL;
+    }
+}
+
+uint32_t ripc__doorbell_seq(const ripc__doorbell *db)
+{
+    if (db->kind != RIPC_DB_FUTEX || db->word == NULL)
+        return 0;
+    /* Acquire pairs with the release increment in the futex ring: whatever
+     * the ringer wrote before ringing is visible once we see the new value. */
+    return atomic_load_explicit(db->word, memory_order_acquire);
+}
+
+void ripc__doorbell_drain(ripc__doorbell *db)
+{
+    switch (db->kind) {
+    case RIPC_DB_EVENTFD:
+        if (db->wait_fd >= 0)
+            ripc__doorbell_eventfd_drain(db);
+        break;
+    case RIPC_DB_SOCKET:
+        if (db->wait_fd >= 0)
+            ripc__doorbell_socket_drain(db);
+        break;
+    default:
+        break; /* futex: nothing is queued; the caller re-reads the word */
+    }
+}
+
+/* ---- helpers shared by the kinds ---- */
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t ripc__doorbell_deadline(int timeout_ms)
+{
+    if (timeout_ms < 0)
+        return -1;
+    return now_ns() + (int64_t)timeout_ms * 1000000;
+}
+
+int64_t ripc__doorbell_left_ns(int64_t deadline)
+{
+    if (deadline < 0)
+        return -1;
+    int64_t left = deadline - now_ns();
+    return left > 0 ? left : 0;
+}
+
+int ripc__doorbell_poll(int fd, int watch_fd, int64_t deadline)
+{
+    short watch_events = POLLIN;
+#ifdef POLLRDHUP
+    watch_events |= POLLRDHUP; /* the peer shut down its side: as good as dead */
+#endif
+    struct pollfd p[2] = {
+        {.fd = fd, .events = POLLIN},
+        {.fd = watch_fd, .events = watch_events},
+    };
+    for (;;) {
+        int64_t left = ripc__doorbell_left_ns(deadline);
+        /* Round up: poll() must not come back before the deadline only to
+         * be called again with 0 and return "timeout" early. */
+        int ms = left < 0 ? -1 : (int)((left + 999999) / 1000000);
+        int n = poll(p, 2, ms);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue; /* the next round gets what is left of the time */
+            return -errno;
+        }
+        if (n == 0) {
+            if (ms == 0 || ripc__doorbell_left_ns(deadline) == 0)
+                return 0;
+            continue;
+        }
+        if ((p[0].revents | p[1].revents) & POLLNVAL)
+            return -EBADF;
+        /* POLLHUP / POLLERR / POLLRDHUP are never asked for but always
+         * reported: any bit set means "look at this fd". */
+        return (p[0].revents ? 1 : 0) | (p[1].revents ? 2 : 0);
+    }
+}
+
+int ripc__doorbell_fd_prepare(int fd, int nonblock)
+{
+    int fl = fcntl(fd, F_GETFD);
+    if (fl < 0)
+        return -errno;
+    if (!(fl & FD_CLOEXEC) && fcntl(fd, F_SETFD, fl | FD_CLOEXEC) < 0)
+        return -errno;
+    if (nonblock) {
+        fl = fcntl(fd, F_GETFL);
+        if (fl < 0)
+            return -errno;
+        if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+            return -errno;
+    }
+    return 0;
+}

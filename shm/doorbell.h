@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Doorbells: how one side wakes the other when (and only when) it sleeps.
+ * The sleep flags and the eventcount protocol live with the ring (see
+ * shm/ring_internal.h); a doorbell is just the kernel object the sleeper
+ * blocks on. One file per kind: doorbell_eventfd.c (Linux),
+ * doorbell_futex.c (Linux), doorbell_socket.c (any POSIX), doorbell_win32.c.
+ *
+ *   kind                  wait object             ring                  pollable fd
+ *   RIPC_DB_EVENTFD       eventfd (one fd)        write 1               yes
+ *   RIPC_DB_FUTEX         a u32 word in shared    ++word, FUTEX_WAKE    no
+ *                         memory (the ring's wait
+ *                         line)
+ *   RIPC_DB_SOCKET        socketpair: the sleeper write 1 byte          yes
+ *                         holds the read end,     (EAGAIN = already
+ *                         the ringer the write    pending: fine)
+ *                         end
+ *
+ * A doorbell is made by the master, which passes the descriptors to the
+ * worker over SCM_RIGHTS. Rings may come at any time, from any thread; a ring
+ * that finds the sleeper awake is simply consumed by its next wait. Waits are
+ * by one thread at a time.
+ */
+#ifndef RIPC_SHM_DOORBELL_H
+#define RIPC_SHM_DOORBELL_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+enum {
+    RIPC_DB_NONE = 0,
+    RIPC_DB_EVENTFD = 1,
+    RIPC_DB_FUTEX = 2,
+    RIPC_DB_SOCKET = 3,
+};
+
+/* Capability bits (also sent in HELLO): which kinds this build supports. */
+#define RIPC_DB_CAP(kind) (1u << (kind))
+
+typedef struct ripc__doorbell {
+    int kind;
+    int wait_fd;               /* eventfd / read end; -1 if none */
+    int ring_fd;               /* eventfd (same fd) / write end; -1 if none */
+    _Atomic uint32_t *word;    /* futex: the shared word; NULL otherwise */
+} ripc__doorbell;
+
+/* Bitmask of RIPC_DB_CAP(kind) for the kinds compiled in and usable. */
+uint32_t ripc__doorbell_caps(void);
+const char *ripc__doorbell_name(int kind);
+
+/*
+ * Make a doorbell of `kind`. For RIPC_DB_FUTEX pass the shared word (it must
+ * live in memory both processes map); the others ignore it. The sleeper's
+ * side and the ringer's side are the same struct in one process; to hand one
+ * side to a peer, send wait_fd or ring_fd. Returns 0, -ENOSYS (kind not
+ * built), -EMFILE, -ENOMEM.
+ */
+int ripc__doorbell_open(ripc__doorbell *db, int kind, _Atomic uint32_t *word);
+
+/*
+ * Build the peer's end from received descriptors: a sleeper's end needs
+ * wait_fd (ring_fd -1), a ringer's end ring_fd (wait_fd -1); eventfd uses the
+ * same fd for both. Takes ownership of the fds on success only.
+ */
+int ripc__doorbell_adopt(ripc__doorbell *db, int kind, int wait_fd, int ring_fd,
+                         _Atomic uint32_t *word);
+
+/* Close what this side holds; safe on a zeroed or closed doorbell (fds < 0
+ * or kind NONE are skipped: the struct must have been opened or adopted, or
+ * zeroed with kind = RIPC_DB_NONE). */
+void ripc__doorbell_close(ripc__doorbell *db);
+
+/* Wake the sleeper. Async-signal-safe, never blocks, never fails visibly. */
+void ripc__doorbell_ring(ripc__doorbell *db);
+
+/*
+ * Sleep until the doorbell rings, watch_fd (the peer's control socket; -1 =
+ * none) becomes readable or hangs up, or timeout_ms passes (-1 = forever).
+ * Pending rings are consumed. Returns 1 when rung, 2 when watch_fd is ready
+ * (the caller finds out whether that is data or death), 0 on timeout, or a
+ * negative errno. Spurious returns of 1 are allowed: callers re-check their
+ * condition. The futex kind cannot poll watch_fd while asleep: it sleeps in
+ * slices of at most 50 ms and polls watch_fd between them.
+ * `seen` is for the futex kind: the word's value read before the caller
+ * armed its sleep flag (the wait returns at once if the word has moved on).
+ */
+int ripc__doorbell_wait(ripc__doorbell *db, uint32_t seen, int watch_fd, int timeout_ms);
+
+/* Read the futex word (others: 0), to pass as `seen` to a later wait. */
+uint32_t ripc__doorbell_seq(const ripc__doorbell *db);
+
+/* Consume pending rings without sleeping (eventfd read / socket drain). */
+void ripc__doorbell_drain(ripc__doorbell *db);
+
+#endif /* RIPC_SHM_DOORBELL_H */

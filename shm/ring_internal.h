@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: MIT */
+/* The private side of a ring handle: what one process keeps about a ring.
+ * Shared with the rest of the library (doorbells need the wait words). */
+#ifndef RIPC_SHM_RING_INTERNAL_H
+#define RIPC_SHM_RING_INTERNAL_H
+
+#include <stdint.h>
+
+#include "shm/ring_layout.h"
+
+struct ripc_ring {
+    struct ripc_ring_hdr *hdr;
+    unsigned char *data;
+    uint64_t capacity; /* private copies of the constants, read once */
+    uint64_t mask;
+    uint64_t max_payload;
+    uint64_t pos;      /* our own index: head (producer) or tail (consumer) */
+    uint64_t peer;     /* cached copy of the other side's index */
+    int role;
+    int dead;          /* -EPROTO seen: the ring is never used again */
+    /* producer: the open reservation */
+    int reserved;
+    uint64_t res_pad;
+    uint64_t res_len;
+    /* consumer: the record returned by the last peek */
+    int peeked;
+    uint64_t peek_skip; /* pad bytes before it */
+    uint64_t peek_size;
+    uint64_t peek_len;
+};
+
+#endif
+
+/*
+ * The eventcount of DESIGN.md "Doorbell", on the ring's wait line.
+ *
+ * Sleeper (consumer waiting for data / producer waiting for space):
+ *   arm:   flag = 1 (seq_cst store), re-read the other side's index
+ *          (seq_cst load); if the condition now holds, disarm and do not sleep.
+ * Waker (producer after commit / consumer after release):
+ *   publish its index, full fence, load the flag; if set, exchange it to 0
+ *   and ring the doorbell. Only the first waker after an arm rings.
+ * Either the sleeper's re-read sees the new index, or the waker's load sees
+ * the flag: the seq_cst total order forbids both missing (Dekker).
+ */
+int ripc__ring_arm_consumer(ripc_ring *r);         /* 1: data is there, not armed */
+void ripc__ring_disarm_consumer(ripc_ring *r);
+int ripc__ring_arm_producer(ripc_ring *r, size_t len); /* 1: room for len, not armed */
+void ripc__ring_disarm_producer(ripc_ring *r);
+/* Producer: commit like ripc_ring_commit, but publish with seq_cst; returns
+ * 1 when the consumer was asleep (the caller must ring its doorbell). */
+int ripc__ring_commit_wake(ripc_ring *r, size_t len);
+/* Consumer: after one or more releases, 1 when the producer was asleep
+ * waiting for space (ring its doorbell). */
+int ripc__ring_space_wake(ripc_ring *r);
+/* Consumer: is a record (or garbage) published beyond our tail? Cheap:
+ * reads the producer index only when the cached copy is exhausted. */
+int ripc__ring_readable(ripc_ring *r);
+/* Producer: would a record of len bytes fit now? */
+int ripc__ring_writable(ripc_ring *r, size_t len);

@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The shared-memory format of one SPSC ring. This header is the whole format:
+ * no OS calls here, so it can be unit-tested and fuzzed alone.
+ *
+ *   offset  line                       written by
+ *   0       constants                  ripc_ring_format() only
+ *   128     producer index (head)      producer
+ *   256     consumer index (tail)      consumer
+ *   384     wait words (sleep flags)   both sides (see shm/doorbell.h)
+ *   512     data[capacity]             producer writes, consumer reads
+ *
+ * Each line is 128 bytes: two 64-byte cache lines, so the adjacent-line
+ * prefetcher of one side never drags the other side's hot line along.
+ *
+ * Indices are monotonic 64-bit byte counters (they never wrap in practice:
+ * 2^64 bytes at 100 GB/s is 5 years; the arithmetic is modular anyway).
+ * position p lives at data[p & (capacity - 1)]. Invariants the producer keeps
+ * and the consumer checks: tail <= head, head - tail <= capacity, both
+ * multiples of 8.
+ *
+ * Records are 8-byte aligned: a header {u32 len; u32 flags} then len payload
+ * bytes, padded to 8. A record never straddles the end of the data area: when
+ * it would, the producer writes a pad record (flags = PAD, len = bytes to the
+ * end minus 8) and the real record starts at offset 0. Both are published by
+ * one store of head.
+ */
+#ifndef RIPC_SHM_RING_LAYOUT_H
+#define RIPC_SHM_RING_LAYOUT_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#define RIPC_RING_MAGIC 0x31474E5243504952ULL /* "RIPCRNG1" little-endian */
+#define RIPC_RING_LAYOUT_VERSION 1u
+#define RIPC_RING_LINE 128u
+#define RIPC_RING_HDR_BYTES (4u * RIPC_RING_LINE)
+#define RIPC_RING_ALIGN 8u
+
+#define RIPC_REC_HDR 8u
+#define RIPC_REC_PAD 0x1u          /* skip to the start of the data area */
+#define RIPC_REC_KNOWN_FLAGS RIPC_REC_PAD
+
+struct ripc_ring_consts {
+    uint64_t magic;
+    uint32_t version;
+    uint32_t hdr_bytes;   /* offset of data[] */
+    uint64_t capacity;    /* data bytes, power of two */
+    uint64_t max_payload; /* capacity / 2 - RIPC_REC_HDR */
+};
+
+/* Wait words: the eventcount of DESIGN.md "Doorbell". A side about to sleep
+ * sets its flag, fences, re-checks the index, then blocks; the other side
+ * fences after publishing and rings only when the flag is set. The futex
+ * doorbell waits on the sequence words. */
+struct ripc_ring_wait {
+    _Atomic uint32_t consumer_sleeping; /* consumer waits for data */
+    _Atomic uint32_t producer_sleeping; /* producer waits for space */
+    _Atomic uint32_t data_seq;          /* bumped by the producer's ring */
+    _Atomic uint32_t space_seq;         /* bumped by the consumer's ring */
+};
+
+struct ripc_ring_hdr {
+    union {
+        struct ripc_ring_consts c;
+        unsigned char pad0[RIPC_RING_LINE];
+    } consts;
+    union {
+        _Atomic uint64_t head;
+        unsigned char pad1[RIPC_RING_LINE];
+    } prod;
+    union {
+        _Atomic uint64_t tail;
+        unsigned char pad2[RIPC_RING_LINE];
+    } cons;
+    union {
+        struct ripc_ring_wait w;
+        unsigned char pad3[RIPC_RING_LINE];
+    } wait;
+};
+
+_Static_assert(sizeof(struct ripc_ring_hdr) == RIPC_RING_HDR_BYTES, "ring header is 4 lines");
+
+static inline uint64_t ripc__rec_size(uint64_t payload)
+{
+    return (RIPC_REC_HDR + payload + (RIPC_RING_ALIGN - 1)) & ~(uint64_t)(RIPC_RING_ALIGN - 1);
+}
+
+static inline uint64_t ripc__rec_pack(uint32_t len, uint32_t flags)
+{
+    return (uint64_t)len | ((uint64_t)flags << 32);
+}
+
+static inline uint32_t ripc__rec_len(uint64_t h)
+{
+    return (uint32_t)h;
+}
+
+static inline uint32_t ripc__rec_flags(uint64_t h)
+{
+    return (uint32_t)(h >> 32);
+}
+
+#endif /* RIPC_SHM_RING_LAYOUT_H */

@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Shared-memory segments: create, size and map a region another process can
+ * map too, identified by a descriptor that travels over SCM_RIGHTS (POSIX) or
+ * a duplicated HANDLE (Windows). No name ever outlives the creating call.
+ *
+ * Backends (one file per platform: segment_posix.c, segment_win32.c):
+ *   RIPC_SEG_MEMFD     Linux memfd_create, sealed against shrink and grow
+ *                      once sized (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL).
+ *   RIPC_SEG_SHM_OPEN  shm_open with a random name, O_EXCL, mode 0600,
+ *                      unlinked before the call returns.
+ *   RIPC_SEG_WIN32     CreateFileMapping (Windows).
+ *   RIPC_SEG_DEFAULT   memfd where it exists (build option
+ *                      RIPC_SEGMENT_DEFAULT=shm_open picks shm_open), else
+ *                      shm_open, else Win32.
+ *
+ * Failure to get shared memory returns a negative errno and fills `why` (when
+ * given) with one line saying which step failed; the library uses that to
+ * fall back to socket mode.
+ */
+#ifndef RIPC_SHM_SEGMENT_H
+#define RIPC_SHM_SEGMENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum {
+    RIPC_SEG_DEFAULT = 0,
+    RIPC_SEG_MEMFD = 1,
+    RIPC_SEG_SHM_OPEN = 2,
+    RIPC_SEG_WIN32 = 3,
+};
+
+/* Largest segment we agree to create or map (bytes). */
+#define RIPC_SEG_MAX ((uint64_t)1 << 40)
+
+typedef struct ripc__segment {
+    void *base;   /* mapping, NULL when closed */
+    size_t len;   /* mapped bytes */
+    intptr_t fd;  /* descriptor (POSIX fd, or Windows HANDLE); -1 when none */
+    int backend;  /* RIPC_SEG_* actually used */
+} ripc__segment;
+
+#define RIPC_SEG_WHY_LEN 128
+
+/* Is this backend compiled in and usable on this platform? (1/0) */
+int ripc__segment_supported(int backend);
+
+/* Backend name for messages: "memfd", "shm_open", "win32". */
+const char *ripc__segment_backend_name(int backend);
+
+/*
+ * Create a segment of len bytes (0 < len <= RIPC_SEG_MAX), size it, map it
+ * read-write and zero-filled. On success seg owns the mapping and the
+ * descriptor (close-on-exec). On failure seg is left closed (base NULL,
+ * fd -1) and nothing is leaked. Returns 0, -EINVAL (len, backend),
+ * -ENOSYS / -EOPNOTSUPP (backend missing), -EMFILE, -ENOMEM, -ENOSPC,
+ * -EACCES or another -errno from the failing step.
+ */
+int ripc__segment_create(ripc__segment *seg, size_t len, int backend, char *why, size_t why_len);
+
+/*
+ * Map a segment received from a peer. Its size is checked with fstat and must
+ * be exactly len; a memfd must carry F_SEAL_SHRINK (otherwise the peer could
+ * truncate it under us and make us fault), so an unsealed memfd is -EPERM.
+ * On success seg takes ownership of fd; on failure the caller still owns fd.
+ * Returns 0, -EINVAL (bad fd/len), -EPROTO (size mismatch), -EPERM, -ENOMEM.
+ */
+int ripc__segment_map(ripc__segment *seg, intptr_t fd, size_t len, char *why, size_t why_len);
+
+/* Close the descriptor but keep the mapping (after it was passed on). */
+void ripc__segment_close_fd(ripc__segment *seg);
+
+/* Unmap and close everything; safe on a closed or zeroed segment. */
+void ripc__segment_close(ripc__segment *seg);
+
+#endif /* RIPC_SHM_SEGMENT_H */

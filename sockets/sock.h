@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The control channel's sockets: addresses, listen/connect/accept, descriptor
+ * passing and peer credentials. POSIX implementation: sockets/sock_posix.c
+ * (a Windows one comes with the Windows issue).
+ *
+ * Every descriptor made here is close-on-exec. Functions return 0 or a
+ * negative errno; where a `why` buffer is taken it gets one line of detail.
+ */
+#ifndef RIPC_SOCKETS_SOCK_H
+#define RIPC_SOCKETS_SOCK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum {
+    RIPC_ADDR_UNIX = 1,
+    RIPC_ADDR_TCP = 2,
+};
+
+#define RIPC_ADDR_PATH_MAX 108 /* sizeof(sun_path) on Linux */
+#define RIPC_ADDR_HOST_MAX 256
+
+typedef struct ripc__addr {
+    int kind;                          /* RIPC_ADDR_UNIX or RIPC_ADDR_TCP */
+    char path[RIPC_ADDR_PATH_MAX];     /* unix: NUL-terminated path */
+    char host[RIPC_ADDR_HOST_MAX];     /* tcp: host name or literal (IPv6 without []) */
+    uint16_t port;                     /* tcp: 1..65535 (0 only when listening: any port) */
+    uint64_t dev, ino;                 /* unix: identity of the socket file made by
+                                          ripc__sock_listen (0 until then; parse zeroes) */
+} ripc__addr;
+
+/*
+ * Parse "unix:/path", "unix:relative/path", "unix:///path" (URL style: the
+ * path is what follows "unix://"), a bare path, or "tcp://host:port" /
+ * "tcp://[v6addr]:port" (port 0..65535). *a is zeroed first. Errors: -EINVAL
+ * (empty, unknown scheme, missing/bad port, empty or too long host),
+ * -ENAMETOOLONG (path does not fit sun_path). why says which.
+ */
+int ripc__addr_parse(ripc__addr *a, const char *url, char *why, size_t why_len);
+
+/* Format back to a URL ("unix:/p" or "tcp://h:port"); returns snprintf's count. */
+int ripc__addr_format(const ripc__addr *a, char *buf, size_t len);
+
+/*
+ * Listen. Unix: if the path exists and is a socket that nobody answers on
+ * (connect gives ECONNREFUSED), it is stale and removed; if a server answers
+ * -EADDRINUSE; if the path is not a socket -EEXIST. The socket file is made
+ * mode 0600 (umask-independent) and its device/inode are stored in a->dev and
+ * a->ino for ripc__sock_unlink. TCP: SO_REUSEADDR, backlog 128; port 0 picks
+ * one, and *a is updated with the port actually bound. *fd is non-blocking.
+ * On failure nothing is left open and no file is left behind.
+ */
+int ripc__sock_listen(ripc__addr *a, intptr_t *fd, char *why, size_t why_len);
+
+/* Remove the unix socket file made by ripc__sock_listen on lfd, but only if
+ * the path still names that very socket (same device and inode as recorded in
+ * a->dev/a->ino; pass the ripc__addr that listen filled). Call it before
+ * closing lfd: the open listener pins the inode so its number cannot have been
+ * reused; with lfd closed (or not bound to a->path) nothing is removed and the
+ * file is left for the next listen to reclaim as stale. Does not close lfd.
+ * No-op for TCP or when a->dev/a->ino were never filled. */
+void ripc__sock_unlink(const ripc__addr *a, intptr_t lfd);
+
+/*
+ * Connect, waiting at most timeout_ms (-1 forever). The returned *fd is
+ * blocking. TCP gets TCP_NODELAY. A missing unix path or a refused TCP port
+ * is -ECONNREFUSED; a timeout -ETIMEDOUT.
+ */
+int ripc__sock_connect(const ripc__addr *a, intptr_t *fd, int timeout_ms, char *why, size_t why_len);
+
+/* Accept one connection (non-blocking listener): -EAGAIN when none is
+ * pending. The new *fd is blocking and close-on-exec; TCP gets NODELAY. */
+int ripc__sock_accept(intptr_t lfd, intptr_t *fd);
+
+int ripc__sock_set_nonblock(intptr_t fd, int on);
+void ripc__sock_close(intptr_t fd);
+
+/*
+ * Send all len bytes (blocking socket; loops over partial writes, retries
+ * EINTR, never raises SIGPIPE), attaching nfds descriptors (<= 8) to the first
+ * byte with SCM_RIGHTS. -EPIPE when the peer is gone.
+ */
+int ripc__sock_send_fds(intptr_t fd, const void *buf, size_t len, const int *fds, int nfds);
+
+/*
+ * Receive exactly len bytes (blocking; waits at most timeout_ms in total, -1
+ * forever). Descriptors that arrive with any of those bytes are stored in
+ * fds[0..max_fds) and counted in *nfds (close-on-exec); the caller owns them.
+ * More than max_fds descriptors, or a truncated control message: -EPROTO.
+ * EOF before len bytes: -EPIPE; timeout: -ETIMEDOUT. On any failure every
+ * descriptor that arrived is closed and *nfds is 0 (fds/nfds may be NULL/0
+ * when no descriptors are expected).
+ */
+int ripc__sock_recv_fds(intptr_t fd, void *buf, size_t len, int *fds, int max_fds, int *nfds,
+                        int timeout_ms);
+
+/* Send / receive without descriptors: thin wrappers over the two above. */
+int ripc__sock_send_all(intptr_t fd, const void *buf, size_t len);
+int ripc__sock_recv_all(intptr_t fd, void *buf, size_t len, int timeout_ms);
+
+/*
+ * Credentials of the process at the other end of a unix socket (SO_PEERCRED,
+ * or getpeereid elsewhere). -ENOTSUP for TCP.
+ */
+int ripc__sock_peer_cred(intptr_t fd, uint32_t *uid, uint32_t *gid, int32_t *pid);
+
+/*
+ * Is the peer still there? 1 = alive, 0 = gone (EOF, HUP, error). Never
+ * blocks and never consumes data (MSG_PEEK).
+ */
+int ripc__sock_alive(intptr_t fd);
+
+#endif /* RIPC_SOCKETS_SOCK_H */

@@ -1,0 +1,180 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The ring path of one worker: two SPSC rings in one segment, a doorbell
+ * each way, and the wait strategies. Used by both the client and the server.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <string.h>
+
+#include "src/internal.h"
+
+size_t ripc__chan_seg_bytes(size_t ring_bytes)
+{
+    return 2 * ripc_ring_size(ring_bytes);
+}
+
+int ripc__chan_create_segment(ripc__chan *ch, size_t ring_bytes, char *why, size_t why_len)
+{
+    size_t one = ripc_ring_size(ring_bytes);
+    if (one == 0)
+        return -EINVAL;
+    int rc = ripc__segment_create(&ch->seg, 2 * one, RIPC_SEG_DEFAULT, why, why_len);
+    if (rc < 0)
+        return rc;
+    unsigned char *base = ch->seg.base;
+    if ((rc = ripc_ring_format(base, one, ring_bytes)) < 0 ||
+        (rc = ripc_ring_format(base + one, one, ring_bytes)) < 0) {
+        ripc__segment_close(&ch->seg);
+        return rc;
+    }
+    return 0;
+}
+
+int ripc__chan_attach(ripc__chan *ch, size_t ring_bytes, int master)
+{
+    size_t one = ripc_ring_size(ring_bytes);
+    if (one == 0 || ch->seg.len < 2 * one)
+        return -EPROTO;
+    unsigned char *w2m = ch->seg.base, *m2w = w2m + one;
+    int rc = ripc_ring_attach(&ch->rx, master ? w2m : m2w, one, RIPC_RING_CONSUMER);
+    if (rc == 0)
+        rc = ripc_ring_attach(&ch->tx, master ? m2w : w2m, one, RIPC_RING_PRODUCER);
+    if (rc < 0) {
+        ripc_ring_detach(ch->rx);
+        ch->rx = NULL;
+        return rc;
+    }
+    ch->max_payload = ripc_ring_payload_max(ch->tx) - RIPC_MSG_HDR;
+    return 0;
+}
+
+void ripc__chan_close(ripc__chan *ch)
+{
+    ripc_ring_detach(ch->tx);
+    ripc_ring_detach(ch->rx);
+    ch->tx = ch->rx = NULL;
+    ripc__doorbell_close(&ch->bell);
+    ripc__doorbell_close(&ch->peer_bell);
+    ripc__segment_close(&ch->seg);
+}
+
+int ripc__chan_try_send(ripc__chan *ch, uint16_t type, uint8_t kind, uint64_t id,
+                        const void *data, uint64_t len)
+{
+    if (len > ch->max_payload || len > ch->max_message)
+        return -EMSGSIZE;
+    size_t total = RIPC_MSG_HDR + (size_t)len;
+    void *buf;
+    int rc = ripc_ring_reserve(ch->tx, total, &buf);
+    if (rc < 0)
+        return rc;
+    ripc__msg_encode(buf, type, kind, 0, id);
+    if (len)
+        memcpy((unsigned char *)buf + RIPC_MSG_HDR, data, (size_t)len);
+    if (ripc__ring_commit_wake(ch->tx, total))
+        ripc__doorbell_ring(&ch->peer_bell);
+    return 0;
+}
+
+int ripc__chan_peek(ripc__chan *ch, ripc_msg *m)
+{
+    const void *buf;
+    size_t n;
+    int rc = ripc_ring_peek(ch->rx, &buf, &n);
+    if (rc < 0)
+        return rc;
+    uint8_t flags;
+    if (n < RIPC_MSG_HDR ||
+        ripc__msg_decode(buf, &m->type, &m->kind, &flags, &m->id) < 0 || flags != 0)
+        return -EPROTO;
+    m->data = (const unsigned char *)buf + RIPC_MSG_HDR;
+    m->len = n - RIPC_MSG_HDR;
+    return 0;
+}
+
+void ripc__chan_release(ripc__chan *ch, int wake)
+{
+    ripc_ring_release(ch->rx);
+    if (wake)
+        ripc__chan_space_wake(ch);
+}
+
+void ripc__chan_space_wake(ripc__chan *ch)
+{
+    if (ripc__ring_space_wake(ch->rx))
+        ripc__doorbell_ring(&ch->peer_bell);
+}
+
+static int ready(ripc__chan *ch, int space, size_t len)
+{
+    return space ? ripc__ring_writable(ch->tx, len) : ripc__ring_readable(ch->rx);
+}
+
+int ripc__chan_wait(ripc__chan *ch, int space, size_t len, uint64_t deadline)
+{
+    if (ready(ch, space, len))
+        return 0;
+    /* Spin phase: only pays when the peer has a CPU of its own. */
+    if (ch->wait_mode != RIPC_WAIT_BLOCK && ch->spin_us > 0) {
+        uint64_t start = ripc__now_ns();
+        uint64_t spin_end = ch->wait_mode == RIPC_WAIT_SPIN
+                                ? UINT64_MAX
+                                : start + (uint64_t)ch->spin_us * 1000u;
+        uint64_t next_check = start + 1000000u; /* peer liveness, every ms */
+        for (unsigned i = 1;; i++) {
+            ripc__cpu_relax();
+            if (ready(ch, space, len))
+                return 0;
+            if ((i & 63) == 0) {
+                uint64_t now = ripc__now_ns();
+                if (now >= deadline)
+                    return -ETIMEDOUT;
+                if (now >= next_check) {
+                    if (!ripc__sock_alive(ch->sock))
+                        return 1;
+                    next_check = now + 1000000u;
+                    sched_yield(); /* let a co-scheduled peer run */
+                }
+                if (now >= spin_end)
+                    break;
+            }
+        }
+    } else if (ch->wait_mode == RIPC_WAIT_SPIN) {
+        /* Spin mode on one CPU: spinning would only steal the peer's CPU,
+         * so yield between looks. */
+        for (unsigned i = 1;; i++) {
+            sched_yield();
+            if (ready(ch, space, len))
+                return 0;
+            if ((i & 15) == 0) {
+                if (ripc__now_ns() >= deadline)
+                    return -ETIMEDOUT;
+                if (!ripc__sock_alive(ch->sock))
+                    return 1;
+            }
+        }
+    }
+    /* Sleep phase: the eventcount. */
+    for (;;) {
+        uint32_t seen = ripc__doorbell_seq(&ch->bell);
+        int now_ready = space ? ripc__ring_arm_producer(ch->tx, len)
+                              : ripc__ring_arm_consumer(ch->rx);
+        if (now_ready)
+            return 0;
+        int ms = ripc__remaining_ms(deadline);
+        int rc = ripc__doorbell_wait(&ch->bell, seen, ch->sock, ms);
+        if (space)
+            ripc__ring_disarm_producer(ch->tx);
+        else
+            ripc__ring_disarm_consumer(ch->rx);
+        if (ready(ch, space, len))
+            return 0;
+        if (rc == 2)
+            return 1;
+        if (rc < 0)
+            return rc;
+        if (rc == 0 && ms >= 0 && ripc__now_ns() >= deadline)
+            return -ETIMEDOUT;
+    }
+}

@@ -1,0 +1,416 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The worker side: connect, HELLO, map what WELCOME hands over, then send and
+ * receive through the rings. One thread at a time per client.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "src/internal.h"
+
+/* A message that arrived while a request waited for its reply: copied out of
+ * the ring (the ring must keep moving) and kept for the next recv. */
+struct stash {
+    struct stash *next;
+    ripc_msg m;
+    unsigned char data[];
+};
+
+struct ripc_client {
+    ripc_options opt;
+    ripc__chan ch;
+    int sock;
+    uint32_t id;
+    int held;              /* a ring record is lent to the caller */
+    int peer_gone;         /* BYE or EOF seen: drain the ring, then -EPIPE */
+    uint64_t next_id;
+    uint64_t dropped;
+    struct stash *q_head, *q_tail;
+    size_t q_bytes, q_cap;
+    struct stash *lent;    /* stash entry lent to the caller */
+    char reason[RIPC_REASON_MAX + 1];
+};
+
+static void release_lent(ripc_client *c)
+{
+    if (c->held) {
+        ripc__chan_release(&c->ch, 1);
+        c->held = 0;
+    }
+    if (c->lent) {
+        c->q_bytes -= (size_t)c->lent->m.len;
+        free(c->lent);
+        c->lent = NULL;
+    }
+}
+
+/* The control socket needs attention: BYE, EOF, or (later) frames. */
+static int handle_sock(ripc_client *c)
+{
+    uint8_t hdr[RIPC_FRAME_HDR];
+    ssize_t n = recv(c->sock, hdr, sizeof hdr, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return 0;
+    if (n <= 0) {
+        c->peer_gone = 1;
+        return 0;
+    }
+    if ((size_t)n < sizeof hdr)
+        return 0;
+    ripc__frame f;
+    if (recv(c->sock, hdr, sizeof hdr, MSG_DONTWAIT) != (ssize_t)sizeof hdr ||
+        ripc__frame_decode(hdr, &f, 0) < 0 || f.ftype != RIPC_FRAME_BYE) {
+        c->peer_gone = 1;
+        return -EPROTO;
+    }
+    c->peer_gone = 1;
+    return 0;
+}
+
+static int send_kind(ripc_client *c, uint16_t type, uint8_t kind, uint64_t id,
+                     const void *data, uint64_t len, uint64_t deadline, int nowait);
+
+int ripc_client_send(ripc_client *c, uint16_t type, const void *data, uint64_t len,
+                     int timeout_ms)
+{
+    if (!c || (len && !data) || type >= RIPC_TYPE_RESERVED)
+        return -EINVAL;
+    return send_kind(c, type, RIPC_KIND_ONEWAY, 0, data, len,
+                                  ripc__deadline(timeout_ms), timeout_ms == 0);
+}
+
+static int send_kind(ripc_client *c, uint16_t type, uint8_t kind, uint64_t id,
+                           const void *data, uint64_t len, uint64_t deadline, int nowait)
+{
+    for (;;) {
+        if (c->peer_gone)
+            return -EPIPE;
+        int rc = ripc__chan_try_send(&c->ch, type, kind, id, data, len);
+        if (rc != -EAGAIN)
+            return rc;
+        if (nowait)
+            return -EAGAIN;
+        rc = ripc__chan_wait(&c->ch, 1, RIPC_MSG_HDR + (size_t)len, deadline);
+        if (rc == 1)
+            rc = handle_sock(c);
+        if (rc < 0)
+            return rc;
+    }
+}
+
+/*
+ * Next record from the ring or the stash. want_id != 0: a request waits for
+ * the reply with that id; other messages go to the stash. Returns 0 with *m
+ * filled (lent until the next call), or a negative errno.
+ */
+static int next_msg(ripc_client *c, ripc_msg *m, uint64_t want_id, uint64_t deadline,
+                    int nowait)
+{
+    release_lent(c);
+    if (!want_id && c->q_head) {
+        struct stash *s = c->q_head;
+        c->q_head = s->next;
+        if (!c->q_head)
+            c->q_tail = NULL;
+        c->lent = s;
+        *m = s->m;
+        m->data = s->data;
+        return 0;
+    }
+    for (;;) {
+        int rc = ripc__chan_peek(&c->ch, m);
+        if (rc == 0) {
+            m->peer_id = 0;
+            if (m->kind == RIPC_KIND_REPLY) {
+                if (want_id && m->id == want_id) {
+                    c->held = 1;
+                    return 0;
+                }
+                c->dropped++; /* nobody waits for it any more */
+                ripc__chan_release(&c->ch, 1);
+                continue;
+            }
+            if (!want_id) {
+                c->held = 1;
+                return 0;
+            }
+            /* Keep it for recv(); bounded by one ring's worth. */
+            if (c->q_bytes + m->len > c->q_cap)
+                return -ENOBUFS;
+            struct stash *s = malloc(sizeof *s + (size_t)m->len);
+            if (!s)
+                return -ENOMEM;
+            s->next = NULL;
+            s->m = *m;
+            memcpy(s->data, m->data, (size_t)m->len);
+            c->q_bytes += (size_t)m->len;
+            if (c->q_tail)
+                c->q_tail->next = s;
+            else
+                c->q_head = s;
+            c->q_tail = s;
+            ripc__chan_release(&c->ch, 1);
+            continue;
+        }
+        if (rc != -EAGAIN)
+            return rc;
+        if (c->peer_gone)
+            return -EPIPE;
+        if (nowait) {
+            /* Leave the consumer armed so ripc_client_fd() turns readable. */
+            if (ripc__ring_arm_consumer(c->ch.rx))
+                continue;
+            return -EAGAIN;
+        }
+        rc = ripc__chan_wait(&c->ch, 0, 0, deadline);
+        if (rc == 1)
+            rc = handle_sock(c);
+        if (rc < 0)
+            return rc;
+    }
+}
+
+int ripc_client_recv(ripc_client *c, ripc_msg *msg, int timeout_ms)
+{
+    if (!c || !msg)
+        return -EINVAL;
+    return next_msg(c, msg, 0, ripc__deadline(timeout_ms), timeout_ms == 0);
+}
+
+int ripc_client_request(ripc_client *c, uint16_t type, const void *data, uint64_t len,
+                        ripc_msg *reply, int timeout_ms)
+{
+    if (!c || !reply || (len && !data) || type >= RIPC_TYPE_RESERVED)
+        return -EINVAL;
+    release_lent(c);
+    uint64_t deadline = ripc__deadline(timeout_ms);
+    uint64_t id = ++c->next_id;
+    int rc = send_kind(c, type, RIPC_KIND_REQUEST, id, data, len, deadline, 0);
+    if (rc < 0)
+        return rc == -EAGAIN ? -ETIMEDOUT : rc;
+    rc = next_msg(c, reply, id, deadline, 0);
+    return rc == -EAGAIN ? -ETIMEDOUT : rc;
+}
+
+const char *ripc_client_transport(const ripc_client *c)
+{
+    (void)c;
+    return "shm";
+}
+
+const char *ripc_client_transport_reason(const ripc_client *c)
+{
+    return c ? c->reason : "";
+}
+
+uint32_t ripc_client_id(const ripc_client *c)
+{
+    return c ? c->id : 0;
+}
+
+int ripc_client_fd(ripc_client *c)
+{
+    if (!c)
+        return -EINVAL;
+    return c->ch.bell.wait_fd >= 0 ? c->ch.bell.wait_fd : c->sock;
+}
+
+uint64_t ripc_client_dropped(const ripc_client *c)
+{
+    return c ? c->dropped : 0;
+}
+
+/* ---- open / close ---- */
+
+static void client_free(ripc_client *c)
+{
+    release_lent(c);
+    while (c->q_head) {
+        struct stash *s = c->q_head;
+        c->q_head = s->next;
+        free(s);
+    }
+    ripc__chan_close(&c->ch);
+    if (c->sock >= 0)
+        close(c->sock);
+    free(c);
+}
+
+static int reject_errno(unsigned code)
+{
+    switch (code) {
+    case EPROTONOSUPPORT:
+    case EACCES:
+    case EMSGSIZE:
+    case EPROTO:
+    case ENOMEM:
+        return -(int)code;
+    default:
+        return -ECONNREFUSED;
+    }
+}
+
+static uint32_t hello_caps(const ripc_options *o)
+{
+    uint32_t caps = ripc__doorbell_caps() | RIPC_CAP_SHM;
+    if (ripc__segment_supported(RIPC_SEG_MEMFD))
+        caps |= RIPC_CAP_MEMFD;
+    if (ripc__segment_supported(RIPC_SEG_SHM_OPEN))
+        caps |= RIPC_CAP_SHM_OPEN;
+    int pref = o->doorbell == RIPC_DOORBELL_FUTEX     ? RIPC_DB_FUTEX
+               : o->doorbell == RIPC_DOORBELL_SOCKET  ? RIPC_DB_SOCKET
+               : o->doorbell == RIPC_DOORBELL_EVENTFD ? RIPC_DB_EVENTFD
+                                                      : 0;
+    return caps | ((uint32_t)pref << 16);
+}
+
+static int handshake(ripc_client *c, char *why, size_t why_len)
+{
+    ripc__hello h = {.version_min = RIPC_PROTO_VERSION,
+                     .version_max = RIPC_PROTO_VERSION,
+                     .caps = hello_caps(&c->opt),
+                     .pid = (uint32_t)getpid(),
+                     .transport = (uint32_t)c->opt.transport,
+                     .ring_bytes = c->opt.ring_bytes,
+                     .max_message = c->opt.max_message};
+    snprintf(h.name, sizeof h.name, "%s", c->opt.name ? c->opt.name : "");
+    uint8_t buf[RIPC_FRAME_HDR + RIPC_HANDSHAKE_MAX];
+    size_t plen = ripc__hello_encode(buf + RIPC_FRAME_HDR, RIPC_HANDSHAKE_MAX, &h);
+    ripc__frame f = {.ftype = RIPC_FRAME_HELLO, .len = plen};
+    ripc__frame_encode(buf, &f);
+    int rc = ripc__sock_send_all(c->sock, buf, RIPC_FRAME_HDR + plen);
+    if (rc < 0)
+        return rc;
+
+    int fds[3] = {-1, -1, -1}, nfds = 0;
+    int tmo = c->opt.connect_timeout_ms;
+    rc = ripc__sock_recv_fds(c->sock, buf, RIPC_FRAME_HDR, fds, 3, &nfds, tmo);
+    if (rc < 0) {
+        ripc__whyf(why, why_len, "no answer to HELLO (%s)", ripc_strerror(rc));
+        return rc == -EPIPE ? -ECONNREFUSED : rc;
+    }
+    if ((rc = ripc__frame_decode(buf, &f, RIPC_HANDSHAKE_MAX)) < 0 ||
+        (f.ftype != RIPC_FRAME_WELCOME && f.ftype != RIPC_FRAME_REJECT)) {
+        ripc__whyf(why, why_len, "bad answer to HELLO");
+        rc = -EPROTO;
+        goto out;
+    }
+    if ((rc = ripc__sock_recv_all(c->sock, buf, (size_t)f.len, tmo)) < 0)
+        goto out;
+    if (f.ftype == RIPC_FRAME_REJECT) {
+        size_t n = f.len > RIPC_REASON_MAX ? RIPC_REASON_MAX : (size_t)f.len;
+        memcpy(c->reason, buf, n);
+        c->reason[n] = 0;
+        ripc__whyf(why, why_len, "rejected: %s", c->reason);
+        rc = reject_errno(f.type);
+        goto out;
+    }
+    ripc__welcome w;
+    if (ripc__welcome_decode(buf, (size_t)f.len, &w) < 0 || w.version != RIPC_PROTO_VERSION ||
+        w.transport != RIPC_XPORT_SHM || w.nfds != nfds || nfds < 2 ||
+        !ripc__ring_bytes_ok((size_t)w.ring_bytes) ||
+        w.seg_bytes != ripc__chan_seg_bytes((size_t)w.ring_bytes) ||
+        (w.worker_db == RIPC_DB_FUTEX) != (nfds == 2)) {
+        ripc__whyf(why, why_len, "malformed WELCOME");
+        rc = -EPROTO;
+        goto out;
+    }
+    char swhy[RIPC_SEG_WHY_LEN];
+    if ((rc = ripc__segment_map(&c->ch.seg, fds[0], (size_t)w.seg_bytes, swhy, sizeof swhy)) <
+        0) {
+        ripc__whyf(why, why_len, "cannot map the segment: %s", swhy);
+        goto out;
+    }
+    fds[0] = -1; /* the segment owns it now */
+    if ((rc = ripc__chan_attach(&c->ch, (size_t)w.ring_bytes, 0)) < 0) {
+        ripc__whyf(why, why_len, "rings in the segment are invalid");
+        goto out;
+    }
+    _Atomic uint32_t *word = NULL;
+    if (w.worker_db == RIPC_DB_FUTEX)
+        word = &((struct ripc_ring_hdr *)((unsigned char *)c->ch.seg.base +
+                                          ripc_ring_size((size_t)w.ring_bytes)))
+                    ->wait.w.data_seq;
+    if ((rc = ripc__doorbell_adopt(&c->ch.peer_bell, w.master_db, -1, fds[1], NULL)) < 0)
+        goto out;
+    fds[1] = -1;
+    if ((rc = ripc__doorbell_adopt(&c->ch.bell, w.worker_db, nfds > 2 ? fds[2] : -1, -1,
+                                   word)) < 0)
+        goto out;
+    fds[2] = -1;
+    c->id = w.peer_id;
+    c->ch.max_message = w.max_message;
+    c->ch.sock = c->sock;
+    c->ch.wait_mode = c->opt.wait;
+    c->ch.spin_us = ripc__cpus() > 1 ? c->opt.spin_us : 0;
+    c->q_cap = (size_t)w.ring_bytes;
+    snprintf(c->reason, sizeof c->reason, "%s", w.reason);
+    rc = 0;
+out:
+    for (int i = 0; i < 3; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    return rc;
+}
+
+int ripc_client_open_ex(ripc_client **out, const char *url, const ripc_options *opt, char *why,
+                        size_t why_len)
+{
+    if (!out || !url)
+        return -EINVAL;
+    *out = NULL;
+    ripc_client *c = calloc(1, sizeof *c);
+    if (!c)
+        return -ENOMEM;
+    c->sock = -1;
+    c->ch.seg.fd = -1;
+    c->ch.bell.wait_fd = c->ch.bell.ring_fd = -1;
+    c->ch.peer_bell.wait_fd = c->ch.peer_bell.ring_fd = -1;
+    ripc__options_resolve(&c->opt, opt);
+    if (!ripc__ring_bytes_ok(c->opt.ring_bytes)) {
+        ripc__whyf(why, why_len, "ring_bytes %zu: must be a power of two in [4 KiB, 1 GiB]",
+                   c->opt.ring_bytes);
+        free(c);
+        return -EINVAL;
+    }
+    ripc__addr a;
+    int rc = ripc__addr_parse(&a, url, why, why_len);
+    if (rc < 0) {
+        free(c);
+        return rc;
+    }
+    intptr_t fd;
+    if ((rc = ripc__sock_connect(&a, &fd, c->opt.connect_timeout_ms, why, why_len)) < 0) {
+        free(c);
+        return rc;
+    }
+    c->sock = (int)fd;
+    if ((rc = handshake(c, why, why_len)) < 0) {
+        client_free(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+int ripc_client_open(ripc_client **c, const char *url, const ripc_options *opt)
+{
+    return ripc_client_open_ex(c, url, opt, NULL, 0);
+}
+
+void ripc_client_close(ripc_client *c)
+{
+    if (!c)
+        return;
+    if (!c->peer_gone && c->sock >= 0) {
+        uint8_t bye[RIPC_FRAME_HDR];
+        ripc__frame f = {.ftype = RIPC_FRAME_BYE};
+        ripc__frame_encode(bye, &f);
+        send(c->sock, bye, sizeof bye, MSG_NOSIGNAL | MSG_DONTWAIT);
+    }
+    client_free(c);
+}

@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: MIT */
+/* Internals shared across src/: the channel (ring path), clocks, tables. */
+#ifndef RIPC_SRC_INTERNAL_H
+#define RIPC_SRC_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "ringipc/ring.h"
+#include "ringipc/ringipc.h"
+#include "shm/doorbell.h"
+#include "shm/ring_internal.h"
+#include "shm/segment.h"
+#include "sockets/sock.h"
+#include "src/proto.h"
+
+#define RIPC_DEFAULT_RING_BYTES ((size_t)1 << 20)
+#define RIPC_MIN_RING_BYTES ((size_t)4096)
+#define RIPC_MAX_RING_BYTES ((size_t)1 << 30)
+#define RIPC_DEFAULT_MAX_MESSAGE ((uint64_t)64 << 20)
+#define RIPC_DEFAULT_SPIN_US 50u
+#define RIPC_REPLY_TIMEOUT_MS 1000
+
+/* ---- util.c ---- */
+uint64_t ripc__now_ns(void);
+/* Deadline for a timeout in ms: UINT64_MAX for -1, now for 0. */
+uint64_t ripc__deadline(int timeout_ms);
+/* Milliseconds left until deadline (rounded up), -1 for UINT64_MAX. */
+int ripc__remaining_ms(uint64_t deadline);
+int ripc__cpus(void); /* CPUs this process may run on */
+void ripc__cpu_relax(void);
+void ripc__whyf(char *why, size_t len, const char *fmt, ...);
+/* Effective options: defaults filled in, RIPC_TRANSPORT applied. */
+void ripc__options_resolve(ripc_options *out, const ripc_options *in);
+int ripc__ring_bytes_ok(size_t ring_bytes);
+
+/* ---- chan.c: one worker's pair of rings, seen from either side ---- */
+typedef struct ripc__chan {
+    ripc__segment seg;
+    ripc_ring *tx;             /* we produce */
+    ripc_ring *rx;             /* we consume */
+    ripc__doorbell bell;       /* we sleep on it */
+    ripc__doorbell peer_bell;  /* we ring it */
+    int sock;                  /* control socket: watched by every wait */
+    int wait_mode;             /* RIPC_WAIT_* */
+    uint32_t spin_us;          /* 0 when only one CPU is usable */
+    uint64_t max_payload;      /* largest message payload a record carries */
+    uint64_t max_message;
+} ripc__chan;
+
+/* Segment layout: ring worker->master at 0, ring master->worker after it. */
+size_t ripc__chan_seg_bytes(size_t ring_bytes);
+/* Master: create the segment and format both rings. */
+int ripc__chan_create_segment(ripc__chan *ch, size_t ring_bytes, char *why, size_t why_len);
+/* Attach the rings: master = 1 (rx = w->m), worker = 0 (rx = m->w). */
+int ripc__chan_attach(ripc__chan *ch, size_t ring_bytes, int master);
+void ripc__chan_close(ripc__chan *ch);
+
+/* Put a message in tx if it fits now: 0, -EAGAIN, -EMSGSIZE, -EPROTO.
+ * Rings the peer's doorbell when the peer sleeps. */
+int ripc__chan_try_send(ripc__chan *ch, uint16_t type, uint8_t kind, uint64_t id,
+                        const void *data, uint64_t len);
+/* Look at the next message in rx without waiting: 0, -EAGAIN, -EPROTO. */
+int ripc__chan_peek(ripc__chan *ch, ripc_msg *m);
+/* Drop the message returned by peek; wake a producer waiting for room. */
+void ripc__chan_release(ripc__chan *ch, int wake);
+/* After releases with wake = 0: one check for a sleeping producer. */
+void ripc__chan_space_wake(ripc__chan *ch);
+/*
+ * Wait until rx has a record (space = 0) or tx has room for `len` (space = 1),
+ * per the channel's wait strategy. Returns 0 when the condition holds, 1 when
+ * the control socket needs attention (readable or hung up), -ETIMEDOUT, or
+ * -EPIPE.
+ */
+int ripc__chan_wait(ripc__chan *ch, int space, size_t len, uint64_t deadline);
+
+#endif

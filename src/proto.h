@@ -1,0 +1,327 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The wire format, all of it: control-channel frames, the handshake payloads,
+ * and the message header that prefixes every record in a ring. Little-endian
+ * on the wire whatever the host. No OS calls here: unit-tested and fuzzed
+ * alone (tests/unit/test_proto.c, tests/fuzz/fuzz_proto.c).
+ *
+ * Frame: a 32-byte header, then `len` payload bytes.
+ *
+ *   off size field
+ *   0   4    magic "RIPC"
+ *   4   1    frame type (RIPC_FRAME_*)
+ *   5   1    kind (MSG: RIPC_ONEWAY / _REQUEST / _REPLY; else 0)
+ *   6   2    message type (MSG) / reject code (REJECT) / 0
+ *   8   4    flags (reserved, 0)
+ *   12  4    reserved, 0
+ *   16  8    request id (MSG) / 0
+ *   24  8    payload length (64-bit: no 2 GiB / 4 GiB ceiling)
+ *
+ * A decoder checks magic, type, kind, the reserved fields, and the length
+ * against the caller's limit *before* anything is allocated.
+ */
+#ifndef RIPC_SRC_PROTO_H
+#define RIPC_SRC_PROTO_H
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#define RIPC_PROTO_MAGIC 0x43504952u /* "RIPC" */
+#define RIPC_PROTO_VERSION 1u
+#define RIPC_FRAME_HDR 32u
+
+enum {
+    RIPC_FRAME_HELLO = 1,   /* worker -> master: ripc__hello */
+    RIPC_FRAME_WELCOME = 2, /* master -> worker: ripc__welcome (+ fds) */
+    RIPC_FRAME_REJECT = 3,  /* master -> worker: code in `type`, reason text */
+    RIPC_FRAME_MSG = 4,     /* a message (socket mode, or a large payload) */
+    RIPC_FRAME_BYE = 5,     /* clean goodbye, either way, empty */
+    RIPC_FRAME_MAX_ = 5,
+};
+
+/* Message kinds (public values, see ringipc.h). */
+#define RIPC_KIND_ONEWAY 0
+#define RIPC_KIND_REQUEST 1
+#define RIPC_KIND_REPLY 2
+
+/* Transports. */
+enum {
+    RIPC_XPORT_SHM = 1,
+    RIPC_XPORT_SOCKET = 2,
+};
+
+/* Capabilities (HELLO / WELCOME caps). Doorbell kinds use RIPC_DB_CAP(). */
+#define RIPC_CAP_MEMFD (1u << 8)
+#define RIPC_CAP_SHM_OPEN (1u << 9)
+#define RIPC_CAP_SHM (1u << 10)      /* willing and able to map shared memory */
+#define RIPC_CAP_SOCKET (1u << 11)   /* can run socket mode */
+
+/* Reject codes: positive errno values the client returns negated. */
+
+typedef struct ripc__frame {
+    uint8_t ftype;
+    uint8_t kind;
+    uint16_t type;
+    uint32_t flags;
+    uint64_t id;
+    uint64_t len;
+} ripc__frame;
+
+static inline void ripc__put16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+static inline void ripc__put32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline void ripc__put64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline uint16_t ripc__get16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] | (p[1] << 8));
+}
+static inline uint32_t ripc__get32(const uint8_t *p)
+{
+    uint32_t v = 0;
+    for (int i = 3; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+static inline uint64_t ripc__get64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static inline void ripc__frame_encode(uint8_t out[RIPC_FRAME_HDR], const ripc__frame *f)
+{
+    ripc__put32(out, RIPC_PROTO_MAGIC);
+    out[4] = f->ftype;
+    out[5] = f->kind;
+    ripc__put16(out + 6, f->type);
+    ripc__put32(out + 8, f->flags);
+    ripc__put32(out + 12, 0);
+    ripc__put64(out + 16, f->id);
+    ripc__put64(out + 24, f->len);
+}
+
+/*
+ * Decode and check a frame header. max_len caps the payload (the negotiated
+ * max_message for MSG; the handshake limit for the others). Returns 0,
+ * -EPROTO (bad magic, frame type, kind, reserved bits) or -EMSGSIZE
+ * (len > max_len): both mean "drop this peer".
+ */
+static inline int ripc__frame_decode(const uint8_t in[RIPC_FRAME_HDR], ripc__frame *f,
+                                     uint64_t max_len)
+{
+    if (ripc__get32(in) != RIPC_PROTO_MAGIC)
+        return -EPROTO;
+    f->ftype = in[4];
+    f->kind = in[5];
+    f->type = ripc__get16(in + 6);
+    f->flags = ripc__get32(in + 8);
+    f->id = ripc__get64(in + 16);
+    f->len = ripc__get64(in + 24);
+    if (f->ftype < RIPC_FRAME_HELLO || f->ftype > RIPC_FRAME_MAX_)
+        return -EPROTO;
+    if (ripc__get32(in + 12) != 0 || f->flags != 0)
+        return -EPROTO;
+    if (f->ftype == RIPC_FRAME_MSG ? f->kind > RIPC_KIND_REPLY : f->kind != 0)
+        return -EPROTO;
+    if (f->ftype == RIPC_FRAME_BYE && f->len != 0)
+        return -EPROTO;
+    if (f->len > max_len)
+        return -EMSGSIZE;
+    return 0;
+}
+
+/* ---- handshake payloads ---- */
+
+#define RIPC_NAME_MAX 63
+#define RIPC_TOKEN_MAX 128
+#define RIPC_REASON_MAX 200
+#define RIPC_HANDSHAKE_MAX 1024 /* no handshake payload is larger */
+
+typedef struct ripc__hello {
+    uint16_t version_min;  /* protocol versions the worker speaks */
+    uint16_t version_max;
+    uint32_t caps;         /* RIPC_CAP_* | RIPC_DB_CAP(kind) */
+    uint32_t pid;
+    uint32_t transport;    /* what the worker asks: 0 auto, RIPC_XPORT_* */
+    uint64_t ring_bytes;   /* wish per direction (0: master's choice) */
+    uint64_t max_message;  /* the worker's own cap (0: none) */
+    char name[RIPC_NAME_MAX + 1];
+    uint8_t token_len;
+    uint8_t token[RIPC_TOKEN_MAX];
+} ripc__hello;
+
+/* HELLO payload: fixed 40 bytes, then name (name_len), then token. */
+#define RIPC_HELLO_FIXED 40u
+
+static inline size_t ripc__hello_encode(uint8_t *out, size_t cap, const ripc__hello *h)
+{
+    size_t nlen = strnlen(h->name, RIPC_NAME_MAX);
+    size_t tlen = h->token_len > RIPC_TOKEN_MAX ? RIPC_TOKEN_MAX : h->token_len;
+    size_t need = RIPC_HELLO_FIXED + nlen + tlen;
+    if (cap < need)
+        return 0;
+    memset(out, 0, RIPC_HELLO_FIXED);
+    ripc__put16(out, h->version_min);
+    ripc__put16(out + 2, h->version_max);
+    ripc__put32(out + 4, h->caps);
+    ripc__put32(out + 8, h->pid);
+    ripc__put32(out + 12, h->transport);
+    ripc__put64(out + 16, h->ring_bytes);
+    ripc__put64(out + 24, h->max_message);
+    out[32] = (uint8_t)nlen;
+    out[33] = (uint8_t)tlen;
+    memcpy(out + RIPC_HELLO_FIXED, h->name, nlen);
+    memcpy(out + RIPC_HELLO_FIXED + nlen, h->token, tlen);
+    return need;
+}
+
+/* Returns 0 or -EPROTO (short, lengths that do not add up, NUL in name). */
+static inline int ripc__hello_decode(const uint8_t *in, size_t len, ripc__hello *h)
+{
+    if (len < RIPC_HELLO_FIXED)
+        return -EPROTO;
+    memset(h, 0, sizeof *h);
+    h->version_min = ripc__get16(in);
+    h->version_max = ripc__get16(in + 2);
+    h->caps = ripc__get32(in + 4);
+    h->pid = ripc__get32(in + 8);
+    h->transport = ripc__get32(in + 12);
+    h->ring_bytes = ripc__get64(in + 16);
+    h->max_message = ripc__get64(in + 24);
+    size_t nlen = in[32], tlen = in[33];
+    if (nlen > RIPC_NAME_MAX || tlen > RIPC_TOKEN_MAX || RIPC_HELLO_FIXED + nlen + tlen != len)
+        return -EPROTO;
+    if (memchr(in + RIPC_HELLO_FIXED, 0, nlen) != NULL)
+        return -EPROTO;
+    memcpy(h->name, in + RIPC_HELLO_FIXED, nlen);
+    h->name[nlen] = 0;
+    h->token_len = (uint8_t)tlen;
+    memcpy(h->token, in + RIPC_HELLO_FIXED + nlen, tlen);
+    return 0;
+}
+
+typedef struct ripc__welcome {
+    uint16_t version;      /* chosen protocol version */
+    uint8_t transport;     /* RIPC_XPORT_* */
+    uint8_t nfds;          /* descriptors attached: segment, worker bell, master bell */
+    uint32_t peer_id;
+    uint32_t caps;         /* chosen: RIPC_DB_CAP(worker doorbell kind) | RIPC_DB_CAP(master's) */
+    uint8_t worker_db;     /* doorbell kind the worker sleeps on */
+    uint8_t master_db;     /* doorbell kind the worker rings to wake the master */
+    uint16_t reason_len;   /* why this transport (text follows the fixed part) */
+    uint64_t ring_bytes;   /* capacity of each ring */
+    uint64_t seg_bytes;    /* size of the segment (both rings) */
+    uint64_t max_message;
+    uint64_t max_inline;
+    char reason[RIPC_REASON_MAX + 1];
+} ripc__welcome;
+
+#define RIPC_WELCOME_FIXED 48u
+
+static inline size_t ripc__welcome_encode(uint8_t *out, size_t cap, const ripc__welcome *w)
+{
+    size_t rlen = strnlen(w->reason, RIPC_REASON_MAX);
+    if (cap < RIPC_WELCOME_FIXED + rlen)
+        return 0;
+    memset(out, 0, RIPC_WELCOME_FIXED);
+    ripc__put16(out, w->version);
+    out[2] = w->transport;
+    out[3] = w->nfds;
+    ripc__put32(out + 4, w->peer_id);
+    ripc__put32(out + 8, w->caps);
+    out[12] = w->worker_db;
+    out[13] = w->master_db;
+    ripc__put16(out + 14, (uint16_t)rlen);
+    ripc__put64(out + 16, w->ring_bytes);
+    ripc__put64(out + 24, w->seg_bytes);
+    ripc__put64(out + 32, w->max_message);
+    ripc__put64(out + 40, w->max_inline);
+    memcpy(out + RIPC_WELCOME_FIXED, w->reason, rlen);
+    return RIPC_WELCOME_FIXED + rlen;
+}
+
+static inline int ripc__welcome_decode(const uint8_t *in, size_t len, ripc__welcome *w)
+{
+    if (len < RIPC_WELCOME_FIXED)
+        return -EPROTO;
+    memset(w, 0, sizeof *w);
+    w->version = ripc__get16(in);
+    w->transport = in[2];
+    w->nfds = in[3];
+    w->peer_id = ripc__get32(in + 4);
+    w->caps = ripc__get32(in + 8);
+    w->worker_db = in[12];
+    w->master_db = in[13];
+    w->reason_len = ripc__get16(in + 14);
+    w->ring_bytes = ripc__get64(in + 16);
+    w->seg_bytes = ripc__get64(in + 24);
+    w->max_message = ripc__get64(in + 32);
+    w->max_inline = ripc__get64(in + 40);
+    if (w->reason_len > RIPC_REASON_MAX || RIPC_WELCOME_FIXED + w->reason_len != len)
+        return -EPROTO;
+    if (w->transport != RIPC_XPORT_SHM && w->transport != RIPC_XPORT_SOCKET)
+        return -EPROTO;
+    if (w->nfds > 3)
+        return -EPROTO;
+    memcpy(w->reason, in + RIPC_WELCOME_FIXED, w->reason_len);
+    w->reason[w->reason_len] = 0;
+    return 0;
+}
+
+/* REJECT payload: the reason text (no NUL), at most RIPC_REASON_MAX bytes;
+ * the code (positive errno) travels in the frame's `type` field. */
+
+/* ---- the message header inside a ring record ----
+ *
+ *   0  2  type
+ *   2  1  kind
+ *   3  1  flags (RIPC_MSGF_*)
+ *   4  4  reserved, 0
+ *   8  8  id
+ */
+#define RIPC_MSG_HDR 16u
+#define RIPC_MSGF_LARGE 0x1u /* the payload follows on the control channel (issue: large payloads) */
+#define RIPC_MSGF_KNOWN 0x1u
+
+static inline void ripc__msg_encode(uint8_t out[RIPC_MSG_HDR], uint16_t type, uint8_t kind,
+                                    uint8_t flags, uint64_t id)
+{
+    uint64_t w0 = (uint64_t)type | ((uint64_t)kind << 16) | ((uint64_t)flags << 24);
+    /* Host order == little-endian on every platform we build for; the
+     * segment never leaves the machine, so the ring header is host order. */
+    memcpy(out, &w0, 8);
+    memcpy(out + 8, &id, 8);
+}
+
+/* Decode from shared memory: each word read once, then checked. */
+static inline int ripc__msg_decode(const uint8_t in[RIPC_MSG_HDR], uint16_t *type, uint8_t *kind,
+                                   uint8_t *flags, uint64_t *id)
+{
+    uint64_t w0, w1;
+    memcpy(&w0, in, 8);
+    memcpy(&w1, in + 8, 8);
+    *type = (uint16_t)w0;
+    *kind = (uint8_t)(w0 >> 16);
+    *flags = (uint8_t)(w0 >> 24);
+    *id = w1;
+    if ((w0 >> 32) != 0 || *kind > RIPC_KIND_REPLY || (*flags & ~RIPC_MSGF_KNOWN) != 0)
+        return -EPROTO;
+    return 0;
+}
+
+#endif /* RIPC_SRC_PROTO_H */

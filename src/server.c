@@ -1,0 +1,1125 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The master. Structure:
+ *
+ *   ripc_server      listener, options, the RCU tables, 1..n loops
+ *   struct loop      one dispatch thread's world: an epoll set (doorbells,
+ *                    control sockets; loop 0 also the listener) and the list
+ *                    of peers whose inbound ring it alone consumes
+ *   ripc_peer        one worker: its channel (two rings + doorbells), its
+ *                    control socket, a send lock for outbound producers
+ *
+ * Peer lifetime: references. The peer table holds one (dropped through
+ * call_rcu after removal), the owning loop holds one; senders that look a
+ * peer up take one for the duration of the send. The rings are unmapped when
+ * the peer is dropped, under the send lock, after `dead` is set: a sender
+ * checks `dead` under the same lock before it touches the ring.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "src/internal.h"
+#include "src/tables.h"
+
+enum { EV_LISTEN = 1, EV_STOP, EV_SOCK, EV_BELL, EV_WAKE };
+#define MAX_LOOPS 64
+enum { P_HANDSHAKE = 0, P_ACTIVE, P_DEAD };
+
+struct evsrc {
+    int kind;
+    struct ripc_peer *p;
+};
+
+struct loop;
+
+struct ripc_peer {
+    _Atomic int refs;
+    ripc_server *srv;
+    uint32_t id;
+    int32_t pid;
+    uint32_t uid;
+    int state;
+    int sock;
+    ripc__chan ch;
+    struct loop *loop;
+    struct evsrc ev_sock, ev_bell;
+    pthread_mutex_t send_mu;
+    pthread_cond_t space_cv;
+    _Atomic int space_waiters;
+    _Atomic int dead;
+    int gone;        /* the connection ended: drain the ring, then drop */
+    int gone_reason;
+    char name[RIPC_NAME_MAX + 1];
+    char reason[96];
+    /* handshake */
+    uint8_t hs[RIPC_FRAME_HDR + RIPC_HANDSHAKE_MAX];
+    size_t hs_len, hs_need;
+    /* all peers, for close */
+    struct ripc_peer *all_prev, *all_next;
+};
+
+struct loop {
+    ripc_server *s;
+    int idx;
+    int epfd;
+    int wakefd;               /* eventfd: new peers were handed over */
+    struct evsrc ev_wake;
+    struct ripc_peer **peers; /* active peers this loop consumes: loop thread only */
+    size_t n, cap;
+    pthread_mutex_t in_mu;    /* hand-over of new peers from loop 0 */
+    struct ripc_peer **incoming;
+    size_t nin, incap;
+    _Atomic int has_incoming;
+    _Atomic unsigned count;   /* peers owned, for placement (any thread reads) */
+    pthread_t th;
+    /* handler cache: valid while the table generation is unchanged */
+    uint64_t cache_gen;
+    int cache_type;
+    ripc_handler cache_fn;
+    void *cache_arg;
+};
+
+struct ripc_server {
+    ripc_options opt;
+    ripc__addr addr;
+    int lfd;
+    int stopfd;
+    ripc__tables *t;
+    struct loop *loops;
+    unsigned nloops;
+    void (*joined)(ripc_peer *, void *);
+    void (*left)(ripc_peer *, int, void *);
+    void *cb_arg;
+    _Atomic uint32_t next_id;
+    _Atomic int stopping;
+    _Atomic unsigned npeers;
+    pthread_mutex_t all_mu;
+    struct ripc_peer *all;
+    struct evsrc ev_listen, ev_stop;
+    int worker_db_caps; /* doorbell kinds we can make for workers */
+    int master_db;      /* what we sleep on */
+    uint64_t dropped;   /* messages without a handler */
+};
+
+static _Thread_local struct loop *tls_loop;
+
+/* ---- references ---- */
+
+static int peer_try_ref(void *pp)
+{
+    struct ripc_peer *p = pp;
+    int r = atomic_load_explicit(&p->refs, memory_order_relaxed);
+    while (r > 0)
+        if (atomic_compare_exchange_weak(&p->refs, &r, r + 1))
+            return 1;
+    return 0;
+}
+
+static void peer_free(struct ripc_peer *p)
+{
+    ripc__chan_close(&p->ch);
+    if (p->sock >= 0)
+        close(p->sock);
+    pthread_mutex_destroy(&p->send_mu);
+    pthread_cond_destroy(&p->space_cv);
+    free(p);
+}
+
+static void peer_unref(void *pp)
+{
+    struct ripc_peer *p = pp;
+    if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) == 1)
+        peer_free(p);
+}
+
+/* ---- loops ---- */
+
+static int ep_add(int epfd, int fd, struct evsrc *ev)
+{
+    struct epoll_event e = {.events = EPOLLIN, .data.ptr = ev};
+    return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &e) == 0 ? 0 : -errno;
+}
+
+static void ep_del(int epfd, int fd)
+{
+    if (fd >= 0)
+        epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
+}
+
+static int loop_init(ripc_server *s, struct loop *L, int idx)
+{
+    memset(L, 0, sizeof *L);
+    L->s = s;
+    L->idx = idx;
+    L->cache_type = -1;
+    L->wakefd = -1;
+    pthread_mutex_init(&L->in_mu, NULL);
+    L->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (L->epfd < 0)
+        return -errno;
+    L->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (L->wakefd < 0)
+        return -errno;
+    L->ev_wake = (struct evsrc){EV_WAKE, NULL};
+    int rc = ep_add(L->epfd, s->stopfd, &s->ev_stop);
+    return rc ? rc : ep_add(L->epfd, L->wakefd, &L->ev_wake);
+}
+
+static void loop_fini(struct loop *L)
+{
+    if (L->epfd >= 0)
+        close(L->epfd);
+    if (L->wakefd >= 0)
+        close(L->wakefd);
+    L->epfd = L->wakefd = -1;
+    free(L->peers);
+    free(L->incoming);
+    L->peers = L->incoming = NULL;
+    L->n = L->cap = L->nin = L->incap = 0;
+    pthread_mutex_destroy(&L->in_mu);
+}
+
+static int vec_push(struct ripc_peer ***v, size_t *n, size_t *cap, struct ripc_peer *p)
+{
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 8;
+        struct ripc_peer **nv = realloc(*v, nc * sizeof *nv);
+        if (!nv)
+            return -ENOMEM;
+        *v = nv;
+        *cap = nc;
+    }
+    (*v)[(*n)++] = p;
+    return 0;
+}
+
+/* Register an active peer with loop L (called by L's own thread, or while
+ * no loop thread runs). */
+static int loop_adopt(struct loop *L, struct ripc_peer *p)
+{
+    int rc = vec_push(&L->peers, &L->n, &L->cap, p);
+    if (rc < 0)
+        return rc;
+    p->loop = L;
+    atomic_fetch_add(&L->count, 1);
+    if ((rc = ep_add(L->epfd, p->sock, &p->ev_sock)) < 0 ||
+        (rc = ep_add(L->epfd, p->ch.bell.wait_fd, &p->ev_bell)) < 0) {
+        ep_del(L->epfd, p->sock);
+        L->n--;
+        atomic_fetch_sub(&L->count, 1);
+        return rc;
+    }
+    return 0;
+}
+
+static void loop_forget(struct loop *L, struct ripc_peer *p)
+{
+    for (size_t i = 0; i < L->n; i++)
+        if (L->peers[i] == p) {
+            L->peers[i] = L->peers[--L->n];
+            atomic_fetch_sub(&L->count, 1);
+            break;
+        }
+    ep_del(L->epfd, p->sock);
+    ep_del(L->epfd, p->ch.bell.wait_fd);
+}
+
+static void loop_take_incoming(struct loop *L)
+{
+    pthread_mutex_lock(&L->in_mu);
+    for (size_t i = 0; i < L->nin; i++) {
+        struct ripc_peer *p = L->incoming[i];
+        atomic_fetch_sub(&L->count, 1); /* loop_adopt counts it again */
+        if (loop_adopt(L, p) < 0) {
+            p->gone = 1;
+            p->gone_reason = -ENOMEM;
+        }
+    }
+    L->nin = 0;
+    atomic_store(&L->has_incoming, 0);
+    pthread_mutex_unlock(&L->in_mu);
+}
+
+/* ---- dropping a peer ---- */
+
+static void all_unlink(ripc_server *s, struct ripc_peer *p)
+{
+    pthread_mutex_lock(&s->all_mu);
+    if (p->all_prev)
+        p->all_prev->all_next = p->all_next;
+    else if (s->all == p)
+        s->all = p->all_next;
+    if (p->all_next)
+        p->all_next->all_prev = p->all_prev;
+    p->all_prev = p->all_next = NULL;
+    pthread_mutex_unlock(&s->all_mu);
+}
+
+/* Called by the loop that owns p (or by close with no loop running). */
+static void peer_drop(struct loop *L, struct ripc_peer *p, int reason)
+{
+    ripc_server *s = p->srv;
+    int was_active = p->state == P_ACTIVE;
+    if (L)
+        loop_forget(L, p);
+    pthread_mutex_lock(&p->send_mu);
+    atomic_store(&p->dead, 1);
+    p->state = P_DEAD;
+    pthread_cond_broadcast(&p->space_cv);
+    pthread_mutex_unlock(&p->send_mu);
+    all_unlink(s, p);
+    if (was_active) {
+        ripc__peer_remove(s->t, p->id);
+        atomic_fetch_sub(&s->npeers, 1);
+        if (s->left)
+            s->left(p, reason, s->cb_arg);
+    }
+    /* The rings and the segment go now (no sender can touch them: dead is
+     * set under the send lock); the struct goes with its last reference. */
+    pthread_mutex_lock(&p->send_mu);
+    ripc__chan_close(&p->ch);
+    pthread_mutex_unlock(&p->send_mu);
+    if (p->sock >= 0) {
+        shutdown(p->sock, SHUT_RDWR);
+        close(p->sock);
+        p->sock = -1;
+    }
+    peer_unref(p); /* the loop's (or the handshake's) reference */
+}
+
+/* ---- sending ---- */
+
+static int timespec_at(struct timespec *ts, uint64_t deadline_ns)
+{
+    ts->tv_sec = (time_t)(deadline_ns / 1000000000u);
+    ts->tv_nsec = (long)(deadline_ns % 1000000000u);
+    return 0;
+}
+
+static int lock_send(struct ripc_peer *p, uint64_t deadline)
+{
+    if (deadline == UINT64_MAX)
+        return -pthread_mutex_lock(&p->send_mu);
+    int rc = pthread_mutex_trylock(&p->send_mu);
+    if (rc == 0)
+        return 0;
+    struct timespec ts;
+    timespec_at(&ts, deadline);
+    rc = pthread_mutex_clocklock(&p->send_mu, CLOCK_MONOTONIC, &ts);
+    return rc == ETIMEDOUT ? -EAGAIN : -rc;
+}
+
+/*
+ * Wait for room in p's outbound ring, send lock held. The worker rings our
+ * doorbell for p when it frees space while we are armed. If this thread is
+ * the loop that owns p, nobody else reads that doorbell: poll it directly.
+ * Otherwise the owning loop wakes us through space_cv; a slice of 10 ms
+ * covers the case where no loop thread is running at all.
+ */
+static int wait_space(struct ripc_peer *p, size_t len, uint64_t deadline)
+{
+    uint64_t now = ripc__now_ns();
+    if (now >= deadline)
+        return -ETIMEDOUT;
+    uint64_t slice_end = now + 10000000u;
+    uint64_t until = deadline < slice_end ? deadline : slice_end;
+    if (ripc__ring_arm_producer(p->ch.tx, len))
+        return 0;
+    if (tls_loop != NULL && tls_loop == p->loop) {
+        struct pollfd pf[2] = {{.fd = p->ch.bell.wait_fd, .events = POLLIN},
+                               {.fd = p->sock, .events = POLLIN}};
+        int ms = (int)((until - now + 999999) / 1000000);
+        if (poll(pf, 2, ms) > 0) {
+            if (pf[0].revents)
+                ripc__doorbell_drain(&p->ch.bell);
+            if (pf[1].revents && !ripc__sock_alive(p->sock)) {
+                ripc__ring_disarm_producer(p->ch.tx);
+                return -EPIPE;
+            }
+        }
+    } else {
+        struct timespec ts;
+        timespec_at(&ts, until);
+        atomic_fetch_add(&p->space_waiters, 1);
+        pthread_cond_clockwait(&p->space_cv, &p->send_mu, CLOCK_MONOTONIC, &ts);
+        atomic_fetch_sub(&p->space_waiters, 1);
+    }
+    ripc__ring_disarm_producer(p->ch.tx);
+    return 0;
+}
+
+static int peer_send(struct ripc_peer *p, uint16_t type, uint8_t kind, uint64_t id,
+                     const void *data, uint64_t len, int timeout_ms)
+{
+    if (type >= RIPC_TYPE_RESERVED && kind != RIPC_KIND_REPLY)
+        return -EINVAL;
+    if (len && data == NULL)
+        return -EINVAL;
+    uint64_t deadline = ripc__deadline(timeout_ms);
+    int rc = lock_send(p, deadline);
+    if (rc < 0)
+        return rc;
+    for (;;) {
+        if (atomic_load(&p->dead)) {
+            rc = -EPIPE;
+            break;
+        }
+        rc = ripc__chan_try_send(&p->ch, type, kind, id, data, len);
+        if (rc != -EAGAIN || timeout_ms == 0)
+            break;
+        rc = wait_space(p, RIPC_MSG_HDR + (size_t)len, deadline);
+        if (rc < 0)
+            break;
+    }
+    pthread_mutex_unlock(&p->send_mu);
+    return rc;
+}
+
+int ripc_server_send(ripc_server *s, uint32_t peer_id, uint16_t type, const void *data,
+                     uint64_t len, int timeout_ms)
+{
+    if (!s)
+        return -EINVAL;
+    struct ripc_peer *p = ripc__peer_get(s->t, peer_id);
+    if (!p)
+        return -ENOENT;
+    int rc = peer_send(p, type, RIPC_KIND_ONEWAY, 0, data, len, timeout_ms);
+    peer_unref(p);
+    return rc;
+}
+
+int ripc_server_broadcast(ripc_server *s, uint16_t type, const void *data, uint64_t len,
+                          int timeout_ms)
+{
+    if (!s)
+        return -EINVAL;
+    void **all;
+    int n = ripc__peer_all(s->t, &all);
+    if (n < 0)
+        return n;
+    int reached = 0;
+    for (int i = 0; i < n; i++) {
+        if (peer_send(all[i], type, RIPC_KIND_ONEWAY, 0, data, len, timeout_ms) == 0)
+            reached++;
+        peer_unref(all[i]);
+    }
+    free(all);
+    return reached;
+}
+
+int ripc_reply(ripc_peer *p, const ripc_msg *req, const void *data, uint64_t len)
+{
+    if (!p || !req || req->kind != RIPC_REQUEST)
+        return -EINVAL;
+    return peer_send(p, req->type, RIPC_KIND_REPLY, req->id, data, len, RIPC_REPLY_TIMEOUT_MS);
+}
+
+uint32_t ripc_peer_id(const ripc_peer *p)
+{
+    return p ? p->id : 0;
+}
+
+const char *ripc_peer_name(const ripc_peer *p)
+{
+    return p ? p->name : "";
+}
+
+const char *ripc_peer_transport(const ripc_peer *p)
+{
+    (void)p;
+    return "shm";
+}
+
+const char *ripc_peer_transport_reason(const ripc_peer *p)
+{
+    return p ? p->reason : "";
+}
+
+int32_t ripc_peer_pid(const ripc_peer *p)
+{
+    return p ? p->pid : 0;
+}
+
+/* ---- handshake ---- */
+
+static void send_reject(struct ripc_peer *p, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void send_reject(struct ripc_peer *p, int code, const char *fmt, ...)
+{
+    uint8_t buf[RIPC_FRAME_HDR + RIPC_REASON_MAX + 1];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf((char *)buf + RIPC_FRAME_HDR, RIPC_REASON_MAX + 1, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        n = 0;
+    if (n > (int)RIPC_REASON_MAX)
+        n = RIPC_REASON_MAX;
+    ripc__frame f = {.ftype = RIPC_FRAME_REJECT, .type = (uint16_t)code, .len = (uint64_t)n};
+    ripc__frame_encode(buf, &f);
+    ripc__sock_set_nonblock(p->sock, 0);
+    /* Best effort, bounded: the socket buffer takes a frame this small. */
+    send(p->sock, buf, RIPC_FRAME_HDR + (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+static int pick_worker_db(ripc_server *s, uint32_t caps)
+{
+    int pref = (int)((caps >> 16) & 0xF);
+    uint32_t both = caps & (uint32_t)s->worker_db_caps;
+    if (pref && (both & RIPC_DB_CAP(pref)))
+        return pref;
+    if (both & RIPC_DB_CAP(RIPC_DB_EVENTFD))
+        return RIPC_DB_EVENTFD;
+    if (both & RIPC_DB_CAP(RIPC_DB_SOCKET))
+        return RIPC_DB_SOCKET;
+    return RIPC_DB_NONE;
+}
+
+static uint32_t own_uid(void)
+{
+    return (uint32_t)geteuid();
+}
+
+static int uid_allowed(ripc_server *s, uint32_t uid)
+{
+    if (s->opt.allow_any_uid || uid == own_uid())
+        return 1;
+    for (size_t i = 0; i < s->opt.n_allow_uids; i++)
+        if (s->opt.allow_uids && s->opt.allow_uids[i] == uid)
+            return 1;
+    return 0;
+}
+
+static struct loop *least_loaded(ripc_server *s)
+{
+    struct loop *best = &s->loops[0];
+    for (unsigned i = 1; i < s->nloops; i++)
+        if (atomic_load(&s->loops[i].count) < atomic_load(&best->count))
+            best = &s->loops[i];
+    return best;
+}
+
+/* HELLO complete in p->hs: decide, build the channel, WELCOME or REJECT.
+ * Returns 0 when the peer is now active, <0 when it must be closed. */
+static int process_hello(struct loop *L, struct ripc_peer *p, const ripc__frame *f)
+{
+    ripc_server *s = p->srv;
+    ripc__hello h;
+    if (ripc__hello_decode(p->hs + RIPC_FRAME_HDR, (size_t)f->len, &h) < 0) {
+        send_reject(p, EPROTO, "malformed HELLO");
+        return -EPROTO;
+    }
+    memcpy(p->name, h.name, sizeof p->name);
+    p->pid = (int32_t)h.pid;
+    if (h.version_min > RIPC_PROTO_VERSION || h.version_max < RIPC_PROTO_VERSION) {
+        send_reject(p, EPROTONOSUPPORT,
+                    "worker speaks protocol versions %u..%u, master speaks %u..%u",
+                    h.version_min, h.version_max, RIPC_PROTO_VERSION, RIPC_PROTO_VERSION);
+        return -EPROTONOSUPPORT;
+    }
+    uint32_t uid, gid;
+    int32_t pid;
+    int rc = ripc__sock_peer_cred(p->sock, &uid, &gid, &pid);
+    if (rc == 0) {
+        p->uid = uid;
+        p->pid = pid;
+        if (!uid_allowed(s, uid)) {
+            send_reject(p, EACCES, "uid %u is not allowed (the master runs as uid %u)", uid,
+                        own_uid());
+            return -EACCES;
+        }
+    } else if (s->addr.kind == RIPC_ADDR_UNIX) {
+        send_reject(p, EACCES, "peer credentials unavailable");
+        return -EACCES;
+    }
+    if (h.transport == RIPC_TRANSPORT_SOCKET || s->opt.transport == RIPC_TRANSPORT_SOCKET ||
+        !(h.caps & RIPC_CAP_SHM)) {
+        send_reject(p, EPROTONOSUPPORT, "socket mode is not available in this build yet");
+        return -EPROTONOSUPPORT;
+    }
+    size_t ring = s->opt.ring_bytes;
+    if (h.ring_bytes && ripc__ring_bytes_ok((size_t)h.ring_bytes))
+        ring = (size_t)h.ring_bytes;
+    uint64_t maxmsg = s->opt.max_message;
+    if (h.max_message && h.max_message < maxmsg)
+        maxmsg = h.max_message;
+
+    int wdb = pick_worker_db(s, h.caps);
+    if (wdb == RIPC_DB_NONE) {
+        send_reject(p, EPROTONOSUPPORT, "no doorbell kind in common");
+        return -EPROTONOSUPPORT;
+    }
+    char why[RIPC_SEG_WHY_LEN] = "";
+    if ((rc = ripc__chan_create_segment(&p->ch, ring, why, sizeof why)) < 0) {
+        send_reject(p, ENOMEM, "shared memory unavailable: %s", why);
+        return rc;
+    }
+    if ((rc = ripc__chan_attach(&p->ch, ring, 1)) < 0) {
+        send_reject(p, ENOMEM, "ring setup failed");
+        return rc;
+    }
+    p->ch.max_message = maxmsg;
+    p->ch.sock = p->sock;
+    p->ch.wait_mode = s->opt.wait;
+    p->ch.spin_us = ripc__cpus() > 1 ? s->opt.spin_us : 0;
+    /* The worker's doorbell: a futex waits on the m->w ring's data word. */
+    _Atomic uint32_t *word = NULL;
+    if (wdb == RIPC_DB_FUTEX)
+        word = &((struct ripc_ring_hdr *)((unsigned char *)p->ch.seg.base +
+                                          ripc_ring_size(ring)))->wait.w.data_seq;
+    if ((rc = ripc__doorbell_open(&p->ch.peer_bell, wdb, word)) < 0 ||
+        (rc = ripc__doorbell_open(&p->ch.bell, s->master_db, NULL)) < 0) {
+        send_reject(p, ENOMEM, "doorbell setup failed (%d)", rc);
+        return rc;
+    }
+    p->id = atomic_fetch_add(&s->next_id, 1);
+    snprintf(p->reason, sizeof p->reason, "shared memory (%s segment, %s doorbell)",
+             ripc__segment_backend_name(p->ch.seg.backend), ripc__doorbell_name(wdb));
+
+    ripc__welcome w = {.version = RIPC_PROTO_VERSION,
+                       .transport = RIPC_XPORT_SHM,
+                       .peer_id = p->id,
+                       .worker_db = (uint8_t)wdb,
+                       .master_db = (uint8_t)s->master_db,
+                       .ring_bytes = ring,
+                       .seg_bytes = p->ch.seg.len,
+                       .max_message = maxmsg,
+                       .max_inline = p->ch.max_payload};
+    snprintf(w.reason, sizeof w.reason, "%s", p->reason);
+    int fds[3], nfds = 0;
+    fds[nfds++] = (int)p->ch.seg.fd;
+    fds[nfds++] = p->ch.bell.ring_fd;
+    if (wdb != RIPC_DB_FUTEX)
+        fds[nfds++] = p->ch.peer_bell.wait_fd;
+    w.nfds = (uint8_t)nfds;
+    uint8_t buf[RIPC_FRAME_HDR + RIPC_HANDSHAKE_MAX];
+    size_t plen = ripc__welcome_encode(buf + RIPC_FRAME_HDR, RIPC_HANDSHAKE_MAX, &w);
+    ripc__frame fr = {.ftype = RIPC_FRAME_WELCOME, .len = plen};
+    ripc__frame_encode(buf, &fr);
+    ripc__sock_set_nonblock(p->sock, 0);
+    rc = ripc__sock_send_fds(p->sock, buf, RIPC_FRAME_HDR + plen, fds, nfds);
+    ripc__sock_set_nonblock(p->sock, 1);
+    if (rc < 0)
+        return rc;
+    /* What the worker now holds we no longer need. */
+    ripc__segment_close_fd(&p->ch.seg);
+    if (p->ch.bell.ring_fd != p->ch.bell.wait_fd) {
+        close(p->ch.bell.ring_fd);
+        p->ch.bell.ring_fd = -1;
+    }
+    if (wdb == RIPC_DB_SOCKET) {
+        close(p->ch.peer_bell.wait_fd);
+        p->ch.peer_bell.wait_fd = -1;
+    }
+
+    /* Active: table, callbacks, then a loop (joined runs before any handler). */
+    ep_del(L->epfd, p->sock);
+    atomic_fetch_add(&p->refs, 1); /* the table's reference */
+    if ((rc = ripc__peer_insert(s->t, p->id, p)) < 0) {
+        atomic_fetch_sub(&p->refs, 1);
+        return rc;
+    }
+    p->state = P_ACTIVE;
+    atomic_fetch_add(&s->npeers, 1);
+    if (s->joined)
+        s->joined(p, s->cb_arg);
+    struct loop *T = least_loaded(s);
+    if (T == L) {
+        if ((rc = loop_adopt(L, p)) < 0) {
+            p->gone = 1;
+            p->gone_reason = rc;
+            vec_push(&L->peers, &L->n, &L->cap, p); /* so the drop finds it */
+            p->loop = L;
+        }
+    } else {
+        pthread_mutex_lock(&T->in_mu);
+        rc = vec_push(&T->incoming, &T->nin, &T->incap, p);
+        atomic_fetch_add(&T->count, 1); /* counted now so placement spreads */
+        atomic_store(&T->has_incoming, 1);
+        pthread_mutex_unlock(&T->in_mu);
+        /* Wake T: it has not armed this peer's ring yet. */
+        uint64_t one = 1;
+        if (write(T->wakefd, &one, sizeof one) < 0) {
+            /* already signalled */
+        }
+    }
+    return 0;
+}
+
+static void hs_fail(struct loop *L, struct ripc_peer *p)
+{
+    ep_del(L->epfd, p->sock);
+    peer_drop(NULL, p, -EPROTO);
+}
+
+static void hs_readable(struct loop *L, struct ripc_peer *p)
+{
+    for (;;) {
+        size_t want = p->hs_need ? p->hs_need : RIPC_FRAME_HDR;
+        ssize_t n = recv(p->sock, p->hs + p->hs_len, want - p->hs_len, MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+            hs_fail(L, p);
+            return;
+        }
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return; /* EAGAIN: the rest comes later */
+        }
+        p->hs_len += (size_t)n;
+        if (p->hs_len < want)
+            return;
+        ripc__frame f;
+        if (ripc__frame_decode(p->hs, &f, RIPC_HANDSHAKE_MAX) < 0 ||
+            f.ftype != RIPC_FRAME_HELLO) {
+            send_reject(p, EPROTO, "expected a HELLO frame");
+            hs_fail(L, p);
+            return;
+        }
+        if (p->hs_need == 0 && f.len > 0) {
+            p->hs_need = RIPC_FRAME_HDR + (size_t)f.len;
+            continue;
+        }
+        if (process_hello(L, p, &f) < 0)
+            hs_fail(L, p);
+        return;
+    }
+}
+
+static void accept_all(struct loop *L)
+{
+    ripc_server *s = L->s;
+    for (;;) {
+        intptr_t fd;
+        if (ripc__sock_accept(s->lfd, &fd) < 0)
+            return;
+        struct ripc_peer *p = calloc(1, sizeof *p);
+        if (!p) {
+            close((int)fd);
+            continue;
+        }
+        atomic_init(&p->refs, 1);
+        p->srv = s;
+        p->sock = (int)fd;
+        p->ch.seg.fd = -1;
+        p->ch.bell.wait_fd = p->ch.bell.ring_fd = -1;
+        p->ch.peer_bell.wait_fd = p->ch.peer_bell.ring_fd = -1;
+        p->ev_sock = (struct evsrc){EV_SOCK, p};
+        p->ev_bell = (struct evsrc){EV_BELL, p};
+        pthread_mutex_init(&p->send_mu, NULL);
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&p->space_cv, &ca);
+        pthread_condattr_destroy(&ca);
+        ripc__sock_set_nonblock(p->sock, 1);
+        pthread_mutex_lock(&s->all_mu);
+        p->all_next = s->all;
+        if (s->all)
+            s->all->all_prev = p;
+        s->all = p;
+        pthread_mutex_unlock(&s->all_mu);
+        if (ep_add(L->epfd, p->sock, &p->ev_sock) < 0)
+            peer_drop(NULL, p, -ENOMEM);
+    }
+}
+
+/* An active peer's control socket is readable: BYE, EOF, or junk. */
+static void active_readable(struct ripc_peer *p)
+{
+    uint8_t hdr[RIPC_FRAME_HDR];
+    ssize_t n = recv(p->sock, hdr, sizeof hdr, MSG_DONTWAIT | MSG_PEEK);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n <= 0) {
+        p->gone = 1;
+        p->gone_reason = -EPIPE;
+    } else if ((size_t)n < sizeof hdr) {
+        return; /* the rest of the header is on its way */
+    } else {
+        ripc__frame f;
+        recv(p->sock, hdr, sizeof hdr, MSG_DONTWAIT);
+        p->gone = 1;
+        if (ripc__frame_decode(hdr, &f, 0) == 0 && f.ftype == RIPC_FRAME_BYE)
+            p->gone_reason = RIPC_LEFT_BYE;
+        else
+            p->gone_reason = -EPROTO;
+    }
+    ep_del(p->loop->epfd, p->sock); /* nothing more to read from it */
+}
+
+/* ---- dispatch ---- */
+
+static void dispatch_one(struct loop *L, struct ripc_peer *p, ripc_msg *m)
+{
+    ripc_server *s = L->s;
+    uint64_t gen = ripc__handler_gen(s->t);
+    if (L->cache_type != m->type || L->cache_gen != gen) {
+        ripc_handler fn = NULL;
+        void *arg = NULL;
+        if (!ripc__handler_get(s->t, m->type, &fn, &arg))
+            ripc__handler_get(s->t, 0, &fn, &arg);
+        L->cache_type = m->type;
+        L->cache_gen = gen;
+        L->cache_fn = fn;
+        L->cache_arg = arg;
+    }
+    if (L->cache_fn)
+        L->cache_fn(p, m, L->cache_arg);
+    else
+        s->dropped++;
+}
+
+#define BATCH 256
+
+static int loop_dispatch(struct loop *L)
+{
+    if (atomic_load_explicit(&L->has_incoming, memory_order_acquire))
+        loop_take_incoming(L);
+    int total = 0;
+    for (size_t i = 0; i < L->n; i++) {
+        struct ripc_peer *p = L->peers[i];
+        int n = 0, rc = 0;
+        while (n < BATCH) {
+            ripc_msg m;
+            rc = ripc__chan_peek(&p->ch, &m);
+            if (rc < 0)
+                break;
+            if (m.kind == RIPC_KIND_REPLY) { /* workers do not reply */
+                rc = -EPROTO;
+                break;
+            }
+            m.peer_id = p->id;
+            dispatch_one(L, p, &m);
+            ripc__chan_release(&p->ch, 0);
+            n++;
+        }
+        if (n)
+            ripc__chan_space_wake(&p->ch);
+        total += n;
+        if (rc == -EPROTO) {
+            peer_drop(L, p, -EPROTO);
+            i--;
+        } else if (p->gone && rc == -EAGAIN) {
+            peer_drop(L, p, p->gone_reason);
+            i--;
+        }
+    }
+    return total;
+}
+
+/* Arm every ring, sleep in epoll, handle what woke us. */
+static void loop_wait(struct loop *L, int timeout_ms)
+{
+    size_t armed = 0;
+    for (; armed < L->n; armed++)
+        if (L->peers[armed]->gone || ripc__ring_arm_consumer(L->peers[armed]->ch.rx))
+            break;
+    if (armed == L->n && !atomic_load(&L->has_incoming) && !atomic_load(&L->s->stopping)) {
+        struct epoll_event ev[64];
+        int n = epoll_wait(L->epfd, ev, 64, timeout_ms);
+        for (int i = 0; i < n; i++) {
+            struct evsrc *e = ev[i].data.ptr;
+            switch (e->kind) {
+            case EV_LISTEN:
+                accept_all(L);
+                break;
+            case EV_STOP:
+                break;
+            case EV_WAKE: {
+                uint64_t v;
+                if (read(L->wakefd, &v, sizeof v) < 0) {
+                    /* raced with another read: fine */
+                }
+                break;
+            }
+            case EV_SOCK:
+                if (e->p->state == P_HANDSHAKE)
+                    hs_readable(L, e->p);
+                else if (e->p->state == P_ACTIVE && !e->p->gone)
+                    active_readable(e->p);
+                break;
+            case EV_BELL:
+                ripc__doorbell_drain(&e->p->ch.bell);
+                if (atomic_load(&e->p->space_waiters)) {
+                    pthread_mutex_lock(&e->p->send_mu);
+                    pthread_cond_broadcast(&e->p->space_cv);
+                    pthread_mutex_unlock(&e->p->send_mu);
+                }
+                break;
+            }
+        }
+    }
+    for (size_t i = 0; i < armed && i < L->n; i++)
+        ripc__ring_disarm_consumer(L->peers[i]->ch.rx);
+}
+
+/* One round: dispatch, spin (adaptive/spin), then sleep up to timeout_ms. */
+static int loop_round(struct loop *L, int timeout_ms)
+{
+    tls_loop = L;
+    int n = loop_dispatch(L);
+    if (n > 0 || timeout_ms == 0)
+        goto out;
+    ripc_server *s = L->s;
+    if (s->opt.wait != RIPC_WAIT_BLOCK && ripc__cpus() > 1 && L->n > 0) {
+        uint64_t end = s->opt.wait == RIPC_WAIT_SPIN
+                           ? ripc__now_ns() + 1000000u /* re-check sockets every ms */
+                           : ripc__now_ns() + (uint64_t)s->opt.spin_us * 1000u;
+        for (unsigned i = 1;; i++) {
+            ripc__cpu_relax();
+            int any = 0;
+            for (size_t k = 0; k < L->n && !any; k++)
+                any = ripc__ring_readable(L->peers[k]->ch.rx);
+            if (any) {
+                n = loop_dispatch(L);
+                goto out;
+            }
+            if ((i & 63) == 0 && (ripc__now_ns() >= end || atomic_load(&s->stopping) ||
+                                  atomic_load(&L->has_incoming)))
+                break;
+        }
+        if (s->opt.wait == RIPC_WAIT_SPIN)
+            timeout_ms = 0; /* look at sockets without sleeping, then spin again */
+    }
+    loop_wait(L, timeout_ms);
+    n = loop_dispatch(L);
+out:
+    tls_loop = NULL;
+    return n;
+}
+
+int ripc_server_poll(ripc_server *s, int timeout_ms)
+{
+    if (!s)
+        return -EINVAL;
+    struct loop *L = &s->loops[0];
+    if (timeout_ms <= 0)
+        return loop_round(L, timeout_ms);
+    uint64_t deadline = ripc__deadline(timeout_ms);
+    for (;;) {
+        int n = loop_round(L, ripc__remaining_ms(deadline));
+        if (n != 0 || ripc__now_ns() >= deadline)
+            return n;
+    }
+}
+
+static void *loop_main(void *arg)
+{
+    struct loop *L = arg;
+    while (!atomic_load(&L->s->stopping))
+        loop_round(L, -1);
+    return NULL;
+}
+
+int ripc_server_run(ripc_server *s, unsigned threads)
+{
+    if (!s)
+        return -EINVAL;
+    if (threads == 0)
+        threads = 1;
+    if (threads > MAX_LOOPS)
+        threads = MAX_LOOPS;
+    struct loop *loops = s->loops;
+    unsigned started = 1;
+    if (threads > 1) {
+        /* Start loops 1..threads-1 and spread the peers of loop 0. */
+        for (unsigned i = 1; i < threads; i++)
+            if (loop_init(s, &loops[i], (int)i) < 0) {
+                for (unsigned k = 1; k <= i; k++)
+                    loop_fini(&loops[k]);
+                return -EMFILE;
+            }
+        s->nloops = threads;
+        struct loop *L0 = &loops[0];
+        for (size_t i = L0->n; i-- > 0;) {
+            if (i % threads == 0)
+                continue;
+            struct ripc_peer *p = L0->peers[i];
+            loop_forget(L0, p);
+            loop_adopt(&loops[i % threads], p);
+        }
+        for (; started < threads; started++)
+            if (pthread_create(&loops[started].th, NULL, loop_main, &loops[started]) != 0) {
+                ripc_server_stop(s);
+                break;
+            }
+    }
+    loop_main(&loops[0]);
+    for (unsigned i = 1; i < started; i++)
+        pthread_join(loops[i].th, NULL);
+    /* Back to one loop: its peers return to loop 0 for poll(). */
+    for (unsigned i = 1; i < s->nloops; i++) {
+        struct loop *L = &loops[i];
+        loop_take_incoming(L);
+        while (L->n) {
+            struct ripc_peer *p = L->peers[L->n - 1];
+            loop_forget(L, p);
+            loop_adopt(&loops[0], p);
+        }
+        loop_fini(L);
+    }
+    s->nloops = 1;
+    uint64_t v;
+    if (read(s->stopfd, &v, sizeof v) < 0) {
+        /* nothing pending */
+    }
+    atomic_store(&s->stopping, 0);
+    return 0;
+}
+
+void ripc_server_stop(ripc_server *s)
+{
+    if (!s)
+        return;
+    atomic_store(&s->stopping, 1);
+    uint64_t one = 1;
+    if (write(s->stopfd, &one, sizeof one) < 0) {
+        /* the counter is already non-zero */
+    }
+}
+
+/* ---- open / close ---- */
+
+int ripc_server_handle(ripc_server *s, uint16_t type, ripc_handler fn, void *arg)
+{
+    if (!s || (type >= RIPC_TYPE_RESERVED))
+        return -EINVAL;
+    return ripc__handler_set(s->t, type, fn, arg);
+}
+
+int ripc_server_on_peer(ripc_server *s, void (*joined)(ripc_peer *, void *),
+                        void (*left)(ripc_peer *, int, void *), void *arg)
+{
+    if (!s)
+        return -EINVAL;
+    s->joined = joined;
+    s->left = left;
+    s->cb_arg = arg;
+    return 0;
+}
+
+int ripc_server_fd(ripc_server *s)
+{
+    return s ? s->loops[0].epfd : -EINVAL;
+}
+
+unsigned ripc_server_peer_count(ripc_server *s)
+{
+    return s ? atomic_load(&s->npeers) : 0;
+}
+
+static const ripc__peer_ops peer_ops = {.try_ref = peer_try_ref, .unref = peer_unref};
+
+int ripc_server_open_ex(ripc_server **out, const char *url, const ripc_options *opt, char *why,
+                        size_t why_len)
+{
+    if (!out || !url)
+        return -EINVAL;
+    *out = NULL;
+    ripc_server *s = calloc(1, sizeof *s);
+    if (!s)
+        return -ENOMEM;
+    ripc__options_resolve(&s->opt, opt);
+    s->lfd = s->stopfd = -1;
+    int rc;
+    if (!ripc__ring_bytes_ok(s->opt.ring_bytes)) {
+        ripc__whyf(why, why_len, "ring_bytes %zu: must be a power of two in [4 KiB, 1 GiB]",
+                   s->opt.ring_bytes);
+        free(s);
+        return -EINVAL;
+    }
+    if ((rc = ripc__addr_parse(&s->addr, url, why, why_len)) < 0) {
+        free(s);
+        return rc;
+    }
+    pthread_mutex_init(&s->all_mu, NULL);
+    atomic_init(&s->next_id, 1);
+    s->ev_listen = (struct evsrc){EV_LISTEN, NULL};
+    s->ev_stop = (struct evsrc){EV_STOP, NULL};
+    uint32_t dbcaps = ripc__doorbell_caps();
+    s->worker_db_caps = (int)dbcaps;
+    s->master_db = (dbcaps & RIPC_DB_CAP(RIPC_DB_EVENTFD)) ? RIPC_DB_EVENTFD : RIPC_DB_SOCKET;
+    s->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (s->stopfd < 0) {
+        rc = -errno;
+        goto fail;
+    }
+    if ((rc = ripc__tables_open(&s->t)) < 0)
+        goto fail;
+    ripc__peers_set_ops(s->t, &peer_ops);
+    s->loops = calloc(MAX_LOOPS, sizeof *s->loops); /* never moves: peers point in */
+    if (!s->loops) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    s->nloops = 1;
+    if ((rc = loop_init(s, &s->loops[0], 0)) < 0)
+        goto fail;
+    intptr_t lfd;
+    if ((rc = ripc__sock_listen(&s->addr, &lfd, why, why_len)) < 0)
+        goto fail;
+    s->lfd = (int)lfd;
+    if ((rc = ep_add(s->loops[0].epfd, s->lfd, &s->ev_listen)) < 0)
+        goto fail;
+    *out = s;
+    return 0;
+fail:
+    ripc_server_close(s);
+    return rc;
+}
+
+int ripc_server_open(ripc_server **s, const char *url, const ripc_options *opt)
+{
+    return ripc_server_open_ex(s, url, opt, NULL, 0);
+}
+
+void ripc_server_close(ripc_server *s)
+{
+    if (!s)
+        return;
+    atomic_store(&s->stopping, 1);
+    /* Say goodbye; then drop every peer (left gets -ECANCELED). */
+    for (;;) {
+        pthread_mutex_lock(&s->all_mu);
+        struct ripc_peer *p = s->all;
+        pthread_mutex_unlock(&s->all_mu);
+        if (!p)
+            break;
+        if (p->state == P_ACTIVE) {
+            uint8_t bye[RIPC_FRAME_HDR];
+            ripc__frame f = {.ftype = RIPC_FRAME_BYE};
+            ripc__frame_encode(bye, &f);
+            send(p->sock, bye, sizeof bye, MSG_NOSIGNAL | MSG_DONTWAIT);
+        }
+        struct loop *L = p->loop;
+        if (L == NULL && s->loops)
+            ep_del(s->loops[0].epfd, p->sock);
+        peer_drop(L, p, -ECANCELED);
+    }
+    if (s->t) {
+        ripc__tables_close(s->t); /* waits for the deferred frees */
+        s->t = NULL;
+    }
+    if (s->lfd >= 0) {
+        ripc__sock_unlink(&s->addr, s->lfd); /* before close: see sock.h */
+        close(s->lfd);
+    }
+    for (unsigned i = 0; s->loops && i < s->nloops; i++)
+        loop_fini(&s->loops[i]);
+    free(s->loops);
+    if (s->stopfd >= 0)
+        close(s->stopfd);
+    pthread_mutex_destroy(&s->all_mu);
+    free(s);
+}

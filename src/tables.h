@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The server's two lookup tables, read on every message and changed when
+ * workers come and go: id -> peer and type -> handler. Linux/POSIX: liburcu
+ * lock-free hash tables (tables_urcu.c, the only file built with
+ * _LGPL_SOURCE); Windows: the same calls over an SRWLOCK (tables_win32.c).
+ *
+ * Context: every function may be called from any thread. Lookups return a
+ * reference (peers) or a copy (handlers), so nothing is used after the
+ * read-side critical section ends.
+ */
+#ifndef RIPC_SRC_TABLES_H
+#define RIPC_SRC_TABLES_H
+
+#include <stdint.h>
+
+#include "ringipc/ringipc.h"
+
+typedef struct ripc__tables ripc__tables;
+
+int ripc__tables_open(ripc__tables **t);
+/* Frees the tables; the peer table must be empty. Waits for deferred frees. */
+void ripc__tables_close(ripc__tables *t);
+
+/* Handlers: set (fn NULL removes); lookup copies fn/arg out. Returns 1 when
+ * found. The generation counter changes on every set (for caches). */
+int ripc__handler_set(ripc__tables *t, uint16_t type, ripc_handler fn, void *arg);
+int ripc__handler_get(ripc__tables *t, uint16_t type, ripc_handler *fn, void **arg);
+uint64_t ripc__handler_gen(ripc__tables *t);
+
+/* Peers. The table holds one reference to each peer it contains; the
+ * server supplies how references are taken and dropped. */
+typedef struct ripc__peer_ops {
+    int (*try_ref)(void *peer); /* take a ref unless the count is 0; 1 = taken */
+    void (*unref)(void *peer);  /* drop a ref (frees at 0) */
+} ripc__peer_ops;
+void ripc__peers_set_ops(ripc__tables *t, const ripc__peer_ops *ops);
+/* Insert (takes over one reference). -EEXIST if the id is in use. */
+int ripc__peer_insert(ripc__tables *t, uint32_t id, void *peer);
+/* Remove; the table's reference is dropped after a grace period (call_rcu). */
+void ripc__peer_remove(ripc__tables *t, uint32_t id);
+/* Find by id and take a reference (NULL: none). */
+void *ripc__peer_get(ripc__tables *t, uint32_t id);
+/* Every peer, each with a reference taken: *out is malloc'd (free it and
+ * unref each). Returns the count or -ENOMEM. */
+int ripc__peer_all(ripc__tables *t, void ***out);
+/* Wait until deferred frees have run. */
+void ripc__tables_barrier(ripc__tables *t);
+
+#endif

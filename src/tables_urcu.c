@@ -1,0 +1,243 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The server's tables over liburcu (bullet-proof flavour: any thread may read
+ * without registering, which a library cannot ask its callers to do).
+ * _LGPL_SOURCE is defined in this file only: it inlines the read-side fast
+ * path; liburcu itself is linked dynamically.
+ */
+#define _LGPL_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+
+#include <urcu-bp.h>
+#include <urcu/rculfhash.h>
+
+#include "src/tables.h"
+
+struct hnode {
+    struct cds_lfht_node node;
+    struct rcu_head rcu;
+    uint16_t type;
+    ripc_handler fn;
+    void *arg;
+};
+
+struct pnode {
+    struct cds_lfht_node node;
+    struct rcu_head rcu;
+    uint32_t id;
+    void *peer;
+    ripc__peer_ops ops;
+};
+
+struct ripc__tables {
+    struct cds_lfht *handlers;
+    struct cds_lfht *peers;
+    ripc__peer_ops ops;
+    _Atomic uint64_t gen;
+};
+
+static unsigned long hash32(uint32_t x)
+{
+    x ^= x >> 16;
+    x *= 0x7feb352dU;
+    x ^= x >> 15;
+    x *= 0x846ca68bU;
+    x ^= x >> 16;
+    return x;
+}
+
+static int match_type(struct cds_lfht_node *n, const void *key)
+{
+    return caa_container_of(n, struct hnode, node)->type == *(const uint16_t *)key;
+}
+
+static int match_id(struct cds_lfht_node *n, const void *key)
+{
+    return caa_container_of(n, struct pnode, node)->id == *(const uint32_t *)key;
+}
+
+int ripc__tables_open(ripc__tables **out)
+{
+    ripc__tables *t = calloc(1, sizeof *t);
+    if (!t)
+        return -ENOMEM;
+    t->handlers = cds_lfht_new_flavor(16, 16, 0, CDS_LFHT_AUTO_RESIZE, &urcu_bp_flavor, NULL);
+    t->peers = cds_lfht_new_flavor(64, 64, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING,
+                                   &urcu_bp_flavor, NULL);
+    if (!t->handlers || !t->peers) {
+        if (t->handlers)
+            cds_lfht_destroy(t->handlers, NULL);
+        if (t->peers)
+            cds_lfht_destroy(t->peers, NULL);
+        free(t);
+        return -ENOMEM;
+    }
+    *out = t;
+    return 0;
+}
+
+static void hnode_free(struct rcu_head *h)
+{
+    free(caa_container_of(h, struct hnode, rcu));
+}
+
+static void pnode_free(struct rcu_head *h)
+{
+    struct pnode *p = caa_container_of(h, struct pnode, rcu);
+    p->ops.unref(p->peer);
+    free(p);
+}
+
+void ripc__tables_close(ripc__tables *t)
+{
+    if (!t)
+        return;
+    struct cds_lfht_iter it;
+    struct hnode *h;
+    urcu_bp_read_lock();
+    cds_lfht_for_each_entry(t->handlers, &it, h, node)
+    {
+        if (cds_lfht_del(t->handlers, &h->node) == 0)
+            urcu_bp_call_rcu(&h->rcu, hnode_free);
+    }
+    urcu_bp_read_unlock();
+    urcu_bp_barrier(); /* every deferred free has run */
+    cds_lfht_destroy(t->handlers, NULL);
+    cds_lfht_destroy(t->peers, NULL);
+    free(t);
+}
+
+int ripc__handler_set(ripc__tables *t, uint16_t type, ripc_handler fn, void *arg)
+{
+    struct cds_lfht_node *old;
+    urcu_bp_read_lock();
+    if (fn == NULL) {
+        struct cds_lfht_iter it;
+        cds_lfht_lookup(t->handlers, hash32(type), match_type, &type, &it);
+        old = cds_lfht_iter_get_node(&it);
+        if (old && cds_lfht_del(t->handlers, old) != 0)
+            old = NULL;
+    } else {
+        struct hnode *h = malloc(sizeof *h);
+        if (!h) {
+            urcu_bp_read_unlock();
+            return -ENOMEM;
+        }
+        cds_lfht_node_init(&h->node);
+        h->type = type;
+        h->fn = fn;
+        h->arg = arg;
+        old = cds_lfht_add_replace(t->handlers, hash32(type), match_type, &type, &h->node);
+    }
+    urcu_bp_read_unlock();
+    if (old)
+        urcu_bp_call_rcu(&caa_container_of(old, struct hnode, node)->rcu, hnode_free);
+    atomic_fetch_add_explicit(&t->gen, 1, memory_order_release);
+    return 0;
+}
+
+int ripc__handler_get(ripc__tables *t, uint16_t type, ripc_handler *fn, void **arg)
+{
+    struct cds_lfht_iter it;
+    int found = 0;
+    urcu_bp_read_lock();
+    cds_lfht_lookup(t->handlers, hash32(type), match_type, &type, &it);
+    struct cds_lfht_node *n = cds_lfht_iter_get_node(&it);
+    if (n) {
+        struct hnode *h = caa_container_of(n, struct hnode, node);
+        *fn = h->fn;
+        *arg = h->arg;
+        found = 1;
+    }
+    urcu_bp_read_unlock();
+    return found;
+}
+
+uint64_t ripc__handler_gen(ripc__tables *t)
+{
+    return atomic_load_explicit(&t->gen, memory_order_acquire);
+}
+
+void ripc__peers_set_ops(ripc__tables *t, const ripc__peer_ops *ops)
+{
+    t->ops = *ops;
+}
+
+int ripc__peer_insert(ripc__tables *t, uint32_t id, void *peer)
+{
+    struct pnode *p = malloc(sizeof *p);
+    if (!p)
+        return -ENOMEM;
+    cds_lfht_node_init(&p->node);
+    p->id = id;
+    p->peer = peer;
+    p->ops = t->ops;
+    urcu_bp_read_lock();
+    struct cds_lfht_node *n = cds_lfht_add_unique(t->peers, hash32(id), match_id, &id, &p->node);
+    urcu_bp_read_unlock();
+    if (n != &p->node) {
+        free(p);
+        return -EEXIST;
+    }
+    return 0;
+}
+
+void ripc__peer_remove(ripc__tables *t, uint32_t id)
+{
+    struct cds_lfht_iter it;
+    urcu_bp_read_lock();
+    cds_lfht_lookup(t->peers, hash32(id), match_id, &id, &it);
+    struct cds_lfht_node *n = cds_lfht_iter_get_node(&it);
+    if (n && cds_lfht_del(t->peers, n) == 0)
+        urcu_bp_call_rcu(&caa_container_of(n, struct pnode, node)->rcu, pnode_free);
+    urcu_bp_read_unlock();
+}
+
+void *ripc__peer_get(ripc__tables *t, uint32_t id)
+{
+    struct cds_lfht_iter it;
+    void *peer = NULL;
+    urcu_bp_read_lock();
+    cds_lfht_lookup(t->peers, hash32(id), match_id, &id, &it);
+    struct cds_lfht_node *n = cds_lfht_iter_get_node(&it);
+    if (n) {
+        struct pnode *p = caa_container_of(n, struct pnode, node);
+        if (p->ops.try_ref(p->peer))
+            peer = p->peer;
+    }
+    urcu_bp_read_unlock();
+    return peer;
+}
+
+int ripc__peer_all(ripc__tables *t, void ***out)
+{
+    size_t cap = 16, n = 0;
+    void **v = malloc(cap * sizeof *v);
+    if (!v)
+        return -ENOMEM;
+    struct cds_lfht_iter it;
+    struct pnode *p;
+    urcu_bp_read_lock();
+    cds_lfht_for_each_entry(t->peers, &it, p, node)
+    {
+        if (n == cap) {
+            void **nv = realloc(v, 2 * cap * sizeof *v);
+            if (!nv)
+                break; /* reach who we can */
+            v = nv;
+            cap *= 2;
+        }
+        if (p->ops.try_ref(p->peer))
+            v[n++] = p->peer;
+    }
+    urcu_bp_read_unlock();
+    *out = v;
+    return (int)n;
+}
+
+void ripc__tables_barrier(ripc__tables *t)
+{
+    (void)t;
+    urcu_bp_barrier();
+}

@@ -1,0 +1,215 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Fuzz target for the SPSC ring (shm/ring.c) against a hostile peer: the
+ * input is what the other process wrote into the shared memory.
+ *
+ * A ring of capacity 256 is formatted in an exactly sized heap buffer (ASan
+ * flags any access outside it). Then the input overwrites, in order:
+ *   byte 0           mode: bit 0 fuzz the constants too (else they stay
+ *                    valid); bit 1 raw indices (else tail raw, head = tail +
+ *                    a small delta, so most inputs get past attach); bit 2
+ *                    attach a producer handle as well
+ *   [32 bytes]       the constants line (mode bit 0 only)
+ *   8 + 8 bytes      head, tail (raw) / tail + 2-byte delta (derived)
+ *   256 bytes        the data area (as much as there is)
+ * and the rest is a script of up to 64 operations: peek (+ release), the
+ * peer moving head or tail, the peer scribbling on the data area, and (with
+ * a producer) reserve + commit.
+ *
+ * Properties: attach and every call return documented codes; -EPROTO is
+ * sticky; a record returned by peek, and a reservation, lie inside the data
+ * area, 8-byte aligned, within the payload maximum.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ringipc/ring.h"
+#include "shm/ring_layout.h"
+
+#define CHECK(c)                                                                                   \
+    do {                                                                                           \
+        if (!(c)) {                                                                                \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c);                  \
+            abort();                                                                               \
+        }                                                                                          \
+    } while (0)
+
+#define CAP 256u
+#define MAX_OPS 64
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static volatile unsigned sink;
+
+struct input {
+    const uint8_t *p;
+    size_t left;
+};
+
+static uint64_t take(struct input *in, size_t n)
+{
+    uint64_t v = 0;
+    for (size_t i = 0; i < n && in->left > 0; i++, in->left--)
+        v |= (uint64_t)*in->p++ << (8 * i);
+    return v;
+}
+
+static void take_bytes(struct input *in, void *dst, size_t n)
+{
+    if (n > in->left)
+        n = in->left;
+    memcpy(dst, in->p, n);
+    in->p += n;
+    in->left -= n;
+}
+
+/* A pointer handed out by the ring must address [data + 8, data + CAP]: past
+ * a record header, aligned, and with its len bytes inside the data area. */
+static void check_in_area(const unsigned char *area, const void *buf, size_t len, size_t max)
+{
+    const unsigned char *b = buf;
+    CHECK(b >= area + RIPC_REC_HDR && b <= area + CAP);
+    CHECK(((size_t)(b - area) & (RIPC_RING_ALIGN - 1)) == 0);
+    CHECK(len <= max);
+    CHECK(len <= (size_t)(area + CAP - b));
+}
+
+static void set_index(_Atomic uint64_t *idx, uint64_t v)
+{
+    atomic_store_explicit(idx, v, memory_order_relaxed);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    struct input in = {data, size};
+    size_t mem_len = ripc_ring_size(CAP);
+    /* 768 bytes: a multiple of the alignment, as aligned_alloc wants. */
+    unsigned char *mem = aligned_alloc(RIPC_RING_LINE, mem_len);
+    if (mem == NULL)
+        return 0;
+    CHECK(ripc_ring_format(mem, mem_len, CAP) == 0);
+    struct ripc_ring_hdr *h = (struct ripc_ring_hdr *)mem;
+    unsigned char *area = mem + RIPC_RING_HDR_BYTES;
+
+    unsigned mode = (unsigned)take(&in, 1);
+    if (mode & 1)
+        take_bytes(&in, &h->consts.c, sizeof h->consts.c);
+    uint64_t head, tail;
+    if (mode & 2) {
+        head = take(&in, 8);
+        tail = take(&in, 8);
+    } else {
+        tail = take(&in, 8);
+        head = tail + take(&in, 2) % (CAP + 16);
+    }
+    set_index(&h->prod.head, head);
+    set_index(&h->cons.tail, tail);
+    take_bytes(&in, area, CAP);
+
+    ripc_ring *c = NULL, *p = NULL;
+    int rc = ripc_ring_attach(&c, mem, mem_len, RIPC_RING_CONSUMER);
+    CHECK(rc == 0 || rc == -EPROTO || rc == -EPROTONOSUPPORT);
+    if (!(mode & 1))
+        CHECK(rc == 0 || rc == -EPROTO); /* valid constants: only indices can fail */
+    if (rc != 0) {
+        CHECK(c == NULL);
+        free(mem);
+        return 0;
+    }
+    size_t max = ripc_ring_payload_max(c);
+    CHECK(ripc_ring_capacity(c) == CAP && max == CAP / 2 - RIPC_REC_HDR);
+    if (mode & 4) {
+        rc = ripc_ring_attach(&p, mem, mem_len, RIPC_RING_PRODUCER);
+        CHECK(rc == 0);
+    }
+
+    int c_dead = 0, p_dead = 0;
+    unsigned sum = 0;
+    for (int n = 0; n < MAX_OPS; n++) {
+        unsigned op = in.left ? (unsigned)take(&in, 1) : 0;
+        switch (op % 6) {
+        case 0: /* peek + release */
+        case 1: /* peek only (a second peek must give the same record) */
+        {
+            const void *buf;
+            size_t len;
+            rc = ripc_ring_peek(c, &buf, &len);
+            CHECK(rc == 0 || rc == -EAGAIN || rc == -EPROTO);
+            CHECK(!c_dead || rc == -EPROTO);
+            if (rc == -EPROTO) {
+                c_dead = 1;
+                break;
+            }
+            if (rc != 0)
+                break;
+            check_in_area(area, buf, len, max);
+            for (size_t i = 0; i < len; i++) /* read it all: ASan checks */
+                sum += ((const unsigned char *)buf)[i];
+            if (op % 6 == 0) {
+                ripc_ring_release(c);
+            } else {
+                const void *buf2;
+                size_t len2;
+                CHECK(ripc_ring_peek(c, &buf2, &len2) == 0);
+                CHECK(buf2 == buf && len2 == len);
+            }
+            break;
+        }
+        case 2: /* the peer moves head: by a small step, or anywhere */
+            if (op & 0x80)
+                set_index(&h->prod.head, take(&in, 8));
+            else
+                set_index(&h->prod.head,
+                          atomic_load_explicit(&h->prod.head, memory_order_relaxed) +
+                              take(&in, 1));
+            break;
+        case 3: /* the peer moves tail (only a producer reads it) */
+            if (op & 0x80)
+                set_index(&h->cons.tail, take(&in, 8));
+            else
+                set_index(&h->cons.tail,
+                          atomic_load_explicit(&h->cons.tail, memory_order_relaxed) +
+                              take(&in, 1));
+            break;
+        case 4: /* the peer scribbles on the data area */
+        {
+            size_t off = (size_t)take(&in, 1) % CAP;
+            size_t n_bytes = (size_t)take(&in, 1) % (CAP - off + 1);
+            take_bytes(&in, area + off, n_bytes);
+            break;
+        }
+        case 5: /* our own producer pushes a record */
+        {
+            if (p == NULL)
+                break;
+            size_t len = (size_t)take(&in, 1) % (max + 16);
+            void *buf;
+            rc = ripc_ring_reserve(p, len, &buf);
+            CHECK(rc == 0 || rc == -EAGAIN || rc == -EMSGSIZE || rc == -EPROTO);
+            CHECK(!p_dead || rc == -EPROTO || rc == -EMSGSIZE);
+            CHECK(rc != -EMSGSIZE || len > max);
+            CHECK(len <= max || rc == -EMSGSIZE || rc == -EPROTO);
+            if (rc == -EPROTO)
+                p_dead = 1;
+            if (rc != 0)
+                break;
+            check_in_area(area, buf, len, max);
+            memset(buf, (int)op, len);
+            ripc_ring_commit(p, len);
+            break;
+        }
+        }
+        (void)ripc_ring_used(c);
+        if (p != NULL)
+            (void)ripc_ring_used(p);
+    }
+    sink = sum; /* keep the reads from being optimised away */
+    ripc_ring_detach(p);
+    ripc_ring_detach(c);
+    free(mem);
+    return 0;
+}

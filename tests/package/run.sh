@@ -1,0 +1,26 @@
+#!/bin/sh
+# test_package: install the built tree into a scratch prefix, then configure,
+# build and run a consumer project against it. Args: <build dir> <source dir>.
+set -eu
+build=$1
+src=$2
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cmake --install "$build" --prefix "$work/prefix" >/dev/null
+for f in include/ringipc/ring.h include/ringipc/export.h; do
+  test -f "$work/prefix/$f" || { echo "missing $f"; exit 1; }
+done
+libdir=$(ls -d "$work"/prefix/lib*/ | head -n1)
+ls "$libdir"/libringipc.so.0* >/dev/null || { echo "no SONAME'd shared library"; exit 1; }
+soname=$(objdump -p "$libdir"/libringipc.so | awk '/SONAME/{print $2}')
+[ "$soname" = "libringipc.so.0" ] || { echo "SONAME is '$soname'"; exit 1; }
+# Hidden visibility: only ripc_* (public) symbols are exported.
+extra=$(nm -D --defined-only "$libdir"/libringipc.so | awk '{print $3}' | grep -v '^ripc_[a-z]' || true)
+[ -z "$extra" ] || { echo "unexpected exported symbols: $extra"; exit 1; }
+PKG_CONFIG_PATH="$libdir/pkgconfig" cmake -S "$src/tests/package" -B "$work/b" \
+  -DCMAKE_PREFIX_PATH="$work/prefix" >/dev/null
+cmake --build "$work/b" >/dev/null
+LD_LIBRARY_PATH="$libdir" "$work/b/use_shared"
+"$work/b/use_static"
+LD_LIBRARY_PATH="$libdir" "$work/b/use_pkgconfig"
+echo "package: find_package (shared, static) and pkg-config consumers built and ran"

@@ -1,0 +1,89 @@
+#include "support/support.h"
+
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+
+void ripc_test_skip(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    printf("SKIP: ");
+    vprintf(fmt, ap);
+    printf("\n");
+    va_end(ap);
+    fflush(stdout);
+    exit(77);
+}
+
+int ripc_test_cpus(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) != 0)
+        return 1;
+    return CPU_COUNT(&set);
+}
+
+void ripc_test_fill(void *buf, size_t len, uint64_t seq)
+{
+    unsigned char *p = buf;
+    uint64_t s = seq * 0x9E3779B97F4A7C15ULL + len + 1;
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t v = ripc_test_rand(&s);
+        memcpy(p + i, &v, 8);
+    }
+    if (i < len) {
+        uint64_t v = ripc_test_rand(&s);
+        memcpy(p + i, &v, len - i);
+    }
+}
+
+int ripc_test_check(const void *buf, size_t len, uint64_t seq)
+{
+    const unsigned char *p = buf;
+    uint64_t s = seq * 0x9E3779B97F4A7C15ULL + len + 1;
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t v = ripc_test_rand(&s);
+        if (memcmp(p + i, &v, 8) != 0)
+            return 0;
+    }
+    if (i < len) {
+        uint64_t v = ripc_test_rand(&s);
+        if (memcmp(p + i, &v, len - i) != 0)
+            return 0;
+    }
+    return 1;
+}
+
+void *ripc_test_shared_alloc(size_t len)
+{
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        perror("mmap");
+        abort();
+    }
+    return p;
+}
+
+void ripc_test_shared_free(void *p, size_t len)
+{
+    munmap(p, len);
+}
+
+int ripc_test_wait(int pid)
+{
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        ;
+    if (WIFEXITED(st))
+        return WEXITSTATUS(st);
+    if (WIFSIGNALED(st))
+        return 128 + WTERMSIG(st);
+    return -1;
+}

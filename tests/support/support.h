@@ -1,0 +1,37 @@
+/* Helpers shared by the tests (not part of the library). */
+#ifndef RIPC_TEST_SUPPORT_H
+#define RIPC_TEST_SUPPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Print "SKIP: <reason>" and exit 77 (ctest counts the test as skipped). */
+_Noreturn void ripc_test_skip(const char *fmt, ...);
+
+/* CPUs this process may run on (sched_getaffinity). */
+int ripc_test_cpus(void);
+
+/* Small fast deterministic PRNG (xorshift64*). */
+static inline uint64_t ripc_test_rand(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *s = x;
+    return x * 0x2545F4914F6CDD1DULL;
+}
+
+/* Fill buf with bytes derived from seq (so a receiver can check content). */
+void ripc_test_fill(void *buf, size_t len, uint64_t seq);
+/* Return 1 when buf holds exactly what ripc_test_fill(buf, len, seq) wrote. */
+int ripc_test_check(const void *buf, size_t len, uint64_t seq);
+
+/* Map len bytes of anonymous shared memory (survives fork); aborts on error. */
+void *ripc_test_shared_alloc(size_t len);
+void ripc_test_shared_free(void *p, size_t len);
+
+/* Wait for pid and return its exit code, or 128 + signal. */
+int ripc_test_wait(int pid);
+
+#endif
