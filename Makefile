@@ -1,12 +1,13 @@
 # Thin wrapper over CMake. The two README commands:
 #   make test    install missing Debian packages (as root), build, run every test
-#   make bench   install missing Debian packages (as root), build Release, run the benchmark
+#   make bench   install missing Debian packages (as root), build Release, run ringipc-bench
+#   make bench-ring   the google-benchmark suites (raw ring vs unix socket), JSON in build-release/
 BUILD       ?= build
 BENCH_BUILD ?= build-release
 JOBS        ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS  ?=
 
-.PHONY: all test bench deps clean format
+.PHONY: all test bench bench-ring bench-build clean format
 
 all: $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j$(JOBS)
@@ -20,10 +21,15 @@ test:
 	cmake --build $(BUILD) -j$(JOBS)
 	@sh .ci/ctest.sh $(BUILD)
 
-bench:
+bench-build:
 	@sh .ci/deps.sh bench
 	cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=Release -DRIPC_BUILD_TESTS=OFF $(CMAKE_ARGS)
 	cmake --build $(BENCH_BUILD) -j$(JOBS)
+
+bench: bench-build
+	$(BENCH_BUILD)/bench/ringipc-bench $(BENCH_ARGS)
+
+bench-ring: bench-build
 	cmake --build $(BENCH_BUILD) --target bench-ring
 
 format:

@@ -47,11 +47,15 @@ void run_link(benchmark::State &state, int mode)
             break;
         }
     }
+    const long preempted = ok ? ripc_bench_preempted(link) : 0;
     const int rc = ripc_bench_close(link, why, sizeof why);
     if (!ok || rc < 0) {
         state.SkipWithError(why[0] != '\0' ? why : "consumer lost or miscounted records");
         return;
     }
+    // Involuntary context switches of both processes in the last run: other
+    // work on the CPUs. Distrust a row where this is more than a few.
+    state.counters["preempted"] = static_cast<double>(preempted);
     state.SetItemsProcessed(static_cast<int64_t>(sent));
     state.SetBytesProcessed(static_cast<int64_t>(sent * len));
 }

@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -43,6 +44,7 @@
 #define STREAM_READ (256u * 1024u)     /* unix-socket receiver's read size */
 #define FRAME_HDR 4u                   /* [u32 len] before each stream payload */
 #define SPIN_CHECK 1024u               /* pauses between liveness checks */
+#define PUSH_SOURCES 16u               /* rotating push sources, records <= 4 KiB */
 #define READY_TIMEOUT_NS 10000000000LL /* consumer must start within 10 s */
 
 /* Sequence values that are not records: flush-and-acknowledge, and quit. */
@@ -54,6 +56,7 @@ struct control {
     _Alignas(LINE) _Atomic uint64_t acked; /* consumer: records seen at SEQ_END, + 1 */
     _Alignas(LINE) atomic_int failed; /* consumer: first error (-errno), 0 = none */
     atomic_int exited;                /* consumer: leaving, by either path */
+    long preempted;                   /* consumer: involuntary switches, ready..end */
     char why[256];                    /* text for failed, written before it */
 };
 
@@ -67,11 +70,13 @@ struct ripc_bench_link {
     size_t map_len;
     struct control *ctl;
     ripc_ring *ring;       /* producer handle */
-    unsigned char *src;    /* push source / reserve payload source / stream frame */
+    unsigned char *src;    /* push sources / reserve payload source / stream frame */
+    size_t nsrc;           /* push sources (see ripc_bench_send) */
     unsigned spins;
     int broken;            /* the consumer is gone or the ring failed */
     cpu_set_t saved_cpus;  /* caller's affinity, restored by close */
     int cpu_consumer;
+    long preempted_at_open; /* our involuntary context switches */
 };
 
 static inline void cpu_relax(void)
@@ -111,6 +116,20 @@ static int pin_to(int cpu)
     return sched_setaffinity(0, sizeof set, &set) == 0 ? 0 : -errno;
 }
 
+/* Involuntary context switches of the calling thread: other work took our
+ * CPU, so the numbers of that run are suspect. */
+static long preemptions(void)
+{
+    struct rusage ru;
+#ifdef RUSAGE_THREAD
+    const int who = RUSAGE_THREAD;
+#else
+    const int who = RUSAGE_SELF;
+#endif
+
+    return getrusage(who, &ru) == 0 ? ru.ru_nivcsw : 0;
+}
+
 /* ---- consumer side (runs in the forked child) -------------------------- */
 
 /* Record the consumer's first error; later ones are consequences. */
@@ -139,12 +158,13 @@ static int check_record(struct checker *k, uint64_t seq, size_t got)
     if (seq == SEQ_STOP)
         return 1;
     if (seq == SEQ_END) {
+        k->c->preempted = preemptions() - k->c->preempted; /* published by acked */
         /* Release: pairs with the producer's acquire in ripc_bench_drain(). */
         atomic_store_explicit(&k->c->acked, k->expect + 1, memory_order_release);
         return 0;
     }
     if (seq != k->expect || got != k->len)
-        consumer_fail(k->c, -EPROTO, "record %llu: got seq %llu, %zu bytes (want %zu)",
+        consumer_fail(k->c, -EPROTO, "record %llu arrived as seq %llu with %zu bytes (want %zu)",
                       (unsigned long long)k->expect, (unsigned long long)seq, got, k->len);
     k->expect++;
     return 0;
@@ -175,6 +195,7 @@ static void consume_ring(struct control *c, void *mem, size_t mem_len, int mode,
      * them in now rather than inside the timed loop. */
     for (size_t off = 0; off < mem_len; off += 4096)
         (void)*(volatile unsigned char *)((unsigned char *)mem + off);
+    c->preempted = preemptions();
     atomic_store_explicit(&c->ready, 1, memory_order_release);
 
     for (;;) {
@@ -229,6 +250,7 @@ static void consume_stream(struct control *c, int fd, size_t len)
         return;
     }
     memset(buf, 0, STREAM_READ);
+    c->preempted = preemptions();
     atomic_store_explicit(&c->ready, 1, memory_order_release);
 
     for (;;) {
@@ -375,9 +397,23 @@ int ripc_bench_send(ripc_bench_link *l, uint64_t seq)
     int rc;
 
     switch (l->mode) {
-    case RIPC_BENCH_PUSH_POP:
-        memcpy(l->src, &seq, sizeof seq);
-        return ring_push_spin(l, l->src, l->len);
+    case RIPC_BENCH_PUSH_POP: {
+        /* Record seq goes out of source seq % nsrc, whose sequence number was
+         * written nsrc records ago. Writing it just before the push would
+         * make push's wide loads wait on a failed store-to-load forward,
+         * i.e. for the whole store buffer (full of stores to ring lines the
+         * consumer is reading) to drain: a cost of this loop, not the ring. */
+        unsigned char *b = l->src + (seq % l->nsrc) * l->len;
+        uint64_t have, next = seq + l->nsrc;
+
+        memcpy(&have, b, sizeof have);
+        if (have != seq)
+            memcpy(b, &seq, sizeof seq);
+        rc = ring_push_spin(l, b, l->len);
+        if (rc == 0)
+            memcpy(b, &next, sizeof next);
+        return rc;
+    }
     case RIPC_BENCH_RESERVE_COMMIT:
         while ((rc = ripc_ring_reserve(l->ring, l->len, &p)) == -EAGAIN)
             if (spin_once(l))
@@ -511,13 +547,16 @@ int ripc_bench_open(ripc_bench_link **out, int mode, size_t record_len, char *wh
     }
     memset(l->map, 0, l->map_len); /* fault every page in now, not while timing */
     l->ctl = (struct control *)l->map;
-    l->src = malloc(FRAME_HDR + record_len);
+    l->nsrc = mode == RIPC_BENCH_PUSH_POP && record_len <= 4096 ? PUSH_SOURCES : 1;
+    l->src = malloc(l->nsrc * record_len + FRAME_HDR);
     if (l->src == NULL) {
         say(why, why_len, "out of memory");
         link_free(l);
         return -ENOMEM;
     }
-    memset(l->src, 0xa5, FRAME_HDR + record_len);
+    memset(l->src, 0xa5, l->nsrc * record_len + FRAME_HDR);
+    for (uint64_t i = 0; i < l->nsrc; i++)
+        memcpy(l->src + i * record_len, &i, sizeof i);
 
     if (mode == RIPC_BENCH_UNIX_STREAM) {
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
@@ -579,8 +618,19 @@ int ripc_bench_open(ripc_bench_link **out, int mode, size_t record_len, char *wh
         }
         sched_yield();
     }
+    l->preempted_at_open = preemptions();
     *out = l;
     return 0;
+}
+
+long ripc_bench_preempted(const ripc_bench_link *l)
+{
+    long own = preemptions() - l->preempted_at_open;
+
+    /* Acquire: the consumer wrote its count before its release of acked. */
+    if (atomic_load_explicit(&l->ctl->acked, memory_order_acquire) == 0)
+        return own;
+    return own + l->ctl->preempted;
 }
 
 int ripc_bench_close(ripc_bench_link *l, char *why, size_t why_len)

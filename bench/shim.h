@@ -26,6 +26,7 @@
  *   ripc_bench_send()   once per timed iteration
  *   ripc_bench_drain()  at the last timed iteration: end marker, wait for the
  *                       consumer to acknowledge every record
+ *   ripc_bench_preempted()  optional: was the run disturbed?
  *   ripc_bench_close()  stop and reap the child, restore affinity (untimed)
  */
 #ifndef RIPC_BENCH_SHIM_H
@@ -68,6 +69,13 @@ int ripc_bench_send(ripc_bench_link *l, uint64_t seq);
  * `sent`, or another negative errno.
  */
 int ripc_bench_drain(ripc_bench_link *l, uint64_t sent);
+
+/*
+ * After ripc_bench_drain(): involuntary context switches of producer and
+ * consumer during the run. Anything but a handful means other work shared
+ * the CPUs and the run's numbers are not clean.
+ */
+long ripc_bench_preempted(const ripc_bench_link *l);
 
 /*
  * Stop the consumer, reap it, unmap, restore the caller's CPU affinity and

@@ -20,6 +20,7 @@ int main(void)
         while (ripc_ring_pop(r, msg, sizeof msg, &n) == -EAGAIN)
             usleep(100);
         printf("child got: %.*s\n", (int)n, msg);
+        ripc_ring_detach(r);
         return 0;
     }
     ripc_ring_attach(&r, mem, len, RIPC_RING_PRODUCER);

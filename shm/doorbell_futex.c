@@ -59,8 +59,7 @@ int ripc__doorbell_futex_open(ripc__doorbell *db, _Atomic uint32_t *word)
     return 0;
 }
 
-int ripc__doorbell_futex_adopt(ripc__doorbell *db, int wait_fd, int ring_fd,
-                               _Atomic uint32_t *word)
+int ripc__doorbell_futex_adopt(ripc__doorbell *db, int wait_fd, int ring_fd, _Atomic uint32_t *word)
 {
     (void)wait_fd;
     (void)ring_fd;
@@ -106,8 +105,8 @@ int ripc__doorbell_futex_wait(ripc__doorbell *db, uint32_t seen, int watch_fd, i
         }
         /* Sleeps only while *word == seen (checked atomically with queueing
          * us, so a ring between our load and this call is not lost: EAGAIN). */
-        if (futex(db->word, FUTEX_WAIT, seen, tsp) < 0 && errno != EAGAIN &&
-            errno != ETIMEDOUT && errno != EINTR)
+        if (futex(db->word, FUTEX_WAIT, seen, tsp) < 0 && errno != EAGAIN && errno != ETIMEDOUT &&
+            errno != EINTR)
             return -errno;
         /* Woken, timed out, interrupted or spurious: the loop re-checks the
          * word, watch_fd and the clock. */
@@ -133,8 +132,7 @@ int ripc__doorbell_futex_open(ripc__doorbell *db, _Atomic uint32_t *word)
     return -ENOSYS;
 }
 
-int ripc__doorbell_futex_adopt(ripc__doorbell *db, int wait_fd, int ring_fd,
-                               _Atomic uint32_t *word)
+int ripc__doorbell_futex_adopt(ripc__doorbell *db, int wait_fd, int ring_fd, _Atomic uint32_t *word)
 {
     (void)db;
     (void)wait_fd;

@@ -16,6 +16,19 @@
 #include "shm/ring_internal.h"
 #include "shm/ring_layout.h"
 
+/* Ask for a cache line in exclusive state before we write it. The consumer
+ * read it on the previous lap, so without this every store waits for a
+ * cross-core ownership transfer; prefetching a few lines ahead overlaps
+ * those transfers with the copying of the current record. */
+static inline void prefetch_w(const void *p)
+{
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+    __asm__ __volatile__("prefetchw %0" : : "m"(*(const char *)p));
+#else
+    __builtin_prefetch(p, 1, 3);
+#endif
+}
+
 static int is_pow2(uint64_t x)
 {
     return x != 0 && (x & (x - 1)) == 0;
@@ -172,6 +185,8 @@ int ripc_ring_reserve(ripc_ring *r, size_t len, void **buf)
     r->res_len = len;
     r->reserved = 1;
     uint64_t at = pad ? 0 : off;
+    if (r->capacity >= 4096)
+        prefetch_w(r->data + ((at + need + 512) & r->mask));
     *buf = r->data + at + RIPC_REC_HDR;
     return 0;
 }

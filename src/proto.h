@@ -138,6 +138,8 @@ static inline int ripc__frame_decode(const uint8_t in[RIPC_FRAME_HDR], ripc__fra
         return -EPROTO;
     if (f->ftype == RIPC_FRAME_MSG ? f->kind > RIPC_KIND_REPLY : f->kind != 0)
         return -EPROTO;
+    if (f->ftype != RIPC_FRAME_MSG && (f->id != 0 || (f->ftype != RIPC_FRAME_REJECT && f->type)))
+        return -EPROTO;
     if (f->ftype == RIPC_FRAME_BYE && f->len != 0)
         return -EPROTO;
     if (f->len > max_len)
@@ -204,6 +206,9 @@ static inline int ripc__hello_decode(const uint8_t *in, size_t len, ripc__hello 
     h->ring_bytes = ripc__get64(in + 16);
     h->max_message = ripc__get64(in + 24);
     size_t nlen = in[32], tlen = in[33];
+    for (int i = 34; i < (int)RIPC_HELLO_FIXED; i++)
+        if (in[i] != 0)
+            return -EPROTO;
     if (nlen > RIPC_NAME_MAX || tlen > RIPC_TOKEN_MAX || RIPC_HELLO_FIXED + nlen + tlen != len)
         return -EPROTO;
     if (memchr(in + RIPC_HELLO_FIXED, 0, nlen) != NULL)
@@ -276,7 +281,7 @@ static inline int ripc__welcome_decode(const uint8_t *in, size_t len, ripc__welc
         return -EPROTO;
     if (w->transport != RIPC_XPORT_SHM && w->transport != RIPC_XPORT_SOCKET)
         return -EPROTO;
-    if (w->nfds > 3)
+    if (w->nfds > 3 || memchr(in + RIPC_WELCOME_FIXED, 0, w->reason_len) != NULL)
         return -EPROTO;
     memcpy(w->reason, in + RIPC_WELCOME_FIXED, w->reason_len);
     w->reason[w->reason_len] = 0;

@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +57,7 @@ struct ripc_peer {
     pthread_cond_t space_cv;
     _Atomic int space_waiters;
     _Atomic int dead;
+    _Atomic int tx_broken; /* our outbound ring is corrupt: the loop drops p */
     int gone;        /* the connection ended: drain the ring, then drop */
     int gone_reason;
     char name[RIPC_NAME_MAX + 1];
@@ -374,6 +376,15 @@ static int peer_send(struct ripc_peer *p, uint16_t type, uint8_t kind, uint64_t 
             break;
         }
         rc = ripc__chan_try_send(&p->ch, type, kind, id, data, len);
+        if (rc == -EPROTO) {
+            /* The worker scribbled on the consumer index of our outbound
+             * ring: the channel is dead for good. Only the owning loop may
+             * drop p; flag it and wake that loop through p's own doorbell
+             * (eventfd: we still hold the ringing end). */
+            atomic_store(&p->tx_broken, 1);
+            ripc__doorbell_ring(&p->ch.bell);
+            break;
+        }
         if (rc != -EAGAIN || timeout_ms == 0)
             break;
         rc = wait_space(p, RIPC_MSG_HDR + (size_t)len, deadline);
@@ -630,6 +641,7 @@ static int process_hello(struct loop *L, struct ripc_peer *p, const ripc__frame 
         return rc;
     }
     p->state = P_ACTIVE;
+    p->hs_len = 0; /* p->hs now collects frame headers (active_readable) */
     atomic_fetch_add(&s->npeers, 1);
     if (s->joined)
         s->joined(p, s->cb_arg);
@@ -737,18 +749,19 @@ static void accept_all(struct loop *L)
 /* An active peer's control socket is readable: BYE, EOF, or junk. */
 static void active_readable(struct ripc_peer *p)
 {
-    uint8_t hdr[RIPC_FRAME_HDR];
-    ssize_t n = recv(p->sock, hdr, sizeof hdr, MSG_DONTWAIT | MSG_PEEK);
+    /* Collect the header in p->hs (free since the handshake): a partial one
+     * left in the socket would keep it readable and spin the loop. */
+    uint8_t *hdr = p->hs;
+    ssize_t n = recv(p->sock, hdr + p->hs_len, RIPC_FRAME_HDR - p->hs_len, MSG_DONTWAIT);
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return;
     if (n <= 0) {
         p->gone = 1;
         p->gone_reason = -EPIPE;
-    } else if ((size_t)n < sizeof hdr) {
+    } else if ((p->hs_len += (size_t)n) < RIPC_FRAME_HDR) {
         return; /* the rest of the header is on its way */
     } else {
         ripc__frame f;
-        recv(p->sock, hdr, sizeof hdr, MSG_DONTWAIT);
         p->gone = 1;
         if (ripc__frame_decode(hdr, &f, 0) == 0 && f.ftype == RIPC_FRAME_BYE)
             p->gone_reason = RIPC_LEFT_BYE;
@@ -807,7 +820,7 @@ static int loop_dispatch(struct loop *L)
         if (n)
             ripc__chan_space_wake(&p->ch);
         total += n;
-        if (rc == -EPROTO) {
+        if (rc == -EPROTO || atomic_load(&p->tx_broken)) {
             peer_drop(L, p, -EPROTO);
             i--;
         } else if (p->gone && rc == -EAGAIN) {
@@ -823,7 +836,8 @@ static void loop_wait(struct loop *L, int timeout_ms)
 {
     size_t armed = 0;
     for (; armed < L->n; armed++)
-        if (L->peers[armed]->gone || ripc__ring_arm_consumer(L->peers[armed]->ch.rx))
+        if (L->peers[armed]->gone || atomic_load(&L->peers[armed]->tx_broken) ||
+            ripc__ring_arm_consumer(L->peers[armed]->ch.rx))
             break;
     if (armed == L->n && !atomic_load(&L->has_incoming) && !atomic_load(&L->s->stopping)) {
         struct epoll_event ev[64];
@@ -864,13 +878,38 @@ static void loop_wait(struct loop *L, int timeout_ms)
         ripc__ring_disarm_consumer(L->peers[i]->ch.rx);
 }
 
+/*
+ * poll(s, 0) found nothing in the rings: look at the sockets without
+ * sleeping (accept, handshakes, BYE; a caller with its own event loop only
+ * ever polls with 0), and when that yields nothing either, return with every
+ * ring armed, so that the next commit rings our doorbell and
+ * ripc_server_fd() turns readable (like ripc_client_recv(c, m, 0)).
+ */
+static int poll_nowait(struct loop *L)
+{
+    loop_wait(L, 0);
+    int n = loop_dispatch(L);
+    for (size_t i = 0; n == 0 && i < L->n; i++) {
+        struct ripc_peer *p = L->peers[i];
+        if (p->gone || atomic_load(&p->tx_broken) || ripc__ring_arm_consumer(p->ch.rx)) {
+            n = loop_dispatch(L); /* data raced in, or a drop is due */
+            i = (size_t)-1;      /* the set may have changed: arm from the start */
+        }
+    }
+    return n;
+}
+
 /* One round: dispatch, spin (adaptive/spin), then sleep up to timeout_ms. */
 static int loop_round(struct loop *L, int timeout_ms)
 {
     tls_loop = L;
     int n = loop_dispatch(L);
-    if (n > 0 || timeout_ms == 0)
+    if (n > 0)
         goto out;
+    if (timeout_ms == 0) {
+        n = poll_nowait(L);
+        goto out;
+    }
     ripc_server *s = L->s;
     if (s->opt.wait != RIPC_WAIT_BLOCK && ripc__cpus() > 1 && L->n > 0) {
         uint64_t end = s->opt.wait == RIPC_WAIT_SPIN

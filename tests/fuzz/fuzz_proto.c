@@ -130,10 +130,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (c == NULL)
         return 0;
     if (size >= RIPC_FRAME_HDR) {
+        /* Magic set; frame type mostly valid; unless the input's top bits
+         * say otherwise, a kind that fits the type, flags and reserved
+         * cleared, and no payload on BYE. */
         memcpy(c, data, size);
         ripc__put32(c, RIPC_PROTO_MAGIC);
-        if (c[8] & 1) /* sometimes keep the flags / reserved bytes fuzzed */
+        c[4] = (uint8_t)(1 + c[4] % 6);
+        if (!(data[5] & 0x80))
+            c[5] = c[4] == RIPC_FRAME_MSG ? c[5] % 3 : 0;
+        if (!(data[8] & 0x80))
             memset(c + 8, 0, 8);
+        if (c[4] == RIPC_FRAME_BYE && !(data[31] & 0x80))
+            memset(c + 24, 0, 8);
         frame_one(c);
     }
     if (size >= RIPC_MSG_HDR) {
@@ -143,23 +151,85 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         msg_one(c);
     }
     if (size >= RIPC_HELLO_FIXED) {
-        /* name_len from the input, token_len whatever is left */
+        /* name_len from the input, token_len what is left (both capped and
+         * the length cut to match); NULs in the name replaced unless bit 7
+         * of name_len asks to keep them. */
         memcpy(c, data, size);
         size_t rest = size - RIPC_HELLO_FIXED;
         size_t nlen = c[32] % (RIPC_NAME_MAX + 1);
         if (nlen > rest)
             nlen = rest;
+        size_t tlen = rest - nlen > RIPC_TOKEN_MAX ? RIPC_TOKEN_MAX : rest - nlen;
+        if (!(data[32] & 0x80))
+            for (size_t i = 0; i < nlen; i++)
+                c[RIPC_HELLO_FIXED + i] |= c[RIPC_HELLO_FIXED + i] ? 0 : 'a';
         c[32] = (uint8_t)nlen;
-        c[33] = (uint8_t)(rest - nlen > 255 ? 255 : rest - nlen);
-        hello_one(c, size);
+        c[33] = (uint8_t)tlen;
+        hello_one(c, RIPC_HELLO_FIXED + nlen + tlen);
     }
     if (size >= RIPC_WELCOME_FIXED) {
+        /* reason_len what is left (capped, length cut to match); transport
+         * and nfds mostly valid. */
         memcpy(c, data, size);
-        ripc__put16(c + 14, (uint16_t)(size - RIPC_WELCOME_FIXED));
+        size_t rlen = size - RIPC_WELCOME_FIXED;
+        if (rlen > RIPC_REASON_MAX)
+            rlen = RIPC_REASON_MAX;
+        ripc__put16(c + 14, (uint16_t)rlen);
         c[2] = (uint8_t)(1 + (c[2] & 1) + (c[2] & 0x80 ? 2 : 0));
         c[3] %= 5;
-        welcome_one(c, size);
+        welcome_one(c, RIPC_WELCOME_FIXED + rlen);
     }
     free(c);
     return 0;
+}
+
+/* ---- seeds for the replay driver (tests/fuzz/replay_main.c) ---- */
+
+typedef void (*ripc_fuzz_run_fn)(const uint8_t *data, size_t size);
+void ripc_fuzz_seeds(ripc_fuzz_run_fn run);
+
+void ripc_fuzz_seeds(ripc_fuzz_run_fn run)
+{
+    uint8_t b[RIPC_HANDSHAKE_MAX];
+    size_t n;
+
+    for (uint8_t t = RIPC_FRAME_HELLO; t <= RIPC_FRAME_MAX_; t++) {
+        ripc__frame f = {.ftype = t,
+                         .kind = t == RIPC_FRAME_MSG ? RIPC_KIND_REQUEST : 0,
+                         .type = t == RIPC_FRAME_BYE ? 0 : 0x1234,
+                         .id = 77,
+                         .len = t == RIPC_FRAME_BYE ? 0 : (uint64_t)1 << 33};
+        ripc__frame_encode(b, &f);
+        run(b, RIPC_FRAME_HDR);
+    }
+
+    ripc__hello h = {.version_min = 1,
+                     .version_max = 1,
+                     .caps = 0xE0E,
+                     .pid = 1234,
+                     .ring_bytes = 1 << 20,
+                     .max_message = 1 << 30,
+                     .token_len = 16};
+    strcpy(h.name, "seed-worker");
+    memset(h.token, 0x5A, 16);
+    n = ripc__hello_encode(b, sizeof b, &h);
+    run(b, n);
+
+    ripc__welcome w = {.version = 1,
+                       .transport = RIPC_XPORT_SHM,
+                       .nfds = 3,
+                       .peer_id = 9,
+                       .caps = 0x6,
+                       .worker_db = 1,
+                       .master_db = 2,
+                       .ring_bytes = 1 << 20,
+                       .seg_bytes = 3 << 20,
+                       .max_message = 1 << 30,
+                       .max_inline = 1 << 16};
+    strcpy(w.reason, "memfd, eventfd");
+    n = ripc__welcome_encode(b, sizeof b, &w);
+    run(b, n);
+
+    ripc__msg_encode(b, 0xBEEF, RIPC_KIND_REPLY, RIPC_MSGF_LARGE, 42);
+    run(b, RIPC_MSG_HDR);
 }

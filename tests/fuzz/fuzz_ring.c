@@ -6,12 +6,14 @@
  * A ring of capacity 256 is formatted in an exactly sized heap buffer (ASan
  * flags any access outside it). Then the input overwrites, in order:
  *   byte 0           mode: bit 0 fuzz the constants too (else they stay
- *                    valid); bit 1 raw indices (else tail raw, head = tail +
- *                    a small delta, so most inputs get past attach); bit 2
- *                    attach a producer handle as well
+ *                    valid); bit 1 raw indices (else derived: head = tail +
+ *                    a small delta, both 8-byte aligned unless bit 4, so
+ *                    most inputs get past attach); bit 2 attach a producer
+ *                    handle as well; bit 3 leave the data area zeroed (a
+ *                    run of valid empty records)
  *   [32 bytes]       the constants line (mode bit 0 only)
  *   8 + 8 bytes      head, tail (raw) / tail + 2-byte delta (derived)
- *   256 bytes        the data area (as much as there is)
+ *   [256 bytes]      the data area, as much as there is (not with bit 3)
  * and the rest is a script of up to 64 operations: peek (+ release), the
  * peer moving head or tail, the peer scribbling on the data area, and (with
  * a producer) reserve + commit.
@@ -38,7 +40,7 @@
         }                                                                                          \
     } while (0)
 
-#define CAP 256u
+#define CAP     256u
 #define MAX_OPS 64
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -105,10 +107,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else {
         tail = take(&in, 8);
         head = tail + take(&in, 2) % (CAP + 16);
+        if (!(mode & 16)) {
+            tail &= ~(uint64_t)(RIPC_RING_ALIGN - 1);
+            head &= ~(uint64_t)(RIPC_RING_ALIGN - 1);
+        }
     }
     set_index(&h->prod.head, head);
     set_index(&h->cons.tail, tail);
-    take_bytes(&in, area, CAP);
+    if (!(mode & 8))
+        take_bytes(&in, area, CAP);
 
     ripc_ring *c = NULL, *p = NULL;
     int rc = ripc_ring_attach(&c, mem, mem_len, RIPC_RING_CONSUMER);
@@ -164,16 +171,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 set_index(&h->prod.head, take(&in, 8));
             else
                 set_index(&h->prod.head,
-                          atomic_load_explicit(&h->prod.head, memory_order_relaxed) +
-                              take(&in, 1));
+                          atomic_load_explicit(&h->prod.head, memory_order_relaxed) + take(&in, 1));
             break;
         case 3: /* the peer moves tail (only a producer reads it) */
             if (op & 0x80)
                 set_index(&h->cons.tail, take(&in, 8));
             else
                 set_index(&h->cons.tail,
-                          atomic_load_explicit(&h->cons.tail, memory_order_relaxed) +
-                              take(&in, 1));
+                          atomic_load_explicit(&h->cons.tail, memory_order_relaxed) + take(&in, 1));
             break;
         case 4: /* the peer scribbles on the data area */
         {
@@ -212,4 +217,90 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ripc_ring_detach(c);
     free(mem);
     return 0;
+}
+
+/* ---- seeds for the replay driver (tests/fuzz/replay_main.c) ---- */
+
+typedef void (*ripc_fuzz_run_fn)(const uint8_t *data, size_t size);
+void ripc_fuzz_seeds(ripc_fuzz_run_fn run);
+
+struct seed {
+    uint8_t b[1024];
+    size_t n;
+};
+
+static void put(struct seed *s, uint64_t v, size_t bytes)
+{
+    for (size_t i = 0; i < bytes; i++)
+        s->b[s->n++] = (uint8_t)(v >> (8 * i));
+}
+
+static void put_ops(struct seed *s, const uint8_t *ops, size_t n)
+{
+    memcpy(s->b + s->n, ops, n);
+    s->n += n;
+}
+
+void ripc_fuzz_seeds(ripc_fuzz_run_fn run)
+{
+    /* op bytes: 0 peek+release, 1 peek twice, 2 head += next byte,
+     * 3 tail += next byte, 4 scribble (off, n, bytes), 5 push (len) */
+    static const uint8_t stream[] = {0, 1, 0, 5, 20, 0, 0, 5, 100, 0, 5, 120, 0, 0, 0, 0,
+                                     0, 0, 0, 5, 50, 0, 5, 8, 5,   8, 5, 8,   0, 0, 0, 0};
+    static const uint8_t wrap[] = {5, 100, 0, 5, 120, 0, 5, 8, 0, 5, 119, 0, 0, 5, 0, 0};
+    static const uint8_t hostile[] = {0, 2, 16, 0, 4, 0,   8, 1,    0, 0, 0, 0, 0, 0, 0, 0, 3,
+                                      8, 5, 10, 0, 2, 200, 0, 0x82, 1, 2, 3, 4, 5, 6, 7, 8, 0};
+    struct seed s;
+
+    /* Zeroed data area: a run of valid empty records, then real pushes. */
+    s.n = 0;
+    put(&s, 4 | 8, 1);
+    put(&s, 0x100, 8);
+    put(&s, 64, 2);
+    put_ops(&s, stream, sizeof stream);
+    run(s.b, s.n);
+
+    /* Empty ring at offset 240: the first push needs a pad record. */
+    s.n = 0;
+    put(&s, 4 | 8, 1);
+    put(&s, 240, 8);
+    put(&s, 0, 2);
+    put_ops(&s, wrap, sizeof wrap);
+    run(s.b, s.n);
+
+    /* A peer-written pad at 248 and an 8-byte record at 0, then a peer
+     * that moves head and tail and scribbles. */
+    s.n = 0;
+    put(&s, 4, 1);
+    put(&s, 248, 8);
+    put(&s, 24, 2);
+    size_t area = s.n;
+    memset(s.b + area, 0, CAP);
+    memcpy(s.b + area + 248, (const uint8_t[]){0, 0, 0, 0, RIPC_REC_PAD, 0, 0, 0}, 8);
+    memcpy(s.b + area, (const uint8_t[]){8, 0, 0, 0, 0, 0, 0, 0}, 8);
+    memcpy(s.b + area + 8, "payload!", 8);
+    s.n += CAP;
+    put_ops(&s, hostile, sizeof hostile);
+    run(s.b, s.n);
+
+    /* Valid constants written by the peer (mutations break each one). */
+    s.n = 0;
+    put(&s, 1 | 4 | 8, 1);
+    put(&s, RIPC_RING_MAGIC, 8);
+    put(&s, RIPC_RING_LAYOUT_VERSION, 4);
+    put(&s, RIPC_RING_HDR_BYTES, 4);
+    put(&s, CAP, 8);
+    put(&s, CAP / 2 - RIPC_REC_HDR, 8);
+    put(&s, 0, 8);
+    put(&s, 32, 2);
+    put_ops(&s, stream, sizeof stream);
+    run(s.b, s.n);
+
+    /* Raw indices. */
+    s.n = 0;
+    put(&s, 2 | 4 | 8, 1);
+    put(&s, 64, 8);
+    put(&s, 0, 8);
+    put_ops(&s, stream, sizeof stream);
+    run(s.b, s.n);
 }

@@ -15,7 +15,15 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define RANDOM_INPUTS 600
+/* Optional, from the target: hand-made valid inputs, each passed to `run`.
+ * Without arguments every seed is run as is and in MUTATIONS mutated
+ * copies, which reach much deeper than uniform noise. */
+typedef void (*ripc_fuzz_run_fn)(const uint8_t *data, size_t size);
+void ripc_fuzz_seeds(ripc_fuzz_run_fn run) __attribute__((weak));
+
+#define MUTATIONS 200
+
+#define RANDOM_INPUTS  1000
 #define RANDOM_MAX_LEN 1100
 
 static uint64_t next(uint64_t *s)
@@ -104,12 +112,57 @@ static int run_path(const char *path)
     return count;
 }
 
+static uint64_t g_mut_state = 0xD1B54A32D192ED03ULL;
+static int g_seed_runs;
+
+/* A seed as is, then mutated: a few bytes overwritten, bits flipped,
+ * small increments, the length cut or grown. */
+static void run_seed(const uint8_t *data, size_t size)
+{
+    uint8_t buf[4096];
+    if (size > sizeof buf / 2)
+        size = sizeof buf / 2;
+    run(data, size);
+    g_seed_runs++;
+    for (int m = 0; m < MUTATIONS; m++) {
+        uint64_t *s = &g_mut_state;
+        size_t len = size;
+        memcpy(buf, data, size);
+        int edits = 1 + (int)(next(s) % 4);
+        for (int e = 0; e < edits && len > 0; e++) {
+            size_t at = (size_t)(next(s) % len);
+            switch (next(s) % 5) {
+            case 0:
+                buf[at] = (uint8_t)next(s);
+                break;
+            case 1:
+                buf[at] ^= (uint8_t)(1u << (next(s) % 8));
+                break;
+            case 2:
+                buf[at] = (uint8_t)(buf[at] + 1 + next(s) % 8);
+                break;
+            case 3:
+                len = at + 1;
+                break;
+            default:
+                for (size_t k = len; k < len + 16; k++)
+                    buf[k] = (uint8_t)next(s);
+                len += 16;
+                break;
+            }
+        }
+        run(buf, len);
+        g_seed_runs++;
+    }
+}
+
 /* Shapes: uniform bytes, mostly zeros, a small alphabet of "interesting"
- * values, and a repeated 8-byte word (plausible indices and headers). */
+ * values, a repeated 8-byte word (plausible indices and headers), and
+ * mostly small numbers (plausible modes, lengths and offsets). */
 static void random_inputs(void)
 {
-    static const uint8_t alphabet[] = {0, 1, 2, 3, 4, 5, 7, 8, 0x10, 0x40, 0x7F, 0x80, 0xF8, 0xFF,
-                                       'R', 'I', 'P', 'C'};
+    static const uint8_t alphabet[] = {0,    1,    2,    3,    4,    5,   7,   8,   0x10,
+                                       0x40, 0x7F, 0x80, 0xF8, 0xFF, 'R', 'I', 'P', 'C'};
     uint8_t buf[RANDOM_MAX_LEN];
     uint64_t s = 0x9E3779B97F4A7C15ULL;
     for (int i = 0; i < RANDOM_INPUTS; i++) {
@@ -117,7 +170,7 @@ static void random_inputs(void)
         uint64_t word = next(&s);
         for (size_t j = 0; j < len; j++) {
             uint64_t r = next(&s);
-            switch (i % 4) {
+            switch (i % 5) {
             case 0:
                 buf[j] = (uint8_t)r;
                 break;
@@ -127,8 +180,11 @@ static void random_inputs(void)
             case 2:
                 buf[j] = alphabet[(r >> 8) % sizeof alphabet];
                 break;
-            default:
+            case 3:
                 buf[j] = r % 32 == 0 ? (uint8_t)(r >> 8) : (uint8_t)(word >> (8 * (j % 8)));
+                break;
+            default:
+                buf[j] = (uint8_t)(r % 8 == 0 ? r >> 8 : (r >> 8) % 8);
                 break;
             }
         }
@@ -140,6 +196,10 @@ static void random_inputs(void)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
+        if (ripc_fuzz_seeds != NULL) {
+            ripc_fuzz_seeds(run_seed);
+            printf("%d seeded inputs: ok\n", g_seed_runs);
+        }
         random_inputs();
         return 0;
     }

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -302,6 +303,87 @@ static void test_doorbell_rings_coalesce(void **state)
     ripc__doorbell_close(&db);
 }
 
+/*
+ * Lost wake-ups: parent and child hand a turn back and forth ROUNDS times,
+ * each sleeping on its own doorbell with the caller's protocol (read the
+ * sequence, check the condition, wait). A lost ring shows up as a wait that
+ * times out (5 s) instead of a hang.
+ */
+#define ROUNDS 2000
+
+static int ping_pong_side(ripc__doorbell *mine, ripc__doorbell *theirs, _Atomic uint32_t *turn,
+                          uint32_t me)
+{
+    for (int i = 0; i < ROUNDS; i++) {
+        for (;;) {
+            uint32_t seen = ripc__doorbell_seq(mine);
+            if (atomic_load(turn) == me)
+                break;
+            int rc = ripc__doorbell_wait(mine, seen, -1, 5000);
+            if (rc != 1)
+                return rc == 0 ? -ETIMEDOUT : rc;
+        }
+        atomic_store(turn, !me);
+        ripc__doorbell_ring(theirs);
+    }
+    return 0;
+}
+
+static void test_doorbell_ping_pong(void **state)
+{
+    int kind = KIND_OF(state);
+    ripc__doorbell a, b;
+    need(kind);
+    _Atomic uint32_t *turn = &g_words[32];
+    atomic_store(turn, 0);
+    assert_int_equal(ripc__doorbell_open(&a, kind, &g_words[16]), 0);
+    assert_int_equal(ripc__doorbell_open(&b, kind, &g_words[17]), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(ping_pong_side(&b, &a, turn, 1) == 0 ? 0 : 1);
+    assert_int_equal(ping_pong_side(&a, &b, turn, 0), 0);
+    assert_int_equal(ripc_test_wait(pid), 0);
+    ripc__doorbell_close(&a);
+    ripc__doorbell_close(&b);
+}
+
+static volatile sig_atomic_t g_alarms;
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+    g_alarms++;
+}
+
+/* Signals without SA_RESTART interrupt the sleep (EINTR) every 2 ms: the wait
+ * goes back to sleep for the time left and still ends in a timeout. */
+static void test_doorbell_wait_eintr(void **state)
+{
+    ripc__doorbell db;
+    int sp[2];
+    struct sigaction sa, old;
+    struct itimerval it = {{0, 2000}, {0, 2000}}, off = {{0, 0}, {0, 0}};
+    open_db(&db, KIND_OF(state));
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_alarm; /* no SA_RESTART */
+    sigemptyset(&sa.sa_mask);
+    assert_int_equal(sigaction(SIGALRM, &sa, &old), 0);
+    g_alarms = 0;
+    assert_int_equal(setitimer(ITIMER_REAL, &it, NULL), 0);
+    int rc1 = ripc__doorbell_wait(&db, ripc__doorbell_seq(&db), -1, 60);
+    int rc2 = ripc__doorbell_wait(&db, ripc__doorbell_seq(&db), sp[0], 60);
+    assert_int_equal(setitimer(ITIMER_REAL, &off, NULL), 0);
+    assert_int_equal(sigaction(SIGALRM, &old, NULL), 0);
+    assert_int_equal(rc1, 0);
+    assert_int_equal(rc2, 0);
+    assert_true(g_alarms > 0);
+    close(sp[0]);
+    close(sp[1]);
+    ripc__doorbell_close(&db);
+}
+
 static void test_doorbell_futex_word_moved(void **state)
 {
     ripc__doorbell db;
@@ -485,11 +567,10 @@ static void test_doorbell_args(void **state)
     }
 }
 
-#define ALL(fn)                                                                                    \
-    {#fn "_eventfd", fn, NULL, NULL, &kind_eventfd}, {#fn "_futex", fn, NULL, NULL, &kind_futex},  \
-    {                                                                                              \
-        #fn "_socket", fn, NULL, NULL, &kind_socket                                                \
-    }
+/* clang-format off */
+#define KIND_TEST(fn, k) { #fn "_" #k, fn, NULL, NULL, &kind_##k }
+/* clang-format on */
+#define ALL(fn) KIND_TEST(fn, eventfd), KIND_TEST(fn, futex), KIND_TEST(fn, socket)
 
 int main(void)
 {
@@ -500,11 +581,13 @@ int main(void)
         ALL(test_doorbell_ring_then_wait),
         ALL(test_doorbell_wait_timeout_zero),
         ALL(test_doorbell_wait_timeout_30ms),
+        ALL(test_doorbell_wait_eintr),
         ALL(test_doorbell_cross_process),
         ALL(test_doorbell_watch_fd_peer_killed),
         ALL(test_doorbell_watch_fd_readable),
         ALL(test_doorbell_watch_fd_bad),
         ALL(test_doorbell_rings_coalesce),
+        ALL(test_doorbell_ping_pong),
         cmocka_unit_test(test_doorbell_futex_word_moved),
         cmocka_unit_test(test_doorbell_close_zeroed),
         ALL(test_doorbell_close_twice),

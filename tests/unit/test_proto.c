@@ -133,9 +133,9 @@ static void test_proto_frame_bad_kind(void **state)
                                       RIPC_FRAME_BYE};
     for (size_t i = 0; i < sizeof non_msg; i++) {
         for (unsigned k = 1; k < 256; k++)
-            assert_int_equal(decode_frame(&(ripc__frame){.ftype = non_msg[i], .kind = (uint8_t)k},
-                                          UINT64_MAX),
-                             -EPROTO);
+            assert_int_equal(
+                decode_frame(&(ripc__frame){.ftype = non_msg[i], .kind = (uint8_t)k}, UINT64_MAX),
+                -EPROTO);
     }
     for (unsigned k = 0; k < 256; k++) {
         int want = k <= RIPC_KIND_REPLY ? 0 : -EPROTO;

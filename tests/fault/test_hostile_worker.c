@@ -1,0 +1,799 @@
+/*
+ * A hostile worker against a real master. The hostile side is built here
+ * from the internal pieces (wire format, sockets, segment, ring layout): it
+ * performs a valid handshake, maps the segment the master hands over, and
+ * then breaks the rules in a forked child, while a well-behaved worker
+ * (ripc_client) does request/reply in another child. The master is this
+ * process, running ripc_server_poll() in a loop.
+ *
+ * Every case checks: the master survives, the hostile peer leaves with the
+ * reason the case calls for (a peer that never completed the handshake never
+ * joins, so it never "leaves" either: it gets a REJECT and a closed socket),
+ * and the good worker completes every request.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "ringipc/ring.h"
+#include "ringipc/ringipc.h"
+#include "shm/doorbell.h"
+#include "shm/ring_layout.h"
+#include "shm/segment.h"
+#include "sockets/sock.h"
+#include "src/proto.h"
+#include "support/support.h"
+
+#define T_ECHO 1 /* request: the master replies with the same bytes */
+#define T_NOTE 2 /* one-way: the master counts it */
+#define HOSTILE_RING 4096u
+#define GOOD_EXTRA 50 /* requests the good worker makes after "stop" */
+
+/* ---- state shared by the master and its children ---- */
+
+struct shared {
+    _Atomic int stop_good;    /* master -> good worker: finish up */
+    _Atomic int good_ok;      /* requests completed */
+    _Atomic int good_bad;     /* requests failed (with the error in good_err) */
+    _Atomic int good_err;
+    _Atomic int hostile_done; /* hostile -> master: the damage is done */
+    _Atomic int release;      /* master -> hostile: you may go now */
+    _Atomic int pause;        /* master -> good worker: hold on */
+    _Atomic int paused;       /* good worker -> master: holding */
+};
+
+struct rec {
+    char name[RIPC_NAME_MAX + 1];
+    uint32_t id;
+    int reason;
+};
+
+static struct {
+    ripc_server *s;
+    char url[96];
+    struct shared *sh;
+    struct rec joined[256], left[256];
+    int nj, nl;
+    pid_t good, hostile;
+    int good_status, hostile_status;
+    int notes;
+    int own_loop; /* pump as an application with its own event loop would */
+} M;
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* ---- the master ---- */
+
+static void on_echo(ripc_peer *from, const ripc_msg *msg, void *arg)
+{
+    (void)arg;
+    ripc_reply(from, msg, msg->data, msg->len);
+}
+
+static void on_note(ripc_peer *from, const ripc_msg *msg, void *arg)
+{
+    (void)from;
+    (void)msg;
+    (void)arg;
+    M.notes++;
+}
+
+static void on_join(ripc_peer *p, void *arg)
+{
+    (void)arg;
+    if (M.nj < 256) {
+        struct rec *r = &M.joined[M.nj++];
+        snprintf(r->name, sizeof r->name, "%s", ripc_peer_name(p));
+        r->id = ripc_peer_id(p);
+    }
+}
+
+static void on_leave(ripc_peer *p, int reason, void *arg)
+{
+    (void)arg;
+    if (M.nl < 256) {
+        struct rec *r = &M.left[M.nl++];
+        snprintf(r->name, sizeof r->name, "%s", ripc_peer_name(p));
+        r->id = ripc_peer_id(p);
+        r->reason = reason;
+    }
+}
+
+static const struct rec *find(const struct rec *v, int n, const char *name)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(v[i].name, name) == 0)
+            return &v[i];
+    return NULL;
+}
+
+static void reap(void)
+{
+    int st;
+    if (M.good > 0 && waitpid(M.good, &st, WNOHANG) == M.good) {
+        M.good_status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        M.good = 0;
+    }
+    if (M.hostile > 0 && waitpid(M.hostile, &st, WNOHANG) == M.hostile) {
+        M.hostile_status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        M.hostile = 0;
+    }
+}
+
+static void pump(void)
+{
+    if (M.own_loop) {
+        /* ringipc.h: poll(s, 0) until it returns 0, then wait for the fd.
+         * The long wait makes a missed wake-up visible as a stall. */
+        int rc;
+        while ((rc = ripc_server_poll(M.s, 0)) > 0)
+            ;
+        assert_true(rc == 0);
+        struct pollfd pf = {.fd = ripc_server_fd(M.s), .events = POLLIN};
+        poll(&pf, 1, 1000);
+    } else {
+        assert_true(ripc_server_poll(M.s, 10) >= 0);
+    }
+    reap();
+}
+
+/* Serve until cond holds or ms pass. */
+#define PUMP_UNTIL(cond, ms)                                                                      \
+    do {                                                                                          \
+        uint64_t end_ = now_ms() + (ms);                                                          \
+        while (!(cond) && now_ms() < end_)                                                        \
+            pump();                                                                               \
+    } while (0)
+
+/* ---- the good worker ---- */
+
+static int good_worker(void)
+{
+    ripc_client *c;
+    ripc_options opt = {.name = "good"};
+    int rc = ripc_client_open(&c, M.url, &opt);
+    if (rc < 0) {
+        atomic_store(&M.sh->good_err, rc);
+        return 2;
+    }
+    unsigned char buf[256];
+    for (uint64_t seq = 1, extra = GOOD_EXTRA; extra > 0; seq++) {
+        if (atomic_load(&M.sh->stop_good))
+            extra--;
+        while (atomic_load(&M.sh->pause)) {
+            atomic_store(&M.sh->paused, 1);
+            usleep(1000);
+        }
+        atomic_store(&M.sh->paused, 0);
+        size_t len = (size_t)(seq * 37 % sizeof buf); /* sizes that wrap the ring */
+        ripc_test_fill(buf, len, seq);
+        ripc_msg r;
+        rc = ripc_client_request(c, T_ECHO, buf, len, &r, 5000);
+        if (rc < 0 || r.len != len || !ripc_test_check(r.data, len, seq)) {
+            atomic_store(&M.sh->good_err, rc < 0 ? rc : -EBADMSG);
+            atomic_fetch_add(&M.sh->good_bad, 1);
+            ripc_client_close(c);
+            return 3;
+        }
+        atomic_fetch_add(&M.sh->good_ok, 1);
+    }
+    ripc_client_close(c);
+    return 0;
+}
+
+/* ---- the hostile worker's tools (child side) ---- */
+
+struct hconn {
+    int sock;
+    ripc__welcome w;
+    ripc__segment seg;
+    int master_bell; /* we ring it (eventfd) */
+    int own_bell;
+    size_t ring_sz;  /* bytes of one ring: header + data */
+    struct ripc_ring_hdr *w2m, *m2w;
+    unsigned char *w2m_data;
+};
+
+static int h_connect(const char *url)
+{
+    ripc__addr a;
+    intptr_t fd;
+    if (ripc__addr_parse(&a, url, NULL, 0) < 0 || ripc__sock_connect(&a, &fd, 5000, NULL, 0) < 0)
+        return -1;
+    return (int)fd;
+}
+
+/* The HELLO a real client sends (src/client.c, handshake()). */
+static size_t h_hello(uint8_t *out, const char *name)
+{
+    ripc__hello h = {.version_min = RIPC_PROTO_VERSION,
+                     .version_max = RIPC_PROTO_VERSION,
+                     .caps = ripc__doorbell_caps() | RIPC_CAP_SHM,
+                     .pid = (uint32_t)getpid(),
+                     .ring_bytes = HOSTILE_RING};
+    snprintf(h.name, sizeof h.name, "%s", name);
+    size_t plen = ripc__hello_encode(out + RIPC_FRAME_HDR, RIPC_HANDSHAKE_MAX, &h);
+    ripc__frame f = {.ftype = RIPC_FRAME_HELLO, .len = plen};
+    ripc__frame_encode(out, &f);
+    return RIPC_FRAME_HDR + plen;
+}
+
+static int h_open(struct hconn *h, const char *name)
+{
+    memset(h, 0, sizeof *h);
+    h->master_bell = h->own_bell = -1;
+    if ((h->sock = h_connect(M.url)) < 0)
+        return -1;
+    uint8_t buf[RIPC_FRAME_HDR + RIPC_HANDSHAKE_MAX];
+    size_t n = h_hello(buf, name);
+    if (ripc__sock_send_all(h->sock, buf, n) < 0)
+        return -1;
+    int fds[3] = {-1, -1, -1}, nfds = 0;
+    ripc__frame f;
+    if (ripc__sock_recv_fds(h->sock, buf, RIPC_FRAME_HDR, fds, 3, &nfds, 5000) < 0 ||
+        ripc__frame_decode(buf, &f, RIPC_HANDSHAKE_MAX) < 0 || f.ftype != RIPC_FRAME_WELCOME ||
+        ripc__sock_recv_all(h->sock, buf, (size_t)f.len, 5000) < 0 ||
+        ripc__welcome_decode(buf, (size_t)f.len, &h->w) < 0 || nfds != 3 ||
+        h->w.master_db != RIPC_DB_EVENTFD)
+        return -1;
+    if (ripc__segment_map(&h->seg, fds[0], (size_t)h->w.seg_bytes, NULL, 0) < 0)
+        return -1;
+    h->master_bell = fds[1];
+    h->own_bell = fds[2];
+    h->ring_sz = ripc_ring_size((size_t)h->w.ring_bytes);
+    h->w2m = h->seg.base;
+    h->m2w = (struct ripc_ring_hdr *)((unsigned char *)h->seg.base + h->ring_sz);
+    h->w2m_data = (unsigned char *)h->w2m + RIPC_RING_HDR_BYTES;
+    return 0;
+}
+
+static void h_ring_master(struct hconn *h)
+{
+    uint64_t one = 1;
+    if (write(h->master_bell, &one, sizeof one) != sizeof one)
+        perror("hostile: ring");
+}
+
+/* The master drops us by closing the socket: wait for that. 0 = dropped. */
+static int h_wait_drop(int sock, int ms)
+{
+    uint64_t end = now_ms() + (uint64_t)ms;
+    char junk[256];
+    while (now_ms() < end) {
+        struct pollfd pf = {.fd = sock, .events = POLLIN};
+        if (poll(&pf, 1, 100) <= 0)
+            continue;
+        ssize_t n = recv(sock, junk, sizeof junk, MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno == ECONNRESET))
+            return 0;
+    }
+    return 1;
+}
+
+/* Tell the master the damage is done, then wait to be thrown out. */
+static int h_finish(struct hconn *h)
+{
+    atomic_store(&M.sh->hostile_done, 1);
+    return h_wait_drop(h->sock, 20000) ? 10 : 0;
+}
+
+typedef int (*hostile_fn)(int variant);
+
+/* ---- master-side case driver ---- */
+
+static void start_good(void)
+{
+    fflush(stdout);
+    M.good = fork();
+    assert_true(M.good >= 0);
+    if (M.good == 0)
+        _exit(good_worker()); /* never touches the inherited server */
+    PUMP_UNTIL(find(M.joined, M.nj, "good"), 5000);
+    assert_non_null(find(M.joined, M.nj, "good"));
+}
+
+static void start_hostile(hostile_fn fn, int variant)
+{
+    atomic_store(&M.sh->hostile_done, 0);
+    atomic_store(&M.sh->release, 0);
+    fflush(stdout);
+    M.hostile = fork();
+    assert_true(M.hostile >= 0);
+    if (M.hostile == 0)
+        _exit(fn(variant));
+    M.hostile_status = -1;
+}
+
+static void wait_hostile_exit(void)
+{
+    PUMP_UNTIL(M.hostile == 0, 30000);
+    assert_int_equal(M.hostile, 0);
+    assert_int_equal(M.hostile_status, 0);
+}
+
+/* The case's hostile peer `name` must leave with `reason`; its child must
+ * have seen itself dropped; the good worker must still be making progress. */
+static void expect_left(const char *name, int reason)
+{
+    int ok0 = atomic_load(&M.sh->good_ok);
+    PUMP_UNTIL(find(M.left, M.nl, name) != NULL, 10000);
+    const struct rec *r = find(M.left, M.nl, name);
+    if (!r)
+        fail_msg("%s never left", name);
+    if (r->reason != reason)
+        fail_msg("%s left with %d (%s), expected %d (%s)", name, r->reason,
+                 ripc_strerror(r->reason), reason, ripc_strerror(reason));
+    wait_hostile_exit();
+    assert_null(find(M.left, M.nl, "good"));
+    PUMP_UNTIL(atomic_load(&M.sh->good_ok) > ok0 + 5, 5000);
+    assert_true(atomic_load(&M.sh->good_ok) > ok0 + 5);
+}
+
+static void finish_good(void)
+{
+    atomic_store(&M.sh->stop_good, 1);
+    PUMP_UNTIL(M.good == 0 && find(M.left, M.nl, "good"), 30000);
+    if (M.good != 0 || M.good_status != 0)
+        fail_msg("good worker: status %d, %d ok, %d failed (%s)", M.good_status,
+                 atomic_load(&M.sh->good_ok), atomic_load(&M.sh->good_bad),
+                 ripc_strerror(atomic_load(&M.sh->good_err)));
+    assert_int_equal(atomic_load(&M.sh->good_bad), 0);
+    assert_true(atomic_load(&M.sh->good_ok) >= GOOD_EXTRA);
+    const struct rec *g = find(M.left, M.nl, "good");
+    assert_non_null(g);
+    assert_int_equal(g->reason, RIPC_LEFT_BYE);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    memset(&M, 0, sizeof M);
+    static int n;
+    snprintf(M.url, sizeof M.url, "unix:/tmp/ripc-hostile-%d-%d.sock", (int)getpid(), n++);
+    M.sh = ripc_test_shared_alloc(sizeof *M.sh);
+    memset(M.sh, 0, sizeof *M.sh);
+    char why[128] = "";
+    int rc = ripc_server_open_ex(&M.s, M.url, NULL, why, sizeof why);
+    if (rc < 0)
+        fail_msg("server open: %s (%s)", ripc_strerror(rc), why);
+    ripc_server_handle(M.s, T_ECHO, on_echo, NULL);
+    ripc_server_handle(M.s, T_NOTE, on_note, NULL);
+    ripc_server_on_peer(M.s, on_join, on_leave, NULL);
+    start_good();
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    if (M.good > 0)
+        kill(M.good, SIGKILL);
+    if (M.hostile > 0)
+        kill(M.hostile, SIGKILL);
+    while (M.good > 0 || M.hostile > 0) {
+        reap();
+        usleep(1000);
+    }
+    ripc_server_close(M.s);
+    ripc_test_shared_free(M.sh, sizeof *M.sh);
+    return 0;
+}
+
+/* ---- (a) garbage in the w->m data area and a bogus head ---- */
+
+static int hostile_garbage(int variant)
+{
+    struct hconn h;
+    char name[32];
+    snprintf(name, sizeof name, "hostile-a%d", variant);
+    if (h_open(&h, name) < 0)
+        return 2;
+    uint64_t cap = h.w.ring_bytes;
+    memset(h.w2m_data, 0xA5, (size_t)cap);
+    static const uint64_t heads[] = {0xFFFFFFFFFFFFFF03ull, 256, 0, 4};
+    uint64_t head = variant == 2 ? cap + 8 : heads[variant];
+    atomic_store_explicit(&h.w2m->prod.head, head, memory_order_release);
+    h_ring_master(&h);
+    return h_finish(&h);
+}
+
+static void test_hostile_ring_garbage(void **state)
+{
+    (void)state;
+    /* 0: unaligned head far beyond the ring; 1: a plausible head over
+     * garbage records; 2: head one record more than the capacity allows;
+     * 3: a head that is not a multiple of 8. */
+    for (int v = 0; v < 4; v++) {
+        char name[32];
+        snprintf(name, sizeof name, "hostile-a%d", v);
+        start_hostile(hostile_garbage, v);
+        expect_left(name, -EPROTO);
+    }
+    finish_good();
+}
+
+/* ---- (b) a well-formed ring record carrying a malformed message header ---- */
+
+static int hostile_bad_message(int variant)
+{
+    struct hconn h;
+    char name[32];
+    snprintf(name, sizeof name, "hostile-b%d", variant);
+    if (h_open(&h, name) < 0)
+        return 2;
+    ripc_ring *r;
+    if (ripc_ring_attach(&r, h.w2m, h.ring_sz, RIPC_RING_PRODUCER) < 0)
+        return 3;
+    /* First a valid one-way message: it must be delivered before the drop. */
+    void *buf;
+    if (ripc_ring_reserve(r, RIPC_MSG_HDR, &buf) < 0)
+        return 4;
+    ripc__msg_encode(buf, T_NOTE, RIPC_KIND_ONEWAY, 0, 0);
+    ripc_ring_commit(r, RIPC_MSG_HDR);
+
+    size_t len = variant == 4 ? 8 : RIPC_MSG_HDR + 4;
+    if (ripc_ring_reserve(r, len, &buf) < 0)
+        return 5;
+    uint8_t *m = buf;
+    memset(m, 0, len);
+    switch (variant) {
+    case 0: /* reserved bytes 4..7 of the header */
+        ripc__msg_encode(m, T_NOTE, RIPC_KIND_ONEWAY, 0, 0);
+        m[5] = 0x40;
+        break;
+    case 1: /* kind 7 */
+        ripc__msg_encode(m, T_NOTE, 7, 0, 0);
+        break;
+    case 2: /* a flag nobody defined */
+        ripc__msg_encode(m, T_NOTE, RIPC_KIND_ONEWAY, 0x80, 0);
+        break;
+    case 3: /* workers never send replies */
+        ripc__msg_encode(m, T_NOTE, RIPC_KIND_REPLY, 0, 99);
+        break;
+    case 4: /* a record too short to hold a message header */
+        memset(m, 0, len);
+        break;
+    }
+    ripc_ring_commit(r, len);
+    h_ring_master(&h);
+    return h_finish(&h);
+}
+
+static void test_hostile_bad_message(void **state)
+{
+    (void)state;
+    for (int v = 0; v < 5; v++) {
+        char name[32];
+        snprintf(name, sizeof name, "hostile-b%d", v);
+        int notes0 = M.notes;
+        start_hostile(hostile_bad_message, v);
+        expect_left(name, -EPROTO);
+        assert_int_equal(M.notes, notes0 + 1); /* the valid message came through */
+    }
+    finish_good();
+}
+
+/* ---- (c) random bytes over the whole w->m ring, header and data ---- */
+
+static int hostile_random(int seed)
+{
+    struct hconn h;
+    char name[32];
+    snprintf(name, sizeof name, "hostile-c%d", seed);
+    if (h_open(&h, name) < 0)
+        return 2;
+    uint64_t s = 0x9E3779B97F4A7C15ull * (uint64_t)(seed + 1);
+    unsigned char *p = (unsigned char *)h.w2m;
+    for (size_t i = 0; i < h.ring_sz; i += 8) {
+        uint64_t v = ripc_test_rand(&s);
+        memcpy(p + i, &v, 8);
+    }
+    if (seed & 1) {
+        /* A plausible head, so the master parses the random records too. */
+        uint64_t cap = h.w.ring_bytes;
+        uint64_t head = (ripc_test_rand(&s) % (cap / 8) + 1) * 8;
+        atomic_store_explicit(&h.w2m->prod.head, head, memory_order_release);
+    }
+    h_ring_master(&h);
+    return h_finish(&h);
+}
+
+static void test_hostile_random_ring(void **state)
+{
+    (void)state;
+    for (int seed = 0; seed < 24; seed++) {
+        char name[32];
+        snprintf(name, sizeof name, "hostile-c%d", seed);
+        start_hostile(hostile_random, seed);
+        expect_left(name, -EPROTO);
+    }
+    finish_good();
+}
+
+/* ---- (d) garbage on the control socket after the handshake ---- */
+
+static int hostile_control(int variant)
+{
+    struct hconn h;
+    char name[32];
+    snprintf(name, sizeof name, "hostile-d%d", variant);
+    if (h_open(&h, name) < 0)
+        return 2;
+    /* A valid message in the ring first: delivered, then the drop. */
+    ripc_ring *r;
+    void *buf;
+    if (ripc_ring_attach(&r, h.w2m, h.ring_sz, RIPC_RING_PRODUCER) < 0 ||
+        ripc_ring_reserve(r, RIPC_MSG_HDR, &buf) < 0)
+        return 3;
+    ripc__msg_encode(buf, T_NOTE, RIPC_KIND_ONEWAY, 0, 0);
+    ripc_ring_commit(r, RIPC_MSG_HDR);
+    h_ring_master(&h);
+
+    uint8_t fr[RIPC_FRAME_HDR + RIPC_HANDSHAKE_MAX];
+    size_t n = RIPC_FRAME_HDR;
+    ripc__frame f = {.ftype = RIPC_FRAME_MSG};
+    switch (variant) {
+    case 0: /* bad magic */
+        memset(fr, 0xEE, 3 * RIPC_FRAME_HDR);
+        n = 3 * RIPC_FRAME_HDR;
+        break;
+    case 1: /* a message of 2^60 bytes */
+        f.len = (uint64_t)1 << 60;
+        ripc__frame_encode(fr, &f);
+        break;
+    case 2: /* a BYE with a payload */
+        f.ftype = RIPC_FRAME_BYE;
+        f.len = 8;
+        ripc__frame_encode(fr, &f);
+        memset(fr + RIPC_FRAME_HDR, 0, 8);
+        n += 8;
+        break;
+    case 3: /* a second HELLO */
+        n = h_hello(fr, name);
+        break;
+    case 4: /* half a BYE header, a stall, then the rest: a clean goodbye */
+        f.ftype = RIPC_FRAME_BYE;
+        ripc__frame_encode(fr, &f);
+        if (send(h.sock, fr, 10, MSG_NOSIGNAL) != 10)
+            return 4;
+        atomic_store(&M.sh->hostile_done, 1);
+        for (uint64_t end = now_ms() + 30000; !atomic_load(&M.sh->release);)
+            if (now_ms() > end)
+                return 5;
+            else
+                usleep(1000);
+        if (send(h.sock, fr + 10, RIPC_FRAME_HDR - 10, MSG_NOSIGNAL) != RIPC_FRAME_HDR - 10)
+            return 4;
+        return h_wait_drop(h.sock, 20000) ? 10 : 0;
+    }
+    if (send(h.sock, fr, n, MSG_NOSIGNAL) != (ssize_t)n)
+        return 4;
+    return h_finish(&h);
+}
+
+static double cpu_seconds(void)
+{
+    struct rusage u;
+    getrusage(RUSAGE_SELF, &u);
+    return (double)(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+           (double)(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+/* Half a frame header on an active peer's socket: the master waits for the
+ * rest without spinning on the readable socket, then takes the BYE. */
+static void stalled_goodbye(void)
+{
+    int notes0 = M.notes;
+    start_hostile(hostile_control, 4);
+    PUMP_UNTIL(atomic_load(&M.sh->hostile_done), 5000);
+    assert_true(atomic_load(&M.sh->hostile_done));
+    atomic_store(&M.sh->pause, 1); /* quiet, so that the master has no work */
+    PUMP_UNTIL(atomic_load(&M.sh->paused), 5000);
+    assert_true(atomic_load(&M.sh->paused));
+    double c0 = cpu_seconds();
+    uint64_t t0 = now_ms();
+    PUMP_UNTIL(0, 300);
+    double used = cpu_seconds() - c0, wall = (double)(now_ms() - t0) / 1e3;
+    if (used > wall / 3)
+        fail_msg("the master burnt %.3f s of CPU in %.3f s with nothing to do", used, wall);
+    assert_null(find(M.left, M.nl, "hostile-d4"));
+    atomic_store(&M.sh->pause, 0);
+    atomic_store(&M.sh->release, 1);
+    expect_left("hostile-d4", RIPC_LEFT_BYE);
+    assert_int_equal(M.notes, notes0 + 1);
+}
+
+static void test_hostile_control_garbage(void **state)
+{
+    (void)state;
+    for (int v = 0; v < 4; v++) {
+        char name[32];
+        snprintf(name, sizeof name, "hostile-d%d", v);
+        int notes0 = M.notes;
+        start_hostile(hostile_control, v);
+        expect_left(name, -EPROTO);
+        assert_int_equal(M.notes, notes0 + 1);
+    }
+    stalled_goodbye();
+    finish_good();
+}
+
+/* ---- (e) a broken handshake ---- */
+
+/* Expect a REJECT with code `code`, then the socket closed. */
+static int h_expect_reject(int sock, int code)
+{
+    uint8_t buf[RIPC_FRAME_HDR + RIPC_HANDSHAKE_MAX];
+    ripc__frame f;
+    if (ripc__sock_recv_all(sock, buf, RIPC_FRAME_HDR, 5000) < 0 ||
+        ripc__frame_decode(buf, &f, RIPC_HANDSHAKE_MAX) < 0 || f.ftype != RIPC_FRAME_REJECT ||
+        f.type != code || ripc__sock_recv_all(sock, buf, (size_t)f.len, 5000) < 0)
+        return 20;
+    return h_wait_drop(sock, 5000) ? 21 : 0;
+}
+
+static int hostile_handshake(int variant)
+{
+    int sock = h_connect(M.url);
+    if (sock < 0)
+        return 2;
+    uint8_t buf[RIPC_FRAME_HDR + RIPC_HANDSHAKE_MAX];
+    size_t n = h_hello(buf, "hostile-e");
+    ripc__frame f;
+    switch (variant) {
+    case 0: /* name and token lengths that do not add up to the frame length */
+        buf[RIPC_FRAME_HDR + 32] = 10;
+        buf[RIPC_FRAME_HDR + 33] = 5;
+        break;
+    case 1: /* a NUL inside the name */
+        buf[RIPC_FRAME_HDR + RIPC_HELLO_FIXED + 2] = 0;
+        break;
+    case 2: /* a HELLO of 2^40 bytes: only its header is sent */
+        ripc__frame_decode(buf, &f, RIPC_HANDSHAKE_MAX);
+        f.len = (uint64_t)1 << 40;
+        ripc__frame_encode(buf, &f);
+        n = RIPC_FRAME_HDR;
+        break;
+    case 3: /* half a header, then nothing until the master let us go */
+        if (send(sock, buf, RIPC_FRAME_HDR / 2, MSG_NOSIGNAL) != RIPC_FRAME_HDR / 2)
+            return 3;
+        atomic_store(&M.sh->hostile_done, 1);
+        for (uint64_t end = now_ms() + 30000; !atomic_load(&M.sh->release);)
+            if (now_ms() > end)
+                return 4;
+            else
+                usleep(1000);
+        close(sock);
+        return 0;
+    }
+    if (send(sock, buf, n, MSG_NOSIGNAL) != (ssize_t)n)
+        return 3;
+    return h_expect_reject(sock, EPROTO);
+}
+
+static void test_hostile_handshake(void **state)
+{
+    (void)state;
+    for (int v = 0; v < 4; v++) {
+        int nj = M.nj, nl = M.nl;
+        start_hostile(hostile_handshake, v);
+        if (v == 3) {
+            /* While the stalled connection is open the master serves on. */
+            PUMP_UNTIL(atomic_load(&M.sh->hostile_done), 5000);
+            assert_true(atomic_load(&M.sh->hostile_done));
+            int ok0 = atomic_load(&M.sh->good_ok);
+            PUMP_UNTIL(atomic_load(&M.sh->good_ok) > ok0 + 100, 10000);
+            assert_true(atomic_load(&M.sh->good_ok) > ok0 + 100);
+            assert_int_equal(ripc_server_peer_count(M.s), 1);
+            atomic_store(&M.sh->release, 1);
+        }
+        wait_hostile_exit();
+        /* It never joined, so it never leaves: no callbacks at all. */
+        assert_int_equal(M.nj, nj);
+        assert_int_equal(M.nl, nl);
+    }
+    finish_good();
+}
+
+/* ---- (f) nonsense in the consumer index of the m->w ring ---- */
+
+static int hostile_tail(int variant)
+{
+    struct hconn h;
+    char name[32];
+    snprintf(name, sizeof name, "hostile-f%d", variant);
+    if (h_open(&h, name) < 0)
+        return 2;
+    /* 0: unaligned garbage; 1: beyond anything produced; 2: backwards. */
+    static const uint64_t tails[] = {0xDEADBEEF00000003ull, (uint64_t)1 << 20,
+                                     (uint64_t)0 - 8};
+    atomic_store_explicit(&h.m2w->cons.tail, tails[variant], memory_order_release);
+    return h_finish(&h);
+}
+
+static void test_hostile_tail_scribble(void **state)
+{
+    (void)state;
+    for (int v = 0; v < 3; v++) {
+        char name[32];
+        snprintf(name, sizeof name, "hostile-f%d", v);
+        start_hostile(hostile_tail, v);
+        PUMP_UNTIL(atomic_load(&M.sh->hostile_done), 5000);
+        const struct rec *j = find(M.joined, M.nj, name);
+        assert_non_null(j);
+        unsigned char payload[100] = {0};
+        int rc = 0, sent = 0;
+        while (sent < 100000) {
+            rc = ripc_server_send(M.s, j->id, T_NOTE, payload, sizeof payload, 0);
+            if (rc != 0)
+                break;
+            if (++sent % 8 == 0)
+                pump(); /* keep the good worker served */
+        }
+        if (rc != -EPROTO && rc != -EPIPE)
+            fail_msg("send to %s: %d (%s) after %d sends", name, rc, ripc_strerror(rc), sent);
+        expect_left(name, -EPROTO);
+        assert_int_equal(ripc_server_send(M.s, j->id, T_NOTE, payload, 1, 0), -ENOENT);
+    }
+    finish_good();
+}
+
+/* The same attacks against a master driven by its own event loop
+ * (ripc_server_poll(s, 0) + ripc_server_fd()). */
+static int setup_own_loop(void **state)
+{
+    setup(state);
+    M.own_loop = 1; /* setup() made the good worker join through poll(s, 10) */
+    return 0;
+}
+
+static void test_hostile_own_event_loop(void **state)
+{
+    (void)state;
+    start_hostile(hostile_garbage, 1);
+    expect_left("hostile-a1", -EPROTO);
+    int notes0 = M.notes;
+    start_hostile(hostile_bad_message, 1);
+    expect_left("hostile-b1", -EPROTO);
+    assert_int_equal(M.notes, notes0 + 1);
+    start_hostile(hostile_control, 1);
+    expect_left("hostile-d1", -EPROTO);
+    stalled_goodbye();
+    finish_good();
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    if (!(ripc__doorbell_caps() & RIPC_DB_CAP(RIPC_DB_EVENTFD)))
+        ripc_test_skip("the hostile worker rings the master through an eventfd");
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_hostile_ring_garbage, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hostile_bad_message, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hostile_random_ring, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hostile_control_garbage, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hostile_handshake, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hostile_tail_scribble, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hostile_own_event_loop, setup_own_loop, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
