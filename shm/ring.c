@@ -276,6 +276,11 @@ int ripc_ring_peek(ripc_ring *r, const void **buf, size_t *len)
                     /* Only a broken producer publishes a pad alone. */
                     return fail(r);
                 }
+                /* A consumer that polls us while empty gets the next
+                 * record's line fetched alongside the producer index: when
+                 * the index moves, the record is (nearly) here already, so a
+                 * round trip pays one cross-core miss per hop, not two. */
+                __builtin_prefetch(r->data + (at & r->mask), 0, 3);
                 return -EAGAIN;
             }
         }
@@ -361,6 +366,8 @@ int ripc__ring_readable(ripc_ring *r)
     if (r->peer != r->pos)
         return 1;
     uint64_t head = atomic_load_explicit(&r->hdr->prod.head, memory_order_acquire);
+    if (head == r->pos)
+        __builtin_prefetch(r->data + (r->pos & r->mask), 0, 3); /* see ripc_ring_peek */
     return head != r->pos;
 }
 

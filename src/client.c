@@ -346,7 +346,11 @@ static int handshake(ripc_client *c, char *why, size_t why_len)
     c->ch.max_message = w.max_message;
     c->ch.sock = c->sock;
     c->ch.wait_mode = c->opt.wait;
-    c->ch.spin_us = ripc__cpus() > 1 ? c->opt.spin_us : 0;
+    uint32_t muid, mgid;
+    int32_t mpid = 0;
+    if (ripc__sock_peer_cred(c->sock, &muid, &mgid, &mpid) < 0)
+        mpid = 0;
+    c->ch.spin_us = ripc__spin_ok(mpid) ? c->opt.spin_us : 0;
     c->q_cap = (size_t)w.ring_bytes;
     snprintf(c->reason, sizeof c->reason, "%s", w.reason);
     rc = 0;

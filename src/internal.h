@@ -29,6 +29,8 @@ uint64_t ripc__deadline(int timeout_ms);
 /* Milliseconds left until deadline (rounded up), -1 for UINT64_MAX. */
 int ripc__remaining_ms(uint64_t deadline);
 int ripc__cpus(void); /* CPUs this process may run on */
+/* May a wait spin, given the peer's pid (0: unknown)? See util.c. */
+int ripc__spin_ok(int32_t peer_pid);
 void ripc__cpu_relax(void);
 void ripc__whyf(char *why, size_t len, const char *fmt, ...);
 /* Effective options: defaults filled in, RIPC_TRANSPORT applied. */

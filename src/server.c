@@ -57,6 +57,7 @@ struct ripc_peer {
     pthread_cond_t space_cv;
     _Atomic int space_waiters;
     _Atomic int dead;
+    _Atomic int reply_stalled; /* a reply timed out: later ones do not wait */
     _Atomic int tx_broken; /* our outbound ring is corrupt: the loop drops p */
     int gone;        /* the connection ended: drain the ring, then drop */
     int gone_reason;
@@ -109,7 +110,7 @@ struct ripc_server {
     struct evsrc ev_listen, ev_stop;
     int worker_db_caps; /* doorbell kinds we can make for workers */
     int master_db;      /* what we sleep on */
-    uint64_t dropped;   /* messages without a handler */
+    _Atomic uint64_t dropped; /* messages without a handler */
 };
 
 static _Thread_local struct loop *tls_loop;
@@ -352,8 +353,14 @@ static int wait_space(struct ripc_peer *p, size_t len, uint64_t deadline)
         struct timespec ts;
         timespec_at(&ts, until);
         atomic_fetch_add(&p->space_waiters, 1);
-        pthread_cond_clockwait(&p->space_cv, &p->send_mu, CLOCK_MONOTONIC, &ts);
+        int w = pthread_cond_clockwait(&p->space_cv, &p->send_mu, CLOCK_MONOTONIC, &ts);
         atomic_fetch_sub(&p->space_waiters, 1);
+        /* No loop may be running to notice a dead worker: look ourselves
+         * (the socket stays open while we hold the send lock and !dead). */
+        if (w == ETIMEDOUT && !atomic_load(&p->dead) && !ripc__sock_alive(p->sock)) {
+            ripc__ring_disarm_producer(p->ch.tx);
+            return -EPIPE;
+        }
     }
     ripc__ring_disarm_producer(p->ch.tx);
     return 0;
@@ -431,7 +438,17 @@ int ripc_reply(ripc_peer *p, const ripc_msg *req, const void *data, uint64_t len
 {
     if (!p || !req || req->kind != RIPC_REQUEST)
         return -EINVAL;
-    return peer_send(p, req->type, RIPC_KIND_REPLY, req->id, data, len, RIPC_REPLY_TIMEOUT_MS);
+    /* A worker that stopped reading its replies must not stall the dispatch
+     * thread once per request: after one reply timed out, later replies to
+     * it do not wait until one gets through again. */
+    int stalled = atomic_load_explicit(&p->reply_stalled, memory_order_relaxed);
+    int rc = peer_send(p, req->type, RIPC_KIND_REPLY, req->id, data, len,
+                       stalled ? 0 : RIPC_REPLY_TIMEOUT_MS);
+    if (rc == -ETIMEDOUT)
+        atomic_store_explicit(&p->reply_stalled, 1, memory_order_relaxed);
+    else if (rc == 0 && stalled)
+        atomic_store_explicit(&p->reply_stalled, 0, memory_order_relaxed);
+    return rc;
 }
 
 uint32_t ripc_peer_id(const ripc_peer *p)
@@ -582,7 +599,7 @@ static int process_hello(struct loop *L, struct ripc_peer *p, const ripc__frame 
     p->ch.max_message = maxmsg;
     p->ch.sock = p->sock;
     p->ch.wait_mode = s->opt.wait;
-    p->ch.spin_us = ripc__cpus() > 1 ? s->opt.spin_us : 0;
+    p->ch.spin_us = ripc__spin_ok(p->pid) ? s->opt.spin_us : 0;
     /* The worker's doorbell: a futex waits on the m->w ring's data word. */
     _Atomic uint32_t *word = NULL;
     if (wdb == RIPC_DB_FUTEX)
@@ -790,7 +807,7 @@ static void dispatch_one(struct loop *L, struct ripc_peer *p, ripc_msg *m)
     if (L->cache_fn)
         L->cache_fn(p, m, L->cache_arg);
     else
-        s->dropped++;
+        atomic_fetch_add_explicit(&s->dropped, 1, memory_order_relaxed);
 }
 
 #define BATCH 256
@@ -911,7 +928,10 @@ static int loop_round(struct loop *L, int timeout_ms)
         goto out;
     }
     ripc_server *s = L->s;
-    if (s->opt.wait != RIPC_WAIT_BLOCK && ripc__cpus() > 1 && L->n > 0) {
+    int spin = 0;
+    for (size_t k = 0; k < L->n && !spin; k++)
+        spin = L->peers[k]->ch.spin_us > 0;
+    if (s->opt.wait != RIPC_WAIT_BLOCK && spin) {
         uint64_t end = s->opt.wait == RIPC_WAIT_SPIN
                            ? ripc__now_ns() + 1000000u /* re-check sockets every ms */
                            : ripc__now_ns() + (uint64_t)s->opt.spin_us * 1000u;

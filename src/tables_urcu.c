@@ -7,6 +7,7 @@
  */
 #define _LGPL_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
@@ -26,6 +27,45 @@
 #endif
 
 #include "src/tables.h"
+
+/*
+ * ThreadSanitizer does not see liburcu's own synchronisation (the library is
+ * not instrumented), so every call_rcu callback looks like it races with the
+ * code that set up and read the node. Tell it what RCU guarantees: whatever
+ * a thread did before leaving a read-side critical section or before
+ * call_rcu() happens before the callbacks that run later. Nothing here
+ * exists outside TSan builds.
+ */
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define RIPC_TSAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__) && !defined(RIPC_TSAN)
+#define RIPC_TSAN 1
+#endif
+#ifdef RIPC_TSAN
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+static char rcu_hb; /* the sync object: released by readers and call_rcu, acquired by callbacks */
+#define RCU_HB_RELEASE() __tsan_release(&rcu_hb)
+#define RCU_HB_ACQUIRE() __tsan_acquire(&rcu_hb)
+#else
+#define RCU_HB_RELEASE() ((void)0)
+#define RCU_HB_ACQUIRE() ((void)0)
+#endif
+
+static void read_unlock(void)
+{
+    RCU_HB_RELEASE();
+    urcu_bp_read_unlock();
+}
+
+static void defer_free(struct rcu_head *head, void (*fn)(struct rcu_head *))
+{
+    RCU_HB_RELEASE();
+    urcu_bp_call_rcu(head, fn);
+}
 
 struct hnode {
     struct cds_lfht_node node;
@@ -92,11 +132,13 @@ int ripc__tables_open(ripc__tables **out)
 
 static void hnode_free(struct rcu_head *h)
 {
+    RCU_HB_ACQUIRE();
     free(caa_container_of(h, struct hnode, rcu));
 }
 
 static void pnode_free(struct rcu_head *h)
 {
+    RCU_HB_ACQUIRE();
     struct pnode *p = caa_container_of(h, struct pnode, rcu);
     p->ops.unref(p->peer);
     free(p);
@@ -115,9 +157,9 @@ void ripc__tables_close(ripc__tables *t)
     {
         struct hnode *h = caa_container_of(n, struct hnode, node);
         if (cds_lfht_del(t->handlers, n) == 0)
-            urcu_bp_call_rcu(&h->rcu, hnode_free);
+            defer_free(&h->rcu, hnode_free);
     }
-    urcu_bp_read_unlock();
+    read_unlock();
     urcu_bp_barrier(); /* every deferred free has run */
     cds_lfht_destroy(t->handlers, NULL);
     cds_lfht_destroy(t->peers, NULL);
@@ -137,7 +179,7 @@ int ripc__handler_set(ripc__tables *t, uint16_t type, ripc_handler fn, void *arg
     } else {
         struct hnode *h = malloc(sizeof *h);
         if (!h) {
-            urcu_bp_read_unlock();
+            read_unlock();
             return -ENOMEM;
         }
         cds_lfht_node_init(&h->node);
@@ -146,9 +188,9 @@ int ripc__handler_set(ripc__tables *t, uint16_t type, ripc_handler fn, void *arg
         h->arg = arg;
         old = cds_lfht_add_replace(t->handlers, hash32(type), match_type, &type, &h->node);
     }
-    urcu_bp_read_unlock();
+    read_unlock();
     if (old)
-        urcu_bp_call_rcu(&caa_container_of(old, struct hnode, node)->rcu, hnode_free);
+        defer_free(&caa_container_of(old, struct hnode, node)->rcu, hnode_free);
     atomic_fetch_add_explicit(&t->gen, 1, memory_order_release);
     return 0;
 }
@@ -166,7 +208,7 @@ int ripc__handler_get(ripc__tables *t, uint16_t type, ripc_handler *fn, void **a
         *arg = h->arg;
         found = 1;
     }
-    urcu_bp_read_unlock();
+    read_unlock();
     return found;
 }
 
@@ -191,7 +233,7 @@ int ripc__peer_insert(ripc__tables *t, uint32_t id, void *peer)
     p->ops = t->ops;
     urcu_bp_read_lock();
     struct cds_lfht_node *n = cds_lfht_add_unique(t->peers, hash32(id), match_id, &id, &p->node);
-    urcu_bp_read_unlock();
+    read_unlock();
     if (n != &p->node) {
         free(p);
         return -EEXIST;
@@ -206,8 +248,8 @@ void ripc__peer_remove(ripc__tables *t, uint32_t id)
     cds_lfht_lookup(t->peers, hash32(id), match_id, &id, &it);
     struct cds_lfht_node *n = cds_lfht_iter_get_node(&it);
     if (n && cds_lfht_del(t->peers, n) == 0)
-        urcu_bp_call_rcu(&caa_container_of(n, struct pnode, node)->rcu, pnode_free);
-    urcu_bp_read_unlock();
+        defer_free(&caa_container_of(n, struct pnode, node)->rcu, pnode_free);
+    read_unlock();
 }
 
 void *ripc__peer_get(ripc__tables *t, uint32_t id)
@@ -222,7 +264,7 @@ void *ripc__peer_get(ripc__tables *t, uint32_t id)
         if (p->ops.try_ref(p->peer))
             peer = p->peer;
     }
-    urcu_bp_read_unlock();
+    read_unlock();
     return peer;
 }
 
@@ -248,7 +290,7 @@ int ripc__peer_all(ripc__tables *t, void ***out)
         if (p->ops.try_ref(p->peer))
             v[n++] = p->peer;
     }
-    urcu_bp_read_unlock();
+    read_unlock();
     *out = v;
     return (int)n;
 }

@@ -43,6 +43,23 @@ int ripc__cpus(void)
     return n > 0 ? n : 1;
 }
 
+int ripc__spin_ok(int32_t peer_pid)
+{
+    /* Spinning pays only when the two sides can run at the same time: we
+     * may use two CPUs, or the peer is allowed a CPU we are not on. Two
+     * processes confined to one and the same CPU (taskset -c 0) must not
+     * spin: each spin would only delay the peer it waits for. */
+    cpu_set_t ours, theirs;
+    if (sched_getaffinity(0, sizeof ours, &ours) != 0)
+        return 0;
+    if (CPU_COUNT(&ours) >= 2)
+        return 1;
+    if (peer_pid <= 0 || sched_getaffinity(peer_pid, sizeof theirs, &theirs) != 0)
+        return 0;
+    CPU_OR(&theirs, &theirs, &ours);
+    return CPU_COUNT(&theirs) >= 2;
+}
+
 void ripc__cpu_relax(void)
 {
 #if defined(__x86_64__) || defined(__i386__)

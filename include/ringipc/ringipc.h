@@ -21,9 +21,11 @@
  * client handle is used by one thread at a time.
  *
  * Fork. A master commonly forks its workers after ripc_server_open(). The
- * child may open clients but must never touch the server it inherited
- * (liburcu's call_rcu thread does not survive fork). Every descriptor the
- * library opens is close-on-exec.
+ * child may open clients but must never touch the server it inherited, and
+ * once a server has had workers leave, a forked child must not open a server
+ * of its own without exec() first: liburcu's call_rcu thread does not
+ * survive fork, so the child's server would wait for it forever on close.
+ * Every descriptor the library opens is close-on-exec.
  */
 #ifndef RINGIPC_RINGIPC_H
 #define RINGIPC_RINGIPC_H
@@ -140,11 +142,15 @@ RIPC_API int ripc_server_broadcast(ripc_server *s, uint16_t type, const void *da
                                    int timeout_ms);
 /*
  * Reply to a request (from its handler, or later while the peer lives).
- * Waits for ring space up to 1 s: a worker that never reads its replies
- * cannot stall the dispatch thread for longer (-ETIMEDOUT).
+ * Waits for ring space up to 1 s (-ETIMEDOUT). After one reply to a worker
+ * timed out, later replies to it do not wait (-EAGAIN at once) until one
+ * gets through again: a worker that stops reading its replies costs the
+ * dispatch thread one second, not one second per request.
  */
 RIPC_API int ripc_reply(ripc_peer *p, const ripc_msg *req, const void *data, uint64_t len);
 
+/* A ripc_peer pointer is valid from `joined` until `left` returns (and in
+ * handlers for messages from that peer); keep the id to talk to it later. */
 RIPC_API uint32_t ripc_peer_id(const ripc_peer *p);
 RIPC_API const char *ripc_peer_name(const ripc_peer *p);
 /* "shm" or "socket", and a short reason why that transport. */

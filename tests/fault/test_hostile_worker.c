@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -38,17 +39,17 @@
 #include "src/proto.h"
 #include "support/support.h"
 
-#define T_ECHO 1 /* request: the master replies with the same bytes */
-#define T_NOTE 2 /* one-way: the master counts it */
+#define T_ECHO       1 /* request: the master replies with the same bytes */
+#define T_NOTE       2 /* one-way: the master counts it */
 #define HOSTILE_RING 4096u
-#define GOOD_EXTRA 50 /* requests the good worker makes after "stop" */
+#define GOOD_EXTRA   50 /* requests the good worker makes after "stop" */
 
 /* ---- state shared by the master and its children ---- */
 
 struct shared {
-    _Atomic int stop_good;    /* master -> good worker: finish up */
-    _Atomic int good_ok;      /* requests completed */
-    _Atomic int good_bad;     /* requests failed (with the error in good_err) */
+    _Atomic int stop_good; /* master -> good worker: finish up */
+    _Atomic int good_ok;   /* requests completed */
+    _Atomic int good_bad;  /* requests failed (with the error in good_err) */
     _Atomic int good_err;
     _Atomic int hostile_done; /* hostile -> master: the damage is done */
     _Atomic int release;      /* master -> hostile: you may go now */
@@ -83,10 +84,25 @@ static uint64_t now_ms(void)
 
 /* ---- the master ---- */
 
+static struct {
+    int handled, ok, timedout, again, other;
+} DEAF;
+
 static void on_echo(ripc_peer *from, const ripc_msg *msg, void *arg)
 {
     (void)arg;
-    ripc_reply(from, msg, msg->data, msg->len);
+    int rc = ripc_reply(from, msg, msg->data, msg->len);
+    if (strcmp(ripc_peer_name(from), "deaf") == 0) {
+        DEAF.handled++;
+        if (rc == 0)
+            DEAF.ok++;
+        else if (rc == -ETIMEDOUT)
+            DEAF.timedout++;
+        else if (rc == -EAGAIN)
+            DEAF.again++;
+        else
+            DEAF.other++;
+    }
 }
 
 static void on_note(ripc_peer *from, const ripc_msg *msg, void *arg)
@@ -157,11 +173,11 @@ static void pump(void)
 }
 
 /* Serve until cond holds or ms pass. */
-#define PUMP_UNTIL(cond, ms)                                                                      \
-    do {                                                                                          \
-        uint64_t end_ = now_ms() + (ms);                                                          \
-        while (!(cond) && now_ms() < end_)                                                        \
-            pump();                                                                               \
+#define PUMP_UNTIL(cond, ms)                                                                       \
+    do {                                                                                           \
+        uint64_t end_ = now_ms() + (ms);                                                           \
+        while (!(cond) && now_ms() < end_)                                                         \
+            pump();                                                                                \
     } while (0)
 
 /* ---- the good worker ---- */
@@ -208,7 +224,7 @@ struct hconn {
     ripc__segment seg;
     int master_bell; /* we ring it (eventfd) */
     int own_bell;
-    size_t ring_sz;  /* bytes of one ring: header + data */
+    size_t ring_sz; /* bytes of one ring: header + data */
     struct ripc_ring_hdr *w2m, *m2w;
     unsigned char *w2m_data;
 };
@@ -724,8 +740,7 @@ static int hostile_tail(int variant)
     if (h_open(&h, name) < 0)
         return 2;
     /* 0: unaligned garbage; 1: beyond anything produced; 2: backwards. */
-    static const uint64_t tails[] = {0xDEADBEEF00000003ull, (uint64_t)1 << 20,
-                                     (uint64_t)0 - 8};
+    static const uint64_t tails[] = {0xDEADBEEF00000003ull, (uint64_t)1 << 20, (uint64_t)0 - 8};
     atomic_store_explicit(&h.m2w->cons.tail, tails[variant], memory_order_release);
     return h_finish(&h);
 }
@@ -754,6 +769,59 @@ static void test_hostile_tail_scribble(void **state)
         expect_left(name, -EPROTO);
         assert_int_equal(ripc_server_send(M.s, j->id, T_NOTE, payload, 1, 0), -ENOENT);
     }
+    finish_good();
+}
+
+/* ---- (g) a worker that sends requests and never reads the replies ---- */
+
+#define DEAF_REQUESTS 300
+
+static int hostile_deaf(int variant)
+{
+    (void)variant;
+    struct hconn h;
+    if (h_open(&h, "deaf") < 0)
+        return 2;
+    ripc_ring *p;
+    if (ripc_ring_attach(&p, h.w2m, h.ring_sz, RIPC_RING_PRODUCER) < 0)
+        return 3;
+    uint8_t rec[RIPC_MSG_HDR + 100] = {0};
+    for (uint64_t i = 1; i <= DEAF_REQUESTS; i++) {
+        ripc__msg_encode(rec, T_ECHO, RIPC_KIND_REQUEST, 0, i);
+        uint64_t end = now_ms() + 20000;
+        while (ripc_ring_push(p, rec, sizeof rec) == -EAGAIN) {
+            if (now_ms() > end)
+                return 4;
+            h_ring_master(&h); /* our own wake-ups: we never arm a sleep flag */
+            sched_yield();
+        }
+        h_ring_master(&h);
+    }
+    ripc_ring_detach(p);
+    atomic_store(&M.sh->hostile_done, 1);
+    /* Stay connected (and deaf) until the master has seen everything. */
+    while (!atomic_load(&M.sh->release))
+        sched_yield();
+    return 0;
+}
+
+static void test_hostile_deaf_worker(void **state)
+{
+    (void)state;
+    memset(&DEAF, 0, sizeof DEAF);
+    start_hostile(hostile_deaf, 0);
+    int ok0 = atomic_load(&M.sh->good_ok);
+    /* Without the stall rule each reply would wait 1 s: 300 s in all. */
+    PUMP_UNTIL(DEAF.handled == DEAF_REQUESTS, 30000);
+    assert_int_equal(DEAF.handled, DEAF_REQUESTS);
+    assert_true(DEAF.ok > 0 && DEAF.ok < DEAF_REQUESTS);
+    assert_int_equal(DEAF.timedout, 1); /* one reply waited, then none did */
+    assert_int_equal(DEAF.again, DEAF_REQUESTS - DEAF.ok - 1);
+    assert_int_equal(DEAF.other, 0);
+    PUMP_UNTIL(atomic_load(&M.sh->good_ok) > ok0 + 5, 5000);
+    assert_true(atomic_load(&M.sh->good_ok) > ok0 + 5);
+    atomic_store(&M.sh->release, 1);
+    wait_hostile_exit();
     finish_good();
 }
 
@@ -793,6 +861,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hostile_control_garbage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_handshake, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_tail_scribble, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hostile_deaf_worker, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_own_event_loop, setup_own_loop, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -86,9 +86,9 @@ enum {
     T_FAST,
 };
 
-#define MAX_PEERS 64
-#define MAX_KIDS 16
-#define HDR 16 /* payload header: u32 worker index, u32 extra length, u64 seq */
+#define MAX_PEERS   64
+#define MAX_KIDS    16
+#define HDR         16 /* payload header: u32 worker index, u32 extra length, u64 seq */
 #define MAX_PAYLOAD (HDR + 4096)
 
 struct pstate {
@@ -109,10 +109,10 @@ struct mctx {
     _Atomic int joined, left;
     _Atomic uint64_t requests, oneways;
     _Atomic int ends, sums, pings;
-    _Atomic int threads;  /* distinct dispatch threads that ran a handler */
-    int gen;              /* this test's generation, for the thread count */
+    _Atomic int threads;      /* distinct dispatch threads that ran a handler */
+    int gen;                  /* this test's generation, for the thread count */
     int left_target, left_fd; /* write a byte to left_fd when left reaches target */
-    uint32_t victim_widx; /* test 3 */
+    uint32_t victim_widx;     /* test 3 */
     _Atomic uint32_t victim_id;
     _Atomic uint64_t victim_count;
     ripc_peer *saved_peer; /* test 9 */
@@ -285,15 +285,15 @@ static int transformed_ok(const unsigned char *reply, const unsigned char *req, 
 
 /* ---- children ---- */
 
-#define WCHECK(cond, ...)                                                                       \
-    do {                                                                                        \
-        if (!(cond)) {                                                                          \
-            fprintf(stderr, "child %d: %s:%d: check failed: %s: ", (int)getpid(), __FILE__,    \
-                    __LINE__, #cond);                                                           \
-            fprintf(stderr, __VA_ARGS__);                                                       \
-            fputc('\n', stderr);                                                                \
-            _exit(1);                                                                           \
-        }                                                                                       \
+#define WCHECK(cond, ...)                                                                          \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "child %d: %s:%d: check failed: %s: ", (int)getpid(), __FILE__,        \
+                    __LINE__, #cond);                                                              \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+            _exit(1);                                                                              \
+        }                                                                                          \
     } while (0)
 
 typedef int (*child_fn)(int idx, void *arg);
@@ -544,9 +544,8 @@ static void h_oneway(ripc_peer *p, const ripc_msg *msg, void *arg)
         if (ps->count == 0 && ps->rcount == 0)
             ps->widx = widx;
         if (widx != ps->widx || seq != ps->next_seq) {
-            ctx_fail(m, "peer %u: worker %u seq %llu, want worker %u seq %llu", msg->peer_id,
-                     widx, (unsigned long long)seq, ps->widx,
-                     (unsigned long long)ps->next_seq);
+            ctx_fail(m, "peer %u: worker %u seq %llu, want worker %u seq %llu", msg->peer_id, widx,
+                     (unsigned long long)seq, ps->widx, (unsigned long long)ps->next_seq);
             return;
         }
         ps->next_seq++;
@@ -582,8 +581,9 @@ static void h_oneway(ripc_peer *p, const ripc_msg *msg, void *arg)
         break;
     case T_SUM:
         if (msg->len != 16 || get64(d) != ps->count || get64(d + 8) != ps->sum) {
-            ctx_fail(m, "peer %u: T_SUM count/sum mismatch (worker %llu/%016llx, master "
-                        "%llu/%016llx)",
+            ctx_fail(m,
+                     "peer %u: T_SUM count/sum mismatch (worker %llu/%016llx, master "
+                     "%llu/%016llx)",
                      msg->peer_id, (unsigned long long)(msg->len == 16 ? get64(d) : 0),
                      (unsigned long long)(msg->len == 16 ? get64(d + 8) : 0),
                      (unsigned long long)ps->count, (unsigned long long)ps->sum);
@@ -647,7 +647,7 @@ static void check_all_left_bye(struct mctx *m, int n)
 
 /* ================================================================== 1 */
 
-#define ECHO_WORKERS 8
+#define ECHO_WORKERS  8
 #define ECHO_REQUESTS 20000
 
 /* Requests with per-worker content; every reply checked byte for byte. */
@@ -667,14 +667,12 @@ static int w_echo(int idx, void *arg)
         int rc = ripc_client_request(c, T_ECHO, buf, len, &r, 30000);
         WCHECK(rc == 0, "request %llu: %s", (unsigned long long)seq, ripc_strerror(rc));
         WCHECK(r.kind == RIPC_REPLY && r.type == T_ECHO && r.peer_id == 0 && r.len == len,
-               "reply %llu: kind %u type %u peer %u len %llu (want %zu)",
-               (unsigned long long)seq, r.kind, r.type, r.peer_id, (unsigned long long)r.len,
-               len);
+               "reply %llu: kind %u type %u peer %u len %llu (want %zu)", (unsigned long long)seq,
+               r.kind, r.type, r.peer_id, (unsigned long long)r.len, len);
         WCHECK(transformed_ok(r.data, buf, len, id), "reply %llu: wrong content",
                (unsigned long long)seq);
     }
-    WCHECK(ripc_client_dropped(c) == 0, "dropped %llu",
-           (unsigned long long)ripc_client_dropped(c));
+    WCHECK(ripc_client_dropped(c) == 0, "dropped %llu", (unsigned long long)ripc_client_dropped(c));
     ripc_client_close(c);
     return 0;
 }
@@ -704,7 +702,7 @@ static void test_mw_request_reply_8_workers(void **state)
 
 /* ================================================================== 2 */
 
-#define BC_WORKERS 8
+#define BC_WORKERS  8
 #define BC_MESSAGES 1000
 
 static size_t bc_extra(uint64_t seq)
@@ -724,8 +722,8 @@ static int w_broadcast(int idx, void *arg)
         uint32_t widx;
         uint64_t got;
         WCHECK(msg.type == T_BCAST && msg.kind == RIPC_ONEWAY && msg.peer_id == 0,
-               "message %llu: type %u kind %u peer %u", (unsigned long long)seq, msg.type,
-               msg.kind, msg.peer_id);
+               "message %llu: type %u kind %u peer %u", (unsigned long long)seq, msg.type, msg.kind,
+               msg.peer_id);
         WCHECK(ck_payload(msg.data, msg.len, &widx, &got) && widx == 0xB0B0u && got == seq &&
                    msg.len == HDR + bc_extra(seq),
                "message %llu: bad content or order (len %llu)", (unsigned long long)seq,
@@ -788,9 +786,9 @@ static void test_mw_broadcast_reaches_all(void **state)
 
 /* ================================================================== 3 */
 
-#define SK_WORKERS 4
-#define SK_VICTIM 3
-#define SK_MESSAGES 50000
+#define SK_WORKERS    4
+#define SK_VICTIM     3
+#define SK_MESSAGES   50000
 #define SK_KILL_AFTER 1000
 
 static int memfd_mappings(void)
@@ -996,7 +994,8 @@ static void master_killed_case(int wait, int blocked_in_send)
             sent++;
         assert_int_equal(rc, -EAGAIN);
         assert_true(sent > 0);
-        assert_true(sent < 4096 / (int)sizeof buf); /* the ring really is 4 KiB */
+        if (shm_mode())
+            assert_true(sent < 4096 / (int)sizeof buf); /* the ring really is 4 KiB */
         xwrite(go[1], "B", 1);
         rc = ripc_client_send(c, T_DATA, buf, sizeof buf, -1);
         assert_int_equal(rc, -EPIPE);
@@ -1015,9 +1014,21 @@ static void master_killed_case(int wait, int blocked_in_send)
     unlink(g_fx.path); /* the dead master's socket file */
 }
 
+/* Under TSan a forked child of a multi-threaded process (liburcu's threads
+ * live on from earlier tests) may not start threads, and a server does. */
+static void skip_master_in_child_under_tsan(void)
+{
+#ifdef RIPC_TEST_TSAN
+    print_message("SKIP: a master in a forked child starts liburcu threads, which TSan "
+                  "forbids after a multi-threaded fork\n");
+    skip();
+#endif
+}
+
 static void test_mw_master_killed(void **state)
 {
     (void)state;
+    skip_master_in_child_under_tsan();
     static const int waits[] = {RIPC_WAIT_ADAPTIVE, RIPC_WAIT_BLOCK};
     for (size_t i = 0; i < sizeof waits / sizeof waits[0]; i++) {
         atomic_store(&mk_joined, 0);
@@ -1054,8 +1065,8 @@ static void version_mismatch_raw_hello(void)
     memset(&h, 0, sizeof h);
     h.version_min = 99;
     h.version_max = 99;
-    h.caps = RIPC_CAP_SHM | RIPC_CAP_MEMFD | RIPC_DB_CAP(RIPC_DB_EVENTFD) |
-             RIPC_DB_CAP(RIPC_DB_SOCKET);
+    h.caps =
+        RIPC_CAP_SHM | RIPC_CAP_MEMFD | RIPC_DB_CAP(RIPC_DB_EVENTFD) | RIPC_DB_CAP(RIPC_DB_SOCKET);
     h.pid = (uint32_t)getpid();
     snprintf(h.name, sizeof h.name, "from-the-future");
     uint8_t buf[RIPC_FRAME_HDR + RIPC_HANDSHAKE_MAX];
@@ -1315,9 +1326,8 @@ static void test_mw_modes_1M(void **state)
     static const struct {
         int wait;
         const char *name;
-    } modes[] = {{RIPC_WAIT_SPIN, "spin"},
-                 {RIPC_WAIT_ADAPTIVE, "adaptive"},
-                 {RIPC_WAIT_BLOCK, "block"}};
+    } modes[] = {
+        {RIPC_WAIT_SPIN, "spin"}, {RIPC_WAIT_ADAPTIVE, "adaptive"}, {RIPC_WAIT_BLOCK, "block"}};
     for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
         struct mctx *m = g_fx.m;
         memset(m->ps, 0, sizeof m->ps);
@@ -1364,8 +1374,8 @@ static long cpu_ticks(pid_t pid)
     buf[n] = 0;
     char *rp = strrchr(buf, ')');
     unsigned long ut, st;
-    if (!rp || sscanf(rp + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut,
-                      &st) != 2)
+    if (!rp ||
+        sscanf(rp + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
         return -1;
     return (long)(ut + st);
 }
@@ -1459,8 +1469,7 @@ static int w_late(int idx, void *arg)
     WCHECK(xread(a->from_master, &b, 1) == 0 && b == 'S', "late reply not sent");
     rc = ripc_client_request(c, T_FAST, "quick", 5, &r, 30000);
     WCHECK(rc == 0, "second request: %s", ripc_strerror(rc));
-    WCHECK(r.kind == RIPC_REPLY && r.type == T_FAST && r.len == 4 &&
-               memcmp(r.data, "fast", 4) == 0,
+    WCHECK(r.kind == RIPC_REPLY && r.type == T_FAST && r.len == 4 && memcmp(r.data, "fast", 4) == 0,
            "second reply: kind %u type %u len %llu", r.kind, r.type, (unsigned long long)r.len);
     WCHECK(ripc_client_dropped(c) == 1, "dropped %llu, want 1",
            (unsigned long long)ripc_client_dropped(c));
@@ -1511,8 +1520,8 @@ static void test_mw_reply_unknown_id_dropped(void **state)
 
 /* ================================================================= 10 */
 
-#define TH_WORKERS 8
-#define TH_REQUESTS 50000
+#define TH_WORKERS   8
+#define TH_REQUESTS  50000
 #define TH_SEQ_EVERY 4 /* a one-way T_SEQ after every 4th request */
 
 static uint64_t g_th_requests = TH_REQUESTS;
@@ -1706,6 +1715,7 @@ static void test_mw_stale_socket_and_inuse(void **state)
     assert_int_equal(access(g_fx.path, F_OK), -1);
 
     /* A server in a child: in use while it lives, stale once it is killed. */
+    skip_master_in_child_under_tsan();
     int rp[2];
     assert_int_equal(pipe(rp), 0);
     pid_t pid = spawn(master_in_child, 0, (void *)(intptr_t)rp[1]);
