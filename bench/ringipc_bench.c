@@ -132,7 +132,7 @@ struct row {
     double p50, p90, p99, p999, max; /* us, medians over repeats */
     double rate;                     /* msg/s, median over repeats */
     double ratio;                    /* vs unix socket, median of per-repeat ratios */
-    double rep_p50[8], rep_rate[8], rep_ratio[8];
+    double rep_p50[8], rep_p90[8], rep_p99[8], rep_p999[8], rep_rate[8], rep_ratio[8];
     int reps;
     int spec, zi;
     int failed;
@@ -573,9 +573,9 @@ int main(int argc, char **argv)
                     double p50, p90, p99, p999, mx;
                     pct(s, &p50, &p90, &p99, &p999, &mx);
                     r->rep_p50[rep] = p50;
-                    r->p90 += p90 / reps;
-                    r->p99 += p99 / reps;
-                    r->p999 += p999 / reps;
+                    r->rep_p90[rep] = p90;
+                    r->rep_p99[rep] = p99;
+                    r->rep_p999[rep] = p999;
                     if (mx > r->max)
                         r->max = mx;
 
@@ -609,6 +609,9 @@ int main(int argc, char **argv)
         }
         if (r->is_rtt) {
             r->p50 = median(r->rep_p50, r->reps);
+            r->p90 = median(r->rep_p90, r->reps);
+            r->p99 = median(r->rep_p99, r->reps);
+            r->p999 = median(r->rep_p999, r->reps);
             r->ratio = median(r->rep_ratio, r->reps);
             printf("%-24s %7zu %9.2f %9.2f %9.2f %9.2f %9.1f %14s %8.3fx\n", r->name, r->size,
                    r->p50, r->p90, r->p99, r->p999, r->max, "-", r->ratio);
@@ -619,9 +622,30 @@ int main(int argc, char **argv)
                    "-", "-", "-", r->rate, r->ratio);
         }
     }
-    printf("\nRound trips: median over repetitions of each row's p50 (p90..p99.9: mean; max: "
-           "max).\n'vs unix': the row's p50 (or msgs/s) divided by the unix socket's from the "
-           "same repetition, median over repetitions.\n");
+    /* The two comparisons that matter most: ringipc against the floor of its
+     * own kind (spinning vs the bare flag ping-pong, sleeping vs eventfd). */
+    printf("\n");
+    for (int i = 0; i < nrows; i++) {
+        struct row *r = &rows[i];
+        const char *base = strcmp(r->name, "ringipc spin") == 0    ? "shm flag (floor)"
+                           : strcmp(r->name, "ringipc block") == 0 ? "eventfd ping-pong"
+                                                                   : NULL;
+        if (!base || r->failed)
+            continue;
+        for (int j = 0; j < nrows; j++) {
+            struct row *b = &rows[j];
+            if (b->size != r->size || strcmp(b->name, base) != 0 || b->failed)
+                continue;
+            double rt[8];
+            int n = r->reps < b->reps ? r->reps : b->reps;
+            for (int k = 0; k < n; k++)
+                rt[k] = r->rep_p50[k] / b->rep_p50[k];
+            printf("%-16s %5zu B: p50 %.3fx %s\n", r->name, r->size, median(rt, n), base);
+        }
+    }
+    printf("\nAll columns: median over repetitions (max: the largest seen). 'vs unix': the "
+           "row's p50\n(or msgs/s) divided by the unix socket's from the same repetition, median "
+           "over repetitions.\n");
     munmap(s, sizeof *s);
     return failed;
 }

@@ -448,3 +448,18 @@ int ripc__ring_space_wake(ripc_ring *r)
         return 0;
     return atomic_exchange_explicit(flag, 0, memory_order_acq_rel) != 0;
 }
+
+void ripc__ring_release_lazy(ripc_ring *r)
+{
+    if (!r->peeked)
+        return;
+    r->pos += r->peek_skip + r->peek_size;
+    r->peeked = 0;
+}
+
+void ripc__ring_publish_tail(ripc_ring *r)
+{
+    /* Release: pairs with the producer's acquire in refresh_tail, as in
+     * ripc_ring_release(). */
+    atomic_store_explicit(&r->hdr->cons.tail, r->pos, memory_order_release);
+}

@@ -58,3 +58,13 @@ int ripc__ring_space_wake(ripc_ring *r);
 int ripc__ring_readable(ripc_ring *r);
 /* Producer: would a record of len bytes fit now? */
 int ripc__ring_writable(ripc_ring *r, size_t len);
+
+/*
+ * Consumer, batched: release_lazy drops the peeked record from our private
+ * view only; publish_tail stores the consumer index once for the batch. A
+ * producer polling a full ring then sees one store per batch instead of one
+ * per record (each of which would bounce the index line between cores).
+ * Publish before waiting or arming, or the producer may wait for nothing.
+ */
+void ripc__ring_release_lazy(ripc_ring *r);
+void ripc__ring_publish_tail(ripc_ring *r);

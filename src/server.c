@@ -831,11 +831,13 @@ static int loop_dispatch(struct loop *L)
             }
             m.peer_id = p->id;
             dispatch_one(L, p, &m);
-            ripc__chan_release(&p->ch, 0);
+            ripc__ring_release_lazy(p->ch.rx);
             n++;
         }
-        if (n)
+        if (n) {
+            ripc__ring_publish_tail(p->ch.rx);
             ripc__chan_space_wake(&p->ch);
+        }
         total += n;
         if (rc == -EPROTO || atomic_load(&p->tx_broken)) {
             peer_drop(L, p, -EPROTO);
