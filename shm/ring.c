@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "ringipc/ring.h"
+#include "shm/fence.h"
 #include "shm/ring_internal.h"
 #include "shm/ring_layout.h"
 
@@ -384,17 +385,39 @@ int ripc__ring_writable(ripc_ring *r, size_t len)
     return r->capacity - (r->pos - tail) >= total; /* garbage: reserve will say */
 }
 
-int ripc__ring_arm_consumer(ripc_ring *r)
+void ripc__ring_set_fastpub(ripc_ring *r, int on)
 {
-    struct ripc_ring_wait *w = &r->hdr->wait.w;
-    atomic_store_explicit(&w->consumer_sleeping, 1, memory_order_seq_cst);
-    /* seq_cst load of head: pairs with the seq_cst store in commit_wake. */
+    r->fastpub = on;
+}
+
+int ripc__ring_fastpub(const ripc_ring *r)
+{
+    return r->fastpub;
+}
+
+void ripc__ring_arm_consumer_flag(ripc_ring *r)
+{
+    atomic_store_explicit(&r->hdr->wait.w.consumer_sleeping, 1, memory_order_seq_cst);
+}
+
+int ripc__ring_consumer_recheck(ripc_ring *r)
+{
+    /* seq_cst load of head: pairs with the seq_cst store in commit_wake, or
+     * (fastpub) with the remote fence the caller issued after arming. */
     uint64_t head = atomic_load_explicit(&r->hdr->prod.head, memory_order_seq_cst);
     if (head != r->pos || r->peeked || r->dead) {
-        atomic_store_explicit(&w->consumer_sleeping, 0, memory_order_relaxed);
+        atomic_store_explicit(&r->hdr->wait.w.consumer_sleeping, 0, memory_order_relaxed);
         return 1;
     }
     return 0;
+}
+
+int ripc__ring_arm_consumer(ripc_ring *r)
+{
+    ripc__ring_arm_consumer_flag(r);
+    if (r->fastpub)
+        ripc__remote_fence();
+    return ripc__ring_consumer_recheck(r);
 }
 
 void ripc__ring_disarm_consumer(ripc_ring *r)
@@ -427,11 +450,21 @@ int ripc__ring_commit_wake(ripc_ring *r, size_t len)
 {
     if (!commit_prepare(r, len))
         return 0;
+    _Atomic uint32_t *flag = &r->hdr->wait.w.consumer_sleeping;
+    if (r->fastpub) {
+        /* Release store, and only a compiler barrier before the flag load:
+         * the consumer's remote fence (arm_consumer) supplies the hardware
+         * barrier when it matters, i.e. when it is about to sleep. */
+        atomic_store_explicit(&r->hdr->prod.head, r->pos, memory_order_release);
+        atomic_signal_fence(memory_order_seq_cst);
+        if (atomic_load_explicit(flag, memory_order_relaxed) == 0)
+            return 0;
+        return atomic_exchange_explicit(flag, 0, memory_order_acq_rel) != 0;
+    }
     /* seq_cst store (one locked instruction on x86): publishes the record
      * like the release store of ripc_ring_commit, and orders the load of
      * the sleep flag after it (Dekker with arm_consumer). */
     atomic_store_explicit(&r->hdr->prod.head, r->pos, memory_order_seq_cst);
-    _Atomic uint32_t *flag = &r->hdr->wait.w.consumer_sleeping;
     /* Cheap relaxed look first: a flag that is clear costs no RMW. */
     if (atomic_load_explicit(flag, memory_order_seq_cst) == 0)
         return 0;

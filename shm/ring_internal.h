@@ -17,7 +17,8 @@ struct ripc_ring {
     uint64_t pos;      /* our own index: head (producer) or tail (consumer) */
     uint64_t peer;     /* cached copy of the other side's index */
     int role;
-    int dead;          /* -EPROTO seen: the ring is never used again */
+    int dead;
+    int fastpub;       /* data direction uses asymmetric fences (shm/fence.h) */          /* -EPROTO seen: the ring is never used again */
     /* producer: the open reservation */
     int reserved;
     uint64_t res_pad;
@@ -68,3 +69,16 @@ int ripc__ring_writable(ripc_ring *r, size_t len);
  */
 void ripc__ring_release_lazy(ripc_ring *r);
 void ripc__ring_publish_tail(ripc_ring *r);
+
+/*
+ * Asymmetric fences on the data direction (shm/fence.h). Both sides of a
+ * ring must agree: the producer then publishes without a full fence, and the
+ * consumer issues ripc__remote_fence() between setting its sleep flag and
+ * re-checking the index. Set right after attach, before any traffic.
+ */
+void ripc__ring_set_fastpub(ripc_ring *r, int on);
+int ripc__ring_fastpub(const ripc_ring *r);
+/* The two halves of ripc__ring_arm_consumer, for a thread that arms many
+ * rings and wants one remote fence between the halves (not one per ring). */
+void ripc__ring_arm_consumer_flag(ripc_ring *r);
+int ripc__ring_consumer_recheck(ripc_ring *r); /* 1: data there, flag cleared */

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "shm/fence.h"
 #include "src/internal.h"
 
 /* A message that arrived while a request waited for its reply: copied out of
@@ -265,6 +266,9 @@ static uint32_t hello_caps(const ripc_options *o)
                : o->doorbell == RIPC_DOORBELL_SOCKET  ? RIPC_DB_SOCKET
                : o->doorbell == RIPC_DOORBELL_EVENTFD ? RIPC_DB_EVENTFD
                                                       : 0;
+    if (ripc__remote_fence_init())
+        caps |= RIPC_CAP_MEMBARRIER;
+    caps |= (uint32_t)(o->wait & 3) << RIPC_CAP_WAIT_SHIFT;
     return caps | ((uint32_t)pref << 16);
 }
 
@@ -342,6 +346,11 @@ static int handshake(ripc_client *c, char *why, size_t why_len)
                                    word)) < 0)
         goto out;
     fds[2] = -1;
+    /* Asymmetric fences only as the master decided, and only if we could
+     * register ourselves (otherwise the master's fences do not reach us). */
+    int mb = ripc__remote_fence_init();
+    ripc__ring_set_fastpub(c->ch.tx, mb && (w.caps & RIPC_CAP_FAST_W2M));
+    ripc__ring_set_fastpub(c->ch.rx, mb && (w.caps & RIPC_CAP_FAST_M2W));
     c->id = w.peer_id;
     c->ch.max_message = w.max_message;
     c->ch.sock = c->sock;

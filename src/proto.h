@@ -57,6 +57,12 @@ enum {
 #define RIPC_CAP_SHM_OPEN (1u << 9)
 #define RIPC_CAP_SHM (1u << 10)      /* willing and able to map shared memory */
 #define RIPC_CAP_SOCKET (1u << 11)   /* can run socket mode */
+#define RIPC_CAP_MEMBARRIER (1u << 12) /* HELLO: registered for asymmetric fences */
+#define RIPC_CAP_FAST_W2M (1u << 13)   /* WELCOME: w->m ring uses asymmetric fences */
+#define RIPC_CAP_FAST_M2W (1u << 14)   /* WELCOME: m->w ring uses asymmetric fences */
+/* HELLO caps bits 16..19: preferred worker doorbell kind; 20..21: the
+ * worker's wait strategy (RIPC_WAIT_*). */
+#define RIPC_CAP_WAIT_SHIFT 20
 
 /* Reject codes: positive errno values the client returns negated. */
 

@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "shm/fence.h"
 #include "src/internal.h"
 #include "src/tables.h"
 
@@ -596,6 +597,15 @@ static int process_hello(struct loop *L, struct ripc_peer *p, const ripc__frame 
         send_reject(p, ENOMEM, "ring setup failed");
         return rc;
     }
+    /* Asymmetric fences where both sides registered and the consumer of the
+     * ring does not sleep after every message (block mode would pay a
+     * remote fence per message; a plain fence is cheaper there). */
+    int mb = ripc__remote_fence_init() && (h.caps & RIPC_CAP_MEMBARRIER);
+    int w_wait = (int)((h.caps >> RIPC_CAP_WAIT_SHIFT) & 3);
+    int fast_w2m = mb && s->opt.wait != RIPC_WAIT_BLOCK;
+    int fast_m2w = mb && w_wait != RIPC_WAIT_BLOCK;
+    ripc__ring_set_fastpub(p->ch.rx, fast_w2m);
+    ripc__ring_set_fastpub(p->ch.tx, fast_m2w);
     p->ch.max_message = maxmsg;
     p->ch.sock = p->sock;
     p->ch.wait_mode = s->opt.wait;
@@ -617,6 +627,8 @@ static int process_hello(struct loop *L, struct ripc_peer *p, const ripc__frame 
     ripc__welcome w = {.version = RIPC_PROTO_VERSION,
                        .transport = RIPC_XPORT_SHM,
                        .peer_id = p->id,
+                       .caps = (fast_w2m ? RIPC_CAP_FAST_W2M : 0u) |
+                               (fast_m2w ? RIPC_CAP_FAST_M2W : 0u),
                        .worker_db = (uint8_t)wdb,
                        .master_db = (uint8_t)s->master_db,
                        .ring_bytes = ring,
@@ -853,12 +865,29 @@ static int loop_dispatch(struct loop *L)
 /* Arm every ring, sleep in epoll, handle what woke us. */
 static void loop_wait(struct loop *L, int timeout_ms)
 {
+    /* Before sleeping: arm every ring, one remote fence for all of them if
+     * any uses asymmetric fences, then look at each once more. A look
+     * without sleeping (timeout 0) needs no arming. */
     size_t armed = 0;
-    for (; armed < L->n; armed++)
-        if (L->peers[armed]->gone || atomic_load(&L->peers[armed]->tx_broken) ||
-            ripc__ring_arm_consumer(L->peers[armed]->ch.rx))
-            break;
-    if (armed == L->n && !atomic_load(&L->has_incoming) && !atomic_load(&L->s->stopping)) {
+    int sleep_ok = 1;
+    if (timeout_ms != 0) {
+        int remote = 0;
+        for (; armed < L->n && sleep_ok; armed++) {
+            struct ripc_peer *p = L->peers[armed];
+            if (p->gone || atomic_load(&p->tx_broken)) {
+                sleep_ok = 0; /* a drop is due */
+                break;
+            }
+            ripc__ring_arm_consumer_flag(p->ch.rx);
+            remote |= ripc__ring_fastpub(p->ch.rx);
+        }
+        if (sleep_ok && remote)
+            ripc__remote_fence();
+        for (size_t i = 0; i < armed && sleep_ok; i++)
+            if (ripc__ring_consumer_recheck(L->peers[i]->ch.rx))
+                sleep_ok = 0;
+    }
+    if (sleep_ok && !atomic_load(&L->has_incoming) && !atomic_load(&L->s->stopping)) {
         struct epoll_event ev[64];
         int n = epoll_wait(L->epfd, ev, 64, timeout_ms);
         for (int i = 0; i < n; i++) {

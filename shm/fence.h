@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Asymmetric fences across processes.
+ *
+ * The doorbell protocol is a Dekker pair: the writer publishes its index and
+ * then reads the reader's sleep flag; the reader sets the flag and then
+ * re-reads the index. Both sides need a full fence between their store and
+ * their load, and on x86 the writer's fence (a locked instruction after the
+ * payload stores) is the single largest cost of sending a small message: it
+ * waits for every pending store to become visible.
+ *
+ * With an asymmetric fence the writer's fence becomes a compiler barrier and
+ * the reader, on its slow path only (about to sleep), forces a full barrier
+ * on every CPU running a registered process: Linux membarrier(2)
+ * MEMBARRIER_CMD_GLOBAL_EXPEDITED. Either the writer's flag load comes after
+ * that barrier and sees the flag, or its earlier index store is visible to
+ * the reader's re-check. Both processes must have registered; where the call
+ * is missing (old kernel, seccomp, other OS) ripc__remote_fence_init() says 0
+ * and the channel keeps the symmetric fences.
+ */
+#ifndef RIPC_SHM_FENCE_H
+#define RIPC_SHM_FENCE_H
+
+/* Register this process (once; thread-safe). 1 = asymmetric fences usable. */
+int ripc__remote_fence_init(void);
+
+/* Full barrier on every CPU running a registered process (the caller's
+ * included). Only after ripc__remote_fence_init() returned 1. */
+void ripc__remote_fence(void);
+
+#endif
