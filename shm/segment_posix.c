@@ -9,6 +9,7 @@
  * what makes close() safe on a zero-initialised struct, whose fd is 0 (a
  * valid descriptor we must not close).
  */
+#include "shm/why.h"
 #include "shm/segment.h"
 
 #include <errno.h>
@@ -41,34 +42,7 @@ static void seg_reset(ripc__segment *seg)
     seg->backend = RIPC_SEG_DEFAULT;
 }
 
-/* strerror_r comes in a GNU (char *) and an XSI (int) flavour. */
-static const char *err_text(int err, char *buf, size_t len)
-{
-#if defined(__GLIBC__) && defined(_GNU_SOURCE)
-    return strerror_r(err, buf, len);
-#else
-    if (strerror_r(err, buf, len) != 0)
-        snprintf(buf, len, "error %d", err);
-    return buf;
-#endif
-}
-
-/* why = "<formatted step>: <strerror(err)>", or just the step when err == 0. */
-static void set_why(char *why, size_t why_len, int err, const char *fmt, ...)
-{
-    char step[RIPC_SEG_WHY_LEN], ebuf[96];
-    va_list ap;
-
-    if (why == NULL || why_len == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(step, sizeof step, fmt, ap);
-    va_end(ap);
-    if (err != 0)
-        snprintf(why, why_len, "%s: %s", step, err_text(err, ebuf, sizeof ebuf));
-    else
-        snprintf(why, why_len, "%s", step);
-}
+#define set_why ripc__set_why
 
 static int check_len(size_t len, char *why, size_t why_len)
 {

@@ -10,6 +10,7 @@
  * connected socket handed out is blocking, and time limits are enforced with
  * poll() before the call, never with SO_RCVTIMEO/SO_SNDTIMEO left on the fd.
  */
+#include "shm/why.h"
 #include "sockets/sock.h"
 
 #include <ctype.h>
@@ -42,34 +43,7 @@
 
 _Static_assert(SUN_PATH_SIZE <= RIPC_ADDR_PATH_MAX, "ripc__addr.path must hold any sun_path");
 
-/* strerror_r comes in a GNU (char *) and an XSI (int) flavour. */
-static const char *err_text(int err, char *buf, size_t len)
-{
-#if defined(__GLIBC__) && defined(_GNU_SOURCE)
-    return strerror_r(err, buf, len);
-#else
-    if (strerror_r(err, buf, len) != 0)
-        snprintf(buf, len, "error %d", err);
-    return buf;
-#endif
-}
-
-/* why = "<formatted step>: <strerror(err)>", or just the step when err == 0. */
-static void set_why(char *why, size_t why_len, int err, const char *fmt, ...)
-{
-    char step[256], ebuf[96];
-    va_list ap;
-
-    if (why == NULL || why_len == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(step, sizeof step, fmt, ap);
-    va_end(ap);
-    if (err != 0)
-        snprintf(why, why_len, "%s: %s", step, err_text(err, ebuf, sizeof ebuf));
-    else
-        snprintf(why, why_len, "%s", step);
-}
+#define set_why ripc__set_why
 
 /* ---- time limits ---- */
 

@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: MIT */
+#include "shm/why.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+/* strerror_r comes in a GNU (char *) and an XSI (int) flavour. */
+static const char *err_text(int err, char *buf, size_t len)
+{
+#if defined(__GLIBC__) && defined(_GNU_SOURCE)
+    return strerror_r(err, buf, len);
+#else
+    if (strerror_r(err, buf, len) != 0)
+        snprintf(buf, len, "error %d", err);
+    return buf;
+#endif
+}
+
+void ripc__set_why(char *why, size_t why_len, int err, const char *fmt, ...)
+{
+    char step[256], ebuf[96];
+    va_list ap;
+
+    if (why == NULL || why_len == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(step, sizeof step, fmt, ap);
+    va_end(ap);
+    if (err != 0)
+        snprintf(why, why_len, "%s: %s", step, err_text(err, ebuf, sizeof ebuf));
+    else
+        snprintf(why, why_len, "%s", step);
+}
