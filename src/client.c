@@ -10,7 +10,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <poll.h>
+
 #include "shm/fence.h"
+#include "src/frames.h"
 #include "src/internal.h"
 
 /* A message that arrived while a request waited for its reply: copied out of
@@ -24,6 +27,8 @@ struct stash {
 struct ripc_client {
     ripc_options opt;
     ripc__chan ch;
+    int xport;             /* RIPC_XPORT_SHM or RIPC_XPORT_SOCKET */
+    ripc__rx rx;           /* socket mode: frames read ahead */
     int sock;
     uint32_t id;
     int held;              /* a ring record is lent to the caller */
@@ -36,10 +41,18 @@ struct ripc_client {
     char reason[RIPC_REASON_MAX + 1];
 };
 
+/* The message last returned by peek_msg is done with. */
+static void release_msg(ripc_client *c)
+{
+    if (c->xport == RIPC_XPORT_SHM)
+        ripc__chan_release(&c->ch, 1);
+    /* socket mode: the frame left the buffer when it was peeked */
+}
+
 static void release_lent(ripc_client *c)
 {
     if (c->held) {
-        ripc__chan_release(&c->ch, 1);
+        release_msg(c);
         c->held = 0;
     }
     if (c->lent) {
@@ -75,6 +88,61 @@ static int handle_sock(ripc_client *c)
 static int send_kind(ripc_client *c, uint16_t type, uint8_t kind, uint64_t id,
                      const void *data, uint64_t len, uint64_t deadline, int nowait);
 
+/* Socket mode: the next MSG frame already read, without waiting. */
+static int sock_peek(ripc_client *c, ripc_msg *m)
+{
+    for (;;) {
+        ripc__frame f;
+        const uint8_t *pl;
+        int rc = ripc__rx_next(&c->rx, &f, &pl, c->ch.max_message);
+        if (rc < 0)
+            return rc == -ENOMEM ? rc : -EPROTO;
+        if (rc == 0) {
+            long n = c->peer_gone ? 0 : ripc__rx_fill(&c->rx, c->sock);
+            if (n > 0)
+                continue;
+            if (n == -EPIPE)
+                c->peer_gone = 1;
+            else if (n < 0)
+                return (int)n;
+            return -EAGAIN;
+        }
+        if (f.ftype == RIPC_FRAME_BYE) {
+            c->peer_gone = 1;
+            continue;
+        }
+        if (f.ftype != RIPC_FRAME_MSG)
+            return -EPROTO;
+        m->type = f.type;
+        m->kind = f.kind;
+        m->id = f.id;
+        m->data = pl;
+        m->len = f.len;
+        return 0;
+    }
+}
+
+static int peek_msg(ripc_client *c, ripc_msg *m)
+{
+    return c->xport == RIPC_XPORT_SHM ? ripc__chan_peek(&c->ch, m) : sock_peek(c, m);
+}
+
+/* Wait for something to read: 0 (look again), -ETIMEDOUT, or -errno. */
+static int wait_msg(ripc_client *c, uint64_t deadline)
+{
+    if (c->xport == RIPC_XPORT_SHM) {
+        int rc = ripc__chan_wait(&c->ch, 0, 0, deadline);
+        return rc == 1 ? handle_sock(c) : rc;
+    }
+    struct pollfd pf = {.fd = c->sock, .events = POLLIN};
+    int n = poll(&pf, 1, ripc__remaining_ms(deadline));
+    if (n == 0)
+        return -ETIMEDOUT;
+    if (n < 0 && errno != EINTR)
+        return -errno;
+    return 0;
+}
+
 int ripc_client_send(ripc_client *c, uint16_t type, const void *data, uint64_t len,
                      int timeout_ms)
 {
@@ -87,6 +155,20 @@ int ripc_client_send(ripc_client *c, uint16_t type, const void *data, uint64_t l
 static int send_kind(ripc_client *c, uint16_t type, uint8_t kind, uint64_t id,
                            const void *data, uint64_t len, uint64_t deadline, int nowait)
 {
+    if (c->xport == RIPC_XPORT_SOCKET) {
+        if (c->peer_gone)
+            return -EPIPE;
+        if (len > c->ch.max_message)
+            return -EMSGSIZE;
+        ripc__frame f = {.ftype = RIPC_FRAME_MSG, .kind = kind, .type = type, .id = id,
+                         .len = len};
+        int rc = ripc__frame_send(c->sock, &f, data, nowait ? ripc__now_ns() : deadline);
+        if (rc == -ETIMEDOUT && nowait)
+            rc = -EAGAIN;
+        if (rc == -EPIPE)
+            c->peer_gone = 1;
+        return rc;
+    }
     for (;;) {
         if (c->peer_gone)
             return -EPIPE;
@@ -123,7 +205,7 @@ static int next_msg(ripc_client *c, ripc_msg *m, uint64_t want_id, uint64_t dead
         return 0;
     }
     for (;;) {
-        int rc = ripc__chan_peek(&c->ch, m);
+        int rc = peek_msg(c, m);
         if (rc == 0) {
             m->peer_id = 0;
             if (m->kind == RIPC_KIND_REPLY) {
@@ -132,7 +214,7 @@ static int next_msg(ripc_client *c, ripc_msg *m, uint64_t want_id, uint64_t dead
                     return 0;
                 }
                 c->dropped++; /* nobody waits for it any more */
-                ripc__chan_release(&c->ch, 1);
+                release_msg(c);
                 continue;
             }
             if (!want_id) {
@@ -154,7 +236,7 @@ static int next_msg(ripc_client *c, ripc_msg *m, uint64_t want_id, uint64_t dead
             else
                 c->q_head = s;
             c->q_tail = s;
-            ripc__chan_release(&c->ch, 1);
+            release_msg(c);
             continue;
         }
         if (rc != -EAGAIN)
@@ -163,13 +245,11 @@ static int next_msg(ripc_client *c, ripc_msg *m, uint64_t want_id, uint64_t dead
             return -EPIPE;
         if (nowait) {
             /* Leave the consumer armed so ripc_client_fd() turns readable. */
-            if (ripc__ring_arm_consumer(c->ch.rx))
+            if (c->xport == RIPC_XPORT_SHM && ripc__ring_arm_consumer(c->ch.rx))
                 continue;
             return -EAGAIN;
         }
-        rc = ripc__chan_wait(&c->ch, 0, 0, deadline);
-        if (rc == 1)
-            rc = handle_sock(c);
+        rc = wait_msg(c, deadline);
         if (rc < 0)
             return rc;
     }
@@ -199,8 +279,7 @@ int ripc_client_request(ripc_client *c, uint16_t type, const void *data, uint64_
 
 const char *ripc_client_transport(const ripc_client *c)
 {
-    (void)c;
-    return "shm";
+    return c && c->xport == RIPC_XPORT_SOCKET ? "socket" : "shm";
 }
 
 const char *ripc_client_transport_reason(const ripc_client *c)
@@ -217,6 +296,8 @@ int ripc_client_fd(ripc_client *c)
 {
     if (!c)
         return -EINVAL;
+    if (c->xport == RIPC_XPORT_SOCKET)
+        return c->sock;
     return c->ch.bell.wait_fd >= 0 ? c->ch.bell.wait_fd : c->sock;
 }
 
@@ -236,6 +317,7 @@ static void client_free(ripc_client *c)
         free(s);
     }
     ripc__chan_close(&c->ch);
+    ripc__rx_free(&c->rx);
     if (c->sock >= 0)
         close(c->sock);
     free(c);
@@ -249,6 +331,7 @@ static int reject_errno(unsigned code)
     case EMSGSIZE:
     case EPROTO:
     case ENOMEM:
+    case ENOTSUP:
         return -(int)code;
     default:
         return -ECONNREFUSED;
@@ -257,7 +340,10 @@ static int reject_errno(unsigned code)
 
 static uint32_t hello_caps(const ripc_options *o)
 {
-    uint32_t caps = ripc__doorbell_caps() | RIPC_CAP_SHM;
+    uint32_t caps = ripc__doorbell_caps() | RIPC_CAP_SOCKET;
+    /* Offer shared memory only if we could map a segment here at all. */
+    if (o->transport != RIPC_TRANSPORT_SOCKET && ripc__segment_supported(RIPC_SEG_DEFAULT))
+        caps |= RIPC_CAP_SHM;
     if (ripc__segment_supported(RIPC_SEG_MEMFD))
         caps |= RIPC_CAP_MEMFD;
     if (ripc__segment_supported(RIPC_SEG_SHM_OPEN))
@@ -314,8 +400,28 @@ static int handshake(ripc_client *c, char *why, size_t why_len)
         goto out;
     }
     ripc__welcome w;
-    if (ripc__welcome_decode(buf, (size_t)f.len, &w) < 0 || w.version != RIPC_PROTO_VERSION ||
-        w.transport != RIPC_XPORT_SHM || w.nfds != nfds || nfds < 2 ||
+    if (ripc__welcome_decode(buf, (size_t)f.len, &w) < 0 || w.version != RIPC_PROTO_VERSION) {
+        ripc__whyf(why, why_len, "malformed WELCOME");
+        rc = -EPROTO;
+        goto out;
+    }
+    if (w.transport == RIPC_XPORT_SOCKET) {
+        /* Socket mode: every message is a frame on this socket. */
+        if (nfds != 0 || w.nfds != 0 || c->opt.transport == RIPC_TRANSPORT_SHM) {
+            ripc__whyf(why, why_len, "unexpected socket-mode WELCOME");
+            rc = -EPROTO;
+            goto out;
+        }
+        c->xport = RIPC_XPORT_SOCKET;
+        c->id = w.peer_id;
+        c->ch.max_message = w.max_message;
+        c->q_cap = RIPC_RX_CHUNK > w.max_message ? RIPC_RX_CHUNK : (size_t)w.max_message;
+        snprintf(c->reason, sizeof c->reason, "%s", w.reason);
+        ripc__sock_set_nonblock(c->sock, 1);
+        rc = 0;
+        goto out;
+    }
+    if (w.transport != RIPC_XPORT_SHM || w.nfds != nfds || nfds < 2 ||
         !ripc__ring_bytes_ok((size_t)w.ring_bytes) ||
         w.seg_bytes != ripc__chan_seg_bytes((size_t)w.ring_bytes) ||
         (w.worker_db == RIPC_DB_FUTEX) != (nfds == 2)) {
@@ -351,6 +457,7 @@ static int handshake(ripc_client *c, char *why, size_t why_len)
     int mb = ripc__remote_fence_init();
     ripc__ring_set_fastpub(c->ch.tx, mb && (w.caps & RIPC_CAP_FAST_W2M));
     ripc__ring_set_fastpub(c->ch.rx, mb && (w.caps & RIPC_CAP_FAST_M2W));
+    c->xport = RIPC_XPORT_SHM;
     c->id = w.peer_id;
     c->ch.max_message = w.max_message;
     c->ch.sock = c->sock;
@@ -389,6 +496,12 @@ int ripc_client_open_ex(ripc_client **out, const char *url, const ripc_options *
                    c->opt.ring_bytes);
         free(c);
         return -EINVAL;
+    }
+    if (c->opt.transport == RIPC_TRANSPORT_SHM && !ripc__segment_supported(RIPC_SEG_DEFAULT)) {
+        ripc__whyf(why, why_len, "shared memory is not available in this process and the "
+                                 "transport is forced to shm");
+        free(c);
+        return -ENOTSUP;
     }
     ripc__addr a;
     int rc = ripc__addr_parse(&a, url, why, why_len);

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "shm/fence.h"
+#include "src/frames.h"
 #include "src/internal.h"
 #include "src/tables.h"
 
@@ -51,6 +52,8 @@ struct ripc_peer {
     uint32_t uid;
     int state;
     int sock;
+    int xport;       /* RIPC_XPORT_SHM or RIPC_XPORT_SOCKET */
+    ripc__rx rx;     /* socket mode: frames read ahead */
     ripc__chan ch;
     struct loop *loop;
     struct evsrc ev_sock, ev_bell;
@@ -63,7 +66,7 @@ struct ripc_peer {
     int gone;        /* the connection ended: drain the ring, then drop */
     int gone_reason;
     char name[RIPC_NAME_MAX + 1];
-    char reason[96];
+    char reason[RIPC_REASON_MAX + 1];
     /* handshake */
     uint8_t hs[RIPC_FRAME_HDR + RIPC_HANDSHAKE_MAX];
     size_t hs_len, hs_need;
@@ -131,6 +134,7 @@ static int peer_try_ref(void *pp)
 static void peer_free(struct ripc_peer *p)
 {
     ripc__chan_close(&p->ch);
+    ripc__rx_free(&p->rx);
     if (p->sock >= 0)
         close(p->sock);
     pthread_mutex_destroy(&p->send_mu);
@@ -216,7 +220,7 @@ static int loop_adopt(struct loop *L, struct ripc_peer *p)
     p->loop = L;
     atomic_fetch_add(&L->count, 1);
     if ((rc = ep_add(L->epfd, p->sock, &p->ev_sock)) < 0 ||
-        (rc = ep_add(L->epfd, p->ch.bell.wait_fd, &p->ev_bell)) < 0) {
+        (p->ch.bell.wait_fd >= 0 && (rc = ep_add(L->epfd, p->ch.bell.wait_fd, &p->ev_bell)) < 0)) {
         ep_del(L->epfd, p->sock);
         L->n--;
         atomic_fetch_sub(&L->count, 1);
@@ -383,6 +387,17 @@ static int peer_send(struct ripc_peer *p, uint16_t type, uint8_t kind, uint64_t 
             rc = -EPIPE;
             break;
         }
+        if (p->xport == RIPC_XPORT_SOCKET) {
+            ripc__frame f = {.ftype = RIPC_FRAME_MSG, .kind = kind, .type = type, .id = id,
+                             .len = len};
+            rc = len > p->ch.max_message
+                     ? -EMSGSIZE
+                     : ripc__frame_send(p->sock, &f, data,
+                                        timeout_ms == 0 ? ripc__now_ns() : deadline);
+            if (rc == -ETIMEDOUT && timeout_ms == 0)
+                rc = -EAGAIN;
+            break;
+        }
         rc = ripc__chan_try_send(&p->ch, type, kind, id, data, len);
         if (rc == -EPROTO) {
             /* The worker scribbled on the consumer index of our outbound
@@ -464,8 +479,7 @@ const char *ripc_peer_name(const ripc_peer *p)
 
 const char *ripc_peer_transport(const ripc_peer *p)
 {
-    (void)p;
-    return "shm";
+    return p && p->xport == RIPC_XPORT_SOCKET ? "socket" : "shm";
 }
 
 const char *ripc_peer_transport_reason(const ripc_peer *p)
@@ -538,6 +552,35 @@ static struct loop *least_loaded(ripc_server *s)
     return best;
 }
 
+static int peer_activate(struct loop *L, struct ripc_peer *p);
+
+/* Socket mode for p: WELCOME without descriptors; every message will be a
+ * frame on the control socket. */
+static int socket_welcome(struct loop *L, struct ripc_peer *p, uint64_t maxmsg, const char *why)
+{
+    ripc_server *s = p->srv;
+    p->xport = RIPC_XPORT_SOCKET;
+    p->ch.max_message = maxmsg;
+    p->ch.sock = p->sock;
+    p->id = atomic_fetch_add(&s->next_id, 1);
+    snprintf(p->reason, sizeof p->reason, "socket mode: %s", why);
+    ripc__welcome w = {.version = RIPC_PROTO_VERSION,
+                       .transport = RIPC_XPORT_SOCKET,
+                       .peer_id = p->id,
+                       .max_message = maxmsg};
+    snprintf(w.reason, sizeof w.reason, "%s", p->reason);
+    uint8_t buf[RIPC_FRAME_HDR + RIPC_HANDSHAKE_MAX];
+    size_t plen = ripc__welcome_encode(buf + RIPC_FRAME_HDR, RIPC_HANDSHAKE_MAX, &w);
+    ripc__frame fr = {.ftype = RIPC_FRAME_WELCOME, .len = plen};
+    ripc__frame_encode(buf, &fr);
+    ripc__sock_set_nonblock(p->sock, 0);
+    int rc = ripc__sock_send_all(p->sock, buf, RIPC_FRAME_HDR + plen);
+    ripc__sock_set_nonblock(p->sock, 1);
+    if (rc < 0)
+        return rc;
+    return peer_activate(L, p);
+}
+
 /* HELLO complete in p->hs: decide, build the channel, WELCOME or REJECT.
  * Returns 0 when the peer is now active, <0 when it must be closed. */
 static int process_hello(struct loop *L, struct ripc_peer *p, const ripc__frame *f)
@@ -571,18 +614,29 @@ static int process_hello(struct loop *L, struct ripc_peer *p, const ripc__frame 
         send_reject(p, EACCES, "peer credentials unavailable");
         return -EACCES;
     }
-    if (h.transport == RIPC_TRANSPORT_SOCKET || s->opt.transport == RIPC_TRANSPORT_SOCKET ||
-        !(h.caps & RIPC_CAP_SHM)) {
-        send_reject(p, EPROTONOSUPPORT, "socket mode is not available in this build yet");
-        return -EPROTONOSUPPORT;
+    uint64_t maxmsg = s->opt.max_message;
+    if (h.max_message && h.max_message < maxmsg)
+        maxmsg = h.max_message;
+    int need_shm = h.transport == RIPC_TRANSPORT_SHM || s->opt.transport == RIPC_TRANSPORT_SHM;
+    int can_sock = (h.caps & RIPC_CAP_SOCKET) != 0;
+    const char *sock_why = NULL;
+    if (h.transport == RIPC_TRANSPORT_SOCKET)
+        sock_why = "the worker asked for it";
+    else if (s->opt.transport == RIPC_TRANSPORT_SOCKET)
+        sock_why = "the master is configured for it";
+    else if (!(h.caps & RIPC_CAP_SHM))
+        sock_why = "the worker cannot map shared memory";
+    if (sock_why) {
+        if (need_shm || !can_sock) {
+            send_reject(p, ENOTSUP, "shared memory was required but %s",
+                        need_shm ? sock_why : "the worker supports neither transport");
+            return -ENOTSUP;
+        }
+        return socket_welcome(L, p, maxmsg, sock_why);
     }
     size_t ring = s->opt.ring_bytes;
     if (h.ring_bytes && ripc__ring_bytes_ok((size_t)h.ring_bytes))
         ring = (size_t)h.ring_bytes;
-    uint64_t maxmsg = s->opt.max_message;
-    if (h.max_message && h.max_message < maxmsg)
-        maxmsg = h.max_message;
-
     int wdb = pick_worker_db(s, h.caps);
     if (wdb == RIPC_DB_NONE) {
         send_reject(p, EPROTONOSUPPORT, "no doorbell kind in common");
@@ -590,8 +644,13 @@ static int process_hello(struct loop *L, struct ripc_peer *p, const ripc__frame 
     }
     char why[RIPC_SEG_WHY_LEN] = "";
     if ((rc = ripc__chan_create_segment(&p->ch, ring, why, sizeof why)) < 0) {
-        send_reject(p, ENOMEM, "shared memory unavailable: %s", why);
-        return rc;
+        if (need_shm || !can_sock) {
+            send_reject(p, ENOTSUP, "shared memory unavailable on the master: %s", why);
+            return rc;
+        }
+        char sw[RIPC_SEG_WHY_LEN + 48];
+        snprintf(sw, sizeof sw, "shared memory unavailable on the master (%s)", why);
+        return socket_welcome(L, p, maxmsg, sw);
     }
     if ((rc = ripc__chan_attach(&p->ch, ring, 1)) < 0) {
         send_reject(p, ENOMEM, "ring setup failed");
@@ -621,6 +680,7 @@ static int process_hello(struct loop *L, struct ripc_peer *p, const ripc__frame 
         return rc;
     }
     p->id = atomic_fetch_add(&s->next_id, 1);
+    p->xport = RIPC_XPORT_SHM;
     snprintf(p->reason, sizeof p->reason, "shared memory (%s segment, %s doorbell)",
              ripc__segment_backend_name(p->ch.seg.backend), ripc__doorbell_name(wdb));
 
@@ -662,7 +722,15 @@ static int process_hello(struct loop *L, struct ripc_peer *p, const ripc__frame 
         p->ch.peer_bell.wait_fd = -1;
     }
 
-    /* Active: table, callbacks, then a loop (joined runs before any handler). */
+    return peer_activate(L, p);
+}
+
+/* Handshake done: table, callbacks, then a loop (joined runs before any
+ * handler). */
+static int peer_activate(struct loop *L, struct ripc_peer *p)
+{
+    ripc_server *s = p->srv;
+    int rc;
     ep_del(L->epfd, p->sock);
     atomic_fetch_add(&p->refs, 1); /* the table's reference */
     if ((rc = ripc__peer_insert(s->t, p->id, p)) < 0) {
@@ -824,6 +892,48 @@ static void dispatch_one(struct loop *L, struct ripc_peer *p, ripc_msg *m)
 
 #define BATCH 256
 
+/* Socket mode: dispatch the whole frames already read (up to BATCH). *rc:
+ * -EAGAIN when none is left, -EPROTO when the peer broke the protocol. */
+static int dispatch_frames(struct loop *L, struct ripc_peer *p, int *rc)
+{
+    int n = 0;
+    *rc = -EAGAIN;
+    while (n < BATCH) {
+        ripc__frame f;
+        const uint8_t *pl;
+        int r = ripc__rx_next(&p->rx, &f, &pl, p->ch.max_message);
+        if (r == 0)
+            break;
+        if (r < 0 || (f.ftype != RIPC_FRAME_MSG && f.ftype != RIPC_FRAME_BYE) ||
+            f.kind == RIPC_KIND_REPLY) {
+            *rc = -EPROTO;
+            break;
+        }
+        if (f.ftype == RIPC_FRAME_BYE) {
+            p->gone = 1;
+            p->gone_reason = RIPC_LEFT_BYE;
+            break;
+        }
+        ripc_msg m = {.type = f.type, .kind = f.kind, .peer_id = p->id, .id = f.id,
+                      .data = pl, .len = f.len};
+        dispatch_one(L, p, &m);
+        n++;
+    }
+    return n;
+}
+
+/* Socket mode: the control socket is readable: read ahead (bounded). */
+static void frames_readable(struct loop *L, struct ripc_peer *p)
+{
+    long n = ripc__rx_fill(&p->rx, p->sock);
+    if (n == -EPIPE || (n < 0 && n != -ENOMEM)) {
+        p->gone = 1;
+        if (p->gone_reason == 0)
+            p->gone_reason = -EPIPE;
+        ep_del(L->epfd, p->sock);
+    }
+}
+
 static int loop_dispatch(struct loop *L)
 {
     if (atomic_load_explicit(&L->has_incoming, memory_order_acquire))
@@ -832,6 +942,10 @@ static int loop_dispatch(struct loop *L)
     for (size_t i = 0; i < L->n; i++) {
         struct ripc_peer *p = L->peers[i];
         int n = 0, rc = 0;
+        if (p->xport == RIPC_XPORT_SOCKET) {
+            n = dispatch_frames(L, p, &rc);
+            goto after;
+        }
         while (n < BATCH) {
             ripc_msg m;
             rc = ripc__chan_peek(&p->ch, &m);
@@ -850,6 +964,7 @@ static int loop_dispatch(struct loop *L)
             ripc__ring_publish_tail(p->ch.rx);
             ripc__chan_space_wake(&p->ch);
         }
+    after:
         total += n;
         if (rc == -EPROTO || atomic_load(&p->tx_broken)) {
             peer_drop(L, p, -EPROTO);
@@ -878,13 +993,19 @@ static void loop_wait(struct loop *L, int timeout_ms)
                 sleep_ok = 0; /* a drop is due */
                 break;
             }
+            if (p->xport == RIPC_XPORT_SOCKET) {
+                if (ripc__rx_ready(&p->rx))
+                    sleep_ok = 0; /* frames read ahead wait for dispatch */
+                continue;
+            }
             ripc__ring_arm_consumer_flag(p->ch.rx);
             remote |= ripc__ring_fastpub(p->ch.rx);
         }
         if (sleep_ok && remote)
             ripc__remote_fence();
         for (size_t i = 0; i < armed && sleep_ok; i++)
-            if (ripc__ring_consumer_recheck(L->peers[i]->ch.rx))
+            if (L->peers[i]->xport == RIPC_XPORT_SHM &&
+                ripc__ring_consumer_recheck(L->peers[i]->ch.rx))
                 sleep_ok = 0;
     }
     if (sleep_ok && !atomic_load(&L->has_incoming) && !atomic_load(&L->s->stopping)) {
@@ -908,8 +1029,12 @@ static void loop_wait(struct loop *L, int timeout_ms)
             case EV_SOCK:
                 if (e->p->state == P_HANDSHAKE)
                     hs_readable(L, e->p);
-                else if (e->p->state == P_ACTIVE && !e->p->gone)
-                    active_readable(e->p);
+                else if (e->p->state == P_ACTIVE && !e->p->gone) {
+                    if (e->p->xport == RIPC_XPORT_SOCKET)
+                        frames_readable(L, e->p);
+                    else
+                        active_readable(e->p);
+                }
                 break;
             case EV_BELL:
                 ripc__doorbell_drain(&e->p->ch.bell);
@@ -923,7 +1048,8 @@ static void loop_wait(struct loop *L, int timeout_ms)
         }
     }
     for (size_t i = 0; i < armed && i < L->n; i++)
-        ripc__ring_disarm_consumer(L->peers[i]->ch.rx);
+        if (L->peers[i]->xport == RIPC_XPORT_SHM)
+            ripc__ring_disarm_consumer(L->peers[i]->ch.rx);
 }
 
 /*
@@ -939,7 +1065,9 @@ static int poll_nowait(struct loop *L)
     int n = loop_dispatch(L);
     for (size_t i = 0; n == 0 && i < L->n; i++) {
         struct ripc_peer *p = L->peers[i];
-        if (p->gone || atomic_load(&p->tx_broken) || ripc__ring_arm_consumer(p->ch.rx)) {
+        int ready = p->xport == RIPC_XPORT_SOCKET ? ripc__rx_ready(&p->rx)
+                                                  : ripc__ring_arm_consumer(p->ch.rx);
+        if (p->gone || atomic_load(&p->tx_broken) || ready) {
             n = loop_dispatch(L); /* data raced in, or a drop is due */
             i = (size_t)-1;      /* the set may have changed: arm from the start */
         }
@@ -970,7 +1098,8 @@ static int loop_round(struct loop *L, int timeout_ms)
             ripc__cpu_relax();
             int any = 0;
             for (size_t k = 0; k < L->n && !any; k++)
-                any = ripc__ring_readable(L->peers[k]->ch.rx);
+                any = L->peers[k]->xport == RIPC_XPORT_SHM &&
+                      ripc__ring_readable(L->peers[k]->ch.rx);
             if (any) {
                 n = loop_dispatch(L);
                 goto out;

@@ -1,0 +1,152 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include "src/frames.h"
+#include "src/internal.h"
+
+void ripc__rx_free(ripc__rx *rx)
+{
+    free(rx->buf);
+    rx->buf = NULL;
+    rx->cap = rx->start = rx->end = 0;
+}
+
+/* Make room for at least `want` more bytes after end (compact, then grow). */
+static int rx_room(ripc__rx *rx, size_t want)
+{
+    if (rx->start > 0 && (rx->start == rx->end || rx->cap - rx->end < want)) {
+        memmove(rx->buf, rx->buf + rx->start, rx->end - rx->start);
+        rx->end -= rx->start;
+        rx->start = 0;
+    }
+    if (rx->cap - rx->end >= want)
+        return 0;
+    size_t ncap = rx->cap ? rx->cap : RIPC_RX_CHUNK;
+    while (ncap - rx->end < want)
+        ncap *= 2;
+    uint8_t *nb = realloc(rx->buf, ncap);
+    if (!nb)
+        return -ENOMEM;
+    rx->buf = nb;
+    rx->cap = ncap;
+    return 0;
+}
+
+long ripc__rx_fill(ripc__rx *rx, int fd)
+{
+    /* Never grow here: a peer sending faster than we dispatch must not make
+     * us buffer without bound. Only ripc__rx_next grows, for one frame. */
+    if (rx->cap == 0 && rx_room(rx, RIPC_RX_CHUNK) < 0)
+        return -ENOMEM;
+    if (rx->start == rx->end)
+        rx->start = rx->end = 0;
+    if (rx->start > 0 && rx->end == rx->cap) {
+        memmove(rx->buf, rx->buf + rx->start, rx->end - rx->start);
+        rx->end -= rx->start;
+        rx->start = 0;
+    }
+    if (rx->end == rx->cap)
+        return 0; /* full of frames not yet taken */
+    for (;;) {
+        ssize_t n = recv(fd, rx->buf + rx->end, rx->cap - rx->end, MSG_DONTWAIT);
+        if (n > 0) {
+            rx->end += (size_t)n;
+            return (long)n;
+        }
+        if (n == 0)
+            return -EPIPE;
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return 0;
+        return errno == ECONNRESET ? -EPIPE : -errno;
+    }
+}
+
+int ripc__rx_ready(const ripc__rx *rx)
+{
+    size_t have = rx->end - rx->start;
+    if (have < RIPC_FRAME_HDR)
+        return 0;
+    uint64_t len = ripc__get64(rx->buf + rx->start + 24);
+    return len <= have - RIPC_FRAME_HDR;
+}
+
+int ripc__rx_next(ripc__rx *rx, ripc__frame *f, const uint8_t **payload, uint64_t max_len)
+{
+    size_t have = rx->end - rx->start;
+    if (have < RIPC_FRAME_HDR)
+        return 0;
+    int rc = ripc__frame_decode(rx->buf + rx->start, f, max_len);
+    if (rc < 0)
+        return rc;
+    if (f->len > have - RIPC_FRAME_HDR) {
+        /* Make sure the whole frame will fit once it arrives (the length
+         * was checked against max_len above, before this allocation). */
+        size_t whole = RIPC_FRAME_HDR + (size_t)f->len;
+        if (whole > rx->cap - rx->start && rx_room(rx, whole - have) < 0)
+            return -ENOMEM;
+        return 0;
+    }
+    *payload = rx->buf + rx->start + RIPC_FRAME_HDR;
+    rx->start += RIPC_FRAME_HDR + (size_t)f->len;
+    return 1;
+}
+
+static int wait_out(int fd, uint64_t deadline)
+{
+    struct pollfd pf = {.fd = fd, .events = POLLOUT};
+    int ms = ripc__remaining_ms(deadline);
+    if (ms == 0)
+        return -ETIMEDOUT;
+    int n = poll(&pf, 1, ms);
+    if (n < 0)
+        return errno == EINTR ? 0 : -errno;
+    if (n == 0)
+        return -ETIMEDOUT;
+    if (pf.revents & (POLLERR | POLLHUP))
+        return -EPIPE;
+    return 0;
+}
+
+int ripc__frame_send(int fd, const ripc__frame *f, const void *payload, uint64_t deadline)
+{
+    uint8_t hdr[RIPC_FRAME_HDR];
+    ripc__frame_encode(hdr, f);
+    struct iovec iov[2] = {{hdr, sizeof hdr}, {(void *)payload, (size_t)f->len}};
+    int niov = f->len ? 2 : 1;
+    size_t total = sizeof hdr + (size_t)f->len, done = 0;
+    while (done < total) {
+        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)niov};
+        ssize_t n = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            done += (size_t)n;
+            /* Advance the iovecs past what went out. */
+            size_t k = (size_t)n;
+            for (int i = 0; i < niov && k; i++) {
+                size_t t = k < iov[i].iov_len ? k : iov[i].iov_len;
+                iov[i].iov_base = (uint8_t *)iov[i].iov_base + t;
+                iov[i].iov_len -= t;
+                k -= t;
+            }
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            /* Nothing out yet: the caller's deadline rules. Part of the
+             * frame out: finish it, or the stream would lose its framing. */
+            int rc = wait_out(fd, done ? UINT64_MAX : deadline);
+            if (rc < 0)
+                return rc;
+            continue;
+        }
+        return (n < 0 && (errno == EPIPE || errno == ECONNRESET)) ? -EPIPE : -errno;
+    }
+    return 0;
+}

@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Frames on a stream socket (socket mode): a receive buffer that reads in
+ * large chunks and hands out whole frames, and a sender that never leaves a
+ * torn frame behind. The format is src/proto.h.
+ */
+#ifndef RIPC_SRC_FRAMES_H
+#define RIPC_SRC_FRAMES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "src/proto.h"
+
+typedef struct ripc__rx {
+    uint8_t *buf;
+    size_t cap;   /* bytes allocated */
+    size_t start; /* first unconsumed byte */
+    size_t end;   /* one past the last byte read */
+} ripc__rx;
+
+#define RIPC_RX_CHUNK ((size_t)64 * 1024)
+
+void ripc__rx_free(ripc__rx *rx);
+
+/*
+ * Read what the socket has now, without blocking. Returns the bytes read
+ * (> 0), 0 when nothing was there, -EPIPE at end of stream, -ENOMEM or
+ * another -errno. Moves buffered bytes: payload pointers from earlier
+ * ripc__rx_next calls are invalid afterwards.
+ */
+long ripc__rx_fill(ripc__rx *rx, int fd);
+
+/*
+ * The next whole frame in the buffer: 1 with *f and *payload set (valid until
+ * the next fill), 0 when more bytes are needed, -EPROTO / -EMSGSIZE for a
+ * frame the peer must be dropped for. The buffer grows to hold a frame of up
+ * to max_len payload bytes (checked before any allocation), never more.
+ */
+int ripc__rx_next(ripc__rx *rx, ripc__frame *f, const uint8_t **payload, uint64_t max_len);
+
+/* A whole frame is buffered (cheap; for "do not sleep yet" checks). */
+int ripc__rx_ready(const ripc__rx *rx);
+
+/*
+ * Write one frame (header + payload). Waits for room up to deadline
+ * (ripc__deadline; UINT64_MAX forever) but once the first byte is out the
+ * frame is finished whatever the deadline says, so the stream stays framed.
+ * Returns 0, -ETIMEDOUT (nothing written by the deadline), -EPIPE, or
+ * another -errno.
+ */
+int ripc__frame_send(int fd, const ripc__frame *f, const void *payload, uint64_t deadline);
+
+#endif
