@@ -364,12 +364,12 @@ static void h_sink(ripc_peer *p, const ripc_msg *m, void *arg)
     x->sum += sum;
 }
 
-static int g_wait;
+static int g_wait, g_transport;
 static char g_url[128];
 
 static void ringipc_row(struct shared *s, size_t size, uint32_t iters, int oneway)
 {
-    ripc_options o = {.wait = g_wait, .ring_bytes = 1 << 20};
+    ripc_options o = {.wait = g_wait, .ring_bytes = 1 << 20, .transport = g_transport};
     ripc_server *srv;
     char why[200] = "";
     int rc = ripc_server_open_ex(&srv, g_url, &o, why, sizeof why);
@@ -456,19 +456,22 @@ struct spec {
     const char *name;
     row_fn fn;
     int wait;    /* ringipc rows */
+    int transport;
     int is_rtt;
     uint32_t iters; /* full run */
 };
 
 static const struct spec specs[] = {
-    {"shm flag (floor)", rtt_flag, 0, 1, 200000},
-    {"eventfd ping-pong", rtt_eventfd, 0, 1, 20000},
-    {"unix socket", rtt_unix, 0, 1, 20000},
-    {"ringipc spin", rtt_ringipc, RIPC_WAIT_SPIN, 1, 200000},
-    {"ringipc adaptive", rtt_ringipc, RIPC_WAIT_ADAPTIVE, 1, 100000},
-    {"ringipc block", rtt_ringipc, RIPC_WAIT_BLOCK, 1, 20000},
-    {"unix socket one-way", oneway_unix, 0, 0, 300000},
-    {"ringipc one-way (spin)", oneway_ringipc, RIPC_WAIT_SPIN, 0, 20000000},
+    {"shm flag (floor)", rtt_flag, 0, 0, 1, 200000},
+    {"eventfd ping-pong", rtt_eventfd, 0, 0, 1, 20000},
+    {"unix socket", rtt_unix, 0, 0, 1, 20000},
+    {"ringipc spin", rtt_ringipc, RIPC_WAIT_SPIN, RIPC_TRANSPORT_SHM, 1, 200000},
+    {"ringipc adaptive", rtt_ringipc, RIPC_WAIT_ADAPTIVE, RIPC_TRANSPORT_SHM, 1, 100000},
+    {"ringipc block", rtt_ringipc, RIPC_WAIT_BLOCK, RIPC_TRANSPORT_SHM, 1, 20000},
+    {"ringipc socket mode", rtt_ringipc, RIPC_WAIT_BLOCK, RIPC_TRANSPORT_SOCKET, 1, 20000},
+    {"unix socket one-way", oneway_unix, 0, 0, 0, 300000},
+    {"ringipc one-way (spin)", oneway_ringipc, RIPC_WAIT_SPIN, RIPC_TRANSPORT_SHM, 0, 20000000},
+    {"ringipc one-way socket", oneway_ringipc, RIPC_WAIT_BLOCK, RIPC_TRANSPORT_SOCKET, 0, 300000},
 };
 #define NSPECS (sizeof specs / sizeof specs[0])
 
@@ -513,6 +516,8 @@ int main(int argc, char **argv)
         }
     }
     signal(SIGPIPE, SIG_IGN);
+    /* Each row names its transport; the environment must not change it. */
+    unsetenv("RIPC_TRANSPORT");
     pick_cpus();
     snprintf(g_url, sizeof g_url, "unix:/tmp/ringipc-bench-%d.sock", (int)getpid());
     struct shared *s = sh_new();
@@ -562,6 +567,7 @@ int main(int argc, char **argv)
                     sizes[z] = 8;
                 memset(s, 0, offsetof(struct shared, samples));
                 g_wait = specs[k].wait;
+                g_transport = specs[k].transport;
                 specs[k].fn(s, sizes[z], iters);
                 if (s->failed) {
                     r->failed = 1;

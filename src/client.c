@@ -15,6 +15,7 @@
 #include "shm/fence.h"
 #include "src/frames.h"
 #include "src/internal.h"
+#include "src/outq.h"
 
 /* A message that arrived while a request waited for its reply: copied out of
  * the ring (the ring must keep moving) and kept for the next recv. */
@@ -29,6 +30,7 @@ struct ripc_client {
     ripc__chan ch;
     int xport;             /* RIPC_XPORT_SHM or RIPC_XPORT_SOCKET */
     ripc__rx rx;           /* socket mode: frames read ahead */
+    ripc__outq *outq;      /* socket mode: batched writes */
     int sock;
     uint32_t id;
     int held;              /* a ring record is lent to the caller */
@@ -162,7 +164,8 @@ static int send_kind(ripc_client *c, uint16_t type, uint8_t kind, uint64_t id,
             return -EMSGSIZE;
         ripc__frame f = {.ftype = RIPC_FRAME_MSG, .kind = kind, .type = type, .id = id,
                          .len = len};
-        int rc = ripc__frame_send(c->sock, &f, data, nowait ? ripc__now_ns() : deadline);
+        int rc = kind == RIPC_KIND_REQUEST ? ripc__outq_send_now(c->outq, &f, data, deadline)
+                                           : ripc__outq_send(c->outq, &f, data, deadline, nowait);
         if (rc == -ETIMEDOUT && nowait)
             rc = -EAGAIN;
         if (rc == -EPIPE)
@@ -298,7 +301,8 @@ int ripc_client_fd(ripc_client *c)
         return -EINVAL;
     if (c->xport == RIPC_XPORT_SOCKET)
         return c->sock;
-    return c->ch.bell.wait_fd >= 0 ? c->ch.bell.wait_fd : c->sock;
+    /* A futex doorbell has no descriptor to poll. */
+    return c->ch.bell.wait_fd >= 0 ? c->ch.bell.wait_fd : -ENOTSUP;
 }
 
 uint64_t ripc_client_dropped(const ripc_client *c)
@@ -316,6 +320,7 @@ static void client_free(ripc_client *c)
         c->q_head = s->next;
         free(s);
     }
+    ripc__outq_close(c->outq, 0);
     ripc__chan_close(&c->ch);
     ripc__rx_free(&c->rx);
     if (c->sock >= 0)
@@ -418,7 +423,7 @@ static int handshake(ripc_client *c, char *why, size_t why_len)
         c->q_cap = RIPC_RX_CHUNK > w.max_message ? RIPC_RX_CHUNK : (size_t)w.max_message;
         snprintf(c->reason, sizeof c->reason, "%s", w.reason);
         ripc__sock_set_nonblock(c->sock, 1);
-        rc = 0;
+        rc = ripc__outq_open(&c->outq, c->sock, 256 * 1024);
         goto out;
     }
     if (w.transport != RIPC_XPORT_SHM || w.nfds != nfds || nfds < 2 ||
@@ -532,6 +537,9 @@ void ripc_client_close(ripc_client *c)
 {
     if (!c)
         return;
+    /* Socket mode: what is queued goes out before the goodbye. */
+    ripc__outq_close(c->outq, 1000);
+    c->outq = NULL;
     if (!c->peer_gone && c->sock >= 0) {
         uint8_t bye[RIPC_FRAME_HDR];
         ripc__frame f = {.ftype = RIPC_FRAME_BYE};

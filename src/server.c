@@ -70,6 +70,7 @@ struct ripc_peer {
     /* handshake */
     uint8_t hs[RIPC_FRAME_HDR + RIPC_HANDSHAKE_MAX];
     size_t hs_len, hs_need;
+    uint64_t hs_deadline; /* a HELLO not complete by then: dropped */
     /* all peers, for close */
     struct ripc_peer *all_prev, *all_next;
 };
@@ -88,6 +89,7 @@ struct loop {
     _Atomic int has_incoming;
     _Atomic unsigned count;   /* peers owned, for placement (any thread reads) */
     pthread_t th;
+    uint64_t next_look;       /* busy loop: next non-blocking look at sockets */
     /* handler cache: valid while the table generation is unchanged */
     uint64_t cache_gen;
     int cache_type;
@@ -115,6 +117,8 @@ struct ripc_server {
     int worker_db_caps; /* doorbell kinds we can make for workers */
     int master_db;      /* what we sleep on */
     _Atomic uint64_t dropped; /* messages without a handler */
+    unsigned n_hs;            /* connections still in the handshake (loop 0) */
+    uint64_t listen_paused;   /* listener out of epoll until then (0: in) */
 };
 
 static _Thread_local struct loop *tls_loop;
@@ -340,9 +344,22 @@ static int wait_space(struct ripc_peer *p, size_t len, uint64_t deadline)
         return -ETIMEDOUT;
     uint64_t slice_end = now + 10000000u;
     uint64_t until = deadline < slice_end ? deadline : slice_end;
-    if (ripc__ring_arm_producer(p->ch.tx, len))
+    int own_loop = tls_loop != NULL && tls_loop == p->loop;
+    if (own_loop) {
+        /* We may be inside a handler of p's current batch, whose consumer
+         * index is published only at the end of the batch: publish it now,
+         * or p could be waiting for that room while we wait for p. */
+        ripc__ring_publish_tail(p->ch.rx);
+        ripc__chan_space_wake(&p->ch);
+    } else {
+        atomic_fetch_add(&p->space_waiters, 1); /* before arming: see EV_BELL */
+    }
+    if (ripc__ring_arm_producer(p->ch.tx, len)) {
+        if (!own_loop)
+            atomic_fetch_sub(&p->space_waiters, 1);
         return 0;
-    if (tls_loop != NULL && tls_loop == p->loop) {
+    }
+    if (own_loop) {
         struct pollfd pf[2] = {{.fd = p->ch.bell.wait_fd, .events = POLLIN},
                                {.fd = p->sock, .events = POLLIN}};
         int ms = (int)((until - now + 999999) / 1000000);
@@ -357,12 +374,15 @@ static int wait_space(struct ripc_peer *p, size_t len, uint64_t deadline)
     } else {
         struct timespec ts;
         timespec_at(&ts, until);
-        atomic_fetch_add(&p->space_waiters, 1);
         int w = pthread_cond_clockwait(&p->space_cv, &p->send_mu, CLOCK_MONOTONIC, &ts);
         atomic_fetch_sub(&p->space_waiters, 1);
+        /* peer_drop may have run while we slept without the lock: the rings
+         * are gone then, touch nothing. */
+        if (atomic_load(&p->dead))
+            return -EPIPE;
         /* No loop may be running to notice a dead worker: look ourselves
          * (the socket stays open while we hold the send lock and !dead). */
-        if (w == ETIMEDOUT && !atomic_load(&p->dead) && !ripc__sock_alive(p->sock)) {
+        if (w == ETIMEDOUT && !ripc__sock_alive(p->sock)) {
             ripc__ring_disarm_producer(p->ch.tx);
             return -EPIPE;
         }
@@ -405,7 +425,10 @@ static int peer_send(struct ripc_peer *p, uint16_t type, uint8_t kind, uint64_t 
              * drop p; flag it and wake that loop through p's own doorbell
              * (eventfd: we still hold the ringing end). */
             atomic_store(&p->tx_broken, 1);
-            ripc__doorbell_ring(&p->ch.bell);
+            uint64_t one = 1;
+            if (p->loop && write(p->loop->wakefd, &one, sizeof one) < 0) {
+                /* already signalled */
+            }
             break;
         }
         if (rc != -EAGAIN || timeout_ms == 0)
@@ -515,16 +538,23 @@ static void send_reject(struct ripc_peer *p, int code, const char *fmt, ...)
     send(p->sock, buf, RIPC_FRAME_HDR + (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
+/*
+ * The worker's doorbell. Never an eventfd: the worker would share the open
+ * file with us, could clear O_NONBLOCK on it and fill the counter, and our
+ * next ring (write) would block the dispatch thread for good. A socketpair
+ * (send with MSG_DONTWAIT, per call) or a futex word (atomic add + wake)
+ * cannot block us whatever the worker does.
+ */
 static int pick_worker_db(ripc_server *s, uint32_t caps)
 {
     int pref = (int)((caps >> 16) & 0xF);
-    uint32_t both = caps & (uint32_t)s->worker_db_caps;
+    uint32_t both = caps & (uint32_t)s->worker_db_caps & ~RIPC_DB_CAP(RIPC_DB_EVENTFD);
     if (pref && (both & RIPC_DB_CAP(pref)))
         return pref;
-    if (both & RIPC_DB_CAP(RIPC_DB_EVENTFD))
-        return RIPC_DB_EVENTFD;
     if (both & RIPC_DB_CAP(RIPC_DB_SOCKET))
         return RIPC_DB_SOCKET;
+    if (both & RIPC_DB_CAP(RIPC_DB_FUTEX))
+        return RIPC_DB_FUTEX;
     return RIPC_DB_NONE;
 }
 
@@ -738,6 +768,7 @@ static int peer_activate(struct loop *L, struct ripc_peer *p)
         return rc;
     }
     p->state = P_ACTIVE;
+    s->n_hs--;
     p->hs_len = 0; /* p->hs now collects frame headers (active_readable) */
     atomic_fetch_add(&s->npeers, 1);
     if (s->joined)
@@ -767,6 +798,7 @@ static int peer_activate(struct loop *L, struct ripc_peer *p)
 
 static void hs_fail(struct loop *L, struct ripc_peer *p)
 {
+    p->srv->n_hs--;
     ep_del(L->epfd, p->sock);
     peer_drop(NULL, p, -EPROTO);
 }
@@ -805,12 +837,59 @@ static void hs_readable(struct loop *L, struct ripc_peer *p)
     }
 }
 
+#define MAX_HANDSHAKES 256
+#define LISTEN_PAUSE_NS 100000000u
+
+/* Stop accepting for a moment: out of descriptors, or too many connections
+ * that have not said HELLO yet. A level-triggered listener left in epoll
+ * would otherwise spin the loop. */
+static void pause_listener(struct loop *L)
+{
+    ripc_server *s = L->s;
+    if (s->listen_paused)
+        return;
+    ep_del(L->epfd, s->lfd);
+    s->listen_paused = ripc__now_ns() + LISTEN_PAUSE_NS;
+}
+
+/* Loop 0, after every wait: handshakes past their deadline are dropped and
+ * a paused listener comes back. */
+static void handshake_sweep(struct loop *L)
+{
+    ripc_server *s = L->s;
+    if (L->idx != 0 || (s->n_hs == 0 && s->listen_paused == 0))
+        return;
+    uint64_t now = ripc__now_ns();
+    if (s->listen_paused && now >= s->listen_paused) {
+        s->listen_paused = 0;
+        ep_add(L->epfd, s->lfd, &s->ev_listen);
+    }
+    for (;;) {
+        struct ripc_peer *late = NULL;
+        pthread_mutex_lock(&s->all_mu);
+        for (struct ripc_peer *p = s->all; p && !late; p = p->all_next)
+            if (p->state == P_HANDSHAKE && now >= p->hs_deadline)
+                late = p;
+        pthread_mutex_unlock(&s->all_mu);
+        if (!late)
+            break;
+        hs_fail(L, late);
+    }
+}
+
 static void accept_all(struct loop *L)
 {
     ripc_server *s = L->s;
     for (;;) {
         intptr_t fd;
-        if (ripc__sock_accept(s->lfd, &fd) < 0)
+        if (s->n_hs >= MAX_HANDSHAKES) {
+            pause_listener(L);
+            return;
+        }
+        int arc = ripc__sock_accept(s->lfd, &fd);
+        if (arc == -EMFILE || arc == -ENFILE || arc == -ENOBUFS || arc == -ENOMEM)
+            pause_listener(L);
+        if (arc < 0)
             return;
         struct ripc_peer *p = calloc(1, sizeof *p);
         if (!p) {
@@ -820,6 +899,8 @@ static void accept_all(struct loop *L)
         atomic_init(&p->refs, 1);
         p->srv = s;
         p->sock = (int)fd;
+        p->hs_deadline = ripc__now_ns() + (uint64_t)s->opt.connect_timeout_ms * 1000000u;
+        s->n_hs++;
         p->ch.seg.fd = -1;
         p->ch.bell.wait_fd = p->ch.bell.ring_fd = -1;
         p->ch.peer_bell.wait_fd = p->ch.peer_bell.ring_fd = -1;
@@ -1010,6 +1091,10 @@ static void loop_wait(struct loop *L, int timeout_ms)
     }
     if (sleep_ok && !atomic_load(&L->has_incoming) && !atomic_load(&L->s->stopping)) {
         struct epoll_event ev[64];
+        ripc_server *sv = L->s;
+        if (L->idx == 0 && (sv->n_hs || sv->listen_paused) &&
+            (timeout_ms < 0 || timeout_ms > 100))
+            timeout_ms = 100; /* handshake deadlines, paused listener */
         int n = epoll_wait(L->epfd, ev, 64, timeout_ms);
         for (int i = 0; i < n; i++) {
             struct evsrc *e = ev[i].data.ptr;
@@ -1046,6 +1131,7 @@ static void loop_wait(struct loop *L, int timeout_ms)
                 break;
             }
         }
+        handshake_sweep(L);
     }
     for (size_t i = 0; i < armed && i < L->n; i++)
         if (L->peers[i]->xport == RIPC_XPORT_SHM)
@@ -1080,8 +1166,16 @@ static int loop_round(struct loop *L, int timeout_ms)
 {
     tls_loop = L;
     int n = loop_dispatch(L);
-    if (n > 0)
+    if (n > 0) {
+        /* Busy: still look at the sockets (joins, goodbyes, dead workers,
+         * handshake deadlines) about once a millisecond. */
+        uint64_t now = ripc__now_ns();
+        if (now >= L->next_look) {
+            L->next_look = now + 1000000u;
+            loop_wait(L, 0);
+        }
         goto out;
+    }
     if (timeout_ms == 0) {
         n = poll_nowait(L);
         goto out;
@@ -1123,6 +1217,14 @@ int ripc_server_poll(ripc_server *s, int timeout_ms)
     if (!s)
         return -EINVAL;
     struct loop *L = &s->loops[0];
+    if (atomic_load(&s->stopping)) {
+        /* stop() is for run(); a poller consumes it instead of spinning. */
+        atomic_store(&s->stopping, 0);
+        uint64_t v;
+        if (read(s->stopfd, &v, sizeof v) < 0) {
+            /* nothing pending */
+        }
+    }
     if (timeout_ms <= 0)
         return loop_round(L, timeout_ms);
     uint64_t deadline = ripc__deadline(timeout_ms);
@@ -1189,11 +1291,14 @@ int ripc_server_run(ripc_server *s, unsigned threads)
         loop_fini(L);
     }
     s->nloops = 1;
+    /* Clear the flag before draining: a stop() landing in between leaves
+     * the eventfd readable and the flag set again, which the next run
+     * honours, instead of being half lost. */
+    atomic_store(&s->stopping, 0);
     uint64_t v;
     if (read(s->stopfd, &v, sizeof v) < 0) {
         /* nothing pending */
     }
-    atomic_store(&s->stopping, 0);
     return 0;
 }
 
@@ -1268,7 +1373,10 @@ int ripc_server_open_ex(ripc_server **out, const char *url, const ripc_options *
     s->ev_stop = (struct evsrc){EV_STOP, NULL};
     uint32_t dbcaps = ripc__doorbell_caps();
     s->worker_db_caps = (int)dbcaps;
-    s->master_db = (dbcaps & RIPC_DB_CAP(RIPC_DB_EVENTFD)) ? RIPC_DB_EVENTFD : RIPC_DB_SOCKET;
+    /* Our own doorbell: a socketpair whose reading end only we hold; we
+     * drain it with MSG_DONTWAIT, so a worker cannot make that block either
+     * (see pick_worker_db). */
+    s->master_db = RIPC_DB_SOCKET;
     s->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (s->stopfd < 0) {
         rc = -errno;

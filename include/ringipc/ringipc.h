@@ -46,10 +46,14 @@ typedef struct ripc_peer ripc_peer; /* a connected worker, as the master sees it
 enum { RIPC_ONEWAY = 0, RIPC_REQUEST = 1, RIPC_REPLY = 2 };
 enum { RIPC_TRANSPORT_AUTO = 0, RIPC_TRANSPORT_SHM = 1, RIPC_TRANSPORT_SOCKET = 2 };
 enum { RIPC_WAIT_ADAPTIVE = 0, RIPC_WAIT_SPIN = 1, RIPC_WAIT_BLOCK = 2 };
+/* What a worker sleeps on. The master never uses an eventfd shared with a
+ * worker (the worker could make its writes block: see src/server.c), so
+ * AUTO and EVENTFD mean a socket byte; FUTEX waits on a word in the segment
+ * (no descriptor for ripc_client_fd). */
 enum {
-    RIPC_DOORBELL_AUTO = 0,    /* eventfd on Linux, else a socket byte */
+    RIPC_DOORBELL_AUTO = 0,
     RIPC_DOORBELL_EVENTFD = 1,
-    RIPC_DOORBELL_FUTEX = 2,   /* the worker sleeps on a futex word in the segment */
+    RIPC_DOORBELL_FUTEX = 2,
     RIPC_DOORBELL_SOCKET = 3,
 };
 
@@ -114,8 +118,9 @@ RIPC_API int ripc_server_on_peer(ripc_server *s, void (*joined)(ripc_peer *, voi
 
 /*
  * Accept workers and dispatch what is ready, waiting up to timeout_ms for
- * something to arrive. Returns the number of messages dispatched (0 on a
- * timeout), or a negative errno. For callers with their own event loop: call
+ * something to arrive. Returns the number of messages dispatched: 0 after a
+ * timeout, or when the wait ended with only joins/leaves handled. A negative
+ * errno on failure. For callers with their own event loop: call
  * ripc_server_poll(s, 0) until it returns 0, then wait for ripc_server_fd()
  * to become readable. Not concurrent with itself or ripc_server_run().
  */
@@ -137,7 +142,8 @@ RIPC_API void ripc_server_stop(ripc_server *s); /* any thread, async-signal-safe
  */
 RIPC_API int ripc_server_send(ripc_server *s, uint32_t peer_id, uint16_t type, const void *data,
                               uint64_t len, int timeout_ms);
-/* Send to every connected worker; returns how many it reached. */
+/* Send to every connected worker; returns how many it reached. The timeout
+ * applies to each worker in turn. */
 RIPC_API int ripc_server_broadcast(ripc_server *s, uint16_t type, const void *data, uint64_t len,
                                    int timeout_ms);
 /*
@@ -197,7 +203,8 @@ RIPC_API int ripc_client_request(ripc_client *c, uint16_t type, const void *data
 RIPC_API const char *ripc_client_transport(const ripc_client *c); /* "shm" or "socket" */
 RIPC_API const char *ripc_client_transport_reason(const ripc_client *c);
 RIPC_API uint32_t ripc_client_id(const ripc_client *c);
-/* Readable when the master may have sent something (arm with recv(…, 0) == -EAGAIN). */
+/* Readable when the master may have sent something (arm with recv(…, 0) ==
+ * -EAGAIN). -ENOTSUP with the futex doorbell, which has no descriptor. */
 RIPC_API int ripc_client_fd(ripc_client *c);
 /* Replies dropped because no request awaited their id. */
 RIPC_API uint64_t ripc_client_dropped(const ripc_client *c);

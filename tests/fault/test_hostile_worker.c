@@ -12,11 +12,13 @@
  * and the good worker completes every request.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -269,7 +271,7 @@ static int h_open(struct hconn *h, const char *name)
         ripc__frame_decode(buf, &f, RIPC_HANDSHAKE_MAX) < 0 || f.ftype != RIPC_FRAME_WELCOME ||
         ripc__sock_recv_all(h->sock, buf, (size_t)f.len, 5000) < 0 ||
         ripc__welcome_decode(buf, (size_t)f.len, &h->w) < 0 || nfds != 3 ||
-        h->w.master_db != RIPC_DB_EVENTFD)
+        (h->w.master_db != RIPC_DB_EVENTFD && h->w.master_db != RIPC_DB_SOCKET))
         return -1;
     if (ripc__segment_map(&h->seg, fds[0], (size_t)h->w.seg_bytes, NULL, 0) < 0)
         return -1;
@@ -284,6 +286,12 @@ static int h_open(struct hconn *h, const char *name)
 
 static void h_ring_master(struct hconn *h)
 {
+    if (h->w.master_db == RIPC_DB_SOCKET) {
+        /* A full doorbell socket already means "wake up". */
+        if (send(h->master_bell, "!", 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 && errno != EAGAIN)
+            perror("hostile: ring");
+        return;
+    }
     uint64_t one = 1;
     if (write(h->master_bell, &one, sizeof one) != sizeof one)
         perror("hostile: ring");
@@ -825,6 +833,67 @@ static void test_hostile_deaf_worker(void **state)
     finish_good();
 }
 
+/* ---- (h) a worker that tries to make the master's doorbell writes block:
+ * its descriptors set blocking, its own doorbell never read, its sleep flag
+ * raised again and again so that every master send rings ---- */
+
+static int hostile_bells(int variant)
+{
+    (void)variant;
+    struct hconn h;
+    if (h_open(&h, "bells") < 0)
+        return 2;
+    int fds[2] = {h.own_bell, h.master_bell};
+    for (int i = 0; i < 2; i++) {
+        int fl = fcntl(fds[i], F_GETFL);
+        if (fl >= 0)
+            fcntl(fds[i], F_SETFL, fl & ~O_NONBLOCK);
+    }
+    atomic_store(&M.sh->hostile_done, 1);
+    while (!atomic_load(&M.sh->release)) {
+        /* Swallow every record (so the master keeps sending) without ever
+         * reading the doorbell, and ask to be woken for each one. */
+        uint64_t head = atomic_load_explicit(&h.m2w->prod.head, memory_order_acquire);
+        atomic_store_explicit(&h.m2w->cons.tail, head, memory_order_release);
+        atomic_store_explicit(&h.m2w->wait.w.consumer_sleeping, 1, memory_order_seq_cst);
+        sched_yield();
+    }
+    return 0;
+}
+
+static void test_hostile_blocking_bells(void **state)
+{
+    (void)state;
+    start_hostile(hostile_bells, 0);
+    PUMP_UNTIL(atomic_load(&M.sh->hostile_done), 5000);
+    const struct rec *j = find(M.joined, M.nj, "bells");
+    assert_non_null(j);
+    int ok0 = atomic_load(&M.sh->good_ok), sent = 0, full = 0;
+    unsigned char payload[32] = {0};
+    /* Far more rings than a doorbell socket buffers: a blocking write in the
+     * master would hang here (the test's timeout), not fail an assert. */
+    for (int i = 0; sent < 3000; i++) {
+        int rc = ripc_server_send(M.s, j->id, T_NOTE, payload, sizeof payload, 0);
+        if (rc == 0) {
+            sent++;
+        } else if (rc == -EAGAIN) {
+            full++;
+            sched_yield(); /* one CPU: let the worker swallow */
+        } else {
+            fail_msg("send: %s", ripc_strerror(rc));
+        }
+        if (i % 64 == 0)
+            pump();
+    }
+    print_message("bells: %d sent, %d found the ring full\n", sent, full);
+    /* 3000 rings is well past what a doorbell socket buffers. */
+    PUMP_UNTIL(atomic_load(&M.sh->good_ok) > ok0 + 5, 5000);
+    assert_true(atomic_load(&M.sh->good_ok) > ok0 + 5);
+    atomic_store(&M.sh->release, 1);
+    wait_hostile_exit();
+    finish_good();
+}
+
 /* The same attacks against a master driven by its own event loop
  * (ripc_server_poll(s, 0) + ripc_server_fd()). */
 static int setup_own_loop(void **state)
@@ -862,6 +931,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hostile_handshake, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_tail_scribble, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_deaf_worker, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hostile_blocking_bells, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_own_event_loop, setup_own_loop, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,235 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "src/frames.h"
+#include "src/internal.h"
+#include "src/outq.h"
+
+#define QUIET_NS 20000u /* a send this long after the previous one goes direct */
+
+struct ripc__outq {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;   /* writer: work; senders: room / idle */
+    int fd;
+    uint8_t *buf, *spare;
+    size_t len, cap;
+    int busy;            /* somebody is writing to fd */
+    _Atomic int stop;    /* read by the writer outside the lock, mid-write */
+    int err;             /* first write error, sticky */
+    int started;
+    pthread_t th;
+    uint64_t last_ns;
+};
+
+static void at(struct timespec *ts, uint64_t ns)
+{
+    ts->tv_sec = (time_t)(ns / 1000000000u);
+    ts->tv_nsec = (long)(ns % 1000000000u);
+}
+
+/* Wait on cv until deadline (mutex held). -ETIMEDOUT when it passed. */
+static int wait_until(ripc__outq *q, uint64_t deadline)
+{
+    if (deadline == UINT64_MAX) {
+        pthread_cond_wait(&q->cv, &q->mu);
+        return 0;
+    }
+    if (ripc__now_ns() >= deadline)
+        return -ETIMEDOUT;
+    struct timespec ts;
+    at(&ts, deadline);
+    pthread_cond_clockwait(&q->cv, &q->mu, CLOCK_MONOTONIC, &ts);
+    return 0;
+}
+
+/* The writer's write: all of b, waiting for room in slices so that close
+ * can stop a writer whose peer no longer reads. */
+static int write_all(ripc__outq *q, const uint8_t *b, size_t n)
+{
+    size_t done = 0;
+    while (done < n) {
+        ssize_t w = send(q->fd, b + done, n - done, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w > 0) {
+            done += (size_t)w;
+            continue;
+        }
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            if (atomic_load(&q->stop))
+                return -ECANCELED;
+            struct pollfd pf = {.fd = q->fd, .events = POLLOUT};
+            if (poll(&pf, 1, 100) > 0 && (pf.revents & (POLLERR | POLLHUP)))
+                return -EPIPE;
+            continue;
+        }
+        return (w < 0 && errno != EPIPE && errno != ECONNRESET) ? -errno : -EPIPE;
+    }
+    return 0;
+}
+
+static void *writer(void *arg)
+{
+    ripc__outq *q = arg;
+    pthread_mutex_lock(&q->mu);
+    for (;;) {
+        while (q->len == 0 && !q->stop)
+            pthread_cond_wait(&q->cv, &q->mu);
+        if (q->len == 0)
+            break; /* stop, and nothing left */
+        while (q->busy) /* a direct write is in progress: keep the order */
+            pthread_cond_wait(&q->cv, &q->mu);
+        uint8_t *b = q->buf;
+        size_t n = q->len;
+        q->buf = q->spare;
+        q->spare = b;
+        q->len = 0;
+        q->busy = 1;
+        pthread_cond_broadcast(&q->cv); /* room for senders */
+        pthread_mutex_unlock(&q->mu);
+        int rc = q->err ? q->err : write_all(q, b, n);
+        pthread_mutex_lock(&q->mu);
+        q->busy = 0;
+        if (rc < 0 && !q->err)
+            q->err = rc == -EPIPE ? -EPIPE : rc;
+        pthread_cond_broadcast(&q->cv);
+    }
+    pthread_mutex_unlock(&q->mu);
+    return NULL;
+}
+
+int ripc__outq_open(ripc__outq **out, int fd, size_t cap)
+{
+    ripc__outq *q = calloc(1, sizeof *q);
+    if (!q)
+        return -ENOMEM;
+    q->buf = malloc(cap);
+    q->spare = malloc(cap);
+    if (!q->buf || !q->spare) {
+        free(q->buf);
+        free(q->spare);
+        free(q);
+        return -ENOMEM;
+    }
+    pthread_mutex_init(&q->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&q->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    q->fd = fd;
+    q->cap = cap;
+    *out = q;
+    return 0;
+}
+
+/* Write f now, as the one writer (mutex held on entry and exit). */
+static int write_direct(ripc__outq *q, const ripc__frame *f, const void *payload,
+                        uint64_t deadline)
+{
+    q->busy = 1;
+    pthread_mutex_unlock(&q->mu);
+    int rc = ripc__frame_send(q->fd, f, payload, deadline);
+    pthread_mutex_lock(&q->mu);
+    q->busy = 0;
+    if (rc == -EPIPE && !q->err)
+        q->err = -EPIPE;
+    pthread_cond_broadcast(&q->cv);
+    return rc;
+}
+
+int ripc__outq_send(ripc__outq *q, const ripc__frame *f, const void *payload, uint64_t deadline,
+                    int nowait)
+{
+    size_t need = RIPC_FRAME_HDR + (size_t)f->len;
+    uint64_t now = ripc__now_ns();
+    pthread_mutex_lock(&q->mu);
+    int rc = q->err;
+    int quiet = q->len == 0 && !q->busy && now - q->last_ns > QUIET_NS;
+    if (rc == 0 && (quiet || need > q->cap)) {
+        /* Quiet stream (no hand-off), or too big to queue (after the queue). */
+        q->last_ns = now;
+        while (rc == 0 && (q->len > 0 || q->busy))
+            rc = nowait ? -EAGAIN : wait_until(q, deadline);
+        if (rc == 0)
+            rc = q->err;
+        if (rc == 0)
+            rc = write_direct(q, f, payload, nowait ? now : deadline);
+        pthread_mutex_unlock(&q->mu);
+        return rc;
+    }
+    q->last_ns = now;
+    while (rc == 0 && q->len + need > q->cap) {
+        if (nowait)
+            rc = -EAGAIN;
+        else
+            rc = wait_until(q, deadline);
+        if (rc == 0)
+            rc = q->err;
+    }
+    if (rc == 0) {
+        ripc__frame_encode(q->buf + q->len, f);
+        if (f->len)
+            memcpy(q->buf + q->len + RIPC_FRAME_HDR, payload, (size_t)f->len);
+        q->len += need;
+        if (!q->started) {
+            if (pthread_create(&q->th, NULL, writer, q) == 0)
+                q->started = 1;
+            else
+                rc = -EAGAIN; /* no writer: nothing queued may stay */
+        }
+        if (rc == 0)
+            pthread_cond_broadcast(&q->cv);
+        else
+            q->len -= need;
+    }
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+int ripc__outq_send_now(ripc__outq *q, const ripc__frame *f, const void *payload,
+                        uint64_t deadline)
+{
+    pthread_mutex_lock(&q->mu);
+    int rc = q->err;
+    q->last_ns = ripc__now_ns();
+    while (rc == 0 && (q->len > 0 || q->busy))
+        rc = wait_until(q, deadline);
+    if (rc == 0)
+        rc = q->err;
+    if (rc == 0)
+        rc = write_direct(q, f, payload, deadline);
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+void ripc__outq_close(ripc__outq *q, int timeout_ms)
+{
+    if (!q)
+        return;
+    uint64_t deadline = ripc__deadline(timeout_ms);
+    pthread_mutex_lock(&q->mu);
+    while (q->started && (q->len > 0 || q->busy) && !q->err)
+        if (wait_until(q, deadline) < 0)
+            break;
+    q->stop = 1;
+    if (q->len > 0 && !q->err)
+        q->err = -ECANCELED; /* give up on what is left: the writer exits */
+    q->len = 0;
+    pthread_cond_broadcast(&q->cv);
+    pthread_mutex_unlock(&q->mu);
+    if (q->started)
+        pthread_join(q->th, NULL);
+    pthread_mutex_destroy(&q->mu);
+    pthread_cond_destroy(&q->cv);
+    free(q->buf);
+    free(q->spare);
+    free(q);
+}
