@@ -154,24 +154,31 @@ int ripc_client_send(ripc_client *c, uint16_t type, const void *data, uint64_t l
                                   ripc__deadline(timeout_ms), timeout_ms == 0);
 }
 
+/* Socket mode send, out of line so that the shared-memory path of send_kind
+ * stays small. */
+__attribute__((noinline)) static int send_socket(ripc_client *c, uint16_t type, uint8_t kind,
+                                                 uint64_t id, const void *data, uint64_t len,
+                                                 uint64_t deadline, int nowait)
+{
+    if (c->peer_gone)
+        return -EPIPE;
+    if (len > c->ch.max_message)
+        return -EMSGSIZE;
+    ripc__frame f = {.ftype = RIPC_FRAME_MSG, .kind = kind, .type = type, .id = id, .len = len};
+    int rc = kind == RIPC_KIND_REQUEST ? ripc__outq_send_now(c->outq, &f, data, deadline)
+                                       : ripc__outq_send(c->outq, &f, data, deadline, nowait);
+    if (rc == -ETIMEDOUT && nowait)
+        rc = -EAGAIN;
+    if (rc == -EPIPE)
+        c->peer_gone = 1;
+    return rc;
+}
+
 static int send_kind(ripc_client *c, uint16_t type, uint8_t kind, uint64_t id,
                            const void *data, uint64_t len, uint64_t deadline, int nowait)
 {
-    if (c->xport == RIPC_XPORT_SOCKET) {
-        if (c->peer_gone)
-            return -EPIPE;
-        if (len > c->ch.max_message)
-            return -EMSGSIZE;
-        ripc__frame f = {.ftype = RIPC_FRAME_MSG, .kind = kind, .type = type, .id = id,
-                         .len = len};
-        int rc = kind == RIPC_KIND_REQUEST ? ripc__outq_send_now(c->outq, &f, data, deadline)
-                                           : ripc__outq_send(c->outq, &f, data, deadline, nowait);
-        if (rc == -ETIMEDOUT && nowait)
-            rc = -EAGAIN;
-        if (rc == -EPIPE)
-            c->peer_gone = 1;
-        return rc;
-    }
+    if (c->xport == RIPC_XPORT_SOCKET)
+        return send_socket(c, type, kind, id, data, len, deadline, nowait);
     for (;;) {
         if (c->peer_gone)
             return -EPIPE;
