@@ -4,10 +4,12 @@
  * processes pinned to two CPUs. Every row runs in the same invocation, so the
  * ratios compare like with like on this machine, now.
  *
- * Round trip rows (p50/p99/p99.9/max, microseconds):
+ * Round trip rows (p50/p90/p99/p99.9/max, microseconds):
  *   shm flag        bare shared-memory ping-pong on two spinning cores: the floor
  *   eventfd         two eventfds, blocking reads: the floor for a sleeping reader
- *   unix socket     socketpair(AF_UNIX, SOCK_STREAM), blocking write/read
+ *   unix socket     a bound AF_UNIX stream socket (connect/accept), blocking I/O
+ *   socketpair, pipe, FIFO, TCP loopback (NODELAY), POSIX mq: the mechanisms
+ *                   the seeds compare, each a ping-pong of the same size
  *   ringipc spin / adaptive / block
  *                   ripc_client_request -> master handler -> ripc_reply
  * One-way rows (messages/s): ripc_client_send with a handler that reads every
@@ -27,7 +29,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <mqueue.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -231,8 +239,8 @@ static int xfer(int fd, void *buf, size_t len, int wr)
 {
     size_t off = 0;
     while (off < len) {
-        ssize_t n = wr ? send(fd, (char *)buf + off, len - off, MSG_NOSIGNAL)
-                       : recv(fd, (char *)buf + off, len - off, 0);
+        ssize_t n = wr ? write(fd, (char *)buf + off, len - off)
+                       : read(fd, (char *)buf + off, len - off);
         if (n <= 0) {
             if (n < 0 && errno == EINTR)
                 continue;
@@ -243,36 +251,192 @@ static int xfer(int fd, void *buf, size_t len, int wr)
     return 0;
 }
 
-static void rtt_unix(struct shared *s, size_t size, uint32_t iters)
+/* Byte-stream baselines: a pair of descriptors each way, made before fork.
+ * pr/pw: the parent's read/write ends, cr/cw: the child's. */
+enum { FD_SOCKETPAIR, FD_UNIX, FD_PIPE, FD_FIFO, FD_TCP };
+
+struct fds {
+    int pr, pw, cr, cw;
+};
+
+static void fds_open(int kind, struct fds *f)
 {
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
-        die("socketpair", errno);
+    int a[2], b[2];
+    switch (kind) {
+    case FD_SOCKETPAIR:
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, a) < 0)
+            die("socketpair", errno);
+        *f = (struct fds){a[0], a[0], a[1], a[1]};
+        return;
+    case FD_PIPE:
+        if (pipe(a) < 0 || pipe(b) < 0)
+            die("pipe", errno);
+        *f = (struct fds){b[0], a[1], a[0], b[1]};
+        return;
+    case FD_FIFO: {
+        char pa[64], pb[64];
+        snprintf(pa, sizeof pa, "/tmp/ringipc-bench-%d.fa", (int)getpid());
+        snprintf(pb, sizeof pb, "/tmp/ringipc-bench-%d.fb", (int)getpid());
+        unlink(pa);
+        unlink(pb);
+        if (mkfifo(pa, 0600) < 0 || mkfifo(pb, 0600) < 0)
+            die("mkfifo", errno);
+        /* O_RDWR opens without waiting for the other end (Linux). */
+        int fa = open(pa, O_RDWR), fb = open(pb, O_RDWR);
+        if (fa < 0 || fb < 0)
+            die("open fifo", errno);
+        unlink(pa);
+        unlink(pb);
+        *f = (struct fds){fb, fa, fa, fb};
+        return;
+    }
+    case FD_UNIX:
+    case FD_TCP: {
+        int l;
+        struct sockaddr_un un = {.sun_family = AF_UNIX};
+        struct sockaddr_in in = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
+        socklen_t alen;
+        if (kind == FD_UNIX) {
+            snprintf(un.sun_path, sizeof un.sun_path, "/tmp/ringipc-bench-%d.u", (int)getpid());
+            unlink(un.sun_path);
+            l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            if (l < 0 || bind(l, (struct sockaddr *)&un, sizeof un) < 0)
+                die("bind unix", errno);
+            alen = sizeof un;
+        } else {
+            l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            if (l < 0 || bind(l, (struct sockaddr *)&in, sizeof in) < 0)
+                die("bind tcp", errno);
+            alen = sizeof in;
+            getsockname(l, (struct sockaddr *)&in, &alen);
+        }
+        if (listen(l, 1) < 0)
+            die("listen", errno);
+        int c = socket(kind == FD_UNIX ? AF_UNIX : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (c < 0 || connect(c, kind == FD_UNIX ? (struct sockaddr *)&un : (struct sockaddr *)&in,
+                             alen) < 0)
+            die("connect", errno);
+        int acc = accept(l, NULL, NULL);
+        if (acc < 0)
+            die("accept", errno);
+        close(l);
+        if (kind == FD_UNIX)
+            unlink(un.sun_path);
+        int one = 1;
+        if (kind == FD_TCP) {
+            setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+            setsockopt(acc, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        }
+        *f = (struct fds){c, c, acc, acc};
+        return;
+    }
+    }
+}
+
+static void close_pair(int a, int b)
+{
+    close(a);
+    if (b != a)
+        close(b);
+}
+
+static void rtt_fds(struct shared *s, size_t size, uint32_t iters, int kind)
+{
+    struct fds f;
+    fds_open(kind, &f);
     char *buf = calloc(1, size < 8 ? 8 : size);
     pid_t pid = fork();
     if (pid == 0) {
         pin(g_cpu_b);
-        close(sv[0]);
         for (uint32_t i = 0; i < iters; i++)
-            if (xfer(sv[1], buf, size, 0) || xfer(sv[1], buf, size, 1))
+            if (xfer(f.cr, buf, size, 0) || xfer(f.cw, buf, size, 1))
                 _exit(1);
         _exit(0);
     }
-    close(sv[1]);
     pin(g_cpu_a);
     for (uint32_t i = 0; i < iters; i++) {
         uint64_t seq = i;
         memcpy(buf, &seq, 8);
         uint64_t t0 = now_ns();
-        if (xfer(sv[0], buf, size, 1) || xfer(sv[0], buf, size, 0))
-            die("unix socket", errno);
+        if (xfer(f.pw, buf, size, 1) || xfer(f.pr, buf, size, 0))
+            die("ping-pong", errno);
         s->samples[i] = (uint32_t)(now_ns() - t0);
         memcpy(&seq, buf, 8);
         if (seq != i)
-            sh_fail(s, "unix: got %llu want %llu", seq, i);
+            sh_fail(s, "stream: got %llu want %llu", seq, i);
     }
     s->n = iters;
-    close(sv[0]);
+    close_pair(f.pr, f.pw);
+    close_pair(f.cr, f.cw);
+    reap(pid);
+    free(buf);
+}
+
+static void rtt_unix(struct shared *s, size_t size, uint32_t iters)
+{
+    rtt_fds(s, size, iters, FD_UNIX);
+}
+
+static void rtt_socketpair(struct shared *s, size_t size, uint32_t iters)
+{
+    rtt_fds(s, size, iters, FD_SOCKETPAIR);
+}
+
+static void rtt_pipe(struct shared *s, size_t size, uint32_t iters)
+{
+    rtt_fds(s, size, iters, FD_PIPE);
+}
+
+static void rtt_fifo(struct shared *s, size_t size, uint32_t iters)
+{
+    rtt_fds(s, size, iters, FD_FIFO);
+}
+
+static void rtt_tcp(struct shared *s, size_t size, uint32_t iters)
+{
+    rtt_fds(s, size, iters, FD_TCP);
+}
+
+/* POSIX message queues: one each way, unlinked as soon as both are open. */
+static void rtt_mq(struct shared *s, size_t size, uint32_t iters)
+{
+    char na[64], nb[64];
+    snprintf(na, sizeof na, "/ringipc-bench-%d-a", (int)getpid());
+    snprintf(nb, sizeof nb, "/ringipc-bench-%d-b", (int)getpid());
+    struct mq_attr at = {.mq_maxmsg = 8, .mq_msgsize = (long)(size < 8 ? 8 : size)};
+    mqd_t a = mq_open(na, O_CREAT | O_EXCL | O_RDWR, 0600, &at);
+    mqd_t b = mq_open(nb, O_CREAT | O_EXCL | O_RDWR, 0600, &at);
+    mq_unlink(na);
+    mq_unlink(nb);
+    if (a == (mqd_t)-1 || b == (mqd_t)-1) {
+        sh_fail(s, "mq_open: error %llu (size %llu)", (unsigned long long)errno,
+                (unsigned long long)size);
+        return;
+    }
+    char *buf = calloc(1, (size_t)at.mq_msgsize);
+    pid_t pid = fork();
+    if (pid == 0) {
+        pin(g_cpu_b);
+        for (uint32_t i = 0; i < iters; i++)
+            if (mq_receive(a, buf, (size_t)at.mq_msgsize, NULL) < 0 || mq_send(b, buf, size, 0) < 0)
+                _exit(1);
+        _exit(0);
+    }
+    pin(g_cpu_a);
+    for (uint32_t i = 0; i < iters; i++) {
+        uint64_t seq = i;
+        memcpy(buf, &seq, 8);
+        uint64_t t0 = now_ns();
+        if (mq_send(a, buf, size, 0) < 0 || mq_receive(b, buf, (size_t)at.mq_msgsize, NULL) < 0)
+            die("mq", errno);
+        s->samples[i] = (uint32_t)(now_ns() - t0);
+        memcpy(&seq, buf, 8);
+        if (seq != i)
+            sh_fail(s, "mq: got %llu want %llu", seq, i);
+    }
+    s->n = iters;
+    mq_close(a);
+    mq_close(b);
     reap(pid);
     free(buf);
 }
@@ -465,6 +629,11 @@ static const struct spec specs[] = {
     {"shm flag (floor)", rtt_flag, 0, 0, 1, 200000},
     {"eventfd ping-pong", rtt_eventfd, 0, 0, 1, 20000},
     {"unix socket", rtt_unix, 0, 0, 1, 20000},
+    {"socketpair", rtt_socketpair, 0, 0, 1, 10000},
+    {"pipe", rtt_pipe, 0, 0, 1, 10000},
+    {"FIFO", rtt_fifo, 0, 0, 1, 10000},
+    {"TCP loopback", rtt_tcp, 0, 0, 1, 10000},
+    {"POSIX mq", rtt_mq, 0, 0, 1, 10000},
     {"ringipc spin", rtt_ringipc, RIPC_WAIT_SPIN, RIPC_TRANSPORT_SHM, 1, 200000},
     {"ringipc adaptive", rtt_ringipc, RIPC_WAIT_ADAPTIVE, RIPC_TRANSPORT_SHM, 1, 100000},
     {"ringipc block", rtt_ringipc, RIPC_WAIT_BLOCK, RIPC_TRANSPORT_SHM, 1, 20000},
