@@ -380,6 +380,15 @@ static int handshake(ripc_client *c, char *why, size_t why_len)
                      .ring_bytes = c->opt.ring_bytes,
                      .max_message = c->opt.max_message};
     snprintf(h.name, sizeof h.name, "%s", c->opt.name ? c->opt.name : "");
+    if (c->opt.token) {
+        size_t tl = strlen(c->opt.token);
+        if (tl > RIPC_TOKEN_MAX) {
+            ripc__whyf(why, why_len, "token longer than %d bytes", RIPC_TOKEN_MAX);
+            return -EINVAL;
+        }
+        memcpy(h.token, c->opt.token, tl);
+        h.token_len = (uint8_t)tl;
+    }
     uint8_t buf[RIPC_FRAME_HDR + RIPC_HANDSHAKE_MAX];
     size_t plen = ripc__hello_encode(buf + RIPC_FRAME_HDR, RIPC_HANDSHAKE_MAX, &h);
     ripc__frame f = {.ftype = RIPC_FRAME_HELLO, .len = plen};

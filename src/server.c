@@ -558,6 +558,16 @@ static int pick_worker_db(ripc_server *s, uint32_t caps)
     return RIPC_DB_NONE;
 }
 
+/* Compare a token in time that depends only on the lengths, not on where
+ * the first difference is. */
+static int token_equal(const char *want, size_t wl, const uint8_t *got, size_t gl)
+{
+    unsigned diff = (unsigned)(wl ^ gl);
+    for (size_t i = 0; i < wl; i++)
+        diff |= (unsigned)((uint8_t)want[i] ^ (i < gl ? got[i] : 0));
+    return diff == 0;
+}
+
 static uint32_t own_uid(void)
 {
     return (uint32_t)geteuid();
@@ -644,13 +654,29 @@ static int process_hello(struct loop *L, struct ripc_peer *p, const ripc__frame 
         send_reject(p, EACCES, "peer credentials unavailable");
         return -EACCES;
     }
+    int tcp = s->addr.kind == RIPC_ADDR_TCP;
+    if (tcp && !s->opt.tcp_without_token) {
+        const char *want = s->opt.token ? s->opt.token : "";
+        size_t wl = strlen(want);
+        if (wl == 0) {
+            send_reject(p, EACCES, "this master has no token, and tcp:// needs one "
+                                   "(ripc_options.token or RIPC_TOKEN)");
+            return -EACCES;
+        }
+        if (!token_equal(want, wl, h.token, h.token_len)) {
+            send_reject(p, EACCES, "wrong token");
+            return -EACCES;
+        }
+    }
     uint64_t maxmsg = s->opt.max_message;
     if (h.max_message && h.max_message < maxmsg)
         maxmsg = h.max_message;
     int need_shm = h.transport == RIPC_TRANSPORT_SHM || s->opt.transport == RIPC_TRANSPORT_SHM;
     int can_sock = (h.caps & RIPC_CAP_SOCKET) != 0;
     const char *sock_why = NULL;
-    if (h.transport == RIPC_TRANSPORT_SOCKET)
+    if (tcp)
+        sock_why = "the connection is TCP (descriptors cannot be passed)";
+    else if (h.transport == RIPC_TRANSPORT_SOCKET)
         sock_why = "the worker asked for it";
     else if (s->opt.transport == RIPC_TRANSPORT_SOCKET)
         sock_why = "the master is configured for it";
@@ -1331,6 +1357,13 @@ int ripc_server_on_peer(ripc_server *s, void (*joined)(ripc_peer *, void *),
     s->left = left;
     s->cb_arg = arg;
     return 0;
+}
+
+int ripc_server_url(ripc_server *s, char *buf, size_t len)
+{
+    if (!s || !buf)
+        return -EINVAL;
+    return ripc__addr_format(&s->addr, buf, len);
 }
 
 int ripc_server_fd(ripc_server *s)

@@ -96,6 +96,11 @@ void ripc__options_resolve(ripc_options *o, const ripc_options *in)
         o->spin_us = RIPC_DEFAULT_SPIN_US;
     if (o->connect_timeout_ms == 0)
         o->connect_timeout_ms = 5000;
+    if (o->token == NULL) {
+        const char *t = getenv("RIPC_TOKEN");
+        if (t && *t)
+            o->token = t;
+    }
     const char *env = getenv("RIPC_TRANSPORT");
     if (env && *env) {
         if (strcmp(env, "socket") == 0)

@@ -78,6 +78,8 @@ typedef struct ripc_options { /* all-zero = defaults */
     size_t n_allow_uids;
     int allow_any_uid;     /* server: accept every local uid (not the default) */
     int connect_timeout_ms; /* client: connect + handshake (default 5000) */
+    const char *token;     /* shared secret for tcp:// (env RIPC_TOKEN when NULL) */
+    int tcp_without_token; /* server: accept tcp:// workers without a token (not the default) */
 } ripc_options;
 
 typedef struct ripc_msg {
@@ -163,6 +165,10 @@ RIPC_API const char *ripc_peer_name(const ripc_peer *p);
 RIPC_API const char *ripc_peer_transport(const ripc_peer *p);
 RIPC_API const char *ripc_peer_transport_reason(const ripc_peer *p);
 RIPC_API int32_t ripc_peer_pid(const ripc_peer *p);
+
+/* The address the server listens on, as a URL ("tcp://127.0.0.1:40321" when
+ * it was opened on port 0). Returns snprintf's count. */
+RIPC_API int ripc_server_url(ripc_server *s, char *buf, size_t len);
 
 /* Readable when ripc_server_poll() has work (see there). */
 RIPC_API int ripc_server_fd(ripc_server *s);
