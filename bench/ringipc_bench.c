@@ -528,15 +528,18 @@ static void h_sink(ripc_peer *p, const ripc_msg *m, void *arg)
     x->sum += sum;
 }
 
-static int g_wait, g_transport;
+static int g_wait, g_transport, g_tcp;
 static char g_url[128];
 
 static void ringipc_row(struct shared *s, size_t size, uint32_t iters, int oneway)
 {
-    ripc_options o = {.wait = g_wait, .ring_bytes = 1 << 20, .transport = g_transport};
+    ripc_options o = {.wait = g_wait, .ring_bytes = 1 << 20, .transport = g_transport,
+                      .token = "ringipc-bench"};
     ripc_server *srv;
-    char why[200] = "";
-    int rc = ripc_server_open_ex(&srv, g_url, &o, why, sizeof why);
+    char why[200] = "", url[160];
+    int rc = ripc_server_open_ex(&srv, g_tcp ? "tcp://127.0.0.1:0" : g_url, &o, why, sizeof why);
+    if (rc == 0)
+        ripc_server_url(srv, url, sizeof url);
     if (rc < 0) {
         fprintf(stderr, "ringipc-bench: server: %s (%s)\n", ripc_strerror(rc), why);
         exit(1);
@@ -548,7 +551,7 @@ static void ringipc_row(struct shared *s, size_t size, uint32_t iters, int onewa
     if (pid == 0) {
         pin(g_cpu_b);
         ripc_client *c;
-        rc = ripc_client_open_ex(&c, g_url, &o, why, sizeof why);
+        rc = ripc_client_open_ex(&c, url, &o, why, sizeof why);
         if (rc < 0) {
             sh_fail(s, "client open %lld %llu", (long long)rc, 0);
             _exit(1);
@@ -620,7 +623,7 @@ struct spec {
     const char *name;
     row_fn fn;
     int wait;    /* ringipc rows */
-    int transport;
+    int transport;  /* RIPC_TRANSPORT_*, or -1: socket mode over tcp:// */
     int is_rtt;
     uint32_t iters; /* full run */
 };
@@ -638,6 +641,7 @@ static const struct spec specs[] = {
     {"ringipc adaptive", rtt_ringipc, RIPC_WAIT_ADAPTIVE, RIPC_TRANSPORT_SHM, 1, 100000},
     {"ringipc block", rtt_ringipc, RIPC_WAIT_BLOCK, RIPC_TRANSPORT_SHM, 1, 20000},
     {"ringipc socket mode", rtt_ringipc, RIPC_WAIT_BLOCK, RIPC_TRANSPORT_SOCKET, 1, 20000},
+    {"ringipc over TCP", rtt_ringipc, RIPC_WAIT_BLOCK, -1, 1, 10000},
     {"unix socket one-way", oneway_unix, 0, 0, 0, 300000},
     {"ringipc one-way (spin)", oneway_ringipc, RIPC_WAIT_SPIN, RIPC_TRANSPORT_SHM, 0, 20000000},
     {"ringipc one-way socket", oneway_ringipc, RIPC_WAIT_BLOCK, RIPC_TRANSPORT_SOCKET, 0, 300000},
@@ -736,7 +740,8 @@ int main(int argc, char **argv)
                     sizes[z] = 8;
                 memset(s, 0, offsetof(struct shared, samples));
                 g_wait = specs[k].wait;
-                g_transport = specs[k].transport;
+                g_tcp = specs[k].transport == -1;
+                g_transport = g_tcp ? RIPC_TRANSPORT_AUTO : specs[k].transport;
                 specs[k].fn(s, sizes[z], iters);
                 if (s->failed) {
                     r->failed = 1;
