@@ -115,9 +115,13 @@ int ripc__tables_open(ripc__tables **out)
     ripc__tables *t = calloc(1, sizeof *t);
     if (!t)
         return -ENOMEM;
-    t->handlers = cds_lfht_new_flavor(16, 16, 0, CDS_LFHT_AUTO_RESIZE, &urcu_bp_flavor, NULL);
-    t->peers = cds_lfht_new_flavor(64, 64, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING,
-                                   &urcu_bp_flavor, NULL);
+    /* Fixed sizes, no automatic resize: resizing runs on liburcu's worker
+     * thread, which allocates; a master that forks its workers while that
+     * thread holds an allocator lock would leave the child deadlocked in its
+     * first malloc (seen with ASan's allocator). 256 / 1024 buckets keep
+     * chains short for a few thousand workers. */
+    t->handlers = cds_lfht_new_flavor(256, 256, 256, 0, &urcu_bp_flavor, NULL);
+    t->peers = cds_lfht_new_flavor(1024, 1024, 1024, 0, &urcu_bp_flavor, NULL);
     if (!t->handlers || !t->peers) {
         if (t->handlers)
             cds_lfht_destroy(t->handlers, NULL);
