@@ -110,8 +110,8 @@ struct shared {
 
 static struct shared *sh_new(void)
 {
-    struct shared *s = mmap(NULL, sizeof *s, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-                            -1, 0);
+    struct shared *s =
+        mmap(NULL, sizeof *s, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (s == MAP_FAILED)
         die("mmap", errno);
     return s;
@@ -167,8 +167,7 @@ static double median(double *v, int n)
     return n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
 }
 
-static void pct(struct shared *s, double *p50, double *p90, double *p99, double *p999,
-                double *max)
+static void pct(struct shared *s, double *p50, double *p90, double *p99, double *p999, double *max)
 {
     uint32_t n = s->n;
     qsort(s->samples, n, sizeof s->samples[0], cmp_u32);
@@ -239,8 +238,8 @@ static int xfer(int fd, void *buf, size_t len, int wr)
 {
     size_t off = 0;
     while (off < len) {
-        ssize_t n = wr ? write(fd, (char *)buf + off, len - off)
-                       : read(fd, (char *)buf + off, len - off);
+        ssize_t n =
+            wr ? write(fd, (char *)buf + off, len - off) : read(fd, (char *)buf + off, len - off);
         if (n <= 0) {
             if (n < 0 && errno == EINTR)
                 continue;
@@ -313,8 +312,8 @@ static void fds_open(int kind, struct fds *f)
         if (listen(l, 1) < 0)
             die("listen", errno);
         int c = socket(kind == FD_UNIX ? AF_UNIX : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (c < 0 || connect(c, kind == FD_UNIX ? (struct sockaddr *)&un : (struct sockaddr *)&in,
-                             alen) < 0)
+        if (c < 0 ||
+            connect(c, kind == FD_UNIX ? (struct sockaddr *)&un : (struct sockaddr *)&in, alen) < 0)
             die("connect", errno);
         int acc = accept(l, NULL, NULL);
         if (acc < 0)
@@ -533,8 +532,8 @@ static char g_url[128];
 
 static void ringipc_row(struct shared *s, size_t size, uint32_t iters, int oneway)
 {
-    ripc_options o = {.wait = g_wait, .ring_bytes = 1 << 20, .transport = g_transport,
-                      .token = "ringipc-bench"};
+    ripc_options o = {
+        .wait = g_wait, .ring_bytes = 1 << 20, .transport = g_transport, .token = "ringipc-bench"};
     ripc_server *srv;
     char why[200] = "", url[160];
     int rc = ripc_server_open_ex(&srv, g_tcp ? "tcp://127.0.0.1:0" : g_url, &o, why, sizeof why);
@@ -622,8 +621,8 @@ typedef void (*row_fn)(struct shared *, size_t, uint32_t);
 struct spec {
     const char *name;
     row_fn fn;
-    int wait;    /* ringipc rows */
-    int transport;  /* RIPC_TRANSPORT_*, or -1: socket mode over tcp:// */
+    int wait;      /* ringipc rows */
+    int transport; /* RIPC_TRANSPORT_*, or -1: socket mode over tcp:// */
     int is_rtt;
     uint32_t iters; /* full run */
 };
@@ -653,12 +652,10 @@ int main(int argc, char **argv)
     int reps = 3;
     size_t sizes[8] = {64, 1024};
     int nsizes = 2;
-    static const struct option lo[] = {{"quick", no_argument, NULL, 'q'},
-                                       {"repeat", required_argument, NULL, 'r'},
-                                       {"size", required_argument, NULL, 's'},
-                                       {"only", required_argument, NULL, 'o'},
-                                       {"help", no_argument, NULL, 'h'},
-                                       {0, 0, 0, 0}};
+    static const struct option lo[] = {
+        {"quick", no_argument, NULL, 'q'},      {"repeat", required_argument, NULL, 'r'},
+        {"size", required_argument, NULL, 's'}, {"only", required_argument, NULL, 'o'},
+        {"help", no_argument, NULL, 'h'},       {0, 0, 0, 0}};
     int ch, user_sizes = 0;
     const char *only = NULL;
     while ((ch = getopt_long(argc, argv, "qr:s:o:h", lo, NULL)) != -1) {

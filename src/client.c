@@ -28,18 +28,18 @@ struct stash {
 struct ripc_client {
     ripc_options opt;
     ripc__chan ch;
-    int xport;             /* RIPC_XPORT_SHM or RIPC_XPORT_SOCKET */
-    ripc__rx rx;           /* socket mode: frames read ahead */
-    ripc__outq *outq;      /* socket mode: batched writes */
+    int xport;        /* RIPC_XPORT_SHM or RIPC_XPORT_SOCKET */
+    ripc__rx rx;      /* socket mode: frames read ahead */
+    ripc__outq *outq; /* socket mode: batched writes */
     int sock;
     uint32_t id;
-    int held;              /* a ring record is lent to the caller */
-    int peer_gone;         /* BYE or EOF seen: drain the ring, then -EPIPE */
+    int held;      /* a ring record is lent to the caller */
+    int peer_gone; /* BYE or EOF seen: drain the ring, then -EPIPE */
     uint64_t next_id;
     uint64_t dropped;
     struct stash *q_head, *q_tail;
     size_t q_bytes, q_cap;
-    struct stash *lent;    /* stash entry lent to the caller */
+    struct stash *lent; /* stash entry lent to the caller */
     char reason[RIPC_REASON_MAX + 1];
 };
 
@@ -87,8 +87,8 @@ static int handle_sock(ripc_client *c)
     return 0;
 }
 
-static int send_kind(ripc_client *c, uint16_t type, uint8_t kind, uint64_t id,
-                     const void *data, uint64_t len, uint64_t deadline, int nowait);
+static int send_kind(ripc_client *c, uint16_t type, uint8_t kind, uint64_t id, const void *data,
+                     uint64_t len, uint64_t deadline, int nowait);
 
 /* Socket mode: the next MSG frame already read, without waiting. */
 static int sock_peek(ripc_client *c, ripc_msg *m)
@@ -145,13 +145,12 @@ static int wait_msg(ripc_client *c, uint64_t deadline)
     return 0;
 }
 
-int ripc_client_send(ripc_client *c, uint16_t type, const void *data, uint64_t len,
-                     int timeout_ms)
+int ripc_client_send(ripc_client *c, uint16_t type, const void *data, uint64_t len, int timeout_ms)
 {
     if (!c || (len && !data) || type >= RIPC_TYPE_RESERVED)
         return -EINVAL;
-    return send_kind(c, type, RIPC_KIND_ONEWAY, 0, data, len,
-                                  ripc__deadline(timeout_ms), timeout_ms == 0);
+    return send_kind(c, type, RIPC_KIND_ONEWAY, 0, data, len, ripc__deadline(timeout_ms),
+                     timeout_ms == 0);
 }
 
 /* Socket mode send, out of line so that the shared-memory path of send_kind
@@ -174,8 +173,8 @@ __attribute__((noinline)) static int send_socket(ripc_client *c, uint16_t type, 
     return rc;
 }
 
-static int send_kind(ripc_client *c, uint16_t type, uint8_t kind, uint64_t id,
-                           const void *data, uint64_t len, uint64_t deadline, int nowait)
+static int send_kind(ripc_client *c, uint16_t type, uint8_t kind, uint64_t id, const void *data,
+                     uint64_t len, uint64_t deadline, int nowait)
 {
     if (c->xport == RIPC_XPORT_SOCKET)
         return send_socket(c, type, kind, id, data, len, deadline, nowait);
@@ -200,8 +199,7 @@ static int send_kind(ripc_client *c, uint16_t type, uint8_t kind, uint64_t id,
  * the reply with that id; other messages go to the stash. Returns 0 with *m
  * filled (lent until the next call), or a negative errno.
  */
-static int next_msg(ripc_client *c, ripc_msg *m, uint64_t want_id, uint64_t deadline,
-                    int nowait)
+static int next_msg(ripc_client *c, ripc_msg *m, uint64_t want_id, uint64_t deadline, int nowait)
 {
     release_lent(c);
     if (!want_id && c->q_head) {
@@ -451,8 +449,7 @@ static int handshake(ripc_client *c, char *why, size_t why_len)
         goto out;
     }
     char swhy[RIPC_SEG_WHY_LEN];
-    if ((rc = ripc__segment_map(&c->ch.seg, fds[0], (size_t)w.seg_bytes, swhy, sizeof swhy)) <
-        0) {
+    if ((rc = ripc__segment_map(&c->ch.seg, fds[0], (size_t)w.seg_bytes, swhy, sizeof swhy)) < 0) {
         ripc__whyf(why, why_len, "cannot map the segment: %s", swhy);
         goto out;
     }
@@ -469,8 +466,7 @@ static int handshake(ripc_client *c, char *why, size_t why_len)
     if ((rc = ripc__doorbell_adopt(&c->ch.peer_bell, w.master_db, -1, fds[1], NULL)) < 0)
         goto out;
     fds[1] = -1;
-    if ((rc = ripc__doorbell_adopt(&c->ch.bell, w.worker_db, nfds > 2 ? fds[2] : -1, -1,
-                                   word)) < 0)
+    if ((rc = ripc__doorbell_adopt(&c->ch.bell, w.worker_db, nfds > 2 ? fds[2] : -1, -1, word)) < 0)
         goto out;
     fds[2] = -1;
     /* Asymmetric fences only as the master decided, and only if we could
@@ -519,8 +515,9 @@ int ripc_client_open_ex(ripc_client **out, const char *url, const ripc_options *
         return -EINVAL;
     }
     if (c->opt.transport == RIPC_TRANSPORT_SHM && !ripc__segment_supported(RIPC_SEG_DEFAULT)) {
-        ripc__whyf(why, why_len, "shared memory is not available in this process and the "
-                                 "transport is forced to shm");
+        ripc__whyf(why, why_len,
+                   "shared memory is not available in this process and the "
+                   "transport is forced to shm");
         free(c);
         return -ENOTSUP;
     }

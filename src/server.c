@@ -52,8 +52,8 @@ struct ripc_peer {
     uint32_t uid;
     int state;
     int sock;
-    int xport;       /* RIPC_XPORT_SHM or RIPC_XPORT_SOCKET */
-    ripc__rx rx;     /* socket mode: frames read ahead */
+    int xport;   /* RIPC_XPORT_SHM or RIPC_XPORT_SOCKET */
+    ripc__rx rx; /* socket mode: frames read ahead */
     ripc__chan ch;
     struct loop *loop;
     struct evsrc ev_sock, ev_bell;
@@ -62,8 +62,8 @@ struct ripc_peer {
     _Atomic int space_waiters;
     _Atomic int dead;
     _Atomic int reply_stalled; /* a reply timed out: later ones do not wait */
-    _Atomic int tx_broken; /* our outbound ring is corrupt: the loop drops p */
-    int gone;        /* the connection ended: drain the ring, then drop */
+    _Atomic int tx_broken;     /* our outbound ring is corrupt: the loop drops p */
+    int gone;                  /* the connection ended: drain the ring, then drop */
     int gone_reason;
     char name[RIPC_NAME_MAX + 1];
     char reason[RIPC_REASON_MAX + 1];
@@ -79,17 +79,17 @@ struct loop {
     ripc_server *s;
     int idx;
     int epfd;
-    int wakefd;               /* eventfd: new peers were handed over */
+    int wakefd; /* eventfd: new peers were handed over */
     struct evsrc ev_wake;
     struct ripc_peer **peers; /* active peers this loop consumes: loop thread only */
     size_t n, cap;
-    pthread_mutex_t in_mu;    /* hand-over of new peers from loop 0 */
+    pthread_mutex_t in_mu; /* hand-over of new peers from loop 0 */
     struct ripc_peer **incoming;
     size_t nin, incap;
     _Atomic int has_incoming;
-    _Atomic unsigned count;   /* peers owned, for placement (any thread reads) */
+    _Atomic unsigned count; /* peers owned, for placement (any thread reads) */
     pthread_t th;
-    uint64_t next_look;       /* busy loop: next non-blocking look at sockets */
+    uint64_t next_look; /* busy loop: next non-blocking look at sockets */
     /* handler cache: valid while the table generation is unchanged */
     uint64_t cache_gen;
     int cache_type;
@@ -114,8 +114,8 @@ struct ripc_server {
     pthread_mutex_t all_mu;
     struct ripc_peer *all;
     struct evsrc ev_listen, ev_stop;
-    int worker_db_caps; /* doorbell kinds we can make for workers */
-    int master_db;      /* what we sleep on */
+    int worker_db_caps;       /* doorbell kinds we can make for workers */
+    int master_db;            /* what we sleep on */
     _Atomic uint64_t dropped; /* messages without a handler */
     unsigned n_hs;            /* connections still in the handshake (loop 0) */
     uint64_t listen_paused;   /* listener out of epoll until then (0: in) */
@@ -408,8 +408,8 @@ static int peer_send(struct ripc_peer *p, uint16_t type, uint8_t kind, uint64_t 
             break;
         }
         if (p->xport == RIPC_XPORT_SOCKET) {
-            ripc__frame f = {.ftype = RIPC_FRAME_MSG, .kind = kind, .type = type, .id = id,
-                             .len = len};
+            ripc__frame f = {
+                .ftype = RIPC_FRAME_MSG, .kind = kind, .type = type, .id = id, .len = len};
             rc = len > p->ch.max_message
                      ? -EMSGSIZE
                      : ripc__frame_send(p->sock, &f, data,
@@ -635,8 +635,8 @@ static int process_hello(struct loop *L, struct ripc_peer *p, const ripc__frame 
     p->pid = (int32_t)h.pid;
     if (h.version_min > RIPC_PROTO_VERSION || h.version_max < RIPC_PROTO_VERSION) {
         send_reject(p, EPROTONOSUPPORT,
-                    "worker speaks protocol versions %u..%u, master speaks %u..%u",
-                    h.version_min, h.version_max, RIPC_PROTO_VERSION, RIPC_PROTO_VERSION);
+                    "worker speaks protocol versions %u..%u, master speaks %u..%u", h.version_min,
+                    h.version_max, RIPC_PROTO_VERSION, RIPC_PROTO_VERSION);
         return -EPROTONOSUPPORT;
     }
     uint32_t uid, gid;
@@ -659,8 +659,9 @@ static int process_hello(struct loop *L, struct ripc_peer *p, const ripc__frame 
         const char *want = s->opt.token ? s->opt.token : "";
         size_t wl = strlen(want);
         if (wl == 0) {
-            send_reject(p, EACCES, "this master has no token, and tcp:// needs one "
-                                   "(ripc_options.token or RIPC_TOKEN)");
+            send_reject(p, EACCES,
+                        "this master has no token, and tcp:// needs one "
+                        "(ripc_options.token or RIPC_TOKEN)");
             return -EACCES;
         }
         if (!token_equal(want, wl, h.token, h.token_len)) {
@@ -728,8 +729,8 @@ static int process_hello(struct loop *L, struct ripc_peer *p, const ripc__frame 
     /* The worker's doorbell: a futex waits on the m->w ring's data word. */
     _Atomic uint32_t *word = NULL;
     if (wdb == RIPC_DB_FUTEX)
-        word = &((struct ripc_ring_hdr *)((unsigned char *)p->ch.seg.base +
-                                          ripc_ring_size(ring)))->wait.w.data_seq;
+        word = &((struct ripc_ring_hdr *)((unsigned char *)p->ch.seg.base + ripc_ring_size(ring)))
+                    ->wait.w.data_seq;
     if ((rc = ripc__doorbell_open(&p->ch.peer_bell, wdb, word)) < 0 ||
         (rc = ripc__doorbell_open(&p->ch.bell, s->master_db, NULL)) < 0) {
         send_reject(p, ENOMEM, "doorbell setup failed (%d)", rc);
@@ -847,8 +848,7 @@ static void hs_readable(struct loop *L, struct ripc_peer *p)
         if (p->hs_len < want)
             return;
         ripc__frame f;
-        if (ripc__frame_decode(p->hs, &f, RIPC_HANDSHAKE_MAX) < 0 ||
-            f.ftype != RIPC_FRAME_HELLO) {
+        if (ripc__frame_decode(p->hs, &f, RIPC_HANDSHAKE_MAX) < 0 || f.ftype != RIPC_FRAME_HELLO) {
             send_reject(p, EPROTO, "expected a HELLO frame");
             hs_fail(L, p);
             return;
@@ -863,7 +863,7 @@ static void hs_readable(struct loop *L, struct ripc_peer *p)
     }
 }
 
-#define MAX_HANDSHAKES 256
+#define MAX_HANDSHAKES  256
 #define LISTEN_PAUSE_NS 100000000u
 
 /* Stop accepting for a moment: out of descriptors, or too many connections
@@ -1021,8 +1021,8 @@ static int dispatch_frames(struct loop *L, struct ripc_peer *p, int *rc)
             p->gone_reason = RIPC_LEFT_BYE;
             break;
         }
-        ripc_msg m = {.type = f.type, .kind = f.kind, .peer_id = p->id, .id = f.id,
-                      .data = pl, .len = f.len};
+        ripc_msg m = {
+            .type = f.type, .kind = f.kind, .peer_id = p->id, .id = f.id, .data = pl, .len = f.len};
         dispatch_one(L, p, &m);
         n++;
     }
@@ -1118,8 +1118,7 @@ static void loop_wait(struct loop *L, int timeout_ms)
     if (sleep_ok && !atomic_load(&L->has_incoming) && !atomic_load(&L->s->stopping)) {
         struct epoll_event ev[64];
         ripc_server *sv = L->s;
-        if (L->idx == 0 && (sv->n_hs || sv->listen_paused) &&
-            (timeout_ms < 0 || timeout_ms > 100))
+        if (L->idx == 0 && (sv->n_hs || sv->listen_paused) && (timeout_ms < 0 || timeout_ms > 100))
             timeout_ms = 100; /* handshake deadlines, paused listener */
         int n = epoll_wait(L->epfd, ev, 64, timeout_ms);
         for (int i = 0; i < n; i++) {
@@ -1181,7 +1180,7 @@ static int poll_nowait(struct loop *L)
                                                   : ripc__ring_arm_consumer(p->ch.rx);
         if (p->gone || atomic_load(&p->tx_broken) || ready) {
             n = loop_dispatch(L); /* data raced in, or a drop is due */
-            i = (size_t)-1;      /* the set may have changed: arm from the start */
+            i = (size_t)-1;       /* the set may have changed: arm from the start */
         }
     }
     return n;
@@ -1218,8 +1217,8 @@ static int loop_round(struct loop *L, int timeout_ms)
             ripc__cpu_relax();
             int any = 0;
             for (size_t k = 0; k < L->n && !any; k++)
-                any = L->peers[k]->xport == RIPC_XPORT_SHM &&
-                      ripc__ring_readable(L->peers[k]->ch.rx);
+                any =
+                    L->peers[k]->xport == RIPC_XPORT_SHM && ripc__ring_readable(L->peers[k]->ch.rx);
             if (any) {
                 n = loop_dispatch(L);
                 goto out;

@@ -65,29 +65,29 @@ enum {
 #define RIPC_TYPE_RESERVED 0xF000u /* types >= this are the library's */
 
 typedef struct ripc_options { /* all-zero = defaults */
-    size_t ring_bytes;     /* per direction, power of two (default 1 MiB) */
-    size_t max_inline;     /* larger payloads take the control channel (default: ring maximum) */
-    uint64_t max_message;  /* largest message accepted (default 64 MiB) */
-    int transport;         /* RIPC_TRANSPORT_*; env RIPC_TRANSPORT overrides */
-    int wait;              /* RIPC_WAIT_* */
-    uint32_t spin_us;      /* adaptive: spin this long before sleeping (default 50) */
-    const char *name;      /* worker name shown by tools */
+    size_t ring_bytes;        /* per direction, power of two (default 1 MiB) */
+    size_t max_inline;        /* larger payloads take the control channel (default: ring maximum) */
+    uint64_t max_message;     /* largest message accepted (default 64 MiB) */
+    int transport;            /* RIPC_TRANSPORT_*; env RIPC_TRANSPORT overrides */
+    int wait;                 /* RIPC_WAIT_* */
+    uint32_t spin_us;         /* adaptive: spin this long before sleeping (default 50) */
+    const char *name;         /* worker name shown by tools */
     /* additions */
-    int doorbell;          /* RIPC_DOORBELL_*: what the worker sleeps on */
+    int doorbell;               /* RIPC_DOORBELL_*: what the worker sleeps on */
     const uint32_t *allow_uids; /* server: uids accepted besides our own */
     size_t n_allow_uids;
-    int allow_any_uid;     /* server: accept every local uid (not the default) */
+    int allow_any_uid;      /* server: accept every local uid (not the default) */
     int connect_timeout_ms; /* client: connect + handshake (default 5000) */
-    const char *token;     /* shared secret for tcp:// (env RIPC_TOKEN when NULL) */
-    int tcp_without_token; /* server: accept tcp:// workers without a token (not the default) */
+    const char *token;      /* shared secret for tcp:// (env RIPC_TOKEN when NULL) */
+    int tcp_without_token;  /* server: accept tcp:// workers without a token (not the default) */
 } ripc_options;
 
 typedef struct ripc_msg {
-    uint16_t type;         /* user message type: the dispatch key; 0xF000.. reserved */
-    uint8_t kind;          /* RIPC_ONEWAY | RIPC_REQUEST | RIPC_REPLY */
-    uint32_t peer_id;      /* the worker it came from (0 = the master) */
-    uint64_t id;           /* request id; a reply carries its request's id */
-    const void *data;      /* valid until the handler returns / the next recv */
+    uint16_t type;    /* user message type: the dispatch key; 0xF000.. reserved */
+    uint8_t kind;     /* RIPC_ONEWAY | RIPC_REQUEST | RIPC_REPLY */
+    uint32_t peer_id; /* the worker it came from (0 = the master) */
+    uint64_t id;      /* request id; a reply carries its request's id */
+    const void *data; /* valid until the handler returns / the next recv */
     uint64_t len;
 } ripc_msg;
 
