@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "ringipc/ring.h"
 #include "ringipc/ringipc.h"
@@ -15,12 +16,12 @@
 #include "sockets/sock.h"
 #include "src/proto.h"
 
-#define RIPC_DEFAULT_RING_BYTES ((size_t)1 << 20)
-#define RIPC_MIN_RING_BYTES ((size_t)4096)
-#define RIPC_MAX_RING_BYTES ((size_t)1 << 30)
+#define RIPC_DEFAULT_RING_BYTES  ((size_t)1 << 20)
+#define RIPC_MIN_RING_BYTES      ((size_t)4096)
+#define RIPC_MAX_RING_BYTES      ((size_t)1 << 30)
 #define RIPC_DEFAULT_MAX_MESSAGE ((uint64_t)64 << 20)
-#define RIPC_DEFAULT_SPIN_US 50u
-#define RIPC_REPLY_TIMEOUT_MS 1000
+#define RIPC_DEFAULT_SPIN_US     50u
+#define RIPC_REPLY_TIMEOUT_MS    1000
 
 /* ---- util.c ---- */
 uint64_t ripc__now_ns(void);
@@ -28,10 +29,13 @@ uint64_t ripc__now_ns(void);
 uint64_t ripc__deadline(int timeout_ms);
 /* Milliseconds left until deadline (rounded up), -1 for UINT64_MAX. */
 int ripc__remaining_ms(uint64_t deadline);
-int ripc__cpus(void); /* CPUs this process may run on */
 /* May a wait spin, given the peer's pid (0: unknown)? See util.c. */
 int ripc__spin_ok(int32_t peer_pid);
 void ripc__cpu_relax(void);
+/* A CLOCK_MONOTONIC time point in ns (ripc__deadline) as a timespec. */
+struct timespec ripc__timespec_at(uint64_t ns);
+/* A condition variable whose timed waits use CLOCK_MONOTONIC. */
+void ripc__cond_init_monotonic(pthread_cond_t *cv);
 void ripc__whyf(char *why, size_t len, const char *fmt, ...);
 /* Effective options: defaults filled in, RIPC_TRANSPORT applied. */
 void ripc__options_resolve(ripc_options *out, const ripc_options *in);
@@ -40,14 +44,14 @@ int ripc__ring_bytes_ok(size_t ring_bytes);
 /* ---- chan.c: one worker's pair of rings, seen from either side ---- */
 typedef struct ripc__chan {
     ripc__segment seg;
-    ripc_ring *tx;             /* we produce */
-    ripc_ring *rx;             /* we consume */
-    ripc__doorbell bell;       /* we sleep on it */
-    ripc__doorbell peer_bell;  /* we ring it */
-    int sock;                  /* control socket: watched by every wait */
-    int wait_mode;             /* RIPC_WAIT_* */
-    uint32_t spin_us;          /* 0 when only one CPU is usable */
-    uint64_t max_payload;      /* largest message payload a record carries */
+    ripc_ring *tx;            /* we produce */
+    ripc_ring *rx;            /* we consume */
+    ripc__doorbell bell;      /* we sleep on it */
+    ripc__doorbell peer_bell; /* we ring it */
+    int sock;                 /* control socket: watched by every wait */
+    int wait_mode;            /* RIPC_WAIT_* */
+    uint32_t spin_us;         /* 0 when only one CPU is usable */
+    uint64_t max_payload;     /* largest message payload a record carries */
     uint64_t max_message;
 } ripc__chan;
 
@@ -61,8 +65,8 @@ void ripc__chan_close(ripc__chan *ch);
 
 /* Put a message in tx if it fits now: 0, -EAGAIN, -EMSGSIZE, -EPROTO.
  * Rings the peer's doorbell when the peer sleeps. */
-int ripc__chan_try_send(ripc__chan *ch, uint16_t type, uint8_t kind, uint64_t id,
-                        const void *data, uint64_t len);
+int ripc__chan_try_send(ripc__chan *ch, uint16_t type, uint8_t kind, uint64_t id, const void *data,
+                        uint64_t len);
 /* Look at the next message in rx without waiting: 0, -EAGAIN, -EPROTO. */
 int ripc__chan_peek(ripc__chan *ch, ripc_msg *m);
 /* Drop the message returned by peek; wake a producer waiting for room. */

@@ -16,23 +16,17 @@
 
 struct ripc__outq {
     pthread_mutex_t mu;
-    pthread_cond_t cv;   /* writer: work; senders: room / idle */
+    pthread_cond_t cv; /* writer: work; senders: room / idle */
     int fd;
     uint8_t *buf, *spare;
     size_t len, cap;
-    int busy;            /* somebody is writing to fd */
-    _Atomic int stop;    /* read by the writer outside the lock, mid-write */
-    int err;             /* first write error, sticky */
+    int busy;         /* somebody is writing to fd */
+    _Atomic int stop; /* read by the writer outside the lock, mid-write */
+    int err;          /* first write error, sticky */
     int started;
     pthread_t th;
     uint64_t last_ns;
 };
-
-static void at(struct timespec *ts, uint64_t ns)
-{
-    ts->tv_sec = (time_t)(ns / 1000000000u);
-    ts->tv_nsec = (long)(ns % 1000000000u);
-}
 
 /* Wait on cv until deadline (mutex held). -ETIMEDOUT when it passed. */
 static int wait_until(ripc__outq *q, uint64_t deadline)
@@ -43,8 +37,7 @@ static int wait_until(ripc__outq *q, uint64_t deadline)
     }
     if (ripc__now_ns() >= deadline)
         return -ETIMEDOUT;
-    struct timespec ts;
-    at(&ts, deadline);
+    struct timespec ts = ripc__timespec_at(deadline);
     pthread_cond_clockwait(&q->cv, &q->mu, CLOCK_MONOTONIC, &ts);
     return 0;
 }
@@ -83,7 +76,7 @@ static void *writer(void *arg)
         while (q->len == 0 && !q->stop)
             pthread_cond_wait(&q->cv, &q->mu);
         if (q->len == 0)
-            break; /* stop, and nothing left */
+            break;      /* stop, and nothing left */
         while (q->busy) /* a direct write is in progress: keep the order */
             pthread_cond_wait(&q->cv, &q->mu);
         uint8_t *b = q->buf;
@@ -119,11 +112,7 @@ int ripc__outq_open(ripc__outq **out, int fd, size_t cap)
         return -ENOMEM;
     }
     pthread_mutex_init(&q->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&q->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    ripc__cond_init_monotonic(&q->cv);
     q->fd = fd;
     q->cap = cap;
     *out = q;
@@ -131,8 +120,7 @@ int ripc__outq_open(ripc__outq **out, int fd, size_t cap)
 }
 
 /* Write f now, as the one writer (mutex held on entry and exit). */
-static int write_direct(ripc__outq *q, const ripc__frame *f, const void *payload,
-                        uint64_t deadline)
+static int write_direct(ripc__outq *q, const ripc__frame *f, const void *payload, uint64_t deadline)
 {
     q->busy = 1;
     pthread_mutex_unlock(&q->mu);
@@ -194,8 +182,7 @@ int ripc__outq_send(ripc__outq *q, const ripc__frame *f, const void *payload, ui
     return rc;
 }
 
-int ripc__outq_send_now(ripc__outq *q, const ripc__frame *f, const void *payload,
-                        uint64_t deadline)
+int ripc__outq_send_now(ripc__outq *q, const ripc__frame *f, const void *payload, uint64_t deadline)
 {
     pthread_mutex_lock(&q->mu);
     int rc = q->err;

@@ -310,13 +310,6 @@ static void peer_drop(struct loop *L, struct ripc_peer *p, int reason)
 
 /* ---- sending ---- */
 
-static int timespec_at(struct timespec *ts, uint64_t deadline_ns)
-{
-    ts->tv_sec = (time_t)(deadline_ns / 1000000000u);
-    ts->tv_nsec = (long)(deadline_ns % 1000000000u);
-    return 0;
-}
-
 static int lock_send(struct ripc_peer *p, uint64_t deadline)
 {
     if (deadline == UINT64_MAX)
@@ -324,8 +317,7 @@ static int lock_send(struct ripc_peer *p, uint64_t deadline)
     int rc = pthread_mutex_trylock(&p->send_mu);
     if (rc == 0)
         return 0;
-    struct timespec ts;
-    timespec_at(&ts, deadline);
+    struct timespec ts = ripc__timespec_at(deadline);
     rc = pthread_mutex_clocklock(&p->send_mu, CLOCK_MONOTONIC, &ts);
     return rc == ETIMEDOUT ? -EAGAIN : -rc;
 }
@@ -372,8 +364,7 @@ static int wait_space(struct ripc_peer *p, size_t len, uint64_t deadline)
             }
         }
     } else {
-        struct timespec ts;
-        timespec_at(&ts, until);
+        struct timespec ts = ripc__timespec_at(until);
         int w = pthread_cond_clockwait(&p->space_cv, &p->send_mu, CLOCK_MONOTONIC, &ts);
         atomic_fetch_sub(&p->space_waiters, 1);
         /* peer_drop may have run while we slept without the lock: the rings
@@ -933,11 +924,7 @@ static void accept_all(struct loop *L)
         p->ev_sock = (struct evsrc){EV_SOCK, p};
         p->ev_bell = (struct evsrc){EV_BELL, p};
         pthread_mutex_init(&p->send_mu, NULL);
-        pthread_condattr_t ca;
-        pthread_condattr_init(&ca);
-        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-        pthread_cond_init(&p->space_cv, &ca);
-        pthread_condattr_destroy(&ca);
+        ripc__cond_init_monotonic(&p->space_cv);
         ripc__sock_set_nonblock(p->sock, 1);
         pthread_mutex_lock(&s->all_mu);
         p->all_next = s->all;

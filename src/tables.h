@@ -44,7 +44,5 @@ void *ripc__peer_get(ripc__tables *t, uint32_t id);
 /* Every peer, each with a reference taken: *out is malloc'd (free it and
  * unref each). Returns the count or -ENOMEM. */
 int ripc__peer_all(ripc__tables *t, void ***out);
-/* Wait until deferred frees have run. */
-void ripc__tables_barrier(ripc__tables *t);
 
 #endif

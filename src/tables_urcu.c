@@ -298,9 +298,3 @@ int ripc__peer_all(ripc__tables *t, void ***out)
     *out = v;
     return (int)n;
 }
-
-void ripc__tables_barrier(ripc__tables *t)
-{
-    (void)t;
-    urcu_bp_barrier();
-}

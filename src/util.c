@@ -34,15 +34,6 @@ int ripc__remaining_ms(uint64_t deadline)
     return ms > 0x7fffffff ? 0x7fffffff : (int)ms;
 }
 
-int ripc__cpus(void)
-{
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) != 0)
-        return 1;
-    int n = CPU_COUNT(&set);
-    return n > 0 ? n : 1;
-}
-
 int ripc__spin_ok(int32_t peer_pid)
 {
     /* Spinning pays only when the two sides can run at the same time: we
@@ -58,6 +49,22 @@ int ripc__spin_ok(int32_t peer_pid)
         return 0;
     CPU_OR(&theirs, &theirs, &ours);
     return CPU_COUNT(&theirs) >= 2;
+}
+
+struct timespec ripc__timespec_at(uint64_t ns)
+{
+    struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000u),
+                          .tv_nsec = (long)(ns % 1000000000u)};
+    return ts;
+}
+
+void ripc__cond_init_monotonic(pthread_cond_t *cv)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(cv, &ca);
+    pthread_condattr_destroy(&ca);
 }
 
 void ripc__cpu_relax(void)
