@@ -241,8 +241,8 @@ static int refresh_head(ripc_ring *r)
 {
     uint64_t head = atomic_load_explicit(&r->hdr->prod.head, memory_order_acquire);
     /* head may only move forward, at most capacity ahead of our tail. */
-    if (head - r->peer > r->capacity - (r->peer - r->pos) ||
-        head - r->pos > r->capacity || (head & (RIPC_RING_ALIGN - 1)) != 0) {
+    if (head - r->peer > r->capacity - (r->peer - r->pos) || head - r->pos > r->capacity ||
+        (head & (RIPC_RING_ALIGN - 1)) != 0) {
         r->dead = 1;
         return -EPROTO;
     }
@@ -435,6 +435,30 @@ int ripc__ring_arm_producer(ripc_ring *r, size_t len)
     uint64_t total = (need > to_end ? to_end : 0) + need;
     uint64_t tail = atomic_load_explicit(&r->hdr->cons.tail, memory_order_seq_cst);
     if (r->dead || r->capacity - (r->pos - tail) >= total) {
+        atomic_store_explicit(&w->producer_sleeping, 0, memory_order_relaxed);
+        return 1;
+    }
+    return 0;
+}
+
+uint64_t ripc__ring_pos(const ripc_ring *r)
+{
+    return r->pos;
+}
+
+int ripc__ring_consumed(ripc_ring *r, uint64_t pos)
+{
+    uint64_t tail = atomic_load_explicit(&r->hdr->cons.tail, memory_order_acquire);
+    return r->dead || (int64_t)(tail - pos) >= 0;
+}
+
+int ripc__ring_arm_producer_pos(ripc_ring *r, uint64_t pos)
+{
+    struct ripc_ring_wait *w = &r->hdr->wait.w;
+    atomic_store_explicit(&w->producer_sleeping, 1, memory_order_seq_cst);
+    /* Pairs with the fence in space_wake, as in arm_producer. */
+    uint64_t tail = atomic_load_explicit(&r->hdr->cons.tail, memory_order_seq_cst);
+    if (r->dead || (int64_t)(tail - pos) >= 0) {
         atomic_store_explicit(&w->producer_sleeping, 0, memory_order_relaxed);
         return 1;
     }

@@ -14,11 +14,12 @@ struct ripc_ring {
     uint64_t capacity; /* private copies of the constants, read once */
     uint64_t mask;
     uint64_t max_payload;
-    uint64_t pos;      /* our own index: head (producer) or tail (consumer) */
-    uint64_t peer;     /* cached copy of the other side's index */
+    uint64_t pos;  /* our own index: head (producer) or tail (consumer) */
+    uint64_t peer; /* cached copy of the other side's index */
     int role;
     int dead;
-    int fastpub;       /* data direction uses asymmetric fences (shm/fence.h) */          /* -EPROTO seen: the ring is never used again */
+    int fastpub; /* data direction uses asymmetric fences (shm/fence.h) */ /* -EPROTO seen: the ring
+                                                                              is never used again */
     /* producer: the open reservation */
     int reserved;
     uint64_t res_pad;
@@ -44,7 +45,7 @@ struct ripc_ring {
  * Either the sleeper's re-read sees the new index, or the waker's load sees
  * the flag: the seq_cst total order forbids both missing (Dekker).
  */
-int ripc__ring_arm_consumer(ripc_ring *r);         /* 1: data is there, not armed */
+int ripc__ring_arm_consumer(ripc_ring *r); /* 1: data is there, not armed */
 void ripc__ring_disarm_consumer(ripc_ring *r);
 int ripc__ring_arm_producer(ripc_ring *r, size_t len); /* 1: room for len, not armed */
 void ripc__ring_disarm_producer(ripc_ring *r);
@@ -59,6 +60,18 @@ int ripc__ring_space_wake(ripc_ring *r);
 int ripc__ring_readable(ripc_ring *r);
 /* Producer: would a record of len bytes fit now? */
 int ripc__ring_writable(ripc_ring *r, size_t len);
+
+/*
+ * Producer, for large messages (src/large.c): a payload buffer may be reused
+ * once the consumer has released the marker record that names it.
+ * ring_pos is our index after the last commit; consumed says whether the
+ * consumer's published index has reached pos (a lying consumer only makes us
+ * reuse its own buffers early); arm_producer_pos arms like arm_producer but
+ * for that condition (1: already true, not armed).
+ */
+uint64_t ripc__ring_pos(const ripc_ring *r);
+int ripc__ring_consumed(ripc_ring *r, uint64_t pos);
+int ripc__ring_arm_producer_pos(ripc_ring *r, uint64_t pos);
 
 /*
  * Consumer, batched: release_lazy drops the peeked record from our private

@@ -35,10 +35,10 @@ enum {
 #define RIPC_SEG_MAX ((uint64_t)1 << 40)
 
 typedef struct ripc__segment {
-    void *base;   /* mapping, NULL when closed */
-    size_t len;   /* mapped bytes */
-    intptr_t fd;  /* descriptor (POSIX fd, or Windows HANDLE); -1 when none */
-    int backend;  /* RIPC_SEG_* actually used */
+    void *base;  /* mapping, NULL when closed */
+    size_t len;  /* mapped bytes */
+    intptr_t fd; /* descriptor (POSIX fd, or Windows HANDLE); -1 when none */
+    int backend; /* RIPC_SEG_* actually used */
 } ripc__segment;
 
 #define RIPC_SEG_WHY_LEN 128
@@ -67,6 +67,18 @@ int ripc__segment_create(ripc__segment *seg, size_t len, int backend, char *why,
  * Returns 0, -EINVAL (bad fd/len), -EPROTO (size mismatch), -EPERM, -ENOMEM.
  */
 int ripc__segment_map(ripc__segment *seg, intptr_t fd, size_t len, char *why, size_t why_len);
+
+/*
+ * Map, read-only and prefaulted, the first len bytes of a payload segment
+ * received from a peer that may be hostile (large messages). Only a memfd
+ * sealed against shrinking is accepted, whatever its size beyond len: any
+ * other object could be truncated under the mapping and make us fault.
+ * Never takes ownership of fd (close it after the call; the mapping stays).
+ * Returns 0, -EINVAL (len 0 or too large), -EPERM (not a sealed memfd),
+ * -EPROTO (smaller than len), -ENOMEM.
+ */
+int ripc__segment_map_sealed(ripc__segment *seg, intptr_t fd, size_t len, char *why,
+                             size_t why_len);
 
 /* Close the descriptor but keep the mapping (after it was passed on). */
 void ripc__segment_close_fd(ripc__segment *seg);

@@ -441,6 +441,55 @@ int ripc__segment_map(ripc__segment *seg, intptr_t fd, size_t len, char *why, si
     return 0;
 }
 
+int ripc__segment_map_sealed(ripc__segment *seg, intptr_t fd, size_t len, char *why, size_t why_len)
+{
+    struct stat st;
+    int rc;
+
+    if (why != NULL && why_len > 0)
+        why[0] = '\0';
+    seg_reset(seg);
+    if (fd < 0 || fd > INT_MAX)
+        return -EINVAL;
+    rc = check_len(len, why, why_len);
+    if (rc != 0)
+        return rc;
+#ifdef F_GET_SEALS
+    int seals = fcntl((int)fd, F_GET_SEALS);
+    if (seals < 0 || !(seals & F_SEAL_SHRINK)) {
+        set_why(why, why_len, 0, "payload descriptor is not a memfd sealed against shrinking");
+        return -EPERM;
+    }
+#else
+    set_why(why, why_len, 0, "sealed payload segments need F_GET_SEALS");
+    return -EPERM;
+#endif
+    if (fstat((int)fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        set_why(why, why_len, 0, "payload descriptor is not a regular file");
+        return -EPERM;
+    }
+    if (st.st_size < 0 || (uint64_t)st.st_size < (uint64_t)len) {
+        set_why(why, why_len, 0, "payload segment is %lld bytes, message says %zu",
+                (long long)st.st_size, len);
+        return -EPROTO;
+    }
+    int flags = MAP_SHARED;
+#ifdef MAP_POPULATE
+    flags |= MAP_POPULATE; /* one call instead of a fault per page */
+#endif
+    void *p = mmap(NULL, len, PROT_READ, flags, (int)fd, 0);
+    if (p == MAP_FAILED) {
+        int err = errno;
+        set_why(why, why_len, err, "mmap(%zu)", len);
+        return -err;
+    }
+    seg->base = p;
+    seg->len = len;
+    seg->fd = -1;
+    seg->backend = RIPC_SEG_MEMFD;
+    return 0;
+}
+
 void ripc__segment_close_fd(ripc__segment *seg)
 {
     if (seg == NULL)

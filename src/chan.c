@@ -46,11 +46,22 @@ int ripc__chan_attach(ripc__chan *ch, size_t ring_bytes, int master)
         return rc;
     }
     ch->max_payload = ripc_ring_payload_max(ch->tx) - RIPC_MSG_HDR;
+    ch->max_inline = ch->max_payload;
     return 0;
+}
+
+void ripc__chan_init(ripc__chan *ch)
+{
+    ch->seg.fd = -1;
+    ch->bell.wait_fd = ch->bell.ring_fd = -1;
+    ch->peer_bell.wait_fd = ch->peer_bell.ring_fd = -1;
+    ch->sock = -1;
+    ripc__large_init(&ch->lg);
 }
 
 void ripc__chan_close(ripc__chan *ch)
 {
+    ripc__large_free(&ch->lg);
     ripc_ring_detach(ch->tx);
     ripc_ring_detach(ch->rx);
     ch->tx = ch->rx = NULL;
@@ -59,16 +70,56 @@ void ripc__chan_close(ripc__chan *ch)
     ripc__segment_close(&ch->seg);
 }
 
-int ripc__chan_try_send(ripc__chan *ch, uint16_t type, uint8_t kind, uint64_t id,
-                        const void *data, uint64_t len)
+/* A large message: marker in the ring, payload in a memfd (src/large.h). */
+static int try_send_large(ripc__chan *ch, uint16_t type, uint8_t kind, uint64_t id,
+                          const void *data, uint64_t len, uint64_t deadline, ripc__waitfor *w)
 {
-    if (len > ch->max_payload || len > ch->max_message)
+    ripc__large_buf *b;
+    int rc = ripc__large_get(&ch->lg, ch->tx, len, &b, &w->arg);
+    if (rc == -EAGAIN)
+        w->what = RIPC_CHAN_CONSUMED;
+    if (rc < 0)
+        return rc;
+    void *buf;
+    if ((rc = ripc_ring_reserve(ch->tx, RIPC_MSG_HDR + RIPC_MARKER_BYTES, &buf)) < 0) {
+        w->what = RIPC_CHAN_ROOM;
+        w->arg = RIPC_MSG_HDR + RIPC_MARKER_BYTES;
+        return rc;
+    }
+    memcpy(b->seg.base, data, (size_t)len);
+    ripc__frame f = {.ftype = RIPC_FRAME_LARGE, .kind = kind, .type = type, .id = id, .len = len};
+    /* Frame first: a receiver that sees the marker finds the frame. An
+     * uncommitted reservation is simply dropped if this fails. */
+    if ((rc = ripc__large_send_frame(ch->sock, &f, b, deadline)) < 0)
+        return rc;
+    ripc__msg_encode(buf, type, kind, RIPC_MSGF_LARGE, id);
+    memcpy((unsigned char *)buf + RIPC_MSG_HDR, &len, sizeof len);
+    if (ripc__ring_commit_wake(ch->tx, RIPC_MSG_HDR + RIPC_MARKER_BYTES))
+        ripc__doorbell_ring(&ch->peer_bell);
+    b->busy = 1;
+    b->until = ripc__ring_pos(ch->tx);
+    /* A buffer over the idle budget is not kept: the receiver's mapping
+     * holds the pages until it is done; the slot still counts in flight. */
+    if (b->seg.len > RIPC_LARGE_KEEP)
+        ripc__segment_close(&b->seg);
+    return 0;
+}
+
+int ripc__chan_try_send(ripc__chan *ch, uint16_t type, uint8_t kind, uint64_t id, const void *data,
+                        uint64_t len, uint64_t deadline, ripc__waitfor *w)
+{
+    if (len > ch->max_message)
         return -EMSGSIZE;
+    if (len > ch->max_inline)
+        return try_send_large(ch, type, kind, id, data, len, deadline, w);
     size_t total = RIPC_MSG_HDR + (size_t)len;
     void *buf;
     int rc = ripc_ring_reserve(ch->tx, total, &buf);
-    if (rc < 0)
+    if (rc < 0) {
+        w->what = RIPC_CHAN_ROOM;
+        w->arg = total;
         return rc;
+    }
     ripc__msg_encode(buf, type, kind, 0, id);
     if (len)
         memcpy((unsigned char *)buf + RIPC_MSG_HDR, data, (size_t)len);
@@ -85,19 +136,28 @@ int ripc__chan_peek(ripc__chan *ch, ripc_msg *m)
     if (rc < 0)
         return rc;
     uint8_t flags;
-    if (n < RIPC_MSG_HDR ||
-        ripc__msg_decode(buf, &m->type, &m->kind, &flags, &m->id) < 0 || flags != 0)
+    if (n < RIPC_MSG_HDR || ripc__msg_decode(buf, &m->type, &m->kind, &flags, &m->id) < 0)
         return -EPROTO;
     m->data = (const unsigned char *)buf + RIPC_MSG_HDR;
     m->len = n - RIPC_MSG_HDR;
+    if (flags & RIPC_MSGF_LARGE)
+        return ripc__large_take(&ch->lg, ch->sock, ch->max_message, m->type, m->kind, m->id,
+                                m->data, (size_t)m->len, &m->data, &m->len);
     return 0;
 }
 
 void ripc__chan_release(ripc__chan *ch, int wake)
 {
+    ripc__large_done(&ch->lg);
     ripc_ring_release(ch->rx);
     if (wake)
         ripc__chan_space_wake(ch);
+}
+
+void ripc__chan_release_lazy(ripc__chan *ch)
+{
+    ripc__large_done(&ch->lg);
+    ripc__ring_release_lazy(ch->rx);
 }
 
 void ripc__chan_space_wake(ripc__chan *ch)
@@ -106,25 +166,46 @@ void ripc__chan_space_wake(ripc__chan *ch)
         ripc__doorbell_ring(&ch->peer_bell);
 }
 
-static int ready(ripc__chan *ch, int space, size_t len)
+static int ready(ripc__chan *ch, const ripc__waitfor *w)
 {
-    return space ? ripc__ring_writable(ch->tx, len) : ripc__ring_readable(ch->rx);
+    switch (w->what) {
+    case RIPC_CHAN_ROOM:
+        return ripc__ring_writable(ch->tx, (size_t)w->arg);
+    case RIPC_CHAN_CONSUMED:
+        return ripc__ring_consumed(ch->tx, w->arg);
+    default:
+        return ripc__ring_readable(ch->rx);
+    }
 }
 
-int ripc__chan_wait(ripc__chan *ch, int space, size_t len, uint64_t deadline)
+int ripc__chan_arm_space(ripc__chan *ch, const ripc__waitfor *w)
 {
-    if (ready(ch, space, len))
+    return w->what == RIPC_CHAN_CONSUMED ? ripc__ring_arm_producer_pos(ch->tx, w->arg)
+                                         : ripc__ring_arm_producer(ch->tx, (size_t)w->arg);
+}
+
+void ripc__chan_disarm_space(ripc__chan *ch)
+{
+    ripc__ring_disarm_producer(ch->tx);
+}
+
+int ripc__chan_wait(ripc__chan *ch, const ripc__waitfor *w, uint64_t deadline)
+{
+    static const ripc__waitfor data = {RIPC_CHAN_DATA, 0};
+    if (!w)
+        w = &data;
+    int space = w->what != RIPC_CHAN_DATA;
+    if (ready(ch, w))
         return 0;
     /* Spin phase: only pays when the peer has a CPU of its own. */
     if (ch->wait_mode != RIPC_WAIT_BLOCK && ch->spin_us > 0) {
         uint64_t start = ripc__now_ns();
-        uint64_t spin_end = ch->wait_mode == RIPC_WAIT_SPIN
-                                ? UINT64_MAX
-                                : start + (uint64_t)ch->spin_us * 1000u;
+        uint64_t spin_end =
+            ch->wait_mode == RIPC_WAIT_SPIN ? UINT64_MAX : start + (uint64_t)ch->spin_us * 1000u;
         uint64_t next_check = start + 1000000u; /* peer liveness, every ms */
         for (unsigned i = 1;; i++) {
             ripc__cpu_relax();
-            if (ready(ch, space, len))
+            if (ready(ch, w))
                 return 0;
             if ((i & 63) == 0) {
                 uint64_t now = ripc__now_ns();
@@ -145,7 +226,7 @@ int ripc__chan_wait(ripc__chan *ch, int space, size_t len, uint64_t deadline)
          * so yield between looks. */
         for (unsigned i = 1;; i++) {
             sched_yield();
-            if (ready(ch, space, len))
+            if (ready(ch, w))
                 return 0;
             if ((i & 15) == 0) {
                 if (ripc__now_ns() >= deadline)
@@ -158,8 +239,7 @@ int ripc__chan_wait(ripc__chan *ch, int space, size_t len, uint64_t deadline)
     /* Sleep phase: the eventcount. */
     for (;;) {
         uint32_t seen = ripc__doorbell_seq(&ch->bell);
-        int now_ready = space ? ripc__ring_arm_producer(ch->tx, len)
-                              : ripc__ring_arm_consumer(ch->rx);
+        int now_ready = space ? ripc__chan_arm_space(ch, w) : ripc__ring_arm_consumer(ch->rx);
         if (now_ready)
             return 0;
         int ms = ripc__remaining_ms(deadline);
@@ -168,7 +248,7 @@ int ripc__chan_wait(ripc__chan *ch, int space, size_t len, uint64_t deadline)
             ripc__ring_disarm_producer(ch->tx);
         else
             ripc__ring_disarm_consumer(ch->rx);
-        if (ready(ch, space, len))
+        if (ready(ch, w))
             return 0;
         if (rc == 2)
             return 1;

@@ -22,6 +22,7 @@
 struct stash {
     struct stash *next;
     ripc_msg m;
+    ripc__segment seg; /* a large message keeps its mapping instead of a copy */
     unsigned char data[];
 };
 
@@ -39,6 +40,7 @@ struct ripc_client {
     uint64_t dropped;
     struct stash *q_head, *q_tail;
     size_t q_bytes, q_cap;
+    unsigned q_large;   /* stashed large messages (mappings) */
     struct stash *lent; /* stash entry lent to the caller */
     char reason[RIPC_REASON_MAX + 1];
 };
@@ -51,6 +53,17 @@ static void release_msg(ripc_client *c)
     /* socket mode: the frame left the buffer when it was peeked */
 }
 
+static void stash_free(ripc_client *c, struct stash *s)
+{
+    if (s->seg.base) {
+        ripc__segment_close(&s->seg);
+        c->q_large--;
+    } else {
+        c->q_bytes -= (size_t)s->m.len;
+    }
+    free(s);
+}
+
 static void release_lent(ripc_client *c)
 {
     if (c->held) {
@@ -58,33 +71,19 @@ static void release_lent(ripc_client *c)
         c->held = 0;
     }
     if (c->lent) {
-        c->q_bytes -= (size_t)c->lent->m.len;
-        free(c->lent);
+        stash_free(c, c->lent);
         c->lent = NULL;
     }
 }
 
-/* The control socket needs attention: BYE, EOF, or (later) frames. */
+/* The control socket needs attention: large-message frames, BYE or EOF. */
 static int handle_sock(ripc_client *c)
 {
-    uint8_t hdr[RIPC_FRAME_HDR];
-    ssize_t n = recv(c->sock, hdr, sizeof hdr, MSG_PEEK | MSG_DONTWAIT);
-    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+    int rc = ripc__large_read(&c->ch.lg, c->sock, c->ch.max_message);
+    if (rc == 0)
         return 0;
-    if (n <= 0) {
-        c->peer_gone = 1;
-        return 0;
-    }
-    if ((size_t)n < sizeof hdr)
-        return 0;
-    ripc__frame f;
-    if (recv(c->sock, hdr, sizeof hdr, MSG_DONTWAIT) != (ssize_t)sizeof hdr ||
-        ripc__frame_decode(hdr, &f, 0) < 0 || f.ftype != RIPC_FRAME_BYE) {
-        c->peer_gone = 1;
-        return -EPROTO;
-    }
-    c->peer_gone = 1;
-    return 0;
+    c->peer_gone = 1; /* BYE or EOF: drain the ring, then -EPIPE */
+    return rc == -EPROTO ? rc : 0;
 }
 
 static int send_kind(ripc_client *c, uint16_t type, uint8_t kind, uint64_t id, const void *data,
@@ -133,7 +132,7 @@ static int peek_msg(ripc_client *c, ripc_msg *m)
 static int wait_msg(ripc_client *c, uint64_t deadline)
 {
     if (c->xport == RIPC_XPORT_SHM) {
-        int rc = ripc__chan_wait(&c->ch, 0, 0, deadline);
+        int rc = ripc__chan_wait(&c->ch, NULL, deadline);
         return rc == 1 ? handle_sock(c) : rc;
     }
     struct pollfd pf = {.fd = c->sock, .events = POLLIN};
@@ -181,12 +180,15 @@ static int send_kind(ripc_client *c, uint16_t type, uint8_t kind, uint64_t id, c
     for (;;) {
         if (c->peer_gone)
             return -EPIPE;
-        int rc = ripc__chan_try_send(&c->ch, type, kind, id, data, len);
+        ripc__waitfor w;
+        int rc = ripc__chan_try_send(&c->ch, type, kind, id, data, len, deadline, &w);
+        if (rc == -EPIPE)
+            c->peer_gone = 1;
         if (rc != -EAGAIN)
-            return rc;
+            return rc == -ETIMEDOUT && nowait ? -EAGAIN : rc;
         if (nowait)
             return -EAGAIN;
-        rc = ripc__chan_wait(&c->ch, 1, RIPC_MSG_HDR + (size_t)len, deadline);
+        rc = ripc__chan_wait(&c->ch, &w, deadline);
         if (rc == 1)
             rc = handle_sock(c);
         if (rc < 0)
@@ -209,7 +211,7 @@ static int next_msg(ripc_client *c, ripc_msg *m, uint64_t want_id, uint64_t dead
             c->q_tail = NULL;
         c->lent = s;
         *m = s->m;
-        m->data = s->data;
+        m->data = s->seg.base ? s->seg.base : s->data;
         return 0;
     }
     for (;;) {
@@ -229,16 +231,27 @@ static int next_msg(ripc_client *c, ripc_msg *m, uint64_t want_id, uint64_t dead
                 c->held = 1;
                 return 0;
             }
-            /* Keep it for recv(); bounded by one ring's worth. */
-            if (c->q_bytes + m->len > c->q_cap)
+            /* Keep it for recv(): copies bounded by one ring's worth, large
+             * messages (their mappings) by the sender's in-flight count. */
+            ripc__segment *big =
+                c->xport == RIPC_XPORT_SHM && c->ch.lg.lent.base ? &c->ch.lg.lent : NULL;
+            if (big ? c->q_large >= RIPC_LARGE_SLOTS : c->q_bytes + m->len > c->q_cap)
                 return -ENOBUFS;
-            struct stash *s = malloc(sizeof *s + (size_t)m->len);
+            struct stash *s = malloc(sizeof *s + (big ? 0 : (size_t)m->len));
             if (!s)
                 return -ENOMEM;
             s->next = NULL;
             s->m = *m;
-            memcpy(s->data, m->data, (size_t)m->len);
-            c->q_bytes += (size_t)m->len;
+            if (big) {
+                s->seg = *big; /* the release below must not unmap it */
+                big->base = NULL;
+                big->fd = -1;
+                c->q_large++;
+            } else {
+                s->seg.base = NULL;
+                memcpy(s->data, m->data, (size_t)m->len);
+                c->q_bytes += (size_t)m->len;
+            }
             if (c->q_tail)
                 c->q_tail->next = s;
             else
@@ -323,7 +336,7 @@ static void client_free(ripc_client *c)
     while (c->q_head) {
         struct stash *s = c->q_head;
         c->q_head = s->next;
-        free(s);
+        stash_free(c, s);
     }
     ripc__outq_close(c->outq, 0);
     ripc__chan_close(&c->ch);
@@ -477,6 +490,8 @@ static int handshake(ripc_client *c, char *why, size_t why_len)
     c->xport = RIPC_XPORT_SHM;
     c->id = w.peer_id;
     c->ch.max_message = w.max_message;
+    if (c->opt.max_inline && c->opt.max_inline < c->ch.max_inline)
+        c->ch.max_inline = c->opt.max_inline;
     c->ch.sock = c->sock;
     c->ch.wait_mode = c->opt.wait;
     uint32_t muid, mgid;
@@ -504,9 +519,7 @@ int ripc_client_open_ex(ripc_client **out, const char *url, const ripc_options *
     if (!c)
         return -ENOMEM;
     c->sock = -1;
-    c->ch.seg.fd = -1;
-    c->ch.bell.wait_fd = c->ch.bell.ring_fd = -1;
-    c->ch.peer_bell.wait_fd = c->ch.peer_bell.ring_fd = -1;
+    ripc__chan_init(&c->ch);
     ripc__options_resolve(&c->opt, opt);
     if (!ripc__ring_bytes_ok(c->opt.ring_bytes)) {
         ripc__whyf(why, why_len, "ring_bytes %zu: must be a power of two in [4 KiB, 1 GiB]",

@@ -26,9 +26,10 @@ static int rx_room(ripc__rx *rx, size_t want)
     }
     if (rx->cap - rx->end >= want)
         return 0;
-    size_t ncap = rx->cap ? rx->cap : RIPC_RX_CHUNK;
-    while (ncap - rx->end < want)
-        ncap *= 2;
+    /* Double for a run of frames; a single large frame gets what it needs. */
+    size_t ncap = rx->cap ? 2 * rx->cap : RIPC_RX_CHUNK;
+    if (ncap - rx->end < want)
+        ncap = (rx->end + want + RIPC_RX_CHUNK - 1) / RIPC_RX_CHUNK * RIPC_RX_CHUNK;
     uint8_t *nb = realloc(rx->buf, ncap);
     if (!nb)
         return -ENOMEM;
@@ -41,10 +42,14 @@ long ripc__rx_fill(ripc__rx *rx, int fd)
 {
     /* Never grow here: a peer sending faster than we dispatch must not make
      * us buffer without bound. Only ripc__rx_next grows, for one frame. */
+    if (rx->start == rx->end) {
+        rx->start = rx->end = 0;
+        /* Grown for a large frame that is gone now: give the memory back. */
+        if (rx->cap > 4 * RIPC_RX_CHUNK)
+            ripc__rx_free(rx);
+    }
     if (rx->cap == 0 && rx_room(rx, RIPC_RX_CHUNK) < 0)
         return -ENOMEM;
-    if (rx->start == rx->end)
-        rx->start = rx->end = 0;
     if (rx->start > 0 && rx->end == rx->cap) {
         memmove(rx->buf, rx->buf + rx->start, rx->end - rx->start);
         rx->end -= rx->start;

@@ -14,6 +14,7 @@
 #include "shm/ring_internal.h"
 #include "shm/segment.h"
 #include "sockets/sock.h"
+#include "src/large.h"
 #include "src/proto.h"
 
 #define RIPC_DEFAULT_RING_BYTES  ((size_t)1 << 20)
@@ -53,7 +54,17 @@ typedef struct ripc__chan {
     uint32_t spin_us;         /* 0 when only one CPU is usable */
     uint64_t max_payload;     /* largest message payload a record carries */
     uint64_t max_message;
+    uint64_t max_inline; /* larger payloads go through ripc__large */
+    ripc__large lg;
 } ripc__chan;
+
+/* What a sender waits for: room in tx for `arg` bytes, or the consumer of tx
+ * past position `arg` (a large-message buffer coming back). */
+enum { RIPC_CHAN_DATA = 0, RIPC_CHAN_ROOM = 1, RIPC_CHAN_CONSUMED = 2 };
+typedef struct ripc__waitfor {
+    int what;
+    uint64_t arg;
+} ripc__waitfor;
 
 /* Segment layout: ring worker->master at 0, ring master->worker after it. */
 size_t ripc__chan_seg_bytes(size_t ring_bytes);
@@ -63,22 +74,36 @@ int ripc__chan_create_segment(ripc__chan *ch, size_t ring_bytes, char *why, size
 int ripc__chan_attach(ripc__chan *ch, size_t ring_bytes, int master);
 void ripc__chan_close(ripc__chan *ch);
 
-/* Put a message in tx if it fits now: 0, -EAGAIN, -EMSGSIZE, -EPROTO.
- * Rings the peer's doorbell when the peer sleeps. */
+/* Zero the parts of a channel that hold descriptors (before anything else). */
+void ripc__chan_init(ripc__chan *ch);
+
+/*
+ * Put a message in tx if it can go now: 0, -EAGAIN (*w says what to wait
+ * for), -EMSGSIZE, -EPROTO, or for a large message -ENOMEM / -ETIMEDOUT /
+ * -EPIPE (the control socket; deadline bounds that wait only). Rings the
+ * peer's doorbell when the peer sleeps.
+ */
 int ripc__chan_try_send(ripc__chan *ch, uint16_t type, uint8_t kind, uint64_t id, const void *data,
-                        uint64_t len);
-/* Look at the next message in rx without waiting: 0, -EAGAIN, -EPROTO. */
+                        uint64_t len, uint64_t deadline, ripc__waitfor *w);
+/* Look at the next message in rx without waiting: 0, -EAGAIN, -EPROTO. A
+ * large message's payload is mapped until the release. */
 int ripc__chan_peek(ripc__chan *ch, ripc_msg *m);
 /* Drop the message returned by peek; wake a producer waiting for room. */
 void ripc__chan_release(ripc__chan *ch, int wake);
+/* The same without publishing the consumer index (ripc__ring_release_lazy). */
+void ripc__chan_release_lazy(ripc__chan *ch);
+/* Sender side of the eventcount for *w: 1 when it already holds (not
+ * armed), else armed; disarm after the wait. */
+int ripc__chan_arm_space(ripc__chan *ch, const ripc__waitfor *w);
+void ripc__chan_disarm_space(ripc__chan *ch);
 /* After releases with wake = 0: one check for a sleeping producer. */
 void ripc__chan_space_wake(ripc__chan *ch);
 /*
- * Wait until rx has a record (space = 0) or tx has room for `len` (space = 1),
+ * Wait until rx has a record (w NULL or RIPC_CHAN_DATA) or what *w says holds,
  * per the channel's wait strategy. Returns 0 when the condition holds, 1 when
  * the control socket needs attention (readable or hung up), -ETIMEDOUT, or
  * -EPIPE.
  */
-int ripc__chan_wait(ripc__chan *ch, int space, size_t len, uint64_t deadline);
+int ripc__chan_wait(ripc__chan *ch, const ripc__waitfor *w, uint64_t deadline);
 
 #endif

@@ -28,9 +28,9 @@
 #include <stdint.h>
 #include <string.h>
 
-#define RIPC_PROTO_MAGIC 0x43504952u /* "RIPC" */
+#define RIPC_PROTO_MAGIC   0x43504952u /* "RIPC" */
 #define RIPC_PROTO_VERSION 1u
-#define RIPC_FRAME_HDR 32u
+#define RIPC_FRAME_HDR     32u
 
 enum {
     RIPC_FRAME_HELLO = 1,   /* worker -> master: ripc__hello */
@@ -38,13 +38,16 @@ enum {
     RIPC_FRAME_REJECT = 3,  /* master -> worker: code in `type`, reason text */
     RIPC_FRAME_MSG = 4,     /* a message (socket mode, or a large payload) */
     RIPC_FRAME_BYE = 5,     /* clean goodbye, either way, empty */
-    RIPC_FRAME_MAX_ = 5,
+    RIPC_FRAME_LARGE = 6,   /* shm mode: a large payload's memfd (SCM_RIGHTS); kind,
+                             * type, id and len repeat the ring marker's, and no
+                             * payload bytes follow on the stream */
+    RIPC_FRAME_MAX_ = 6,
 };
 
 /* Message kinds (public values, see ringipc.h). */
-#define RIPC_KIND_ONEWAY 0
+#define RIPC_KIND_ONEWAY  0
 #define RIPC_KIND_REQUEST 1
-#define RIPC_KIND_REPLY 2
+#define RIPC_KIND_REPLY   2
 
 /* Transports. */
 enum {
@@ -53,13 +56,13 @@ enum {
 };
 
 /* Capabilities (HELLO / WELCOME caps). Doorbell kinds use RIPC_DB_CAP(). */
-#define RIPC_CAP_MEMFD (1u << 8)
-#define RIPC_CAP_SHM_OPEN (1u << 9)
-#define RIPC_CAP_SHM (1u << 10)      /* willing and able to map shared memory */
-#define RIPC_CAP_SOCKET (1u << 11)   /* can run socket mode */
+#define RIPC_CAP_MEMFD      (1u << 8)
+#define RIPC_CAP_SHM_OPEN   (1u << 9)
+#define RIPC_CAP_SHM        (1u << 10) /* willing and able to map shared memory */
+#define RIPC_CAP_SOCKET     (1u << 11) /* can run socket mode */
 #define RIPC_CAP_MEMBARRIER (1u << 12) /* HELLO: registered for asymmetric fences */
-#define RIPC_CAP_FAST_W2M (1u << 13)   /* WELCOME: w->m ring uses asymmetric fences */
-#define RIPC_CAP_FAST_M2W (1u << 14)   /* WELCOME: m->w ring uses asymmetric fences */
+#define RIPC_CAP_FAST_W2M   (1u << 13) /* WELCOME: w->m ring uses asymmetric fences */
+#define RIPC_CAP_FAST_M2W   (1u << 14) /* WELCOME: m->w ring uses asymmetric fences */
 /* HELLO caps bits 16..19: preferred worker doorbell kind; 20..21: the
  * worker's wait strategy (RIPC_WAIT_*). */
 #define RIPC_CAP_WAIT_SHIFT 20
@@ -142,9 +145,10 @@ static inline int ripc__frame_decode(const uint8_t in[RIPC_FRAME_HDR], ripc__fra
         return -EPROTO;
     if (ripc__get32(in + 12) != 0 || f->flags != 0)
         return -EPROTO;
-    if (f->ftype == RIPC_FRAME_MSG ? f->kind > RIPC_KIND_REPLY : f->kind != 0)
+    int is_msg = f->ftype == RIPC_FRAME_MSG || f->ftype == RIPC_FRAME_LARGE;
+    if (is_msg ? f->kind > RIPC_KIND_REPLY : f->kind != 0)
         return -EPROTO;
-    if (f->ftype != RIPC_FRAME_MSG && (f->id != 0 || (f->ftype != RIPC_FRAME_REJECT && f->type)))
+    if (!is_msg && (f->id != 0 || (f->ftype != RIPC_FRAME_REJECT && f->type)))
         return -EPROTO;
     if (f->ftype == RIPC_FRAME_BYE && f->len != 0)
         return -EPROTO;
@@ -155,19 +159,19 @@ static inline int ripc__frame_decode(const uint8_t in[RIPC_FRAME_HDR], ripc__fra
 
 /* ---- handshake payloads ---- */
 
-#define RIPC_NAME_MAX 63
-#define RIPC_TOKEN_MAX 128
-#define RIPC_REASON_MAX 200
+#define RIPC_NAME_MAX      63
+#define RIPC_TOKEN_MAX     128
+#define RIPC_REASON_MAX    200
 #define RIPC_HANDSHAKE_MAX 1024 /* no handshake payload is larger */
 
 typedef struct ripc__hello {
-    uint16_t version_min;  /* protocol versions the worker speaks */
+    uint16_t version_min; /* protocol versions the worker speaks */
     uint16_t version_max;
-    uint32_t caps;         /* RIPC_CAP_* | RIPC_DB_CAP(kind) */
+    uint32_t caps; /* RIPC_CAP_* | RIPC_DB_CAP(kind) */
     uint32_t pid;
-    uint32_t transport;    /* what the worker asks: 0 auto, RIPC_XPORT_* */
-    uint64_t ring_bytes;   /* wish per direction (0: master's choice) */
-    uint64_t max_message;  /* the worker's own cap (0: none) */
+    uint32_t transport;   /* what the worker asks: 0 auto, RIPC_XPORT_* */
+    uint64_t ring_bytes;  /* wish per direction (0: master's choice) */
+    uint64_t max_message; /* the worker's own cap (0: none) */
     char name[RIPC_NAME_MAX + 1];
     uint8_t token_len;
     uint8_t token[RIPC_TOKEN_MAX];
@@ -227,16 +231,16 @@ static inline int ripc__hello_decode(const uint8_t *in, size_t len, ripc__hello 
 }
 
 typedef struct ripc__welcome {
-    uint16_t version;      /* chosen protocol version */
-    uint8_t transport;     /* RIPC_XPORT_* */
-    uint8_t nfds;          /* descriptors attached: segment, worker bell, master bell */
+    uint16_t version;  /* chosen protocol version */
+    uint8_t transport; /* RIPC_XPORT_* */
+    uint8_t nfds;      /* descriptors attached: segment, worker bell, master bell */
     uint32_t peer_id;
-    uint32_t caps;         /* chosen: RIPC_DB_CAP(worker doorbell kind) | RIPC_DB_CAP(master's) */
-    uint8_t worker_db;     /* doorbell kind the worker sleeps on */
-    uint8_t master_db;     /* doorbell kind the worker rings to wake the master */
-    uint16_t reason_len;   /* why this transport (text follows the fixed part) */
-    uint64_t ring_bytes;   /* capacity of each ring */
-    uint64_t seg_bytes;    /* size of the segment (both rings) */
+    uint32_t caps;       /* chosen: RIPC_DB_CAP(worker doorbell kind) | RIPC_DB_CAP(master's) */
+    uint8_t worker_db;   /* doorbell kind the worker sleeps on */
+    uint8_t master_db;   /* doorbell kind the worker rings to wake the master */
+    uint16_t reason_len; /* why this transport (text follows the fixed part) */
+    uint64_t ring_bytes; /* capacity of each ring */
+    uint64_t seg_bytes;  /* size of the segment (both rings) */
     uint64_t max_message;
     uint64_t max_inline;
     char reason[RIPC_REASON_MAX + 1];
@@ -306,8 +310,12 @@ static inline int ripc__welcome_decode(const uint8_t *in, size_t len, ripc__welc
  *   8  8  id
  */
 #define RIPC_MSG_HDR 16u
-#define RIPC_MSGF_LARGE 0x1u /* the payload follows on the control channel (issue: large payloads) */
-#define RIPC_MSGF_KNOWN 0x1u
+/* A large message's marker: the record's payload is the message length (8
+ * bytes, host order); the bytes are in a memfd that a RIPC_FRAME_LARGE frame
+ * on the control socket carries (src/large.h). */
+#define RIPC_MSGF_LARGE   0x1u
+#define RIPC_MARKER_BYTES 8u
+#define RIPC_MSGF_KNOWN   0x1u
 
 static inline void ripc__msg_encode(uint8_t out[RIPC_MSG_HDR], uint16_t type, uint8_t kind,
                                     uint8_t flags, uint64_t id)

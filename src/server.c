@@ -329,7 +329,7 @@ static int lock_send(struct ripc_peer *p, uint64_t deadline)
  * Otherwise the owning loop wakes us through space_cv; a slice of 10 ms
  * covers the case where no loop thread is running at all.
  */
-static int wait_space(struct ripc_peer *p, size_t len, uint64_t deadline)
+static int wait_space(struct ripc_peer *p, const ripc__waitfor *wf, uint64_t deadline)
 {
     uint64_t now = ripc__now_ns();
     if (now >= deadline)
@@ -346,7 +346,7 @@ static int wait_space(struct ripc_peer *p, size_t len, uint64_t deadline)
     } else {
         atomic_fetch_add(&p->space_waiters, 1); /* before arming: see EV_BELL */
     }
-    if (ripc__ring_arm_producer(p->ch.tx, len)) {
+    if (ripc__chan_arm_space(&p->ch, wf)) {
         if (!own_loop)
             atomic_fetch_sub(&p->space_waiters, 1);
         return 0;
@@ -359,7 +359,7 @@ static int wait_space(struct ripc_peer *p, size_t len, uint64_t deadline)
             if (pf[0].revents)
                 ripc__doorbell_drain(&p->ch.bell);
             if (pf[1].revents && !ripc__sock_alive(p->sock)) {
-                ripc__ring_disarm_producer(p->ch.tx);
+                ripc__chan_disarm_space(&p->ch);
                 return -EPIPE;
             }
         }
@@ -374,11 +374,11 @@ static int wait_space(struct ripc_peer *p, size_t len, uint64_t deadline)
         /* No loop may be running to notice a dead worker: look ourselves
          * (the socket stays open while we hold the send lock and !dead). */
         if (w == ETIMEDOUT && !ripc__sock_alive(p->sock)) {
-            ripc__ring_disarm_producer(p->ch.tx);
+            ripc__chan_disarm_space(&p->ch);
             return -EPIPE;
         }
     }
-    ripc__ring_disarm_producer(p->ch.tx);
+    ripc__chan_disarm_space(&p->ch);
     return 0;
 }
 
@@ -409,7 +409,10 @@ static int peer_send(struct ripc_peer *p, uint16_t type, uint8_t kind, uint64_t 
                 rc = -EAGAIN;
             break;
         }
-        rc = ripc__chan_try_send(&p->ch, type, kind, id, data, len);
+        ripc__waitfor wf;
+        rc = ripc__chan_try_send(&p->ch, type, kind, id, data, len, deadline, &wf);
+        if (rc == -ETIMEDOUT && timeout_ms == 0)
+            rc = -EAGAIN;
         if (rc == -EPROTO) {
             /* The worker scribbled on the consumer index of our outbound
              * ring: the channel is dead for good. Only the owning loop may
@@ -424,7 +427,7 @@ static int peer_send(struct ripc_peer *p, uint16_t type, uint8_t kind, uint64_t 
         }
         if (rc != -EAGAIN || timeout_ms == 0)
             break;
-        rc = wait_space(p, RIPC_MSG_HDR + (size_t)len, deadline);
+        rc = wait_space(p, &wf, deadline);
         if (rc < 0)
             break;
     }
@@ -713,7 +716,13 @@ static int process_hello(struct loop *L, struct ripc_peer *p, const ripc__frame 
     int fast_m2w = mb && w_wait != RIPC_WAIT_BLOCK;
     ripc__ring_set_fastpub(p->ch.rx, fast_w2m);
     ripc__ring_set_fastpub(p->ch.tx, fast_m2w);
+    /* Large messages travel in memfds (src/large.h): both sides must be
+     * able to make them, otherwise a message is at most one ring record. */
+    if (!(h.caps & RIPC_CAP_MEMFD) || !ripc__segment_supported(RIPC_SEG_MEMFD))
+        maxmsg = maxmsg < p->ch.max_payload ? maxmsg : p->ch.max_payload;
     p->ch.max_message = maxmsg;
+    if (s->opt.max_inline && s->opt.max_inline < p->ch.max_inline)
+        p->ch.max_inline = s->opt.max_inline;
     p->ch.sock = p->sock;
     p->ch.wait_mode = s->opt.wait;
     p->ch.spin_us = ripc__spin_ok(p->pid) ? s->opt.spin_us : 0;
@@ -787,7 +796,7 @@ static int peer_activate(struct loop *L, struct ripc_peer *p)
     }
     p->state = P_ACTIVE;
     s->n_hs--;
-    p->hs_len = 0; /* p->hs now collects frame headers (active_readable) */
+    p->hs_len = 0;
     atomic_fetch_add(&s->npeers, 1);
     if (s->joined)
         s->joined(p, s->cb_arg);
@@ -918,9 +927,7 @@ static void accept_all(struct loop *L)
         p->sock = (int)fd;
         p->hs_deadline = ripc__now_ns() + (uint64_t)s->opt.connect_timeout_ms * 1000000u;
         s->n_hs++;
-        p->ch.seg.fd = -1;
-        p->ch.bell.wait_fd = p->ch.bell.ring_fd = -1;
-        p->ch.peer_bell.wait_fd = p->ch.peer_bell.ring_fd = -1;
+        ripc__chan_init(&p->ch);
         p->ev_sock = (struct evsrc){EV_SOCK, p};
         p->ev_bell = (struct evsrc){EV_BELL, p};
         pthread_mutex_init(&p->send_mu, NULL);
@@ -937,28 +944,16 @@ static void accept_all(struct loop *L)
     }
 }
 
-/* An active peer's control socket is readable: BYE, EOF, or junk. */
+/* An active shm peer's control socket is readable: large-message frames,
+ * BYE, EOF, or junk. Once the connection ends, the ring is drained, then p
+ * is dropped with the reason. */
 static void active_readable(struct ripc_peer *p)
 {
-    /* Collect the header in p->hs (free since the handshake): a partial one
-     * left in the socket would keep it readable and spin the loop. */
-    uint8_t *hdr = p->hs;
-    ssize_t n = recv(p->sock, hdr + p->hs_len, RIPC_FRAME_HDR - p->hs_len, MSG_DONTWAIT);
-    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+    int rc = ripc__large_read(&p->ch.lg, p->sock, p->ch.max_message);
+    if (rc == 0)
         return;
-    if (n <= 0) {
-        p->gone = 1;
-        p->gone_reason = -EPIPE;
-    } else if ((p->hs_len += (size_t)n) < RIPC_FRAME_HDR) {
-        return; /* the rest of the header is on its way */
-    } else {
-        ripc__frame f;
-        p->gone = 1;
-        if (ripc__frame_decode(hdr, &f, 0) == 0 && f.ftype == RIPC_FRAME_BYE)
-            p->gone_reason = RIPC_LEFT_BYE;
-        else
-            p->gone_reason = -EPROTO;
-    }
+    p->gone = 1;
+    p->gone_reason = rc == 1 ? RIPC_LEFT_BYE : rc;
     ep_del(p->loop->epfd, p->sock); /* nothing more to read from it */
 }
 
@@ -1051,7 +1046,7 @@ static int loop_dispatch(struct loop *L)
             }
             m.peer_id = p->id;
             dispatch_one(L, p, &m);
-            ripc__ring_release_lazy(p->ch.rx);
+            ripc__chan_release_lazy(&p->ch);
             n++;
         }
         if (n) {

@@ -41,7 +41,8 @@ static void frame_one(const uint8_t *in)
         if (rc != 0)
             continue;
         CHECK(f.ftype >= RIPC_FRAME_HELLO && f.ftype <= RIPC_FRAME_MAX_);
-        CHECK(f.ftype == RIPC_FRAME_MSG ? f.kind <= RIPC_KIND_REPLY : f.kind == 0);
+        CHECK(f.ftype == RIPC_FRAME_MSG || f.ftype == RIPC_FRAME_LARGE ? f.kind <= RIPC_KIND_REPLY
+                                                                       : f.kind == 0);
         CHECK(f.flags == 0);
         CHECK(f.len <= limits[i]);
         CHECK(f.ftype != RIPC_FRAME_BYE || f.len == 0);

@@ -120,7 +120,7 @@ static void test_proto_frame_bad_magic(void **state)
 
 static void test_proto_frame_bad_type(void **state)
 {
-    static const uint8_t bad[] = {0, RIPC_FRAME_MAX_ + 1, 6, 0x7F, 0x80, 0xFF};
+    static const uint8_t bad[] = {0, RIPC_FRAME_MAX_ + 1, 7, 0x7F, 0x80, 0xFF};
     for (size_t i = 0; i < sizeof bad; i++)
         assert_int_equal(decode_frame(&(ripc__frame){.ftype = bad[i]}, UINT64_MAX), -EPROTO);
     for (uint8_t t = RIPC_FRAME_HELLO; t <= RIPC_FRAME_MAX_; t++)
@@ -141,6 +141,9 @@ static void test_proto_frame_bad_kind(void **state)
         int want = k <= RIPC_KIND_REPLY ? 0 : -EPROTO;
         assert_int_equal(
             decode_frame(&(ripc__frame){.ftype = RIPC_FRAME_MSG, .kind = (uint8_t)k}, UINT64_MAX),
+            want);
+        assert_int_equal(
+            decode_frame(&(ripc__frame){.ftype = RIPC_FRAME_LARGE, .kind = (uint8_t)k}, UINT64_MAX),
             want);
     }
 }

@@ -1,0 +1,267 @@
+/* SPDX-License-Identifier: MIT */
+/* Large messages in shared-memory mode: see src/large.h. */
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "src/internal.h"
+#include "src/large.h"
+
+void ripc__large_init(ripc__large *lg)
+{
+    memset(lg, 0, sizeof *lg);
+    lg->hdr_fd = -1;
+    for (int i = 0; i < RIPC_LARGE_SLOTS; i++) {
+        lg->out[i].seg.fd = -1;
+        lg->in[i].fd = -1;
+    }
+    lg->lent.fd = -1;
+}
+
+static void close_fd(int *fd)
+{
+    if (*fd >= 0)
+        close(*fd);
+    *fd = -1;
+}
+
+void ripc__large_free(ripc__large *lg)
+{
+    for (int i = 0; i < RIPC_LARGE_SLOTS; i++)
+        ripc__segment_close(&lg->out[i].seg);
+    while (lg->in_n) {
+        close_fd(&lg->in[lg->in_head].fd);
+        lg->in_head = (lg->in_head + 1) % RIPC_LARGE_SLOTS;
+        lg->in_n--;
+    }
+    close_fd(&lg->hdr_fd);
+    ripc__segment_close(&lg->lent);
+    ripc__large_init(lg);
+}
+
+/* ---- receiving ---- */
+
+/* One recvmsg for the rest of the header being read. >0 bytes, 0 nothing
+ * there now, -EPIPE end of stream, -EPROTO descriptors we cannot accept. */
+static long read_hdr(ripc__large *lg, int sock)
+{
+    union {
+        char buf[CMSG_SPACE(2 * sizeof(int))];
+        struct cmsghdr align;
+    } cm;
+    struct iovec iov = {.iov_base = lg->hdr + lg->hdr_len, .iov_len = RIPC_FRAME_HDR - lg->hdr_len};
+    struct msghdr mh = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf, .msg_controllen = sizeof cm.buf};
+    ssize_t n;
+    do
+        n = recvmsg(sock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -EPIPE;
+    int bad = (mh.msg_flags & MSG_CTRUNC) != 0;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) {
+            bad = 1;
+            continue;
+        }
+        size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < k; i++) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+            if (lg->hdr_fd < 0 && !bad)
+                lg->hdr_fd = fd;
+            else {
+                close(fd);
+                bad = 1;
+            }
+        }
+    }
+    if (bad)
+        return -EPROTO;
+    if (n == 0)
+        return -EPIPE;
+    return (long)n;
+}
+
+int ripc__large_read(ripc__large *lg, int sock, uint64_t max_message)
+{
+    for (;;) {
+        if (lg->bye)
+            return 1;
+        long n = read_hdr(lg, sock);
+        if (n <= 0)
+            return (int)n;
+        if ((lg->hdr_len += (size_t)n) < RIPC_FRAME_HDR)
+            continue;
+        lg->hdr_len = 0;
+        ripc__frame f;
+        int rc = ripc__frame_decode(lg->hdr, &f, max_message);
+        if (rc == 0 && f.ftype == RIPC_FRAME_BYE && lg->hdr_fd < 0) {
+            lg->bye = 1;
+            continue;
+        }
+        if (rc < 0 || f.ftype != RIPC_FRAME_LARGE || lg->hdr_fd < 0 || f.len == 0 ||
+            lg->in_n == RIPC_LARGE_SLOTS) {
+            close_fd(&lg->hdr_fd);
+            return -EPROTO;
+        }
+        ripc__large_in *in = &lg->in[(lg->in_head + lg->in_n) % RIPC_LARGE_SLOTS];
+        in->fd = lg->hdr_fd;
+        in->f = f;
+        lg->hdr_fd = -1;
+        lg->in_n++;
+    }
+}
+
+int ripc__large_take(ripc__large *lg, int sock, uint64_t max_message, uint16_t type, uint8_t kind,
+                     uint64_t id, const void *marker, size_t marker_len, const void **data,
+                     uint64_t *len)
+{
+    if (lg->lent.base) { /* peeked again before release: the same payload */
+        *data = lg->lent.base;
+        *len = lg->lent.len;
+        return 0;
+    }
+    uint64_t want;
+    if (marker_len != RIPC_MARKER_BYTES)
+        return -EPROTO;
+    memcpy(&want, marker, sizeof want);
+    if (want == 0 || want > max_message || want > SIZE_MAX)
+        return -EPROTO;
+    if (lg->in_n == 0 && ripc__large_read(lg, sock, max_message) == -EPROTO)
+        return -EPROTO;
+    if (lg->in_n == 0)
+        return -EPROTO; /* the frame was sent before the marker: it must be here */
+    ripc__large_in *in = &lg->in[lg->in_head];
+    lg->in_head = (lg->in_head + 1) % RIPC_LARGE_SLOTS;
+    lg->in_n--;
+    int fd = in->fd;
+    in->fd = -1;
+    int rc = -EPROTO;
+    if (in->f.type == type && in->f.kind == kind && in->f.id == id && in->f.len == want &&
+        ripc__segment_map_sealed(&lg->lent, fd, (size_t)want, NULL, 0) == 0) {
+        *data = lg->lent.base;
+        *len = want;
+        rc = 0;
+    }
+    close(fd); /* the mapping keeps the memory */
+    return rc;
+}
+
+void ripc__large_done(ripc__large *lg)
+{
+    ripc__segment_close(&lg->lent);
+}
+
+/* ---- sending ---- */
+
+static size_t idle_bytes(const ripc__large *lg)
+{
+    size_t n = 0;
+    for (int i = 0; i < RIPC_LARGE_SLOTS; i++)
+        if (lg->out[i].seg.base && !lg->out[i].busy)
+            n += lg->out[i].seg.len;
+    return n;
+}
+
+int ripc__large_get(ripc__large *lg, ripc_ring *tx, uint64_t len, ripc__large_buf **b,
+                    uint64_t *wait_pos)
+{
+    ripc__large_buf *fit = NULL, *spare = NULL, *oldest = NULL;
+    for (int i = 0; i < RIPC_LARGE_SLOTS; i++) {
+        ripc__large_buf *x = &lg->out[i];
+        if (x->busy && ripc__ring_consumed(tx, x->until)) {
+            x->busy = 0;
+            /* Back from the consumer: keep it only within the idle budget. */
+            if (idle_bytes(lg) > RIPC_LARGE_KEEP)
+                ripc__segment_close(&x->seg);
+        }
+        if (x->busy) {
+            if (!oldest || (int64_t)(x->until - oldest->until) < 0)
+                oldest = x;
+        } else if (x->seg.base && x->seg.len >= len) {
+            if (!fit || x->seg.len < fit->seg.len)
+                fit = x;
+        } else if (!spare || (spare->seg.base && !x->seg.base)) {
+            spare = x; /* prefer an empty slot over a too-small buffer */
+        }
+    }
+    if (fit) {
+        *b = fit;
+        return 0;
+    }
+    if (!spare) {
+        *wait_pos = oldest->until;
+        return -EAGAIN;
+    }
+    ripc__segment_close(&spare->seg);
+    /* Round up so that a stream of slightly different sizes reuses one. */
+    uint64_t cap = (len + 0xFFFFu) & ~(uint64_t)0xFFFFu;
+    if (cap > SIZE_MAX)
+        return -ENOMEM;
+    int rc = ripc__segment_create(&spare->seg, (size_t)cap, RIPC_SEG_MEMFD, NULL, 0);
+    if (rc < 0)
+        return rc == -EINVAL ? -ENOMEM : rc;
+    *b = spare;
+    return 0;
+}
+
+static int wait_out(int sock, uint64_t deadline)
+{
+    struct pollfd pf = {.fd = sock, .events = POLLOUT};
+    int n = poll(&pf, 1, ripc__remaining_ms(deadline));
+    if (n == 0)
+        return -ETIMEDOUT;
+    if (n < 0 && errno != EINTR)
+        return -errno;
+    if (n > 0 && (pf.revents & (POLLERR | POLLHUP | POLLNVAL)))
+        return -EPIPE;
+    return 0;
+}
+
+int ripc__large_send_frame(int sock, const ripc__frame *f, const ripc__large_buf *b,
+                           uint64_t deadline)
+{
+    uint8_t hdr[RIPC_FRAME_HDR];
+    ripc__frame_encode(hdr, f);
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } cm;
+    memset(&cm, 0, sizeof cm);
+    size_t done = 0;
+    while (done < sizeof hdr) {
+        struct iovec iov = {.iov_base = hdr + done, .iov_len = sizeof hdr - done};
+        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+        if (done == 0) { /* the descriptor rides on the first byte */
+            int fd = (int)b->seg.fd;
+            mh.msg_control = cm.buf;
+            mh.msg_controllen = sizeof cm.buf;
+            struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+            c->cmsg_level = SOL_SOCKET;
+            c->cmsg_type = SCM_RIGHTS;
+            c->cmsg_len = CMSG_LEN(sizeof(int));
+            memcpy(CMSG_DATA(c), &fd, sizeof fd);
+        }
+        ssize_t n = sendmsg(sock, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n > 0) {
+            done += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+            return -EPIPE;
+        /* Started frames are finished (a second past the deadline at most:
+         * a peer that reads nothing for that long has broken the stream). */
+        uint64_t until = deadline;
+        if (done)
+            until = deadline > UINT64_MAX - 1000000000u ? UINT64_MAX : deadline + 1000000000u;
+        int rc = wait_out(sock, until);
+        if (rc < 0)
+            return done && rc == -ETIMEDOUT ? -EPIPE : rc;
+    }
+    return 0;
+}

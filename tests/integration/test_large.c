@@ -1,0 +1,524 @@
+/*
+ * Large messages across real processes: payloads over max_inline take the
+ * control channel (shm mode: a memfd per message, a marker in the ring;
+ * socket mode: a frame like any other) and must arrive whole, in order with
+ * the ring traffic, both ways, with max_message enforced on both sides.
+ *
+ * Usage: test_large [shm|socket] [test-name-filter]
+ *   The test "over_4gib" (more than 4 GiB in one message, each way; about
+ *   16 GiB of memory at its peak) runs only when the filter names it; ctest
+ *   registers it separately with the label "slow".
+ *
+ * The test process is the master, running ripc_server_run() in a thread;
+ * workers are fork()ed children that print what went wrong and _exit()
+ * non-zero (they never call cmocka). Sequencing uses pipes and the protocol.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "ringipc/ringipc.h"
+#include "support/support.h"
+
+enum { T_DATA = 1, T_ECHO, T_END, T_BIG };
+
+#define MIB        ((uint64_t)1 << 20)
+#define INLINE_MAX 4096 /* small max_inline: the large path carries most sizes */
+
+static int g_transport = RIPC_TRANSPORT_SHM;
+static const char *g_filter;
+
+/* What the master saw (its handlers run on the run() thread). */
+static struct {
+    ripc_server *s;
+    pthread_t th;
+    char url[128];
+    char dir[64];
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint32_t peer; /* the last worker that joined (under mu) */
+    int joined;
+    uint64_t next_seq;    /* T_DATA / T_BIG: the sequence expected next */
+    _Atomic uint64_t got; /* T_DATA / T_BIG messages that checked out */
+    _Atomic int bad;      /* a message out of order or with wrong bytes */
+    char err[256];
+} M;
+
+static void fail_m(const char *fmt, ...)
+{
+    if (atomic_exchange(&M.bad, 1))
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(M.err, sizeof M.err, fmt, ap);
+    va_end(ap);
+}
+
+/* Payloads: the first 8 bytes carry the sequence number, the rest is
+ * ripc_test_fill()'s pattern for that sequence, so a receiver checks both
+ * order and every byte. */
+static void make_payload(unsigned char *buf, uint64_t len, uint64_t seq)
+{
+    memcpy(buf, &seq, 8);
+    ripc_test_fill(buf + 8, (size_t)len - 8, seq);
+}
+
+static int check_payload(const void *data, uint64_t len, uint64_t seq)
+{
+    uint64_t got;
+    if (len < 8)
+        return 0;
+    memcpy(&got, data, 8);
+    return got == seq && ripc_test_check((const unsigned char *)data + 8, (size_t)len - 8, seq);
+}
+
+static void on_data(ripc_peer *from, const ripc_msg *m, void *arg)
+{
+    (void)from;
+    (void)arg;
+    if (!check_payload(m->data, m->len, M.next_seq))
+        fail_m("message %llu (%llu bytes): wrong order or content", (unsigned long long)M.next_seq,
+               (unsigned long long)m->len);
+    else
+        atomic_fetch_add(&M.got, 1);
+    M.next_seq++;
+}
+
+/* T_ECHO: reply with a payload of the length the request names, built for
+ * the request's sequence + 1000; the request itself is checked first. */
+static void on_echo(ripc_peer *from, const ripc_msg *m, void *arg)
+{
+    (void)arg;
+    uint64_t seq = 0, want = 0;
+    if (m->len < 16) {
+        fail_m("short echo request");
+        return;
+    }
+    memcpy(&seq, m->data, 8);
+    memcpy(&want, (const unsigned char *)m->data + 8, 8);
+    /* the request: seq, wanted reply length, then the pattern */
+    int ok = ripc_test_check((const unsigned char *)m->data + 16, (size_t)m->len - 16, seq);
+    unsigned char *reply = want >= 8 ? malloc((size_t)want) : NULL;
+    if (!ok || !reply) {
+        fail_m("echo request %llu damaged", (unsigned long long)seq);
+        free(reply);
+        return;
+    }
+    make_payload(reply, want, seq + 1000);
+    int rc = ripc_reply(from, m, reply, want);
+    if (rc < 0)
+        fail_m("ripc_reply(%llu bytes): %s", (unsigned long long)want, ripc_strerror(rc));
+    free(reply);
+}
+
+/* T_END: a request; the reply says how many messages checked out. */
+static void on_end(ripc_peer *from, const ripc_msg *m, void *arg)
+{
+    (void)arg;
+    uint64_t got = atomic_load(&M.got);
+    ripc_reply(from, m, &got, sizeof got);
+}
+
+static void on_join(ripc_peer *p, void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&M.mu);
+    M.peer = ripc_peer_id(p);
+    M.joined++;
+    pthread_cond_broadcast(&M.cv);
+    pthread_mutex_unlock(&M.mu);
+}
+
+/* The id of the worker, once the master has seen it join. */
+static uint32_t wait_joined(void)
+{
+    pthread_mutex_lock(&M.mu);
+    while (M.joined == 0)
+        pthread_cond_wait(&M.cv, &M.mu);
+    uint32_t id = M.peer;
+    pthread_mutex_unlock(&M.mu);
+    return id;
+}
+
+static void *run_main(void *arg)
+{
+    (void)arg;
+    ripc_server_run(M.s, 1);
+    return NULL;
+}
+
+static ripc_options opts(uint64_t max_message)
+{
+    ripc_options o = {0};
+    o.transport = g_transport;
+    o.max_inline = INLINE_MAX;
+    o.max_message = max_message;
+    return o;
+}
+
+static int start_master(uint64_t max_message)
+{
+    memset(&M, 0, sizeof M);
+    pthread_mutex_init(&M.mu, NULL);
+    pthread_cond_init(&M.cv, NULL);
+    snprintf(M.dir, sizeof M.dir, "/tmp/ripc-large-XXXXXX");
+    if (!mkdtemp(M.dir))
+        return -1;
+    snprintf(M.url, sizeof M.url, "unix:%s/s", M.dir);
+    ripc_options o = opts(max_message);
+    int rc = ripc_server_open(&M.s, M.url, &o);
+    if (rc < 0) {
+        fprintf(stderr, "ripc_server_open: %s\n", ripc_strerror(rc));
+        return -1;
+    }
+    ripc_server_handle(M.s, T_DATA, on_data, NULL);
+    ripc_server_handle(M.s, T_BIG, on_data, NULL);
+    ripc_server_handle(M.s, T_ECHO, on_echo, NULL);
+    ripc_server_handle(M.s, T_END, on_end, NULL);
+    ripc_server_on_peer(M.s, on_join, NULL, NULL);
+    return pthread_create(&M.th, NULL, run_main, NULL) == 0 ? 0 : -1;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    return start_master(64 * MIB);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    ripc_server_stop(M.s);
+    pthread_join(M.th, NULL);
+    ripc_server_close(M.s);
+    rmdir(M.dir);
+    return 0;
+}
+
+/* ---- worker side ---- */
+
+static int kid_fail(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "worker: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    return 1;
+}
+
+static int kid_open(ripc_client **c, uint64_t max_message)
+{
+    ripc_options o = opts(max_message);
+    int rc = ripc_client_open(c, M.url, &o);
+    if (rc < 0)
+        return kid_fail("open: %s", ripc_strerror(rc));
+    const char *want = g_transport == RIPC_TRANSPORT_SOCKET ? "socket" : "shm";
+    if (strcmp(ripc_client_transport(*c), want) != 0)
+        return kid_fail("transport %s, wanted %s", ripc_client_transport(*c), want);
+    return 0;
+}
+
+/* Ask the master how many messages checked out on its side. */
+static int kid_end(ripc_client *c, uint64_t want)
+{
+    ripc_msg r;
+    int rc = ripc_client_request(c, T_END, NULL, 0, &r, 30000);
+    if (rc < 0)
+        return kid_fail("end request: %s", ripc_strerror(rc));
+    uint64_t got = 0;
+    if (r.len == sizeof got)
+        memcpy(&got, r.data, sizeof got);
+    if (got != want)
+        return kid_fail("the master checked %llu messages, wanted %llu", (unsigned long long)got,
+                        (unsigned long long)want);
+    return 0;
+}
+
+static int fork_kid(int (*fn)(void *), void *arg)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(fn(arg));
+    return pid;
+}
+
+static void master_check(int pid, uint64_t want_got)
+{
+    int st = ripc_test_wait(pid);
+    if (atomic_load(&M.bad))
+        fail_msg("master: %s", M.err);
+    assert_int_equal(st, 0);
+    assert_int_equal(atomic_load(&M.got), want_got);
+}
+
+/* ---- 1: sizes around every boundary, interleaved, in order ---- */
+
+static const uint64_t k_sizes[] = {
+    8,       100, INLINE_MAX - 16, INLINE_MAX + 1, 65536, 600000, 3 * MIB + 5, 16 * MIB + 1, 24,
+    1 * MIB, 16,  9 * MIB + 3,
+};
+#define N_SIZES    (sizeof k_sizes / sizeof k_sizes[0])
+#define MIX_ROUNDS 3
+
+static int kid_mix(void *arg)
+{
+    (void)arg;
+    ripc_client *c;
+    if (kid_open(&c, 64 * MIB))
+        return 1;
+    unsigned char *buf = malloc(17 * MIB);
+    if (!buf)
+        return kid_fail("malloc");
+    uint64_t seq = 0;
+    for (int r = 0; r < MIX_ROUNDS; r++)
+        for (size_t i = 0; i < N_SIZES; i++, seq++) {
+            make_payload(buf, k_sizes[i], seq);
+            int rc = ripc_client_send(c, T_DATA, buf, k_sizes[i], 30000);
+            if (rc < 0)
+                return kid_fail("send %llu bytes: %s", (unsigned long long)k_sizes[i],
+                                ripc_strerror(rc));
+        }
+    /* Requests with every mix of small and large request and reply. */
+    static const uint64_t rq[][2] = {{64, 5 * MIB}, {5 * MIB, 64}, {7 * MIB, 9 * MIB}, {32, 32}};
+    for (size_t i = 0; i < sizeof rq / sizeof rq[0]; i++) {
+        uint64_t rs = 500 + i;
+        memcpy(buf, &rs, 8);
+        memcpy(buf + 8, &rq[i][1], 8);
+        ripc_test_fill(buf + 16, (size_t)rq[i][0] - 16, rs);
+        ripc_msg rep;
+        int rc = ripc_client_request(c, T_ECHO, buf, rq[i][0], &rep, 30000);
+        if (rc < 0)
+            return kid_fail("request %zu: %s", i, ripc_strerror(rc));
+        if (rep.len != rq[i][1] || !check_payload(rep.data, rep.len, rs + 1000))
+            return kid_fail("reply %zu: %llu bytes, wrong content", i, (unsigned long long)rep.len);
+    }
+    int rc = kid_end(c, seq);
+    free(buf);
+    ripc_client_close(c);
+    return rc;
+}
+
+static void test_large_ordered_mix(void **state)
+{
+    (void)state;
+    int pid = fork_kid(kid_mix, NULL);
+    master_check(pid, MIX_ROUNDS * N_SIZES);
+}
+
+/* ---- 2: both sides send large messages at the same moment ---- */
+
+#define BOTH_N   8 /* more than the sender's in-flight buffers (4) */
+#define BOTH_LEN (2 * MIB + 77)
+
+struct both {
+    int go[2];
+};
+
+static int kid_both(void *arg)
+{
+    struct both *b = arg;
+    ripc_client *c;
+    if (kid_open(&c, 64 * MIB))
+        return 1;
+    unsigned char *buf = malloc(BOTH_LEN);
+    char go;
+    if (!buf || read(b->go[0], &go, 1) != 1)
+        return kid_fail("setup");
+    /* Everything out before reading anything: the master does the same. */
+    for (uint64_t i = 0; i < BOTH_N; i++) {
+        make_payload(buf, BOTH_LEN, i);
+        int rc = ripc_client_send(c, T_DATA, buf, BOTH_LEN, 60000);
+        if (rc < 0)
+            return kid_fail("send %llu: %s", (unsigned long long)i, ripc_strerror(rc));
+    }
+    for (uint64_t i = 0; i < BOTH_N; i++) {
+        ripc_msg m;
+        int rc = ripc_client_recv(c, &m, 60000);
+        if (rc < 0)
+            return kid_fail("recv %llu: %s", (unsigned long long)i, ripc_strerror(rc));
+        if (m.type != T_DATA || m.len != BOTH_LEN || !check_payload(m.data, m.len, 100 + i))
+            return kid_fail("message %llu from the master is wrong", (unsigned long long)i);
+    }
+    int rc = kid_end(c, BOTH_N);
+    free(buf);
+    ripc_client_close(c);
+    return rc;
+}
+
+static void test_large_both_ways_at_once(void **state)
+{
+    (void)state;
+    struct both b;
+    assert_int_equal(pipe(b.go), 0);
+    int pid = fork_kid(kid_both, &b);
+    uint32_t peer = wait_joined();
+    unsigned char *buf = malloc(BOTH_LEN);
+    assert_non_null(buf);
+    assert_int_equal(write(b.go[1], "g", 1), 1);
+    for (uint64_t i = 0; i < BOTH_N; i++) {
+        make_payload(buf, BOTH_LEN, 100 + i);
+        int rc = ripc_server_send(M.s, peer, T_DATA, buf, BOTH_LEN, 60000);
+        if (rc < 0)
+            fail_msg("ripc_server_send %llu: %s", (unsigned long long)i, ripc_strerror(rc));
+    }
+    free(buf);
+    close(b.go[0]);
+    close(b.go[1]);
+    master_check(pid, BOTH_N);
+}
+
+/* ---- 3: max_message on both sides ---- */
+
+static int kid_limits(void *arg)
+{
+    int *sync = arg;
+    ripc_client *c;
+    /* The worker's own cap is lower than the master's: it wins both ways. */
+    if (kid_open(&c, 1 * MIB))
+        return 1;
+    unsigned char *buf = malloc(MIB + 1);
+    if (!buf)
+        return kid_fail("malloc");
+    make_payload(buf, MIB + 1, 0);
+    int rc = ripc_client_send(c, T_DATA, buf, MIB + 1, 1000);
+    if (rc != -EMSGSIZE)
+        return kid_fail("send of max_message + 1: %d, wanted -EMSGSIZE", rc);
+    make_payload(buf, MIB, 0);
+    if ((rc = ripc_client_send(c, T_DATA, buf, MIB, 10000)) < 0)
+        return kid_fail("send of max_message: %s", ripc_strerror(rc));
+    if (write(sync[1], "s", 1) != 1) /* the master may try its sends now */
+        return kid_fail("sync");
+    ripc_msg m;
+    if ((rc = ripc_client_recv(c, &m, 30000)) < 0)
+        return kid_fail("recv: %s", ripc_strerror(rc));
+    if (m.len != MIB || !check_payload(m.data, m.len, 7))
+        return kid_fail("the master's max_message message is wrong");
+    rc = kid_end(c, 1);
+    free(buf);
+    ripc_client_close(c);
+    return rc;
+}
+
+static void test_large_max_message_both_sides(void **state)
+{
+    (void)state;
+    int sync[2];
+    assert_int_equal(pipe(sync), 0);
+    int pid = fork_kid(kid_limits, sync);
+    char s;
+    assert_int_equal(read(sync[0], &s, 1), 1);
+    uint32_t peer = wait_joined();
+    unsigned char *buf = malloc(MIB + 1);
+    assert_non_null(buf);
+    make_payload(buf, MIB + 1, 7);
+    assert_int_equal(ripc_server_send(M.s, peer, T_DATA, buf, MIB + 1, 1000), -EMSGSIZE);
+    make_payload(buf, MIB, 7);
+    assert_int_equal(ripc_server_send(M.s, peer, T_DATA, buf, MIB, 10000), 0);
+    free(buf);
+    close(sync[0]);
+    close(sync[1]);
+    master_check(pid, 1);
+}
+
+/* ---- 4 (slow): more than 4 GiB in one message, each way ---- */
+
+#define HUGE_LEN (((uint64_t)4 << 30) + 4099)
+
+static int kid_huge(void *arg)
+{
+    int *sync = arg;
+    ripc_client *c;
+    if (kid_open(&c, HUGE_LEN))
+        return 1;
+    unsigned char *buf = malloc((size_t)HUGE_LEN);
+    if (!buf)
+        return kid_fail("malloc(%llu)", (unsigned long long)HUGE_LEN);
+    make_payload(buf, HUGE_LEN, 0);
+    int rc = ripc_client_send(c, T_BIG, buf, HUGE_LEN, 300000);
+    free(buf);
+    if (rc < 0)
+        return kid_fail("send: %s", ripc_strerror(rc));
+    if ((rc = kid_end(c, 1)) != 0) /* the master checked every byte */
+        return rc;
+    if (write(sync[1], "s", 1) != 1)
+        return kid_fail("sync");
+    ripc_msg m;
+    if ((rc = ripc_client_recv(c, &m, 300000)) < 0)
+        return kid_fail("recv: %s", ripc_strerror(rc));
+    if (m.len != HUGE_LEN || !check_payload(m.data, m.len, 9))
+        return kid_fail("the master's %llu-byte message is wrong", (unsigned long long)m.len);
+    ripc_client_close(c);
+    return 0;
+}
+
+static int setup_huge(void **state)
+{
+    (void)state;
+    return start_master(HUGE_LEN);
+}
+
+static void test_large_over_4gib(void **state)
+{
+    (void)state;
+    int sync[2];
+    assert_int_equal(pipe(sync), 0);
+    int pid = fork_kid(kid_huge, sync);
+    char s;
+    if (read(sync[0], &s, 1) != 1) { /* the worker failed before its turn */
+        master_check(pid, 1);
+        return;
+    }
+    unsigned char *buf = malloc((size_t)HUGE_LEN);
+    assert_non_null(buf);
+    make_payload(buf, HUGE_LEN, 9);
+    int rc = ripc_server_send(M.s, wait_joined(), T_BIG, buf, HUGE_LEN, 300000);
+    free(buf);
+    assert_int_equal(rc, 0);
+    close(sync[0]);
+    close(sync[1]);
+    master_check(pid, 1);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "socket") == 0)
+        g_transport = RIPC_TRANSPORT_SOCKET;
+    else if (argc > 1 && strcmp(argv[1], "shm") != 0) {
+        fprintf(stderr, "usage: %s [shm|socket] [filter]\n", argv[0]);
+        return 2;
+    }
+    g_filter = argc > 2 ? argv[2] : NULL;
+    struct CMUnitTest all[] = {
+        cmocka_unit_test_setup_teardown(test_large_ordered_mix, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_large_both_ways_at_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_large_max_message_both_sides, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_large_over_4gib, setup_huge, teardown),
+    };
+    struct CMUnitTest run[sizeof all / sizeof all[0]];
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+        int slow = strstr(all[i].name, "over_4gib") != NULL;
+        if (g_filter ? strstr(all[i].name, g_filter) != NULL : !slow)
+            run[n++] = all[i];
+    }
+    if (n == 0)
+        ripc_test_skip("no test matches \"%s\"", g_filter);
+    return _cmocka_run_group_tests(g_transport == RIPC_TRANSPORT_SOCKET ? "large (socket)"
+                                                                        : "large (shm)",
+                                   run, n, NULL, NULL);
+}
