@@ -88,9 +88,13 @@ static long read_hdr(ripc__large *lg, int sock)
 int ripc__large_read(ripc__large *lg, int sock, uint64_t max_message)
 {
     for (;;) {
+        if (lg->err)
+            return lg->err;
         if (lg->bye)
             return 1;
         long n = read_hdr(lg, sock);
+        if (n == -EPROTO)
+            lg->err = -EPROTO;
         if (n <= 0)
             return (int)n;
         if ((lg->hdr_len += (size_t)n) < RIPC_FRAME_HDR)
@@ -105,7 +109,7 @@ int ripc__large_read(ripc__large *lg, int sock, uint64_t max_message)
         if (rc < 0 || f.ftype != RIPC_FRAME_LARGE || lg->hdr_fd < 0 || f.len == 0 ||
             lg->in_n == RIPC_LARGE_SLOTS) {
             close_fd(&lg->hdr_fd);
-            return -EPROTO;
+            return lg->err = -EPROTO;
         }
         ripc__large_in *in = &lg->in[(lg->in_head + lg->in_n) % RIPC_LARGE_SLOTS];
         in->fd = lg->hdr_fd;
@@ -130,8 +134,8 @@ int ripc__large_take(ripc__large *lg, int sock, uint64_t max_message, uint16_t t
     memcpy(&want, marker, sizeof want);
     if (want == 0 || want > max_message || want > SIZE_MAX)
         return -EPROTO;
-    if (lg->in_n == 0 && ripc__large_read(lg, sock, max_message) == -EPROTO)
-        return -EPROTO;
+    if (lg->in_n == 0)
+        ripc__large_read(lg, sock, max_message); /* a broken stream stays broken */
     if (lg->in_n == 0)
         return -EPROTO; /* the frame was sent before the marker: it must be here */
     ripc__large_in *in = &lg->in[lg->in_head];

@@ -65,6 +65,7 @@ typedef struct ripc__large {
     size_t hdr_len;
     int hdr_fd;         /* descriptor that came with it, -1 */
     int bye;            /* BYE read: nothing may follow */
+    int err;            /* sticky: the stream broke the protocol */
     ripc__segment lent; /* mapping of the payload handed out */
 } ripc__large;
 

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -110,8 +111,11 @@ static void on_echo(ripc_peer *from, const ripc_msg *msg, void *arg)
 static void on_note(ripc_peer *from, const ripc_msg *msg, void *arg)
 {
     (void)from;
-    (void)msg;
     (void)arg;
+    /* A large note (hostile case h) must arrive whole: its bytes are 0x5A. */
+    for (uint64_t i = 0; i < msg->len; i += 4093)
+        if (((const unsigned char *)msg->data)[i] != 0x5A)
+            return;
     M.notes++;
 }
 
@@ -245,7 +249,7 @@ static size_t h_hello(uint8_t *out, const char *name)
 {
     ripc__hello h = {.version_min = RIPC_PROTO_VERSION,
                      .version_max = RIPC_PROTO_VERSION,
-                     .caps = ripc__doorbell_caps() | RIPC_CAP_SHM,
+                     .caps = ripc__doorbell_caps() | RIPC_CAP_SHM | RIPC_CAP_MEMFD,
                      .pid = (uint32_t)getpid(),
                      .ring_bytes = HOSTILE_RING};
     snprintf(h.name, sizeof h.name, "%s", name);
@@ -661,6 +665,177 @@ static void test_hostile_control_garbage(void **state)
     finish_good();
 }
 
+/* ---- (h) large messages: markers, LARGE frames and the memfds they carry ---- */
+
+#define H_LARGE (256u * 1024)
+
+/* A memfd of len bytes of 0x5A, sealed as asked (-1: not sealable). */
+static int h_memfd(size_t len, int seals)
+{
+    int fd = memfd_create("hostile", MFD_CLOEXEC | (seals >= 0 ? MFD_ALLOW_SEALING : 0));
+    if (fd < 0 || ftruncate(fd, (off_t)len) != 0)
+        return -1;
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED)
+        return -1;
+    memset(p, 0x5A, len);
+    munmap(p, len);
+    if (seals > 0 && fcntl(fd, F_ADD_SEALS, seals) != 0)
+        return -1;
+    return fd;
+}
+
+static int h_large_frame(struct hconn *h, uint64_t id, uint64_t len, int fd)
+{
+    uint8_t fr[RIPC_FRAME_HDR];
+    ripc__frame f = {.ftype = RIPC_FRAME_LARGE, .type = T_NOTE, .id = id, .len = len};
+    ripc__frame_encode(fr, &f);
+    return ripc__sock_send_fds(h->sock, fr, sizeof fr, &fd, fd >= 0 ? 1 : 0);
+}
+
+static int h_marker(ripc_ring *r, uint64_t id, uint64_t len, size_t marker_bytes)
+{
+    void *buf;
+    if (ripc_ring_reserve(r, RIPC_MSG_HDR + marker_bytes, &buf) < 0)
+        return -1;
+    ripc__msg_encode(buf, T_NOTE, RIPC_KIND_ONEWAY, RIPC_MSGF_LARGE, id);
+    memcpy((uint8_t *)buf + RIPC_MSG_HDR, &len, marker_bytes < 8 ? marker_bytes : 8);
+    ripc_ring_commit(r, RIPC_MSG_HDR + marker_bytes);
+    return 0;
+}
+
+static int hostile_large(int variant)
+{
+    struct hconn h;
+    char name[32];
+    snprintf(name, sizeof name, "hostile-h%d", variant);
+    if (h_open(&h, name) < 0)
+        return 2;
+    ripc_ring *r;
+    if (ripc_ring_attach(&r, h.w2m, h.ring_sz, RIPC_RING_PRODUCER) < 0)
+        return 3;
+    /* First a valid large message, as ripc_client_send makes it. */
+    int seals = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL;
+    int fd = h_memfd(H_LARGE, seals);
+    if (fd < 0 || h_large_frame(&h, 1, H_LARGE, fd) < 0 || h_marker(r, 1, H_LARGE, 8) < 0)
+        return 4;
+    close(fd);
+    h_ring_master(&h);
+    uint64_t len = H_LARGE, id = 2;
+    size_t marker_bytes = 8;
+    int frames = 1;
+    switch (variant) {
+    case 0: /* a marker whose frame never comes */
+        fd = -2;
+        break;
+    case 1: /* more than max_message */
+        len = (uint64_t)1 << 40;
+        fd = h_memfd(H_LARGE, seals);
+        break;
+    case 2: /* a pipe instead of a memfd */
+    {
+        int pp[2];
+        if (pipe(pp) != 0)
+            return 5;
+        fd = pp[0];
+        break;
+    }
+    case 3: /* a memfd that could be shrunk under the master's mapping */
+        fd = h_memfd(H_LARGE, -1);
+        break;
+    case 4: /* sealed, but smaller than the message */
+        fd = h_memfd(H_LARGE / 2, seals);
+        break;
+    case 5: /* frame and marker disagree (id) */
+        fd = h_memfd(H_LARGE, seals);
+        id = 3;
+        break;
+    case 6: /* a LARGE frame without a descriptor */
+        fd = -1;
+        break;
+    case 7: /* more frames in flight than any sender may have (no markers:
+             * the overflow alone must be the reason) */
+        fd = h_memfd(H_LARGE, seals);
+        frames = 6;
+        marker_bytes = 0;
+        break;
+    case 8: /* a marker of the wrong size */
+        fd = h_memfd(H_LARGE, seals);
+        marker_bytes = 4;
+        break;
+    }
+    if (fd == -1 && variant != 6)
+        return 6;
+    for (int i = 0; i < frames && fd != -2; i++)
+        if (h_large_frame(&h, id, len, fd) < 0)
+            return 7;
+    if (marker_bytes && h_marker(r, 2, len, marker_bytes) < 0)
+        return 8;
+    h_ring_master(&h);
+    return h_finish(&h);
+}
+
+static void test_hostile_large(void **state)
+{
+    (void)state;
+    for (int v = 0; v < 9; v++) {
+        char name[32];
+        snprintf(name, sizeof name, "hostile-h%d", v);
+        int notes0 = M.notes;
+        start_hostile(hostile_large, v);
+        expect_left(name, -EPROTO);
+        if (M.notes != notes0 + 1) /* the valid large one came through */
+            fail_msg("%s: %d notes, expected %d", name, M.notes - notes0, 1);
+    }
+    finish_good();
+}
+
+/* ---- (i) socket mode: a frame over max_message ---- */
+
+static int hostile_socket_oversize(int variant)
+{
+    (void)variant;
+    int sock = h_connect(M.url);
+    if (sock < 0)
+        return 2;
+    ripc__hello hl = {.version_min = RIPC_PROTO_VERSION,
+                      .version_max = RIPC_PROTO_VERSION,
+                      .caps = RIPC_CAP_SOCKET,
+                      .pid = (uint32_t)getpid(),
+                      .transport = RIPC_TRANSPORT_SOCKET};
+    snprintf(hl.name, sizeof hl.name, "hostile-i");
+    uint8_t buf[RIPC_FRAME_HDR + RIPC_HANDSHAKE_MAX];
+    size_t plen = ripc__hello_encode(buf + RIPC_FRAME_HDR, RIPC_HANDSHAKE_MAX, &hl);
+    ripc__frame f = {.ftype = RIPC_FRAME_HELLO, .len = plen};
+    ripc__frame_encode(buf, &f);
+    ripc__welcome w;
+    if (ripc__sock_send_all(sock, buf, RIPC_FRAME_HDR + plen) < 0 ||
+        ripc__sock_recv_all(sock, buf, RIPC_FRAME_HDR, 5000) < 0 ||
+        ripc__frame_decode(buf, &f, RIPC_HANDSHAKE_MAX) < 0 || f.ftype != RIPC_FRAME_WELCOME ||
+        ripc__sock_recv_all(sock, buf, (size_t)f.len, 5000) < 0 ||
+        ripc__welcome_decode(buf, (size_t)f.len, &w) < 0 || w.transport != RIPC_XPORT_SOCKET)
+        return 3;
+    /* A valid note, then a header announcing max_message + 1 bytes. */
+    f = (ripc__frame){.ftype = RIPC_FRAME_MSG, .type = T_NOTE};
+    ripc__frame_encode(buf, &f);
+    f.len = w.max_message + 1;
+    ripc__frame_encode(buf + RIPC_FRAME_HDR, &f);
+    if (ripc__sock_send_all(sock, buf, 2 * RIPC_FRAME_HDR) < 0)
+        return 4;
+    atomic_store(&M.sh->hostile_done, 1);
+    return h_wait_drop(sock, 20000) ? 10 : 0;
+}
+
+static void test_hostile_socket_oversize(void **state)
+{
+    (void)state;
+    int notes0 = M.notes;
+    start_hostile(hostile_socket_oversize, 0);
+    expect_left("hostile-i", -EPROTO);
+    assert_int_equal(M.notes, notes0 + 1);
+    finish_good();
+}
+
 /* ---- (e) a broken handshake ---- */
 
 /* Expect a REJECT with code `code`, then the socket closed. */
@@ -928,6 +1103,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hostile_bad_message, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_random_ring, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_control_garbage, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hostile_large, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hostile_socket_oversize, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_handshake, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_tail_scribble, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_deaf_worker, setup, teardown),
