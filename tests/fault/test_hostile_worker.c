@@ -506,17 +506,25 @@ static int hostile_bad_message(int variant)
     return h_finish(&h);
 }
 
+/* Variants 0..n-1 of a case named "hostile-<letter><v>": each delivers one
+ * valid note, then breaks the protocol and must leave with -EPROTO. */
+static void run_variants(hostile_fn fn, char letter, int n)
+{
+    for (int v = 0; v < n; v++) {
+        char name[32];
+        snprintf(name, sizeof name, "hostile-%c%d", letter, v);
+        int notes0 = M.notes;
+        start_hostile(fn, v);
+        expect_left(name, -EPROTO);
+        if (M.notes != notes0 + 1) /* the valid message came through */
+            fail_msg("%s: %d notes, expected 1", name, M.notes - notes0);
+    }
+}
+
 static void test_hostile_bad_message(void **state)
 {
     (void)state;
-    for (int v = 0; v < 5; v++) {
-        char name[32];
-        snprintf(name, sizeof name, "hostile-b%d", v);
-        int notes0 = M.notes;
-        start_hostile(hostile_bad_message, v);
-        expect_left(name, -EPROTO);
-        assert_int_equal(M.notes, notes0 + 1); /* the valid message came through */
-    }
+    run_variants(hostile_bad_message, 'b', 5);
     finish_good();
 }
 
@@ -653,14 +661,7 @@ static void stalled_goodbye(void)
 static void test_hostile_control_garbage(void **state)
 {
     (void)state;
-    for (int v = 0; v < 4; v++) {
-        char name[32];
-        snprintf(name, sizeof name, "hostile-d%d", v);
-        int notes0 = M.notes;
-        start_hostile(hostile_control, v);
-        expect_left(name, -EPROTO);
-        assert_int_equal(M.notes, notes0 + 1);
-    }
+    run_variants(hostile_control, 'd', 4);
     stalled_goodbye();
     finish_good();
 }
@@ -778,15 +779,7 @@ static int hostile_large(int variant)
 static void test_hostile_large(void **state)
 {
     (void)state;
-    for (int v = 0; v < 9; v++) {
-        char name[32];
-        snprintf(name, sizeof name, "hostile-h%d", v);
-        int notes0 = M.notes;
-        start_hostile(hostile_large, v);
-        expect_left(name, -EPROTO);
-        if (M.notes != notes0 + 1) /* the valid large one came through */
-            fail_msg("%s: %d notes, expected %d", name, M.notes - notes0, 1);
-    }
+    run_variants(hostile_large, 'h', 9);
     finish_good();
 }
 
