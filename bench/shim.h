@@ -52,8 +52,7 @@ typedef struct ripc_bench_link ripc_bench_link;
  * returns a negative errno and writes one line saying why into why[why_len]
  * (e.g. "needs 2 CPUs" when fewer than two CPUs are allowed).
  */
-int ripc_bench_open(ripc_bench_link **out, int mode, size_t record_len, char *why,
-                    size_t why_len);
+int ripc_bench_open(ripc_bench_link **out, int mode, size_t record_len, char *why, size_t why_len);
 
 /*
  * Send the record with sequence `seq`, spinning (cpu pause) while the ring is
