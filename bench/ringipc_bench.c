@@ -151,7 +151,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: ringipc-bench [options]\n"
-            "  --size LIST      message sizes, e.g. 8,64,1k,64k,1M (default 64,1k,64k)\n"
+            "  --size LIST      message sizes, e.g. 8,64,1k,64k,1M (default 64,1k,64k,1M)\n"
             "  --repeat N       repetitions, interleaved (default 3, at most %d)\n"
             "  --time MS        length of one run (default %d ms)\n"
             "  --quick          runs of a fifth of that\n"
@@ -169,8 +169,8 @@ int main(int argc, char **argv)
         {"time", required_argument, NULL, 't'}, {"json", required_argument, NULL, 'j'},
         {"csv", required_argument, NULL, 'c'},  {"plot", required_argument, NULL, 'p'},
         {"help", no_argument, NULL, 'h'},       {0, 0, 0, 0}};
-    size_t sizes[MAX_SIZES] = {64, 1024, 65536};
-    int nsizes = 3, user_sizes = 0, reps = 3, quick = 0, ch;
+    size_t sizes[MAX_SIZES] = {64, 1024, 65536, 1 << 20};
+    int nsizes = 4, user_sizes = 0, reps = 3, quick = 0, ch;
     double budget_s = DEFAULT_BUDGET_MS / 1e3;
     const char *only = NULL, *json = NULL, *csv = NULL, *plot = NULL;
 
