@@ -1,13 +1,15 @@
 # Thin wrapper over CMake. The two README commands:
 #   make test    install missing Debian packages (as root), build, run every test
 #   make bench   install missing Debian packages (as root), build Release, run ringipc-bench
-#   make bench-ring   the google-benchmark suites (raw ring vs unix socket), JSON in build-release/
+#   make bench-suites the google-benchmark suites (ring, dispatch, request/reply), JSON in
+#                     build-release/bench_*.json; `make bench-ring` is the same
+# BENCH_ARGS passes options to ringipc-bench (e.g. BENCH_ARGS="--size 8,1M --json out.json").
 BUILD       ?= build
 BENCH_BUILD ?= build-release
 JOBS        ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS  ?=
 
-.PHONY: all test bench bench-ring bench-build clean format
+.PHONY: all test bench bench-suites bench-ring bench-build clean format
 
 all: $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j$(JOBS)
@@ -29,8 +31,10 @@ bench-build:
 bench: bench-build
 	$(BENCH_BUILD)/bench/ringipc-bench $(BENCH_ARGS)
 
-bench-ring: bench-build
-	cmake --build $(BENCH_BUILD) --target bench-ring
+bench-suites: bench-build
+	cmake --build $(BENCH_BUILD) --target bench-suites
+
+bench-ring: bench-suites
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h' '*.cc')

@@ -21,7 +21,8 @@
 
 #include "shim.h"
 
-namespace {
+namespace
+{
 
 void run_link(benchmark::State &state, int mode)
 {

@@ -39,42 +39,42 @@
 
 #include "ringipc/ring.h"
 
-#define LINE 128                       /* matches the ring's header lines */
-#define CTL_BYTES 4096                 /* control block, then the ring */
-#define STREAM_READ (256u * 1024u)     /* unix-socket receiver's read size */
-#define FRAME_HDR 4u                   /* [u32 len] before each stream payload */
-#define SPIN_CHECK 1024u               /* pauses between liveness checks */
-#define PUSH_SOURCES 16u               /* rotating push sources, records <= 4 KiB */
-#define READY_TIMEOUT_NS 10000000000LL /* consumer must start within 10 s */
+#define LINE             128            /* matches the ring's header lines */
+#define CTL_BYTES        4096           /* control block, then the ring */
+#define STREAM_READ      (256u * 1024u) /* unix-socket receiver's read size */
+#define FRAME_HDR        4u             /* [u32 len] before each stream payload */
+#define SPIN_CHECK       1024u          /* pauses between liveness checks */
+#define PUSH_SOURCES     16u            /* rotating push sources, records <= 4 KiB */
+#define READY_TIMEOUT_NS 10000000000LL  /* consumer must start within 10 s */
 
 /* Sequence values that are not records: flush-and-acknowledge, and quit. */
-#define SEQ_END (UINT64_MAX - 1)
+#define SEQ_END  (UINT64_MAX - 1)
 #define SEQ_STOP UINT64_MAX
 
 struct control {
-    _Alignas(LINE) atomic_uint ready; /* consumer: attached, pinned, pages touched */
+    _Alignas(LINE) atomic_uint ready;      /* consumer: attached, pinned, pages touched */
     _Alignas(LINE) _Atomic uint64_t acked; /* consumer: records seen at SEQ_END, + 1 */
-    _Alignas(LINE) atomic_int failed; /* consumer: first error (-errno), 0 = none */
-    atomic_int exited;                /* consumer: leaving, by either path */
-    long preempted;                   /* consumer: involuntary switches, ready..end */
-    char why[256];                    /* text for failed, written before it */
+    _Alignas(LINE) atomic_int failed;      /* consumer: first error (-errno), 0 = none */
+    atomic_int exited;                     /* consumer: leaving, by either path */
+    long preempted;                        /* consumer: involuntary switches, ready..end */
+    char why[256];                         /* text for failed, written before it */
 };
 
 struct ripc_bench_link {
     int mode;
-    size_t len;            /* record bytes */
-    pid_t child;           /* consumer; 0 once reaped */
-    int child_status;      /* wait status when reaped early */
-    int sock;              /* unix stream: producer end, else -1 */
-    unsigned char *map;    /* control block + ring */
+    size_t len;         /* record bytes */
+    pid_t child;        /* consumer; 0 once reaped */
+    int child_status;   /* wait status when reaped early */
+    int sock;           /* unix stream: producer end, else -1 */
+    unsigned char *map; /* control block + ring */
     size_t map_len;
     struct control *ctl;
-    ripc_ring *ring;       /* producer handle */
-    unsigned char *src;    /* push sources / reserve payload source / stream frame */
-    size_t nsrc;           /* push sources (see ripc_bench_send) */
+    ripc_ring *ring;    /* producer handle */
+    unsigned char *src; /* push sources / reserve payload source / stream frame */
+    size_t nsrc;        /* push sources (see ripc_bench_send) */
     unsigned spins;
-    int broken;            /* the consumer is gone or the ring failed */
-    cpu_set_t saved_cpus;  /* caller's affinity, restored by close */
+    int broken;           /* the consumer is gone or the ring failed */
+    cpu_set_t saved_cpus; /* caller's affinity, restored by close */
     int cpu_consumer;
     long preempted_at_open; /* our involuntary context switches */
 };

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * C side of the google-benchmark suites (bench/bench_ring.cc). The C++ file
- * only drives the timing loop; everything that touches rings, sockets,
+ * C side of the google-benchmark suites (bench/bench_*.cc). The C++ files
+ * only drive the timing loop; everything that touches rings, sockets,
  * processes and CPU affinity lives here, in C11.
  *
  * One "link" is a producer (the calling process, pinned to the first allowed
@@ -52,8 +52,7 @@ typedef struct ripc_bench_link ripc_bench_link;
  * returns a negative errno and writes one line saying why into why[why_len]
  * (e.g. "needs 2 CPUs" when fewer than two CPUs are allowed).
  */
-int ripc_bench_open(ripc_bench_link **out, int mode, size_t record_len, char *why,
-                    size_t why_len);
+int ripc_bench_open(ripc_bench_link **out, int mode, size_t record_len, char *why, size_t why_len);
 
 /*
  * Send the record with sequence `seq`, spinning (cpu pause) while the ring is
@@ -83,6 +82,46 @@ long ripc_bench_preempted(const ripc_bench_link *l);
  * order, else a negative errno with the first problem in why[why_len].
  */
 int ripc_bench_close(ripc_bench_link *l, char *why, size_t why_len);
+
+/* ---- master/worker suites (bench/bench_dispatch.cc, bench/bench_reqrep.cc) ----
+ *
+ * Same shape, over the library's public API (shim_ripc.c). The benchmark
+ * process is pinned to the first allowed CPU, the forked peer to the second.
+ * Messages carry their sequence number in the first 8 bytes; every receiver
+ * checks it. `wait` is RIPC_WAIT_SPIN / _ADAPTIVE / _BLOCK for both sides.
+ */
+enum {
+    RIPC_BENCH_WORKER_SENDS = 1, /* worker: ripc_client_send in a loop; master handler counts */
+    RIPC_BENCH_MASTER_SENDS = 2, /* master: ripc_server_send; worker: ripc_client_recv */
+};
+
+/* This process is the master (ripc_server); one forked worker. */
+typedef struct ripc_bench_master ripc_bench_master;
+
+/* Open the server, fork the worker, wait until it has joined. Returns 0 or
+ * a negative errno with one line in why. */
+int ripc_bench_master_open(ripc_bench_master **out, int mode, size_t len, int wait, char *why,
+                           size_t why_len);
+/* WORKER_SENDS: dispatch what has arrived (ripc_server_poll), waiting up to
+ * 100 ms; returns the messages handled (>= 0) or a negative errno. */
+long ripc_bench_master_poll(ripc_bench_master *m);
+/* MASTER_SENDS: send record `seq` (waits for ring space). 0 or -errno. */
+int ripc_bench_master_send(ripc_bench_master *m, uint64_t seq);
+/* MASTER_SENDS: wait until the worker has received all `sent` records;
+ * -EPROTO when it counted another number. */
+int ripc_bench_master_drain(ripc_bench_master *m, uint64_t sent);
+/* Stop and reap the worker, close the server, free m (NULL is fine).
+ * Returns 0 when every record arrived in order, else -errno and why. */
+int ripc_bench_master_close(ripc_bench_master *m, char *why, size_t why_len);
+
+/* This process is a worker (ripc_client); a forked master echoes requests. */
+typedef struct ripc_bench_worker ripc_bench_worker;
+
+int ripc_bench_worker_open(ripc_bench_worker **out, size_t len, int wait, char *why,
+                           size_t why_len);
+/* One ripc_client_request of record `seq`; checks the echoed reply. */
+int ripc_bench_worker_request(ripc_bench_worker *w, uint64_t seq);
+int ripc_bench_worker_close(ripc_bench_worker *w, char *why, size_t why_len);
 
 #ifdef __cplusplus
 }

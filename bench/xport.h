@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ringipc-bench transports: one small table of operations per mechanism, so
+ * that the measuring loops (ringipc_bench.c) are written once.
+ *
+ * A run has a server process (pinned to the first CPU) and a client process
+ * (pinned to the second), both forked by the driver:
+ *
+ *   driver   setup()                          before fork: pipes, sockets, maps
+ *   server   open(SERVER) -> ready -> serve   echo (round trip) or consume (one-way)
+ *   client   wait ready -> open(CLIENT) -> call()/send() ... -> close()
+ *   server   waits until the client has closed, then close()
+ *   driver   teardown()                       after both have exited
+ *
+ * Every message starts with its 8-byte sequence number (0, 1, 2, ...); the
+ * last one carries XP_SEQ_END and is always a round trip, so the client
+ * knows the server has taken everything before it stops the clock.
+ */
+#ifndef RIPC_BENCH_XPORT_H
+#define RIPC_BENCH_XPORT_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define XP_SEQ_END (UINT64_C(1) << 62) /* fits an eventfd counter */
+
+enum { XP_SERVER = 0, XP_CLIENT = 1 };
+
+enum {
+    XP_RTT = 1u,       /* has round-trip rows */
+    XP_ONEWAY = 2u,    /* has one-way rows */
+    XP_NOPAYLOAD = 4u, /* carries the sequence number only (eventfd) */
+    XP_NOT_BUILT = 8u, /* the library was not found at build time */
+};
+
+#define XP_MAX_SAMPLES 400000u
+
+/* Shared (MAP_SHARED) between driver, server and client for one run. */
+struct xp_page {
+    _Alignas(128) atomic_int ready;  /* server: open, listening */
+    _Alignas(128) atomic_int done;   /* client: closed its end */
+    _Alignas(128) atomic_int failed; /* first failure, its text in fail_msg */
+    char fail_msg[160];
+    char url[160]; /* server -> client: where to connect (ringipc, tcp port 0) */
+    /* client */
+    uint64_t sent;        /* messages before the end marker */
+    double c_wall, c_cpu; /* seconds: the measured loop, and the CPU it burned */
+    uint32_t n;           /* round-trip samples */
+    /* server */
+    uint64_t received;
+    double s_wall, s_cpu;
+    uint32_t samples[XP_MAX_SAMPLES]; /* round trips, ns */
+};
+
+/* Per-run parameters, filled by the driver before fork; both children see
+ * their own copy. Transports keep what setup() made in `fd`, `path`, `mem`. */
+struct xp_run {
+    struct xp_page *pg;
+    size_t size;     /* message bytes, >= 8 */
+    int oneway;      /* 0: round trip, 1: one-way */
+    const void *arg; /* the row's transport argument (ringipc variants) */
+    int fd[4];
+    char path[2][128];
+    void *mem;
+    size_t mem_len;
+};
+
+/* What the server does with each message: check its sequence number, read
+ * every byte (one-way), and say whether to echo it and whether it was last. */
+struct xp_sink {
+    struct xp_run *run;
+    uint64_t want;
+    uint64_t sum;
+    double t0, cpu0;
+    int check_len;
+};
+enum { XP_TAKE_ECHO = 1, XP_TAKE_LAST = 2 };
+/* Returns XP_TAKE_* bits, or -EPROTO (the failure is in run->pg). */
+int xp_sink_take(struct xp_sink *k, const void *data, size_t len);
+
+struct xport {
+    const char *name;
+    unsigned flags;
+    const void *arg;
+    /* NULL when `size` can run, else why not (written into why). Optional. */
+    const char *(*na)(const struct xp_run *r, char *why, size_t n);
+    int (*setup)(struct xp_run *r); /* optional */
+    /* In the child. On success *end is the side's state. */
+    int (*open)(struct xp_run *r, int side, void **end);
+    int (*send)(void *end, const void *buf, size_t len);
+    /* Next message; *buf stays valid until the next recv/call/close. */
+    int (*recv)(void *end, const void **buf, size_t *len);
+    /* Optional: client round trip (default send + recv). */
+    int (*call)(void *end, const void *buf, size_t len, const void **rbuf, size_t *rlen);
+    /* Optional: server loop (default recv, xp_sink_take, send when echoing). */
+    int (*serve)(void *end, struct xp_sink *k);
+    void (*close)(void *end);
+    void (*teardown)(struct xp_run *r); /* optional */
+};
+
+/* Helpers shared by transports. */
+void xp_fail(struct xp_page *pg, const char *fmt, ...);
+int xp_write_all(int fd, const void *buf, size_t len); /* 0 or -errno */
+double xp_now(void);                                   /* seconds, monotonic */
+double xp_cpu(void);                                   /* getrusage user+sys, s */
+/* ipc:// transports: a socket file path in path[0], its URL in path[1]. */
+int xp_ipc_setup(struct xp_run *r);
+void xp_ipc_teardown(struct xp_run *r);
+
+/* The transport tables, in row order. */
+extern const struct xport xp_flag, xp_eventfd, xp_unix, xp_socketpair, xp_pipe, xp_fifo, xp_tcp,
+    xp_mq;
+extern const struct xport xp_ripc_spin, xp_ripc_adaptive, xp_ripc_block, xp_ripc_socket,
+    xp_ripc_tcp;
+extern const struct xport xp_zmq, xp_nng;
+
+#endif /* RIPC_BENCH_XPORT_H */

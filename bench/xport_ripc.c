@@ -1,0 +1,166 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ringipc rows: the server child is the master, the client child the worker.
+ *   round trip  ripc_client_request (type 1) -> handler -> ripc_reply
+ *   one-way     ripc_client_send (type 2) -> handler reads every byte
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ringipc/ringipc.h"
+#include "xport.h"
+
+enum { T_CALL = 1, T_ONEWAY = 2 };
+
+struct variant {
+    int wait;
+    int transport;
+    int tcp;
+};
+
+struct ripc_end {
+    struct xp_run *run;
+    ripc_server *srv;
+    ripc_client *c;
+    struct xp_sink *sink;
+    int done;
+    ripc_msg reply;
+};
+
+/* A ring must hold a message of `size` in half of it: at least 1 MiB, and
+ * 4x the message (4 MiB for 1 MiB messages). */
+static size_t ring_for(size_t size)
+{
+    size_t ring = (size_t)1 << 20;
+    while (ring < 4 * size)
+        ring <<= 1;
+    return ring;
+}
+
+static ripc_options options(const struct xp_run *r)
+{
+    const struct variant *v = r->arg;
+    return (ripc_options){
+        .wait = v->wait,
+        .transport = v->tcp ? RIPC_TRANSPORT_AUTO : v->transport,
+        .ring_bytes = ring_for(r->size),
+        .token = "ringipc-bench",
+    };
+}
+
+static void handler(ripc_peer *p, const ripc_msg *m, void *arg)
+{
+    struct ripc_end *e = arg;
+    int a = xp_sink_take(e->sink, m->data, (size_t)m->len);
+    if (a < 0) {
+        e->done = 1;
+        return;
+    }
+    if (!(a & XP_TAKE_ECHO) != (m->kind != RIPC_REQUEST)) {
+        xp_fail(e->run->pg, "ringipc: message %llu came as kind %d",
+                (unsigned long long)e->sink->want, m->kind);
+        e->done = 1;
+        return;
+    }
+    if (a & XP_TAKE_ECHO) {
+        int rc = ripc_reply(p, m, m->data, m->len);
+        if (rc < 0)
+            xp_fail(e->run->pg, "ripc_reply: %s", ripc_strerror(rc));
+    }
+    if (a & XP_TAKE_LAST)
+        e->done = 1;
+}
+
+static int ripc_open(struct xp_run *r, int side, void **end)
+{
+    const struct variant *v = r->arg;
+    ripc_options o = options(r);
+    char why[200] = "", own[160];
+    int rc;
+    struct ripc_end *e = calloc(1, sizeof *e);
+    if (e == NULL)
+        return -ENOMEM;
+    e->run = r;
+    if (side == XP_SERVER) {
+        snprintf(own, sizeof own, "unix:/tmp/ringipc-bench-%d.sock", (int)getpid());
+        rc = ripc_server_open_ex(&e->srv, v->tcp ? "tcp://127.0.0.1:0" : own, &o, why, sizeof why);
+        if (rc == 0) {
+            ripc_server_url(e->srv, r->pg->url, sizeof r->pg->url);
+            ripc_server_handle(e->srv, T_CALL, handler, e);
+            ripc_server_handle(e->srv, T_ONEWAY, handler, e);
+        }
+    } else {
+        rc = ripc_client_open_ex(&e->c, r->pg->url, &o, why, sizeof why);
+    }
+    if (rc < 0) {
+        xp_fail(r->pg, "ringipc %s open: %s (%s)", side == XP_SERVER ? "server" : "client",
+                ripc_strerror(rc), why);
+        free(e);
+        return rc;
+    }
+    *end = e;
+    return 0;
+}
+
+static int ripc_send(void *end, const void *buf, size_t len)
+{
+    struct ripc_end *e = end;
+    return ripc_client_send(e->c, T_ONEWAY, buf, len, -1);
+}
+
+static int ripc_call(void *end, const void *buf, size_t len, const void **rbuf, size_t *rlen)
+{
+    struct ripc_end *e = end;
+    int rc = ripc_client_request(e->c, T_CALL, buf, len, &e->reply, -1);
+    if (rc < 0)
+        return rc;
+    *rbuf = e->reply.data;
+    *rlen = (size_t)e->reply.len;
+    return 0;
+}
+
+static int ripc_serve(void *end, struct xp_sink *k)
+{
+    struct ripc_end *e = end;
+    struct xp_page *pg = e->run->pg;
+    e->sink = k;
+    while (!e->done && !atomic_load(&pg->failed)) {
+        int n = ripc_server_poll(e->srv, 100);
+        if (n < 0)
+            return n;
+    }
+    /* Keep dispatching (the reply to the end marker, the goodbye) until the
+     * worker has gone. */
+    double deadline = xp_now() + 5;
+    while (ripc_server_peer_count(e->srv) > 0 && !atomic_load(&pg->done) && xp_now() < deadline)
+        ripc_server_poll(e->srv, 10);
+    return atomic_load(&pg->failed) ? -EPROTO : 0;
+}
+
+static void ripc_close(void *end)
+{
+    struct ripc_end *e = end;
+    ripc_client_close(e->c);
+    ripc_server_close(e->srv);
+    free(e);
+}
+
+#define RIPC_XPORT(nm, ...)                                                                        \
+    {                                                                                              \
+        .name = nm, .flags = XP_RTT | XP_ONEWAY, .arg = &(const struct variant){__VA_ARGS__},      \
+        .open = ripc_open, .send = ripc_send, .call = ripc_call, .serve = ripc_serve,              \
+        .close = ripc_close,                                                                       \
+    }
+
+const struct xport xp_ripc_spin = RIPC_XPORT("ringipc spin", RIPC_WAIT_SPIN, RIPC_TRANSPORT_SHM, 0);
+const struct xport xp_ripc_adaptive =
+    RIPC_XPORT("ringipc adaptive", RIPC_WAIT_ADAPTIVE, RIPC_TRANSPORT_SHM, 0);
+const struct xport xp_ripc_block =
+    RIPC_XPORT("ringipc block", RIPC_WAIT_BLOCK, RIPC_TRANSPORT_SHM, 0);
+const struct xport xp_ripc_socket =
+    RIPC_XPORT("ringipc socket mode", RIPC_WAIT_BLOCK, RIPC_TRANSPORT_SOCKET, 0);
+const struct xport xp_ripc_tcp = RIPC_XPORT("ringipc over TCP", RIPC_WAIT_BLOCK, 0, 1);
