@@ -95,7 +95,20 @@ static double median(const double *v, int n)
     return n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
 }
 
-static int add_rows(struct row *rows, const size_t *sizes, int nsizes, const char *only)
+/* One row: n/a rows keep their reason. */
+static void add_row(struct row *r, const struct xport *x, size_t size, int oneway, int first)
+{
+    memset(r, 0, sizeof *r);
+    r->x = x;
+    r->size = size;
+    r->oneway = oneway;
+    struct xp_run probe = {.size = size, .oneway = oneway, .arg = x->arg};
+    if (x->na && x->na(&probe, r->status, sizeof r->status))
+        r->show_status = !(x->flags & XP_NOT_BUILT) || first;
+}
+
+static int add_rows(struct row *rows, const size_t *sizes, int nsizes, const char *only,
+                    size_t large)
 {
     int n = 0;
     for (int oneway = 0; oneway < 2; oneway++)
@@ -106,15 +119,13 @@ static int add_rows(struct row *rows, const size_t *sizes, int nsizes, const cha
                     continue;
                 if (only && !strstr(x->name, only) && x != &xp_unix)
                     continue;
-                struct row *r = &rows[n++];
-                memset(r, 0, sizeof *r);
-                r->x = x;
-                r->size = sizes[z];
-                r->oneway = oneway;
-                struct xp_run probe = {.size = sizes[z], .oneway = oneway, .arg = x->arg};
-                if (x->na && x->na(&probe, r->status, sizeof r->status))
-                    r->show_status = !(x->flags & XP_NOT_BUILT) || z == 0;
+                add_row(&rows[n++], x, sizes[z], oneway, z == 0);
             }
+    /* The large-message path beside the same bytes over a unix socket. */
+    if (large && (!only || strstr(xp_ripc_large.name, only))) {
+        add_row(&rows[n++], &xp_unix, large, 1, 1);
+        add_row(&rows[n++], &xp_ripc_large, large, 1, 1);
+    }
     return n;
 }
 
@@ -156,6 +167,8 @@ static void usage(FILE *f)
             "  --time MS        length of one run (default %d ms)\n"
             "  --quick          runs of a fifth of that\n"
             "  --only TEXT      only rows whose name contains TEXT (and the unix socket)\n"
+            "  --large SIZE     one-way rows for the large-message path at SIZE (default\n"
+            "                   16M; 0: none)\n"
             "  --json FILE, --csv FILE   also write the results there\n"
             "  --plot FILE.png  draw latency and throughput per size (needs gnuplot)\n",
             MAX_REPS, DEFAULT_BUDGET_MS);
@@ -163,13 +176,19 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-    static const struct option lo[] = {
-        {"quick", no_argument, NULL, 'q'},      {"repeat", required_argument, NULL, 'r'},
-        {"size", required_argument, NULL, 's'}, {"only", required_argument, NULL, 'o'},
-        {"time", required_argument, NULL, 't'}, {"json", required_argument, NULL, 'j'},
-        {"csv", required_argument, NULL, 'c'},  {"plot", required_argument, NULL, 'p'},
-        {"help", no_argument, NULL, 'h'},       {0, 0, 0, 0}};
+    static const struct option lo[] = {{"quick", no_argument, NULL, 'q'},
+                                       {"repeat", required_argument, NULL, 'r'},
+                                       {"size", required_argument, NULL, 's'},
+                                       {"only", required_argument, NULL, 'o'},
+                                       {"time", required_argument, NULL, 't'},
+                                       {"json", required_argument, NULL, 'j'},
+                                       {"csv", required_argument, NULL, 'c'},
+                                       {"plot", required_argument, NULL, 'p'},
+                                       {"large", required_argument, NULL, 'L'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {0, 0, 0, 0}};
     size_t sizes[MAX_SIZES] = {64, 1024, 65536, 1 << 20};
+    size_t large = (size_t)16 << 20;
     int nsizes = 4, user_sizes = 0, reps = 3, quick = 0, ch;
     double budget_s = DEFAULT_BUDGET_MS / 1e3;
     const char *only = NULL, *json = NULL, *csv = NULL, *plot = NULL;
@@ -204,6 +223,18 @@ int main(int argc, char **argv)
         case 'o':
             only = optarg;
             break;
+        case 'L': {
+            size_t one[1];
+            if (strcmp(optarg, "0") == 0)
+                large = 0;
+            else if (parse_sizes(optarg, one, 0) == 1)
+                large = one[0];
+            else {
+                fprintf(stderr, "ringipc-bench: bad --large %s\n", optarg);
+                return 2;
+            }
+            break;
+        }
         case 'j':
             json = optarg;
             break;
@@ -245,7 +276,7 @@ int main(int argc, char **argv)
                          .budget_s = budget_s,
                          .command = command,
                          .rows = rows,
-                         .nrows = add_rows(rows, sizes, nsizes, only)};
+                         .nrows = add_rows(rows, sizes, nsizes, only, large)};
 
     int runs = 0;
     for (int i = 0; i < rep.nrows; i++)
@@ -259,8 +290,11 @@ int main(int argc, char **argv)
             char why[160];
             if (r->status[0])
                 continue;
-            if (run_one(r->x, r->size, r->oneway, budget_s, rep.cpu, &r->rep[r->reps], why,
-                        sizeof why) < 0) {
+            /* Messages of megabytes: a run long enough for more than a
+             * handful of them, and past the first ones (fresh pages). */
+            double b = r->size >= ((size_t)8 << 20) && budget_s < 1.0 ? 1.0 : budget_s;
+            if (run_one(r->x, r->size, r->oneway, b, rep.cpu, &r->rep[r->reps], why, sizeof why) <
+                0) {
                 snprintf(r->status, sizeof r->status, "FAILED: %s", why);
                 r->show_status = 1;
                 fprintf(stderr, "FAILED %s %s/%zu: %s\n", r->x->name,
