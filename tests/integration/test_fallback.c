@@ -133,36 +133,35 @@ struct child {
     FILE *out; /* the child's stdout */
 };
 
+struct spawn_env {
+    int noshm;
+    const char *transport;
+};
+
+static void set_env(void *arg)
+{
+    const struct spawn_env *e = arg;
+    if (e->noshm)
+        setenv("LD_PRELOAD", RIPC_NOSHM_PRELOAD, 1);
+    if (e->noshm == SHIM_MEMFD)
+        setenv("RIPC_NOSHM", "memfd", 1);
+    else
+        unsetenv("RIPC_NOSHM");
+    if (e->transport)
+        setenv("RIPC_TRANSPORT", e->transport, 1);
+    else
+        unsetenv("RIPC_TRANSPORT");
+}
+
 /* Re-execute this program in `role`, optionally with the no-shm shim (a
  * SHIM_* mode) and a RIPC_TRANSPORT value. */
 static struct child spawn_role(const char *role, int noshm, const char *transport)
 {
-    int p[2];
-    assert_int_equal(pipe(p), 0);
-    fflush(stdout);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        dup2(p[1], 1);
-        close(p[0]);
-        close(p[1]);
-        if (noshm)
-            setenv("LD_PRELOAD", RIPC_NOSHM_PRELOAD, 1);
-        if (noshm == SHIM_MEMFD)
-            setenv("RIPC_NOSHM", "memfd", 1);
-        else
-            unsetenv("RIPC_NOSHM");
-        if (transport)
-            setenv("RIPC_TRANSPORT", transport, 1);
-        else
-            unsetenv("RIPC_TRANSPORT");
-        char *argv[] = {"test_fallback", (char *)role, g_url, NULL};
-        execv("/proc/self/exe", argv);
-        _exit(127);
-    }
-    close(p[1]);
-    struct child c = {pid, fdopen(p[0], "r")};
-    assert_non_null(c.out);
+    struct spawn_env e = {noshm, transport};
+    char *argv[] = {"test_fallback", (char *)role, g_url, NULL};
+    struct child c;
+    c.pid = ripc_test_spawn_self(argv, set_env, &e, &c.out);
+    assert_true(c.pid > 0);
     return c;
 }
 
