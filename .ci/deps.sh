@@ -1,6 +1,6 @@
 #!/bin/sh
 # Make sure the Debian packages a build needs are present.
-#   .ci/deps.sh test    -> build + tests
+#   .ci/deps.sh test    -> build + tests (iproute2: the netns TCP test)
 #   .ci/deps.sh bench   -> build + benchmarks
 #   .ci/deps.sh ci      -> tests + sanitizer toolchain
 # As root it installs what is missing with apt-get; otherwise it prints the
@@ -13,8 +13,8 @@ pkgs="cmake make gcc g++ pkg-config liburcu-dev libcmocka-dev"
 optional=""
 case "$what" in
   bench) pkgs="$pkgs libbenchmark-dev"; optional="libzmq3-dev libnng-dev gnuplot-nox" ;;
-  ci) pkgs="$pkgs libbenchmark-dev clang libclang-rt-14-dev" ;;
-  test) pkgs="$pkgs libbenchmark-dev" ;;
+  ci) pkgs="$pkgs libbenchmark-dev clang libclang-rt-14-dev iproute2" ;;
+  test) pkgs="$pkgs libbenchmark-dev iproute2" ;;
 esac
 missing_of() {
   out=""

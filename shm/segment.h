@@ -10,9 +10,11 @@
  *   RIPC_SEG_SHM_OPEN  shm_open with a random name, O_EXCL, mode 0600,
  *                      unlinked before the call returns.
  *   RIPC_SEG_WIN32     CreateFileMapping (Windows).
- *   RIPC_SEG_DEFAULT   memfd where it exists (build option
- *                      RIPC_SEGMENT_DEFAULT=shm_open picks shm_open), else
- *                      shm_open, else Win32.
+ *   RIPC_SEG_DEFAULT   decided at run time: memfd first, then shm_open
+ *                      when memfd fails (a seccomp filter refusing
+ *                      memfd_create, an old kernel); the build option
+ *                      RIPC_SEGMENT_DEFAULT=shm_open reverses the order.
+ *                      Win32 on Windows. seg->backend says which was used.
  *
  * Failure to get shared memory returns a negative errno and fills `why` (when
  * given) with one line saying which step failed; the library uses that to
@@ -43,10 +45,14 @@ typedef struct ripc__segment {
 
 #define RIPC_SEG_WHY_LEN 128
 
-/* Is this backend compiled in and usable on this platform? (1/0) */
+/* Is this backend compiled in and usable on this platform? (1/0). For
+ * RIPC_SEG_DEFAULT: is either backend usable. The answer is probed once per
+ * process (one descriptor opened and closed) and cached. */
 int ripc__segment_supported(int backend);
 
-/* Backend name for messages: "memfd", "shm_open", "win32". */
+/* Backend name for messages: "memfd", "shm_open", "win32", "unknown". For
+ * RIPC_SEG_DEFAULT the name of the backend a create would use now (the
+ * first usable one in order; the preferred one when none is usable). */
 const char *ripc__segment_backend_name(int backend);
 
 /*
@@ -55,7 +61,10 @@ const char *ripc__segment_backend_name(int backend);
  * descriptor (close-on-exec). On failure seg is left closed (base NULL,
  * fd -1) and nothing is leaked. Returns 0, -EINVAL (len, backend),
  * -ENOSYS / -EOPNOTSUPP (backend missing), -EMFILE, -ENOMEM, -ENOSPC,
- * -EACCES or another -errno from the failing step.
+ * -EACCES or another -errno from the failing step. With RIPC_SEG_DEFAULT,
+ * when every backend fails, the error is the last one tried and why holds
+ * each backend's line joined by "; " (e.g. "memfd_create: Function not
+ * implemented; shm_open: Read-only file system"); on success why is "".
  */
 int ripc__segment_create(ripc__segment *seg, size_t len, int backend, char *why, size_t why_len);
 

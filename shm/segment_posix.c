@@ -229,16 +229,26 @@ fail:
 
 /* ---------------------------------------------------------------- public */
 
-static int resolve_default(void)
+/* The order RIPC_SEG_DEFAULT tries the backends in: the preferred one, then
+ * the other as a fallback where both are built in (a seccomp filter may
+ * refuse memfd_create, /dev/shm may be missing or read-only). */
+static int default_order(int order[2])
 {
-#if defined(RIPC_HAVE_MEMFD) && !defined(RIPC_SEGMENT_DEFAULT_SHM_OPEN)
-    return RIPC_SEG_MEMFD;
-#elif defined(RIPC_HAVE_SHM_OPEN)
-    return RIPC_SEG_SHM_OPEN;
-#elif defined(RIPC_HAVE_MEMFD)
-    return RIPC_SEG_MEMFD;
+#if defined(RIPC_HAVE_MEMFD) && defined(RIPC_HAVE_SHM_OPEN)
+#ifdef RIPC_SEGMENT_DEFAULT_SHM_OPEN
+    order[0] = RIPC_SEG_SHM_OPEN;
+    order[1] = RIPC_SEG_MEMFD;
 #else
-    return RIPC_SEG_SHM_OPEN; /* reported unsupported below */
+    order[0] = RIPC_SEG_MEMFD;
+    order[1] = RIPC_SEG_SHM_OPEN;
+#endif
+    return 2;
+#elif defined(RIPC_HAVE_MEMFD)
+    order[0] = RIPC_SEG_MEMFD;
+    return 1;
+#else
+    order[0] = RIPC_SEG_SHM_OPEN; /* reported unsupported below if missing */
+    return 1;
 #endif
 }
 
@@ -267,10 +277,20 @@ static int probe(atomic_int *cache, int (*open_fn)(char *, size_t))
 }
 #endif
 
+/* The first backend in default order that is usable here, or 0. */
+static int first_usable(void)
+{
+    int order[2], n = default_order(order);
+    for (int i = 0; i < n; i++)
+        if (ripc__segment_supported(order[i]))
+            return order[i];
+    return 0;
+}
+
 int ripc__segment_supported(int backend)
 {
     if (backend == RIPC_SEG_DEFAULT)
-        backend = resolve_default();
+        return first_usable() != 0;
     switch (backend) {
 #ifdef RIPC_HAVE_MEMFD
     case RIPC_SEG_MEMFD: {
@@ -291,8 +311,14 @@ int ripc__segment_supported(int backend)
 
 const char *ripc__segment_backend_name(int backend)
 {
-    if (backend == RIPC_SEG_DEFAULT)
-        backend = resolve_default();
+    if (backend == RIPC_SEG_DEFAULT) {
+        /* What a create would use now; the preferred one when none works. */
+        int order[2];
+        default_order(order);
+        backend = first_usable();
+        if (backend == 0)
+            backend = order[0];
+    }
     switch (backend) {
     case RIPC_SEG_MEMFD:
         return "memfd";
@@ -305,22 +331,10 @@ const char *ripc__segment_backend_name(int backend)
     }
 }
 
-int ripc__segment_create(ripc__segment *seg, size_t len, int backend, char *why, size_t why_len)
+static int create_one(ripc__segment *seg, size_t len, int backend, char *why, size_t why_len)
 {
     int rc;
 
-    if (why != NULL && why_len > 0)
-        why[0] = '\0';
-    if (seg == NULL) {
-        set_why(why, why_len, 0, "no segment given");
-        return -EINVAL;
-    }
-    seg_reset(seg);
-    rc = check_len(len, why, why_len);
-    if (rc != 0)
-        return rc;
-    if (backend == RIPC_SEG_DEFAULT)
-        backend = resolve_default();
     switch (backend) {
     case RIPC_SEG_MEMFD:
 #ifdef RIPC_HAVE_MEMFD
@@ -350,6 +364,58 @@ int ripc__segment_create(ripc__segment *seg, size_t len, int backend, char *why,
     if (rc != 0)
         seg_reset(seg);
     return rc;
+}
+
+/* Each backend in default order until one works. Any failure moves on: the
+ * step that failed may be specific to the backend (memfd_create refused by
+ * seccomp, a read-only /dev/shm), and when both fail, why holds both lines
+ * ("memfd_create: ...; shm_open: ...") and the error is the last one's. */
+static int create_default(ripc__segment *seg, size_t len, char *why, size_t why_len)
+{
+    int order[2], n = default_order(order), rc = -EOPNOTSUPP;
+    size_t used = 0;
+
+    for (int i = 0; i < n; i++) {
+        char one[RIPC_SEG_WHY_LEN] = "";
+        rc = create_one(seg, len, order[i], one, sizeof one);
+        if (rc == 0) {
+            if (why != NULL && why_len > 0)
+                why[0] = '\0';
+            return 0;
+        }
+        if (why != NULL && used < why_len) {
+            int k = snprintf(why + used, why_len - used, "%s%s", i > 0 ? "; " : "", one);
+            used += k > 0 ? (size_t)k : 0;
+        }
+    }
+    return rc;
+}
+
+/* Every call that fills a segment begins with an empty why and a closed seg. */
+static int start(ripc__segment *seg, char *why, size_t why_len)
+{
+    if (why != NULL && why_len > 0)
+        why[0] = '\0';
+    if (seg == NULL) {
+        set_why(why, why_len, 0, "no segment given");
+        return -EINVAL;
+    }
+    seg_reset(seg);
+    return 0;
+}
+
+int ripc__segment_create(ripc__segment *seg, size_t len, int backend, char *why, size_t why_len)
+{
+    int rc;
+
+    if ((rc = start(seg, why, why_len)) != 0)
+        return rc;
+    rc = check_len(len, why, why_len);
+    if (rc != 0)
+        return rc;
+    if (backend == RIPC_SEG_DEFAULT)
+        return create_default(seg, len, why, why_len);
+    return create_one(seg, len, backend, why, why_len);
 }
 
 /*
@@ -403,13 +469,8 @@ int ripc__segment_map(ripc__segment *seg, intptr_t fd, size_t len, char *why, si
     void *p = NULL;
     int rc, kind;
 
-    if (why != NULL && why_len > 0)
-        why[0] = '\0';
-    if (seg == NULL) {
-        set_why(why, why_len, 0, "no segment given");
-        return -EINVAL;
-    }
-    seg_reset(seg);
+    if ((rc = start(seg, why, why_len)) != 0)
+        return rc;
     if (fd < 0 || fd > INT_MAX) {
         set_why(why, why_len, 0, "bad descriptor %lld", (long long)fd);
         return -EINVAL;

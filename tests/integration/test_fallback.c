@@ -1,11 +1,18 @@
 /* Socket mode chosen at the handshake through the real failure paths: a
  * process whose memfd_create / shm_open / shared mmap fail (LD_PRELOAD shim,
  * tests/support/noshm_preload.c) on either side, RIPC_TRANSPORT=socket, and
- * RIPC_TRANSPORT=shm turning the missing shared memory into an error.
+ * RIPC_TRANSPORT=shm turning the missing shared memory into an error. Then
+ * the segment fallback memfd -> shm_open: memfd_create refused (the shim with
+ * RIPC_NOSHM=memfd) over a writable /dev/shm gives shm mode through
+ * shm_open, and over a read-only /dev/shm (an empty read-only tmpfs mounted
+ * in a mount namespace of our own) gives socket mode; memfd alone needs no
+ * /dev/shm at all.
  *
- * The program plays three roles: the cmocka tests (no arguments), and, when
- * re-executed by them, "--worker URL" or "--master URL". Roles report one
- * line on stdout that the test reads through a pipe. */
+ * The program plays four roles: the cmocka tests (no arguments), and, when
+ * re-executed by them, "--worker URL", "--master URL", or "--ro-shm=MW URL"
+ * (enter the namespace, then run a master with shim mode M and a worker with
+ * shim mode W in it). Roles report lines on stdout that the test reads
+ * through a pipe. */
 #include <errno.h>
 #include <poll.h>
 #include <setjmp.h>
@@ -15,8 +22,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <fcntl.h>
+#include <sched.h>
+#endif
 
 #include <cmocka.h>
 
@@ -33,6 +46,9 @@
 
 #define T_ECHO 1
 #define REQUESTS 200
+
+/* What the LD_PRELOAD shim refuses in a child. */
+enum { SHIM_NONE, SHIM_ALL, SHIM_MEMFD };
 
 static char g_url[128];
 
@@ -117,32 +133,35 @@ struct child {
     FILE *out; /* the child's stdout */
 };
 
-/* Re-execute this program in `role`, optionally with the no-shm shim and a
- * RIPC_TRANSPORT value. */
+struct spawn_env {
+    int noshm;
+    const char *transport;
+};
+
+static void set_env(void *arg)
+{
+    const struct spawn_env *e = arg;
+    if (e->noshm)
+        setenv("LD_PRELOAD", RIPC_NOSHM_PRELOAD, 1);
+    if (e->noshm == SHIM_MEMFD)
+        setenv("RIPC_NOSHM", "memfd", 1);
+    else
+        unsetenv("RIPC_NOSHM");
+    if (e->transport)
+        setenv("RIPC_TRANSPORT", e->transport, 1);
+    else
+        unsetenv("RIPC_TRANSPORT");
+}
+
+/* Re-execute this program in `role`, optionally with the no-shm shim (a
+ * SHIM_* mode) and a RIPC_TRANSPORT value. */
 static struct child spawn_role(const char *role, int noshm, const char *transport)
 {
-    int p[2];
-    assert_int_equal(pipe(p), 0);
-    fflush(stdout);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        dup2(p[1], 1);
-        close(p[0]);
-        close(p[1]);
-        if (noshm)
-            setenv("LD_PRELOAD", RIPC_NOSHM_PRELOAD, 1);
-        if (transport)
-            setenv("RIPC_TRANSPORT", transport, 1);
-        else
-            unsetenv("RIPC_TRANSPORT");
-        char *argv[] = {"test_fallback", (char *)role, g_url, NULL};
-        execv("/proc/self/exe", argv);
-        _exit(127);
-    }
-    close(p[1]);
-    struct child c = {pid, fdopen(p[0], "r")};
-    assert_non_null(c.out);
+    struct spawn_env e = {noshm, transport};
+    char *argv[] = {"test_fallback", (char *)role, g_url, NULL};
+    struct child c;
+    c.pid = ripc_test_spawn_self(argv, set_env, &e, &c.out);
+    assert_true(c.pid > 0);
     return c;
 }
 
@@ -291,6 +310,175 @@ static void test_fallback_env_socket(void **state)
     ripc_server_close(s);
 }
 
+/* ---- memfd refused: shm_open, or with a read-only /dev/shm socket mode ---- */
+
+/* A master with shim mode mshim and a worker with wshim, both children of
+ * this process: the worker's report line and the master's last line. */
+static void run_pair(int mshim, int wshim, char *wline, char *mline, size_t len)
+{
+    struct child m = spawn_role("--master", mshim, NULL);
+    read_line(&m, mline, len);
+    assert_string_equal(mline, "ready");
+    struct child w = spawn_role("--worker", wshim, NULL);
+    read_line(&w, wline, len);
+    finish(&w);
+    read_line(&m, mline, len); /* once the worker has left */
+    finish(&m);
+}
+
+#ifdef __linux__
+static int ns_fail(char *why, size_t len, const char *step)
+{
+    snprintf(why, len, "%s: %s", step, strerror(errno));
+    return -1;
+}
+
+static int write_text(const char *path, const char *text)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = write(fd, text, strlen(text));
+    int err = n == (ssize_t)strlen(text) ? 0 : n < 0 ? errno : EIO;
+    close(fd);
+    errno = err;
+    return err ? -1 : 0;
+}
+
+/* A user namespace mapping our uid and gid to themselves, with a mount
+ * namespace it owns (for when plain unshare(CLONE_NEWNS) is not allowed). */
+static int user_mount_ns(char *why, size_t len)
+{
+    char uids[48], gids[48];
+    snprintf(uids, sizeof uids, "%u %u 1\n", (unsigned)getuid(), (unsigned)getuid());
+    snprintf(gids, sizeof gids, "%u %u 1\n", (unsigned)getgid(), (unsigned)getgid());
+    if (unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0)
+        return ns_fail(why, len, "unshare(CLONE_NEWUSER | CLONE_NEWNS)");
+    if (write_text("/proc/self/setgroups", "deny") != 0 && errno != ENOENT)
+        return ns_fail(why, len, "write /proc/self/setgroups");
+    if (write_text("/proc/self/uid_map", uids) != 0)
+        return ns_fail(why, len, "write /proc/self/uid_map");
+    if (write_text("/proc/self/gid_map", gids) != 0)
+        return ns_fail(why, len, "write /proc/self/gid_map");
+    return 0;
+}
+
+/* Enter a mount namespace of our own in which /dev/shm is an empty read-only
+ * tmpfs; /tmp (the socket) stays shared. The mounts vanish with the last
+ * process in the namespace. Returns 0 with how in why, or -1 with the
+ * reason. */
+static int enter_ro_shm(char *why, size_t len)
+{
+    const char *how = "mount namespace";
+    if (unshare(CLONE_NEWNS) != 0) {
+        if (errno != EPERM)
+            return ns_fail(why, len, "unshare(CLONE_NEWNS)");
+        if (user_mount_ns(why, len) != 0)
+            return -1;
+        how = "user + mount namespace";
+    }
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
+        return ns_fail(why, len, "mount(/, MS_REC | MS_PRIVATE)");
+    if (mkdir("/dev/shm", 01777) != 0 && errno != EEXIST)
+        return ns_fail(why, len, "mkdir /dev/shm");
+    if (mount("ripc-ro", "/dev/shm", "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+              "size=4k") != 0)
+        return ns_fail(why, len, "mount read-only tmpfs on /dev/shm");
+    snprintf(why, len, "%s, read-only empty tmpfs on /dev/shm", how);
+    return 0;
+}
+#endif
+
+/* The --ro-shm=MW role: "SKIP: reason", or "ns: how" then run_pair's lines. */
+static int ro_shm_role(const char *modes, const char *url)
+{
+    char why[256], wline[512], mline[512];
+    snprintf(g_url, sizeof g_url, "%s", url);
+#ifdef __linux__
+    if (enter_ro_shm(why, sizeof why) != 0) {
+        printf("SKIP: no mount namespace with a read-only /dev/shm: %s\n", why);
+        return 0;
+    }
+#else
+    printf("SKIP: mount namespaces are Linux only\n");
+    return 0;
+#endif
+    printf("ns: %s\n", why);
+    run_pair(modes[0] - '0', modes[1] - '0', wline, mline, sizeof wline);
+    printf("%s\n%s\n", wline, mline);
+    return 0;
+}
+
+/* Run --ro-shm=MW (role), or skip with its reason; the worker's line (in
+ * wline[512]) must contain want_w and the master's want_m. */
+static void ro_shm_pair(const char *role, const char *want_w, const char *want_m, char *wline)
+{
+    struct child ns = spawn_role(role, SHIM_NONE, NULL);
+    char line[512], mline[512];
+    read_line(&ns, line, sizeof line);
+    print_message("%s\n", line);
+    if (strncmp(line, "SKIP: ", 6) == 0) {
+        finish(&ns);
+        skip();
+    }
+    assert_true(strncmp(line, "ns: ", 4) == 0);
+    read_line(&ns, wline, 512);
+    read_line(&ns, mline, sizeof mline);
+    finish(&ns);
+    print_message("worker: %s\nmaster: %s\n", wline, mline);
+    assert_non_null(strstr(wline, want_w));
+    assert_non_null(strstr(mline, want_m));
+}
+
+/* memfd_create refused, /dev/shm writable: shm mode through shm_open. */
+static void test_fallback_memfd_refused_shm_open(void **state)
+{
+    (void)state;
+    need_shim();
+    char wline[512], mline[512];
+    run_pair(SHIM_MEMFD, SHIM_MEMFD, wline, mline, sizeof wline);
+    print_message("worker: %s\nmaster: %s\n", wline, mline);
+    assert_non_null(strstr(wline, "rc=0 transport=shm reason=shared memory (shm_open segment"));
+    assert_non_null(strstr(mline, "peer transport=shm reason=shared memory (shm_open segment"));
+}
+
+/* memfd_create refused on both sides, /dev/shm read-only: neither backend
+ * works in the worker, so it offers no shared memory at all. */
+static void test_fallback_ro_shm_both_refused(void **state)
+{
+    (void)state;
+    need_shim();
+    char wline[512];
+    ro_shm_pair("--ro-shm=22",
+                "rc=0 transport=socket reason=socket mode: the worker cannot map shared memory",
+                "peer transport=socket", wline);
+}
+
+/* memfd_create refused on the master only: the worker offers shared memory,
+ * the master's segment fails both ways, and the reason says how. */
+static void test_fallback_ro_shm_master_refused(void **state)
+{
+    (void)state;
+    need_shim();
+    char wline[512];
+    ro_shm_pair("--ro-shm=20",
+                "rc=0 transport=socket reason=socket mode: shared memory unavailable on the "
+                "master (",
+                "peer transport=socket", wline);
+    /* Both failures, in the order of the build's preference. */
+    assert_non_null(strstr(wline, "memfd_create: Function not implemented"));
+    assert_non_null(strstr(wline, "shm_open: Read-only file system"));
+}
+
+/* No shim: memfd needs no /dev/shm, so shm mode without it. */
+static void test_fallback_ro_shm_memfd_works(void **state)
+{
+    (void)state;
+    char wline[512];
+    ro_shm_pair("--ro-shm=00", "rc=0 transport=shm reason=shared memory (memfd segment",
+                "peer transport=shm", wline);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -305,12 +493,18 @@ int main(int argc, char **argv)
         return worker_role(argv[2]);
     if (argc == 3 && strcmp(argv[1], "--master") == 0)
         return master_role(argv[2]);
+    if (argc == 3 && strncmp(argv[1], "--ro-shm=", 9) == 0 && strlen(argv[1]) == 11)
+        return ro_shm_role(argv[1] + 9, argv[2]);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_fallback_worker_cannot_map, setup),
         cmocka_unit_test_setup(test_fallback_master_cannot_map, setup),
         cmocka_unit_test_setup(test_fallback_shm_required_worker_side, setup),
         cmocka_unit_test_setup(test_fallback_shm_required_master_cannot, setup),
         cmocka_unit_test_setup(test_fallback_env_socket, setup),
+        cmocka_unit_test_setup(test_fallback_memfd_refused_shm_open, setup),
+        cmocka_unit_test_setup(test_fallback_ro_shm_both_refused, setup),
+        cmocka_unit_test_setup(test_fallback_ro_shm_master_refused, setup),
+        cmocka_unit_test_setup(test_fallback_ro_shm_memfd_works, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 void ripc_test_skip(const char *fmt, ...)
 {
@@ -86,4 +87,29 @@ int ripc_test_wait(int pid)
     if (WIFSIGNALED(st))
         return 128 + WTERMSIG(st);
     return -1;
+}
+
+int ripc_test_spawn_self(char *const argv[], void (*prepare)(void *), void *arg, FILE **out)
+{
+    int p[2];
+    if (pipe(p) != 0)
+        return -1;
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(p[1], 1);
+        close(p[0]);
+        close(p[1]);
+        if (prepare)
+            prepare(arg);
+        execv("/proc/self/exe", argv);
+        _exit(127);
+    }
+    close(p[1]);
+    *out = pid > 0 ? fdopen(p[0], "r") : NULL;
+    if (*out == NULL) {
+        close(p[0]);
+        return -1; /* a child that was started sees EOF on stdout and dies of SIGPIPE */
+    }
+    return pid;
 }

@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* Print "SKIP: <reason>" and exit 77 (ctest counts the test as skipped). */
 _Noreturn void ripc_test_skip(const char *fmt, ...);
@@ -30,6 +31,12 @@ int ripc_test_check(const void *buf, size_t len, uint64_t seq);
 /* Map len bytes of anonymous shared memory (survives fork); aborts on error. */
 void *ripc_test_shared_alloc(size_t len);
 void ripc_test_shared_free(void *p, size_t len);
+
+/* Re-execute this program (/proc/self/exe) with argv in a forked child whose
+ * stdout is a pipe: in the child, prepare(arg) runs first when given (to
+ * change the environment or a namespace; it may _exit). Returns the child's
+ * pid with *out reading its stdout, or -1. */
+int ripc_test_spawn_self(char *const argv[], void (*prepare)(void *), void *arg, FILE **out);
 
 /* Wait for pid and return its exit code, or 128 + signal. */
 int ripc_test_wait(int pid);

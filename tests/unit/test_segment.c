@@ -31,6 +31,18 @@
 #define TEST_HAVE_MEMFD 1
 #endif
 
+#if defined(TEST_HAVE_MEMFD) && defined(__has_include)
+#if __has_include(<linux/seccomp.h>) && __has_include(<linux/filter.h>)
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#ifdef __NR_memfd_create
+#define TEST_HAVE_SECCOMP 1
+#endif
+#endif
+#endif
+
 static int backend_memfd = RIPC_SEG_MEMFD;
 static int backend_shm = RIPC_SEG_SHM_OPEN;
 
@@ -536,6 +548,18 @@ static void test_segment_rlimit_as_enomem(void **state)
     assert_int_equal(ripc_test_wait(pid), 0);
 }
 
+/* Set RLIMIT_NOFILE to the lowest free descriptor, so that the next open
+ * fails with EMFILE. Returns that descriptor number, or -1. */
+static int no_more_fds(void)
+{
+    struct rlimit rl;
+    int lowest = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (lowest < 0 || close(lowest) != 0 || getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return -1;
+    rl.rlim_cur = (rlim_t)lowest;
+    return setrlimit(RLIMIT_NOFILE, &rl) != 0 ? -1 : lowest;
+}
+
 /* RLIMIT_NOFILE at the lowest free descriptor: the next open must fail. */
 static void test_segment_rlimit_nofile_emfile(void **state)
 {
@@ -549,17 +573,9 @@ static void test_segment_rlimit_nofile_emfile(void **state)
     if (pid == 0) {
         ripc__segment s;
         char why[RIPC_SEG_WHY_LEN] = "";
-        struct rlimit rl;
-        int lowest, rc;
-        lowest = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        int lowest = no_more_fds(), rc;
         if (lowest < 0)
             _exit(30);
-        close(lowest);
-        if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
-            _exit(31);
-        rl.rlim_cur = (rlim_t)lowest;
-        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
-            _exit(32);
         rc = ripc__segment_create(&s, 4096, backend, why, sizeof why);
         printf("  rlimit_nofile(%s, %d): rc=%d why=\"%s\"\n", ripc__segment_backend_name(backend),
                lowest, rc, why);
@@ -573,6 +589,75 @@ static void test_segment_rlimit_nofile_emfile(void **state)
         _exit(0);
     }
     assert_int_equal(ripc_test_wait(pid), 0);
+}
+
+#ifdef TEST_HAVE_SECCOMP
+/* From now on memfd_create fails with ENOSYS in this process, as under a
+ * container's seccomp profile. (No architecture check: a foreign-ABI call
+ * with the same number would fail too, which a test child does not make.) */
+static int refuse_memfd_create(void)
+{
+    struct sock_filter f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_memfd_create, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = {sizeof f / sizeof f[0], f};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+        return -errno;
+    return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0 ? -errno : 0;
+}
+#endif
+
+/* RIPC_SEG_DEFAULT when memfd_create is refused (seccomp): the segment comes
+ * from shm_open instead; when shm_open fails as well (no descriptor left),
+ * the error is the last one tried (EMFILE, or ENOSYS when the build prefers
+ * shm_open) and why names both steps. */
+static void test_segment_default_falls_back(void **state)
+{
+    (void)state;
+#ifndef TEST_HAVE_SECCOMP
+    print_message("SKIP: no memfd or no seccomp filters to refuse it with\n");
+    skip();
+#else
+    pid_t pid;
+    need(RIPC_SEG_SHM_OPEN);
+    fflush(NULL);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        ripc__segment s;
+        char why[RIPC_SEG_WHY_LEN] = "x";
+        int rc = refuse_memfd_create();
+        if (rc != 0) {
+            printf("SKIP: seccomp filter refused: %s\n", strerror(-rc));
+            _exit(77);
+        }
+        if (ripc__segment_create(&s, 4096, RIPC_SEG_MEMFD, why, sizeof why) != -ENOSYS)
+            _exit(40);
+        printf("  memfd refused: \"%s\"\n", why);
+        if (ripc__segment_create(&s, 4096, RIPC_SEG_DEFAULT, why, sizeof why) != 0)
+            _exit(41);
+        if (s.backend != RIPC_SEG_SHM_OPEN || why[0] != '\0' || s.base == NULL)
+            _exit(42);
+        ripc__segment_close(&s);
+        if (no_more_fds() < 0)
+            _exit(43);
+        rc = ripc__segment_create(&s, 4096, RIPC_SEG_DEFAULT, why, sizeof why);
+        printf("  both refused: rc=%d why=\"%s\"\n", rc, why);
+        fflush(stdout);
+        if ((rc != -EMFILE && rc != -ENOSYS) || s.base != NULL || s.fd != -1)
+            _exit(45);
+        if (!strstr(why, "memfd_create: ") || !strstr(why, "; ") || !strstr(why, "shm_open: "))
+            _exit(46);
+        _exit(0);
+    }
+    int st = ripc_test_wait(pid);
+    if (st == 77)
+        skip(); /* the child said why */
+    assert_int_equal(st, 0);
+#endif
 }
 
 /* ---------------------------------------------------------------- close */
@@ -685,6 +770,7 @@ int main(void)
         BOTH(test_segment_size_limits),
         BOTH(test_segment_rlimit_as_enomem),
         BOTH(test_segment_rlimit_nofile_emfile),
+        cmocka_unit_test(test_segment_default_falls_back),
         cmocka_unit_test(test_segment_close_twice),
         BOTH(test_segment_close_fd_keeps_mapping),
         BOTH(test_segment_no_fd_leak),
