@@ -9,7 +9,8 @@
  * /dev/shm at all.
  *
  * The program plays four roles: the cmocka tests (no arguments), and, when
- * re-executed by them, "--worker URL", "--master URL", or "--ro-shm=MW URL"
+ * re-executed by them, "--worker URL", "--master URL", "--ro-shm=MW URL" or
+ * "--tiny-shm=MW URL"
  * (enter the namespace, then run a master with shim mode M and a worker with
  * shim mode W in it). Roles report lines on stdout that the test reads
  * through a pipe. */
@@ -44,7 +45,7 @@
 #endif
 #endif
 
-#define T_ECHO 1
+#define T_ECHO   1
 #define REQUESTS 200
 
 /* What the LD_PRELOAD shim refuses in a child. */
@@ -364,10 +365,10 @@ static int user_mount_ns(char *why, size_t len)
 }
 
 /* Enter a mount namespace of our own in which /dev/shm is an empty read-only
- * tmpfs; /tmp (the socket) stays shared. The mounts vanish with the last
- * process in the namespace. Returns 0 with how in why, or -1 with the
- * reason. */
-static int enter_ro_shm(char *why, size_t len)
+ * tmpfs (tiny: a writable one of 64 KiB, too small for any segment); /tmp
+ * (the socket) stays shared. The mounts vanish with the last process in the
+ * namespace. Returns 0 with how in why, or -1 with the reason. */
+static int enter_ro_shm(char *why, size_t len, int tiny)
 {
     const char *how = "mount namespace";
     if (unshare(CLONE_NEWNS) != 0) {
@@ -381,21 +382,21 @@ static int enter_ro_shm(char *why, size_t len)
         return ns_fail(why, len, "mount(/, MS_REC | MS_PRIVATE)");
     if (mkdir("/dev/shm", 01777) != 0 && errno != EEXIST)
         return ns_fail(why, len, "mkdir /dev/shm");
-    if (mount("ripc-ro", "/dev/shm", "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
-              "size=4k") != 0)
-        return ns_fail(why, len, "mount read-only tmpfs on /dev/shm");
-    snprintf(why, len, "%s, read-only empty tmpfs on /dev/shm", how);
+    unsigned long fl = MS_NOSUID | MS_NODEV | MS_NOEXEC | (tiny ? 0 : MS_RDONLY);
+    if (mount("ripc-ro", "/dev/shm", "tmpfs", fl, tiny ? "size=64k" : "size=4k") != 0)
+        return ns_fail(why, len, "mount a small tmpfs on /dev/shm");
+    snprintf(why, len, "%s, %s tmpfs on /dev/shm", how, tiny ? "a 64 KiB" : "a read-only empty");
     return 0;
 }
 #endif
 
 /* The --ro-shm=MW role: "SKIP: reason", or "ns: how" then run_pair's lines. */
-static int ro_shm_role(const char *modes, const char *url)
+static int ro_shm_role(const char *modes, const char *url, int tiny)
 {
     char why[256], wline[512], mline[512];
     snprintf(g_url, sizeof g_url, "%s", url);
 #ifdef __linux__
-    if (enter_ro_shm(why, sizeof why) != 0) {
+    if (enter_ro_shm(why, sizeof why, tiny) != 0) {
         printf("SKIP: no mount namespace with a read-only /dev/shm: %s\n", why);
         return 0;
     }
@@ -470,6 +471,20 @@ static void test_fallback_ro_shm_master_refused(void **state)
     assert_non_null(strstr(wline, "shm_open: Read-only file system"));
 }
 
+/* memfd_create refused on the master, /dev/shm writable but too small for
+ * the segment: shm_open's space reservation fails, socket mode says so. */
+static void test_fallback_tiny_shm_master(void **state)
+{
+    (void)state;
+    need_shim();
+    char wline[512];
+    ro_shm_pair("--tiny-shm=20",
+                "rc=0 transport=socket reason=socket mode: shared memory unavailable on the "
+                "master (",
+                "peer transport=socket", wline);
+    assert_non_null(strstr(wline, "No space left on device"));
+}
+
 /* No shim: memfd needs no /dev/shm, so shm mode without it. */
 static void test_fallback_ro_shm_memfd_works(void **state)
 {
@@ -494,7 +509,9 @@ int main(int argc, char **argv)
     if (argc == 3 && strcmp(argv[1], "--master") == 0)
         return master_role(argv[2]);
     if (argc == 3 && strncmp(argv[1], "--ro-shm=", 9) == 0 && strlen(argv[1]) == 11)
-        return ro_shm_role(argv[1] + 9, argv[2]);
+        return ro_shm_role(argv[1] + 9, argv[2], 0);
+    if (argc == 3 && strncmp(argv[1], "--tiny-shm=", 11) == 0 && strlen(argv[1]) == 13)
+        return ro_shm_role(argv[1] + 11, argv[2], 1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_fallback_worker_cannot_map, setup),
         cmocka_unit_test_setup(test_fallback_master_cannot_map, setup),
@@ -505,6 +522,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup(test_fallback_ro_shm_both_refused, setup),
         cmocka_unit_test_setup(test_fallback_ro_shm_master_refused, setup),
         cmocka_unit_test_setup(test_fallback_ro_shm_memfd_works, setup),
+        cmocka_unit_test_setup(test_fallback_tiny_shm_master, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
