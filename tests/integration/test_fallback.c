@@ -8,7 +8,7 @@
  * in a mount namespace of our own) gives socket mode; memfd alone needs no
  * /dev/shm at all.
  *
- * The program plays four roles: the cmocka tests (no arguments), and, when
+ * The program plays five roles: the cmocka tests (no arguments), and, when
  * re-executed by them, "--worker URL", "--master URL", "--ro-shm=MW URL" or
  * "--tiny-shm=MW URL"
  * (enter the namespace, then run a master with shim mode M and a worker with
