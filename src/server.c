@@ -88,6 +88,7 @@ struct loop {
     size_t nin, incap;
     _Atomic int has_incoming;
     _Atomic unsigned count; /* peers owned, for placement (any thread reads) */
+    _Atomic int active;     /* threads inside loop_round: someone reads the bells */
     pthread_t th;
     uint64_t next_look; /* busy loop: next non-blocking look at sockets */
     /* handler cache: valid while the table generation is unchanged */
@@ -326,8 +327,9 @@ static int lock_send(struct ripc_peer *p, uint64_t deadline)
  * Wait for room in p's outbound ring, send lock held. The worker rings our
  * doorbell for p when it frees space while we are armed. If this thread is
  * the loop that owns p, nobody else reads that doorbell: poll it directly.
- * Otherwise the owning loop wakes us through space_cv; a slice of 10 ms
- * covers the case where no loop thread is running at all.
+ * Otherwise the owning loop wakes us through space_cv, or, when no loop is
+ * dispatching at all, we poll the doorbell ourselves; waits come in slices
+ * of 10 ms, after which the caller looks again.
  */
 static int wait_space(struct ripc_peer *p, const ripc__waitfor *wf, uint64_t deadline)
 {
@@ -337,6 +339,12 @@ static int wait_space(struct ripc_peer *p, const ripc__waitfor *wf, uint64_t dea
     uint64_t slice_end = now + 10000000u;
     uint64_t until = deadline < slice_end ? deadline : slice_end;
     int own_loop = tls_loop != NULL && tls_loop == p->loop;
+    /* Nobody is dispatching (a program that polls now and then, and sends
+     * in between): no loop will read p's doorbell and wake us, so read it
+     * ourselves, as the owning loop does. A loop that starts meanwhile and
+     * drains it first costs us at most the slice. */
+    int read_bell =
+        own_loop || !p->loop || atomic_load_explicit(&p->loop->active, memory_order_relaxed) == 0;
     if (own_loop) {
         /* We may be inside a handler of p's current batch, whose consumer
          * index is published only at the end of the batch: publish it now,
@@ -351,7 +359,7 @@ static int wait_space(struct ripc_peer *p, const ripc__waitfor *wf, uint64_t dea
             atomic_fetch_sub(&p->space_waiters, 1);
         return 0;
     }
-    if (own_loop) {
+    if (read_bell) {
         struct pollfd pf[2] = {{.fd = p->ch.bell.wait_fd, .events = POLLIN},
                                {.fd = p->sock, .events = POLLIN}};
         int ms = (int)((until - now + 999999) / 1000000);
@@ -360,9 +368,13 @@ static int wait_space(struct ripc_peer *p, const ripc__waitfor *wf, uint64_t dea
                 ripc__doorbell_drain(&p->ch.bell);
             if (pf[1].revents && !ripc__sock_alive(p->sock)) {
                 ripc__chan_disarm_space(&p->ch);
+                if (!own_loop)
+                    atomic_fetch_sub(&p->space_waiters, 1);
                 return -EPIPE;
             }
         }
+        if (!own_loop)
+            atomic_fetch_sub(&p->space_waiters, 1);
     } else {
         struct timespec ts = ripc__timespec_at(until);
         int w = pthread_cond_clockwait(&p->space_cv, &p->send_mu, CLOCK_MONOTONIC, &ts);
@@ -1172,6 +1184,7 @@ static int poll_nowait(struct loop *L)
 static int loop_round(struct loop *L, int timeout_ms)
 {
     tls_loop = L;
+    atomic_fetch_add_explicit(&L->active, 1, memory_order_relaxed);
     int n = loop_dispatch(L);
     if (n > 0) {
         /* Busy: still look at the sockets (joins, goodbyes, dead workers,
@@ -1215,6 +1228,7 @@ static int loop_round(struct loop *L, int timeout_ms)
     loop_wait(L, timeout_ms);
     n = loop_dispatch(L);
 out:
+    atomic_fetch_sub_explicit(&L->active, 1, memory_order_relaxed);
     tls_loop = NULL;
     return n;
 }
