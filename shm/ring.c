@@ -260,9 +260,14 @@ int ripc_ring_reserve(ripc_ring *r, size_t len, void **buf)
      * the polling consumer takes the first line back meanwhile, and the
      * header store needs a third transfer (measured: +100 ns per hop). With
      * both requests in flight at once, every store of the record is queued
-     * by the time the lines arrive and drains in one go. */
-    prefetch_w(r->data + at);
-    prefetch_w(r->data + ((at + need) & r->mask));
+     * by the time the lines arrive and drains in one go. Not when the ring
+     * is (nearly) full: those lines are then the ones the consumer is
+     * reading right now, and taking them early only slows it down
+     * (streaming 64 B records through a full ring: 100 -> 40 M/s). */
+    if (r->capacity - (r->pos - r->peer) - total >= 2 * RIPC_RING_LINE) {
+        prefetch_w(r->data + at);
+        prefetch_w(r->data + ((at + need) & r->mask));
+    }
     if (r->capacity >= 4096)
         prefetch_w(r->data + ((at + need + 512) & r->mask));
     *buf = r->data + at + RIPC_REC_HDR;
