@@ -33,11 +33,11 @@
  * and flag is read once into private memory and checked (a header without
  * the committed bit where one is expected, unknown flags, a length above the
  * maximum or past the end of the data area, indices that break head/tail
- * invariants when they are read); a bad value makes
- * the ring fail with -EPROTO (sticky) and nothing is read or written outside
- * [mem, mem + mem_len). The producer likewise checks the consumer index it
- * reads. Payload bytes returned by peek stay in shared memory: a hostile peer
- * can still change them while you read them, so copy what you parse.
+ * invariants when they are read); a bad value makes the ring fail with
+ * -EPROTO (sticky) and nothing is read or written outside [mem, mem +
+ * mem_len). The producer likewise checks the consumer index it reads. Payload
+ * bytes returned by peek stay in shared memory: a hostile peer can still
+ * change them while you read them, so copy what you parse.
  *
  * Errors are negative errno values: -EAGAIN (full / empty), -EMSGSIZE (record
  * larger than the ring's maximum, or a pop buffer too small), -EPROTO (the
@@ -81,9 +81,10 @@ RIPC_API size_t ripc_ring_size(size_t capacity);
 RIPC_API size_t ripc_ring_max_payload(size_t capacity);
 
 /*
- * Write an empty ring into mem (header and data area zeroed). mem must be 8-byte aligned (128-byte
- * aligned is best) and mem_len >= ripc_ring_size(capacity). Run it once, before either side
- * attaches. Returns 0 or -EINVAL.
+ * Write an empty ring into mem (header and data area zeroed). mem must be
+ * 8-byte aligned (128-byte aligned is best) and mem_len >=
+ * ripc_ring_size(capacity). Run it once, before either side attaches.
+ * Returns 0 or -EINVAL.
  */
 RIPC_API int ripc_ring_format(void *mem, size_t mem_len, size_t capacity);
 
@@ -108,9 +109,10 @@ RIPC_API size_t ripc_ring_payload_max(const ripc_ring *r);
 /*
  * Producer: reserve room for a record of `len` payload bytes (0 allowed) and
  * point *buf at it (it needs the record, a pad when it would cross the end of
- * the ring, and one spare 8-byte header slot). Write the payload, then ripc_ring_commit(). At most
- * one reservation is open at a time; a second reserve replaces the first. Never blocks, never
- * allocates. Returns 0, -EAGAIN (not enough free space now), -EMSGSIZE (len > payload maximum) or
+ * the ring, and one spare 8-byte header slot). Write the payload, then
+ * ripc_ring_commit(). At most one reservation is open at a time; a second
+ * reserve replaces the first. Never blocks, never allocates. Returns 0,
+ * -EAGAIN (not enough free space now), -EMSGSIZE (len > payload maximum) or
  * -EPROTO (bad consumer index).
  */
 RIPC_API int ripc_ring_reserve(ripc_ring *r, size_t len, void **buf);
