@@ -231,7 +231,7 @@ static inline uint64_t room_for(const ripc_ring *r, size_t len, uint64_t *pad_ou
     return pad + need + RIPC_REC_SPARE;
 }
 
-int ripc_ring_reserve(ripc_ring *r, size_t len, void **buf)
+static inline int reserve(ripc_ring *r, size_t len, void **buf, int urgent)
 {
     if (r->dead)
         return -EPROTO;
@@ -253,18 +253,20 @@ int ripc_ring_reserve(ripc_ring *r, size_t len, void **buf)
     r->res_len = len;
     r->reserved = 1;
     uint64_t at = pad ? 0 : r->pos & r->mask;
-    /* Own the record's first line (its header) and the line of the spare
-     * slot after it before the payload is written. The consumer polls the
-     * header slot, so it holds that line shared; without this the first
-     * payload store waits for the line, the next line's store waits again,
-     * the polling consumer takes the first line back meanwhile, and the
-     * header store needs a third transfer (measured: +100 ns per hop). With
-     * both requests in flight at once, every store of the record is queued
-     * by the time the lines arrive and drains in one go. Not when the ring
-     * is (nearly) full: those lines are then the ones the consumer is
-     * reading right now, and taking them early only slows it down
-     * (streaming 64 B records through a full ring: 100 -> 40 M/s). */
-    if (r->capacity - (r->pos - r->peer) - total >= 2 * RIPC_RING_LINE) {
+    /* Urgent: own the record's first line (its header) and the line of the
+     * spare slot after it before the payload is written. An idle consumer
+     * polls the header slot, so it holds that line shared; without this the
+     * first payload store waits for the line, the next line's store waits
+     * again, the polling consumer takes the first line back meanwhile, and
+     * the header store needs a third transfer (measured: +100 ns per hop).
+     * With both requests in flight at once, every store of the record is
+     * queued by the time the lines arrive and drains in one go.
+     * Not for a stream: a consumer chasing the producer is reading those
+     * lines (the previous records) and loses them early (library one-way,
+     * 64 B: 62 -> 45 M/s). Not when the ring is (nearly) full either: those
+     * lines are then the ones the consumer is reading right now (64 B
+     * through a full ring: 100 -> 40 M/s). */
+    if (urgent && r->capacity - (r->pos - r->peer) - total >= 2 * RIPC_RING_LINE) {
         prefetch_w(r->data + at);
         prefetch_w(r->data + ((at + need) & r->mask));
     }
@@ -272,6 +274,16 @@ int ripc_ring_reserve(ripc_ring *r, size_t len, void **buf)
         prefetch_w(r->data + ((at + need + 512) & r->mask));
     *buf = r->data + at + RIPC_REC_HDR;
     return 0;
+}
+
+int ripc_ring_reserve(ripc_ring *r, size_t len, void **buf)
+{
+    return reserve(r, len, buf, 0);
+}
+
+int ripc__ring_reserve_urgent(ripc_ring *r, size_t len, void **buf)
+{
+    return reserve(r, len, buf, 1);
 }
 
 /*

@@ -54,6 +54,12 @@ int ripc__ring_arm_consumer(ripc_ring *r); /* 1: data is there, not armed */
 void ripc__ring_disarm_consumer(ripc_ring *r);
 int ripc__ring_arm_producer(ripc_ring *r, size_t len); /* 1: room for len, not armed */
 void ripc__ring_disarm_producer(ripc_ring *r);
+/* Producer: ripc_ring_reserve for a record someone waits for (a request, a
+ * reply): also asks for the record's header line and spare-slot line at
+ * once, so that the idle consumer polling that header gets the record after
+ * one transfer, not three. Not for streams: a consumer chasing the producer
+ * would lose the lines it is reading. */
+int ripc__ring_reserve_urgent(ripc_ring *r, size_t len, void **buf);
 /* Producer: commit like ripc_ring_commit, but publish with seq_cst; returns
  * 1 when the consumer was asleep (the caller must ring its doorbell). */
 int ripc__ring_commit_wake(ripc_ring *r, size_t len);
