@@ -15,11 +15,10 @@ struct ripc_ring {
     uint64_t mask;
     uint64_t max_payload;
     uint64_t pos;  /* our own index: head (producer) or tail (consumer) */
-    uint64_t peer; /* cached copy of the other side's index */
+    uint64_t peer; /* producer: cached tail; consumer: last head it read */
     int role;
-    int dead;
-    int fastpub; /* data direction uses asymmetric fences (shm/fence.h) */ /* -EPROTO seen: the ring
-                                                                              is never used again */
+    int dead;    /* -EPROTO seen: the ring is never used again */
+    int fastpub; /* data direction uses asymmetric fences (shm/fence.h) */
     /* producer: the open reservation */
     int reserved;
     uint64_t res_pad;
@@ -37,28 +36,40 @@ struct ripc_ring {
  * The eventcount of DESIGN.md "Doorbell", on the ring's wait line.
  *
  * Sleeper (consumer waiting for data / producer waiting for space):
- *   arm:   flag = 1 (seq_cst store), re-read the other side's index
+ *   arm:   flag = 1 (seq_cst store), re-read what the other side publishes
  *          (seq_cst load); if the condition now holds, disarm and do not sleep.
  * Waker (producer after commit / consumer after release):
- *   publish its index, full fence, load the flag; if set, exchange it to 0
- *   and ring the doorbell. Only the first waker after an arm rings.
- * Either the sleeper's re-read sees the new index, or the waker's load sees
- * the flag: the seq_cst total order forbids both missing (Dekker).
+ *   publish, full fence, load the flag; if set, exchange it to 0 and ring the
+ *   doorbell. Only the first waker after an arm rings.
+ * Either the sleeper's re-read sees the publication, or the waker's load sees
+ * the flag: the seq_cst total order forbids both missing (Dekker). The two
+ * sides must name the same word. Data direction (format 2): the producer
+ * publishes a record by storing its first header into the slot at the
+ * consumer's position, so the consumer re-checks that slot (nonzero = data),
+ * not head; head is stored after the header and may lag records the consumer
+ * already took, so it could only wake a sleeper spuriously or not at all.
+ * Space direction: the consumer index (tail), as before.
  */
 int ripc__ring_arm_consumer(ripc_ring *r); /* 1: data is there, not armed */
 void ripc__ring_disarm_consumer(ripc_ring *r);
 int ripc__ring_arm_producer(ripc_ring *r, size_t len); /* 1: room for len, not armed */
 void ripc__ring_disarm_producer(ripc_ring *r);
+/* Producer: ripc_ring_reserve for a record someone waits for (a request, a
+ * reply): also asks for the record's header line and spare-slot line at
+ * once, so that the idle consumer polling that header gets the record after
+ * one transfer, not three. Not for streams: a consumer chasing the producer
+ * would lose the lines it is reading. */
+int ripc__ring_reserve_urgent(ripc_ring *r, size_t len, void **buf);
 /* Producer: commit like ripc_ring_commit, but publish with seq_cst; returns
  * 1 when the consumer was asleep (the caller must ring its doorbell). */
 int ripc__ring_commit_wake(ripc_ring *r, size_t len);
 /* Consumer: after one or more releases, 1 when the producer was asleep
  * waiting for space (ring its doorbell). */
 int ripc__ring_space_wake(ripc_ring *r);
-/* Consumer: is a record (or garbage) published beyond our tail? Cheap:
- * reads the producer index only when the cached copy is exhausted. */
+/* Consumer: is a record (or garbage) published at our position? One relaxed
+ * load of the header slot peek reads first (never the producer index). */
 int ripc__ring_readable(ripc_ring *r);
-/* Producer: would a record of len bytes fit now? */
+/* Producer: would a record of len bytes (with its spare slot) fit now? */
 int ripc__ring_writable(ripc_ring *r, size_t len);
 
 /*
@@ -87,7 +98,8 @@ void ripc__ring_publish_tail(ripc_ring *r);
  * Asymmetric fences on the data direction (shm/fence.h). Both sides of a
  * ring must agree: the producer then publishes without a full fence, and the
  * consumer issues ripc__remote_fence() between setting its sleep flag and
- * re-checking the index. Set right after attach, before any traffic.
+ * re-checking the header
+ * slot. Set right after attach, before any traffic.
  */
 void ripc__ring_set_fastpub(ripc_ring *r, int on);
 int ripc__ring_fastpub(const ripc_ring *r);

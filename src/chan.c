@@ -114,7 +114,9 @@ int ripc__chan_try_send(ripc__chan *ch, uint16_t type, uint8_t kind, uint64_t id
         return try_send_large(ch, type, kind, id, data, len, deadline, w);
     size_t total = RIPC_MSG_HDR + (size_t)len;
     void *buf;
-    int rc = ripc_ring_reserve(ch->tx, total, &buf);
+    /* Someone waits for a request or a reply: take its lines early. */
+    int rc = kind == RIPC_KIND_ONEWAY ? ripc_ring_reserve(ch->tx, total, &buf)
+                                      : ripc__ring_reserve_urgent(ch->tx, total, &buf);
     if (rc < 0) {
         w->what = RIPC_CHAN_ROOM;
         w->arg = total;

@@ -288,10 +288,20 @@ int ripc_client_request(ripc_client *c, uint16_t type, const void *data, uint64_
 {
     if (!c || !reply || (len && !data) || type >= RIPC_TYPE_RESERVED)
         return -EINVAL;
+    uint64_t id = ++c->next_id;
+    /* Send first, then release the reply the caller held: the release's
+     * fence (space_wake) then runs while the request is on its way, not
+     * before it. When the request cannot go at once, release first: the
+     * master may be waiting for that room before it reads our ring. */
+    int rc = -EAGAIN;
+    if (c->xport == RIPC_XPORT_SHM && !c->peer_gone && len <= c->ch.max_inline) {
+        ripc__waitfor w;
+        rc = ripc__chan_try_send(&c->ch, type, RIPC_KIND_REQUEST, id, data, len, 0, &w);
+    }
     release_lent(c);
     uint64_t deadline = ripc__deadline(timeout_ms);
-    uint64_t id = ++c->next_id;
-    int rc = send_kind(c, type, RIPC_KIND_REQUEST, id, data, len, deadline, 0);
+    if (rc == -EAGAIN)
+        rc = send_kind(c, type, RIPC_KIND_REQUEST, id, data, len, deadline, 0);
     if (rc < 0)
         return rc == -EAGAIN ? -ETIMEDOUT : rc;
     rc = next_msg(c, reply, id, deadline, 0);

@@ -16,17 +16,28 @@
  *   peek/release/pop           consumer      producer calls
  *
  * Memory ordering. ripc_ring_commit() publishes the record with a release
- * store of the producer index; ripc_ring_peek() reads that index with an
- * acquire load, so the record's bytes are visible when peek returns it.
- * ripc_ring_release() publishes the consumer index with a release store that
- * pairs with the producer's acquire load before it reuses the space.
+ * store of its 8-byte header (layout version 2: the header carries a
+ * "committed" bit, and the producer keeps the header slot after the last
+ * record zeroed); ripc_ring_peek() polls the header slot at its own position
+ * with an acquire load, so the record's bytes are visible when peek returns
+ * it, and an idle consumer reads only that one slot. The producer index is
+ * stored after the header (for ripc_ring_used()). ripc_ring_release()
+ * publishes the consumer index with a release store that pairs with the
+ * producer's acquire load before it reuses the space.
+ *
+ * Capacity. One 8-byte header slot always stays free (the zeroed slot after
+ * the last record), so at most capacity - 8 bytes are queued; a record of
+ * the maximum payload still fits once the ring is drained.
  *
  * Trust. The consumer trusts nothing in the shared memory: every index, length
- * and flag is read once into private memory and checked; a bad value makes
- * the ring fail with -EPROTO (sticky) and nothing is read or written outside
- * [mem, mem + mem_len). The producer likewise checks the consumer index it
- * reads. Payload bytes returned by peek stay in shared memory: a hostile peer
- * can still change them while you read them, so copy what you parse.
+ * and flag is read once into private memory and checked (a header without
+ * the committed bit where one is expected, unknown flags, a length above the
+ * maximum or past the end of the data area, indices that break head/tail
+ * invariants when they are read); a bad value makes the ring fail with
+ * -EPROTO (sticky) and nothing is read or written outside [mem, mem +
+ * mem_len). The producer likewise checks the consumer index it reads. Payload
+ * bytes returned by peek stay in shared memory: a hostile peer can still
+ * change them while you read them, so copy what you parse.
  *
  * Errors are negative errno values: -EAGAIN (full / empty), -EMSGSIZE (record
  * larger than the ring's maximum, or a pop buffer too small), -EPROTO (the
@@ -70,9 +81,10 @@ RIPC_API size_t ripc_ring_size(size_t capacity);
 RIPC_API size_t ripc_ring_max_payload(size_t capacity);
 
 /*
- * Write an empty ring into mem. mem must be 8-byte aligned (128-byte aligned
- * is best) and mem_len >= ripc_ring_size(capacity). Run it once, before
- * either side attaches. Returns 0 or -EINVAL.
+ * Write an empty ring into mem (header and data area zeroed). mem must be
+ * 8-byte aligned (128-byte aligned is best) and mem_len >=
+ * ripc_ring_size(capacity). Run it once, before either side attaches.
+ * Returns 0 or -EINVAL.
  */
 RIPC_API int ripc_ring_format(void *mem, size_t mem_len, size_t capacity);
 
@@ -96,17 +108,20 @@ RIPC_API size_t ripc_ring_payload_max(const ripc_ring *r);
 
 /*
  * Producer: reserve room for a record of `len` payload bytes (0 allowed) and
- * point *buf at it. Write the payload, then ripc_ring_commit(). At most one
- * reservation is open at a time; a second reserve replaces the first.
- * Never blocks, never allocates. Returns 0, -EAGAIN (not enough free space
- * now), -EMSGSIZE (len > payload maximum) or -EPROTO (bad consumer index).
+ * point *buf at it (it needs the record, a pad when it would cross the end of
+ * the ring, and one spare 8-byte header slot). Write the payload, then
+ * ripc_ring_commit(). At most one reservation is open at a time; a second
+ * reserve replaces the first. Never blocks, never allocates. Returns 0,
+ * -EAGAIN (not enough free space now), -EMSGSIZE (len > payload maximum) or
+ * -EPROTO (bad consumer index).
  */
 RIPC_API int ripc_ring_reserve(ripc_ring *r, size_t len, void **buf);
 
 /*
  * Producer: publish the reserved record with its final length (len <= the
- * reserved length; a larger len is clamped to it). Release store: the
- * payload written before commit is visible to the consumer's peek.
+ * reserved length; a larger len is clamped to it). Release store of the
+ * record header: the payload written before commit is visible to the
+ * consumer's peek.
  * Without an open reservation it does nothing.
  */
 RIPC_API void ripc_ring_commit(ripc_ring *r, size_t len);
@@ -138,7 +153,9 @@ RIPC_API int ripc_ring_pop(ripc_ring *r, void *buf, size_t cap, size_t *len);
 /*
  * Either side: bytes currently queued as seen by this side (producer: its
  * head minus the consumer index it reads now; consumer: the producer index it
- * reads now minus its tail). Returns 0 on a dead ring.
+ * reads now minus its tail, 0 while that index still lags a record the
+ * consumer took by its header). Reads and checks the peer's index (the
+ * consumer may turn -EPROTO here). Returns 0 on a dead ring.
  */
 RIPC_API size_t ripc_ring_used(ripc_ring *r);
 
