@@ -95,6 +95,7 @@ static void print_section(const struct report *rp, int oneway)
 static void print_floors(const struct report *rp)
 {
     static const char *const pairs[][2] = {{"ringipc spin", "shm flag (floor)"},
+                                           {"ringipc spin", "shm flag + payload"},
                                            {"ringipc block", "eventfd ping-pong"}};
     printf("\n");
     for (int i = 0; i < rp->nrows; i++) {
@@ -123,9 +124,10 @@ void report_table(const struct report *rp)
            "and repetition. cpu cli/snd, srv/rcv: user+sys CPU (getrusage) each process burned\n"
            "over the measured interval, in %% of one core (100%% = a spinning or busy core).\n"
            "Streams (unix socket, socketpair, pipe, FIFO, TCP): one write() per message; the\n"
-           "reader reads up to 256 KiB at a time. eventfd carries only the 8-byte sequence\n"
-           "number whatever the size; shm flag copies the payload through shared memory and\n"
-           "spins (the hardware floor). POSIX mq: queue depth 8. ZeroMQ: ZMQ_PAIR sockets, NNG:\n"
+           "reader reads up to 256 KiB at a time. eventfd and shm flag (floor) carry only the\n"
+           "8-byte sequence number whatever the size (the flag: one cache line each way, two\n"
+           "spinning cores: the hardware floor); shm flag + payload also copies the payload,\n"
+           "on lines of its own. POSIX mq: queue depth 8. ZeroMQ: ZMQ_PAIR sockets, NNG:\n"
            "pair1 sockets, both over ipc://. ringipc round trip: ripc_client_request -> master\n"
            "handler -> ripc_reply; one-way: ripc_client_send -> handler reads every byte. Every\n"
            "message carries a sequence number checked on arrival.\n");

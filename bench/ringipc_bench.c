@@ -24,9 +24,9 @@
 
 /* Row order in each table. */
 static const struct xport *const xports[] = {
-    &xp_flag,       &xp_eventfd,     &xp_unix,     &xp_socketpair, &xp_pipe,
-    &xp_fifo,       &xp_tcp,         &xp_mq,       &xp_ripc_spin,  &xp_ripc_adaptive,
-    &xp_ripc_block, &xp_ripc_socket, &xp_ripc_tcp, &xp_zmq,        &xp_nng,
+    &xp_flag_bare,   &xp_flag,     &xp_eventfd, &xp_unix,      &xp_socketpair,    &xp_pipe,
+    &xp_fifo,        &xp_tcp,      &xp_mq,      &xp_ripc_spin, &xp_ripc_adaptive, &xp_ripc_block,
+    &xp_ripc_socket, &xp_ripc_tcp, &xp_zmq,     &xp_nng,
 };
 #define NXPORTS (sizeof xports / sizeof xports[0])
 
@@ -117,7 +117,8 @@ static int add_rows(struct row *rows, const size_t *sizes, int nsizes, const cha
                 const struct xport *x = xports[k];
                 if (!(x->flags & (oneway ? XP_ONEWAY : XP_RTT)))
                     continue;
-                if (only && !strstr(x->name, only) && x != &xp_unix)
+                if (only && !strstr(x->name, only) && x != &xp_unix && x != &xp_flag_bare &&
+                    x != &xp_eventfd)
                     continue;
                 add_row(&rows[n++], x, sizes[z], oneway, z == 0);
             }
@@ -166,7 +167,8 @@ static void usage(FILE *f)
             "  --repeat N       repetitions, interleaved (default 3, at most %d)\n"
             "  --time MS        length of one run (default %d ms)\n"
             "  --quick          runs of a fifth of that\n"
-            "  --only TEXT      only rows whose name contains TEXT (and the unix socket)\n"
+            "  --only TEXT      only rows whose name contains TEXT (and the unix socket,\n"
+            "                   the bare flag and eventfd: the baselines)\n"
             "  --large SIZE     one-way rows for the large-message path at SIZE (default\n"
             "                   16M; 0: none)\n"
             "  --json FILE, --csv FILE   also write the results there\n"

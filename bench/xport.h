@@ -109,8 +109,8 @@ int xp_ipc_setup(struct xp_run *r);
 void xp_ipc_teardown(struct xp_run *r);
 
 /* The transport tables, in row order. */
-extern const struct xport xp_flag, xp_eventfd, xp_unix, xp_socketpair, xp_pipe, xp_fifo, xp_tcp,
-    xp_mq;
+extern const struct xport xp_flag_bare, xp_flag, xp_eventfd, xp_unix, xp_socketpair, xp_pipe,
+    xp_fifo, xp_tcp, xp_mq;
 extern const struct xport xp_ripc_spin, xp_ripc_adaptive, xp_ripc_block, xp_ripc_socket,
     xp_ripc_tcp, xp_ripc_large;
 extern const struct xport xp_zmq, xp_nng;

@@ -158,7 +158,8 @@ static void ripc_close(void *end)
         .close = ripc_close,                                                                       \
     }
 
-const struct xport xp_ripc_spin = RIPC_XPORT("ringipc spin", RIPC_WAIT_SPIN, RIPC_TRANSPORT_SHM, 0, 0);
+const struct xport xp_ripc_spin =
+    RIPC_XPORT("ringipc spin", RIPC_WAIT_SPIN, RIPC_TRANSPORT_SHM, 0, 0);
 const struct xport xp_ripc_adaptive =
     RIPC_XPORT("ringipc adaptive", RIPC_WAIT_ADAPTIVE, RIPC_TRANSPORT_SHM, 0, 0);
 const struct xport xp_ripc_block =

@@ -488,6 +488,11 @@ void ripc__ring_set_fastpub(ripc_ring *r, int on)
     r->fastpub = on;
 }
 
+void ripc__ring_set_fastspace(ripc_ring *r, int on)
+{
+    r->fastspace = on;
+}
+
 int ripc__ring_fastpub(const ripc_ring *r)
 {
     return r->fastpub;
@@ -530,6 +535,8 @@ int ripc__ring_arm_producer(ripc_ring *r, size_t len)
 {
     struct ripc_ring_wait *w = &r->hdr->wait.w;
     atomic_store_explicit(&w->producer_sleeping, 1, memory_order_seq_cst);
+    if (r->fastspace)
+        ripc__remote_fence(); /* the consumer's space_wake has no fence */
     /* Pairs with the fence in space_wake. */
     uint64_t total = room_for(r, len, NULL);
     uint64_t tail = atomic_load_explicit(&r->hdr->cons.tail, memory_order_seq_cst);
@@ -555,6 +562,8 @@ int ripc__ring_arm_producer_pos(ripc_ring *r, uint64_t pos)
 {
     struct ripc_ring_wait *w = &r->hdr->wait.w;
     atomic_store_explicit(&w->producer_sleeping, 1, memory_order_seq_cst);
+    if (r->fastspace)
+        ripc__remote_fence();
     /* Pairs with the fence in space_wake, as in arm_producer. */
     uint64_t tail = atomic_load_explicit(&r->hdr->cons.tail, memory_order_seq_cst);
     if (r->dead || (int64_t)(tail - pos) >= 0) {
@@ -610,8 +619,12 @@ int ripc__ring_commit_wake(ripc_ring *r, size_t len)
 int ripc__ring_space_wake(ripc_ring *r)
 {
     /* Orders our earlier release stores of tail before the flag load
-     * (Dekker with arm_producer). */
-    atomic_thread_fence(memory_order_seq_cst);
+     * (Dekker with arm_producer). With fastspace, the producer's remote
+     * fence plays that part (the argument of commit_wake, mirrored). */
+    if (r->fastspace)
+        atomic_signal_fence(memory_order_seq_cst);
+    else
+        atomic_thread_fence(memory_order_seq_cst);
     _Atomic uint32_t *flag = &r->hdr->wait.w.producer_sleeping;
     if (atomic_load_explicit(flag, memory_order_relaxed) == 0)
         return 0;

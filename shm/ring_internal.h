@@ -17,8 +17,9 @@ struct ripc_ring {
     uint64_t pos;  /* our own index: head (producer) or tail (consumer) */
     uint64_t peer; /* producer: cached tail; consumer: last head it read */
     int role;
-    int dead;    /* -EPROTO seen: the ring is never used again */
-    int fastpub; /* data direction uses asymmetric fences (shm/fence.h) */
+    int dead;      /* -EPROTO seen: the ring is never used again */
+    int fastpub;   /* data direction uses asymmetric fences (shm/fence.h) */
+    int fastspace; /* space direction too: the releaser skips its fence */
     /* producer: the open reservation */
     int reserved;
     uint64_t res_pad;
@@ -102,6 +103,11 @@ void ripc__ring_publish_tail(ripc_ring *r);
  * slot. Set right after attach, before any traffic.
  */
 void ripc__ring_set_fastpub(ripc_ring *r, int on);
+/* The same for the space direction: the consumer's space_wake then needs no
+ * full fence, and a producer arming to wait for room issues the remote fence
+ * (only worth it when producers rarely sleep on a full ring). Both sides of
+ * the ring must agree, and the consumer's process must be registered. */
+void ripc__ring_set_fastspace(ripc_ring *r, int on);
 int ripc__ring_fastpub(const ripc_ring *r);
 /* The two halves of ripc__ring_arm_consumer, for a thread that arms many
  * rings and wants one remote fence between the halves (not one per ring). */

@@ -495,8 +495,13 @@ static int handshake(ripc_client *c, char *why, size_t why_len)
     /* Asymmetric fences only as the master decided, and only if we could
      * register ourselves (otherwise the master's fences do not reach us). */
     int mb = ripc__remote_fence_init();
-    ripc__ring_set_fastpub(c->ch.tx, mb && (w.caps & RIPC_CAP_FAST_W2M));
-    ripc__ring_set_fastpub(c->ch.rx, mb && (w.caps & RIPC_CAP_FAST_M2W));
+    int f_w2m = mb && (w.caps & RIPC_CAP_FAST_W2M), f_m2w = mb && (w.caps & RIPC_CAP_FAST_M2W);
+    ripc__ring_set_fastpub(c->ch.tx, f_w2m);
+    ripc__ring_set_fastpub(c->ch.rx, f_m2w);
+    /* The space direction of a ring is armed by its producer: asymmetric
+     * where that producer's side does not block (the other ring's flag). */
+    ripc__ring_set_fastspace(c->ch.tx, f_m2w);
+    ripc__ring_set_fastspace(c->ch.rx, f_w2m);
     c->xport = RIPC_XPORT_SHM;
     c->id = w.peer_id;
     c->ch.max_message = w.max_message;

@@ -741,6 +741,10 @@ static int process_hello(struct loop *L, struct ripc_peer *p, const ripc__frame 
     int fast_m2w = mb && w_wait != RIPC_WAIT_BLOCK;
     ripc__ring_set_fastpub(p->ch.rx, fast_w2m);
     ripc__ring_set_fastpub(p->ch.tx, fast_m2w);
+    /* Space direction: the producer arms, so the producer's wait mode
+     * decides (w->m: the worker's, as for fast_m2w; m->w: ours). */
+    ripc__ring_set_fastspace(p->ch.rx, fast_m2w);
+    ripc__ring_set_fastspace(p->ch.tx, fast_w2m);
     /* Large messages travel in memfds (src/large.h): both sides must be
      * able to make them, otherwise a message is at most one ring record. */
     if (!(h.caps & RIPC_CAP_MEMFD) || !ripc__segment_supported(RIPC_SEG_MEMFD))
