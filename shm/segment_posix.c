@@ -21,6 +21,10 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#ifdef __linux__
+#include <sys/vfs.h>
+#define RIPC_TMPFS_MAGIC 0x01021994 /* linux/magic.h TMPFS_MAGIC */
+#endif
 #include <time.h>
 #include <unistd.h>
 
@@ -529,6 +533,15 @@ int ripc__segment_map_sealed(ripc__segment *seg, intptr_t fd, size_t len, char *
         set_why(why, why_len, 0, "payload descriptor is not a regular file");
         return -EPERM;
     }
+#ifdef __linux__
+    /* Only tmpfs (memfd, shmem): hugetlbfs honours seals too, but a hole
+     * punched there after we mapped it faults with SIGBUS. */
+    struct statfs sf;
+    if (fstatfs((int)fd, &sf) != 0 || sf.f_type != RIPC_TMPFS_MAGIC) {
+        set_why(why, why_len, 0, "payload descriptor is not on tmpfs");
+        return -EPERM;
+    }
+#endif
     if (st.st_size < 0 || (uint64_t)st.st_size < (uint64_t)len) {
         set_why(why, why_len, 0, "payload segment is %lld bytes, message says %zu",
                 (long long)st.st_size, len);

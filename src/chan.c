@@ -72,7 +72,7 @@ void ripc__chan_close(ripc__chan *ch)
 
 /* A large message: marker in the ring, payload in a memfd (src/large.h). */
 static int try_send_large(ripc__chan *ch, uint16_t type, uint8_t kind, uint64_t id,
-                          const void *data, uint64_t len, uint64_t deadline, ripc__waitfor *w)
+                          const void *data, uint64_t len, ripc__waitfor *w)
 {
     ripc__large_buf *b;
     int rc = ripc__large_get(&ch->lg, ch->tx, len, &b, &w->arg);
@@ -90,7 +90,7 @@ static int try_send_large(ripc__chan *ch, uint16_t type, uint8_t kind, uint64_t 
     ripc__frame f = {.ftype = RIPC_FRAME_LARGE, .kind = kind, .type = type, .id = id, .len = len};
     /* Frame first: a receiver that sees the marker finds the frame. An
      * uncommitted reservation is simply dropped if this fails. */
-    if ((rc = ripc__large_send_frame(ch->sock, &f, b, deadline)) < 0)
+    if ((rc = ripc__large_send_frame(ch->sock, &f, b)) < 0)
         return rc;
     ripc__msg_encode(buf, type, kind, RIPC_MSGF_LARGE, id);
     memcpy((unsigned char *)buf + RIPC_MSG_HDR, &len, sizeof len);
@@ -98,20 +98,16 @@ static int try_send_large(ripc__chan *ch, uint16_t type, uint8_t kind, uint64_t 
         ripc__doorbell_ring(&ch->peer_bell);
     b->busy = 1;
     b->until = ripc__ring_pos(ch->tx);
-    /* A buffer over the idle budget is not kept: the receiver's mapping
-     * holds the pages until it is done; the slot still counts in flight. */
-    if (b->seg.len > RIPC_LARGE_KEEP)
-        ripc__segment_close(&b->seg);
     return 0;
 }
 
 int ripc__chan_try_send(ripc__chan *ch, uint16_t type, uint8_t kind, uint64_t id, const void *data,
-                        uint64_t len, uint64_t deadline, ripc__waitfor *w)
+                        uint64_t len, ripc__waitfor *w)
 {
     if (len > ch->max_message)
         return -EMSGSIZE;
     if (len > ch->max_inline)
-        return try_send_large(ch, type, kind, id, data, len, deadline, w);
+        return try_send_large(ch, type, kind, id, data, len, w);
     size_t total = RIPC_MSG_HDR + (size_t)len;
     void *buf;
     /* Someone waits for a request or a reply: take its lines early. */

@@ -22,7 +22,6 @@
 struct stash {
     struct stash *next;
     ripc_msg m;
-    ripc__segment seg; /* a large message keeps its mapping instead of a copy */
     unsigned char data[];
 };
 
@@ -40,7 +39,6 @@ struct ripc_client {
     uint64_t dropped;
     struct stash *q_head, *q_tail;
     size_t q_bytes, q_cap;
-    unsigned q_large;   /* stashed large messages (mappings) */
     struct stash *lent; /* stash entry lent to the caller */
     char reason[RIPC_REASON_MAX + 1];
 };
@@ -55,12 +53,7 @@ static void release_msg(ripc_client *c)
 
 static void stash_free(ripc_client *c, struct stash *s)
 {
-    if (s->seg.base) {
-        ripc__segment_close(&s->seg);
-        c->q_large--;
-    } else {
-        c->q_bytes -= (size_t)s->m.len;
-    }
+    c->q_bytes -= (size_t)s->m.len;
     free(s);
 }
 
@@ -181,11 +174,11 @@ static int send_kind(ripc_client *c, uint16_t type, uint8_t kind, uint64_t id, c
         if (c->peer_gone)
             return -EPIPE;
         ripc__waitfor w;
-        int rc = ripc__chan_try_send(&c->ch, type, kind, id, data, len, deadline, &w);
+        int rc = ripc__chan_try_send(&c->ch, type, kind, id, data, len, &w);
         if (rc == -EPIPE)
             c->peer_gone = 1;
         if (rc != -EAGAIN)
-            return rc == -ETIMEDOUT && nowait ? -EAGAIN : rc;
+            return rc;
         if (nowait)
             return -EAGAIN;
         rc = ripc__chan_wait(&c->ch, &w, deadline);
@@ -211,7 +204,7 @@ static int next_msg(ripc_client *c, ripc_msg *m, uint64_t want_id, uint64_t dead
             c->q_tail = NULL;
         c->lent = s;
         *m = s->m;
-        m->data = s->seg.base ? s->seg.base : s->data;
+        m->data = s->data;
         return 0;
     }
     for (;;) {
@@ -231,27 +224,18 @@ static int next_msg(ripc_client *c, ripc_msg *m, uint64_t want_id, uint64_t dead
                 c->held = 1;
                 return 0;
             }
-            /* Keep it for recv(): copies bounded by one ring's worth, large
-             * messages (their mappings) by the sender's in-flight count. */
-            ripc__segment *big =
-                c->xport == RIPC_XPORT_SHM && c->ch.lg.lent.base ? &c->ch.lg.lent : NULL;
-            if (big ? c->q_large >= RIPC_LARGE_SLOTS : c->q_bytes + m->len > c->q_cap)
+            /* Keep a copy for recv(), bounded (one ring's worth, plus one
+             * large message). Never keep a large message's mapping: once
+             * its marker is released the sender may refill that memfd. */
+            if (c->q_bytes + m->len > c->q_cap)
                 return -ENOBUFS;
-            struct stash *s = malloc(sizeof *s + (big ? 0 : (size_t)m->len));
+            struct stash *s = malloc(sizeof *s + (size_t)m->len);
             if (!s)
                 return -ENOMEM;
             s->next = NULL;
             s->m = *m;
-            if (big) {
-                s->seg = *big; /* the release below must not unmap it */
-                big->base = NULL;
-                big->fd = -1;
-                c->q_large++;
-            } else {
-                s->seg.base = NULL;
-                memcpy(s->data, m->data, (size_t)m->len);
-                c->q_bytes += (size_t)m->len;
-            }
+            memcpy(s->data, m->data, (size_t)m->len);
+            c->q_bytes += (size_t)m->len;
             if (c->q_tail)
                 c->q_tail->next = s;
             else
@@ -296,7 +280,7 @@ int ripc_client_request(ripc_client *c, uint16_t type, const void *data, uint64_
     int rc = -EAGAIN;
     if (c->xport == RIPC_XPORT_SHM && !c->peer_gone && len <= c->ch.max_inline) {
         ripc__waitfor w;
-        rc = ripc__chan_try_send(&c->ch, type, RIPC_KIND_REQUEST, id, data, len, 0, &w);
+        rc = ripc__chan_try_send(&c->ch, type, RIPC_KIND_REQUEST, id, data, len, &w);
     }
     release_lent(c);
     uint64_t deadline = ripc__deadline(timeout_ms);
@@ -505,8 +489,9 @@ static int handshake(ripc_client *c, char *why, size_t why_len)
     c->xport = RIPC_XPORT_SHM;
     c->id = w.peer_id;
     c->ch.max_message = w.max_message;
-    if (c->opt.max_inline && c->opt.max_inline < c->ch.max_inline)
-        c->ch.max_inline = c->opt.max_inline;
+    if (c->ch.max_message > c->ch.max_payload && c->opt.max_inline &&
+        c->opt.max_inline < c->ch.max_inline)
+        c->ch.max_inline = c->opt.max_inline; /* only where large messages can go */
     c->ch.sock = c->sock;
     c->ch.wait_mode = c->opt.wait;
     uint32_t muid, mgid;
@@ -515,6 +500,8 @@ static int handshake(ripc_client *c, char *why, size_t why_len)
         mpid = 0;
     c->ch.spin_us = ripc__spin_ok(mpid) ? c->opt.spin_us : 0;
     c->q_cap = (size_t)w.ring_bytes;
+    if (c->ch.max_message > c->ch.max_payload)
+        c->q_cap += (size_t)c->ch.max_message; /* room for one large message */
     snprintf(c->reason, sizeof c->reason, "%s", w.reason);
     rc = 0;
 out:

@@ -79,12 +79,12 @@ void ripc__chan_init(ripc__chan *ch);
 
 /*
  * Put a message in tx if it can go now: 0, -EAGAIN (*w says what to wait
- * for), -EMSGSIZE, -EPROTO, or for a large message -ENOMEM / -ETIMEDOUT /
- * -EPIPE (the control socket; deadline bounds that wait only). Rings the
- * peer's doorbell when the peer sleeps.
+ * for), -EMSGSIZE, -EPROTO (our ring is corrupt, or the peer does not read
+ * the frames of large messages), or for a large message -ENOMEM / -EPIPE.
+ * Rings the peer's doorbell when the peer sleeps. Never blocks.
  */
 int ripc__chan_try_send(ripc__chan *ch, uint16_t type, uint8_t kind, uint64_t id, const void *data,
-                        uint64_t len, uint64_t deadline, ripc__waitfor *w);
+                        uint64_t len, ripc__waitfor *w);
 /* Look at the next message in rx without waiting: 0, -EAGAIN, -EPROTO. A
  * large message's payload is mapped until the release. */
 int ripc__chan_peek(ripc__chan *ch, ripc_msg *m);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Large messages in shared-memory mode: see src/large.h. */
 #include <errno.h>
-#include <poll.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -129,7 +129,7 @@ int ripc__large_take(ripc__large *lg, int sock, uint64_t max_message, uint16_t t
         return 0;
     }
     uint64_t want;
-    if (marker_len != RIPC_MARKER_BYTES)
+    if (lg->bad_take || marker_len != RIPC_MARKER_BYTES)
         return -EPROTO;
     memcpy(&want, marker, sizeof want);
     if (want == 0 || want > max_message || want > SIZE_MAX)
@@ -144,14 +144,18 @@ int ripc__large_take(ripc__large *lg, int sock, uint64_t max_message, uint16_t t
     int fd = in->fd;
     in->fd = -1;
     int rc = -EPROTO;
-    if (in->f.type == type && in->f.kind == kind && in->f.id == id && in->f.len == want &&
-        ripc__segment_map_sealed(&lg->lent, fd, (size_t)want, NULL, 0) == 0) {
-        *data = lg->lent.base;
-        *len = want;
-        rc = 0;
-    }
+    if (in->f.type == type && in->f.kind == kind && in->f.id == id && in->f.len == want)
+        rc = ripc__segment_map_sealed(&lg->lent, fd, (size_t)want, NULL, 0);
     close(fd); /* the mapping keeps the memory */
-    return rc;
+    if (rc < 0) {
+        /* The frame is gone: a retry must not pair this marker with the
+         * next one. Our own lack of memory stays -ENOMEM for the caller. */
+        lg->bad_take = 1;
+        return rc == -ENOMEM ? -ENOMEM : -EPROTO;
+    }
+    *data = lg->lent.base;
+    *len = want;
+    return 0;
 }
 
 void ripc__large_done(ripc__large *lg)
@@ -160,6 +164,24 @@ void ripc__large_done(ripc__large *lg)
 }
 
 /* ---- sending ---- */
+
+/* Free a buffer's pages whoever still holds the memfd (a peer may keep
+ * the descriptor; the seals allow punching holes), then close it. */
+static void drop_buf(ripc__large_buf *x)
+{
+#if defined(FALLOC_FL_PUNCH_HOLE) && defined(FALLOC_FL_KEEP_SIZE)
+    if (x->seg.base && x->seg.fd >= 0)
+        (void)fallocate((int)x->seg.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
+                        (off_t)x->seg.len);
+#endif
+    ripc__segment_close(&x->seg);
+}
+
+void ripc__large_punch_out(ripc__large *lg)
+{
+    for (int i = 0; i < RIPC_LARGE_SLOTS; i++)
+        drop_buf(&lg->out[i]);
+}
 
 static size_t idle_bytes(const ripc__large *lg)
 {
@@ -179,8 +201,8 @@ int ripc__large_get(ripc__large *lg, ripc_ring *tx, uint64_t len, ripc__large_bu
         if (x->busy && ripc__ring_consumed(tx, x->until)) {
             x->busy = 0;
             /* Back from the consumer: keep it only within the idle budget. */
-            if (idle_bytes(lg) > RIPC_LARGE_KEEP)
-                ripc__segment_close(&x->seg);
+            if (x->seg.len > RIPC_LARGE_KEEP || idle_bytes(lg) > RIPC_LARGE_KEEP)
+                drop_buf(x);
         }
         if (x->busy) {
             if (!oldest || (int64_t)(x->until - oldest->until) < 0)
@@ -207,7 +229,7 @@ int ripc__large_get(ripc__large *lg, ripc_ring *tx, uint64_t len, ripc__large_bu
         *wait_pos = oldest->until;
         return -EAGAIN;
     }
-    ripc__segment_close(&spare->seg);
+    drop_buf(spare);
     /* Round up so that a stream of slightly different sizes reuses one. */
     uint64_t cap = (len + 0xFFFFu) & ~(uint64_t)0xFFFFu;
     if (cap > SIZE_MAX)
@@ -219,21 +241,7 @@ int ripc__large_get(ripc__large *lg, ripc_ring *tx, uint64_t len, ripc__large_bu
     return 0;
 }
 
-static int wait_out(int sock, uint64_t deadline)
-{
-    struct pollfd pf = {.fd = sock, .events = POLLOUT};
-    int n = poll(&pf, 1, ripc__remaining_ms(deadline));
-    if (n == 0)
-        return -ETIMEDOUT;
-    if (n < 0 && errno != EINTR)
-        return -errno;
-    if (n > 0 && (pf.revents & (POLLERR | POLLHUP | POLLNVAL)))
-        return -EPIPE;
-    return 0;
-}
-
-int ripc__large_send_frame(int sock, const ripc__frame *f, const ripc__large_buf *b,
-                           uint64_t deadline)
+int ripc__large_send_frame(int sock, const ripc__frame *f, const ripc__large_buf *b)
 {
     uint8_t hdr[RIPC_FRAME_HDR];
     ripc__frame_encode(hdr, f);
@@ -242,37 +250,25 @@ int ripc__large_send_frame(int sock, const ripc__frame *f, const ripc__large_buf
         struct cmsghdr align;
     } cm;
     memset(&cm, 0, sizeof cm);
-    size_t done = 0;
-    while (done < sizeof hdr) {
-        struct iovec iov = {.iov_base = hdr + done, .iov_len = sizeof hdr - done};
-        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-        if (done == 0) { /* the descriptor rides on the first byte */
-            int fd = (int)b->seg.fd;
-            mh.msg_control = cm.buf;
-            mh.msg_controllen = sizeof cm.buf;
-            struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-            c->cmsg_level = SOL_SOCKET;
-            c->cmsg_type = SCM_RIGHTS;
-            c->cmsg_len = CMSG_LEN(sizeof(int));
-            memcpy(CMSG_DATA(c), &fd, sizeof fd);
-        }
-        ssize_t n = sendmsg(sock, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
-        if (n > 0) {
-            done += (size_t)n;
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
-            return -EPIPE;
-        /* Started frames are finished (a second past the deadline at most:
-         * a peer that reads nothing for that long has broken the stream). */
-        uint64_t until = deadline;
-        if (done)
-            until = deadline > UINT64_MAX - 1000000000u ? UINT64_MAX : deadline + 1000000000u;
-        int rc = wait_out(sock, until);
-        if (rc < 0)
-            return done && rc == -ETIMEDOUT ? -EPIPE : rc;
-    }
-    return 0;
+    struct iovec iov = {.iov_base = hdr, .iov_len = sizeof hdr};
+    struct msghdr mh = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf, .msg_controllen = sizeof cm.buf};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    int fd = (int)b->seg.fd;
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    ssize_t n;
+    do
+        n = sendmsg(sock, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    if (n == (ssize_t)sizeof hdr)
+        return 0;
+    /* An honest peer has at most RIPC_LARGE_SLOTS small frames unread:
+     * a socket too full for one more means it takes markers without
+     * reading their frames. Never wait for it (we may hold a send lock). */
+    if (n >= 0 || errno == EAGAIN || errno == EWOULDBLOCK)
+        return -EPROTO;
+    return -EPIPE;
 }

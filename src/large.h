@@ -65,7 +65,9 @@ typedef struct ripc__large {
     size_t hdr_len;
     int hdr_fd;         /* descriptor that came with it, -1 */
     int bye;            /* BYE read: nothing may follow */
-    int err;            /* sticky: the stream broke the protocol */
+    int err;            /* sticky: the stream broke the protocol (frames
+                         * queued before that still pair with their markers) */
+    int bad_take;       /* a marker failed to pair or map: no more takes */
     ripc__segment lent; /* mapping of the payload handed out */
 } ripc__large;
 
@@ -103,10 +105,14 @@ int ripc__large_get(ripc__large *lg, ripc_ring *tx, uint64_t len, ripc__large_bu
                     uint64_t *wait_pos);
 
 /*
- * Step 4: write a LARGE frame with b's descriptor. Waits for socket room up
- * to deadline; a frame once started is finished. 0, -ETIMEDOUT, -EPIPE.
+ * Step 4: write a LARGE frame with b's descriptor, without waiting: 0,
+ * -EPROTO (the peer's socket is full: it takes markers without reading their
+ * frames, or a frame went out in part), -EPIPE.
  */
-int ripc__large_send_frame(int sock, const ripc__frame *f, const ripc__large_buf *b,
-                           uint64_t deadline);
+int ripc__large_send_frame(int sock, const ripc__frame *f, const ripc__large_buf *b);
+
+/* The peer is being dropped: free the pages of every buffer, in flight or
+ * not, whoever still holds a descriptor, and close them. */
+void ripc__large_punch_out(ripc__large *lg);
 
 #endif

@@ -299,6 +299,9 @@ static void peer_drop(struct loop *L, struct ripc_peer *p, int reason)
     /* The rings and the segment go now (no sender can touch them: dead is
      * set under the send lock); the struct goes with its last reference. */
     pthread_mutex_lock(&p->send_mu);
+    /* Large-message buffers: their pages go now, even if the worker keeps
+     * descriptors of them (its socket queue, or on purpose). */
+    ripc__large_punch_out(&p->ch.lg);
     ripc__chan_close(&p->ch);
     pthread_mutex_unlock(&p->send_mu);
     if (p->sock >= 0) {
@@ -360,12 +363,21 @@ static int wait_space(struct ripc_peer *p, const ripc__waitfor *wf, uint64_t dea
         return 0;
     }
     if (read_bell) {
+        /* The socket only for hang-ups: frames of large messages may wait
+         * there for their markers, and POLLIN would spin us. */
         struct pollfd pf[2] = {{.fd = p->ch.bell.wait_fd, .events = POLLIN},
-                               {.fd = p->sock, .events = POLLIN}};
+                               {.fd = p->sock, .events = POLLRDHUP}};
         int ms = (int)((until - now + 999999) / 1000000);
         if (poll(pf, 2, ms) > 0) {
-            if (pf[0].revents)
+            if (pf[0].revents) {
                 ripc__doorbell_drain(&p->ch.bell);
+                /* The bell may also have announced data to a program that
+                 * polls ripc_server_fd(): we took that from it, give it back. */
+                uint64_t one = 1;
+                if (!own_loop && p->loop && write(p->loop->wakefd, &one, sizeof one) < 0) {
+                    /* already signalled */
+                }
+            }
             if (pf[1].revents && !ripc__sock_alive(p->sock)) {
                 ripc__chan_disarm_space(&p->ch);
                 if (!own_loop)
@@ -431,16 +443,12 @@ static int peer_send(struct ripc_peer *p, uint16_t type, uint8_t kind, uint64_t 
             break;
         }
         ripc__waitfor wf;
-        if (deadline == 0 && len > p->ch.max_inline) /* large: may wait on the socket */
-            deadline = ripc__deadline(timeout_ms);
-        rc = ripc__chan_try_send(&p->ch, type, kind, id, data, len, deadline, &wf);
-        if (rc == -ETIMEDOUT && timeout_ms == 0)
-            rc = -EAGAIN;
+        rc = ripc__chan_try_send(&p->ch, type, kind, id, data, len, &wf);
         if (rc == -EPROTO) {
             /* The worker scribbled on the consumer index of our outbound
-             * ring: the channel is dead for good. Only the owning loop may
-             * drop p; flag it and wake that loop through p's own doorbell
-             * (eventfd: we still hold the ringing end). */
+             * ring, or takes large messages without reading their frames:
+             * the channel is dead for good. Only the owning loop may drop p;
+             * flag it and wake that loop (its wake eventfd). */
             atomic_store(&p->tx_broken, 1);
             uint64_t one = 1;
             if (p->loop && write(p->loop->wakefd, &one, sizeof one) < 0) {
@@ -750,8 +758,8 @@ static int process_hello(struct loop *L, struct ripc_peer *p, const ripc__frame 
     if (!(h.caps & RIPC_CAP_MEMFD) || !ripc__segment_supported(RIPC_SEG_MEMFD))
         maxmsg = maxmsg < p->ch.max_payload ? maxmsg : p->ch.max_payload;
     p->ch.max_message = maxmsg;
-    if (s->opt.max_inline && s->opt.max_inline < p->ch.max_inline)
-        p->ch.max_inline = s->opt.max_inline;
+    if (maxmsg > p->ch.max_payload && s->opt.max_inline && s->opt.max_inline < p->ch.max_inline)
+        p->ch.max_inline = s->opt.max_inline; /* only where large messages can go */
     p->ch.sock = p->sock;
     p->ch.wait_mode = s->opt.wait;
     p->ch.spin_us = ripc__spin_ok(p->pid) ? s->opt.spin_us : 0;

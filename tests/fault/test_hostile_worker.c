@@ -686,23 +686,35 @@ static int h_memfd(size_t len, int seals)
     return fd;
 }
 
-static int h_large_frame(struct hconn *h, uint64_t id, uint64_t len, int fd)
+static int h_large_frame_k(struct hconn *h, uint16_t type, uint8_t kind, uint64_t id, uint64_t len,
+                           int fd)
 {
     uint8_t fr[RIPC_FRAME_HDR];
-    ripc__frame f = {.ftype = RIPC_FRAME_LARGE, .type = T_NOTE, .id = id, .len = len};
+    ripc__frame f = {.ftype = RIPC_FRAME_LARGE, .kind = kind, .type = type, .id = id, .len = len};
     ripc__frame_encode(fr, &f);
     return ripc__sock_send_fds(h->sock, fr, sizeof fr, &fd, fd >= 0 ? 1 : 0);
 }
 
-static int h_marker(ripc_ring *r, uint64_t id, uint64_t len, size_t marker_bytes)
+static int h_marker_k(ripc_ring *r, uint16_t type, uint8_t kind, uint64_t id, uint64_t len,
+                      size_t marker_bytes)
 {
     void *buf;
     if (ripc_ring_reserve(r, RIPC_MSG_HDR + marker_bytes, &buf) < 0)
         return -1;
-    ripc__msg_encode(buf, T_NOTE, RIPC_KIND_ONEWAY, RIPC_MSGF_LARGE, id);
+    ripc__msg_encode(buf, type, kind, RIPC_MSGF_LARGE, id);
     memcpy((uint8_t *)buf + RIPC_MSG_HDR, &len, marker_bytes < 8 ? marker_bytes : 8);
     ripc_ring_commit(r, RIPC_MSG_HDR + marker_bytes);
     return 0;
+}
+
+static int h_large_frame(struct hconn *h, uint64_t id, uint64_t len, int fd)
+{
+    return h_large_frame_k(h, T_NOTE, RIPC_KIND_ONEWAY, id, len, fd);
+}
+
+static int h_marker(ripc_ring *r, uint64_t id, uint64_t len, size_t marker_bytes)
+{
+    return h_marker_k(r, T_NOTE, RIPC_KIND_ONEWAY, id, len, marker_bytes);
 }
 
 static int hostile_large(int variant)
@@ -825,6 +837,63 @@ static void test_hostile_socket_oversize(void **state)
     int notes0 = M.notes;
     start_hostile(hostile_socket_oversize, 0);
     expect_left("hostile-i", -EPROTO);
+    assert_int_equal(M.notes, notes0 + 1);
+    finish_good();
+}
+
+/* ---- (j) takes the master's large replies without reading their frames ----
+ * The worker sends large requests, moves the consumer index of its inbound
+ * ring past every reply marker, and never reads its control socket. The
+ * master's buffers look free, so without a check it would go on sending
+ * frames (each pinning a memfd) until the socket is full, and then wait there
+ * holding the send lock. It must drop the worker with -EPROTO instead. */
+static int hostile_unread_frames(int variant)
+{
+    (void)variant;
+    struct hconn h;
+    if (h_open(&h, "hostile-j") < 0)
+        return 2;
+    ripc_ring *r;
+    if (ripc_ring_attach(&r, h.w2m, h.ring_sz, RIPC_RING_PRODUCER) < 0)
+        return 3;
+    int fd = h_memfd(H_LARGE, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
+    if (fd < 0)
+        return 4;
+    for (uint64_t id = 1; id < 100000; id++) {
+        /* One valid note first: delivered before the drop. */
+        int note = id == 1;
+        if (h_large_frame_k(&h, note ? T_NOTE : T_ECHO, note ? RIPC_KIND_ONEWAY : RIPC_KIND_REQUEST,
+                            id, H_LARGE, fd) < 0)
+            break; /* dropped: the master closed the socket */
+        int put;
+        while ((put = h_marker_k(r, note ? T_NOTE : T_ECHO,
+                                 note ? RIPC_KIND_ONEWAY : RIPC_KIND_REQUEST, id, H_LARGE, 8)) <
+                   0 &&
+               ripc__sock_alive(h.sock))
+            sched_yield(); /* our ring is full: the master is busy with it */
+        if (put < 0)
+            break; /* dropped meanwhile */
+        h_ring_master(&h);
+        /* Play by the in-flight rule ourselves (one large request at a
+         * time): only the master's side of it is under test. */
+        while (ripc_ring_used(r) > 0 && ripc__sock_alive(h.sock))
+            sched_yield();
+        /* "Consume" every reply so far without looking at the socket. */
+        _Atomic uint64_t *head = &h.m2w->prod.head, *tail = &h.m2w->cons.tail;
+        atomic_store(tail, atomic_load(head));
+        if (!ripc__sock_alive(h.sock))
+            break;
+    }
+    close(fd);
+    return h_finish(&h);
+}
+
+static void test_hostile_unread_frames(void **state)
+{
+    (void)state;
+    int notes0 = M.notes;
+    start_hostile(hostile_unread_frames, 0);
+    expect_left("hostile-j", -EPROTO);
     assert_int_equal(M.notes, notes0 + 1);
     finish_good();
 }
@@ -1098,6 +1167,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hostile_control_garbage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_large, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_socket_oversize, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hostile_unread_frames, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_handshake, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_tail_scribble, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_deaf_worker, setup, teardown),

@@ -32,7 +32,7 @@
 #include "ringipc/ringipc.h"
 #include "support/support.h"
 
-enum { T_DATA = 1, T_ECHO, T_END, T_BIG };
+enum { T_DATA = 1, T_ECHO, T_END, T_BIG, T_PUSH };
 
 #define MIB        ((uint64_t)1 << 20)
 #define INLINE_MAX 4096 /* small max_inline: the large path carries most sizes */
@@ -131,6 +131,31 @@ static void on_end(ripc_peer *from, const ripc_msg *m, void *arg)
     ripc_reply(from, m, &got, sizeof got);
 }
 
+/* T_PUSH (a request): from the handler, i.e. the dispatch thread, send the
+ * worker PUSH_N large one-way messages of the same size, then reply. The
+ * worker is inside ripc_client_request meanwhile: it must keep them, whole
+ * and in order, although the master refills its buffers as they come back. */
+#define PUSH_N   6
+#define PUSH_LEN (3 * MIB + 11)
+
+static void on_push(ripc_peer *from, const ripc_msg *m, void *arg)
+{
+    (void)arg;
+    unsigned char *buf = malloc(PUSH_LEN);
+    if (!buf) {
+        fail_m("malloc");
+        return;
+    }
+    for (uint64_t i = 0; i < PUSH_N; i++) {
+        make_payload(buf, PUSH_LEN, 200 + i);
+        int rc = ripc_server_send(M.s, ripc_peer_id(from), T_DATA, buf, PUSH_LEN, 30000);
+        if (rc < 0)
+            fail_m("push %llu: %s", (unsigned long long)i, ripc_strerror(rc));
+    }
+    free(buf);
+    ripc_reply(from, m, "ok", 2);
+}
+
 static void on_join(ripc_peer *p, void *arg)
 {
     (void)arg;
@@ -187,6 +212,7 @@ static int start_master(uint64_t max_message)
     ripc_server_handle(M.s, T_BIG, on_data, NULL);
     ripc_server_handle(M.s, T_ECHO, on_echo, NULL);
     ripc_server_handle(M.s, T_END, on_end, NULL);
+    ripc_server_handle(M.s, T_PUSH, on_push, NULL);
     ripc_server_on_peer(M.s, on_join, NULL, NULL);
     return pthread_create(&M.th, NULL, run_main, NULL) == 0 ? 0 : -1;
 }
@@ -382,6 +408,39 @@ static void test_large_both_ways_at_once(void **state)
     master_check(pid, BOTH_N);
 }
 
+/* ---- 2b: large messages arriving while a request waits ---- */
+
+static int kid_push(void *arg)
+{
+    (void)arg;
+    ripc_client *c;
+    if (kid_open(&c, 64 * MIB))
+        return 1;
+    ripc_msg r;
+    int rc = ripc_client_request(c, T_PUSH, "go", 2, &r, 60000);
+    if (rc < 0)
+        return kid_fail("push request: %s", ripc_strerror(rc));
+    if (r.len != 2 || memcmp(r.data, "ok", 2) != 0)
+        return kid_fail("push reply is wrong");
+    for (uint64_t i = 0; i < PUSH_N; i++) {
+        ripc_msg m;
+        if ((rc = ripc_client_recv(c, &m, 10000)) < 0)
+            return kid_fail("recv %llu: %s", (unsigned long long)i, ripc_strerror(rc));
+        if (m.type != T_DATA || m.len != PUSH_LEN || !check_payload(m.data, m.len, 200 + i))
+            return kid_fail("pushed message %llu is wrong", (unsigned long long)i);
+    }
+    rc = kid_end(c, 0);
+    ripc_client_close(c);
+    return rc;
+}
+
+static void test_large_kept_while_a_request_waits(void **state)
+{
+    (void)state;
+    int pid = fork_kid(kid_push, NULL);
+    master_check(pid, 0);
+}
+
 /* ---- 3: max_message on both sides ---- */
 
 static int kid_limits(void *arg)
@@ -506,6 +565,7 @@ int main(int argc, char **argv)
     struct CMUnitTest all[] = {
         cmocka_unit_test_setup_teardown(test_large_ordered_mix, setup, teardown),
         cmocka_unit_test_setup_teardown(test_large_both_ways_at_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_large_kept_while_a_request_waits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_large_max_message_both_sides, setup, teardown),
         cmocka_unit_test_setup_teardown(test_large_over_4gib, setup_huge, teardown),
     };
