@@ -299,9 +299,11 @@ static void peer_drop(struct loop *L, struct ripc_peer *p, int reason)
     /* The rings and the segment go now (no sender can touch them: dead is
      * set under the send lock); the struct goes with its last reference. */
     pthread_mutex_lock(&p->send_mu);
-    /* Large-message buffers: their pages go now, even if the worker keeps
-     * descriptors of them (its socket queue, or on purpose). */
-    ripc__large_punch_out(&p->ch.lg);
+    /* Large-message buffers of a worker that is gone or broke the rules:
+     * their pages go now, even if it keeps descriptors of them. Not when the
+     * master closes (-ECANCELED): a live worker may still drain its ring. */
+    if (reason != -ECANCELED)
+        ripc__large_punch_out(&p->ch.lg);
     ripc__chan_close(&p->ch);
     pthread_mutex_unlock(&p->send_mu);
     if (p->sock >= 0) {

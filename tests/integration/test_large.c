@@ -223,12 +223,20 @@ static int setup(void **state)
     return start_master(64 * MIB);
 }
 
-static int teardown(void **state)
+static void master_close(void)
 {
-    (void)state;
+    if (!M.s)
+        return;
     ripc_server_stop(M.s);
     pthread_join(M.th, NULL);
     ripc_server_close(M.s);
+    M.s = NULL;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    master_close();
     rmdir(M.dir);
     return 0;
 }
@@ -441,6 +449,71 @@ static void test_large_kept_while_a_request_waits(void **state)
     master_check(pid, 0);
 }
 
+/* ---- 2c: the master closes right after sending: the worker still drains
+ * every large message intact, then gets -EPIPE ---- */
+
+#define GONE_N   3
+#define GONE_LEN (2 * MIB + 5)
+
+static int kid_gone(void *arg)
+{
+    int *sync = arg;
+    ripc_client *c;
+    if (kid_open(&c, 64 * MIB))
+        return 1;
+    char b;
+    if (write(sync[1], "j", 1) != 1 || read(sync[0], &b, 1) != 1) /* the master closed */
+        return kid_fail("sync");
+    for (uint64_t i = 0; i < GONE_N; i++) {
+        ripc_msg m;
+        int rc = ripc_client_recv(c, &m, 10000);
+        if (rc < 0)
+            return kid_fail("recv %llu after the master closed: %s", (unsigned long long)i,
+                            ripc_strerror(rc));
+        if (m.len != GONE_LEN || !check_payload(m.data, m.len, 300 + i))
+            return kid_fail("message %llu is damaged", (unsigned long long)i);
+    }
+    ripc_msg m;
+    int rc = ripc_client_recv(c, &m, 10000);
+    if (rc != -EPIPE)
+        return kid_fail("after the last message: %d, wanted -EPIPE", rc);
+    ripc_client_close(c);
+    return 0;
+}
+
+static void test_large_drained_after_master_close(void **state)
+{
+    (void)state;
+    if (g_transport == RIPC_TRANSPORT_SOCKET) {
+        /* Streamed frames: the master's sends wait for a reader, who here
+         * reads only after the close. Nothing of the memfd path to test. */
+        print_message("SKIP: shared-memory mode only\n");
+        skip();
+    }
+    int up[2], down[2];
+    assert_int_equal(pipe(up), 0);
+    assert_int_equal(pipe(down), 0);
+    int sync[2] = {down[0], up[1]}; /* the worker reads down, writes up */
+    int pid = fork_kid(kid_gone, sync);
+    char b;
+    assert_int_equal(read(up[0], &b, 1), 1);
+    uint32_t peer = wait_joined();
+    unsigned char *buf = malloc(GONE_LEN);
+    assert_non_null(buf);
+    for (uint64_t i = 0; i < GONE_N; i++) {
+        make_payload(buf, GONE_LEN, 300 + i);
+        assert_int_equal(ripc_server_send(M.s, peer, T_DATA, buf, GONE_LEN, 10000), 0);
+    }
+    free(buf);
+    master_close();
+    assert_int_equal(write(down[1], "c", 1), 1);
+    assert_int_equal(ripc_test_wait(pid), 0);
+    close(up[0]);
+    close(up[1]);
+    close(down[0]);
+    close(down[1]);
+}
+
 /* ---- 3: max_message on both sides ---- */
 
 static int kid_limits(void *arg)
@@ -566,6 +639,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_large_ordered_mix, setup, teardown),
         cmocka_unit_test_setup_teardown(test_large_both_ways_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_large_kept_while_a_request_waits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_large_drained_after_master_close, setup, teardown),
         cmocka_unit_test_setup_teardown(test_large_max_message_both_sides, setup, teardown),
         cmocka_unit_test_setup_teardown(test_large_over_4gib, setup_huge, teardown),
     };
