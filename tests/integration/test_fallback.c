@@ -443,6 +443,11 @@ static void test_fallback_memfd_refused_shm_open(void **state)
     assert_non_null(strstr(mline, "peer transport=shm reason=shared memory (shm_open segment"));
 }
 
+/* The worker's line when the master could not make a segment (the reason
+ * in parentheses follows). */
+#define W_MASTER_REFUSED                                                                           \
+    "rc=0 transport=socket reason=socket mode: shared memory unavailable on the master ("
+
 /* memfd_create refused on both sides, /dev/shm read-only: neither backend
  * works in the worker, so it offers no shared memory at all. */
 static void test_fallback_ro_shm_both_refused(void **state)
@@ -462,10 +467,7 @@ static void test_fallback_ro_shm_master_refused(void **state)
     (void)state;
     need_shim();
     char wline[512];
-    ro_shm_pair("--ro-shm=20",
-                "rc=0 transport=socket reason=socket mode: shared memory unavailable on the "
-                "master (",
-                "peer transport=socket", wline);
+    ro_shm_pair("--ro-shm=20", W_MASTER_REFUSED, "peer transport=socket", wline);
     /* Both failures, in the order of the build's preference. */
     assert_non_null(strstr(wline, "memfd_create: Function not implemented"));
     assert_non_null(strstr(wline, "shm_open: Read-only file system"));
@@ -478,10 +480,7 @@ static void test_fallback_tiny_shm_master(void **state)
     (void)state;
     need_shim();
     char wline[512];
-    ro_shm_pair("--tiny-shm=20",
-                "rc=0 transport=socket reason=socket mode: shared memory unavailable on the "
-                "master (",
-                "peer transport=socket", wline);
+    ro_shm_pair("--tiny-shm=20", W_MASTER_REFUSED, "peer transport=socket", wline);
     assert_non_null(strstr(wline, "No space left on device"));
 }
 
