@@ -22,12 +22,12 @@ enum {
 #define RIPC_ADDR_HOST_MAX 256
 
 typedef struct ripc__addr {
-    int kind;                          /* RIPC_ADDR_UNIX or RIPC_ADDR_TCP */
-    char path[RIPC_ADDR_PATH_MAX];     /* unix: NUL-terminated path */
-    char host[RIPC_ADDR_HOST_MAX];     /* tcp: host name or literal (IPv6 without []) */
-    uint16_t port;                     /* tcp: 1..65535 (0 only when listening: any port) */
-    uint64_t dev, ino;                 /* unix: identity of the socket file made by
-                                          ripc__sock_listen (0 until then; parse zeroes) */
+    int kind;                      /* RIPC_ADDR_UNIX or RIPC_ADDR_TCP */
+    char path[RIPC_ADDR_PATH_MAX]; /* unix: NUL-terminated path */
+    char host[RIPC_ADDR_HOST_MAX]; /* tcp: host name or literal (IPv6 without []) */
+    uint16_t port;                 /* tcp: 1..65535 (0 only when listening: any port) */
+    uint64_t dev, ino;             /* unix: identity of the socket file made by
+                                      ripc__sock_listen (0 until then; parse zeroes) */
 } ripc__addr;
 
 /*
@@ -67,7 +67,8 @@ void ripc__sock_unlink(const ripc__addr *a, intptr_t lfd);
  * blocking. TCP gets TCP_NODELAY. A missing unix path or a refused TCP port
  * is -ECONNREFUSED; a timeout -ETIMEDOUT.
  */
-int ripc__sock_connect(const ripc__addr *a, intptr_t *fd, int timeout_ms, char *why, size_t why_len);
+int ripc__sock_connect(const ripc__addr *a, intptr_t *fd, int timeout_ms, char *why,
+                       size_t why_len);
 
 /* Accept one connection (non-blocking listener): -EAGAIN when none is
  * pending. The new *fd is blocking and close-on-exec; TCP gets NODELAY. */
@@ -95,7 +96,19 @@ int ripc__sock_send_fds(intptr_t fd, const void *buf, size_t len, const int *fds
 int ripc__sock_recv_fds(intptr_t fd, void *buf, size_t len, int *fds, int max_fds, int *nfds,
                         int timeout_ms);
 
-/* Send / receive without descriptors: thin wrappers over the two above. */
+/*
+ * The same without waiting, one system call each (for callers that must not
+ * block, e.g. holding a lock). try_send: bytes sent (> 0; descriptors went
+ * with them), -EAGAIN (nothing sent), -EPIPE or -errno. try_recv: bytes read
+ * (> 0), 0 at end of stream, -EAGAIN, -EPIPE or -errno; descriptors that
+ * arrive are appended to fds[*nfds .. max_fds) (close-on-exec, the caller
+ * owns them and *nfds counts them); more than fit, or truncated control
+ * data, is -EPROTO (the extra ones are closed, the ones kept stay counted).
+ */
+long ripc__sock_try_send_fds(intptr_t fd, const void *buf, size_t len, const int *fds, int nfds);
+long ripc__sock_try_recv_fds(intptr_t fd, void *buf, size_t len, int *fds, int max_fds, int *nfds);
+
+/* Send / receive without descriptors: thin wrappers over the blocking two. */
 int ripc__sock_send_all(intptr_t fd, const void *buf, size_t len);
 int ripc__sock_recv_all(intptr_t fd, void *buf, size_t len, int timeout_ms);
 

@@ -727,6 +727,44 @@ typedef union {
     char buf[CMSG_SPACE(sizeof(int) * SOCK_MAX_FDS)];
 } fd_control;
 
+/* Put nfds (<= SOCK_MAX_FDS) descriptors into m's control data (SCM_RIGHTS). */
+static void attach_fds(struct msghdr *m, fd_control *ctl, const int *fds, int nfds)
+{
+    if (nfds <= 0)
+        return;
+    memset(ctl, 0, sizeof *ctl);
+    m->msg_control = ctl->buf;
+    m->msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
+    struct cmsghdr *c = CMSG_FIRSTHDR(m);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
+    memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
+}
+
+long ripc__sock_try_send_fds(intptr_t fd, const void *buf, size_t len, const int *fds, int nfds)
+{
+    fd_control ctl;
+    struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+    struct msghdr m;
+    ssize_t n;
+
+    if (nfds < 0 || nfds > SOCK_MAX_FDS || (nfds > 0 && (fds == NULL || len == 0)))
+        return -EINVAL;
+    memset(&m, 0, sizeof m);
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    attach_fds(&m, &ctl, fds, nfds);
+    do
+        n = sendmsg((int)fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+    while (n < 0 && errno == EINTR);
+    if (n >= 0)
+        return (long)n;
+    if (errno == EAGAIN || errno == EWOULDBLOCK)
+        return -EAGAIN;
+    return errno == EPIPE || errno == ECONNRESET ? -EPIPE : -errno;
+}
+
 int ripc__sock_send_fds(intptr_t fd, const void *buf, size_t len, const int *fds, int nfds)
 {
     const char *p = buf;
@@ -745,17 +783,8 @@ int ripc__sock_send_fds(intptr_t fd, const void *buf, size_t len, const int *fds
         m.msg_iovlen = 1;
         /* The descriptors ride on the first byte: attach them until a send
          * has taken at least one byte, then never again. */
-        if (nfds > 0 && done == 0) {
-            struct cmsghdr *c;
-            memset(&ctl, 0, sizeof ctl);
-            m.msg_control = ctl.buf;
-            m.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
-            c = CMSG_FIRSTHDR(&m);
-            c->cmsg_level = SOL_SOCKET;
-            c->cmsg_type = SCM_RIGHTS;
-            c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
-            memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
-        }
+        if (done == 0)
+            attach_fds(&m, &ctl, fds, nfds);
         n = sendmsg((int)fd, &m, MSG_NOSIGNAL);
         if (n > 0) {
             done += (size_t)n;
@@ -879,6 +908,37 @@ fail:
         fds[i] = -1;
     }
     return r;
+}
+
+long ripc__sock_try_recv_fds(intptr_t fd, void *buf, size_t len, int *fds, int max_fds, int *nfds)
+{
+    fd_control ctl;
+    struct iovec iov = {.iov_base = buf, .iov_len = len};
+    struct msghdr m;
+    ssize_t n;
+
+    if (max_fds < 0 || max_fds > SOCK_MAX_FDS || (max_fds > 0 && (fds == NULL || nfds == NULL)))
+        return -EINVAL;
+    memset(&m, 0, sizeof m);
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = ctl.buf;
+    m.msg_controllen = sizeof ctl.buf;
+    do
+        n = recvmsg((int)fd, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return -EAGAIN;
+        return errno == ECONNRESET ? -EPIPE : -errno;
+    }
+    int have = nfds ? *nfds : 0;
+    int over = take_fds(&m, fds, max_fds, &have);
+    if (nfds)
+        *nfds = have;
+    if (over || (m.msg_flags & MSG_CTRUNC))
+        return -EPROTO;
+    return (long)n;
 }
 
 int ripc__sock_send_all(intptr_t fd, const void *buf, size_t len)

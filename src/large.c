@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "src/internal.h"
@@ -43,46 +42,22 @@ void ripc__large_free(ripc__large *lg)
 
 /* ---- receiving ---- */
 
-/* One recvmsg for the rest of the header being read. >0 bytes, 0 nothing
- * there now, -EPIPE end of stream, -EPROTO descriptors we cannot accept. */
+/* One read for the rest of the header being read. >0 bytes, 0 nothing
+ * there now, -EPIPE end of stream, -EPROTO descriptors we cannot accept
+ * (a second one for this header: the frame carries exactly one). */
 static long read_hdr(ripc__large *lg, int sock)
 {
-    union {
-        char buf[CMSG_SPACE(2 * sizeof(int))];
-        struct cmsghdr align;
-    } cm;
-    struct iovec iov = {.iov_base = lg->hdr + lg->hdr_len, .iov_len = RIPC_FRAME_HDR - lg->hdr_len};
-    struct msghdr mh = {
-        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf, .msg_controllen = sizeof cm.buf};
-    ssize_t n;
-    do
-        n = recvmsg(sock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-    while (n < 0 && errno == EINTR);
-    if (n < 0)
-        return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -EPIPE;
-    int bad = (mh.msg_flags & MSG_CTRUNC) != 0;
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) {
-            bad = 1;
-            continue;
-        }
-        size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        for (size_t i = 0; i < k; i++) {
-            int fd;
-            memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-            if (lg->hdr_fd < 0 && !bad)
-                lg->hdr_fd = fd;
-            else {
-                close(fd);
-                bad = 1;
-            }
-        }
-    }
-    if (bad)
+    int nfds = lg->hdr_fd >= 0;
+    int fds[1] = {lg->hdr_fd};
+    long n = ripc__sock_try_recv_fds(sock, lg->hdr + lg->hdr_len, RIPC_FRAME_HDR - lg->hdr_len, fds,
+                                     1, &nfds);
+    if (nfds)
+        lg->hdr_fd = fds[0];
+    if (n == -EAGAIN)
+        return 0;
+    if (n == -EPROTO)
         return -EPROTO;
-    if (n == 0)
-        return -EPIPE;
-    return (long)n;
+    return n <= 0 ? -EPIPE : n;
 }
 
 int ripc__large_read(ripc__large *lg, int sock, uint64_t max_message)
@@ -245,30 +220,13 @@ int ripc__large_send_frame(int sock, const ripc__frame *f, const ripc__large_buf
 {
     uint8_t hdr[RIPC_FRAME_HDR];
     ripc__frame_encode(hdr, f);
-    union {
-        char buf[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } cm;
-    memset(&cm, 0, sizeof cm);
-    struct iovec iov = {.iov_base = hdr, .iov_len = sizeof hdr};
-    struct msghdr mh = {
-        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf, .msg_controllen = sizeof cm.buf};
-    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
     int fd = (int)b->seg.fd;
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &fd, sizeof fd);
-    ssize_t n;
-    do
-        n = sendmsg(sock, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
-    while (n < 0 && errno == EINTR);
-    if (n == (ssize_t)sizeof hdr)
+    long n = ripc__sock_try_send_fds(sock, hdr, sizeof hdr, &fd, 1);
+    if (n == (long)sizeof hdr)
         return 0;
     /* An honest peer has at most RIPC_LARGE_SLOTS small frames unread:
-     * a socket too full for one more means it takes markers without
-     * reading their frames. Never wait for it (we may hold a send lock). */
-    if (n >= 0 || errno == EAGAIN || errno == EWOULDBLOCK)
-        return -EPROTO;
-    return -EPIPE;
+     * a socket too full for one more (or for all of this one) means it
+     * takes markers without reading their frames. Never wait for it (we
+     * may hold a send lock). */
+    return n >= 0 || n == -EAGAIN ? -EPROTO : -EPIPE;
 }
