@@ -88,7 +88,7 @@ struct loop {
     size_t nin, incap;
     _Atomic int has_incoming;
     _Atomic unsigned count; /* peers owned, for placement (any thread reads) */
-    _Atomic int active;     /* threads inside loop_round: someone reads the bells */
+    _Atomic int active;     /* its thread is inside loop_round: someone reads the bells */
     pthread_t th;
     uint64_t next_look; /* busy loop: next non-blocking look at sockets */
     /* handler cache: valid while the table generation is unchanged */
@@ -1211,7 +1211,7 @@ static int poll_nowait(struct loop *L)
 static int loop_round(struct loop *L, int timeout_ms)
 {
     tls_loop = L;
-    atomic_fetch_add_explicit(&L->active, 1, memory_order_relaxed);
+    atomic_store_explicit(&L->active, 1, memory_order_relaxed); /* one thread per loop */
     int n = loop_dispatch(L);
     if (n > 0) {
         /* Busy: still look at the sockets (joins, goodbyes, dead workers,
@@ -1255,7 +1255,7 @@ static int loop_round(struct loop *L, int timeout_ms)
     loop_wait(L, timeout_ms);
     n = loop_dispatch(L);
 out:
-    atomic_fetch_sub_explicit(&L->active, 1, memory_order_relaxed);
+    atomic_store_explicit(&L->active, 0, memory_order_relaxed);
     tls_loop = NULL;
     return n;
 }
