@@ -22,6 +22,7 @@ struct ripc_ring {
     int fastspace; /* space direction too: the releaser skips its fence */
     /* producer: the open reservation */
     int reserved;
+    int res_urgent; /* lines asked for at reserve: demote them at commit */
     uint64_t res_pad;
     uint64_t res_len;
     /* consumer: the record returned by the last peek */

@@ -197,10 +197,9 @@ int ripc__chan_wait(ripc__chan *ch, const ripc__waitfor *w, uint64_t deadline)
         return 0;
     /* Spin phase: only pays when the peer has a CPU of its own. */
     if (ch->wait_mode != RIPC_WAIT_BLOCK && ch->spin_us > 0) {
-        uint64_t start = ripc__now_ns();
-        uint64_t spin_end =
-            ch->wait_mode == RIPC_WAIT_SPIN ? UINT64_MAX : start + (uint64_t)ch->spin_us * 1000u;
-        uint64_t next_check = start + 1000000u; /* peer liveness, every ms */
+        /* The clock is first read after 64 looks (a reply that comes
+         * within them costs no clock read); the budgets start there. */
+        uint64_t spin_end = 0, next_check = 0;
         for (unsigned i = 1;; i++) {
             ripc__cpu_relax();
             if (ready(ch, w))
@@ -209,6 +208,12 @@ int ripc__chan_wait(ripc__chan *ch, const ripc__waitfor *w, uint64_t deadline)
                 uint64_t now = ripc__now_ns();
                 if (now >= deadline)
                     return -ETIMEDOUT;
+                if (spin_end == 0) {
+                    spin_end = ch->wait_mode == RIPC_WAIT_SPIN
+                                   ? UINT64_MAX
+                                   : now + (uint64_t)ch->spin_us * 1000u;
+                    next_check = now + 1000000u; /* peer liveness, every ms */
+                }
                 if (now >= next_check) {
                     if (!ripc__sock_alive(ch->sock))
                         return 1;

@@ -26,6 +26,10 @@
 
 /* ---- util.c ---- */
 uint64_t ripc__now_ns(void);
+/* CLOCK_MONOTONIC_COARSE where there is one (a few ms of granularity, a
+ * quarter of the cost): for "about every millisecond" checks on hot paths.
+ * Not comparable with ripc__now_ns(). */
+uint64_t ripc__coarse_ns(void);
 /* Deadline for a timeout in ms: UINT64_MAX for -1, now for 0. */
 uint64_t ripc__deadline(int timeout_ms);
 /* Milliseconds left until deadline (rounded up), -1 for UINT64_MAX. */

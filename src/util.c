@@ -16,6 +16,19 @@ uint64_t ripc__now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+uint64_t ripc__coarse_ns(void)
+{
+#ifdef CLOCK_MONOTONIC_COARSE
+    /* The tick-granular clock: one read of the vDSO page (~5 ns here,
+     * against ~22 ns for CLOCK_MONOTONIC, which reads the TSC). */
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+#else
+    return ripc__now_ns();
+#endif
+}
+
 uint64_t ripc__deadline(int timeout_ms)
 {
     if (timeout_ms < 0)
