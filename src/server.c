@@ -1283,9 +1283,11 @@ int ripc_server_poll(ripc_server *s, int timeout_ms)
     }
     if (timeout_ms <= 0)
         return loop_round(L, timeout_ms);
+    /* The first round gets timeout_ms itself: a poll that finds messages
+     * (the busy case) reads the clock once, not twice. */
     uint64_t deadline = ripc__deadline(timeout_ms);
-    for (;;) {
-        int n = loop_round(L, ripc__remaining_ms(deadline));
+    for (int ms = timeout_ms;; ms = ripc__remaining_ms(deadline)) {
+        int n = loop_round(L, ms);
         if (n != 0 || ripc__now_ns() >= deadline)
             return n;
     }
