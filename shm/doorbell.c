@@ -161,9 +161,26 @@ int ripc__doorbell_wait(ripc__doorbell *db, uint32_t seen, int watch_fd, int tim
     }
 }
 
+void ripc__doorbell_ring_word(ripc__doorbell *db)
+{
+    int saved = errno;
+    if (db->word != NULL)
+        ripc__doorbell_futex_ring(db);
+    else
+        ripc__doorbell_ring(db);
+    errno = saved;
+}
+
+int ripc__doorbell_wait_word(ripc__doorbell *db, uint32_t seen, int watch_fd, int timeout_ms)
+{
+    if (db == NULL || db->word == NULL)
+        return -EINVAL;
+    return ripc__doorbell_futex_wait(db, seen, watch_fd, timeout_ms);
+}
+
 uint32_t ripc__doorbell_seq(const ripc__doorbell *db)
 {
-    if (db->kind != RIPC_DB_FUTEX || db->word == NULL)
+    if (db->word == NULL)
         return 0;
     /* Acquire pairs with the release increment in the futex ring: whatever
      * the ringer wrote before ringing is visible once we see the new value. */

@@ -39,9 +39,9 @@ enum {
 
 typedef struct ripc__doorbell {
     int kind;
-    int wait_fd;               /* eventfd / read end; -1 if none */
-    int ring_fd;               /* eventfd (same fd) / write end; -1 if none */
-    _Atomic uint32_t *word;    /* futex: the shared word; NULL otherwise */
+    int wait_fd;            /* eventfd / read end; -1 if none */
+    int ring_fd;            /* eventfd (same fd) / write end; -1 if none */
+    _Atomic uint32_t *word; /* futex (or socket + word): the shared word, else NULL */
 } ripc__doorbell;
 
 /* Bitmask of RIPC_DB_CAP(kind) for the kinds compiled in and usable. */
@@ -86,7 +86,22 @@ void ripc__doorbell_ring(ripc__doorbell *db);
  */
 int ripc__doorbell_wait(ripc__doorbell *db, uint32_t seen, int watch_fd, int timeout_ms);
 
-/* Read the futex word (others: 0), to pass as `seen` to a later wait. */
+/*
+ * A socket doorbell that also has a futex word (db->word, the m->w ring's
+ * data word, set after open/adopt where the handshake agreed on it:
+ * RIPC_CAP_SLEEP_WORD). The worker then picks per sleep, by the value of
+ * its sleep flag (shm/ring_layout.h), how it wants to be woken: on the
+ * socket (RIPC_SLEEP_BELL: a descriptor ripc_client_fd() users can poll) or
+ * on the word (RIPC_SLEEP_WORD: one syscall on each side, against a send and
+ * a poll + recv for the socket; block-mode round trip 1.02-1.09x eventfd ->
+ * 0.92-0.98x here). ring_word bumps and wakes the word (plain ring when
+ * there is none); wait_word sleeps on it like the futex kind (50 ms slices,
+ * watch_fd polled between them).
+ */
+void ripc__doorbell_ring_word(ripc__doorbell *db);
+int ripc__doorbell_wait_word(ripc__doorbell *db, uint32_t seen, int watch_fd, int timeout_ms);
+
+/* Read the futex word (none: 0), to pass as `seen` to a later wait. */
 uint32_t ripc__doorbell_seq(const ripc__doorbell *db);
 
 /* Consume pending rings without sleeping (eventfd read / socket drain). */

@@ -531,7 +531,7 @@ int ripc__ring_fastpub(const ripc_ring *r)
 
 void ripc__ring_arm_consumer_flag(ripc_ring *r)
 {
-    atomic_store_explicit(&r->hdr->wait.w.consumer_sleeping, 1, memory_order_seq_cst);
+    atomic_store_explicit(&r->hdr->wait.w.consumer_sleeping, RIPC_SLEEP_BELL, memory_order_seq_cst);
 }
 
 int ripc__ring_consumer_recheck(ripc_ring *r)
@@ -549,12 +549,17 @@ int ripc__ring_consumer_recheck(ripc_ring *r)
     return 0;
 }
 
-int ripc__ring_arm_consumer(ripc_ring *r)
+int ripc__ring_arm_consumer_as(ripc_ring *r, uint32_t how)
 {
-    ripc__ring_arm_consumer_flag(r);
+    atomic_store_explicit(&r->hdr->wait.w.consumer_sleeping, how, memory_order_seq_cst);
     if (r->fastpub)
         ripc__remote_fence();
     return ripc__ring_consumer_recheck(r);
+}
+
+int ripc__ring_arm_consumer(ripc_ring *r)
+{
+    return ripc__ring_arm_consumer_as(r, RIPC_SLEEP_BELL);
 }
 
 void ripc__ring_disarm_consumer(ripc_ring *r)
@@ -562,10 +567,10 @@ void ripc__ring_disarm_consumer(ripc_ring *r)
     atomic_store_explicit(&r->hdr->wait.w.consumer_sleeping, 0, memory_order_relaxed);
 }
 
-int ripc__ring_arm_producer(ripc_ring *r, size_t len)
+int ripc__ring_arm_producer(ripc_ring *r, size_t len, uint32_t how)
 {
     struct ripc_ring_wait *w = &r->hdr->wait.w;
-    atomic_store_explicit(&w->producer_sleeping, 1, memory_order_seq_cst);
+    atomic_store_explicit(&w->producer_sleeping, how, memory_order_seq_cst);
     if (r->fastspace)
         ripc__remote_fence(); /* the consumer's space_wake has no fence */
     /* Pairs with the fence in space_wake. */
@@ -589,10 +594,10 @@ int ripc__ring_consumed(ripc_ring *r, uint64_t pos)
     return r->dead || (int64_t)(tail - pos) >= 0;
 }
 
-int ripc__ring_arm_producer_pos(ripc_ring *r, uint64_t pos)
+int ripc__ring_arm_producer_pos(ripc_ring *r, uint64_t pos, uint32_t how)
 {
     struct ripc_ring_wait *w = &r->hdr->wait.w;
-    atomic_store_explicit(&w->producer_sleeping, 1, memory_order_seq_cst);
+    atomic_store_explicit(&w->producer_sleeping, how, memory_order_seq_cst);
     if (r->fastspace)
         ripc__remote_fence();
     /* Pairs with the fence in space_wake, as in arm_producer. */
@@ -620,7 +625,7 @@ void ripc__ring_disarm_producer(ripc_ring *r)
  * sees the header (it does not sleep). The head store in between changes
  * nothing: nobody's sleep decision depends on it.
  */
-int ripc__ring_commit_wake(ripc_ring *r, size_t len)
+uint32_t ripc__ring_commit_wake(ripc_ring *r, size_t len)
 {
     _Atomic uint32_t *flag = &r->hdr->wait.w.consumer_sleeping;
     if (r->fastpub) {
@@ -634,7 +639,7 @@ int ripc__ring_commit_wake(ripc_ring *r, size_t len)
         atomic_signal_fence(memory_order_seq_cst);
         if (atomic_load_explicit(flag, memory_order_relaxed) == 0)
             return 0;
-        return atomic_exchange_explicit(flag, 0, memory_order_acq_rel) != 0;
+        return atomic_exchange_explicit(flag, 0, memory_order_acq_rel);
     }
     /* seq_cst header store (one locked instruction on x86): publishes the
      * record like the release store of ripc_ring_commit, and is ordered
@@ -644,10 +649,10 @@ int ripc__ring_commit_wake(ripc_ring *r, size_t len)
     /* Cheap look first: a flag that is clear costs no RMW. */
     if (atomic_load_explicit(flag, memory_order_seq_cst) == 0)
         return 0;
-    return atomic_exchange_explicit(flag, 0, memory_order_acq_rel) != 0;
+    return atomic_exchange_explicit(flag, 0, memory_order_acq_rel);
 }
 
-int ripc__ring_space_wake(ripc_ring *r)
+uint32_t ripc__ring_space_wake(ripc_ring *r)
 {
     /* Orders our earlier release stores of tail before the flag load
      * (Dekker with arm_producer). With fastspace, the producer's remote
@@ -659,7 +664,7 @@ int ripc__ring_space_wake(ripc_ring *r)
     _Atomic uint32_t *flag = &r->hdr->wait.w.producer_sleeping;
     if (atomic_load_explicit(flag, memory_order_relaxed) == 0)
         return 0;
-    return atomic_exchange_explicit(flag, 0, memory_order_acq_rel) != 0;
+    return atomic_exchange_explicit(flag, 0, memory_order_acq_rel);
 }
 
 void ripc__ring_release_lazy(ripc_ring *r)

@@ -53,8 +53,11 @@ struct ripc_ring {
  * Space direction: the consumer index (tail), as before.
  */
 int ripc__ring_arm_consumer(ripc_ring *r); /* 1: data is there, not armed */
+/* The same, with the flag set to `how` (RIPC_SLEEP_*, ring_layout.h). */
+int ripc__ring_arm_consumer_as(ripc_ring *r, uint32_t how);
 void ripc__ring_disarm_consumer(ripc_ring *r);
-int ripc__ring_arm_producer(ripc_ring *r, size_t len); /* 1: room for len, not armed */
+/* 1: room for len, not armed; else armed with flag value `how`. */
+int ripc__ring_arm_producer(ripc_ring *r, size_t len, uint32_t how);
 void ripc__ring_disarm_producer(ripc_ring *r);
 /* Producer: ripc_ring_reserve for a record someone waits for (a request, a
  * reply): also asks for the record's header line and spare-slot line at
@@ -63,11 +66,12 @@ void ripc__ring_disarm_producer(ripc_ring *r);
  * would lose the lines it is reading. */
 int ripc__ring_reserve_urgent(ripc_ring *r, size_t len, void **buf);
 /* Producer: commit like ripc_ring_commit, but publish with seq_cst; returns
- * 1 when the consumer was asleep (the caller must ring its doorbell). */
-int ripc__ring_commit_wake(ripc_ring *r, size_t len);
-/* Consumer: after one or more releases, 1 when the producer was asleep
- * waiting for space (ring its doorbell). */
-int ripc__ring_space_wake(ripc_ring *r);
+ * the consumer's sleep flag when it was asleep (RIPC_SLEEP_*: the caller
+ * must wake it so), else 0. */
+uint32_t ripc__ring_commit_wake(ripc_ring *r, size_t len);
+/* Consumer: after one or more releases, the producer's sleep flag when it
+ * was asleep waiting for space (wake it so), else 0. */
+uint32_t ripc__ring_space_wake(ripc_ring *r);
 /* Consumer: is a record (or garbage) published at our position? One relaxed
  * load of the header slot peek reads first (never the producer index). */
 int ripc__ring_readable(ripc_ring *r);
@@ -84,7 +88,7 @@ int ripc__ring_writable(ripc_ring *r, size_t len);
  */
 uint64_t ripc__ring_pos(const ripc_ring *r);
 int ripc__ring_consumed(ripc_ring *r, uint64_t pos);
-int ripc__ring_arm_producer_pos(ripc_ring *r, uint64_t pos);
+int ripc__ring_arm_producer_pos(ripc_ring *r, uint64_t pos, uint32_t how);
 
 /*
  * Consumer, batched: release_lazy drops the peeked record from our private

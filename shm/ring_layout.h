@@ -83,7 +83,13 @@ struct ripc_ring_consts {
 /* Wait words: the eventcount of DESIGN.md "Doorbell". A side about to sleep
  * sets its flag, fences, re-checks the index, then blocks; the other side
  * fences after publishing and rings only when the flag is set. The futex
- * doorbell waits on the sequence words. */
+ * doorbell waits on the sequence words. A set flag also says how the
+ * sleeper is to be woken: RIPC_SLEEP_BELL through its doorbell, or
+ * RIPC_SLEEP_WORD (only where the handshake agreed on it, see
+ * shm/doorbell.h) by bumping the futex word of the m->w ring and waking it.
+ * Any other nonzero value (a hostile peer) counts as BELL. */
+#define RIPC_SLEEP_BELL 1u
+#define RIPC_SLEEP_WORD 2u
 struct ripc_ring_wait {
     _Atomic uint32_t consumer_sleeping; /* consumer waits for data */
     _Atomic uint32_t producer_sleeping; /* producer waits for space */

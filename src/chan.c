@@ -56,6 +56,7 @@ void ripc__chan_init(ripc__chan *ch)
     ch->bell.wait_fd = ch->bell.ring_fd = -1;
     ch->peer_bell.wait_fd = ch->peer_bell.ring_fd = -1;
     ch->sock = -1;
+    ch->sleep_how = RIPC_SLEEP_BELL;
     ripc__large_init(&ch->lg);
 }
 
@@ -68,6 +69,15 @@ void ripc__chan_close(ripc__chan *ch)
     ripc__doorbell_close(&ch->bell);
     ripc__doorbell_close(&ch->peer_bell);
     ripc__segment_close(&ch->seg);
+}
+
+/* The peer slept (its flag was `how`): wake it the way it asked for. */
+static inline void wake_peer(ripc__chan *ch, uint32_t how)
+{
+    if (how == RIPC_SLEEP_WORD)
+        ripc__doorbell_ring_word(&ch->peer_bell);
+    else
+        ripc__doorbell_ring(&ch->peer_bell);
 }
 
 /* A large message: marker in the ring, payload in a memfd (src/large.h). */
@@ -94,8 +104,9 @@ static int try_send_large(ripc__chan *ch, uint16_t type, uint8_t kind, uint64_t 
         return rc;
     ripc__msg_encode(buf, type, kind, RIPC_MSGF_LARGE, id);
     memcpy((unsigned char *)buf + RIPC_MSG_HDR, &len, sizeof len);
-    if (ripc__ring_commit_wake(ch->tx, RIPC_MSG_HDR + RIPC_MARKER_BYTES))
-        ripc__doorbell_ring(&ch->peer_bell);
+    uint32_t how = ripc__ring_commit_wake(ch->tx, RIPC_MSG_HDR + RIPC_MARKER_BYTES);
+    if (how)
+        wake_peer(ch, how);
     b->busy = 1;
     b->until = ripc__ring_pos(ch->tx);
     return 0;
@@ -121,8 +132,9 @@ int ripc__chan_try_send(ripc__chan *ch, uint16_t type, uint8_t kind, uint64_t id
     ripc__msg_encode(buf, type, kind, 0, id);
     if (len)
         memcpy((unsigned char *)buf + RIPC_MSG_HDR, data, (size_t)len);
-    if (ripc__ring_commit_wake(ch->tx, total))
-        ripc__doorbell_ring(&ch->peer_bell);
+    uint32_t how = ripc__ring_commit_wake(ch->tx, total);
+    if (how)
+        wake_peer(ch, how);
     return 0;
 }
 
@@ -160,8 +172,9 @@ void ripc__chan_release_lazy(ripc__chan *ch)
 
 void ripc__chan_space_wake(ripc__chan *ch)
 {
-    if (ripc__ring_space_wake(ch->rx))
-        ripc__doorbell_ring(&ch->peer_bell);
+    uint32_t how = ripc__ring_space_wake(ch->rx);
+    if (how)
+        wake_peer(ch, how);
 }
 
 static int ready(ripc__chan *ch, const ripc__waitfor *w)
@@ -178,8 +191,9 @@ static int ready(ripc__chan *ch, const ripc__waitfor *w)
 
 int ripc__chan_arm_space(ripc__chan *ch, const ripc__waitfor *w)
 {
-    return w->what == RIPC_CHAN_CONSUMED ? ripc__ring_arm_producer_pos(ch->tx, w->arg)
-                                         : ripc__ring_arm_producer(ch->tx, (size_t)w->arg);
+    return w->what == RIPC_CHAN_CONSUMED
+               ? ripc__ring_arm_producer_pos(ch->tx, w->arg, ch->sleep_how)
+               : ripc__ring_arm_producer(ch->tx, (size_t)w->arg, ch->sleep_how);
 }
 
 void ripc__chan_disarm_space(ripc__chan *ch)
@@ -242,11 +256,14 @@ int ripc__chan_wait(ripc__chan *ch, const ripc__waitfor *w, uint64_t deadline)
     /* Sleep phase: the eventcount. */
     for (;;) {
         uint32_t seen = ripc__doorbell_seq(&ch->bell);
-        int now_ready = space ? ripc__chan_arm_space(ch, w) : ripc__ring_arm_consumer(ch->rx);
+        int now_ready =
+            space ? ripc__chan_arm_space(ch, w) : ripc__ring_arm_consumer_as(ch->rx, ch->sleep_how);
         if (now_ready)
             return 0;
         int ms = ripc__remaining_ms(deadline);
-        int rc = ripc__doorbell_wait(&ch->bell, seen, ch->sock, ms);
+        int rc = ch->sleep_how == RIPC_SLEEP_WORD
+                     ? ripc__doorbell_wait_word(&ch->bell, seen, ch->sock, ms)
+                     : ripc__doorbell_wait(&ch->bell, seen, ch->sock, ms);
         if (space)
             ripc__ring_disarm_producer(ch->tx);
         else

@@ -249,9 +249,14 @@ static int next_msg(ripc_client *c, ripc_msg *m, uint64_t want_id, uint64_t dead
         if (c->peer_gone)
             return -EPIPE;
         if (nowait) {
-            /* Leave the consumer armed so ripc_client_fd() turns readable. */
-            if (c->xport == RIPC_XPORT_SHM && ripc__ring_arm_consumer(c->ch.rx))
-                continue;
+            /* Leave the consumer armed so ripc_client_fd() turns readable:
+             * rings already consumed first (or the fd would stay readable
+             * and its poller spin), then arm, then look once more. */
+            if (c->xport == RIPC_XPORT_SHM) {
+                ripc__doorbell_drain(&c->ch.bell);
+                if (ripc__ring_arm_consumer(c->ch.rx))
+                    continue;
+            }
             return -EAGAIN;
         }
         rc = wait_msg(c, deadline);
@@ -371,6 +376,8 @@ static uint32_t hello_caps(const ripc_options *o)
                                                       : 0;
     if (ripc__remote_fence_init())
         caps |= RIPC_CAP_MEMBARRIER;
+    if (o->doorbell == RIPC_DOORBELL_AUTO && (caps & RIPC_DB_CAP(RIPC_DB_FUTEX)))
+        caps |= RIPC_CAP_SLEEP_WORD; /* an explicit socket doorbell is only that */
     caps |= (uint32_t)(o->wait & 3) << RIPC_CAP_WAIT_SHIFT;
     return caps | ((uint32_t)pref << 16);
 }
@@ -465,17 +472,23 @@ static int handshake(ripc_client *c, char *why, size_t why_len)
         ripc__whyf(why, why_len, "rings in the segment are invalid");
         goto out;
     }
-    _Atomic uint32_t *word = NULL;
-    if (w.worker_db == RIPC_DB_FUTEX)
-        word = &((struct ripc_ring_hdr *)((unsigned char *)c->ch.seg.base +
-                                          ripc_ring_size((size_t)w.ring_bytes)))
-                    ->wait.w.data_seq;
+    _Atomic uint32_t *word = &((struct ripc_ring_hdr *)((unsigned char *)c->ch.seg.base +
+                                                        ripc_ring_size((size_t)w.ring_bytes)))
+                                  ->wait.w.data_seq;
     if ((rc = ripc__doorbell_adopt(&c->ch.peer_bell, w.master_db, -1, fds[1], NULL)) < 0)
         goto out;
     fds[1] = -1;
-    if ((rc = ripc__doorbell_adopt(&c->ch.bell, w.worker_db, nfds > 2 ? fds[2] : -1, -1, word)) < 0)
+    if ((rc = ripc__doorbell_adopt(&c->ch.bell, w.worker_db, nfds > 2 ? fds[2] : -1, -1,
+                                   w.worker_db == RIPC_DB_FUTEX ? word : NULL)) < 0)
         goto out;
     fds[2] = -1;
+    /* Socket doorbell + futex word (shm/doorbell.h): our own waits sleep on
+     * the word; the socket stays for ripc_client_fd(). */
+    if (w.worker_db == RIPC_DB_SOCKET && (w.caps & RIPC_CAP_SLEEP_WORD) &&
+        (ripc__doorbell_caps() & RIPC_DB_CAP(RIPC_DB_FUTEX))) {
+        c->ch.bell.word = word;
+        c->ch.sleep_how = RIPC_SLEEP_WORD;
+    }
     /* Asymmetric fences only as the master decided, and only if we could
      * register ourselves (otherwise the master's fences do not reach us). */
     int mb = ripc__remote_fence_init();

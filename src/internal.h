@@ -56,6 +56,7 @@ typedef struct ripc__chan {
     int sock;                 /* control socket: watched by every wait */
     int wait_mode;            /* RIPC_WAIT_* */
     uint32_t spin_us;         /* 0 when only one CPU is usable */
+    uint32_t sleep_how;       /* RIPC_SLEEP_*: how our own waits ask to be woken */
     uint64_t max_payload;     /* largest message payload a record carries */
     uint64_t max_message;
     uint64_t max_inline; /* larger payloads go through ripc__large */

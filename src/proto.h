@@ -63,6 +63,10 @@ enum {
 #define RIPC_CAP_MEMBARRIER (1u << 12) /* HELLO: registered for asymmetric fences */
 #define RIPC_CAP_FAST_W2M   (1u << 13) /* WELCOME: w->m ring uses asymmetric fences */
 #define RIPC_CAP_FAST_M2W   (1u << 14) /* WELCOME: m->w ring uses asymmetric fences */
+/* HELLO: with a socket doorbell, the worker would also sleep on the m->w
+ * ring's futex word (sleep flag RIPC_SLEEP_WORD); WELCOME: agreed, the
+ * master wakes such sleepers through the word (shm/doorbell.h). */
+#define RIPC_CAP_SLEEP_WORD (1u << 15)
 /* HELLO caps bits 16..19: preferred worker doorbell kind; 20..21: the
  * worker's wait strategy (RIPC_WAIT_*). */
 #define RIPC_CAP_WAIT_SHIFT 20

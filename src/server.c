@@ -304,10 +304,15 @@ static void peer_drop(struct loop *L, struct ripc_peer *p, int reason)
      * master closes (-ECANCELED): a live worker may still drain its ring. */
     if (reason != -ECANCELED)
         ripc__large_punch_out(&p->ch.lg);
+    /* A worker asleep on its futex word would see the hang-up only when its
+     * slice ends: shut the socket, then wake it. */
+    if (p->sock >= 0)
+        shutdown(p->sock, SHUT_RDWR);
+    if (p->ch.peer_bell.word)
+        ripc__doorbell_ring_word(&p->ch.peer_bell);
     ripc__chan_close(&p->ch);
     pthread_mutex_unlock(&p->send_mu);
     if (p->sock >= 0) {
-        shutdown(p->sock, SHUT_RDWR);
         close(p->sock);
         p->sock = -1;
     }
@@ -765,26 +770,33 @@ static int process_hello(struct loop *L, struct ripc_peer *p, const ripc__frame 
     p->ch.sock = p->sock;
     p->ch.wait_mode = s->opt.wait;
     p->ch.spin_us = ripc__spin_ok(p->pid) ? s->opt.spin_us : 0;
-    /* The worker's doorbell: a futex waits on the m->w ring's data word. */
-    _Atomic uint32_t *word = NULL;
-    if (wdb == RIPC_DB_FUTEX)
-        word = &((struct ripc_ring_hdr *)((unsigned char *)p->ch.seg.base + ripc_ring_size(ring)))
-                    ->wait.w.data_seq;
-    if ((rc = ripc__doorbell_open(&p->ch.peer_bell, wdb, word)) < 0 ||
+    /* The worker's doorbell: a futex waits on the m->w ring's data word. A
+     * socket doorbell gets the word too where the worker offers to sleep on
+     * it (RIPC_CAP_SLEEP_WORD) and we can wake it. */
+    _Atomic uint32_t *word =
+        &((struct ripc_ring_hdr *)((unsigned char *)p->ch.seg.base + ripc_ring_size(ring)))
+             ->wait.w.data_seq;
+    int sleep_word = wdb == RIPC_DB_SOCKET && (h.caps & RIPC_CAP_SLEEP_WORD) &&
+                     (s->worker_db_caps & RIPC_DB_CAP(RIPC_DB_FUTEX));
+    if ((rc = ripc__doorbell_open(&p->ch.peer_bell, wdb, wdb == RIPC_DB_FUTEX ? word : NULL)) < 0 ||
         (rc = ripc__doorbell_open(&p->ch.bell, s->master_db, NULL)) < 0) {
         send_reject(p, ENOMEM, "doorbell setup failed (%d)", rc);
         return rc;
     }
+    if (sleep_word)
+        p->ch.peer_bell.word = word;
     p->id = atomic_fetch_add(&s->next_id, 1);
     p->xport = RIPC_XPORT_SHM;
-    snprintf(p->reason, sizeof p->reason, "shared memory (%s segment, %s doorbell)",
-             ripc__segment_backend_name(p->ch.seg.backend), ripc__doorbell_name(wdb));
+    snprintf(p->reason, sizeof p->reason, "shared memory (%s segment, %s doorbell%s)",
+             ripc__segment_backend_name(p->ch.seg.backend), ripc__doorbell_name(wdb),
+             sleep_word ? " + futex word" : "");
 
     ripc__welcome w = {.version = RIPC_PROTO_VERSION,
                        .transport = RIPC_XPORT_SHM,
                        .peer_id = p->id,
                        .caps = (fast_w2m ? RIPC_CAP_FAST_W2M : 0u) |
-                               (fast_m2w ? RIPC_CAP_FAST_M2W : 0u),
+                               (fast_m2w ? RIPC_CAP_FAST_M2W : 0u) |
+                               (sleep_word ? RIPC_CAP_SLEEP_WORD : 0u),
                        .worker_db = (uint8_t)wdb,
                        .master_db = (uint8_t)s->master_db,
                        .ring_bytes = ring,

@@ -115,6 +115,7 @@ struct mctx {
     uint32_t victim_widx;     /* test 3 */
     _Atomic uint32_t victim_id;
     _Atomic uint64_t victim_count;
+    int ping_back;         /* test 11: answer T_PING with a T_PING one-way */
     ripc_peer *saved_peer; /* test 9 */
     ripc_msg saved_req;
     _Atomic int saved;
@@ -188,6 +189,9 @@ static int teardown(void **state)
  * tiny budget makes both sides sleep on nearly every message, which is what
  * exercises the doorbell protocol (and its asymmetric fences) hardest. */
 static uint32_t g_spin_us;
+/* The worker's doorbell in every option set (0: the default, a socket the
+ * library's own waits replace by the futex word, shm/doorbell.h). */
+static int g_doorbell;
 
 static ripc_options base_opts(int wait)
 {
@@ -196,6 +200,7 @@ static ripc_options base_opts(int wait)
     o.transport = g_transport;
     o.wait = wait;
     o.spin_us = g_spin_us;
+    o.doorbell = g_doorbell;
     return o;
 }
 
@@ -600,6 +605,11 @@ static void h_oneway(ripc_peer *p, const ripc_msg *msg, void *arg)
         break;
     case T_PING:
         atomic_fetch_add(&m->pings, 1);
+        if (m->ping_back) {
+            int rc = ripc_server_send(m->s, msg->peer_id, T_PING, d, msg->len, -1);
+            if (rc != 0)
+                ctx_fail(m, "peer %u: send T_PING back: %s", msg->peer_id, ripc_strerror(rc));
+        }
         break;
     default:
         ctx_fail(m, "peer %u: unexpected type %u", msg->peer_id, msg->type);
@@ -1014,7 +1024,17 @@ static void master_killed_case(int wait, int blocked_in_send)
     } else {
         ripc_msg msg;
         xwrite(go[1], "B", 1);
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
         rc = ripc_client_recv(c, &msg, -1);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        /* Printed, not asserted (a loaded machine may stretch it): the
+         * bound is by construction, the futex word's sleeps are 50 ms
+         * slices with the socket polled between them. */
+        print_message("wait %d: recv(-1) saw the master's death after %.1f ms (kill sent "
+                      "after the worker blocked)\n",
+                      wait,
+                      (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6);
         assert_int_equal(rc, -EPIPE);
         assert_int_equal(ripc_client_recv(c, &msg, -1), -EPIPE);
         assert_int_equal(ripc_client_request(c, T_ECHO, "x", 1, &msg, -1), -EPIPE);
@@ -1303,6 +1323,13 @@ static int w_modes(int idx, void *arg)
     int wait = (int)(intptr_t)arg;
     ripc_client *c = w_open(wait, 0, "modes");
     uint32_t id = ripc_client_id(c);
+    /* Shared memory: the default worker doorbell is a socket whose sleeps
+     * the futex word replaces (shm/doorbell.h); an explicit one is only
+     * what was asked for. */
+    const char *why = ripc_client_transport_reason(c);
+    int word = strstr(why, "+ futex word") != NULL;
+    WCHECK(g_transport == RIPC_TRANSPORT_SOCKET || word == (g_doorbell == 0), "doorbell %d: %s",
+           g_doorbell, why);
     uint64_t rs = 0xABCD0000u + (uint64_t)wait;
     static unsigned char buf[MAX_PAYLOAD];
     uint64_t sum = 0;
@@ -1337,13 +1364,19 @@ static void test_mw_modes_1M(void **state)
     static const struct {
         int wait;
         uint32_t spin_us;
+        int doorbell;
         const char *name;
-    } modes[] = {{RIPC_WAIT_SPIN, 0, "spin"},
-                 {RIPC_WAIT_ADAPTIVE, 0, "adaptive"},
-                 {RIPC_WAIT_BLOCK, 0, "block"},
-                 {RIPC_WAIT_ADAPTIVE, 1, "adaptive, 1 us spin (sleeps on most messages)"}};
+    } modes[] = {
+        {RIPC_WAIT_SPIN, 0, 0, "spin"},
+        {RIPC_WAIT_ADAPTIVE, 0, 0, "adaptive"},
+        {RIPC_WAIT_BLOCK, 0, 0, "block"},
+        {RIPC_WAIT_ADAPTIVE, 1, 0, "adaptive, 1 us spin (sleeps on most messages)"},
+        {RIPC_WAIT_BLOCK, 0, RIPC_DOORBELL_SOCKET, "block, socket doorbell only"},
+        {RIPC_WAIT_BLOCK, 0, RIPC_DOORBELL_FUTEX, "block, futex doorbell"},
+    };
     for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
         g_spin_us = modes[i].spin_us;
+        g_doorbell = modes[i].doorbell;
         struct mctx *m = g_fx.m;
         memset(m->ps, 0, sizeof m->ps);
         atomic_store(&m->joined, 0);
@@ -1371,6 +1404,7 @@ static void test_mw_modes_1M(void **state)
         close_server(m);
     }
     g_spin_us = 0;
+    g_doorbell = 0;
 }
 
 /* ================================================================== 8 */
@@ -1698,6 +1732,63 @@ static void test_mw_server_fd_pollable(void **state)
     check_all_left_bye(m, 1);
 }
 
+/* The worker's side of an outside event loop: recv(c, m, 0) == -EAGAIN leaves
+ * ripc_client_fd() armed; it must turn readable when the master sends, and
+ * be quiet again once that message is taken (a doorbell left readable would
+ * make the caller's loop spin). Every wake-up here comes from a real sleep:
+ * the master sends only after the worker's ping, which follows the arming. */
+#define FD_ROUNDS 300
+
+static int w_client_fd(int idx, void *arg)
+{
+    (void)idx;
+    (void)arg;
+    ripc_client *c = w_open(RIPC_WAIT_ADAPTIVE, 0, "client-fd");
+    int fd = ripc_client_fd(c);
+    WCHECK(fd >= 0, "ripc_client_fd: %s", ripc_strerror(fd));
+    ripc_msg msg;
+    for (uint64_t i = 0; i < FD_ROUNDS; i++) {
+        int rc = ripc_client_recv(c, &msg, 0);
+        WCHECK(rc == -EAGAIN, "round %llu: recv(0) with nothing sent: %s", (unsigned long long)i,
+               ripc_strerror(rc));
+        struct pollfd pf = {.fd = fd, .events = POLLIN};
+        WCHECK(poll(&pf, 1, 0) == 0, "round %llu: ripc_client_fd readable with nothing to read",
+               (unsigned long long)i);
+        unsigned char b[8];
+        put64(b, i);
+        rc = ripc_client_send(c, T_PING, b, sizeof b, -1);
+        WCHECK(rc == 0, "send: %s", ripc_strerror(rc));
+        int r = poll(&pf, 1, 20000);
+        WCHECK(r == 1 && (pf.revents & POLLIN),
+               "round %llu: poll(ripc_client_fd) did not wake for the master's message (%d)",
+               (unsigned long long)i, r);
+        rc = ripc_client_recv(c, &msg, 0);
+        WCHECK(rc == 0 && msg.type == T_PING && msg.len == 8 && get64(msg.data) == i,
+               "round %llu: recv: %s (type %u, len %llu)", (unsigned long long)i, ripc_strerror(rc),
+               msg.type, (unsigned long long)msg.len);
+    }
+    int rc = ripc_client_recv(c, &msg, -1);
+    WCHECK(rc == 0 && msg.type == T_QUIT, "recv: %s", ripc_strerror(rc));
+    ripc_client_close(c);
+    return 0;
+}
+
+static void test_mw_client_fd_pollable(void **state)
+{
+    (void)state;
+    struct mctx *m = g_fx.m;
+    ripc_options o = base_opts(RIPC_WAIT_ADAPTIVE);
+    open_server(m, &o);
+    m->ping_back = 1;
+    spawn(w_client_fd, 0, NULL);
+    serve_until(m, &m->pings, FD_ROUNDS);
+    m->ping_back = 0;
+    assert_int_equal(ripc_server_send(m->s, 1, T_QUIT, NULL, 0, -1), 0);
+    serve_until(m, &m->left, 1);
+    kids_reap_all_ok();
+    check_all_left_bye(m, 1);
+}
+
 /* ================================================================= 12 */
 
 static int master_in_child(int idx, void *arg)
@@ -1791,6 +1882,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_mw_reply_unknown_id_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mw_four_dispatch_threads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mw_server_fd_pollable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mw_client_fd_pollable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mw_stale_socket_and_inuse, setup, teardown),
     };
     char group[64];
