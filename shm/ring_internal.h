@@ -60,10 +60,11 @@ void ripc__ring_disarm_consumer(ripc_ring *r);
 int ripc__ring_arm_producer(ripc_ring *r, size_t len, uint32_t how);
 void ripc__ring_disarm_producer(ripc_ring *r);
 /* Producer: ripc_ring_reserve for a record someone waits for (a request, a
- * reply): also asks for the record's header line and spare-slot line at
- * once, so that the idle consumer polling that header gets the record after
- * one transfer, not three. Not for streams: a consumer chasing the producer
- * would lose the lines it is reading. */
+ * reply): also asks for every line the record and its spare slot touch at
+ * once, and the commit then demotes them to the shared cache (records up to
+ * 2 KiB), so that the idle consumer polling that header gets the record
+ * from there in one round of transfers. Not for streams: a consumer chasing
+ * the producer would lose the lines it is reading. */
 int ripc__ring_reserve_urgent(ripc_ring *r, size_t len, void **buf);
 /* Producer: commit like ripc_ring_commit, but publish with seq_cst; returns
  * the consumer's sleep flag when it was asleep (RIPC_SLEEP_*: the caller
