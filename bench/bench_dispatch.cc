@@ -11,6 +11,9 @@
 //   BM_dispatch_master_send/bytes:N/wait:W
 //       one iteration = one ripc_server_send; the worker ripc_client_recv's
 //       and checks; the last iteration waits until the worker has them all.
+//   BM_dispatch_master_send_batch/bytes:N/wait:W
+//       the same with ripc_server_send_batch, 16 messages per call (one
+//       iteration = one call: read items_per_second).
 //
 // wait: 1 = RIPC_WAIT_SPIN, 2 = RIPC_WAIT_BLOCK (both sides).
 
@@ -67,17 +70,22 @@ void BM_dispatch_worker_send(benchmark::State &state)
     finish(state, m, ok, handled, static_cast<size_t>(state.range(0)));
 }
 
-void BM_dispatch_master_send(benchmark::State &state)
+// batch 0: one ripc_server_send per record; else ripc_server_send_batch of
+// `batch` records per iteration.
+void master_send(benchmark::State &state, unsigned batch)
 {
-    const auto last = static_cast<uint64_t>(state.max_iterations);
+    const unsigned per = batch ? batch : 1;
+    const auto last = static_cast<uint64_t>(state.max_iterations) * per;
     ripc_bench_master *m = open_master(state, RIPC_BENCH_MASTER_SENDS);
     if (m == nullptr)
         return;
     uint64_t sent = 0;
     bool ok = true;
     for (auto _ : state) {
-        if (ripc_bench_master_send(m, sent) < 0 ||
-            (++sent == last && ripc_bench_master_drain(m, sent) < 0)) {
+        const int rc =
+            batch ? ripc_bench_master_send_batch(m, sent, batch) : ripc_bench_master_send(m, sent);
+        sent += per;
+        if (rc < 0 || (sent == last && ripc_bench_master_drain(m, sent) < 0)) {
             ok = false;
             break;
         }
@@ -85,9 +93,20 @@ void BM_dispatch_master_send(benchmark::State &state)
     finish(state, m, ok, sent, static_cast<size_t>(state.range(0)));
 }
 
+void BM_dispatch_master_send(benchmark::State &state)
+{
+    master_send(state, 0);
+}
+
+void BM_dispatch_master_send_batch(benchmark::State &state)
+{
+    master_send(state, RIPC_BENCH_BATCH);
+}
+
 } // namespace
 
 BENCHMARK(BM_dispatch_worker_send)->Apply(ripc_bench_sizes_and_waits);
 BENCHMARK(BM_dispatch_master_send)->Apply(ripc_bench_sizes_and_waits);
+BENCHMARK(BM_dispatch_master_send_batch)->Apply(ripc_bench_sizes_and_waits);
 
 BENCHMARK_MAIN();

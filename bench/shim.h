@@ -107,6 +107,10 @@ int ripc_bench_master_open(ripc_bench_master **out, int mode, size_t len, int wa
 long ripc_bench_master_poll(ripc_bench_master *m);
 /* MASTER_SENDS: send record `seq` (waits for ring space). 0 or -errno. */
 int ripc_bench_master_send(ripc_bench_master *m, uint64_t seq);
+/* MASTER_SENDS: send records first .. first + n - 1 (n <= RIPC_BENCH_BATCH)
+ * with one ripc_server_send_batch. 0 or -errno. */
+#define RIPC_BENCH_BATCH 16
+int ripc_bench_master_send_batch(ripc_bench_master *m, uint64_t first, unsigned n);
 /* MASTER_SENDS: wait until the worker has received all `sent` records;
  * -EPROTO when it counted another number. */
 int ripc_bench_master_drain(ripc_bench_master *m, uint64_t sent);

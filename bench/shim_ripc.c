@@ -200,6 +200,7 @@ struct ripc_bench_master {
     ripc_server *srv;
     _Atomic uint32_t peer; /* the worker's id, once joined */
     uint64_t expect;       /* WORKER_SENDS: next record */
+    unsigned char *batch;  /* MASTER_SENDS: RIPC_BENCH_BATCH records, made on first use */
 };
 
 static void on_record(ripc_peer *from, const ripc_msg *msg, void *arg)
@@ -330,6 +331,27 @@ int ripc_bench_master_send(ripc_bench_master *m, uint64_t seq)
     return ripc_server_send(m->srv, atomic_load(&m->peer), T_RECORD, m->p.buf, m->p.len, -1);
 }
 
+int ripc_bench_master_send_batch(ripc_bench_master *m, uint64_t first, unsigned n)
+{
+    size_t len = m->p.len; /* >= 8, as in ripc_bench_master_send */
+    if (n > RIPC_BENCH_BATCH)
+        return -EINVAL;
+    if (m->batch == NULL) {
+        if ((m->batch = malloc(RIPC_BENCH_BATCH * len)) == NULL)
+            return -ENOMEM;
+        for (unsigned i = 0; i < RIPC_BENCH_BATCH; i++)
+            memcpy(m->batch + i * len, m->p.buf, len); /* the filler the worker checks */
+    }
+    ripc_out out[RIPC_BENCH_BATCH];
+    for (unsigned i = 0; i < n; i++) {
+        uint64_t seq = first + i;
+        memcpy(m->batch + i * len, &seq, sizeof seq);
+        out[i] = (ripc_out){.type = T_RECORD, .data = m->batch + i * len, .len = m->p.len};
+    }
+    int rc = ripc_server_send_batch(m->srv, atomic_load(&m->peer), out, n, -1);
+    return rc == (int)n ? 0 : rc < 0 ? rc : -EIO;
+}
+
 int ripc_bench_master_drain(ripc_bench_master *m, uint64_t sent)
 {
     uint64_t acked, end = 0;
@@ -360,6 +382,7 @@ int ripc_bench_master_close(ripc_bench_master *m, char *why, size_t why_len)
         ripc_server_send(m->srv, atomic_load(&m->peer), T_STOP, "", 0, 1000);
     int rc = pair_finish(&m->p, m->srv ? master_idle : NULL, m, why, why_len);
     ripc_server_close(m->srv);
+    free(m->batch);
     free(m);
     return rc;
 }

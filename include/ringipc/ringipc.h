@@ -144,6 +144,27 @@ RIPC_API void ripc_server_stop(ripc_server *s); /* any thread, async-signal-safe
  */
 RIPC_API int ripc_server_send(ripc_server *s, uint32_t peer_id, uint16_t type, const void *data,
                               uint64_t len, int timeout_ms);
+/* One message of ripc_server_send_batch(). */
+typedef struct ripc_out {
+    uint16_t type;
+    const void *data;
+    uint64_t len;
+} ripc_out;
+/*
+ * Send n one-way messages to one worker, in order, under one acquisition of
+ * its send lock. Every send to a worker takes that lock, and on x86 each
+ * lock operation waits until the previous message's stores have reached
+ * the worker's cache: a master streaming to a worker pays that once per
+ * batch instead of once per message (batches of 16 here, bench_dispatch,
+ * spin: 64 B 8.9 -> 24.9 M msgs/s, 1 KiB 3.5 -> 19.2 M msgs/s). timeout_ms
+ * covers the whole batch.
+ * Returns how many were sent (n, or fewer when a send failed or timed out:
+ * msgs[ret] is the first one not sent), or a negative errno when none was
+ * (the errors of ripc_server_send; -EINVAL for a reserved type in any of
+ * them, checked before anything is sent).
+ */
+RIPC_API int ripc_server_send_batch(ripc_server *s, uint32_t peer_id, const ripc_out *msgs,
+                                    size_t n, int timeout_ms);
 /* Send to every connected worker; returns how many it reached. The timeout
  * applies to each worker in turn. */
 RIPC_API int ripc_server_broadcast(ripc_server *s, uint16_t type, const void *data, uint64_t len,

@@ -1789,6 +1789,117 @@ static void test_mw_client_fd_pollable(void **state)
     check_all_left_bye(m, 1);
 }
 
+/* ripc_server_send_batch: batches of 1..64 messages of random sizes, checked
+ * in order and byte for byte by the worker; argument errors that send
+ * nothing; and (shared memory) a batch cut short by a full ring returns how
+ * many went, and exactly those arrive. */
+#define BATCH_TOTAL 20000
+#define BATCH_MAX   64
+
+struct batch_arg {
+    int go_r; /* the worker starts reading once the count arrives here */
+};
+
+static int w_batch(int idx, void *arg)
+{
+    (void)idx;
+    struct batch_arg *a = arg;
+    ripc_client *c = w_open(RIPC_WAIT_ADAPTIVE, 4096, "batch");
+    uint64_t expect = 0;
+    WCHECK(xread(a->go_r, &expect, sizeof expect) == 0, "go pipe");
+    ripc_msg msg;
+    for (uint64_t seq = 0; seq < expect; seq++) {
+        int rc = ripc_client_recv(c, &msg, -1);
+        uint32_t widx;
+        uint64_t got;
+        WCHECK(rc == 0 && msg.type == T_DATA && ck_payload(msg.data, msg.len, &widx, &got) &&
+                   got == seq,
+               "message %llu: %s (type %u, len %llu)", (unsigned long long)seq, ripc_strerror(rc),
+               msg.type, (unsigned long long)msg.len);
+    }
+    int rc = ripc_client_recv(c, &msg, -1);
+    WCHECK(rc == 0 && msg.type == T_QUIT, "after %llu messages: %s (type %u)",
+           (unsigned long long)expect, ripc_strerror(rc), msg.type);
+    ripc_client_close(c);
+    return 0;
+}
+
+static void test_mw_send_batch(void **state)
+{
+    (void)state;
+    struct mctx *m = g_fx.m;
+    ripc_options o = base_opts(RIPC_WAIT_ADAPTIVE);
+    open_server(m, &o);
+    int go[2];
+    assert_int_equal(pipe(go), 0);
+    struct batch_arg a = {.go_r = go[0]};
+    spawn(w_batch, 0, &a);
+    close(go[0]);
+    serve_until(m, &m->joined, 1);
+
+    static unsigned char bufs[BATCH_MAX][HDR + 300];
+    ripc_out out[BATCH_MAX];
+    uint64_t seq = 0, rs = 0xBA7C4;
+    /* Nothing is sent when an argument is wrong, whichever message has it. */
+    assert_int_equal(ripc_server_send_batch(m->s, 1, out, 0, -1), 0);
+    assert_int_equal(ripc_server_send_batch(m->s, 99, out, 0, -1), -ENOENT);
+    assert_int_equal(ripc_server_send_batch(m->s, 1, NULL, 1, -1), -EINVAL);
+    for (int i = 0; i < 3; i++)
+        out[i] = (ripc_out){
+            .type = T_DATA, .data = bufs[i], .len = mk_payload(bufs[i], 0, seq + (uint64_t)i, 10)};
+    out[2].type = 0xF000; /* reserved */
+    assert_int_equal(ripc_server_send_batch(m->s, 1, out, 3, -1), -EINVAL);
+    out[2] = (ripc_out){.type = T_DATA, .data = NULL, .len = 5};
+    assert_int_equal(ripc_server_send_batch(m->s, 1, out, 3, -1), -EINVAL);
+
+    if (shm_mode()) {
+        /* The worker does not read yet and its ring is 4 KiB: batches that
+         * may not wait fill it; the first short one returns its count, and
+         * the next one nothing at all. */
+        int partial = 0;
+        while (!partial) {
+            for (int i = 0; i < 8; i++)
+                out[i] = (ripc_out){.type = T_DATA,
+                                    .data = bufs[i],
+                                    .len = mk_payload(bufs[i], 0, seq + (uint64_t)i, 100)};
+            int rc = ripc_server_send_batch(m->s, 1, out, 8, 0);
+            assert_true(rc >= 0 && rc <= 8);
+            seq += (uint64_t)rc;
+            partial = rc < 8;
+            assert_true(seq < 4096 / 16); /* the ring really is small */
+        }
+        out[0] =
+            (ripc_out){.type = T_DATA, .data = bufs[0], .len = mk_payload(bufs[0], 0, seq, 100)};
+        assert_int_equal(ripc_server_send_batch(m->s, 1, out, 1, 0), -EAGAIN);
+        print_message("a full 4 KiB ring took %llu messages in batches of 8\n",
+                      (unsigned long long)seq);
+    }
+    /* Let the worker read; then the rest in batches of 1..64 that wait. */
+    uint64_t total = seq + BATCH_TOTAL;
+    assert_int_equal(write(go[1], &total, sizeof total), (ssize_t)sizeof total);
+    close(go[1]);
+    while (seq < total) {
+        int n = 1 + (int)(ripc_test_rand(&rs) % BATCH_MAX);
+        if ((uint64_t)n > total - seq)
+            n = (int)(total - seq);
+        for (int i = 0; i < n; i++)
+            out[i] = (ripc_out){
+                .type = T_DATA,
+                .data = bufs[i],
+                .len = mk_payload(bufs[i], 0, seq + (uint64_t)i, ripc_test_rand(&rs) % 301)};
+        int rc = ripc_server_send_batch(m->s, 1, out, (size_t)n, -1);
+        if (rc != n)
+            fail_msg("batch at %llu: %d of %d sent (%s)", (unsigned long long)seq, rc, n,
+                     ripc_strerror(rc));
+        seq += (uint64_t)n;
+        ripc_server_poll(m->s, 0);
+    }
+    assert_int_equal(ripc_server_send(m->s, 1, T_QUIT, NULL, 0, -1), 0);
+    serve_until(m, &m->left, 1);
+    kids_reap_all_ok();
+    check_all_left_bye(m, 1);
+}
+
 /* ================================================================= 12 */
 
 static int master_in_child(int idx, void *arg)
@@ -1883,6 +1994,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_mw_four_dispatch_threads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mw_server_fd_pollable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mw_client_fd_pollable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mw_send_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mw_stale_socket_and_inuse, setup, teardown),
     };
     char group[64];
