@@ -187,19 +187,15 @@ uint32_t ripc__doorbell_seq(const ripc__doorbell *db)
     return atomic_load_explicit(db->word, memory_order_acquire);
 }
 
-void ripc__doorbell_drain(ripc__doorbell *db)
+int ripc__doorbell_drain(ripc__doorbell *db)
 {
     switch (db->kind) {
     case RIPC_DB_EVENTFD:
-        if (db->wait_fd >= 0)
-            ripc__doorbell_eventfd_drain(db);
-        break;
+        return db->wait_fd >= 0 ? ripc__doorbell_eventfd_drain(db) : 0;
     case RIPC_DB_SOCKET:
-        if (db->wait_fd >= 0)
-            ripc__doorbell_socket_drain(db);
-        break;
+        return db->wait_fd >= 0 ? ripc__doorbell_socket_drain(db) : 0;
     default:
-        break; /* futex: nothing is queued; the caller re-reads the word */
+        return 0; /* futex: nothing is queued; the caller re-reads the word */
     }
 }
 

@@ -104,7 +104,9 @@ int ripc__doorbell_wait_word(ripc__doorbell *db, uint32_t seen, int watch_fd, in
 /* Read the futex word (none: 0), to pass as `seen` to a later wait. */
 uint32_t ripc__doorbell_seq(const ripc__doorbell *db);
 
-/* Consume pending rings without sleeping (eventfd read / socket drain). */
-void ripc__doorbell_drain(ripc__doorbell *db);
+/* Consume pending rings without sleeping (eventfd read / socket drain).
+ * -EPIPE when the ringing end is closed (socket kind: every ringer is gone,
+ * which for a worker means the master died or dropped it), else 0. */
+int ripc__doorbell_drain(ripc__doorbell *db);
 
 #endif /* RIPC_SHM_DOORBELL_H */

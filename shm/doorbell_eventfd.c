@@ -93,9 +93,10 @@ int ripc__doorbell_eventfd_wait(ripc__doorbell *db, uint32_t seen, int watch_fd,
     return 2;
 }
 
-void ripc__doorbell_eventfd_drain(ripc__doorbell *db)
+int ripc__doorbell_eventfd_drain(ripc__doorbell *db)
 {
     (void)consume(db->wait_fd);
+    return 0; /* an eventfd has no end of stream */
 }
 
 #else /* !RIPC_HAVE_EVENTFD */
@@ -136,9 +137,10 @@ int ripc__doorbell_eventfd_wait(ripc__doorbell *db, uint32_t seen, int watch_fd,
     return -ENOSYS;
 }
 
-void ripc__doorbell_eventfd_drain(ripc__doorbell *db)
+int ripc__doorbell_eventfd_drain(ripc__doorbell *db)
 {
     (void)db;
+    return 0;
 }
 
 #endif

@@ -113,9 +113,10 @@ int ripc__doorbell_futex_wait(ripc__doorbell *db, uint32_t seen, int watch_fd, i
     }
 }
 
-void ripc__doorbell_futex_drain(ripc__doorbell *db)
+int ripc__doorbell_futex_drain(ripc__doorbell *db)
 {
     (void)db;
+    return 0;
 }
 
 #else /* !RIPC_HAVE_FUTEX */
@@ -155,9 +156,10 @@ int ripc__doorbell_futex_wait(ripc__doorbell *db, uint32_t seen, int watch_fd, i
     return -ENOSYS;
 }
 
-void ripc__doorbell_futex_drain(ripc__doorbell *db)
+int ripc__doorbell_futex_drain(ripc__doorbell *db)
 {
     (void)db;
+    return 0;
 }
 
 #endif

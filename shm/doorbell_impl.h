@@ -27,7 +27,7 @@
     void ripc__doorbell_##k##_ring(ripc__doorbell *db);                                            \
     int ripc__doorbell_##k##_wait(ripc__doorbell *db, uint32_t seen, int watch_fd,                 \
                                   int timeout_ms);                                                 \
-    void ripc__doorbell_##k##_drain(ripc__doorbell *db);
+    int ripc__doorbell_##k##_drain(ripc__doorbell *db); /* -EPIPE: ringers gone */
 
 RIPC_DB_KIND_FUNCS(eventfd)
 RIPC_DB_KIND_FUNCS(futex)

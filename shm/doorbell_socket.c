@@ -175,7 +175,7 @@ int ripc__doorbell_socket_wait(ripc__doorbell *db, uint32_t seen, int watch_fd, 
     return 2;
 }
 
-void ripc__doorbell_socket_drain(ripc__doorbell *db)
+int ripc__doorbell_socket_drain(ripc__doorbell *db)
 {
-    (void)drain_bytes(db->wait_fd);
+    return drain_bytes(db->wait_fd) == -EPIPE ? -EPIPE : 0;
 }

@@ -562,6 +562,11 @@ int ripc__ring_arm_consumer(ripc_ring *r)
     return ripc__ring_arm_consumer_as(r, RIPC_SLEEP_BELL);
 }
 
+uint32_t ripc__ring_consumer_flag(const ripc_ring *r)
+{
+    return atomic_load_explicit(&r->hdr->wait.w.consumer_sleeping, memory_order_relaxed);
+}
+
 void ripc__ring_disarm_consumer(ripc_ring *r)
 {
     atomic_store_explicit(&r->hdr->wait.w.consumer_sleeping, 0, memory_order_relaxed);

@@ -56,6 +56,8 @@ int ripc__ring_arm_consumer(ripc_ring *r); /* 1: data is there, not armed */
 /* The same, with the flag set to `how` (RIPC_SLEEP_*, ring_layout.h). */
 int ripc__ring_arm_consumer_as(ripc_ring *r, uint32_t how);
 void ripc__ring_disarm_consumer(ripc_ring *r);
+/* The consumer's sleep flag as it stands (0: not armed, or already rung). */
+uint32_t ripc__ring_consumer_flag(const ripc_ring *r);
 /* 1: room for len, not armed; else armed with flag value `how`. */
 int ripc__ring_arm_producer(ripc_ring *r, size_t len, uint32_t how);
 void ripc__ring_disarm_producer(ripc_ring *r);

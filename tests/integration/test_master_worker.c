@@ -980,7 +980,9 @@ static int master_to_be_killed(int idx, void *arg)
         pause();
 }
 
-static void master_killed_case(int wait, int blocked_in_send)
+enum { MK_RECV, MK_SEND, MK_POLL };
+
+static void master_killed_case(int wait, int how)
 {
     int ready[2], go[2];
     assert_int_equal(pipe(ready), 0);
@@ -1002,7 +1004,33 @@ static void master_killed_case(int wait, int blocked_in_send)
         fail_msg("client open: %s (%s)", ripc_strerror(rc), why);
     assert_int_equal(xread(ready[0], &b, 1), 0); /* the master stopped polling */
     close(ready[0]);
-    if (blocked_in_send) {
+    if (how == MK_POLL) {
+        /* An outside event loop: poll() on ripc_client_fd(), recv(c, m, 0)
+         * until -EAGAIN. The dead master's doorbell hangs up, poll() says
+         * so every time, and recv must turn that into -EPIPE, not spin. */
+        int fd = ripc_client_fd(c);
+        assert_true(fd >= 0);
+        ripc_msg msg;
+        assert_int_equal(ripc_client_recv(c, &msg, 0), -EAGAIN);
+        xwrite(go[1], "B", 1);
+        long looks = 0;
+        while ((rc = ripc_client_recv(c, &msg, 0)) == -EAGAIN) {
+            struct pollfd pf = {.fd = fd, .events = POLLIN};
+            int r = poll(&pf, 1, 20000);
+            if (r == 0)
+                fail_msg("ripc_client_fd stayed quiet for 20 s after the master died");
+            if (++looks > 100000)
+                fail_msg("recv(c, m, 0) still -EAGAIN after %ld wake-ups", looks);
+        }
+        print_message("wait %d: poll + recv(0) saw the master's death after %ld wake-ups\n", wait,
+                      looks);
+        assert_int_equal(rc, -EPIPE);
+        assert_int_equal(ripc_client_recv(c, &msg, 0), -EPIPE);
+        /* By construction: every 64th empty recv(c, m, 0) is a full look,
+         * and the first one after the death sees the doorbell's end of
+         * stream (shared memory) or the socket's (socket mode). */
+        assert_true(looks <= 64);
+    } else if (how == MK_SEND) {
         unsigned char buf[100];
         memset(buf, 0x5A, sizeof buf);
         int sent = 0;
@@ -1063,8 +1091,9 @@ static void test_mw_master_killed(void **state)
     static const int waits[] = {RIPC_WAIT_ADAPTIVE, RIPC_WAIT_BLOCK};
     for (size_t i = 0; i < sizeof waits / sizeof waits[0]; i++) {
         atomic_store(&mk_joined, 0);
-        master_killed_case(waits[i], 0); /* blocked in recv(-1) */
-        master_killed_case(waits[i], 1); /* blocked in send(-1), ring full */
+        master_killed_case(waits[i], MK_RECV); /* blocked in recv(-1) */
+        master_killed_case(waits[i], MK_SEND); /* blocked in send(-1), ring full */
+        master_killed_case(waits[i], MK_POLL); /* poll(ripc_client_fd) + recv(0) */
     }
 }
 
