@@ -107,8 +107,7 @@ static int try_send_large(ripc__chan *ch, uint16_t type, uint8_t kind, uint64_t 
     uint32_t how = ripc__ring_commit_wake(ch->tx, RIPC_MSG_HDR + RIPC_MARKER_BYTES);
     if (how)
         wake_peer(ch, how);
-    b->busy = 1;
-    b->until = ripc__ring_pos(ch->tx);
+    ripc__large_sent(&ch->lg, b, ripc__ring_pos(ch->tx));
     return 0;
 }
 

@@ -26,10 +26,36 @@ static void close_fd(int *fd)
     *fd = -1;
 }
 
+/* x is no longer idle-and-counted (taken, or about to be closed). */
+static void uncount(ripc__large *lg, ripc__large_buf *x)
+{
+    if (x->counted && lg->budget)
+        atomic_fetch_sub_explicit(&lg->budget->idle, x->seg.len, memory_order_relaxed);
+    x->counted = 0;
+}
+
+/* x came back idle: may it stay within the shared budget? Counts it if so. */
+static int count(ripc__large *lg, ripc__large_buf *x)
+{
+    if (!lg->budget)
+        return 1;
+    size_t cur = atomic_load_explicit(&lg->budget->idle, memory_order_relaxed);
+    do {
+        if (cur + x->seg.len > lg->budget->cap)
+            return 0;
+    } while (!atomic_compare_exchange_weak_explicit(&lg->budget->idle, &cur, cur + x->seg.len,
+                                                    memory_order_relaxed, memory_order_relaxed));
+    x->counted = 1;
+    return 1;
+}
+
 void ripc__large_free(ripc__large *lg)
 {
-    for (int i = 0; i < RIPC_LARGE_SLOTS; i++)
+    ripc__large_budget *budget = lg->budget;
+    for (int i = 0; i < RIPC_LARGE_SLOTS; i++) {
+        uncount(lg, &lg->out[i]);
         ripc__segment_close(&lg->out[i].seg);
+    }
     while (lg->in_n) {
         close_fd(&lg->in[lg->in_head].fd);
         lg->in_head = (lg->in_head + 1) % RIPC_LARGE_SLOTS;
@@ -38,6 +64,7 @@ void ripc__large_free(ripc__large *lg)
     close_fd(&lg->hdr_fd);
     ripc__segment_close(&lg->lent);
     ripc__large_init(lg);
+    lg->budget = budget;
 }
 
 /* ---- receiving ---- */
@@ -142,8 +169,9 @@ void ripc__large_done(ripc__large *lg)
 
 /* Free a buffer's pages whoever still holds the memfd (a peer may keep
  * the descriptor; the seals allow punching holes), then close it. */
-static void drop_buf(ripc__large_buf *x)
+static void drop_buf(ripc__large *lg, ripc__large_buf *x)
 {
+    uncount(lg, x);
 #if defined(FALLOC_FL_PUNCH_HOLE) && defined(FALLOC_FL_KEEP_SIZE)
     if (x->seg.base && x->seg.fd >= 0)
         (void)fallocate((int)x->seg.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
@@ -155,7 +183,7 @@ static void drop_buf(ripc__large_buf *x)
 void ripc__large_punch_out(ripc__large *lg)
 {
     for (int i = 0; i < RIPC_LARGE_SLOTS; i++)
-        drop_buf(&lg->out[i]);
+        drop_buf(lg, &lg->out[i]);
 }
 
 static size_t idle_bytes(const ripc__large *lg)
@@ -174,10 +202,12 @@ int ripc__large_get(ripc__large *lg, ripc_ring *tx, uint64_t len, ripc__large_bu
     for (int i = 0; i < RIPC_LARGE_SLOTS; i++) {
         ripc__large_buf *x = &lg->out[i];
         if (x->busy && ripc__ring_consumed(tx, x->until)) {
+            /* Back from the consumer: keep it only within the idle budgets,
+             * this channel's and the shared one. */
+            if (x->seg.len > RIPC_LARGE_KEEP || idle_bytes(lg) + x->seg.len > RIPC_LARGE_KEEP ||
+                !count(lg, x))
+                drop_buf(lg, x);
             x->busy = 0;
-            /* Back from the consumer: keep it only within the idle budget. */
-            if (x->seg.len > RIPC_LARGE_KEEP || idle_bytes(lg) > RIPC_LARGE_KEEP)
-                drop_buf(x);
         }
         if (x->busy) {
             if (!oldest || (int64_t)(x->until - oldest->until) < 0)
@@ -204,7 +234,7 @@ int ripc__large_get(ripc__large *lg, ripc_ring *tx, uint64_t len, ripc__large_bu
         *wait_pos = oldest->until;
         return -EAGAIN;
     }
-    drop_buf(spare);
+    drop_buf(lg, spare);
     /* Round up so that a stream of slightly different sizes reuses one. */
     uint64_t cap = (len + 0xFFFFu) & ~(uint64_t)0xFFFFu;
     if (cap > SIZE_MAX)
@@ -214,6 +244,13 @@ int ripc__large_get(ripc__large *lg, ripc_ring *tx, uint64_t len, ripc__large_bu
         return rc == -EINVAL ? -ENOMEM : rc;
     *b = spare;
     return 0;
+}
+
+void ripc__large_sent(ripc__large *lg, ripc__large_buf *b, uint64_t until)
+{
+    uncount(lg, b); /* in flight: no longer idle */
+    b->busy = 1;
+    b->until = until;
 }
 
 int ripc__large_send_frame(int sock, const ripc__frame *f, const ripc__large_buf *b)

@@ -25,7 +25,10 @@
  * against 0.85 GB/s for the same bytes over a unix socket (and a fresh
  * memfd per message, 0.7 GB/s, loses to the socket: new tmpfs pages are
  * the expensive part, hence the pool). Idle buffers above RIPC_LARGE_KEEP
- * bytes are closed when they come back.
+ * bytes per channel are closed when they come back, and so are those over
+ * a budget shared by several channels where one is set (the master's: all
+ * its workers together keep at most RIPC_LARGE_SERVER_KEEP idle, not
+ * RIPC_LARGE_KEEP times the number of workers).
  *
  * Every byte from the peer is hostile: frames are checked against the
  * marker, the length against max_message, and only a memfd sealed against
@@ -34,6 +37,7 @@
 #ifndef RIPC_SRC_LARGE_H
 #define RIPC_SRC_LARGE_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -41,13 +45,21 @@
 #include "shm/segment.h"
 #include "src/proto.h"
 
-#define RIPC_LARGE_SLOTS 4
-#define RIPC_LARGE_KEEP  ((size_t)32 << 20)
+#define RIPC_LARGE_SLOTS       4
+#define RIPC_LARGE_KEEP        ((size_t)32 << 20)
+#define RIPC_LARGE_SERVER_KEEP ((size_t)64 << 20)
+
+/* Idle bytes kept by several channels together (any thread). */
+typedef struct ripc__large_budget {
+    _Atomic size_t idle;
+    size_t cap;
+} ripc__large_budget;
 
 typedef struct ripc__large_buf {
     ripc__segment seg; /* memfd mapped read-write; base NULL when empty */
     uint64_t until;    /* busy: until the consumer's index reaches this */
     int busy;
+    int counted; /* idle, and its bytes are in the shared budget */
 } ripc__large_buf;
 
 typedef struct ripc__large_in {
@@ -58,6 +70,7 @@ typedef struct ripc__large_in {
 typedef struct ripc__large {
     /* sending side (the channel's producer) */
     ripc__large_buf out[RIPC_LARGE_SLOTS];
+    ripc__large_budget *budget; /* shared idle budget, or NULL: set after init */
     /* receiving side: LARGE frames read off the control socket, in order */
     ripc__large_in in[RIPC_LARGE_SLOTS];
     unsigned in_head, in_n;
@@ -103,6 +116,10 @@ void ripc__large_done(ripc__large *lg);
  */
 int ripc__large_get(ripc__large *lg, ripc_ring *tx, uint64_t len, ripc__large_buf **b,
                     uint64_t *wait_pos);
+
+/* Step 5, once the marker is committed: b is in flight until the consumer's
+ * index reaches `until` (ring position after the marker). */
+void ripc__large_sent(ripc__large *lg, ripc__large_buf *b, uint64_t until);
 
 /*
  * Step 4: write a LARGE frame with b's descriptor, without waiting: 0,

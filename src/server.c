@@ -116,11 +116,12 @@ struct ripc_server {
     pthread_mutex_t all_mu;
     struct ripc_peer *all;
     struct evsrc ev_listen, ev_stop;
-    int worker_db_caps;       /* doorbell kinds we can make for workers */
-    int master_db;            /* what we sleep on */
-    _Atomic uint64_t dropped; /* messages without a handler */
-    unsigned n_hs;            /* connections still in the handshake (loop 0) */
-    uint64_t listen_paused;   /* listener out of epoll until then (0: in) */
+    int worker_db_caps;            /* doorbell kinds we can make for workers */
+    int master_db;                 /* what we sleep on */
+    _Atomic uint64_t dropped;      /* messages without a handler */
+    ripc__large_budget large_idle; /* idle large-message buffers, all workers */
+    unsigned n_hs;                 /* connections still in the handshake (loop 0) */
+    uint64_t listen_paused;        /* listener out of epoll until then (0: in) */
 };
 
 static _Thread_local struct loop *tls_loop;
@@ -1014,6 +1015,7 @@ static void accept_all(struct loop *L)
         p->hs_deadline = ripc__now_ns() + (uint64_t)s->opt.connect_timeout_ms * 1000000u;
         s->n_hs++;
         ripc__chan_init(&p->ch);
+        p->ch.lg.budget = &s->large_idle;
         p->ev_sock = (struct evsrc){EV_SOCK, p};
         p->ev_bell = (struct evsrc){EV_BELL, p};
         pthread_mutex_init(&p->send_mu, NULL);
@@ -1485,6 +1487,7 @@ int ripc_server_open_ex(ripc_server **out, const char *url, const ripc_options *
     s->ev_stop = (struct evsrc){EV_STOP, NULL};
     uint32_t dbcaps = ripc__doorbell_caps();
     s->worker_db_caps = (int)dbcaps;
+    s->large_idle.cap = RIPC_LARGE_SERVER_KEEP;
     /* Our own doorbell: a socketpair whose reading end only we hold; we
      * drain it with MSG_DONTWAIT, so a worker cannot make that block either
      * (see pick_worker_db). */
