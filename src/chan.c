@@ -114,6 +114,7 @@ static int try_send_large(ripc__chan *ch, uint16_t type, uint8_t kind, uint64_t 
 int ripc__chan_try_send(ripc__chan *ch, uint16_t type, uint8_t kind, uint64_t id, const void *data,
                         uint64_t len, ripc__waitfor *w)
 {
+    w->also_data = 0;
     if (len > ch->max_message)
         return -EMSGSIZE;
     if (len > ch->max_inline)
@@ -180,9 +181,10 @@ static int ready(ripc__chan *ch, const ripc__waitfor *w)
 {
     switch (w->what) {
     case RIPC_CHAN_ROOM:
-        return ripc__ring_writable(ch->tx, (size_t)w->arg);
+        return ripc__ring_writable(ch->tx, (size_t)w->arg) ||
+               (w->also_data && ripc__ring_readable(ch->rx));
     case RIPC_CHAN_CONSUMED:
-        return ripc__ring_consumed(ch->tx, w->arg);
+        return ripc__ring_consumed(ch->tx, w->arg) || (w->also_data && ripc__ring_readable(ch->rx));
     default:
         return ripc__ring_readable(ch->rx);
     }
@@ -202,7 +204,7 @@ void ripc__chan_disarm_space(ripc__chan *ch)
 
 int ripc__chan_wait(ripc__chan *ch, const ripc__waitfor *w, uint64_t deadline)
 {
-    static const ripc__waitfor data = {RIPC_CHAN_DATA, 0};
+    static const ripc__waitfor data = {RIPC_CHAN_DATA, 0, 0};
     if (!w)
         w = &data;
     int space = w->what != RIPC_CHAN_DATA;
@@ -257,6 +259,11 @@ int ripc__chan_wait(ripc__chan *ch, const ripc__waitfor *w, uint64_t deadline)
         uint32_t seen = ripc__doorbell_seq(&ch->bell);
         int now_ready =
             space ? ripc__chan_arm_space(ch, w) : ripc__ring_arm_consumer_as(ch->rx, ch->sleep_how);
+        if (!now_ready && space && w->also_data &&
+            ripc__ring_arm_consumer_as(ch->rx, ch->sleep_how)) {
+            ripc__ring_disarm_producer(ch->tx); /* data came: not waiting any more */
+            now_ready = 1;
+        }
         if (now_ready)
             return 0;
         int ms = ripc__remaining_ms(deadline);
@@ -265,7 +272,7 @@ int ripc__chan_wait(ripc__chan *ch, const ripc__waitfor *w, uint64_t deadline)
                      : ripc__doorbell_wait(&ch->bell, seen, ch->sock, ms);
         if (space)
             ripc__ring_disarm_producer(ch->tx);
-        else
+        if (!space || w->also_data)
             ripc__ring_disarm_consumer(ch->rx);
         if (ready(ch, w))
             return 0;

@@ -166,6 +166,62 @@ __attribute__((noinline)) static int send_socket(ripc_client *c, uint16_t type, 
     return rc;
 }
 
+/* Keep a copy of the message just peeked for recv(), and release it from
+ * the ring. Bounded (one ring's worth, plus one large message): -ENOBUFS,
+ * and the message stays where it is. Never keep a large message's mapping:
+ * once its marker is released the sender may refill that memfd. */
+static int stash_push(ripc_client *c, const ripc_msg *m)
+{
+    if (c->q_bytes + m->len > c->q_cap)
+        return -ENOBUFS;
+    struct stash *s = malloc(sizeof *s + (size_t)m->len);
+    if (!s)
+        return -ENOMEM;
+    s->next = NULL;
+    s->m = *m;
+    memcpy(s->data, m->data, (size_t)m->len);
+    c->q_bytes += (size_t)m->len;
+    if (c->q_tail)
+        c->q_tail->next = s;
+    else
+        c->q_head = s;
+    c->q_tail = s;
+    release_msg(c);
+    return 0;
+}
+
+/*
+ * A send waits for room: take what the master sent meanwhile into the
+ * stash, as a request does while it waits for its reply. A master handler
+ * that is itself sending to us (waiting for room in our inbound ring, or
+ * for its large-message buffers to come back) then gets what it waits for,
+ * and drains our outbound ring again: without this, both sides would wait
+ * for each other until their timeouts. Returns 1 when the wait may also
+ * wake for data (more can be taken), 0 when not (the stash is full, or the
+ * caller still holds a message from recv, which pins the ring), -EPROTO.
+ */
+static int stash_incoming(ripc_client *c)
+{
+    if (c->held)
+        return 0;
+    for (;;) {
+        ripc_msg m;
+        int rc = ripc__chan_peek(&c->ch, &m);
+        if (rc == -EAGAIN)
+            return 1;
+        if (rc < 0)
+            return rc == -ENOMEM ? 0 : rc;
+        m.peer_id = 0;
+        if (m.kind == RIPC_KIND_REPLY) {
+            c->dropped++; /* no request waits: we are sending */
+            release_msg(c);
+            continue;
+        }
+        if (stash_push(c, &m) < 0)
+            return 0; /* full (or no memory): wait for room only */
+    }
+}
+
 static int send_kind(ripc_client *c, uint16_t type, uint8_t kind, uint64_t id, const void *data,
                      uint64_t len, uint64_t deadline, int nowait)
 {
@@ -182,6 +238,10 @@ static int send_kind(ripc_client *c, uint16_t type, uint8_t kind, uint64_t id, c
             return rc;
         if (nowait)
             return -EAGAIN;
+        int more = stash_incoming(c);
+        if (more < 0)
+            return more;
+        w.also_data = more;
         rc = ripc__chan_wait(&c->ch, &w, deadline);
         if (rc == 1)
             rc = handle_sock(c);
@@ -225,24 +285,8 @@ static int next_msg(ripc_client *c, ripc_msg *m, uint64_t want_id, uint64_t dead
                 c->held = 1;
                 return 0;
             }
-            /* Keep a copy for recv(), bounded (one ring's worth, plus one
-             * large message). Never keep a large message's mapping: once
-             * its marker is released the sender may refill that memfd. */
-            if (c->q_bytes + m->len > c->q_cap)
-                return -ENOBUFS;
-            struct stash *s = malloc(sizeof *s + (size_t)m->len);
-            if (!s)
-                return -ENOMEM;
-            s->next = NULL;
-            s->m = *m;
-            memcpy(s->data, m->data, (size_t)m->len);
-            c->q_bytes += (size_t)m->len;
-            if (c->q_tail)
-                c->q_tail->next = s;
-            else
-                c->q_head = s;
-            c->q_tail = s;
-            release_msg(c);
+            if ((rc = stash_push(c, m)) < 0)
+                return rc;
             continue;
         }
         if (rc != -EAGAIN)

@@ -64,10 +64,13 @@ typedef struct ripc__chan {
 } ripc__chan;
 
 /* What a sender waits for: room in tx for `arg` bytes, or the consumer of tx
- * past position `arg` (a large-message buffer coming back). */
+ * past position `arg` (a large-message buffer coming back); with also_data,
+ * a record in rx ends the wait too. try_send sets what/arg and clears
+ * also_data. */
 enum { RIPC_CHAN_DATA = 0, RIPC_CHAN_ROOM = 1, RIPC_CHAN_CONSUMED = 2 };
 typedef struct ripc__waitfor {
     int what;
+    int also_data;
     uint64_t arg;
 } ripc__waitfor;
 

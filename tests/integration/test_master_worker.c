@@ -84,6 +84,7 @@ enum {
     T_PING,
     T_LATE,
     T_FAST,
+    T_PUSH, /* test 11: the master's handler sends each one back */
 };
 
 #define MAX_PEERS   64
@@ -1929,6 +1930,74 @@ static void test_mw_send_batch(void **state)
     check_all_left_bye(m, 1);
 }
 
+/* Both sides push: the worker streams one-way messages into a 4 KiB ring
+ * without reading, and the master's handler sends each one straight back
+ * (ripc_server_send from the dispatch thread, to the same worker). Once the
+ * worker's inbound ring is full the handler waits for room there, so the
+ * master stops draining the worker's outbound ring, and the worker's send
+ * waits too. The worker's send takes the master's messages into its stash
+ * while it waits, so neither side waits for its timeout (the handler's 3 s
+ * would fail the test). */
+#define PUSH_COUNT 5000
+
+static void h_push(ripc_peer *p, const ripc_msg *msg, void *arg)
+{
+    struct mctx *m = arg;
+    if (ctx_failed(m))
+        return; /* one timeout is the verdict: do not wait 3 s per message */
+    int rc = ripc_server_send(m->s, ripc_peer_id(p), T_PUSH, msg->data, msg->len, 3000);
+    if (rc != 0)
+        ctx_fail(m, "handler: sending back message %d: %s (both sides blocked sending?)",
+                 atomic_load(&m->pings), ripc_strerror(rc));
+    atomic_fetch_add(&m->pings, 1);
+}
+
+static int w_push(int idx, void *arg)
+{
+    (void)arg;
+    ripc_client *c = w_open(RIPC_WAIT_ADAPTIVE, 4096, "push");
+    static unsigned char buf[MAX_PAYLOAD];
+    for (uint64_t seq = 0; seq < PUSH_COUNT; seq++) {
+        size_t len = mk_payload(buf, (uint32_t)idx, seq, 80);
+        int rc = ripc_client_send(c, T_PUSH, buf, len, 20000);
+        WCHECK(rc == 0, "send %llu: %s", (unsigned long long)seq, ripc_strerror(rc));
+    }
+    for (uint64_t seq = 0; seq < PUSH_COUNT; seq++) {
+        ripc_msg msg;
+        uint32_t widx;
+        uint64_t got;
+        int rc = ripc_client_recv(c, &msg, 20000);
+        WCHECK(rc == 0 && msg.type == T_PUSH && ck_payload(msg.data, msg.len, &widx, &got) &&
+                   got == seq && widx == (uint32_t)idx,
+               "message %llu back: %s (type %u)", (unsigned long long)seq, ripc_strerror(rc),
+               msg.type);
+    }
+    ripc_client_close(c);
+    return 0;
+}
+
+static void test_mw_both_push(void **state)
+{
+    (void)state;
+    if (!shm_mode()) {
+        /* A socket-mode send waits on the socket alone; reading while it
+         * waits (and while it finishes a frame already begun) is not done
+         * yet: both sides pushing wait for the master's send timeout. */
+        print_message("SKIP: socket mode: a send that waits does not read meanwhile yet (the "
+                      "master's send to a worker blocked sending times out)\n");
+        skip();
+    }
+    struct mctx *m = g_fx.m;
+    ripc_options o = base_opts(RIPC_WAIT_ADAPTIVE);
+    open_server(m, &o);
+    assert_int_equal(ripc_server_handle(m->s, T_PUSH, h_push, m), 0);
+    spawn(w_push, 3, NULL);
+    serve_until(m, &m->left, 1);
+    kids_reap_all_ok();
+    check_all_left_bye(m, 1);
+    assert_int_equal(atomic_load(&m->pings), PUSH_COUNT);
+}
+
 /* ================================================================= 12 */
 
 static int master_in_child(int idx, void *arg)
@@ -2024,6 +2093,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_mw_server_fd_pollable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mw_client_fd_pollable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mw_send_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mw_both_push, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mw_stale_socket_and_inuse, setup, teardown),
     };
     char group[64];
