@@ -103,7 +103,7 @@ int ripc__rx_next(ripc__rx *rx, ripc__frame *f, const uint8_t **payload, uint64_
     return 1;
 }
 
-static int wait_out(int fd, uint64_t deadline)
+int ripc__frame_wait_out(int fd, uint64_t deadline)
 {
     struct pollfd pf = {.fd = fd, .events = POLLOUT};
     int ms = ripc__remaining_ms(deadline);
@@ -119,13 +119,38 @@ static int wait_out(int fd, uint64_t deadline)
     return 0;
 }
 
-int ripc__frame_send(int fd, const ripc__frame *f, const void *payload, uint64_t deadline)
+/* What the iovecs still hold, in one buffer: the rest of a frame begun. */
+static int keep_rest(const struct iovec *iov, int niov, uint8_t **rest, size_t *rest_len)
+{
+    size_t n = 0;
+    for (int i = 0; i < niov; i++)
+        n += iov[i].iov_len;
+    uint8_t *b = malloc(n);
+    if (!b)
+        return -ENOMEM;
+    size_t off = 0;
+    for (int i = 0; i < niov; i++) {
+        if (iov[i].iov_len)
+            memcpy(b + off, iov[i].iov_base, iov[i].iov_len);
+        off += iov[i].iov_len;
+    }
+    *rest = b;
+    *rest_len = n;
+    return 0;
+}
+
+int ripc__frame_send_part(int fd, const ripc__frame *f, const void *payload, uint64_t deadline,
+                          uint8_t **rest, size_t *rest_len)
 {
     uint8_t hdr[RIPC_FRAME_HDR];
     ripc__frame_encode(hdr, f);
     struct iovec iov[2] = {{hdr, sizeof hdr}, {(void *)payload, (size_t)f->len}};
     int niov = f->len ? 2 : 1;
     size_t total = sizeof hdr + (size_t)f->len, done = 0;
+    if (rest) {
+        *rest = NULL;
+        *rest_len = 0;
+    }
     while (done < total) {
         struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)niov};
         ssize_t n = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -145,8 +170,12 @@ int ripc__frame_send(int fd, const ripc__frame *f, const void *payload, uint64_t
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             /* Nothing out yet: the caller's deadline rules. Part of the
-             * frame out: finish it, or the stream would lose its framing. */
-            int rc = wait_out(fd, done ? UINT64_MAX : deadline);
+             * frame out: the rest goes to the caller (rest), or is finished
+             * whatever the deadline says (no rest): the stream must not
+             * lose its framing. */
+            int rc = ripc__frame_wait_out(fd, done && !rest ? UINT64_MAX : deadline);
+            if (rc == -ETIMEDOUT && done && rest)
+                return keep_rest(iov, niov, rest, rest_len);
             if (rc < 0)
                 return rc;
             continue;
@@ -154,4 +183,9 @@ int ripc__frame_send(int fd, const ripc__frame *f, const void *payload, uint64_t
         return (n < 0 && (errno == EPIPE || errno == ECONNRESET)) ? -EPIPE : -errno;
     }
     return 0;
+}
+
+int ripc__frame_send(int fd, const ripc__frame *f, const void *payload, uint64_t deadline)
+{
+    return ripc__frame_send_part(fd, f, payload, deadline, NULL, NULL);
 }

@@ -50,5 +50,16 @@ int ripc__rx_ready(const ripc__rx *rx);
  * another -errno.
  */
 int ripc__frame_send(int fd, const ripc__frame *f, const void *payload, uint64_t deadline);
+/*
+ * The same, except that a frame begun is not finished past the deadline:
+ * what is left unsent comes back in *rest (malloc'd, *rest_len bytes; NULL
+ * when all went out), for the caller to write before anything else. Returns
+ * 0 (all out, or the rest in *rest), -ETIMEDOUT (nothing written), -EPIPE,
+ * -ENOMEM (the rest could not be kept: the stream is broken).
+ */
+int ripc__frame_send_part(int fd, const ripc__frame *f, const void *payload, uint64_t deadline,
+                          uint8_t **rest, size_t *rest_len);
+/* Wait until fd is writable: 0, -ETIMEDOUT at the deadline, -EPIPE. */
+int ripc__frame_wait_out(int fd, uint64_t deadline);
 
 #endif

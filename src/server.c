@@ -55,6 +55,11 @@ struct ripc_peer {
     int sock;
     int xport;   /* RIPC_XPORT_SHM or RIPC_XPORT_SOCKET */
     ripc__rx rx; /* socket mode: frames read ahead */
+    /* socket mode, under the send lock: the unsent rest of a frame begun by
+     * a send whose deadline came first; written before anything else, by
+     * the next sender or by the owning loop when the socket turns writable */
+    uint8_t *tail;
+    size_t tail_len, tail_off;
     ripc__chan ch;
     struct loop *loop;
     struct evsrc ev_sock, ev_bell;
@@ -140,6 +145,7 @@ static int peer_try_ref(void *pp)
 
 static void peer_free(struct ripc_peer *p)
 {
+    free(p->tail);
     ripc__chan_close(&p->ch);
     ripc__rx_free(&p->rx);
     if (p->sock >= 0)
@@ -415,6 +421,91 @@ static int wait_space(struct ripc_peer *p, const ripc__waitfor *wf, uint64_t dea
     return 0;
 }
 
+/* Socket mode: EPOLLOUT on p's socket while a tail waits (any thread). */
+static void tail_watch(struct ripc_peer *p, int on)
+{
+    struct epoll_event e = {.events = EPOLLIN | (on ? EPOLLOUT : 0u), .data.ptr = &p->ev_sock};
+    if (p->loop && epoll_ctl(p->loop->epfd, EPOLL_CTL_MOD, p->sock, &e) != 0) {
+        /* not in the set any more (the connection ended): nothing to watch */
+    }
+}
+
+/* Socket mode, send lock held: write what is left of p's tail without
+ * waiting. 0 all out (or none), -EAGAIN some left, -EPIPE. */
+static int tail_flush(struct ripc_peer *p)
+{
+    while (p->tail) {
+        ssize_t n = send(p->sock, p->tail + p->tail_off, p->tail_len - p->tail_off,
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            if ((p->tail_off += (size_t)n) == p->tail_len) {
+                free(p->tail);
+                p->tail = NULL;
+                p->tail_len = p->tail_off = 0;
+                tail_watch(p, 0);
+            }
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) ? -EAGAIN : -EPIPE;
+    }
+    return 0;
+}
+
+/*
+ * Socket mode, send lock held: one frame, after the rest of any earlier one.
+ * The deadline bounds the wait for the socket, and also how long a frame
+ * begun is written here: what is still unsent then becomes p's tail, which
+ * the owning loop writes as the worker reads (EPOLLOUT). A worker that does
+ * not read therefore costs a sender its timeout, never more: the dispatch
+ * thread is not held until the worker reads again (a frame, once begun,
+ * must be finished or the stream loses its framing).
+ */
+static int sock_send(struct ripc_peer *p, const ripc__frame *f, const void *data, uint64_t deadline)
+{
+    int rc;
+    while ((rc = tail_flush(p)) == -EAGAIN)
+        if ((rc = ripc__frame_wait_out(p->sock, deadline)) < 0)
+            return rc;
+    if (rc < 0)
+        return rc;
+    uint8_t *rest;
+    size_t rest_len;
+    rc = ripc__frame_send_part(p->sock, f, data, deadline, &rest, &rest_len);
+    if (rc == -ENOMEM) {
+        /* Part of the frame is out and the rest cannot be kept: the stream
+         * is broken. Only the owning loop may drop p. */
+        atomic_store(&p->tx_broken, 1);
+        uint64_t one = 1;
+        if (p->loop && write(p->loop->wakefd, &one, sizeof one) < 0) {
+            /* already signalled */
+        }
+    }
+    if (rc == 0 && rest) {
+        p->tail = rest;
+        p->tail_len = rest_len;
+        p->tail_off = 0;
+        tail_watch(p, 1);
+    }
+    return rc;
+}
+
+/* The owning loop: p's socket is writable; write its tail unless a sender
+ * holds the lock (that sender writes it first anyway). */
+static void tail_writable(struct ripc_peer *p)
+{
+    if (pthread_mutex_trylock(&p->send_mu) != 0)
+        return;
+    if (!atomic_load(&p->dead)) {
+        if (!p->tail)
+            tail_watch(p, 0);
+        else if (tail_flush(p) == -EPIPE)
+            tail_watch(p, 0); /* the hang-up comes through EPOLLIN/EPOLLHUP */
+    }
+    pthread_mutex_unlock(&p->send_mu);
+}
+
 /* Take p's send lock. The clock is read only when we have to wait (the lock
  * is taken): a reply is otherwise one clock_gettime (~22 ns here) slower.
  * *deadline 0: not read yet (no real deadline is 0). */
@@ -443,8 +534,7 @@ static int send_locked(struct ripc_peer *p, uint16_t type, uint8_t kind, uint64_
                 .ftype = RIPC_FRAME_MSG, .kind = kind, .type = type, .id = id, .len = len};
             int rc = len > p->ch.max_message
                          ? -EMSGSIZE
-                         : ripc__frame_send(p->sock, &f, data,
-                                            timeout_ms == 0 ? ripc__now_ns() : *deadline);
+                         : sock_send(p, &f, data, timeout_ms == 0 ? ripc__now_ns() : *deadline);
             return rc == -ETIMEDOUT && timeout_ms == 0 ? -EAGAIN : rc;
         }
         ripc__waitfor wf;
@@ -1210,10 +1300,14 @@ static void loop_wait(struct loop *L, int timeout_ms)
                 if (e->p->state == P_HANDSHAKE)
                     hs_readable(L, e->p);
                 else if (e->p->state == P_ACTIVE && !e->p->gone) {
-                    if (e->p->xport == RIPC_XPORT_SOCKET)
-                        frames_readable(L, e->p);
-                    else
+                    if (e->p->xport != RIPC_XPORT_SOCKET)
                         active_readable(e->p);
+                    else {
+                        if (ev[i].events & EPOLLOUT)
+                            tail_writable(e->p);
+                        if (ev[i].events & ~(uint32_t)EPOLLOUT)
+                            frames_readable(L, e->p);
+                    }
                 }
                 break;
             case EV_BELL:
@@ -1542,7 +1636,13 @@ void ripc_server_close(ripc_server *s)
             uint8_t bye[RIPC_FRAME_HDR];
             ripc__frame f = {.ftype = RIPC_FRAME_BYE};
             ripc__frame_encode(bye, &f);
-            send(p->sock, bye, sizeof bye, MSG_NOSIGNAL | MSG_DONTWAIT);
+            /* Not in the middle of a frame: a socket-mode tail still
+             * unsent means no goodbye (the worker sees the end of the
+             * stream instead). */
+            pthread_mutex_lock(&p->send_mu);
+            if (p->xport != RIPC_XPORT_SOCKET || tail_flush(p) == 0)
+                send(p->sock, bye, sizeof bye, MSG_NOSIGNAL | MSG_DONTWAIT);
+            pthread_mutex_unlock(&p->send_mu);
         }
         struct loop *L = p->loop;
         if (L == NULL && s->loops)

@@ -85,6 +85,7 @@ enum {
     T_LATE,
     T_FAST,
     T_PUSH, /* test 11: the master's handler sends each one back */
+    T_BIG,  /* test 11: the master's handler sends 4 MiB back */
 };
 
 #define MAX_PEERS   64
@@ -117,6 +118,7 @@ struct mctx {
     _Atomic uint32_t victim_id;
     _Atomic uint64_t victim_count;
     int ping_back;         /* test 11: answer T_PING with a T_PING one-way */
+    int note_fd;           /* test 11: h_big writes a byte here when its send returned */
     ripc_peer *saved_peer; /* test 9 */
     ripc_msg saved_req;
     _Atomic int saved;
@@ -1645,6 +1647,13 @@ static void *run_main(void *p)
     return NULL;
 }
 
+static void *run_main_1(void *p)
+{
+    struct run_arg *r = p;
+    r->rc = ripc_server_run(r->s, 1);
+    return NULL;
+}
+
 static void test_mw_four_dispatch_threads(void **state)
 {
     (void)state;
@@ -1998,6 +2007,111 @@ static void test_mw_both_push(void **state)
     assert_int_equal(atomic_load(&m->pings), PUSH_COUNT);
 }
 
+/* A worker that does not read must cost a sender its timeout, not the
+ * dispatch thread until that worker reads again. Worker A asks for 4 MiB
+ * and then does not read; the handler sends it with a 200 ms timeout (in
+ * socket mode the frame does not fit the socket: what the timeout leaves
+ * unsent is written by the loop as A reads). Worker B, on the same single
+ * dispatch thread, then does 200 checked requests; only after B is done
+ * does A read its 4 MiB, checked byte for byte. */
+#define BIG_LEN ((size_t)4 << 20)
+
+static void h_big(ripc_peer *p, const ripc_msg *msg, void *arg)
+{
+    struct mctx *m = arg;
+    (void)msg;
+    unsigned char *big = malloc(BIG_LEN);
+    if (!big) {
+        ctx_fail(m, "no memory");
+        return;
+    }
+    ripc_test_fill(big, BIG_LEN, 0xB16);
+    int rc = ripc_server_send(m->s, ripc_peer_id(p), T_BIG, big, BIG_LEN, 200);
+    free(big);
+    if (rc != 0)
+        ctx_fail(m, "handler: sending 4 MiB to a worker that does not read: %s", ripc_strerror(rc));
+    xwrite(m->note_fd, "S", 1);
+}
+
+static int w_slow(int idx, void *arg)
+{
+    (void)idx;
+    int go = (int)(intptr_t)arg;
+    ripc_client *c = w_open(RIPC_WAIT_ADAPTIVE, 0, "slow");
+    int rc = ripc_client_send(c, T_BIG, "?", 1, -1);
+    WCHECK(rc == 0, "send: %s", ripc_strerror(rc));
+    char b;
+    WCHECK(xread(go, &b, 1) == 0, "go pipe");
+    ripc_msg msg;
+    rc = ripc_client_recv(c, &msg, 30000);
+    WCHECK(rc == 0 && msg.type == T_BIG && msg.len == BIG_LEN &&
+               ripc_test_check(msg.data, BIG_LEN, 0xB16),
+           "recv: %s (type %u, len %llu)", ripc_strerror(rc), msg.type,
+           (unsigned long long)msg.len);
+    ripc_client_close(c);
+    return 0;
+}
+
+static int w_slow_b(int idx, void *arg)
+{
+    int start = (int)(intptr_t)arg;
+    char b;
+    WCHECK(xread(start, &b, 1) == 0, "start pipe");
+    return w_echo(idx, (void *)(uintptr_t)200);
+}
+
+static void test_mw_reader_stalls(void **state)
+{
+    (void)state;
+    struct mctx *m = g_fx.m;
+    ripc_options o = base_opts(RIPC_WAIT_ADAPTIVE);
+    open_server(m, &o);
+    assert_int_equal(ripc_server_handle(m->s, T_BIG, h_big, m), 0);
+    int go[2], start[2], note[2], lp[2];
+    assert_int_equal(pipe(go), 0);
+    assert_int_equal(pipe(start), 0);
+    assert_int_equal(pipe(note), 0);
+    assert_int_equal(pipe(lp), 0);
+    m->note_fd = note[1];
+    m->left_fd = lp[1];
+    m->left_target = 2;
+    /* Both workers before the dispatch thread (see test 10). */
+    spawn(w_slow, 0, (void *)(intptr_t)go[0]);
+    pid_t b_pid = spawn(w_slow_b, 1, (void *)(intptr_t)start[0]);
+    close(go[0]);
+    close(start[0]);
+    struct run_arg ra = {.s = m->s, .rc = -1};
+    assert_int_equal(pthread_create(&g_fx.run_th, NULL, run_main_1, &ra), 0);
+    g_fx.run_started = 1;
+
+    struct pollfd pf = {.fd = note[0], .events = POLLIN};
+    if (poll(&pf, 1, 20000) != 1) {
+        xwrite(go[1], "G", 1); /* let A read, or the stuck thread never returns */
+        fail_msg("a send with a 200 ms timeout to a worker that does not read had not "
+                 "returned after 20 s");
+    }
+    xwrite(start[1], "S", 1);
+    int b_status = kid_reap(b_pid);
+    xwrite(go[1], "G", 1);
+    assert_int_equal(b_status, 0); /* 200 requests served while A did not read */
+    char c;
+    assert_int_equal(xread(lp[0], &c, 1), 0); /* both left */
+    ripc_server_stop(m->s);
+    assert_int_equal(pthread_join(g_fx.run_th, NULL), 0);
+    g_fx.run_started = 0;
+    m->left_fd = -1;
+    kids_reap_all_ok();
+    if (ctx_failed(m))
+        fail_msg("%s", m->err);
+    check_all_left_bye(m, 2);
+    close(go[1]);
+    close(start[1]);
+    close(note[0]);
+    close(note[1]);
+    close(lp[0]);
+    close(lp[1]);
+}
+
 /* ================================================================= 12 */
 
 static int master_in_child(int idx, void *arg)
@@ -2094,6 +2208,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_mw_client_fd_pollable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mw_send_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mw_both_push, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mw_reader_stalls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mw_stale_socket_and_inuse, setup, teardown),
     };
     char group[64];
