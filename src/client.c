@@ -146,6 +146,8 @@ int ripc_client_send(ripc_client *c, uint16_t type, const void *data, uint64_t l
                      timeout_ms == 0);
 }
 
+static int sock_stash_incoming(ripc_client *c);
+
 /* Socket mode send, out of line so that the shared-memory path of send_kind
  * stays small. */
 __attribute__((noinline)) static int send_socket(ripc_client *c, uint16_t type, uint8_t kind,
@@ -157,8 +159,27 @@ __attribute__((noinline)) static int send_socket(ripc_client *c, uint16_t type, 
     if (len > c->ch.max_message)
         return -EMSGSIZE;
     ripc__frame f = {.ftype = RIPC_FRAME_MSG, .kind = kind, .type = type, .id = id, .len = len};
-    int rc = kind == RIPC_KIND_REQUEST ? ripc__outq_send_now(c->outq, &f, data, deadline)
-                                       : ripc__outq_send(c->outq, &f, data, deadline, nowait);
+    int rc;
+    if (kind == RIPC_KIND_REQUEST) {
+        rc = ripc__outq_send_now(c->outq, &f, data, deadline);
+    } else {
+        rc = ripc__outq_send(c->outq, &f, data, deadline, 1);
+        /* Must wait: in slices of 2 ms, taking what the master sent into
+         * the stash between them (see stash_incoming: a master handler
+         * sending to us must not wait for us while we wait for it). */
+        while (!nowait && (rc == -EAGAIN || rc == -ETIMEDOUT)) {
+            uint64_t now = ripc__now_ns();
+            if (now >= deadline)
+                break;
+            int more = sock_stash_incoming(c);
+            if (more < 0)
+                return more;
+            uint64_t slice = deadline - now > 2000000u ? now + 2000000u : deadline;
+            rc = ripc__outq_send(c->outq, &f, data, slice, 0);
+        }
+        if (rc == -EAGAIN && !nowait)
+            rc = -ETIMEDOUT;
+    }
     if (rc == -ETIMEDOUT && nowait)
         rc = -EAGAIN;
     if (rc == -EPIPE)
@@ -219,6 +240,46 @@ static int stash_incoming(ripc_client *c)
         }
         if (stash_push(c, &m) < 0)
             return 0; /* full (or no memory): wait for room only */
+    }
+}
+
+/* Socket mode: the same, from the frames the socket has now. A frame that
+ * does not fit the stash is put back (nothing was read since it was taken
+ * out of the buffer), for recv. */
+static int sock_stash_incoming(ripc_client *c)
+{
+    if (c->held)
+        return 0; /* its payload lives in the receive buffer: no reading */
+    for (;;) {
+        size_t start = c->rx.start;
+        ripc__frame f;
+        const uint8_t *pl;
+        int rc = ripc__rx_next(&c->rx, &f, &pl, c->ch.max_message);
+        if (rc < 0)
+            return rc == -ENOMEM ? 0 : -EPROTO;
+        if (rc == 0) {
+            long n = c->peer_gone ? 0 : ripc__rx_fill(&c->rx, c->sock);
+            if (n > 0)
+                continue;
+            if (n == -EPIPE)
+                c->peer_gone = 1;
+            return n < 0 && n != -EPIPE ? (int)n : 1;
+        }
+        if (f.ftype == RIPC_FRAME_BYE) {
+            c->peer_gone = 1;
+            continue;
+        }
+        if (f.ftype != RIPC_FRAME_MSG)
+            return -EPROTO;
+        if (f.kind == RIPC_KIND_REPLY) {
+            c->dropped++; /* no request waits: we are sending */
+            continue;
+        }
+        ripc_msg m = {.type = f.type, .kind = f.kind, .id = f.id, .data = pl, .len = f.len};
+        if (stash_push(c, &m) < 0) {
+            c->rx.start = start; /* full: it stays first in line */
+            return 0;
+        }
     }
 }
 

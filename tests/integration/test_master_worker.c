@@ -1946,7 +1946,8 @@ static void test_mw_send_batch(void **state)
  * master stops draining the worker's outbound ring, and the worker's send
  * waits too. The worker's send takes the master's messages into its stash
  * while it waits, so neither side waits for its timeout (the handler's 3 s
- * would fail the test). */
+ * would fail the test). Socket mode: the same with the sockets' buffers
+ * and the worker's send queue in place of the rings. */
 #define PUSH_COUNT 5000
 
 static void h_push(ripc_peer *p, const ripc_msg *msg, void *arg)
@@ -1988,14 +1989,6 @@ static int w_push(int idx, void *arg)
 static void test_mw_both_push(void **state)
 {
     (void)state;
-    if (!shm_mode()) {
-        /* A socket-mode send waits on the socket alone; reading while it
-         * waits (and while it finishes a frame already begun) is not done
-         * yet: both sides pushing wait for the master's send timeout. */
-        print_message("SKIP: socket mode: a send that waits does not read meanwhile yet (the "
-                      "master's send to a worker blocked sending times out)\n");
-        skip();
-    }
     struct mctx *m = g_fx.m;
     ripc_options o = base_opts(RIPC_WAIT_ADAPTIVE);
     open_server(m, &o);
