@@ -38,8 +38,10 @@ static inline void prefetch_w(const void *p)
  * encoding (0F 1C, a reserved NOP) does nothing. */
 static inline void demote(const void *p)
 {
-#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
-    __asm__ __volatile__("cldemote %0" : : "m"(*(const char *)p));
+#if defined(__x86_64__) && defined(__GNUC__)
+    /* cldemote (%rax), spelled out for assemblers older than binutils 2.31;
+     * the clobber keeps it after the stores it is about. */
+    __asm__ __volatile__(".byte 0x0f, 0x1c, 0x00" : : "a"(p) : "memory");
 #else
     (void)p;
 #endif

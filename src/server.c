@@ -225,14 +225,24 @@ static int vec_push(struct ripc_peer ***v, size_t *n, size_t *cap, struct ripc_p
 
 /* Register an active peer with loop L (called by L's own thread, or while
  * no loop thread runs). */
+static void tail_watch(struct ripc_peer *p, int on);
+
 static int loop_adopt(struct loop *L, struct ripc_peer *p)
 {
     int rc = vec_push(&L->peers, &L->n, &L->cap, p);
     if (rc < 0)
         return rc;
-    p->loop = L;
     atomic_fetch_add(&L->count, 1);
-    if ((rc = ep_add(L->epfd, p->sock, &p->ev_sock)) < 0 ||
+    /* Under the send lock: senders read p->loop there (tail_watch), and a
+     * socket-mode send made before now (from `joined`, say) may have left
+     * the rest of a frame, which this loop must then write (EPOLLOUT). */
+    pthread_mutex_lock(&p->send_mu);
+    p->loop = L;
+    rc = ep_add(L->epfd, p->sock, &p->ev_sock);
+    if (rc == 0 && p->tail)
+        tail_watch(p, 1);
+    pthread_mutex_unlock(&p->send_mu);
+    if (rc < 0 ||
         (p->ch.bell.wait_fd >= 0 && (rc = ep_add(L->epfd, p->ch.bell.wait_fd, &p->ev_bell)) < 0)) {
         ep_del(L->epfd, p->sock);
         L->n--;
@@ -385,7 +395,14 @@ static int wait_space(struct ripc_peer *p, const ripc__waitfor *wf, uint64_t dea
         int ms = (int)((until - now + 999999) / 1000000);
         if (poll(pf, 2, ms) > 0) {
             if (pf[0].revents) {
-                ripc__doorbell_drain(&p->ch.bell);
+                if (ripc__doorbell_drain(&p->ch.bell) == -EPIPE) {
+                    /* The worker closed its end of our doorbell: nothing
+                     * can wake this wait any more. */
+                    ripc__chan_disarm_space(&p->ch);
+                    if (!own_loop)
+                        atomic_fetch_sub(&p->space_waiters, 1);
+                    return -EPIPE;
+                }
                 /* The bell may also have announced data to a program that
                  * polls ripc_server_fd(): we took that from it, give it back. */
                 uint64_t one = 1;
@@ -1311,7 +1328,11 @@ static void loop_wait(struct loop *L, int timeout_ms)
                 }
                 break;
             case EV_BELL:
-                ripc__doorbell_drain(&e->p->ch.bell);
+                /* End of stream: the worker closed its end of our doorbell
+                 * (it cannot wake us any more; its socket says when it is
+                 * gone). Stop watching it, or epoll reports it forever. */
+                if (ripc__doorbell_drain(&e->p->ch.bell) == -EPIPE)
+                    ep_del(L->epfd, e->p->ch.bell.wait_fd);
                 if (atomic_load(&e->p->space_waiters)) {
                     pthread_mutex_lock(&e->p->send_mu);
                     pthread_cond_broadcast(&e->p->space_cv);

@@ -157,7 +157,10 @@ typedef struct ripc_out {
  * the worker's cache: a master streaming to a worker pays that once per
  * batch instead of once per message (batches of 16 here, bench_dispatch,
  * spin: 64 B 8.9 -> 24.9 M msgs/s, 1 KiB 3.5 -> 19.2 M msgs/s). timeout_ms
- * covers the whole batch.
+ * covers the whole batch. The batch keeps its order; it is not atomic: a
+ * sender that must wait for room lets go of the lock meanwhile (unless it
+ * is the worker's own dispatch thread), so another thread's message to the
+ * same worker may come between two of the batch's.
  * Returns how many were sent (n, or fewer when a send failed or timed out:
  * msgs[ret] is the first one not sent), or a negative errno when none was
  * (the errors of ripc_server_send; -EINVAL for a reserved type in any of
@@ -230,8 +233,11 @@ RIPC_API int ripc_client_request(ripc_client *c, uint16_t type, const void *data
 RIPC_API const char *ripc_client_transport(const ripc_client *c); /* "shm" or "socket" */
 RIPC_API const char *ripc_client_transport_reason(const ripc_client *c);
 RIPC_API uint32_t ripc_client_id(const ripc_client *c);
-/* Readable when the master may have sent something (arm with recv(…, 0) ==
- * -EAGAIN). -ENOTSUP with the futex doorbell, which has no descriptor. */
+/* Readable when the master may have sent something, once armed by
+ * recv(c, &m, 0) returning -EAGAIN. A send or request that had to wait may
+ * take messages in meanwhile (kept for recv) and leaves the fd unarmed:
+ * after one, call recv(c, &m, 0) until -EAGAIN before polling again.
+ * -ENOTSUP with the futex doorbell, which has no descriptor. */
 RIPC_API int ripc_client_fd(ripc_client *c);
 /* Replies dropped because no request awaited their id. */
 RIPC_API uint64_t ripc_client_dropped(const ripc_client *c);

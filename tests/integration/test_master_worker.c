@@ -119,6 +119,7 @@ struct mctx {
     _Atomic uint64_t victim_count;
     int ping_back;         /* test 11: answer T_PING with a T_PING one-way */
     int note_fd;           /* test 11: h_big writes a byte here when its send returned */
+    int big_on_join;       /* test 11: on_joined sends BIG_LEN bytes, 100 ms timeout */
     ripc_peer *saved_peer; /* test 9 */
     ripc_msg saved_req;
     _Atomic int saved;
@@ -463,6 +464,8 @@ static struct pstate *pstate_of(struct mctx *m, ripc_peer *p, const ripc_msg *ms
     return &m->ps[id];
 }
 
+static void send_big(struct mctx *m, ripc_peer *p, int timeout_ms);
+
 static void on_joined(ripc_peer *p, void *arg)
 {
     struct mctx *m = arg;
@@ -472,6 +475,8 @@ static void on_joined(ripc_peer *p, void *arg)
             ctx_fail(m, "joined twice for peer %u", ripc_peer_id(p));
         ps->joined = 1;
     }
+    if (m->big_on_join)
+        send_big(m, p, 100);
     atomic_fetch_add(&m->joined, 1);
 }
 
@@ -2009,29 +2014,36 @@ static void test_mw_both_push(void **state)
  * does A read its 4 MiB, checked byte for byte. */
 #define BIG_LEN ((size_t)4 << 20)
 
-static void h_big(ripc_peer *p, const ripc_msg *msg, void *arg)
+/* Send BIG_LEN checked bytes to p (which does not read yet), then say so on
+ * m->note_fd. */
+static void send_big(struct mctx *m, ripc_peer *p, int timeout_ms)
 {
-    struct mctx *m = arg;
-    (void)msg;
     unsigned char *big = malloc(BIG_LEN);
     if (!big) {
         ctx_fail(m, "no memory");
         return;
     }
     ripc_test_fill(big, BIG_LEN, 0xB16);
-    int rc = ripc_server_send(m->s, ripc_peer_id(p), T_BIG, big, BIG_LEN, 200);
+    int rc = ripc_server_send(m->s, ripc_peer_id(p), T_BIG, big, BIG_LEN, timeout_ms);
     free(big);
     if (rc != 0)
-        ctx_fail(m, "handler: sending 4 MiB to a worker that does not read: %s", ripc_strerror(rc));
+        ctx_fail(m, "sending 4 MiB to a worker that does not read: %s", ripc_strerror(rc));
     xwrite(m->note_fd, "S", 1);
+}
+
+static void h_big(ripc_peer *p, const ripc_msg *msg, void *arg)
+{
+    (void)msg;
+    send_big(arg, p, 200);
 }
 
 static int w_slow(int idx, void *arg)
 {
-    (void)idx;
     int go = (int)(intptr_t)arg;
     ripc_client *c = w_open(RIPC_WAIT_ADAPTIVE, 0, "slow");
-    int rc = ripc_client_send(c, T_BIG, "?", 1, -1);
+    int rc = 0;
+    if (idx == 0) /* ask for it; 1: the master sends it when we join */
+        rc = ripc_client_send(c, T_BIG, "?", 1, -1);
     WCHECK(rc == 0, "send: %s", ripc_strerror(rc));
     char b;
     WCHECK(xread(go, &b, 1) == 0, "go pipe");
@@ -2103,6 +2115,34 @@ static void test_mw_reader_stalls(void **state)
     close(note[1]);
     close(lp[0]);
     close(lp[1]);
+}
+
+/* The same from the `joined` callback, before any dispatch loop has taken
+ * the worker: the rest of the frame must still go out as the worker reads. */
+static void test_mw_send_from_joined(void **state)
+{
+    (void)state;
+    struct mctx *m = g_fx.m;
+    ripc_options o = base_opts(RIPC_WAIT_ADAPTIVE);
+    int go[2], note[2];
+    assert_int_equal(pipe(go), 0);
+    assert_int_equal(pipe(note), 0);
+    m->note_fd = note[1];
+    m->big_on_join = 1;
+    open_server(m, &o);
+    spawn(w_slow, 1, (void *)(intptr_t)go[0]);
+    close(go[0]);
+    serve_until(m, &m->joined, 1);
+    char b;
+    assert_int_equal(xread(note[0], &b, 1), 0); /* the send returned */
+    m->big_on_join = 0;
+    xwrite(go[1], "G", 1);
+    serve_until(m, &m->left, 1);
+    kids_reap_all_ok();
+    check_all_left_bye(m, 1);
+    close(go[1]);
+    close(note[0]);
+    close(note[1]);
 }
 
 /* ================================================================= 12 */
@@ -2202,6 +2242,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_mw_send_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mw_both_push, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mw_reader_stalls, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mw_send_from_joined, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mw_stale_socket_and_inuse, setup, teardown),
     };
     char group[64];
