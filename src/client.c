@@ -148,6 +148,27 @@ int ripc_client_send(ripc_client *c, uint16_t type, const void *data, uint64_t l
 
 static int sock_stash_incoming(ripc_client *c);
 
+/* Socket mode, a one-way send that has waited a slice for the queue: go on
+ * in slices of 2 ms, taking what the master sent into the stash between
+ * them (see stash_incoming: a master handler sending to us must not wait
+ * for us while we wait for it). Out of line: the common send never comes
+ * here. */
+#define SEND_SLICE_NS 2000000u
+__attribute__((noinline, cold)) static int send_socket_wait(ripc_client *c, const ripc__frame *f,
+                                                            const void *data, uint64_t deadline)
+{
+    for (;;) {
+        if (ripc__now_ns() >= deadline)
+            return -ETIMEDOUT;
+        int more = sock_stash_incoming(c);
+        if (more < 0)
+            return more;
+        int rc = ripc__outq_send(c->outq, f, data, deadline, 0, SEND_SLICE_NS);
+        if (rc != -ETIMEDOUT)
+            return rc;
+    }
+}
+
 /* Socket mode send, out of line so that the shared-memory path of send_kind
  * stays small. */
 __attribute__((noinline)) static int send_socket(ripc_client *c, uint16_t type, uint8_t kind,
@@ -159,27 +180,11 @@ __attribute__((noinline)) static int send_socket(ripc_client *c, uint16_t type, 
     if (len > c->ch.max_message)
         return -EMSGSIZE;
     ripc__frame f = {.ftype = RIPC_FRAME_MSG, .kind = kind, .type = type, .id = id, .len = len};
-    int rc;
-    if (kind == RIPC_KIND_REQUEST) {
-        rc = ripc__outq_send_now(c->outq, &f, data, deadline);
-    } else {
-        rc = ripc__outq_send(c->outq, &f, data, deadline, 1);
-        /* Must wait: in slices of 2 ms, taking what the master sent into
-         * the stash between them (see stash_incoming: a master handler
-         * sending to us must not wait for us while we wait for it). */
-        while (!nowait && (rc == -EAGAIN || rc == -ETIMEDOUT)) {
-            uint64_t now = ripc__now_ns();
-            if (now >= deadline)
-                break;
-            int more = sock_stash_incoming(c);
-            if (more < 0)
-                return more;
-            uint64_t slice = deadline - now > 2000000u ? now + 2000000u : deadline;
-            rc = ripc__outq_send(c->outq, &f, data, slice, 0);
-        }
-        if (rc == -EAGAIN && !nowait)
-            rc = -ETIMEDOUT;
-    }
+    int rc = kind == RIPC_KIND_REQUEST
+                 ? ripc__outq_send_now(c->outq, &f, data, deadline)
+                 : ripc__outq_send(c->outq, &f, data, deadline, nowait, SEND_SLICE_NS);
+    if (!nowait && kind != RIPC_KIND_REQUEST && rc == -ETIMEDOUT)
+        rc = send_socket_wait(c, &f, data, deadline);
     if (rc == -ETIMEDOUT && nowait)
         rc = -EAGAIN;
     if (rc == -EPIPE)
@@ -246,7 +251,7 @@ static int stash_incoming(ripc_client *c)
 /* Socket mode: the same, from the frames the socket has now. A frame that
  * does not fit the stash is put back (nothing was read since it was taken
  * out of the buffer), for recv. */
-static int sock_stash_incoming(ripc_client *c)
+__attribute__((noinline, cold)) static int sock_stash_incoming(ripc_client *c)
 {
     if (c->held)
         return 0; /* its payload lives in the receive buffer: no reading */

@@ -134,10 +134,12 @@ static int write_direct(ripc__outq *q, const ripc__frame *f, const void *payload
 }
 
 int ripc__outq_send(ripc__outq *q, const ripc__frame *f, const void *payload, uint64_t deadline,
-                    int nowait)
+                    int nowait, uint64_t slice_ns)
 {
     size_t need = RIPC_FRAME_HDR + (size_t)f->len;
     uint64_t now = ripc__now_ns();
+    if (slice_ns && deadline > now && deadline - now > slice_ns)
+        deadline = now + slice_ns;
     pthread_mutex_lock(&q->mu);
     int rc = q->err;
     int quiet = q->len == 0 && !q->busy && now - q->last_ns > QUIET_NS;

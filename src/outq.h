@@ -27,9 +27,11 @@ int ripc__outq_open(ripc__outq **q, int fd, size_t cap);
 void ripc__outq_close(ripc__outq *q, int timeout_ms);
 
 /* One-way frame: written now or queued. 0, -EAGAIN (queue full, nowait),
- * -ETIMEDOUT, -EPIPE (this or an earlier write failed), -ENOMEM. */
+ * -ETIMEDOUT, -EPIPE (this or an earlier write failed), -ENOMEM. With
+ * slice_ns != 0, waits at most that long past now, whatever the deadline
+ * (-ETIMEDOUT then: the caller looks elsewhere and comes back). */
 int ripc__outq_send(ripc__outq *q, const ripc__frame *f, const void *payload, uint64_t deadline,
-                    int nowait);
+                    int nowait, uint64_t slice_ns);
 /* Frame that must go out now (after everything queued). */
 int ripc__outq_send_now(ripc__outq *q, const ripc__frame *f, const void *payload,
                         uint64_t deadline);
