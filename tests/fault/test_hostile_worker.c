@@ -1122,6 +1122,45 @@ static void test_hostile_blocking_bells(void **state)
     finish_good();
 }
 
+/* A worker that closes its end of the master's doorbell: the master's end
+ * then reports end of stream on every wait. The master must stop watching
+ * it, not spin on it (it did: 100% of a CPU while otherwise idle). */
+static int hostile_closed_bell(int variant)
+{
+    (void)variant;
+    struct hconn h;
+    if (h_open(&h, "closed-bell") < 0)
+        return 2;
+    close(h.master_bell);
+    h.master_bell = -1;
+    atomic_store(&M.sh->hostile_done, 1);
+    while (!atomic_load(&M.sh->release))
+        usleep(1000); /* idle, alive: only the socket says we are here */
+    return 0;
+}
+
+static void test_hostile_closed_bell(void **state)
+{
+    (void)state;
+    start_hostile(hostile_closed_bell, 0);
+    PUMP_UNTIL(atomic_load(&M.sh->hostile_done), 5000);
+    assert_true(atomic_load(&M.sh->hostile_done));
+    atomic_store(&M.sh->pause, 1); /* quiet, so that the master has no work */
+    PUMP_UNTIL(atomic_load(&M.sh->paused), 5000);
+    assert_true(atomic_load(&M.sh->paused));
+    double c0 = cpu_seconds();
+    uint64_t t0 = now_ms();
+    PUMP_UNTIL(0, 300);
+    double used = cpu_seconds() - c0, wall = (double)(now_ms() - t0) / 1e3;
+    if (used > wall / 3)
+        fail_msg("the master burnt %.3f s of CPU in %.3f s on a closed doorbell", used, wall);
+    assert_null(find(M.left, M.nl, "closed-bell")); /* still connected */
+    atomic_store(&M.sh->pause, 0);
+    atomic_store(&M.sh->release, 1);
+    wait_hostile_exit();
+    finish_good();
+}
+
 /* The same attacks against a master driven by its own event loop
  * (ripc_server_poll(s, 0) + ripc_server_fd()). */
 static int setup_own_loop(void **state)
@@ -1163,6 +1202,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hostile_tail_scribble, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_deaf_worker, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_blocking_bells, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hostile_closed_bell, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_own_event_loop, setup_own_loop, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
