@@ -617,8 +617,12 @@ int ripc_server_send_batch(ripc_server *s, uint32_t peer_id, const ripc_out *msg
     struct ripc_peer *p = ripc__peer_get(s->t, peer_id);
     if (!p)
         return -ENOENT;
+    if (n == 0) {
+        peer_unref(p);
+        return 0;
+    }
     uint64_t deadline = 0;
-    int rc = n ? peer_lock(p, timeout_ms, &deadline) : 0;
+    int rc = peer_lock(p, timeout_ms, &deadline);
     size_t i = 0;
     if (rc == 0) {
         for (; i < n; i++)

@@ -1842,12 +1842,15 @@ static void test_mw_client_fd_pollable(void **state)
 
 struct batch_arg {
     int go_r; /* the worker starts reading once the count arrives here */
+    int go_w; /* the parent's end: closed in the worker, so that a parent
+               * that dies first means end of file, not a hang */
 };
 
 static int w_batch(int idx, void *arg)
 {
     (void)idx;
     struct batch_arg *a = arg;
+    close(a->go_w);
     ripc_client *c = w_open(RIPC_WAIT_ADAPTIVE, 4096, "batch");
     uint64_t expect = 0;
     WCHECK(xread(a->go_r, &expect, sizeof expect) == 0, "go pipe");
@@ -1876,7 +1879,7 @@ static void test_mw_send_batch(void **state)
     open_server(m, &o);
     int go[2];
     assert_int_equal(pipe(go), 0);
-    struct batch_arg a = {.go_r = go[0]};
+    struct batch_arg a = {.go_r = go[0], .go_w = go[1]};
     spawn(w_batch, 0, &a);
     close(go[0]);
     serve_until(m, &m->joined, 1);
@@ -2037,9 +2040,25 @@ static void h_big(ripc_peer *p, const ripc_msg *msg, void *arg)
     send_big(arg, p, 200);
 }
 
+/* The parent's pipes to its workers. A worker closes every write end first,
+ * so that a parent that dies means end of file for it, not a hang. */
+struct kid_pipes {
+    int go[2], start[2];
+};
+
+static void close_write_ends(struct kid_pipes *kp)
+{
+    close(kp->go[1]);
+    if (kp->start[1] >= 0)
+        close(kp->start[1]);
+}
+
+/* Waits for a byte on kp->go before it reads. */
 static int w_slow(int idx, void *arg)
 {
-    int go = (int)(intptr_t)arg;
+    struct kid_pipes *kp = arg;
+    int go = kp->go[0];
+    close_write_ends(kp);
     ripc_client *c = w_open(RIPC_WAIT_ADAPTIVE, 0, "slow");
     int rc = 0;
     if (idx == 0) /* ask for it; 1: the master sends it when we join */
@@ -2059,7 +2078,9 @@ static int w_slow(int idx, void *arg)
 
 static int w_slow_b(int idx, void *arg)
 {
-    int start = (int)(intptr_t)arg;
+    struct kid_pipes *kp = arg;
+    int start = kp->start[0];
+    close_write_ends(kp);
     char b;
     WCHECK(xread(start, &b, 1) == 0, "start pipe");
     return w_echo(idx, (void *)(uintptr_t)200);
@@ -2072,7 +2093,8 @@ static void test_mw_reader_stalls(void **state)
     ripc_options o = base_opts(RIPC_WAIT_ADAPTIVE);
     open_server(m, &o);
     assert_int_equal(ripc_server_handle(m->s, T_BIG, h_big, m), 0);
-    int go[2], start[2], note[2], lp[2];
+    struct kid_pipes kp;
+    int *go = kp.go, *start = kp.start, note[2], lp[2];
     assert_int_equal(pipe(go), 0);
     assert_int_equal(pipe(start), 0);
     assert_int_equal(pipe(note), 0);
@@ -2081,8 +2103,8 @@ static void test_mw_reader_stalls(void **state)
     m->left_fd = lp[1];
     m->left_target = 2;
     /* Both workers before the dispatch thread (see test 10). */
-    spawn(w_slow, 0, (void *)(intptr_t)go[0]);
-    pid_t b_pid = spawn(w_slow_b, 1, (void *)(intptr_t)start[0]);
+    spawn(w_slow, 0, &kp);
+    pid_t b_pid = spawn(w_slow_b, 1, &kp);
     close(go[0]);
     close(start[0]);
     struct run_arg ra = {.s = m->s, .rc = -1};
@@ -2124,13 +2146,14 @@ static void test_mw_send_from_joined(void **state)
     (void)state;
     struct mctx *m = g_fx.m;
     ripc_options o = base_opts(RIPC_WAIT_ADAPTIVE);
-    int go[2], note[2];
+    struct kid_pipes kp = {.start = {-1, -1}};
+    int *go = kp.go, note[2];
     assert_int_equal(pipe(go), 0);
     assert_int_equal(pipe(note), 0);
     m->note_fd = note[1];
     m->big_on_join = 1;
     open_server(m, &o);
-    spawn(w_slow, 1, (void *)(intptr_t)go[0]);
+    spawn(w_slow, 1, &kp);
     close(go[0]);
     serve_until(m, &m->joined, 1);
     char b;
