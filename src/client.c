@@ -83,12 +83,15 @@ static int handle_sock(ripc_client *c)
 static int send_kind(ripc_client *c, uint16_t type, uint8_t kind, uint64_t id, const void *data,
                      uint64_t len, uint64_t deadline, int nowait);
 
-/* Socket mode: the next MSG frame already read, without waiting. */
-static int sock_peek(ripc_client *c, ripc_msg *m)
+/* Socket mode: the next MSG frame, reading what the socket has if needed,
+ * without waiting. *at (if not NULL): where it began in the receive buffer,
+ * to put it back (c->rx.start = *at) before anything else is read. */
+static int sock_peek(ripc_client *c, ripc_msg *m, size_t *at)
 {
     for (;;) {
         ripc__frame f;
         const uint8_t *pl;
+        size_t start = c->rx.start;
         int rc = ripc__rx_next(&c->rx, &f, &pl, c->ch.max_message);
         if (rc < 0)
             return rc == -ENOMEM ? rc : -EPROTO;
@@ -113,13 +116,15 @@ static int sock_peek(ripc_client *c, ripc_msg *m)
         m->id = f.id;
         m->data = pl;
         m->len = f.len;
+        if (at)
+            *at = start;
         return 0;
     }
 }
 
 static int peek_msg(ripc_client *c, ripc_msg *m)
 {
-    return c->xport == RIPC_XPORT_SHM ? ripc__chan_peek(&c->ch, m) : sock_peek(c, m);
+    return c->xport == RIPC_XPORT_SHM ? ripc__chan_peek(&c->ch, m) : sock_peek(c, m, NULL);
 }
 
 /* Wait for something to read: 0 (look again), -ETIMEDOUT, or -errno. */
@@ -146,7 +151,7 @@ int ripc_client_send(ripc_client *c, uint16_t type, const void *data, uint64_t l
                      timeout_ms == 0);
 }
 
-static int sock_stash_incoming(ripc_client *c);
+static int stash_incoming(ripc_client *c);
 
 /* Socket mode, a one-way send that has waited a slice for the queue: go on
  * in slices of 2 ms, taking what the master sent into the stash between
@@ -160,7 +165,7 @@ __attribute__((noinline, cold)) static int send_socket_wait(ripc_client *c, cons
     for (;;) {
         if (ripc__now_ns() >= deadline)
             return -ETIMEDOUT;
-        int more = sock_stash_incoming(c);
+        int more = stash_incoming(c);
         if (more < 0)
             return more;
         int rc = ripc__outq_send(c->outq, f, data, deadline, 0, SEND_SLICE_NS);
@@ -222,17 +227,20 @@ static int stash_push(ripc_client *c, const ripc_msg *m)
  * that is itself sending to us (waiting for room in our inbound ring, or
  * for its large-message buffers to come back) then gets what it waits for,
  * and drains our outbound ring again: without this, both sides would wait
- * for each other until their timeouts. Returns 1 when the wait may also
- * wake for data (more can be taken), 0 when not (the stash is full, or the
- * caller still holds a message from recv, which pins the ring), -EPROTO.
+ * for each other until their timeouts. Both transports (socket mode: the
+ * frames the socket has now). Returns 1 when the wait may also wake for
+ * data (more can be taken), 0 when not (the stash is full, or the caller
+ * still holds a message from recv), -EPROTO or a read error.
  */
-static int stash_incoming(ripc_client *c)
+__attribute__((noinline)) static int stash_incoming(ripc_client *c)
 {
     if (c->held)
-        return 0;
+        return 0; /* shm: it pins the ring; socket: its payload is in the buffer */
+    int sock = c->xport == RIPC_XPORT_SOCKET;
     for (;;) {
         ripc_msg m;
-        int rc = ripc__chan_peek(&c->ch, &m);
+        size_t at = 0;
+        int rc = sock ? sock_peek(c, &m, &at) : ripc__chan_peek(&c->ch, &m);
         if (rc == -EAGAIN)
             return 1;
         if (rc < 0)
@@ -243,46 +251,12 @@ static int stash_incoming(ripc_client *c)
             release_msg(c);
             continue;
         }
-        if (stash_push(c, &m) < 0)
-            return 0; /* full (or no memory): wait for room only */
-    }
-}
-
-/* Socket mode: the same, from the frames the socket has now. A frame that
- * does not fit the stash is put back (nothing was read since it was taken
- * out of the buffer), for recv. */
-__attribute__((noinline, cold)) static int sock_stash_incoming(ripc_client *c)
-{
-    if (c->held)
-        return 0; /* its payload lives in the receive buffer: no reading */
-    for (;;) {
-        size_t start = c->rx.start;
-        ripc__frame f;
-        const uint8_t *pl;
-        int rc = ripc__rx_next(&c->rx, &f, &pl, c->ch.max_message);
-        if (rc < 0)
-            return rc == -ENOMEM ? 0 : -EPROTO;
-        if (rc == 0) {
-            long n = c->peer_gone ? 0 : ripc__rx_fill(&c->rx, c->sock);
-            if (n > 0)
-                continue;
-            if (n == -EPIPE)
-                c->peer_gone = 1;
-            return n < 0 && n != -EPIPE ? (int)n : 1;
-        }
-        if (f.ftype == RIPC_FRAME_BYE) {
-            c->peer_gone = 1;
-            continue;
-        }
-        if (f.ftype != RIPC_FRAME_MSG)
-            return -EPROTO;
-        if (f.kind == RIPC_KIND_REPLY) {
-            c->dropped++; /* no request waits: we are sending */
-            continue;
-        }
-        ripc_msg m = {.type = f.type, .kind = f.kind, .id = f.id, .data = pl, .len = f.len};
         if (stash_push(c, &m) < 0) {
-            c->rx.start = start; /* full: it stays first in line */
+            /* Full (or no memory): wait for room only. The message stays
+             * first in line: peeked in the ring, or put back in the
+             * receive buffer (nothing was read since it was taken out). */
+            if (sock)
+                c->rx.start = at;
             return 0;
         }
     }

@@ -625,6 +625,23 @@ static double cpu_seconds(void)
            (double)(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
 }
 
+/* With the good worker paused, the master has nothing to do: it must not
+ * burn CPU while the hostile one (named) sits there, still connected. */
+static void expect_master_idle(const char *hostile, const char *what)
+{
+    atomic_store(&M.sh->pause, 1);
+    PUMP_UNTIL(atomic_load(&M.sh->paused), 5000);
+    assert_true(atomic_load(&M.sh->paused));
+    double c0 = cpu_seconds();
+    uint64_t t0 = now_ms();
+    PUMP_UNTIL(0, 300);
+    double used = cpu_seconds() - c0, wall = (double)(now_ms() - t0) / 1e3;
+    if (used > wall / 3)
+        fail_msg("the master burnt %.3f s of CPU in %.3f s %s", used, wall, what);
+    assert_null(find(M.left, M.nl, hostile));
+    atomic_store(&M.sh->pause, 0);
+}
+
 /* Half a frame header on an active peer's socket: the master waits for the
  * rest without spinning on the readable socket, then takes the BYE. */
 static void stalled_goodbye(void)
@@ -633,17 +650,7 @@ static void stalled_goodbye(void)
     start_hostile(hostile_control, 4);
     PUMP_UNTIL(atomic_load(&M.sh->hostile_done), 5000);
     assert_true(atomic_load(&M.sh->hostile_done));
-    atomic_store(&M.sh->pause, 1); /* quiet, so that the master has no work */
-    PUMP_UNTIL(atomic_load(&M.sh->paused), 5000);
-    assert_true(atomic_load(&M.sh->paused));
-    double c0 = cpu_seconds();
-    uint64_t t0 = now_ms();
-    PUMP_UNTIL(0, 300);
-    double used = cpu_seconds() - c0, wall = (double)(now_ms() - t0) / 1e3;
-    if (used > wall / 3)
-        fail_msg("the master burnt %.3f s of CPU in %.3f s with nothing to do", used, wall);
-    assert_null(find(M.left, M.nl, "hostile-d4"));
-    atomic_store(&M.sh->pause, 0);
+    expect_master_idle("hostile-d4", "with nothing to do");
     atomic_store(&M.sh->release, 1);
     expect_left("hostile-d4", RIPC_LEFT_BYE);
     assert_int_equal(M.notes, notes0 + 1);
@@ -1145,17 +1152,7 @@ static void test_hostile_closed_bell(void **state)
     start_hostile(hostile_closed_bell, 0);
     PUMP_UNTIL(atomic_load(&M.sh->hostile_done), 5000);
     assert_true(atomic_load(&M.sh->hostile_done));
-    atomic_store(&M.sh->pause, 1); /* quiet, so that the master has no work */
-    PUMP_UNTIL(atomic_load(&M.sh->paused), 5000);
-    assert_true(atomic_load(&M.sh->paused));
-    double c0 = cpu_seconds();
-    uint64_t t0 = now_ms();
-    PUMP_UNTIL(0, 300);
-    double used = cpu_seconds() - c0, wall = (double)(now_ms() - t0) / 1e3;
-    if (used > wall / 3)
-        fail_msg("the master burnt %.3f s of CPU in %.3f s on a closed doorbell", used, wall);
-    assert_null(find(M.left, M.nl, "closed-bell")); /* still connected */
-    atomic_store(&M.sh->pause, 0);
+    expect_master_idle("closed-bell", "on a closed doorbell");
     atomic_store(&M.sh->release, 1);
     wait_hostile_exit();
     finish_good();
