@@ -44,6 +44,7 @@ static const char *g_filter;
 static struct {
     ripc_server *s;
     pthread_t th;
+    int running; /* the dispatch thread was started (after the fork) */
     char url[128];
     char dir[64];
     pthread_mutex_t mu;
@@ -214,7 +215,16 @@ static int start_master(uint64_t max_message)
     ripc_server_handle(M.s, T_END, on_end, NULL);
     ripc_server_handle(M.s, T_PUSH, on_push, NULL);
     ripc_server_on_peer(M.s, on_join, NULL, NULL);
-    return pthread_create(&M.th, NULL, run_main, NULL) == 0 ? 0 : -1;
+    return 0; /* the dispatch thread starts after the worker is forked */
+}
+
+/* Start dispatching. Only once the worker is forked: a fork while another
+ * thread is inside the allocator (a starting dispatch thread allocates)
+ * can leave the child's allocator locked for good under ASan. */
+static void start_dispatch(void)
+{
+    if (!M.running && pthread_create(&M.th, NULL, run_main, NULL) == 0)
+        M.running = 1;
 }
 
 static int setup(void **state)
@@ -228,7 +238,9 @@ static void master_close(void)
     if (!M.s)
         return;
     ripc_server_stop(M.s);
-    pthread_join(M.th, NULL);
+    if (M.running)
+        pthread_join(M.th, NULL);
+    M.running = 0;
     ripc_server_close(M.s);
     M.s = NULL;
 }
@@ -288,6 +300,7 @@ static int fork_kid(int (*fn)(void *), void *arg)
     pid_t pid = fork();
     if (pid == 0)
         _exit(fn(arg));
+    start_dispatch();
     return pid;
 }
 
