@@ -438,6 +438,17 @@ static int wait_space(struct ripc_peer *p, const ripc__waitfor *wf, uint64_t dea
     return 0;
 }
 
+/* p's outbound channel is broken for good (any sender, send lock held).
+ * Only the owning loop may drop p: flag it and wake that loop. */
+static void tx_broken(struct ripc_peer *p)
+{
+    atomic_store(&p->tx_broken, 1);
+    uint64_t one = 1;
+    if (p->loop && write(p->loop->wakefd, &one, sizeof one) < 0) {
+        /* already signalled */
+    }
+}
+
 /* Socket mode: EPOLLOUT on p's socket while a tail waits (any thread). */
 static void tail_watch(struct ripc_peer *p, int on)
 {
@@ -490,15 +501,8 @@ static int sock_send(struct ripc_peer *p, const ripc__frame *f, const void *data
     uint8_t *rest;
     size_t rest_len;
     rc = ripc__frame_send_part(p->sock, f, data, deadline, &rest, &rest_len);
-    if (rc == -ENOMEM) {
-        /* Part of the frame is out and the rest cannot be kept: the stream
-         * is broken. Only the owning loop may drop p. */
-        atomic_store(&p->tx_broken, 1);
-        uint64_t one = 1;
-        if (p->loop && write(p->loop->wakefd, &one, sizeof one) < 0) {
-            /* already signalled */
-        }
-    }
+    if (rc == -ENOMEM)
+        tx_broken(p); /* part of the frame is out, the rest cannot be kept */
     if (rc == 0 && rest) {
         p->tail = rest;
         p->tail_len = rest_len;
@@ -559,13 +563,8 @@ static int send_locked(struct ripc_peer *p, uint16_t type, uint8_t kind, uint64_
         if (rc == -EPROTO) {
             /* The worker scribbled on the consumer index of our outbound
              * ring, or takes large messages without reading their frames:
-             * the channel is dead for good. Only the owning loop may drop p;
-             * flag it and wake that loop (its wake eventfd). */
-            atomic_store(&p->tx_broken, 1);
-            uint64_t one = 1;
-            if (p->loop && write(p->loop->wakefd, &one, sizeof one) < 0) {
-                /* already signalled */
-            }
+             * the channel is dead for good. */
+            tx_broken(p);
             return rc;
         }
         if (rc != -EAGAIN || timeout_ms == 0)
