@@ -23,7 +23,8 @@ enum {
 
 typedef struct ripc__addr {
     int kind;                      /* RIPC_ADDR_UNIX or RIPC_ADDR_TCP */
-    char path[RIPC_ADDR_PATH_MAX]; /* unix: NUL-terminated path */
+    char path[RIPC_ADDR_PATH_MAX]; /* unix: NUL-terminated path, or "@name": the
+                                      Linux abstract socket "name" */
     char host[RIPC_ADDR_HOST_MAX]; /* tcp: host name or literal (IPv6 without []) */
     uint16_t port;                 /* tcp: 1..65535 (0 only when listening: any port) */
     uint64_t dev, ino;             /* unix: identity of the socket file made by
@@ -32,18 +33,24 @@ typedef struct ripc__addr {
 
 /*
  * Parse "unix:/path", "unix:relative/path", "unix:///path" (URL style: the
- * path is what follows "unix://"), a bare path, or "tcp://host:port" /
+ * absolute path is what follows "unix://"; "unix://tmp/x" is refused, as it
+ * would silently mean the relative path "tmp/x"), "unix:@name" (Linux
+ * abstract namespace: no file; -ENOTSUP elsewhere), a bare path (the same
+ * as after "unix:", "@name" included), or "tcp://host:port" /
  * "tcp://[v6addr]:port" (port 0..65535). *a is zeroed first. Errors: -EINVAL
- * (empty, unknown scheme, missing/bad port, empty or too long host),
- * -ENAMETOOLONG (path does not fit sun_path). why says which.
+ * (empty, unknown scheme, missing/bad port, empty or too long host, unix://
+ * without an absolute path, empty abstract name), -ENAMETOOLONG (path or
+ * "@name" longer than 107 bytes), -ENOTSUP. why says which.
  */
 int ripc__addr_parse(ripc__addr *a, const char *url, char *why, size_t why_len);
 
-/* Format back to a URL ("unix:/p" or "tcp://h:port"); returns snprintf's count. */
+/* Format back to a URL ("unix:/p", "unix:@name" or "tcp://h:port"); returns
+ * snprintf's count. */
 int ripc__addr_format(const ripc__addr *a, char *buf, size_t len);
 
 /*
- * Listen. Unix: if the path exists and is a socket that nobody answers on
+ * Listen. Unix abstract name: -EADDRINUSE when taken, nothing else (no file,
+ * no mode, dev/ino stay 0). Unix path: if it exists and is a socket that nobody answers on
  * (connect gives ECONNREFUSED), it is stale and removed; if a server answers
  * -EADDRINUSE; if the path is not a socket -EEXIST. The socket file is made
  * mode 0600 (umask-independent) and its device/inode are stored in a->dev and

@@ -45,6 +45,19 @@ _Static_assert(SUN_PATH_SIZE <= RIPC_ADDR_PATH_MAX, "ripc__addr.path must hold a
 
 #define set_why ripc__set_why
 
+/* Linux has an abstract namespace for unix sockets (sun_path[0] = 0): names
+ * that are no files, gone with the last socket bound to them. */
+#ifdef __linux__
+#define HAVE_ABSTRACT 1
+#else
+#define HAVE_ABSTRACT 0
+#endif
+
+static int is_abstract(const ripc__addr *a)
+{
+    return a->kind == RIPC_ADDR_UNIX && a->path[0] == '@';
+}
+
 /* ---- time limits ---- */
 
 static int64_t now_ms(void)
@@ -112,6 +125,17 @@ static int parse_unix(ripc__addr *a, const char *path, char *why, size_t why_len
         set_why(why, why_len, 0, "unix socket path too long (%zu bytes, max %zu)", n,
                 (size_t)SOCK_PATH_MAX);
         return -ENAMETOOLONG;
+    }
+    if (path[0] == '@' && !HAVE_ABSTRACT) {
+        set_why(why, why_len, 0,
+                "'unix:%s': abstract unix sockets exist only on Linux (use a path, or "
+                "unix:./%s for a file of that name)",
+                path, path);
+        return -ENOTSUP;
+    }
+    if (path[0] == '@' && n == 1) {
+        set_why(why, why_len, 0, "empty abstract unix socket name (want unix:@name)");
+        return -EINVAL;
     }
     memcpy(a->path, path, n + 1);
     a->kind = RIPC_ADDR_UNIX;
@@ -195,8 +219,19 @@ int ripc__addr_parse(ripc__addr *a, const char *url, char *why, size_t why_len)
         return -EINVAL;
     }
     n = scheme_len(url);
-    if (n == 4 && strncasecmp(url, "unix", 4) == 0)
-        return parse_unix(a, url + 7, why, why_len); /* "unix:///p" -> "/p", as in nng's ipc:// */
+    if (n == 4 && strncasecmp(url, "unix", 4) == 0) {
+        /* URL style: an empty authority, then an absolute path ("unix:///p"
+         * -> "/p", as in nng's ipc://). "unix://tmp/x" would read as the
+         * relative path "tmp/x" where "/tmp/x" was likely meant: refused. */
+        if (url[7] != '/') {
+            set_why(why, why_len, 0,
+                    "'%.64s': unix:// takes an absolute path (unix:///tmp/x or unix:/tmp/x; "
+                    "a relative path is unix:tmp/x, an abstract socket unix:@name)",
+                    url);
+            return -EINVAL;
+        }
+        return parse_unix(a, url + 7, why, why_len);
+    }
     if (n == 3 && strncasecmp(url, "tcp", 3) == 0)
         return parse_tcp(a, url + 6, why, why_len);
     if (n > 0) {
@@ -236,6 +271,13 @@ static int unix_sockaddr(const ripc__addr *a, struct sockaddr_un *sun, socklen_t
     }
     memset(sun, 0, sizeof *sun);
     sun->sun_family = AF_UNIX;
+    if (is_abstract(a)) {
+        /* sun_path[0] = 0, then the name; the length ends the name (no NUL:
+         * a trailing zero byte would be part of it). */
+        memcpy(sun->sun_path + 1, a->path + 1, n - 1);
+        *slen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
+        return 0;
+    }
     memcpy(sun->sun_path, a->path, n);
     *slen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
     return 0;
@@ -372,6 +414,32 @@ static int reclaim_stale(const ripc__addr *a, const struct sockaddr_un *sun, soc
     }
 }
 
+/* An abstract name: no file, so nothing stale to reclaim, no mode to set and
+ * nothing to unlink; a name in use is a live listener (the kernel frees it
+ * with the last socket bound to it). Who may connect is up to the caller's
+ * credential check (ripc__sock_peer_cred): the namespace has no permissions. */
+static int listen_abstract(const ripc__addr *a, const struct sockaddr_un *sun, socklen_t slen,
+                           intptr_t *out, char *why, size_t why_len)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        int err = errno;
+        set_why(why, why_len, err, "socket");
+        return -err;
+    }
+    if (bind(fd, (const struct sockaddr *)sun, slen) != 0 || listen(fd, SOCK_BACKLOG) != 0) {
+        int err = errno;
+        if (err == EADDRINUSE)
+            set_why(why, why_len, 0, "a server is already listening on unix:%s", a->path);
+        else
+            set_why(why, why_len, err, "bind unix:%s", a->path);
+        close(fd);
+        return -err;
+    }
+    *out = fd;
+    return 0;
+}
+
 static int listen_unix(ripc__addr *a, intptr_t *out, char *why, size_t why_len)
 {
     struct sockaddr_un sun;
@@ -382,6 +450,8 @@ static int listen_unix(ripc__addr *a, intptr_t *out, char *why, size_t why_len)
     r = unix_sockaddr(a, &sun, &slen, why, why_len);
     if (r != 0)
         return r;
+    if (is_abstract(a))
+        return listen_abstract(a, &sun, slen, out, why, why_len);
     r = reclaim_stale(a, &sun, slen, why, why_len);
     if (r != 0)
         return r;

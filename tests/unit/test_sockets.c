@@ -203,6 +203,17 @@ static void test_sockets_parse_unix_forms(void **state)
     expect_unix("x.sock", "x.sock");
     expect_unix("unix:///tmp/y.sock", "/tmp/y.sock");
     expect_unix("weird:name.sock", "weird:name.sock"); /* no "://": a path */
+    expect_unix("unix:////x.sock", "//x.sock");
+    expect_unix("unix:./@at.sock", "./@at.sock"); /* a file whose name starts with '@' */
+#ifdef __linux__
+    expect_unix("unix:@ripc-abstract", "@ripc-abstract");
+    expect_unix("@bare-abstract", "@bare-abstract");
+#else
+    ripc__addr a;
+    char why[160] = "";
+    assert_int_equal(ripc__addr_parse(&a, "unix:@x", why, sizeof why), -ENOTSUP);
+    assert_non_null(strstr(why, "only on Linux"));
+#endif
 }
 
 static void test_sockets_parse_tcp_forms(void **state)
@@ -239,11 +250,18 @@ static void test_sockets_parse_errors(void **state)
         {"tcp://[::1:80", -EINVAL, "']'"},
         {"tcp://[::1]x80", -EINVAL, "':port'"},
         {"tcp://::1:80", -EINVAL, "brackets"},
+        {"unix://tmp/x", -EINVAL, "unix:///tmp/x"},
+        {"unix://tmp/x", -EINVAL, "unix:/tmp/x"},
+        {"unix://", -EINVAL, "absolute path"},
+        {"unix://@name", -EINVAL, "unix:@name"},
+#ifdef __linux__
+        {"unix:@", -EINVAL, "empty abstract"},
+#endif
     };
     (void)state;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         ripc__addr a;
-        char why[128] = "";
+        char why[192] = "";
         int r = ripc__addr_parse(&a, cases[i].url, why, sizeof why);
         if (r != cases[i].err || strstr(why, cases[i].word) == NULL)
             fail_msg("'%s': got %d (%s), want %d with '%s'", cases[i].url, r, why, cases[i].err,
@@ -294,8 +312,13 @@ static void test_sockets_parse_length_limits(void **state)
 
 static void test_sockets_format_roundtrip(void **state)
 {
-    static const char *urls[] = {"unix:/tmp/a.sock",     "unix:rel.sock",      "unix:////x.sock",
-                                 "tcp://127.0.0.1:5555", "tcp://localhost:80", "tcp://[::1]:5555"};
+    static const char *urls[] = {
+        "unix:/tmp/a.sock",     "unix:rel.sock",      "unix:////x.sock",
+        "tcp://127.0.0.1:5555", "tcp://localhost:80", "tcp://[::1]:5555",
+#ifdef __linux__
+        "unix:@abstract.name",
+#endif
+    };
     (void)state;
     for (size_t i = 0; i < sizeof urls / sizeof urls[0]; i++) {
         ripc__addr a, b;
@@ -738,6 +761,61 @@ static void test_sockets_send_fds_bad_args(void **state)
     assert_int_equal(ripc__sock_recv_all(s, buf, 0, 0), 0);
     ripc__sock_close(c);
     ripc__sock_close(s);
+}
+
+/* ---- the Linux abstract namespace ---- */
+
+static void test_sockets_unix_abstract(void **state)
+{
+    (void)state;
+#ifndef __linux__
+    skip();
+#else
+    ripc__addr a, b;
+    char url[96], why[256] = "", cwd_name[96];
+    snprintf(url, sizeof url, "unix:@ripc-sock-test-%d", (int)getpid());
+    assert_int_equal(ripc__addr_parse(&a, url, why, sizeof why), 0);
+    b = a;
+    intptr_t lfd = -1, lfd2 = -1, c = -1, s = -1;
+    assert_int_equal(ripc__sock_listen(&a, &lfd, why, sizeof why), 0);
+    assert_true(has_cloexec((int)lfd) && is_nonblock((int)lfd));
+    assert_int_equal(a.dev, 0); /* no file: nothing for unlink to remove */
+    assert_int_equal(a.ino, 0);
+    /* The name in the kernel: sun_path[0] = 0, the name, no trailing NUL. */
+    struct sockaddr_un sun;
+    socklen_t sl = sizeof sun;
+    assert_int_equal(getsockname((int)lfd, (struct sockaddr *)&sun, &sl), 0);
+    size_t nlen = strlen(url + 6);
+    assert_int_equal(sl, offsetof(struct sockaddr_un, sun_path) + 1 + nlen);
+    assert_int_equal(sun.sun_path[0], 0);
+    assert_memory_equal(sun.sun_path + 1, url + 6, nlen);
+    /* No file appeared where the name would be a relative path. */
+    struct stat st;
+    snprintf(cwd_name, sizeof cwd_name, "%s", url + 5);
+    assert_int_equal(lstat(cwd_name, &st), -1);
+    /* Taken while it listens; nothing stale is reclaimed. */
+    assert_int_equal(ripc__sock_listen(&b, &lfd2, why, sizeof why), -EADDRINUSE);
+    assert_non_null(strstr(why, "already listening"));
+    assert_int_equal(lfd2, -1);
+
+    assert_int_equal(ripc__sock_connect(&a, &c, 5000, why, sizeof why), 0);
+    s = accept_wait(lfd);
+    roundtrip(c, s);
+    /* Credentials work on it as on a path. */
+    uint32_t uid = 12345;
+    int32_t pid = 0;
+    assert_int_equal(ripc__sock_peer_cred(s, &uid, NULL, &pid), 0);
+    assert_int_equal(uid, (uint32_t)getuid());
+    assert_int_equal(pid, (int32_t)getpid());
+    ripc__sock_close(c);
+    ripc__sock_close(s);
+    ripc__sock_unlink(&a, lfd); /* a no-op */
+    ripc__sock_close(lfd);
+    /* Closed: the name is free at once, and nobody answers on it. */
+    assert_int_equal(ripc__sock_connect(&a, &c, 1000, why, sizeof why), -ECONNREFUSED);
+    assert_int_equal(ripc__sock_listen(&b, &lfd2, why, sizeof why), 0);
+    ripc__sock_close(lfd2);
+#endif
 }
 
 /* ---- credentials ---- */
@@ -1224,6 +1302,7 @@ int main(void)
         cmocka_unit_test(test_sockets_unix_not_socket_exists),
         cmocka_unit_test(test_sockets_unix_mode_0600),
         cmocka_unit_test(test_sockets_unlink_own_inode_only),
+        cmocka_unit_test(test_sockets_unix_abstract),
         cmocka_unit_test(test_sockets_fd_passing_fork),
         cmocka_unit_test(test_sockets_fds_received_cloexec),
         cmocka_unit_test(test_sockets_fds_too_many_eproto),
