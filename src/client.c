@@ -42,6 +42,8 @@ struct ripc_client {
     size_t q_bytes, q_cap;
     struct stash *lent; /* stash entry lent to the caller */
     char reason[RIPC_REASON_MAX + 1];
+    int err_code; /* the last request ended with an error reply: its code (< 0) */
+    char err_text[RIPC_ERR_TEXT_MAX + 1]; /* and its text (ripc_client_error) */
 };
 
 /* The message last returned by peek_msg is done with. */
@@ -290,6 +292,26 @@ static int send_kind(ripc_client *c, uint16_t type, uint8_t kind, uint64_t id, c
     }
 }
 
+/* The reply a request waits for has a reserved type: an error reply (its
+ * code negated, its text kept for ripc_client_error), or the master broke
+ * the protocol: -EPROTO, and the connection is done as after a bad frame
+ * on the control socket (the ring is drained, then -EPIPE). */
+__attribute__((noinline, cold)) static int error_reply(ripc_client *c, ripc_msg *m)
+{
+    uint32_t code = 0;
+    int rc =
+        m->type == RIPC_MSG_ERROR ? ripc__err_decode(m->data, m->len, &code, c->err_text) : -EPROTO;
+    release_msg(c);
+    *m = (ripc_msg){0};
+    if (rc < 0) {
+        c->err_text[0] = 0;
+        c->peer_gone = 1;
+        return rc;
+    }
+    c->err_code = -(int)code;
+    return c->err_code;
+}
+
 /*
  * Next record from the ring or the stash. want_id != 0: a request waits for
  * the reply with that id; other messages go to the stash. Returns 0 with *m
@@ -314,6 +336,8 @@ static int next_msg(ripc_client *c, ripc_msg *m, uint64_t want_id, uint64_t dead
             m->peer_id = 0;
             if (m->kind == RIPC_KIND_REPLY) {
                 if (want_id && m->id == want_id) {
+                    if (m->type >= RIPC_TYPE_RESERVED)
+                        return error_reply(c, m);
                     c->held = 1;
                     return 0;
                 }
@@ -383,6 +407,8 @@ int ripc_client_request(ripc_client *c, uint16_t type, const void *data, uint64_
     if (!c || !reply || (len && !data) || type >= RIPC_TYPE_RESERVED)
         return -EINVAL;
     uint64_t id = ++c->next_id;
+    c->err_code = 0;
+    c->err_text[0] = 0;
     /* Send first, then release the reply the caller held: the release's
      * fence (space_wake) then runs while the request is on its way, not
      * before it. When the request cannot go at once, release first: the
@@ -399,7 +425,12 @@ int ripc_client_request(ripc_client *c, uint16_t type, const void *data, uint64_
     if (rc < 0)
         return rc == -EAGAIN ? -ETIMEDOUT : rc;
     rc = next_msg(c, reply, id, deadline, 0);
-    return rc == -EAGAIN ? -ETIMEDOUT : rc;
+    return rc == -EAGAIN && !c->err_code ? -ETIMEDOUT : rc;
+}
+
+const char *ripc_client_error(const ripc_client *c)
+{
+    return c ? c->err_text : "";
 }
 
 const char *ripc_client_transport(const ripc_client *c)
@@ -640,12 +671,10 @@ int ripc_client_open_ex(ripc_client **out, const char *url, const ripc_options *
         return -ENOMEM;
     c->sock = -1;
     ripc__chan_init(&c->ch);
-    ripc__options_resolve(&c->opt, opt);
-    if (!ripc__ring_bytes_ok(c->opt.ring_bytes)) {
-        ripc__whyf(why, why_len, "ring_bytes %zu: must be a power of two in [4 KiB, 1 GiB]",
-                   c->opt.ring_bytes);
+    int rc = ripc__options_resolve(&c->opt, opt, why, why_len);
+    if (rc < 0) {
         free(c);
-        return -EINVAL;
+        return rc;
     }
     if (c->opt.transport == RIPC_TRANSPORT_SHM && !ripc__segment_supported(RIPC_SEG_DEFAULT)) {
         ripc__whyf(why, why_len,
@@ -655,7 +684,7 @@ int ripc_client_open_ex(ripc_client **out, const char *url, const ripc_options *
         return -ENOTSUP;
     }
     ripc__addr a;
-    int rc = ripc__addr_parse(&a, url, why, why_len);
+    rc = ripc__addr_parse(&a, url, why, why_len);
     if (rc < 0) {
         free(c);
         return rc;

@@ -22,6 +22,8 @@
 #define RIPC_MAX_RING_BYTES      ((size_t)1 << 30)
 #define RIPC_DEFAULT_MAX_MESSAGE ((uint64_t)64 << 20)
 #define RIPC_DEFAULT_SPIN_US     50u
+#define RIPC_MAX_SPIN_US         1000000u
+#define RIPC_DEFAULT_CONNECT_MS  5000
 #define RIPC_REPLY_TIMEOUT_MS    1000
 
 /* ---- util.c ---- */
@@ -42,8 +44,10 @@ struct timespec ripc__timespec_at(uint64_t ns);
 /* A condition variable whose timed waits use CLOCK_MONOTONIC. */
 void ripc__cond_init_monotonic(pthread_cond_t *cv);
 void ripc__whyf(char *why, size_t len, const char *fmt, ...);
-/* Effective options: defaults filled in, RIPC_TRANSPORT applied. */
-void ripc__options_resolve(ripc_options *out, const ripc_options *in);
+/* Effective options: checked (values out of range and a RIPC_TRANSPORT
+ * that names no transport are -EINVAL, with the field and value in why),
+ * defaults filled in, RIPC_TRANSPORT applied. */
+int ripc__options_resolve(ripc_options *out, const ripc_options *in, char *why, size_t why_len);
 int ripc__ring_bytes_ok(size_t ring_bytes);
 
 /* ---- chan.c: one worker's pair of rings, seen from either side ---- */

@@ -305,6 +305,69 @@ static inline int ripc__welcome_decode(const uint8_t *in, size_t len, ripc__welc
 /* REJECT payload: the reason text (no NUL), at most RIPC_REASON_MAX bytes;
  * the code (positive errno) travels in the frame's `type` field. */
 
+/* ---- error replies ----
+ *
+ * The master answers a request with an error instead of a result (no
+ * handler took the request's type, or a handler called ripc_reply_error) by
+ * a REPLY whose message type is RIPC_MSG_ERROR, a type in the reserved range
+ * that users cannot send. It travels like any reply: in shm mode a ring
+ * record (header below: type RIPC_MSG_ERROR, kind RIPC_KIND_REPLY, flags as
+ * for any message, id = the request's id), in socket mode a MSG frame (kind
+ * RIPC_KIND_REPLY, type RIPC_MSG_ERROR, id = the request's id). Its payload,
+ * the same in both transports:
+ *
+ *   off  size  field
+ *   0    4     code: the positive errno value, 1..RIPC_ERR_CODE_MAX,
+ *              little-endian (the worker's request returns it negated)
+ *   4    n     text: 0..RIPC_ERR_TEXT_MAX bytes, no NUL, not terminated
+ *
+ * The text is cut to fit the peer's max_message. A worker that gets a
+ * payload shorter than 4 bytes or longer than 4 + RIPC_ERR_TEXT_MAX, a code
+ * outside 1..RIPC_ERR_CODE_MAX, a NUL in the text, or any other reserved
+ * type in a reply, treats it as the master breaking the protocol (-EPROTO,
+ * as for a corrupt record). Workers send no reserved types at all: the
+ * master drops a worker that does (-EPROTO).
+ */
+#define RIPC_MSG_ERROR    0xF000u
+#define RIPC_ERR_FIXED    4u
+#define RIPC_ERR_TEXT_MAX 200u
+#define RIPC_ERR_CODE_MAX 4095u
+
+/* Encode an error payload into out (RIPC_ERR_FIXED + RIPC_ERR_TEXT_MAX
+ * bytes at least) for code (positive errno) and text (NULL: none), at most
+ * max_len bytes in all. Returns the payload length, or 0 when not even the
+ * code fits max_len. */
+static inline size_t ripc__err_encode(uint8_t *out, uint32_t code, const char *text,
+                                      uint64_t max_len)
+{
+    if (max_len < RIPC_ERR_FIXED)
+        return 0;
+    size_t n = text ? strnlen(text, RIPC_ERR_TEXT_MAX) : 0;
+    if (n > max_len - RIPC_ERR_FIXED)
+        n = (size_t)(max_len - RIPC_ERR_FIXED);
+    ripc__put32(out, code);
+    memcpy(out + RIPC_ERR_FIXED, text ? text : "", n);
+    return RIPC_ERR_FIXED + n;
+}
+
+/* Decode an error payload: 0 with *code (positive) and text (NUL-terminated,
+ * RIPC_ERR_TEXT_MAX + 1 bytes), or -EPROTO. Reads each byte once. */
+static inline int ripc__err_decode(const uint8_t *in, uint64_t len, uint32_t *code,
+                                   char text[RIPC_ERR_TEXT_MAX + 1])
+{
+    if (len < RIPC_ERR_FIXED || len > RIPC_ERR_FIXED + RIPC_ERR_TEXT_MAX)
+        return -EPROTO;
+    uint8_t buf[RIPC_ERR_FIXED + RIPC_ERR_TEXT_MAX];
+    memcpy(buf, in, (size_t)len); /* shared memory: one read, then checks */
+    size_t n = (size_t)len - RIPC_ERR_FIXED;
+    *code = ripc__get32(buf);
+    if (*code == 0 || *code > RIPC_ERR_CODE_MAX || memchr(buf + RIPC_ERR_FIXED, 0, n) != NULL)
+        return -EPROTO;
+    memcpy(text, buf + RIPC_ERR_FIXED, n);
+    text[n] = 0;
+    return 0;
+}
+
 /* ---- the message header inside a ring record ----
  *
  *   0  2  type

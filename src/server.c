@@ -637,7 +637,9 @@ int ripc_server_send_batch(ripc_server *s, uint32_t peer_id, const ripc_out *msg
 int ripc_server_broadcast(ripc_server *s, uint16_t type, const void *data, uint64_t len,
                           int timeout_ms)
 {
-    if (!s)
+    /* Checked here, not per worker: a bad call must not look like "no
+     * worker reached". */
+    if (!s || type >= RIPC_TYPE_RESERVED || (len && !data))
         return -EINVAL;
     void **all;
     int n = ripc__peer_all(s->t, &all);
@@ -653,21 +655,52 @@ int ripc_server_broadcast(ripc_server *s, uint16_t type, const void *data, uint6
     return reached;
 }
 
-int ripc_reply(ripc_peer *p, const ripc_msg *req, const void *data, uint64_t len)
+/* A reply to p (result or error): the reply timeout, unless one to p timed
+ * out and none got through since. A worker that stopped reading its replies
+ * must not stall the dispatch thread once per request. */
+static int reply_send(struct ripc_peer *p, uint16_t type, uint64_t id, const void *data,
+                      uint64_t len)
 {
-    if (!p || !req || req->kind != RIPC_REQUEST)
-        return -EINVAL;
-    /* A worker that stopped reading its replies must not stall the dispatch
-     * thread once per request: after one reply timed out, later replies to
-     * it do not wait until one gets through again. */
     int stalled = atomic_load_explicit(&p->reply_stalled, memory_order_relaxed);
-    int rc = peer_send(p, req->type, RIPC_KIND_REPLY, req->id, data, len,
-                       stalled ? 0 : RIPC_REPLY_TIMEOUT_MS);
+    int rc =
+        peer_send(p, type, RIPC_KIND_REPLY, id, data, len, stalled ? 0 : RIPC_REPLY_TIMEOUT_MS);
     if (rc == -ETIMEDOUT)
         atomic_store_explicit(&p->reply_stalled, 1, memory_order_relaxed);
     else if (rc == 0 && stalled)
         atomic_store_explicit(&p->reply_stalled, 0, memory_order_relaxed);
     return rc;
+}
+
+/* An error reply (src/proto.h, "error replies"); err is a negative errno. */
+static int reply_error(struct ripc_peer *p, uint64_t id, int err, const char *text)
+{
+    uint8_t buf[RIPC_ERR_FIXED + RIPC_ERR_TEXT_MAX];
+    size_t n = ripc__err_encode(buf, (uint32_t)-err, text, p->ch.max_message);
+    if (n == 0)
+        return -EMSGSIZE;
+    return reply_send(p, RIPC_MSG_ERROR, id, buf, n);
+}
+
+/* A request a worker can have sent: of kind REQUEST, with a user type (the
+ * master drops a worker that sends a reserved one, so anything else is not
+ * a message it dispatched). */
+static int reply_ok(const ripc_peer *p, const ripc_msg *req)
+{
+    return p && req && req->kind == RIPC_REQUEST && req->type < RIPC_TYPE_RESERVED;
+}
+
+int ripc_reply(ripc_peer *p, const ripc_msg *req, const void *data, uint64_t len)
+{
+    if (!reply_ok(p, req) || (len && !data))
+        return -EINVAL;
+    return reply_send(p, req->type, req->id, data, len);
+}
+
+int ripc_reply_error(ripc_peer *p, const ripc_msg *req, int err, const char *text)
+{
+    if (!reply_ok(p, req) || err >= 0 || err < -(int)RIPC_ERR_CODE_MAX)
+        return -EINVAL;
+    return reply_error(p, req->id, err, text);
 }
 
 uint32_t ripc_peer_id(const ripc_peer *p)
@@ -1157,6 +1190,19 @@ static void active_readable(struct ripc_peer *p)
 
 /* ---- dispatch ---- */
 
+/* No handler took m: counted, and a request answered with -ENOENT at once
+ * (its worker would otherwise wait for a reply that never comes). */
+__attribute__((noinline, cold)) static void unhandled(ripc_server *s, struct ripc_peer *p,
+                                                      const ripc_msg *m)
+{
+    atomic_fetch_add_explicit(&s->dropped, 1, memory_order_relaxed);
+    if (m->kind == RIPC_KIND_REQUEST) {
+        char text[40];
+        snprintf(text, sizeof text, "no handler for type %u", (unsigned)m->type);
+        (void)reply_error(p, m->id, -ENOENT, text);
+    }
+}
+
 static void dispatch_one(struct loop *L, struct ripc_peer *p, ripc_msg *m)
 {
     ripc_server *s = L->s;
@@ -1174,7 +1220,7 @@ static void dispatch_one(struct loop *L, struct ripc_peer *p, ripc_msg *m)
     if (L->cache_fn)
         L->cache_fn(p, m, L->cache_arg);
     else
-        atomic_fetch_add_explicit(&s->dropped, 1, memory_order_relaxed);
+        unhandled(s, p, m);
 }
 
 #define BATCH 256
@@ -1192,7 +1238,7 @@ static int dispatch_frames(struct loop *L, struct ripc_peer *p, int *rc)
         if (r == 0)
             break;
         if (r < 0 || (f.ftype != RIPC_FRAME_MSG && f.ftype != RIPC_FRAME_BYE) ||
-            f.kind == RIPC_KIND_REPLY) {
+            f.kind == RIPC_KIND_REPLY || f.type >= RIPC_TYPE_RESERVED) {
             *rc = -EPROTO;
             break;
         }
@@ -1238,7 +1284,8 @@ static int loop_dispatch(struct loop *L)
             rc = ripc__chan_peek(&p->ch, &m);
             if (rc < 0)
                 break;
-            if (m.kind == RIPC_KIND_REPLY) { /* workers do not reply */
+            /* Workers neither reply nor send reserved types. */
+            if (m.kind == RIPC_KIND_REPLY || m.type >= RIPC_TYPE_RESERVED) {
                 rc = -EPROTO;
                 break;
             }
@@ -1575,6 +1622,11 @@ unsigned ripc_server_peer_count(ripc_server *s)
     return s ? atomic_load(&s->npeers) : 0;
 }
 
+uint64_t ripc_server_dropped(ripc_server *s)
+{
+    return s ? atomic_load_explicit(&s->dropped, memory_order_relaxed) : 0;
+}
+
 static const ripc__peer_ops peer_ops = {.try_ref = peer_try_ref, .unref = peer_unref};
 
 int ripc_server_open_ex(ripc_server **out, const char *url, const ripc_options *opt, char *why,
@@ -1586,19 +1638,17 @@ int ripc_server_open_ex(ripc_server **out, const char *url, const ripc_options *
     ripc_server *s = calloc(1, sizeof *s);
     if (!s)
         return -ENOMEM;
-    ripc__options_resolve(&s->opt, opt);
     s->lfd = s->stopfd = -1;
     int rc;
-    if (!ripc__ring_bytes_ok(s->opt.ring_bytes)) {
-        ripc__whyf(why, why_len, "ring_bytes %zu: must be a power of two in [4 KiB, 1 GiB]",
-                   s->opt.ring_bytes);
-        free(s);
-        return -EINVAL;
-    }
-    if ((rc = ripc__addr_parse(&s->addr, url, why, why_len)) < 0) {
+    if ((rc = ripc__options_resolve(&s->opt, opt, why, why_len)) < 0 ||
+        (rc = ripc__addr_parse(&s->addr, url, why, why_len)) < 0) {
         free(s);
         return rc;
     }
+    /* A handshake is always bounded here: a worker that stalls in it must
+     * not hold its slot for good (ringipc.h, connect_timeout_ms). */
+    if (s->opt.connect_timeout_ms < 0)
+        s->opt.connect_timeout_ms = RIPC_DEFAULT_CONNECT_MS;
     pthread_mutex_init(&s->all_mu, NULL);
     atomic_init(&s->next_id, 1);
     s->ev_listen = (struct evsrc){EV_LISTEN, NULL};

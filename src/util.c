@@ -104,18 +104,48 @@ int ripc__ring_bytes_ok(size_t x)
     return x && (x & (x - 1)) == 0 && x >= RIPC_MIN_RING_BYTES && x <= RIPC_MAX_RING_BYTES;
 }
 
-void ripc__options_resolve(ripc_options *o, const ripc_options *in)
+/* One field out of range: -EINVAL with its name and value in why. */
+static int bad_option(char *why, size_t why_len, const char *field, long long v, const char *want)
+{
+    ripc__whyf(why, why_len, "ripc_options.%s = %lld: %s", field, v, want);
+    return -EINVAL;
+}
+
+int ripc__options_resolve(ripc_options *o, const ripc_options *in, char *why, size_t why_len)
 {
     static const ripc_options zero;
     *o = in ? *in : zero;
+    /* Values the enums do not name are refused rather than read as a
+     * default: a typo must not silently pick another transport. */
+    if (o->transport < RIPC_TRANSPORT_AUTO || o->transport > RIPC_TRANSPORT_SOCKET)
+        return bad_option(why, why_len, "transport", o->transport,
+                          "want RIPC_TRANSPORT_AUTO, _SHM or _SOCKET (0..2)");
+    if (o->wait < RIPC_WAIT_ADAPTIVE || o->wait > RIPC_WAIT_BLOCK)
+        return bad_option(why, why_len, "wait", o->wait,
+                          "want RIPC_WAIT_ADAPTIVE, _SPIN or _BLOCK (0..2)");
+    if (o->doorbell < RIPC_DOORBELL_AUTO || o->doorbell > RIPC_DOORBELL_SOCKET)
+        return bad_option(why, why_len, "doorbell", o->doorbell,
+                          "want RIPC_DOORBELL_AUTO, _EVENTFD, _FUTEX or _SOCKET (0..3)");
+    if (o->spin_us > RIPC_MAX_SPIN_US)
+        return bad_option(why, why_len, "spin_us", o->spin_us,
+                          "at most 1000000 (1 s); RIPC_WAIT_SPIN spins without a limit");
+    if (o->connect_timeout_ms < -1)
+        return bad_option(why, why_len, "connect_timeout_ms", o->connect_timeout_ms,
+                          "want milliseconds, 0 for the default or -1 for no limit");
+    if (o->n_allow_uids && !o->allow_uids)
+        return bad_option(why, why_len, "n_allow_uids", (long long)o->n_allow_uids,
+                          "but allow_uids is NULL");
     if (o->ring_bytes == 0)
         o->ring_bytes = RIPC_DEFAULT_RING_BYTES;
+    if (!ripc__ring_bytes_ok(o->ring_bytes))
+        return bad_option(why, why_len, "ring_bytes", (long long)o->ring_bytes,
+                          "want a power of two in [4 KiB, 1 GiB]");
     if (o->max_message == 0)
         o->max_message = RIPC_DEFAULT_MAX_MESSAGE;
     if (o->spin_us == 0 && o->wait != RIPC_WAIT_BLOCK)
         o->spin_us = RIPC_DEFAULT_SPIN_US;
     if (o->connect_timeout_ms == 0)
-        o->connect_timeout_ms = 5000;
+        o->connect_timeout_ms = RIPC_DEFAULT_CONNECT_MS;
     if (o->token == NULL) {
         const char *t = getenv("RIPC_TOKEN");
         if (t && *t)
@@ -129,7 +159,12 @@ void ripc__options_resolve(ripc_options *o, const ripc_options *in)
             o->transport = RIPC_TRANSPORT_SHM;
         else if (strcmp(env, "auto") == 0)
             o->transport = RIPC_TRANSPORT_AUTO;
+        else {
+            ripc__whyf(why, why_len, "RIPC_TRANSPORT=%.32s: want auto, shm or socket", env);
+            return -EINVAL;
+        }
     }
+    return 0;
 }
 
 const char *ripc_strerror(int err)
@@ -140,7 +175,7 @@ const char *ripc_strerror(int err)
     case 0:
         return "success";
     case -EAGAIN:
-        return "would block (ring full or nothing to receive)";
+        return "would block (no room, or nothing to receive), try again";
     case -ETIMEDOUT:
         return "timed out";
     case -EPIPE:
@@ -152,13 +187,13 @@ const char *ripc_strerror(int err)
     case -EPROTONOSUPPORT:
         return "no common protocol version";
     case -EACCES:
-        return "credentials refused";
+        return "permission denied (credentials refused, or no access to the path)";
     case -ECONNREFUSED:
-        return "nobody listens at that address";
+        return "connection refused (nobody listens at that address, or the master refused)";
     case -EADDRINUSE:
-        return "a live server already listens at that address";
+        return "address in use (a live server listens there)";
     case -ENOENT:
-        return "no such peer";
+        return "not found (no such peer, no handler for the type, or no such file or directory)";
     case -ENOBUFS:
         return "too many messages queued while waiting for a reply";
     case -EINVAL:

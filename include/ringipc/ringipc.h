@@ -10,10 +10,16 @@
  *   -EMSGSIZE    larger than the negotiated limit
  *   -EPROTO      the peer broke the protocol or corrupted shared memory
  *   -EPROTONOSUPPORT  no common protocol version (REJECT)
- *   -EACCES      credentials refused (REJECT)
+ *   -EACCES      credentials refused (REJECT), or no access to a socket path
  *   -ECONNREFUSED nobody listens at the URL
- *   -EINVAL, -ENOMEM, -EADDRINUSE
- * ripc_strerror() gives the text. Timeouts are milliseconds: 0 = do not
+ *   -ENOENT      no such peer (server send), no such directory (server open),
+ *                or no handler for a request's type (client request)
+ *   -EINVAL      a bad argument: a NULL, a reserved type, an option value
+ *                out of range, a malformed URL (the _ex calls say which)
+ *   -ENOMEM, -EADDRINUSE
+ * A request answered with ripc_reply_error() returns the code the master's
+ * handler chose (ripc_client_error() has its text). ripc_strerror() gives
+ * the text. Timeouts are milliseconds: 0 = do not
  * wait, -1 = wait forever (but a dead peer still ends the wait with -EPIPE).
  *
  * Threads. A server may be used from any thread: send, broadcast, reply and
@@ -64,22 +70,32 @@ enum {
 
 #define RIPC_TYPE_RESERVED 0xF000u /* types >= this are the library's */
 
+/*
+ * Options. The open calls check them: a value out of range is -EINVAL, and
+ * the _ex calls name the field and the value in `why`. So is a RIPC_TRANSPORT
+ * environment variable other than "auto", "shm" or "socket" (unset or empty:
+ * the option decides).
+ */
 typedef struct ripc_options { /* all-zero = defaults */
-    size_t ring_bytes;        /* per direction, power of two (default 1 MiB) */
-    size_t max_inline;        /* larger payloads take the control channel (default: ring maximum) */
+    size_t ring_bytes;        /* per direction, power of two in [4 KiB, 1 GiB] (default 1 MiB) */
+    size_t max_inline;        /* larger payloads take the control channel (default, and at
+                                 most: the ring's largest record; more means that) */
     uint64_t max_message;     /* largest message accepted (default 64 MiB) */
-    int transport;            /* RIPC_TRANSPORT_*; env RIPC_TRANSPORT overrides */
-    int wait;                 /* RIPC_WAIT_* */
-    uint32_t spin_us;         /* adaptive: spin this long before sleeping (default 50) */
-    const char *name;         /* worker name shown by tools */
+    int transport;            /* RIPC_TRANSPORT_* (0..2); env RIPC_TRANSPORT overrides */
+    int wait;                 /* RIPC_WAIT_* (0..2) */
+    uint32_t spin_us;         /* adaptive: spin this long before sleeping (default 50,
+                                 at most 1000000) */
+    const char *name;         /* worker name shown by tools (up to 63 bytes are kept) */
     /* additions */
-    int doorbell;               /* RIPC_DOORBELL_*: what the worker sleeps on */
+    int doorbell;               /* RIPC_DOORBELL_* (0..3): what the worker sleeps on */
     const uint32_t *allow_uids; /* server: uids accepted besides our own */
-    size_t n_allow_uids;
-    int allow_any_uid;      /* server: accept every local uid (not the default) */
-    int connect_timeout_ms; /* client: connect + handshake (default 5000) */
-    const char *token;      /* shared secret for tcp:// (env RIPC_TOKEN when NULL) */
-    int tcp_without_token;  /* server: accept tcp:// workers without a token (not the default) */
+    size_t n_allow_uids;        /* entries in allow_uids (not NULL when this is not 0) */
+    int allow_any_uid;          /* server: accept every local uid (not the default) */
+    int connect_timeout_ms;     /* client: connect + handshake (0: 5000; -1: no limit);
+                                   server: how long a worker's handshake may take (0 or
+                                   -1: 5000, a master never waits on a worker for good) */
+    const char *token;          /* shared secret for tcp:// (env RIPC_TOKEN when NULL) */
+    int tcp_without_token; /* server: accept tcp:// workers without a token (not the default) */
 } ripc_options;
 
 typedef struct ripc_msg {
@@ -96,9 +112,14 @@ typedef void (*ripc_handler)(ripc_peer *from, const ripc_msg *msg, void *arg);
 /* ---- master ---- */
 
 /*
- * Listen on url ("unix:/path", a bare path, "tcp://host:port"). A stale unix
- * socket file (nobody answers) is replaced; a live one is -EADDRINUSE.
- * On success *s owns the listener; free it with ripc_server_close().
+ * Listen on url: "unix:/abs/path", "unix:///abs/path", "unix:rel/path", a
+ * bare path, "unix:@name" (Linux: the abstract namespace, no file; -ENOTSUP
+ * elsewhere), or "tcp://host:port". "unix://x" (no third slash) is refused:
+ * it would mean the relative path "x". A stale unix socket file (nobody
+ * answers) is replaced; a live one, or an abstract name in use, is
+ * -EADDRINUSE. Workers on a unix socket, abstract or not, are checked by
+ * their uid (allow_uids). On success *s owns the listener; free it with
+ * ripc_server_close().
  */
 RIPC_API int ripc_server_open(ripc_server **s, const char *url, const ripc_options *opt);
 /* Same, with one line of detail about a failure written into why. */
@@ -169,12 +190,14 @@ typedef struct ripc_out {
 RIPC_API int ripc_server_send_batch(ripc_server *s, uint32_t peer_id, const ripc_out *msgs,
                                     size_t n, int timeout_ms);
 /* Send to every connected worker; returns how many it reached. The timeout
- * applies to each worker in turn. */
+ * applies to each worker in turn. -EINVAL for a reserved type (or data NULL
+ * with len > 0), whether or not workers are connected. */
 RIPC_API int ripc_server_broadcast(ripc_server *s, uint16_t type, const void *data, uint64_t len,
                                    int timeout_ms);
 /*
  * Reply to a request (from its handler, or later while the peer lives).
- * Waits for ring space up to 1 s (-ETIMEDOUT). After one reply to a worker
+ * -EINVAL when req is not a request (or has a reserved type: workers cannot
+ * send those). Waits for ring space up to 1 s (-ETIMEDOUT). After one reply to a worker
  * timed out, later replies to it do not wait (-EAGAIN at once) until one
  * gets through again: a worker that stops reading its replies costs the
  * dispatch thread one second, not one second per request.
@@ -193,6 +216,25 @@ RIPC_API int32_t ripc_peer_pid(const ripc_peer *p);
 /* The address the server listens on, as a URL ("tcp://127.0.0.1:40321" when
  * it was opened on port 0). Returns snprintf's count. */
 RIPC_API int ripc_server_url(ripc_server *s, char *buf, size_t len);
+
+/*
+ * Answer a request with an error instead of a result (from its handler, or
+ * later while the peer lives): the worker's ripc_client_request returns err
+ * as its own code, and ripc_client_error() gives text. err is a negative
+ * errno (-1 .. -4095); the worker cannot tell it from a failure of its own
+ * except by that text, so prefer codes the library does not return itself
+ * (-ENOENT, -EINVAL, -EPERM, ...). text may be NULL; at most 200 bytes of it
+ * are sent, fewer if the worker's max_message is smaller. Waits for room as
+ * ripc_reply does. Returns 0, -EINVAL (err out of range, req not a request,
+ * a reserved type), or ripc_reply's errors. A request whose type no handler
+ * takes (and no fallback handler, type 0) is answered this way by the
+ * library: -ENOENT, "no handler for type N".
+ */
+RIPC_API int ripc_reply_error(ripc_peer *p, const ripc_msg *req, int err, const char *text);
+
+/* Messages no handler took (and no fallback handler), since open: one-way
+ * ones are dropped, requests answered with -ENOENT (ripc_reply_error). */
+RIPC_API uint64_t ripc_server_dropped(ripc_server *s);
 
 /* Readable when ripc_server_poll() has work (see there). */
 RIPC_API int ripc_server_fd(ripc_server *s);
@@ -226,10 +268,22 @@ RIPC_API int ripc_client_recv(ripc_client *c, ripc_msg *msg, int timeout_ms);
  * Send a request and wait for its reply (the whole exchange within
  * timeout_ms). Messages that arrive meanwhile are kept for ripc_client_recv()
  * (at most one ring's worth; beyond that -ENOBUFS). reply->data stays valid
- * until the next recv/request.
+ * until the next recv/request. When the master answers with an error
+ * (ripc_reply_error, or -ENOENT when no handler takes `type`), that code is
+ * returned at once, *reply is zeroed, and ripc_client_error() has the text.
+ * A malformed error reply is -EPROTO, and the connection is done (as after
+ * any protocol error of the master: later calls end with -EPIPE).
  */
 RIPC_API int ripc_client_request(ripc_client *c, uint16_t type, const void *data, uint64_t len,
                                  ripc_msg *reply, int timeout_ms);
+/*
+ * The text of the error reply the last ripc_client_request returned (the
+ * master answered with ripc_reply_error, or no handler took the type:
+ * -ENOENT, "no handler for type 7"). "" when the last request ended any
+ * other way (a reply, or an error of the worker's own such as -ETIMEDOUT),
+ * or the master gave no text. Valid until the next request on c.
+ */
+RIPC_API const char *ripc_client_error(const ripc_client *c);
 RIPC_API const char *ripc_client_transport(const ripc_client *c); /* "shm" or "socket" */
 RIPC_API const char *ripc_client_transport_reason(const ripc_client *c);
 RIPC_API uint32_t ripc_client_id(const ripc_client *c);

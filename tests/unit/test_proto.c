@@ -494,6 +494,68 @@ static void test_proto_msg_malformed(void **state)
     }
 }
 
+/* ---- error replies ---- */
+
+static void test_proto_err_roundtrip(void **state)
+{
+    (void)state;
+    uint8_t b[RIPC_ERR_FIXED + RIPC_ERR_TEXT_MAX];
+    char text[RIPC_ERR_TEXT_MAX + 1];
+    uint32_t code = 0;
+    size_t n = ripc__err_encode(b, ENOENT, "no handler for type 7", 1 << 20);
+    assert_int_equal(n, RIPC_ERR_FIXED + 21);
+    static const uint8_t le[4] = {ENOENT, 0, 0, 0}; /* little-endian code */
+    assert_memory_equal(b, le, 4);
+    assert_int_equal(ripc__err_decode(b, n, &code, text), 0);
+    assert_int_equal(code, ENOENT);
+    assert_string_equal(text, "no handler for type 7");
+    /* No text; the largest code. */
+    n = ripc__err_encode(b, RIPC_ERR_CODE_MAX, NULL, 1 << 20);
+    assert_int_equal(n, RIPC_ERR_FIXED);
+    assert_int_equal(ripc__err_decode(b, n, &code, text), 0);
+    assert_int_equal(code, RIPC_ERR_CODE_MAX);
+    assert_string_equal(text, "");
+    /* Text cut to RIPC_ERR_TEXT_MAX, and to the peer's max_message. */
+    char longer[RIPC_ERR_TEXT_MAX + 50];
+    memset(longer, 't', sizeof longer - 1);
+    longer[sizeof longer - 1] = 0;
+    n = ripc__err_encode(b, EPERM, longer, 1 << 20);
+    assert_int_equal(n, RIPC_ERR_FIXED + RIPC_ERR_TEXT_MAX);
+    assert_int_equal(ripc__err_decode(b, n, &code, text), 0);
+    assert_int_equal(strlen(text), RIPC_ERR_TEXT_MAX);
+    n = ripc__err_encode(b, EPERM, longer, 10);
+    assert_int_equal(n, 10);
+    assert_int_equal(ripc__err_decode(b, n, &code, text), 0);
+    assert_string_equal(text, "tttttt");
+    assert_int_equal(ripc__err_encode(b, EPERM, "x", 3), 0); /* not even the code */
+}
+
+static void test_proto_err_malformed(void **state)
+{
+    (void)state;
+    uint8_t b[RIPC_ERR_FIXED + RIPC_ERR_TEXT_MAX + 1];
+    char text[RIPC_ERR_TEXT_MAX + 1];
+    uint32_t code;
+    memset(b, 'x', sizeof b);
+    for (uint64_t len = 0; len < RIPC_ERR_FIXED; len++) {
+        ripc__put32(b, EPERM);
+        assert_int_equal(ripc__err_decode(b, len, &code, text), -EPROTO);
+    }
+    ripc__put32(b, EPERM);
+    assert_int_equal(ripc__err_decode(b, sizeof b - 1, &code, text), 0);
+    assert_int_equal(ripc__err_decode(b, sizeof b, &code, text), -EPROTO); /* text too long */
+    assert_int_equal(ripc__err_decode(b, UINT64_MAX, &code, text), -EPROTO);
+    static const uint32_t bad[] = {0, RIPC_ERR_CODE_MAX + 1, 0x80000000u, UINT32_MAX};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ripc__put32(b, bad[i]);
+        assert_int_equal(ripc__err_decode(b, 8, &code, text), -EPROTO);
+    }
+    ripc__put32(b, EPERM);
+    b[RIPC_ERR_FIXED + 2] = 0; /* a NUL in the text */
+    assert_int_equal(ripc__err_decode(b, 8, &code, text), -EPROTO);
+    assert_int_equal(ripc__err_decode(b, RIPC_ERR_FIXED + 2, &code, text), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -511,6 +573,8 @@ int main(void)
         cmocka_unit_test(test_proto_welcome_malformed),
         cmocka_unit_test(test_proto_msg_roundtrip),
         cmocka_unit_test(test_proto_msg_malformed),
+        cmocka_unit_test(test_proto_err_roundtrip),
+        cmocka_unit_test(test_proto_err_malformed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
