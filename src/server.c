@@ -595,8 +595,8 @@ static int peer_send(struct ripc_peer *p, uint16_t type, uint8_t kind, uint64_t 
 int ripc_server_send(ripc_server *s, uint32_t peer_id, uint16_t type, const void *data,
                      uint64_t len, int timeout_ms)
 {
-    if (!s)
-        return -EINVAL;
+    if (!s || type >= RIPC_TYPE_RESERVED || (len && !data))
+        return -EINVAL; /* before the lookup: a bad call is not "no such peer" */
     struct ripc_peer *p = ripc__peer_get(s->t, peer_id);
     if (!p)
         return -ENOENT;

@@ -161,7 +161,8 @@ RIPC_API void ripc_server_stop(ripc_server *s); /* any thread, async-signal-safe
 /*
  * Send a one-way message to a worker. Thread-safe. Waits up to timeout_ms
  * for ring space. Returns 0, -EAGAIN/-ETIMEDOUT (full), -EPIPE, -ENOENT (no
- * such peer), -EMSGSIZE.
+ * such peer), -EMSGSIZE, -EINVAL (a reserved type, or data NULL with len > 0;
+ * checked before the peer is looked up).
  */
 RIPC_API int ripc_server_send(ripc_server *s, uint32_t peer_id, uint16_t type, const void *data,
                               uint64_t len, int timeout_ms);

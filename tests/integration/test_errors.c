@@ -447,6 +447,7 @@ static void test_errors_reserved_types(void **state)
     assert_int_equal(ripc_server_broadcast(F.s, 0xFFFF, NULL, 0, 1000), -EINVAL);
     assert_int_equal(ripc_server_broadcast(F.s, T_NOTE, NULL, 2, 1000), -EINVAL);
     assert_int_equal(ripc_server_send(F.s, 1, 0xF001, NULL, 0, 1000), -EINVAL);
+    assert_int_equal(ripc_server_send(F.s, 999, 0xF001, NULL, 0, 1000), -EINVAL);
     assert_int_equal(ripc_server_broadcast(F.s, T_NOTE, "ok", 2, 1000), 1);
     assert_int_equal(write(go[1], "g", 1), 1);
     close(go[1]);
