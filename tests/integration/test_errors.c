@@ -70,17 +70,6 @@ static uint64_t now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-#define WCHECK(cond, ...)                                                                          \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "child %d: %s:%d: check failed: %s: ", (int)getpid(), __FILE__,        \
-                    __LINE__, #cond);                                                              \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-            _exit(1);                                                                              \
-        }                                                                                          \
-    } while (0)
-
 static ripc_options opts(void)
 {
     ripc_options o;
@@ -262,6 +251,17 @@ static int finish(void)
     return st;
 }
 
+/* One worker from start to end: it must exit 0 and leave with a goodbye;
+ * then dispatching stops, so the test may read the server's counters. */
+static void serve_worker(int (*child)(void *), void *arg)
+{
+    start(child, arg);
+    assert_int_equal(finish(), 0);
+    wait_left(1);
+    stop_server();
+    assert_int_equal(atomic_load(&F.left_reason), RIPC_LEFT_BYE);
+}
+
 static ripc_client *w_open(const char *url)
 {
     ripc_options o = opts();
@@ -321,13 +321,9 @@ static void test_errors_unhandled_request(void **state)
     (void)state;
     open_server(F.url);
     ripc_server_handle(F.s, T_ECHO, h_echo, NULL);
-    start(w_unhandled, NULL);
-    assert_int_equal(finish(), 0);
-    wait_left(1);
-    stop_server();
+    serve_worker(w_unhandled, NULL);
     /* Two requests and one one-way had no handler. */
     assert_int_equal(ripc_server_dropped(F.s), 3);
-    assert_int_equal(atomic_load(&F.left_reason), RIPC_LEFT_BYE);
 }
 
 /* ---- a handler answers with an error ---- */
@@ -368,14 +364,10 @@ static void test_errors_reply_error(void **state)
     ripc_server_handle(F.s, T_QUIET, h_quiet, NULL);
     ripc_server_handle(F.s, T_LONG, h_long, NULL);
     ripc_server_handle(F.s, T_NOTE, h_note, NULL);
-    start(w_reply_error, NULL);
-    assert_int_equal(finish(), 0);
-    wait_left(1);
-    stop_server();
+    serve_worker(w_reply_error, NULL);
     assert_int_equal(atomic_load(&F.deny_checks_ok), 1);
     assert_int_equal(atomic_load(&F.note_checks_ok), 1);
     assert_int_equal(ripc_server_dropped(F.s), 0);
-    assert_int_equal(atomic_load(&F.left_reason), RIPC_LEFT_BYE);
 }
 
 /* ---- the fallback handler still gets the types without a handler ---- */
@@ -400,10 +392,7 @@ static void test_errors_fallback_handler(void **state)
     open_server(F.url);
     ripc_server_handle(F.s, T_ECHO, h_echo, NULL);
     ripc_server_handle(F.s, 0, h_fallback, NULL);
-    start(w_fallback, NULL);
-    assert_int_equal(finish(), 0);
-    wait_left(1);
-    stop_server();
+    serve_worker(w_fallback, NULL);
     assert_int_equal(atomic_load(&F.fallback_calls), 2);
     assert_int_equal(ripc_server_dropped(F.s), 0);
 }
@@ -567,11 +556,7 @@ static void test_errors_abstract_socket(void **state)
     ripc_options o = opts();
     assert_int_equal(ripc_server_open_ex(&s2, url, &o, why, sizeof why), -EADDRINUSE);
     print_message("second server: %s\n", why);
-    start(w_abstract, url);
-    assert_int_equal(finish(), 0);
-    wait_left(1);
-    stop_server();
-    assert_int_equal(atomic_load(&F.left_reason), RIPC_LEFT_BYE);
+    serve_worker(w_abstract, url);
     ripc_server_close(F.s);
     F.s = NULL;
     /* Closed: the name is free again at once (nothing stale to reclaim). */
@@ -750,22 +735,8 @@ static void test_errors_malformed_error_reply(void **state)
 
 int main(int argc, char **argv)
 {
-    if (argc > 1) {
-        if (strcmp(argv[1], "shm") == 0) {
-            g_transport = RIPC_TRANSPORT_SHM;
-        } else if (strcmp(argv[1], "socket") == 0) {
-            g_transport = RIPC_TRANSPORT_SOCKET;
-        } else {
-            fprintf(stderr, "usage: %s [shm|socket] [test-name-filter]\n", argv[0]);
-            return 2;
-        }
-        g_transport_name = argv[1];
-    }
-    static char filter[128];
-    if (argc > 2) {
-        snprintf(filter, sizeof filter, "*%s*", argv[2]);
-        cmocka_set_test_filter(filter);
-    }
+    if ((g_transport = ripc_test_transport_args(argc, argv, &g_transport_name)) < 0)
+        return 2;
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_errors_unhandled_request, setup, teardown),

@@ -300,17 +300,6 @@ static int transformed_ok(const unsigned char *reply, const unsigned char *req, 
 
 /* ---- children ---- */
 
-#define WCHECK(cond, ...)                                                                          \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "child %d: %s:%d: check failed: %s: ", (int)getpid(), __FILE__,        \
-                    __LINE__, #cond);                                                              \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-            _exit(1);                                                                              \
-        }                                                                                          \
-    } while (0)
-
 typedef int (*child_fn)(int idx, void *arg);
 
 static pid_t spawn(child_fn fn, int idx, void *arg)
@@ -2228,22 +2217,8 @@ static void test_mw_stale_socket_and_inuse(void **state)
 
 int main(int argc, char **argv)
 {
-    if (argc > 1) {
-        if (strcmp(argv[1], "shm") == 0) {
-            g_transport = RIPC_TRANSPORT_SHM;
-        } else if (strcmp(argv[1], "socket") == 0) {
-            g_transport = RIPC_TRANSPORT_SOCKET;
-        } else {
-            fprintf(stderr, "usage: %s [shm|socket] [test-name-filter]\n", argv[0]);
-            return 2;
-        }
-        g_transport_name = argv[1];
-    }
-    static char filter[128];
-    if (argc > 2) {
-        snprintf(filter, sizeof filter, "*%s*", argv[2]);
-        cmocka_set_test_filter(filter);
-    }
+    if ((g_transport = ripc_test_transport_args(argc, argv, &g_transport_name)) < 0)
+        return 2;
     signal(SIGPIPE, SIG_IGN);
     const char *th = getenv("RIPC_TEST_THREAD_REQUESTS"); /* for slow sanitizer runs */
     if (th && *th)

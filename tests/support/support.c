@@ -1,13 +1,40 @@
 #include "support/support.h"
 
 #include <sched.h>
+#include <setjmp.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <cmocka.h>
+
+#include "ringipc/ringipc.h"
+
+int ripc_test_transport_args(int argc, char **argv, const char **name)
+{
+    int t = RIPC_TRANSPORT_SHM;
+    *name = "shm";
+    if (argc > 1) {
+        if (strcmp(argv[1], "socket") == 0) {
+            t = RIPC_TRANSPORT_SOCKET;
+        } else if (strcmp(argv[1], "shm") != 0) {
+            fprintf(stderr, "usage: %s [shm|socket] [test-name-filter]\n", argv[0]);
+            return -1;
+        }
+        *name = argv[1];
+    }
+    static char filter[128];
+    if (argc > 2) {
+        snprintf(filter, sizeof filter, "*%s*", argv[2]);
+        cmocka_set_test_filter(filter);
+    }
+    return t;
+}
 
 void ripc_test_skip(const char *fmt, ...)
 {

@@ -5,6 +5,27 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <unistd.h>
+
+/* In a forked child (which must not call cmocka: a failed assert would
+ * longjmp into the child's copy of the runner): when cond is false, say
+ * what failed on stderr and _exit(1), for the parent to see in the status. */
+#define WCHECK(cond, ...)                                                                          \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "child %d: %s:%d: check failed: %s: ", (int)getpid(), __FILE__,        \
+                    __LINE__, #cond);                                                              \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+            _exit(1);                                                                              \
+        }                                                                                          \
+    } while (0)
+
+/* The arguments of a suite that runs in both transports: [shm|socket]
+ * [test-name-filter]. Returns RIPC_TRANSPORT_SHM (the default) or
+ * RIPC_TRANSPORT_SOCKET with *name set to "shm" / "socket", and hands the
+ * filter to cmocka; -1 after printing the usage. */
+int ripc_test_transport_args(int argc, char **argv, const char **name);
 
 /* Print "SKIP: <reason>" and exit 77 (ctest counts the test as skipped). */
 _Noreturn void ripc_test_skip(const char *fmt, ...);
