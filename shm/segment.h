@@ -8,7 +8,9 @@
  *   RIPC_SEG_MEMFD     Linux memfd_create, sealed against shrink and grow
  *                      once sized (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL).
  *   RIPC_SEG_SHM_OPEN  shm_open with a random name, O_EXCL, mode 0600,
- *                      unlinked before the call returns.
+ *                      unlinked before the call returns. Cannot be sealed:
+ *                      whoever holds the descriptor can truncate it, so the
+ *                      creator's mapping is guarded (shm/fault_guard.h).
  *   RIPC_SEG_WIN32     CreateFileMapping (Windows).
  *   RIPC_SEG_DEFAULT   decided at run time: memfd first, then shm_open
  *                      when memfd fails (a seccomp filter refusing
@@ -19,12 +21,28 @@
  * Failure to get shared memory returns a negative errno and fills `why` (when
  * given) with one line saying which step failed; the library uses that to
  * fall back to socket mode.
+ *
+ * What a peer can do to a segment it was given, and what that costs us: a
+ * memfd cannot be shrunk or grown (seals), so our mapping never faults. A
+ * shm_open segment can be truncated by the peer; our accesses to the part
+ * cut off would raise SIGBUS. The creator's mapping of such a segment is
+ * therefore registered with the fault guard: a fault in it, on any thread,
+ * replaces the whole mapping by zero-filled private memory, the access
+ * completes, and ripc__segment_faulted() turns true, so the owner drops that
+ * peer (the master: -EPROTO). The process, and every other peer, carries on.
+ * No check stands in front of any access. Where the guard cannot be
+ * installed (a sanitizer keeping SIGBUS to itself), shm_open segments are
+ * refused rather than handed out unguarded. Segments mapped from a peer
+ * (ripc__segment_map) are not guarded: a worker maps only what its master
+ * created, and payload segments (ripc__segment_map_sealed) must be sealed.
  */
 #ifndef RIPC_SHM_SEGMENT_H
 #define RIPC_SHM_SEGMENT_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "shm/fault_guard.h"
 
 enum {
     RIPC_SEG_DEFAULT = 0,
@@ -41,7 +59,16 @@ typedef struct ripc__segment {
     size_t len;  /* mapped bytes */
     intptr_t fd; /* descriptor (POSIX fd, or Windows HANDLE); -1 when none */
     int backend; /* RIPC_SEG_* actually used */
+    ripc__fault_guard_slot *guard; /* our mapping is guarded (shm_open); else NULL */
 } ripc__segment;
+
+/* Did the peer cut the segment under our mapping (which now reads as zeros)?
+ * Never for a memfd. Any thread, while the segment is open; one load when
+ * the segment is not guarded. */
+static inline int ripc__segment_faulted(ripc__segment *seg)
+{
+    return seg->guard != NULL && ripc__fault_guard_hit(seg->guard);
+}
 
 #define RIPC_SEG_WHY_LEN 128
 
@@ -61,7 +88,8 @@ const char *ripc__segment_backend_name(int backend);
  * descriptor (close-on-exec). On failure seg is left closed (base NULL,
  * fd -1) and nothing is leaked. Returns 0, -EINVAL (len, backend),
  * -ENOSYS / -EOPNOTSUPP (backend missing), -EMFILE, -ENOMEM, -ENOSPC,
- * -EACCES or another -errno from the failing step. With RIPC_SEG_DEFAULT,
+ * -EACCES, -ENOTSUP (shm_open: the fault guard cannot be installed) or
+ * another -errno from the failing step. With RIPC_SEG_DEFAULT,
  * when every backend fails, the error is the last one tried and why holds
  * each backend's line joined by "; " (e.g. "memfd_create: Function not
  * implemented; shm_open: Read-only file system"); on success why is "".

@@ -44,6 +44,7 @@ static void seg_reset(ripc__segment *seg)
     seg->len = 0;
     seg->fd = -1;
     seg->backend = RIPC_SEG_DEFAULT;
+    seg->guard = NULL;
 }
 
 #define set_why ripc__set_why
@@ -220,6 +221,14 @@ static int create_shm(ripc__segment *seg, size_t len, char *why, size_t why_len)
     err = -map_rw(fd, len, &p, why, why_len);
     if (err != 0)
         goto fail;
+    /* Whoever we hand the descriptor to can truncate the object under our
+     * mapping (no seals here): a fault in it must not kill us. */
+    err = -ripc__fault_guard_add(p, len, &seg->guard);
+    if (err != 0) {
+        set_why(why, why_len, err, "SIGBUS guard for an unsealable segment");
+        munmap(p, len);
+        goto fail;
+    }
     seg->base = p;
     seg->len = len;
     seg->fd = fd;
@@ -579,6 +588,9 @@ void ripc__segment_close(ripc__segment *seg)
     if (seg == NULL)
         return;
     if (seg->base != NULL) {
+        /* Out of the guard's table first: the handler must never map over
+         * an address that is no longer ours. */
+        ripc__fault_guard_remove(seg->guard);
         munmap(seg->base, seg->len);
         if (seg->fd >= 0)
             close((int)seg->fd);

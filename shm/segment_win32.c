@@ -16,6 +16,7 @@ static int not_yet(ripc__segment *seg, char *why, size_t why_len)
         seg->len = 0;
         seg->fd = -1;
         seg->backend = RIPC_SEG_DEFAULT;
+        seg->guard = NULL;
     }
     if (why != NULL && why_len > 0)
         snprintf(why, why_len, "%s", "Windows segments not implemented yet");

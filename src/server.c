@@ -449,6 +449,14 @@ static void tx_broken(struct ripc_peer *p)
     }
 }
 
+/* Must the owning loop drop p (-EPROTO)? Its outbound channel broke, or the
+ * worker cut its segment under our mapping (shm/fault_guard.h: the access
+ * that faulted completed on zeros, on whatever thread made it). */
+static int peer_broken(struct ripc_peer *p)
+{
+    return atomic_load(&p->tx_broken) || ripc__segment_faulted(&p->ch.seg);
+}
+
 /* Socket mode: EPOLLOUT on p's socket while a tail waits (any thread). */
 static void tail_watch(struct ripc_peer *p, int on)
 {
@@ -560,12 +568,13 @@ static int send_locked(struct ripc_peer *p, uint16_t type, uint8_t kind, uint64_
         }
         ripc__waitfor wf;
         int rc = ripc__chan_try_send(&p->ch, type, kind, id, data, len, &wf);
-        if (rc == -EPROTO) {
+        if (rc == -EPROTO || ripc__segment_faulted(&p->ch.seg)) {
             /* The worker scribbled on the consumer index of our outbound
-             * ring, or takes large messages without reading their frames:
-             * the channel is dead for good. */
+             * ring, takes large messages without reading their frames, or
+             * cut the segment (what we wrote went nowhere): the channel is
+             * dead for good. */
             tx_broken(p);
-            return rc;
+            return -EPROTO;
         }
         if (rc != -EAGAIN || timeout_ms == 0)
             return rc;
@@ -1300,7 +1309,7 @@ static int loop_dispatch(struct loop *L)
         }
     after:
         total += n;
-        if (rc == -EPROTO || atomic_load(&p->tx_broken)) {
+        if (rc == -EPROTO || peer_broken(p)) {
             peer_drop(L, p, -EPROTO);
             i--;
         } else if (p->gone && rc == -EAGAIN) {
@@ -1323,7 +1332,7 @@ static void loop_wait(struct loop *L, int timeout_ms)
         int remote = 0;
         for (; armed < L->n && sleep_ok; armed++) {
             struct ripc_peer *p = L->peers[armed];
-            if (p->gone || atomic_load(&p->tx_broken)) {
+            if (p->gone || peer_broken(p)) {
                 sleep_ok = 0; /* a drop is due */
                 break;
             }
@@ -1339,7 +1348,8 @@ static void loop_wait(struct loop *L, int timeout_ms)
             ripc__remote_fence();
         for (size_t i = 0; i < armed && sleep_ok; i++)
             if (L->peers[i]->xport == RIPC_XPORT_SHM &&
-                ripc__ring_consumer_recheck(L->peers[i]->ch.rx))
+                (ripc__ring_consumer_recheck(L->peers[i]->ch.rx) ||
+                 ripc__segment_faulted(&L->peers[i]->ch.seg))) /* arming faulted */
                 sleep_ok = 0;
     }
     if (sleep_ok && !atomic_load(&L->has_incoming) && !atomic_load(&L->s->stopping)) {
@@ -1413,7 +1423,7 @@ static int poll_nowait(struct loop *L)
         struct ripc_peer *p = L->peers[i];
         int ready = p->xport == RIPC_XPORT_SOCKET ? ripc__rx_ready(&p->rx)
                                                   : ripc__ring_arm_consumer(p->ch.rx);
-        if (p->gone || atomic_load(&p->tx_broken) || ready) {
+        if (p->gone || peer_broken(p) || ready) {
             n = loop_dispatch(L); /* data raced in, or a drop is due */
             i = (size_t)-1;       /* the set may have changed: arm from the start */
         }

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -1166,6 +1167,200 @@ static void test_hostile_closed_bell(void **state)
     finish_good();
 }
 
+/* ---- (k) a worker that truncates its segment ----
+ * Where segments come from shm_open (no memfd, or memfd_create refused by a
+ * seccomp profile: `test_hostile_worker shm_open` runs these cases under
+ * such a filter), nothing stops a worker from truncating the segment the
+ * master maps, and the master's next access to it faults (SIGBUS). The
+ * master must drop that worker alone, with -EPROTO, and go on serving the
+ * good one. On memfd the seal refuses the truncation (EPERM). Variants:
+ *   0: one note, then truncate and ring the master's doorbell;
+ *   1: a batch of ours in the ring, truncated while the master is inside a
+ *      handler for its first message (whose data points into the segment);
+ *   2: truncate and stay quiet: the master's own send to us, from an
+ *      application thread, is the first access and must fail, not crash. */
+
+#define T_HOLD 3 /* one-way: the handler waits until the worker truncated */
+
+static struct trunc_shared {
+    _Atomic int backend;   /* hostile -> master: the segment's RIPC_SEG_* */
+    _Atomic int err;       /* hostile -> master: errno of its ftruncate, 0 */
+    _Atomic int truncated; /* hostile -> master: ftruncate was tried */
+    _Atomic int holding;   /* master -> hostile: inside the T_HOLD handler */
+    _Atomic int go;        /* master -> hostile: not polling, truncate now */
+} *TS;
+
+static int trunc_expect_shm_open; /* the shm_open run (seccomp filter on) */
+
+static void on_hold(ripc_peer *from, const ripc_msg *msg, void *arg)
+{
+    (void)from;
+    (void)arg;
+    atomic_store(&TS->holding, 1);
+    for (uint64_t end = now_ms() + 10000; !atomic_load(&TS->truncated) && now_ms() < end;)
+        sched_yield();
+    /* The message is still in the (now truncated) ring: read all of it. */
+    unsigned sum = 0;
+    for (uint64_t i = 0; i < msg->len; i++)
+        sum += ((const volatile unsigned char *)msg->data)[i];
+    (void)sum;
+}
+
+static int hostile_truncate(int variant)
+{
+    struct hconn h;
+    char name[32];
+    snprintf(name, sizeof name, "hostile-k%d", variant);
+    if (h_open(&h, name) < 0)
+        return 2;
+    atomic_store(&TS->backend, h.seg.backend);
+    ripc_ring *r;
+    if (ripc_ring_attach(&r, h.w2m, h.ring_sz, RIPC_RING_PRODUCER) < 0)
+        return 3;
+    uint8_t rec[RIPC_MSG_HDR + 64];
+    memset(rec, 0x5A, sizeof rec);
+    uint64_t end = now_ms() + 10000;
+    if (variant == 0) {
+        ripc__msg_encode(rec, T_NOTE, RIPC_KIND_ONEWAY, 0, 0);
+        if (ripc_ring_push(r, rec, sizeof rec) < 0)
+            return 4;
+        h_ring_master(&h);
+        while (ripc_ring_used(r) > 0) /* the master took it */
+            if (now_ms() > end)
+                return 5;
+            else
+                sched_yield();
+    } else if (variant == 1) {
+        ripc__msg_encode(rec, T_HOLD, RIPC_KIND_ONEWAY, 0, 0);
+        if (ripc_ring_push(r, rec, sizeof rec) < 0)
+            return 4;
+        ripc__msg_encode(rec, T_NOTE, RIPC_KIND_ONEWAY, 0, 0);
+        while (ripc_ring_push(r, rec, sizeof rec) == 0)
+            ; /* fill the ring behind it */
+        h_ring_master(&h);
+        while (!atomic_load(&TS->holding))
+            if (now_ms() > end)
+                return 5;
+            else
+                sched_yield();
+    } else {
+        while (!atomic_load(&TS->go))
+            if (now_ms() > end)
+                return 5;
+            else
+                sched_yield();
+    }
+    int rc = ftruncate((int)h.seg.fd, 0);
+    atomic_store(&TS->err, rc == 0 ? 0 : errno);
+    atomic_store(&TS->truncated, 1);
+    if (rc != 0) {
+        /* Sealed: nothing happened. Leave when the master says so. */
+        while (!atomic_load(&M.sh->release))
+            if (now_ms() > end + 20000)
+                return 6;
+            else
+                usleep(1000);
+        return 0;
+    }
+    if (variant != 2)
+        h_ring_master(&h);
+    return h_finish(&h); /* never touches its own mapping again */
+}
+
+struct trunc_send {
+    uint32_t id;
+    int rc;
+};
+
+static void *trunc_send_main(void *arg)
+{
+    struct trunc_send *t = arg;
+    unsigned char payload[100] = {0};
+    t->rc = ripc_server_send(M.s, t->id, T_NOTE, payload, sizeof payload, 1000);
+    return NULL;
+}
+
+static void test_hostile_truncate(void **state)
+{
+    (void)state;
+    for (int v = 0; v < 3; v++) {
+        char name[32];
+        snprintf(name, sizeof name, "hostile-k%d", v);
+        memset(TS, 0, sizeof *TS);
+        int notes0 = M.notes;
+        start_hostile(hostile_truncate, v);
+        if (v == 2) {
+            /* Every poll arms the ring (a store into the segment): stop
+             * polling, so that the send below is the first access. */
+            PUMP_UNTIL(find(M.joined, M.nj, name) != NULL || M.hostile == 0, 10000);
+            atomic_store(&TS->go, 1);
+            for (uint64_t end = now_ms() + 10000; !atomic_load(&TS->truncated) && now_ms() < end;)
+                usleep(1000);
+        }
+        PUMP_UNTIL(atomic_load(&TS->truncated) || M.hostile == 0, 10000);
+        if (!atomic_load(&TS->truncated))
+            fail_msg("%s: no truncation (exit %d)", name, M.hostile_status);
+        int want = trunc_expect_shm_open ? RIPC_SEG_SHM_OPEN : RIPC_SEG_MEMFD;
+        assert_int_equal(atomic_load(&TS->backend), want);
+        assert_int_equal(atomic_load(&TS->err), want == RIPC_SEG_MEMFD ? EPERM : 0);
+        if (v == 2) {
+            /* The master's send is the first access to the segment. */
+            const struct rec *j = find(M.joined, M.nj, name);
+            assert_non_null(j);
+            struct trunc_send t = {.id = j->id};
+            pthread_t th;
+            assert_int_equal(pthread_create(&th, NULL, trunc_send_main, &t), 0);
+            pthread_join(th, NULL);
+            print_message("%s: the master's send returned %d (%s)\n", name, t.rc,
+                          ripc_strerror(t.rc));
+            if (want == RIPC_SEG_MEMFD)
+                assert_int_equal(t.rc, 0);
+            else if (t.rc != -EPROTO && t.rc != -EPIPE)
+                fail_msg("send to %s: %d (%s)", name, t.rc, ripc_strerror(t.rc));
+        }
+        if (want == RIPC_SEG_MEMFD) {
+            atomic_store(&M.sh->release, 1); /* it stayed whole: let it go */
+            PUMP_UNTIL(find(M.left, M.nl, name) != NULL, 10000);
+            assert_non_null(find(M.left, M.nl, name));
+            wait_hostile_exit();
+        } else {
+            expect_left(name, -EPROTO);
+        }
+        if (v == 0)
+            assert_int_equal(M.notes, notes0 + 1); /* the note before it */
+    }
+    finish_good();
+}
+
+static int setup_truncate(void **state)
+{
+    TS = ripc_test_shared_alloc(sizeof *TS);
+    setup(state);
+    ripc_server_handle(M.s, T_HOLD, on_hold, NULL);
+    return 0;
+}
+
+static int teardown_truncate(void **state)
+{
+    teardown(state);
+    ripc_test_shared_free(TS, sizeof *TS);
+    return 0;
+}
+
+/* The cases above with the master's segments from shm_open: memfd_create
+ * refused in this process and its children, as by a seccomp profile. */
+static int run_shm_open_cases(void)
+{
+    int rc = ripc_test_refuse_memfd();
+    if (rc < 0)
+        ripc_test_skip("cannot refuse memfd_create: %s", strerror(-rc));
+    trunc_expect_shm_open = 1;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_hostile_truncate, setup_truncate, teardown_truncate),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
+
 /* The same attacks against a master driven by its own event loop
  * (ripc_server_poll(s, 0) + ripc_server_fd()). */
 static int setup_own_loop(void **state)
@@ -1190,11 +1385,13 @@ static void test_hostile_own_event_loop(void **state)
     finish_good();
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
     if (!(ripc__doorbell_caps() & RIPC_DB_CAP(RIPC_DB_EVENTFD)))
         ripc_test_skip("the hostile worker rings the master through an eventfd");
+    if (argc > 1 && strcmp(argv[1], "shm_open") == 0)
+        return run_shm_open_cases();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_hostile_ring_garbage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_bad_message, setup, teardown),
@@ -1208,6 +1405,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hostile_deaf_worker, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_blocking_bells, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_closed_bell, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hostile_truncate, setup_truncate, teardown_truncate),
         cmocka_unit_test_setup_teardown(test_hostile_own_event_loop, setup_own_loop, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,5 +1,6 @@
 #include "support/support.h"
 
+#include <errno.h>
 #include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,6 +11,18 @@
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#if defined(__linux__) && defined(__has_include)
+#if __has_include(<linux/seccomp.h>) && __has_include(<linux/filter.h>)
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#ifdef __NR_memfd_create
+#define TEST_HAVE_SECCOMP 1
+#endif
+#endif
+#endif
 
 #include <cmocka.h>
 
@@ -139,4 +152,24 @@ int ripc_test_spawn_self(char *const argv[], void (*prepare)(void *), void *arg,
         return -1; /* a child that was started sees EOF on stdout and dies of SIGPIPE */
     }
     return pid;
+}
+
+int ripc_test_refuse_memfd(void)
+{
+#ifdef TEST_HAVE_SECCOMP
+    /* No architecture check: a foreign-ABI call with the same number would
+     * fail too, which a test does not make. */
+    struct sock_filter f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_memfd_create, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = {sizeof f / sizeof f[0], f};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+        return -errno;
+    return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0 ? -errno : 0;
+#else
+    return -ENOSYS;
+#endif
 }

@@ -59,6 +59,12 @@ void ripc_test_shared_free(void *p, size_t len);
  * pid with *out reading its stdout, or -1. */
 int ripc_test_spawn_self(char *const argv[], void (*prepare)(void *), void *arg, FILE **out);
 
+/* From now on memfd_create fails with ENOSYS in this process and the
+ * children it forks, as under a container's seccomp profile (the library
+ * then takes its segments from shm_open). Returns 0, or -errno when the
+ * filter cannot be installed (-ENOSYS where seccomp filters do not exist). */
+int ripc_test_refuse_memfd(void);
+
 /* Wait for pid and return its exit code, or 128 + signal. */
 int ripc_test_wait(int pid);
 
