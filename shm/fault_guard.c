@@ -25,6 +25,19 @@
 #define MAP_ANONYMOUS MAP_ANON
 #endif
 
+#if defined(__SANITIZE_THREAD__)
+#define GUARD_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define GUARD_TSAN 1
+#endif
+#endif
+#if defined(GUARD_TSAN) && defined(__linux__) && defined(__LP64__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#define GUARD_RAW_MMAP 1
+#endif
+
 #define CHUNKS     26 /* 64 << 25: far more ranges than mappings a process may have */
 #define CHUNK0_LOG 6
 
@@ -35,8 +48,12 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
  * the one the handler is not reading, then publishes it. */
 static struct sigaction prev[2];
 static _Atomic int prev_idx;
-/* Handlers inside a call of a previous one: a previous handler that chains
- * back to us (it was installed after us and saved ours) must not loop. */
+/* Calls of the previous handler under way. One installed after us that
+ * saved ours and chains to it would otherwise loop: entered again while a
+ * call is under way, we take the default action instead. A previous handler
+ * that does not return (siglongjmp, as test harnesses do) leaves this
+ * raised until we are installed again; meanwhile a fault not ours gets the
+ * default action (the process dies of SIGBUS) instead of that handler. */
 static _Atomic int chaining;
 
 static size_t chunk_slots(int k)
@@ -45,6 +62,21 @@ static size_t chunk_slots(int k)
 }
 
 /* ---- the handler ---- */
+
+/* Zero-filled private memory in place of [b, b + l). */
+static void *replace(void *b, size_t l)
+{
+    int prot = PROT_READ | PROT_WRITE, flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED;
+#ifdef GUARD_RAW_MMAP
+    /* TSan takes an mmap for a write of the whole range by this thread, and
+     * every later access by another thread for a race with it. Nothing
+     * relies on what the range holds from now on (its owner drops the peer),
+     * so TSan is not told. */
+    return (void *)syscall(SYS_mmap, b, l, prot, flags, -1, 0);
+#else
+    return mmap(b, l, prot, flags, -1, 0);
+#endif
+}
 
 /* Is a, a faulting address, in the range of slot s? If so make the range
  * harmless. 1: the access may run again; 0: not ours, or not fixable. */
@@ -77,8 +109,7 @@ static int fix_slot(ripc__fault_guard_slot *s, uintptr_t a)
             atomic_store_explicit(&s->state, RIPC_GUARD_ARMED, memory_order_release);
             return 0;
         }
-        void *p = mmap((void *)b, l, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
-                       -1, 0);
+        void *p = replace((void *)b, l);
         if (p == MAP_FAILED) {
             atomic_store_explicit(&s->state, RIPC_GUARD_ARMED, memory_order_release);
             return 0;
@@ -164,6 +195,7 @@ static int install(void)
     int idx = !atomic_load_explicit(&prev_idx, memory_order_relaxed);
     prev[idx] = cur;
     atomic_store_explicit(&prev_idx, idx, memory_order_release);
+    atomic_store(&chaining, 0);
     if (sigaction(SIGBUS, &sa, NULL) != 0)
         return -errno;
     /* A sanitizer that keeps SIGBUS to itself says yes and does nothing. */
