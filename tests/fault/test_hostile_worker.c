@@ -1192,13 +1192,24 @@ static struct trunc_shared {
 
 static int trunc_expect_shm_open; /* the shm_open run (seccomp filter on) */
 
+/* Wait (either side) until the other side raised *flag: 0, or -1 after
+ * 10 s. */
+static int await_flag(_Atomic int *flag)
+{
+    for (uint64_t end = now_ms() + 10000; !atomic_load(flag);)
+        if (now_ms() > end)
+            return -1;
+        else
+            sched_yield();
+    return 0;
+}
+
 static void on_hold(ripc_peer *from, const ripc_msg *msg, void *arg)
 {
     (void)from;
     (void)arg;
     atomic_store(&TS->holding, 1);
-    for (uint64_t end = now_ms() + 10000; !atomic_load(&TS->truncated) && now_ms() < end;)
-        sched_yield();
+    await_flag(&TS->truncated);
     /* The message is still in the (now truncated) ring: read all of it. */
     unsigned sum = 0;
     for (uint64_t i = 0; i < msg->len; i++)
@@ -1238,29 +1249,17 @@ static int hostile_truncate(int variant)
         while (ripc_ring_push(r, rec, sizeof rec) == 0)
             ; /* fill the ring behind it */
         h_ring_master(&h);
-        while (!atomic_load(&TS->holding))
-            if (now_ms() > end)
-                return 5;
-            else
-                sched_yield();
-    } else {
-        while (!atomic_load(&TS->go))
-            if (now_ms() > end)
-                return 5;
-            else
-                sched_yield();
+        if (await_flag(&TS->holding) < 0)
+            return 5;
+    } else if (await_flag(&TS->go) < 0) {
+        return 5;
     }
     int rc = ftruncate((int)h.seg.fd, 0);
     atomic_store(&TS->err, rc == 0 ? 0 : errno);
     atomic_store(&TS->truncated, 1);
     if (rc != 0) {
         /* Sealed: nothing happened. Leave when the master says so. */
-        while (!atomic_load(&M.sh->release))
-            if (now_ms() > end + 20000)
-                return 6;
-            else
-                usleep(1000);
-        return 0;
+        return await_flag(&M.sh->release) < 0 ? 6 : 0;
     }
     if (variant != 2)
         h_ring_master(&h);
@@ -1294,8 +1293,7 @@ static void test_hostile_truncate(void **state)
              * polling, so that the send below is the first access. */
             PUMP_UNTIL(find(M.joined, M.nj, name) != NULL || M.hostile == 0, 10000);
             atomic_store(&TS->go, 1);
-            for (uint64_t end = now_ms() + 10000; !atomic_load(&TS->truncated) && now_ms() < end;)
-                usleep(1000);
+            await_flag(&TS->truncated);
         }
         PUMP_UNTIL(atomic_load(&TS->truncated) || M.hostile == 0, 10000);
         if (!atomic_load(&TS->truncated))
