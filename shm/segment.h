@@ -55,10 +55,10 @@ enum {
 #define RIPC_SEG_MAX ((uint64_t)1 << 40)
 
 typedef struct ripc__segment {
-    void *base;  /* mapping, NULL when closed */
-    size_t len;  /* mapped bytes */
-    intptr_t fd; /* descriptor (POSIX fd, or Windows HANDLE); -1 when none */
-    int backend; /* RIPC_SEG_* actually used */
+    void *base;                    /* mapping, NULL when closed */
+    size_t len;                    /* mapped bytes */
+    intptr_t fd;                   /* descriptor (POSIX fd, or Windows HANDLE); -1 when none */
+    int backend;                   /* RIPC_SEG_* actually used */
     ripc__fault_guard_slot *guard; /* our mapping is guarded (shm_open); else NULL */
 } ripc__segment;
 

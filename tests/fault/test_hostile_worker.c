@@ -1182,13 +1182,14 @@ static void test_hostile_closed_bell(void **state)
 
 #define T_HOLD 3 /* one-way: the handler waits until the worker truncated */
 
-static struct trunc_shared {
+struct trunc_shared {
     _Atomic int backend;   /* hostile -> master: the segment's RIPC_SEG_* */
     _Atomic int err;       /* hostile -> master: errno of its ftruncate, 0 */
     _Atomic int truncated; /* hostile -> master: ftruncate was tried */
     _Atomic int holding;   /* master -> hostile: inside the T_HOLD handler */
     _Atomic int go;        /* master -> hostile: not polling, truncate now */
-} *TS;
+};
+static struct trunc_shared *TS;
 
 static int trunc_expect_shm_open; /* the shm_open run (seccomp filter on) */
 
