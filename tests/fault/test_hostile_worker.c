@@ -41,6 +41,7 @@
 #include "shm/segment.h"
 #include "sockets/sock.h"
 #include "src/proto.h"
+#include "support/hconn.h"
 #include "support/support.h"
 
 #define T_ECHO       1 /* request: the master replies with the same bytes */
@@ -225,101 +226,36 @@ static int good_worker(void)
 
 /* ---- the hostile worker's tools (child side) ---- */
 
-struct hconn {
-    int sock;
-    ripc__welcome w;
-    ripc__segment seg;
-    int master_bell; /* we ring it (eventfd) */
-    int own_bell;
-    size_t ring_sz; /* bytes of one ring: header + data */
-    struct ripc_ring_hdr *w2m, *m2w;
-    unsigned char *w2m_data;
-};
+/* The hand-made worker of support/hconn.h, bound to this master. */
+typedef ripc_test_hconn hconn;
 
 static int h_connect(const char *url)
 {
-    ripc__addr a;
-    intptr_t fd;
-    if (ripc__addr_parse(&a, url, NULL, 0) < 0 || ripc__sock_connect(&a, &fd, 5000, NULL, 0) < 0)
-        return -1;
-    return (int)fd;
+    return ripc_test_hconnect(url);
 }
 
-/* The HELLO a real client sends (src/client.c, handshake()). */
 static size_t h_hello(uint8_t *out, const char *name)
 {
-    ripc__hello h = {.version_min = RIPC_PROTO_VERSION,
-                     .version_max = RIPC_PROTO_VERSION,
-                     .caps = ripc__doorbell_caps() | RIPC_CAP_SHM | RIPC_CAP_MEMFD,
-                     .pid = (uint32_t)getpid(),
-                     .ring_bytes = HOSTILE_RING};
-    snprintf(h.name, sizeof h.name, "%s", name);
-    size_t plen = ripc__hello_encode(out + RIPC_FRAME_HDR, RIPC_HANDSHAKE_MAX, &h);
-    ripc__frame f = {.ftype = RIPC_FRAME_HELLO, .len = plen};
-    ripc__frame_encode(out, &f);
-    return RIPC_FRAME_HDR + plen;
+    return ripc_test_hello(out, name, HOSTILE_RING, RIPC_XPORT_SHM);
 }
 
-static int h_open(struct hconn *h, const char *name)
+static int h_open(hconn *h, const char *name)
 {
-    memset(h, 0, sizeof *h);
-    h->master_bell = h->own_bell = -1;
-    if ((h->sock = h_connect(M.url)) < 0)
-        return -1;
-    uint8_t buf[RIPC_FRAME_HDR + RIPC_HANDSHAKE_MAX];
-    size_t n = h_hello(buf, name);
-    if (ripc__sock_send_all(h->sock, buf, n) < 0)
-        return -1;
-    int fds[3] = {-1, -1, -1}, nfds = 0;
-    ripc__frame f;
-    if (ripc__sock_recv_fds(h->sock, buf, RIPC_FRAME_HDR, fds, 3, &nfds, 5000) < 0 ||
-        ripc__frame_decode(buf, &f, RIPC_HANDSHAKE_MAX) < 0 || f.ftype != RIPC_FRAME_WELCOME ||
-        ripc__sock_recv_all(h->sock, buf, (size_t)f.len, 5000) < 0 ||
-        ripc__welcome_decode(buf, (size_t)f.len, &h->w) < 0 || nfds != 3 ||
-        (h->w.master_db != RIPC_DB_EVENTFD && h->w.master_db != RIPC_DB_SOCKET))
-        return -1;
-    if (ripc__segment_map(&h->seg, fds[0], (size_t)h->w.seg_bytes, NULL, 0) < 0)
-        return -1;
-    h->master_bell = fds[1];
-    h->own_bell = fds[2];
-    h->ring_sz = ripc_ring_size((size_t)h->w.ring_bytes);
-    h->w2m = h->seg.base;
-    h->m2w = (struct ripc_ring_hdr *)((unsigned char *)h->seg.base + h->ring_sz);
-    h->w2m_data = (unsigned char *)h->w2m + RIPC_RING_HDR_BYTES;
-    return 0;
+    return ripc_test_hopen(h, M.url, name, HOSTILE_RING, RIPC_XPORT_SHM);
 }
 
-static void h_ring_master(struct hconn *h)
+static void h_ring_master(hconn *h)
 {
-    if (h->w.master_db == RIPC_DB_SOCKET) {
-        /* A full doorbell socket already means "wake up". */
-        if (send(h->master_bell, "!", 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 && errno != EAGAIN)
-            perror("hostile: ring");
-        return;
-    }
-    uint64_t one = 1;
-    if (write(h->master_bell, &one, sizeof one) != sizeof one)
-        perror("hostile: ring");
+    ripc_test_hring(h);
 }
 
-/* The master drops us by closing the socket: wait for that. 0 = dropped. */
 static int h_wait_drop(int sock, int ms)
 {
-    uint64_t end = now_ms() + (uint64_t)ms;
-    char junk[256];
-    while (now_ms() < end) {
-        struct pollfd pf = {.fd = sock, .events = POLLIN};
-        if (poll(&pf, 1, 100) <= 0)
-            continue;
-        ssize_t n = recv(sock, junk, sizeof junk, MSG_DONTWAIT);
-        if (n == 0 || (n < 0 && errno == ECONNRESET))
-            return 0;
-    }
-    return 1;
+    return ripc_test_hwait_drop(sock, ms);
 }
 
 /* Tell the master the damage is done, then wait to be thrown out. */
-static int h_finish(struct hconn *h)
+static int h_finish(hconn *h)
 {
     atomic_store(&M.sh->hostile_done, 1);
     return h_wait_drop(h->sock, 20000) ? 10 : 0;
@@ -431,7 +367,7 @@ static int teardown(void **state)
 
 static int hostile_garbage(int variant)
 {
-    struct hconn h;
+    hconn h;
     char name[32];
     snprintf(name, sizeof name, "hostile-a%d", variant);
     if (h_open(&h, name) < 0)
@@ -475,7 +411,7 @@ static void test_hostile_ring_garbage(void **state)
 
 static int hostile_bad_message(int variant)
 {
-    struct hconn h;
+    hconn h;
     char name[32];
     snprintf(name, sizeof name, "hostile-b%d", variant);
     if (h_open(&h, name) < 0)
@@ -535,7 +471,7 @@ static void test_hostile_bad_message(void **state)
 
 static int hostile_random(int seed)
 {
-    struct hconn h;
+    hconn h;
     char name[32];
     snprintf(name, sizeof name, "hostile-c%d", seed);
     if (h_open(&h, name) < 0)
@@ -567,7 +503,7 @@ static void test_hostile_random_ring(void **state)
 
 static int hostile_control(int variant)
 {
-    struct hconn h;
+    hconn h;
     char name[32];
     snprintf(name, sizeof name, "hostile-d%d", variant);
     if (h_open(&h, name) < 0)
@@ -691,7 +627,7 @@ static int h_memfd(size_t len, int seals)
     return fd;
 }
 
-static int h_large_frame_k(struct hconn *h, uint16_t type, uint8_t kind, uint64_t id, uint64_t len,
+static int h_large_frame_k(hconn *h, uint16_t type, uint8_t kind, uint64_t id, uint64_t len,
                            int fd)
 {
     uint8_t fr[RIPC_FRAME_HDR];
@@ -712,7 +648,7 @@ static int h_marker_k(ripc_ring *r, uint16_t type, uint8_t kind, uint64_t id, ui
     return 0;
 }
 
-static int h_large_frame(struct hconn *h, uint64_t id, uint64_t len, int fd)
+static int h_large_frame(hconn *h, uint64_t id, uint64_t len, int fd)
 {
     return h_large_frame_k(h, T_NOTE, RIPC_KIND_ONEWAY, id, len, fd);
 }
@@ -724,7 +660,7 @@ static int h_marker(ripc_ring *r, uint64_t id, uint64_t len, size_t marker_bytes
 
 static int hostile_large(int variant)
 {
-    struct hconn h;
+    hconn h;
     char name[32];
     snprintf(name, sizeof name, "hostile-h%d", variant);
     if (h_open(&h, name) < 0)
@@ -857,7 +793,7 @@ static void test_hostile_socket_oversize(void **state)
 static int hostile_unread_frames(int variant)
 {
     (void)variant;
-    struct hconn h;
+    hconn h;
     if (h_open(&h, "hostile-j") < 0)
         return 2;
     ripc_ring *r;
@@ -986,7 +922,7 @@ static void test_hostile_handshake(void **state)
 
 static int hostile_tail(int variant)
 {
-    struct hconn h;
+    hconn h;
     char name[32];
     snprintf(name, sizeof name, "hostile-f%d", variant);
     if (h_open(&h, name) < 0)
@@ -1031,7 +967,7 @@ static void test_hostile_tail_scribble(void **state)
 static int hostile_deaf(int variant)
 {
     (void)variant;
-    struct hconn h;
+    hconn h;
     if (h_open(&h, "deaf") < 0)
         return 2;
     ripc_ring *p;
@@ -1084,7 +1020,7 @@ static void test_hostile_deaf_worker(void **state)
 static int hostile_bells(int variant)
 {
     (void)variant;
-    struct hconn h;
+    hconn h;
     if (h_open(&h, "bells") < 0)
         return 2;
     int fds[2] = {h.own_bell, h.master_bell};
@@ -1144,7 +1080,7 @@ static void test_hostile_blocking_bells(void **state)
 static int hostile_closed_bell(int variant)
 {
     (void)variant;
-    struct hconn h;
+    hconn h;
     if (h_open(&h, "closed-bell") < 0)
         return 2;
     close(h.master_bell);
@@ -1220,7 +1156,7 @@ static void on_hold(ripc_peer *from, const ripc_msg *msg, void *arg)
 
 static int hostile_truncate(int variant)
 {
-    struct hconn h;
+    hconn h;
     char name[32];
     snprintf(name, sizeof name, "hostile-k%d", variant);
     if (h_open(&h, name) < 0)
