@@ -82,7 +82,8 @@ void ripc_test_hring(const ripc_test_hconn *h)
 {
     if (h->w.master_db == RIPC_DB_SOCKET) {
         /* A full doorbell socket already means "wake up". */
-        if (send(h->master_bell, "!", 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 && errno != EAGAIN)
+        if (send(h->master_bell, "!", 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 && errno != EAGAIN &&
+            errno != EPIPE && errno != ECONNRESET) /* gone: the master dropped us */
             perror("hostile: ring");
         return;
     }
