@@ -72,13 +72,19 @@ static struct {
     ripc_server *s;
     char url[96];
     struct shared *sh;
+    /* Written under rec_mu (callbacks may come from several dispatch
+     * threads), each record before the count that publishes it. */
     struct rec joined[256], left[256];
-    int nj, nl;
+    _Atomic int nj, nl;
     pid_t good, hostile;
     int good_status, hostile_status;
-    int notes;
+    _Atomic int notes;
     int own_loop; /* pump as an application with its own event loop would */
+    int running;  /* ripc_server_run() dispatches on its own threads */
+    pthread_t run_th;
 } M;
+
+static pthread_mutex_t rec_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static uint64_t now_ms(void)
 {
@@ -124,22 +130,28 @@ static void on_note(ripc_peer *from, const ripc_msg *msg, void *arg)
 static void on_join(ripc_peer *p, void *arg)
 {
     (void)arg;
+    pthread_mutex_lock(&rec_mu);
     if (M.nj < 256) {
-        struct rec *r = &M.joined[M.nj++];
+        struct rec *r = &M.joined[M.nj];
         snprintf(r->name, sizeof r->name, "%s", ripc_peer_name(p));
         r->id = ripc_peer_id(p);
+        M.nj++;
     }
+    pthread_mutex_unlock(&rec_mu);
 }
 
 static void on_leave(ripc_peer *p, int reason, void *arg)
 {
     (void)arg;
+    pthread_mutex_lock(&rec_mu);
     if (M.nl < 256) {
-        struct rec *r = &M.left[M.nl++];
+        struct rec *r = &M.left[M.nl];
         snprintf(r->name, sizeof r->name, "%s", ripc_peer_name(p));
         r->id = ripc_peer_id(p);
         r->reason = reason;
+        M.nl++;
     }
+    pthread_mutex_unlock(&rec_mu);
 }
 
 static const struct rec *find(const struct rec *v, int n, const char *name)
@@ -165,7 +177,10 @@ static void reap(void)
 
 static void pump(void)
 {
-    if (M.own_loop) {
+    if (M.running) {
+        /* The master serves on its own threads: only watch the children. */
+        usleep(1000);
+    } else if (M.own_loop) {
         /* ringipc.h: poll(s, 0) until it returns 0, then wait for the fd.
          * The long wait makes a missed wake-up visible as a stall. */
         int rc;
@@ -627,8 +642,7 @@ static int h_memfd(size_t len, int seals)
     return fd;
 }
 
-static int h_large_frame_k(hconn *h, uint16_t type, uint8_t kind, uint64_t id, uint64_t len,
-                           int fd)
+static int h_large_frame_k(hconn *h, uint16_t type, uint8_t kind, uint64_t id, uint64_t len, int fd)
 {
     uint8_t fr[RIPC_FRAME_HDR];
     ripc__frame f = {.ftype = RIPC_FRAME_LARGE, .kind = kind, .type = type, .id = id, .len = len};
@@ -1320,6 +1334,247 @@ static void test_hostile_own_event_loop(void **state)
     finish_good();
 }
 
+/* ---- (l) scribbling while the master dispatches on n threads ----
+ * Until now every case did its damage before the master looked. Here a
+ * worker scribbles on its segment while the master reads and writes it
+ * from ripc_server_run(s, n) threads, and while this thread sends to it:
+ * indices, record headers and lengths, message headers, the wait words and
+ * the constants line of both rings, with random and adversarial values,
+ * between valid requests and notes (it swallows the replies as they come).
+ * Some scribbles are harmless (a wait word, payload bytes, the constants
+ * the master copied at attach) and the connection goes on; after
+ * SCRIBBLE_STEPS it makes sure of its end (garbage over its whole w->m data
+ * area). So every scribbler joins, and leaves exactly once, with -EPROTO.
+ * Meanwhile the good worker's requests must all come back intact, and once
+ * it is over the master must be idle, then stop. A fixed number of rounds
+ * (connections) and steps, not a time. */
+
+#define SCRIBBLE_ROUNDS 64
+#define SCRIBBLE_STEPS  256
+
+static uint64_t adversarial(uint64_t *s, uint64_t near, uint64_t cap)
+{
+    uint64_t r = ripc_test_rand(s);
+    switch (r % 8) {
+    case 0:
+        return 0;
+    case 1:
+        return UINT64_MAX - (r >> 8) % 16;
+    case 2:
+        return near + cap + 8 * ((r >> 8) % 4); /* just over a lap */
+    case 3:
+        return near - 8 * (1 + (r >> 8) % 8); /* backwards */
+    case 4:
+        return near + 1 + (r >> 8) % 7; /* unaligned */
+    case 5:
+        return (uint64_t)1 << (32 + (r >> 8) % 32); /* far */
+    case 6:
+        return near + 8 * ((r >> 8) % (cap / 8)); /* plausible */
+    default:
+        return ripc_test_rand(s);
+    }
+}
+
+/* A record header as a hostile producer might write one. */
+static uint64_t bad_header(uint64_t *s, uint64_t cap)
+{
+    uint64_t r = ripc_test_rand(s);
+    uint32_t len = (uint32_t)(r >> 32);
+    switch (r % 6) {
+    case 0:
+        return ripc__rec_pack(len, RIPC_REC_VALID); /* any length */
+    case 1:
+        return ripc__rec_pack((uint32_t)(cap / 2 + 8 * (r % 3)), RIPC_REC_VALID);
+    case 2:
+        return ripc__rec_pack((uint32_t)(r % cap), RIPC_REC_VALID | RIPC_REC_PAD);
+    case 3:
+        return ripc__rec_pack(len % 64, RIPC_REC_VALID | 0x80u);
+    case 4:
+        return ripc__rec_pack(len % 64, 0); /* not committed, yet nonzero */
+    default:
+        return ripc_test_rand(s);
+    }
+}
+
+/* One scribble on either ring of h, wherever the master may be right now. */
+static void scribble(hconn *h, uint64_t *s)
+{
+    uint64_t r = ripc_test_rand(s);
+    struct ripc_ring_hdr *g = r & 1 ? h->m2w : h->w2m;
+    unsigned char *data = (unsigned char *)g + RIPC_RING_HDR_BYTES;
+    uint64_t cap = h->w.ring_bytes;
+    uint64_t tail = atomic_load(&g->cons.tail), head = atomic_load(&g->prod.head);
+    uint64_t at = (tail + 8 * ((r >> 8) % 8)) & (cap - 8); /* a header slot the master reads */
+    switch ((r >> 4) % 8) {
+    case 0:
+        atomic_store(&g->prod.head, adversarial(s, head, cap));
+        break;
+    case 1:
+        atomic_store(&g->cons.tail, adversarial(s, tail, cap));
+        break;
+    case 2:
+        __atomic_store_n((uint64_t *)(data + at), bad_header(s, cap), __ATOMIC_RELEASE);
+        break;
+    case 3: { /* the message header (or large marker) behind a record header */
+        uint64_t v[2] = {ripc_test_rand(s), ripc_test_rand(s)};
+        if (r & 0x100)
+            v[0] &= 0x00000000FFFFFFFFull; /* reserved bytes clear: kind/flags decide */
+        memcpy(data + ((at + 8) & (cap - 16)), v, sizeof v);
+        break;
+    }
+    case 4: { /* a wait word */
+        _Atomic uint32_t *w[4] = {&g->wait.w.consumer_sleeping, &g->wait.w.producer_sleeping,
+                                  &g->wait.w.data_seq, &g->wait.w.space_seq};
+        uint32_t vals[4] = {1, 2, 0xFFFFFFFFu, (uint32_t)ripc_test_rand(s)};
+        atomic_store(w[(r >> 8) % 4], vals[(r >> 10) % 4]);
+        break;
+    }
+    case 5: /* the constants line: the master must not read it again */
+        g->consts.c.capacity = adversarial(s, cap, cap);
+        g->consts.c.max_payload = ripc_test_rand(s);
+        break;
+    case 6: { /* random bytes over a span of the data area */
+        uint64_t from = ripc_test_rand(s) % cap, n = ripc_test_rand(s) % 256;
+        for (uint64_t i = 0; i < n && from + i < cap; i++)
+            data[from + i] = (unsigned char)ripc_test_rand(s);
+        break;
+    }
+    default: /* a committed record's length changed under the reader */
+        __atomic_store_n((uint64_t *)(data + at),
+                         ripc__rec_pack((uint32_t)(ripc_test_rand(s) % cap), RIPC_REC_VALID),
+                         __ATOMIC_RELEASE);
+        break;
+    }
+}
+
+/* The m->w ring: take whatever the master put there. */
+static void swallow(hconn *h)
+{
+    atomic_store_explicit(&h->m2w->cons.tail, atomic_load(&h->m2w->prod.head),
+                          memory_order_release);
+}
+
+static int hostile_scribbler(int n)
+{
+    uint64_t s = 0x5C21BB1E5ull + (uint64_t)n;
+    int steps = 0, scribbles = 0, survived = 0;
+    for (int round = 0; round < SCRIBBLE_ROUNDS; round++) {
+        hconn h;
+        ripc_ring *r;
+        if (h_open(&h, "scribbler") < 0 ||
+            ripc_ring_attach(&r, h.w2m, h.ring_sz, RIPC_RING_PRODUCER) < 0)
+            return 2;
+        unsigned char payload[512];
+        memset(payload, 0x5A, sizeof payload);
+        for (int step = 0; step < SCRIBBLE_STEPS && ripc__sock_alive(h.sock); step++) {
+            uint64_t x = ripc_test_rand(&s);
+            size_t len = (size_t)(x >> 20) % sizeof payload;
+            void *rec;
+            if (ripc_ring_reserve(r, RIPC_MSG_HDR + len, &rec) == 0) {
+                int req = x & 1;
+                ripc__msg_encode(rec, req ? T_ECHO : T_NOTE,
+                                 req ? RIPC_KIND_REQUEST : RIPC_KIND_ONEWAY, 0, (uint64_t)step);
+                memcpy((uint8_t *)rec + RIPC_MSG_HDR, payload, len);
+                ripc_ring_commit(r, RIPC_MSG_HDR + len);
+            }
+            h_ring_master(&h);
+            if ((x >> 8) % 4 == 0) {
+                scribble(&h, &s);
+                scribbles++;
+            }
+            steps++;
+            swallow(&h);
+            if ((x >> 12) % 16 == 0)
+                sched_yield(); /* let the master catch up now and then */
+        }
+        /* The end: garbage wherever the master's position is. */
+        survived += ripc__sock_alive(h.sock);
+        memset(h.w2m_data, 0xA5, (size_t)h.w.ring_bytes);
+        h_ring_master(&h);
+        for (uint64_t end = now_ms() + 20000; ripc__sock_alive(h.sock); sched_yield()) {
+            if (now_ms() > end)
+                return 10;
+            swallow(&h);
+        }
+        ripc_ring_detach(r);
+        ripc_test_hclose(&h);
+    }
+    printf("scribbler: %d rounds, %d steps, %d scribbles, %d rounds survived them all\n",
+           SCRIBBLE_ROUNDS, steps, scribbles, survived);
+    fflush(stdout);
+    return 0;
+}
+
+static void *run_thread(void *arg)
+{
+    int rc = ripc_server_run(M.s, (unsigned)(uintptr_t)arg);
+    if (rc < 0)
+        fprintf(stderr, "run: %s\n", ripc_strerror(rc));
+    return NULL;
+}
+
+static int teardown_run(void **state)
+{
+    if (M.running) {
+        ripc_server_stop(M.s);
+        pthread_join(M.run_th, NULL);
+        M.running = 0;
+    }
+    return teardown(state);
+}
+
+static void scribble_under_run(unsigned threads)
+{
+    /* Fork before the dispatch threads start (a child forked while another
+     * thread allocates may find the allocator locked). */
+    start_hostile(hostile_scribbler, (int)threads);
+    assert_int_equal(pthread_create(&M.run_th, NULL, run_thread, (void *)(uintptr_t)threads), 0);
+    M.running = 1;
+    unsigned char note[64];
+    memset(note, 0x5A, sizeof note);
+    uint64_t end = now_ms() + 120000;
+    while (M.hostile != 0 && now_ms() < end) {
+        /* Sends from outside the dispatch threads, to the scribbler of the
+         * moment (the last to join), meet its scribbles too. */
+        int nj = M.nj;
+        const struct rec *last = nj > 0 ? &M.joined[nj - 1] : NULL;
+        if (last && strcmp(last->name, "scribbler") == 0)
+            ripc_server_send(M.s, last->id, T_NOTE, note, sizeof note, 5);
+        pump();
+    }
+    wait_hostile_exit();
+    int joined = 0, left = 0;
+    for (int i = 0; i < M.nj; i++)
+        joined += strcmp(M.joined[i].name, "scribbler") == 0;
+    PUMP_UNTIL(M.nl >= joined, 5000);
+    for (int i = 0; i < M.nl; i++) {
+        if (strcmp(M.left[i].name, "scribbler") != 0)
+            continue;
+        left++;
+        if (M.left[i].reason != -EPROTO)
+            fail_msg("scribbler %u left with %d (%s)", M.left[i].id, M.left[i].reason,
+                     ripc_strerror(M.left[i].reason));
+    }
+    assert_int_equal(joined, SCRIBBLE_ROUNDS);
+    assert_int_equal(left, SCRIBBLE_ROUNDS);
+    assert_int_equal(ripc_server_peer_count(M.s), 1); /* the good worker */
+    expect_master_idle("(none)", "after the scribblers left");
+    finish_good();
+    assert_int_equal(ripc_server_peer_count(M.s), 0);
+}
+
+static void test_hostile_scribble_run2(void **state)
+{
+    (void)state;
+    scribble_under_run(2);
+}
+
+static void test_hostile_scribble_run4(void **state)
+{
+    (void)state;
+    scribble_under_run(4);
+}
+
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -1342,6 +1597,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_hostile_closed_bell, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_truncate, setup_truncate, teardown_truncate),
         cmocka_unit_test_setup_teardown(test_hostile_own_event_loop, setup_own_loop, teardown),
+        cmocka_unit_test_setup_teardown(test_hostile_scribble_run2, setup, teardown_run),
+        cmocka_unit_test_setup_teardown(test_hostile_scribble_run4, setup, teardown_run),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
