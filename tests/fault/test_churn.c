@@ -614,7 +614,7 @@ static void churn(const char *mode)
     settle();
     struct usage b = measure(0);
     print_message("%s: warm-up %.1f s, %d cycles %.1f s, settled in %.1f s; fds %d -> %d, "
-                  "memfds %d -> %d, threads %d -> %d, " MEM_NAME " %.1f -> %.1f MiB\n",
+                  "memfds %d -> %d, threads %d -> %d, " MEM_NAME " %.2f -> %.2f MiB\n",
                   mode, (double)(t1 - t0) / 1e3, cycles, (double)(t2 - t1) / 1e3,
                   (double)(now_ms() - t2) / 1e3, a.fds, b.fds, a.memfds, b.memfds, a.threads,
                   b.threads, (double)a.rss / 1048576.0, (double)b.rss / 1048576.0);
