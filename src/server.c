@@ -393,7 +393,22 @@ static int wait_space(struct ripc_peer *p, const ripc__waitfor *wf, uint64_t dea
         struct pollfd pf[2] = {{.fd = p->ch.bell.wait_fd, .events = POLLIN},
                                {.fd = p->sock, .events = POLLRDHUP}};
         int ms = (int)((until - now + 999999) / 1000000);
-        if (poll(pf, 2, ms) > 0) {
+        /* Not p's loop: let go of the lock while we wait, as the wait on
+         * space_cv does. The loop that is to adopt p takes it to set
+         * p->loop (until then we keep coming here), and a drop takes it;
+         * a send that waits for a worker that does not read must not hold
+         * either of them for as long as its timeout (-1: for good). */
+        if (!own_loop)
+            pthread_mutex_unlock(&p->send_mu);
+        int ready = poll(pf, 2, ms);
+        if (!own_loop) {
+            pthread_mutex_lock(&p->send_mu);
+            if (atomic_load(&p->dead)) { /* dropped meanwhile: the rings are gone */
+                atomic_fetch_sub(&p->space_waiters, 1);
+                return -EPIPE;
+            }
+        }
+        if (ready > 0) {
             if (pf[0].revents) {
                 if (ripc__doorbell_drain(&p->ch.bell) == -EPIPE) {
                     /* The worker closed its end of our doorbell: nothing

@@ -3,8 +3,9 @@
  * a worker can leave, and the master must end where it started.
  *
  * The master is this process: ripc_server_run(s, 2) on a thread, greeting
- * each peer from `joined`, and the main thread broadcasting now and then
- * (so that sends, and their waits for room, meet peers that are dying).
+ * each peer from `joined`, the main thread broadcasting now and then, and
+ * one more thread sending to the newest peer without a timeout (so that
+ * sends, and their waits for room, meet peers that are dying).
  * A handful of worker processes (this program re-executed, role "worker")
  * each run many cycles; a cycle is one connection:
  *
@@ -380,6 +381,9 @@ static struct {
     _Atomic int nj[K_N], nl[K_N];
     _Atomic int bad; /* a leave with the wrong reason, or an id out of range */
     _Atomic int bad_kind, bad_reason;
+    _Atomic uint32_t last_id; /* the peer that joined last */
+    _Atomic int sender_stop;
+    pthread_t sender_th;
 } C;
 
 static int kind_of(const char *name)
@@ -413,6 +417,7 @@ static void on_join(ripc_peer *p, void *arg)
         return;
     }
     atomic_fetch_add(&C.nj[k], 1);
+    atomic_store(&C.last_id, id);
     /* A greeting before the peer has a loop (socket mode may leave part of
      * it for that loop to write). */
     unsigned char hi[100] = {0};
@@ -435,6 +440,21 @@ static void on_left(ripc_peer *p, int reason, void *arg)
         atomic_store(&C.bad_kind, k);
         atomic_store(&C.bad_reason, reason);
     }
+}
+
+/* An application thread that sends to the peer that joined last and waits
+ * as long as it takes (timeout -1): a peer that does not read holds it
+ * until the peer dies or is dropped, which must end the wait. */
+static void *sender_main(void *arg)
+{
+    (void)arg;
+    unsigned char buf[200] = {0};
+    while (!atomic_load(&C.sender_stop)) {
+        uint32_t id = atomic_load(&C.last_id);
+        if (id == 0 || ripc_server_send(C.s, id, T_NOTE, buf, sizeof buf, -1) == -ENOENT)
+            usleep(1000); /* gone already: wait for the next one */
+    }
+    return NULL;
 }
 
 static void *run_main(void *arg)
@@ -571,6 +591,11 @@ static void check_callbacks(void)
 static int teardown(void **state)
 {
     (void)state;
+    if (C.sender_th) {
+        atomic_store(&C.sender_stop, 1);
+        pthread_join(C.sender_th, NULL);
+        C.sender_th = 0;
+    }
     if (C.s) {
         ripc_server_stop(C.s);
         pthread_join(C.run_th, NULL);
@@ -596,6 +621,7 @@ static void churn(const char *mode)
     ripc_server_handle(C.s, T_NOTE, on_note, NULL);
     ripc_server_on_peer(C.s, on_join, on_left, NULL);
     assert_int_equal(pthread_create(&C.run_th, NULL, run_main, NULL), 0);
+    assert_int_equal(pthread_create(&C.sender_th, NULL, sender_main, NULL), 0);
 
     const char *env = getenv("RIPC_CHURN_CYCLES");
     int cycles = env && *env ? atoi(env) : 10000;

@@ -82,6 +82,7 @@ static struct {
     int own_loop; /* pump as an application with its own event loop would */
     int running;  /* ripc_server_run() dispatches on its own threads */
     pthread_t run_th;
+    void (*join_hook)(ripc_peer *); /* called by `joined` as well */
 } M;
 
 static pthread_mutex_t rec_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -138,6 +139,8 @@ static void on_join(ripc_peer *p, void *arg)
         M.nj++;
     }
     pthread_mutex_unlock(&rec_mu);
+    if (M.join_hook)
+        M.join_hook(p);
 }
 
 static void on_leave(ripc_peer *p, int reason, void *arg)
@@ -1575,6 +1578,81 @@ static void test_hostile_scribble_run4(void **state)
     scribble_under_run(4);
 }
 
+/* ---- (m) a worker that does not read, sent to from the moment it joins ----
+ * An application thread sends to the worker with timeout -1 from `joined`
+ * on, before any loop owns it, and the worker never reads: the send waits
+ * for room. It must not hold the worker's send lock while it waits, or the
+ * loop that adopts the worker (which takes that lock) waits with it, and
+ * with the loop every other worker, until this one dies (the churn test
+ * found all of a master's loops stuck behind such a send). */
+
+static struct {
+    pthread_t th;
+    uint32_t id;
+    _Atomic int rc;
+} SENDER;
+
+static void *unread_sender(void *arg)
+{
+    (void)arg;
+    unsigned char buf[200] = {0};
+    int rc;
+    while ((rc = ripc_server_send(M.s, SENDER.id, T_NOTE, buf, sizeof buf, -1)) == 0)
+        ;
+    atomic_store(&SENDER.rc, rc);
+    return NULL;
+}
+
+static void join_unread(ripc_peer *p)
+{
+    if (strcmp(ripc_peer_name(p), "unread-join") != 0)
+        return;
+    SENDER.id = ripc_peer_id(p);
+    assert_int_equal(pthread_create(&SENDER.th, NULL, unread_sender, NULL), 0);
+    /* Stay in `joined` until the send waits for room (the worker sees the
+     * flag it arms), so that it waits while no loop owns the worker. */
+    for (uint64_t end = now_ms() + 10000; !atomic_load(&M.sh->hostile_done) && now_ms() < end;)
+        usleep(1000);
+}
+
+static int hostile_unread_from_join(int variant)
+{
+    (void)variant;
+    hconn h;
+    if (h_open(&h, "unread-join") < 0)
+        return 2;
+    for (uint64_t end = now_ms() + 10000; atomic_load(&h.m2w->wait.w.producer_sleeping) == 0;)
+        if (now_ms() > end)
+            return 3;
+    atomic_store(&M.sh->hostile_done, 1);
+    /* Still never reading: the master must serve on and let us go. */
+    for (uint64_t end = now_ms() + 5000; !atomic_load(&M.sh->release);)
+        if (now_ms() > end)
+            return 11; /* the master is stuck: leaving unsticks it */
+        else
+            usleep(1000);
+    return 0; /* the connection ends, and with it the send */
+}
+
+static void test_hostile_unread_from_join(void **state)
+{
+    (void)state;
+    memset(&SENDER, 0, sizeof SENDER);
+    M.join_hook = join_unread;
+    start_hostile(hostile_unread_from_join, 0);
+    PUMP_UNTIL(atomic_load(&M.sh->hostile_done), 10000);
+    assert_true(atomic_load(&M.sh->hostile_done));
+    int ok0 = atomic_load(&M.sh->good_ok);
+    PUMP_UNTIL(atomic_load(&M.sh->good_ok) > ok0 + 5, 5000);
+    assert_true(atomic_load(&M.sh->good_ok) > ok0 + 5);
+    atomic_store(&M.sh->release, 1);
+    expect_left("unread-join", -EPIPE);
+    pthread_join(SENDER.th, NULL);
+    assert_int_equal(atomic_load(&SENDER.rc), -EPIPE);
+    M.join_hook = NULL;
+    finish_good();
+}
+
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -1599,6 +1677,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_hostile_own_event_loop, setup_own_loop, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_scribble_run2, setup, teardown_run),
         cmocka_unit_test_setup_teardown(test_hostile_scribble_run4, setup, teardown_run),
+        cmocka_unit_test_setup_teardown(test_hostile_unread_from_join, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
