@@ -507,7 +507,8 @@ static int tail_flush(struct ripc_peer *p)
 /*
  * Socket mode, send lock held: one frame, after the rest of any earlier one.
  * The deadline bounds the wait for the socket, and also how long a frame
- * begun is written here: what is still unsent then becomes p's tail, which
+ * begun is written here (by another thread than p's loop: only what the
+ * socket takes at once): what is still unsent then becomes p's tail, which
  * the owning loop writes as the worker reads (EPOLLOUT). A worker that does
  * not read therefore costs a sender its timeout, never more: the dispatch
  * thread is not held until the worker reads again (a frame, once begun,
@@ -515,24 +516,47 @@ static int tail_flush(struct ripc_peer *p)
  */
 static int sock_send(struct ripc_peer *p, const ripc__frame *f, const void *data, uint64_t deadline)
 {
-    int rc;
-    while ((rc = tail_flush(p)) == -EAGAIN)
-        if ((rc = ripc__frame_wait_out(p->sock, deadline)) < 0)
+    /* A thread other than p's loop never waits with the lock held (see
+     * wait_space): it tries without waiting, and waits for the socket
+     * without the lock, in slices (the descriptor may be closed and its
+     * number reused meanwhile: the slice bounds such a wait). */
+    int own = tls_loop != NULL && tls_loop == p->loop;
+    for (;;) {
+        int rc;
+        while ((rc = tail_flush(p)) == -EAGAIN && own)
+            if ((rc = ripc__frame_wait_out(p->sock, deadline)) < 0)
+                return rc;
+        if (rc == 0) {
+            uint8_t *rest;
+            size_t rest_len;
+            rc = ripc__frame_send_part(p->sock, f, data, own ? deadline : ripc__now_ns(), &rest,
+                                       &rest_len);
+            if (rc == -ENOMEM)
+                tx_broken(p); /* part of the frame is out, the rest cannot be kept */
+            if (rc == 0 && rest) {
+                p->tail = rest;
+                p->tail_len = rest_len;
+                p->tail_off = 0;
+                tail_watch(p, 1);
+            }
+            if (own || rc != -ETIMEDOUT)
+                return rc;
+        } else if (rc != -EAGAIN) {
             return rc;
-    if (rc < 0)
-        return rc;
-    uint8_t *rest;
-    size_t rest_len;
-    rc = ripc__frame_send_part(p->sock, f, data, deadline, &rest, &rest_len);
-    if (rc == -ENOMEM)
-        tx_broken(p); /* part of the frame is out, the rest cannot be kept */
-    if (rc == 0 && rest) {
-        p->tail = rest;
-        p->tail_len = rest_len;
-        p->tail_off = 0;
-        tail_watch(p, 1);
+        }
+        uint64_t now = ripc__now_ns();
+        if (now >= deadline)
+            return -ETIMEDOUT;
+        uint64_t until = deadline - now > 10000000u ? now + 10000000u : deadline;
+        int sock = p->sock;
+        pthread_mutex_unlock(&p->send_mu);
+        rc = ripc__frame_wait_out(sock, until);
+        pthread_mutex_lock(&p->send_mu);
+        if (atomic_load(&p->dead))
+            return -EPIPE;
+        if (rc < 0 && rc != -ETIMEDOUT)
+            return rc;
     }
-    return rc;
 }
 
 /* The owning loop: p's socket is writable; write its tail unless a sender

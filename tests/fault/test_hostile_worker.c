@@ -28,6 +28,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -1589,12 +1590,14 @@ static void test_hostile_scribble_run4(void **state)
 static struct {
     pthread_t th;
     uint32_t id;
+    _Atomic int tid;
     _Atomic int rc;
 } SENDER;
 
 static void *unread_sender(void *arg)
 {
     (void)arg;
+    atomic_store(&SENDER.tid, (int)syscall(SYS_gettid));
     unsigned char buf[200] = {0};
     int rc;
     while ((rc = ripc_server_send(M.s, SENDER.id, T_NOTE, buf, sizeof buf, -1)) == 0)
@@ -1603,30 +1606,54 @@ static void *unread_sender(void *arg)
     return NULL;
 }
 
+/* Is thread tid of this process asleep? The sender only ever sleeps in its
+ * wait for room (nothing else contends: this loop is in `joined`). */
+static int asleep(int tid)
+{
+    char path[64], line[512];
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    char *st = fgets(line, sizeof line, f) ? strrchr(line, ')') : NULL;
+    fclose(f);
+    return st && st[1] == ' ' && st[2] == 'S';
+}
+
 static void join_unread(ripc_peer *p)
 {
-    if (strcmp(ripc_peer_name(p), "unread-join") != 0)
+    int sock = strcmp(ripc_peer_name(p), "unread-join-sock") == 0;
+    if (!sock && strcmp(ripc_peer_name(p), "unread-join") != 0)
         return;
     SENDER.id = ripc_peer_id(p);
     assert_int_equal(pthread_create(&SENDER.th, NULL, unread_sender, NULL), 0);
-    /* Stay in `joined` until the send waits for room (the worker sees the
-     * flag it arms), so that it waits while no loop owns the worker. */
-    for (uint64_t end = now_ms() + 10000; !atomic_load(&M.sh->hostile_done) && now_ms() < end;)
-        usleep(1000);
+    /* Stay in `joined` until the send waits for room (shm: the worker sees
+     * the flag it arms; socket: the sender sleeps), so that it waits while
+     * no loop owns the worker. */
+    for (uint64_t end = now_ms() + 10000; now_ms() < end; usleep(1000)) {
+        if (sock && atomic_load(&SENDER.tid) && asleep(atomic_load(&SENDER.tid)))
+            atomic_store(&M.sh->hostile_done, 1);
+        if (atomic_load(&M.sh->hostile_done))
+            break;
+    }
 }
 
 static int hostile_unread_from_join(int variant)
 {
-    (void)variant;
     hconn h;
-    if (h_open(&h, "unread-join") < 0)
+    uint64_t end = now_ms() + 10000;
+    if (variant == 0) {
+        if (h_open(&h, "unread-join") < 0)
+            return 2;
+        while (atomic_load(&h.m2w->wait.w.producer_sleeping) == 0)
+            if (now_ms() > end)
+                return 3;
+        atomic_store(&M.sh->hostile_done, 1);
+    } else if (ripc_test_hopen(&h, M.url, "unread-join-sock", 0, RIPC_XPORT_SOCKET) < 0) {
         return 2;
-    for (uint64_t end = now_ms() + 10000; atomic_load(&h.m2w->wait.w.producer_sleeping) == 0;)
-        if (now_ms() > end)
-            return 3;
-    atomic_store(&M.sh->hostile_done, 1);
+    }
     /* Still never reading: the master must serve on and let us go. */
-    for (uint64_t end = now_ms() + 5000; !atomic_load(&M.sh->release);)
+    for (end = now_ms() + 5000; !atomic_load(&M.sh->release);)
         if (now_ms() > end)
             return 11; /* the master is stuck: leaving unsticks it */
         else
@@ -1637,18 +1664,21 @@ static int hostile_unread_from_join(int variant)
 static void test_hostile_unread_from_join(void **state)
 {
     (void)state;
-    memset(&SENDER, 0, sizeof SENDER);
     M.join_hook = join_unread;
-    start_hostile(hostile_unread_from_join, 0);
-    PUMP_UNTIL(atomic_load(&M.sh->hostile_done), 10000);
-    assert_true(atomic_load(&M.sh->hostile_done));
-    int ok0 = atomic_load(&M.sh->good_ok);
-    PUMP_UNTIL(atomic_load(&M.sh->good_ok) > ok0 + 5, 5000);
-    assert_true(atomic_load(&M.sh->good_ok) > ok0 + 5);
-    atomic_store(&M.sh->release, 1);
-    expect_left("unread-join", -EPIPE);
-    pthread_join(SENDER.th, NULL);
-    assert_int_equal(atomic_load(&SENDER.rc), -EPIPE);
+    for (int v = 0; v < 2; v++) {
+        memset(&SENDER, 0, sizeof SENDER);
+        atomic_store(&M.sh->release, 0);
+        start_hostile(hostile_unread_from_join, v);
+        PUMP_UNTIL(atomic_load(&M.sh->hostile_done), 10000);
+        assert_true(atomic_load(&M.sh->hostile_done));
+        int ok0 = atomic_load(&M.sh->good_ok);
+        PUMP_UNTIL(atomic_load(&M.sh->good_ok) > ok0 + 5, 5000);
+        assert_true(atomic_load(&M.sh->good_ok) > ok0 + 5);
+        atomic_store(&M.sh->release, 1);
+        expect_left(v ? "unread-join-sock" : "unread-join", -EPIPE);
+        pthread_join(SENDER.th, NULL);
+        assert_int_equal(atomic_load(&SENDER.rc), -EPIPE);
+    }
     M.join_hook = NULL;
     finish_good();
 }
