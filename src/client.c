@@ -13,6 +13,7 @@
 #include <poll.h>
 
 #include "shm/fence.h"
+#include "src/adopt.h"
 #include "src/frames.h"
 #include "src/internal.h"
 #include "src/outq.h"
@@ -660,32 +661,59 @@ out:
     return rc;
 }
 
-int ripc_client_open_ex(ripc_client **out, const char *url, const ripc_options *opt, char *why,
-                        size_t why_len)
+/* A client with the effective options, not connected yet: NULL with *rc
+ * and why set when the options cannot work. */
+static ripc_client *client_new(const ripc_options *opt, int *rc, char *why, size_t why_len)
 {
-    if (!out || !url)
-        return -EINVAL;
-    *out = NULL;
     ripc_client *c = calloc(1, sizeof *c);
-    if (!c)
-        return -ENOMEM;
+    if (!c) {
+        *rc = -ENOMEM;
+        return NULL;
+    }
     c->sock = -1;
     ripc__chan_init(&c->ch);
-    int rc = ripc__options_resolve(&c->opt, opt, why, why_len);
-    if (rc < 0) {
+    int r = ripc__options_resolve(&c->opt, opt, why, why_len);
+    if (r < 0) {
         free(c);
-        return rc;
+        *rc = r;
+        return NULL;
     }
     if (c->opt.transport == RIPC_TRANSPORT_SHM && !ripc__segment_supported(RIPC_SEG_DEFAULT)) {
         ripc__whyf(why, why_len,
                    "shared memory is not available in this process and the "
                    "transport is forced to shm");
         free(c);
-        return -ENOTSUP;
+        *rc = -ENOTSUP;
+        return NULL;
     }
-    ripc__addr a;
-    rc = ripc__addr_parse(&a, url, why, why_len);
+    return c;
+}
+
+/* c takes fd and shakes hands; c is freed on failure. */
+static int client_start(ripc_client **out, ripc_client *c, int fd, char *why, size_t why_len)
+{
+    c->sock = fd;
+    int rc = handshake(c, why, why_len);
     if (rc < 0) {
+        client_free(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+int ripc_client_open_ex(ripc_client **out, const char *url, const ripc_options *opt, char *why,
+                        size_t why_len)
+{
+    if (!out || !url)
+        return -EINVAL;
+    *out = NULL;
+    int rc;
+    ripc_client *c = client_new(opt, &rc, why, why_len);
+    if (!c)
+        return rc;
+    ripc__addr a;
+    if ((rc = ripc__addr_parse(&a, url, why, why_len)) < 0) {
         free(c);
         return rc;
     }
@@ -694,13 +722,25 @@ int ripc_client_open_ex(ripc_client **out, const char *url, const ripc_options *
         free(c);
         return rc;
     }
-    c->sock = (int)fd;
-    if ((rc = handshake(c, why, why_len)) < 0) {
-        client_free(c);
+    return client_start(out, c, (int)fd, why, why_len);
+}
+
+int ripc__client_open_fd(ripc_client **out, int fd, const ripc_options *opt, char *why,
+                         size_t why_len)
+{
+    if (!out || fd < 0) {
+        if (fd >= 0)
+            close(fd);
+        return -EINVAL;
+    }
+    *out = NULL;
+    int rc;
+    ripc_client *c = client_new(opt, &rc, why, why_len);
+    if (!c) {
+        close(fd);
         return rc;
     }
-    *out = c;
-    return 0;
+    return client_start(out, c, fd, why, why_len);
 }
 
 int ripc_client_open(ripc_client **c, const char *url, const ripc_options *opt)

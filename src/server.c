@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "shm/fence.h"
+#include "src/adopt.h"
 #include "src/frames.h"
 #include "src/internal.h"
 #include "src/tables.h"
@@ -1181,6 +1182,41 @@ static void handshake_sweep(struct loop *L)
     }
 }
 
+/* A connection to handshake on loop L (loop 0): a peer that waits for its
+ * HELLO. Takes fd, also on failure (-ENOMEM). */
+static int hs_start(struct loop *L, int fd)
+{
+    ripc_server *s = L->s;
+    struct ripc_peer *p = calloc(1, sizeof *p);
+    if (!p) {
+        close(fd);
+        return -ENOMEM;
+    }
+    atomic_init(&p->refs, 1);
+    p->srv = s;
+    p->sock = fd;
+    p->hs_deadline = ripc__now_ns() + (uint64_t)s->opt.connect_timeout_ms * 1000000u;
+    s->n_hs++;
+    ripc__chan_init(&p->ch);
+    p->ch.lg.budget = &s->large_idle;
+    p->ev_sock = (struct evsrc){EV_SOCK, p};
+    p->ev_bell = (struct evsrc){EV_BELL, p};
+    pthread_mutex_init(&p->send_mu, NULL);
+    ripc__cond_init_monotonic(&p->space_cv);
+    ripc__sock_set_nonblock(p->sock, 1);
+    pthread_mutex_lock(&s->all_mu);
+    p->all_next = s->all;
+    if (s->all)
+        s->all->all_prev = p;
+    s->all = p;
+    pthread_mutex_unlock(&s->all_mu);
+    if (ep_add(L->epfd, p->sock, &p->ev_sock) < 0) {
+        peer_drop(NULL, p, -ENOMEM);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
 static void accept_all(struct loop *L)
 {
     ripc_server *s = L->s;
@@ -1195,32 +1231,15 @@ static void accept_all(struct loop *L)
             pause_listener(L);
         if (arc < 0)
             return;
-        struct ripc_peer *p = calloc(1, sizeof *p);
-        if (!p) {
-            close((int)fd);
-            continue;
-        }
-        atomic_init(&p->refs, 1);
-        p->srv = s;
-        p->sock = (int)fd;
-        p->hs_deadline = ripc__now_ns() + (uint64_t)s->opt.connect_timeout_ms * 1000000u;
-        s->n_hs++;
-        ripc__chan_init(&p->ch);
-        p->ch.lg.budget = &s->large_idle;
-        p->ev_sock = (struct evsrc){EV_SOCK, p};
-        p->ev_bell = (struct evsrc){EV_BELL, p};
-        pthread_mutex_init(&p->send_mu, NULL);
-        ripc__cond_init_monotonic(&p->space_cv);
-        ripc__sock_set_nonblock(p->sock, 1);
-        pthread_mutex_lock(&s->all_mu);
-        p->all_next = s->all;
-        if (s->all)
-            s->all->all_prev = p;
-        s->all = p;
-        pthread_mutex_unlock(&s->all_mu);
-        if (ep_add(L->epfd, p->sock, &p->ev_sock) < 0)
-            peer_drop(NULL, p, -ENOMEM);
+        hs_start(L, (int)fd);
     }
+}
+
+int ripc__server_adopt_fd(ripc_server *s, int fd)
+{
+    if (!s || fd < 0)
+        return -EINVAL;
+    return hs_start(&s->loops[0], fd);
 }
 
 /* An active shm peer's control socket is readable: large-message frames,
