@@ -79,7 +79,7 @@ size_t ripc_ring_max_payload(size_t capacity)
     return capacity / 2 - RIPC_REC_HDR;
 }
 
-int ripc_ring_format(void *mem, size_t mem_len, size_t capacity)
+static int format(void *mem, size_t mem_len, size_t capacity, int zero_data)
 {
     if (mem == NULL || ((uintptr_t)mem & (RIPC_RING_ALIGN - 1)) != 0)
         return -EINVAL;
@@ -91,7 +91,8 @@ int ripc_ring_format(void *mem, size_t mem_len, size_t capacity)
     memset(h, 0, sizeof *h);
     /* Zero slots mean "empty" (the phantom-record rule): the data area starts
      * all zero, so the consumer's first look finds no record. */
-    memset((unsigned char *)mem + RIPC_RING_HDR_BYTES, 0, capacity);
+    if (zero_data)
+        memset((unsigned char *)mem + RIPC_RING_HDR_BYTES, 0, capacity);
     h->consts.c.version = RIPC_RING_LAYOUT_VERSION;
     h->consts.c.hdr_bytes = RIPC_RING_HDR_BYTES;
     h->consts.c.capacity = capacity;
@@ -102,6 +103,16 @@ int ripc_ring_format(void *mem, size_t mem_len, size_t capacity)
      * attach) sees a complete header. */
     __atomic_store_n(&h->consts.c.magic, RIPC_RING_MAGIC, __ATOMIC_RELEASE);
     return 0;
+}
+
+int ripc_ring_format(void *mem, size_t mem_len, size_t capacity)
+{
+    return format(mem, mem_len, capacity, 1);
+}
+
+int ripc__ring_format_zeroed(void *mem, size_t mem_len, size_t capacity)
+{
+    return format(mem, mem_len, capacity, 0);
 }
 
 static inline uint64_t load_slot(const ripc_ring *r, uint64_t off, int order)

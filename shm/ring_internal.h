@@ -4,6 +4,7 @@
 #ifndef RIPC_SHM_RING_INTERNAL_H
 #define RIPC_SHM_RING_INTERNAL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "shm/ring_layout.h"
@@ -31,6 +32,11 @@ struct ripc_ring {
     uint64_t peek_size;
     uint64_t peek_len;
 };
+
+/* ripc_ring_format for memory whose data area is already zero (a segment
+ * just made: memfd and shm_open pages start zero-filled), without writing
+ * it: a 1 GiB ring a worker asks for costs the master no page until used. */
+int ripc__ring_format_zeroed(void *mem, size_t mem_len, size_t capacity);
 
 #endif
 

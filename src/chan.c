@@ -23,8 +23,9 @@ int ripc__chan_create_segment(ripc__chan *ch, size_t ring_bytes, char *why, size
     if (rc < 0)
         return rc;
     unsigned char *base = ch->seg.base;
-    if ((rc = ripc_ring_format(base, one, ring_bytes)) < 0 ||
-        (rc = ripc_ring_format(base + one, one, ring_bytes)) < 0) {
+    /* The segment is zero-filled: only the headers are written. */
+    if ((rc = ripc__ring_format_zeroed(base, one, ring_bytes)) < 0 ||
+        (rc = ripc__ring_format_zeroed(base + one, one, ring_bytes)) < 0) {
         ripc__segment_close(&ch->seg);
         return rc;
     }
