@@ -612,12 +612,22 @@ static int handshake(ripc_client *c, char *why, size_t why_len)
     _Atomic uint32_t *word = &((struct ripc_ring_hdr *)((unsigned char *)c->ch.seg.base +
                                                         ripc_ring_size((size_t)w.ring_bytes)))
                                   ->wait.w.data_seq;
-    if ((rc = ripc__doorbell_adopt(&c->ch.peer_bell, w.master_db, -1, fds[1], NULL)) < 0)
+    /* A doorbell kind or descriptor we cannot use is the master's protocol
+     * error, like any other malformed WELCOME. */
+    if ((rc = ripc__doorbell_adopt(&c->ch.peer_bell, w.master_db, -1, fds[1], NULL)) < 0) {
+        ripc__whyf(why, why_len, "master doorbell (kind %u) unusable: %s", w.master_db,
+                   ripc_strerror(rc));
+        rc = -EPROTO;
         goto out;
+    }
     fds[1] = -1;
     if ((rc = ripc__doorbell_adopt(&c->ch.bell, w.worker_db, nfds > 2 ? fds[2] : -1, -1,
-                                   w.worker_db == RIPC_DB_FUTEX ? word : NULL)) < 0)
+                                   w.worker_db == RIPC_DB_FUTEX ? word : NULL)) < 0) {
+        ripc__whyf(why, why_len, "worker doorbell (kind %u) unusable: %s", w.worker_db,
+                   ripc_strerror(rc));
+        rc = -EPROTO;
         goto out;
+    }
     fds[2] = -1;
     /* Socket doorbell + futex word (shm/doorbell.h): our own waits sleep on
      * the word; the socket stays for ripc_client_fd(). */
