@@ -5,6 +5,11 @@
  * regular file of a directory) to LLVMFuzzerTestOneInput; without arguments
  * it feeds a few hundred deterministic pseudo-random inputs of several
  * shapes. A target signals a failure by aborting; this returns 0 otherwise.
+ *
+ * `fuzz_x_replay --write-seeds DIR` is the corpus generator: it writes the
+ * target's seeds (valid encodings, see ripc_fuzz_seeds in each target) as
+ * DIR/seed-NNN, without running them. tests/fuzz/corpus/<target>/ holds
+ * those plus minimized inputs that found bugs (named after the bug).
  */
 #include <dirent.h>
 #include <stdint.h>
@@ -20,6 +25,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
  * copies, which reach much deeper than uniform noise. */
 typedef void (*ripc_fuzz_run_fn)(const uint8_t *data, size_t size);
 void ripc_fuzz_seeds(ripc_fuzz_run_fn run) __attribute__((weak));
+
+/* Optional, from the target: its inputs are costly (a server per input),
+ * so it gets 1/ripc_fuzz_replay_divisor of the generated inputs. */
+extern const int ripc_fuzz_replay_divisor __attribute__((weak));
 
 #define MUTATIONS 200
 
@@ -112,6 +121,13 @@ static int run_path(const char *path)
     return count;
 }
 
+static int divisor(void)
+{
+    return &ripc_fuzz_replay_divisor != NULL && ripc_fuzz_replay_divisor > 0
+               ? ripc_fuzz_replay_divisor
+               : 1;
+}
+
 static uint64_t g_mut_state = 0xD1B54A32D192ED03ULL;
 static int g_seed_runs;
 
@@ -124,7 +140,7 @@ static void run_seed(const uint8_t *data, size_t size)
         size = sizeof buf / 2;
     run(data, size);
     g_seed_runs++;
-    for (int m = 0; m < MUTATIONS; m++) {
+    for (int m = 0; m < MUTATIONS / divisor(); m++) {
         uint64_t *s = &g_mut_state;
         size_t len = size;
         memcpy(buf, data, size);
@@ -165,7 +181,8 @@ static void random_inputs(void)
                                        0x40, 0x7F, 0x80, 0xF8, 0xFF, 'R', 'I', 'P', 'C'};
     uint8_t buf[RANDOM_MAX_LEN];
     uint64_t s = 0x9E3779B97F4A7C15ULL;
-    for (int i = 0; i < RANDOM_INPUTS; i++) {
+    int n = RANDOM_INPUTS / divisor();
+    for (int i = 0; i < n; i++) {
         size_t len = (size_t)(next(&s) % RANDOM_MAX_LEN);
         uint64_t word = next(&s);
         for (size_t j = 0; j < len; j++) {
@@ -190,11 +207,35 @@ static void random_inputs(void)
         }
         run(buf, len);
     }
-    printf("%d pseudo-random inputs: ok\n", RANDOM_INPUTS);
+    printf("%d pseudo-random inputs: ok\n", n);
+}
+
+static const char *g_seed_dir;
+static int g_seeds_written;
+
+static void write_seed(const uint8_t *data, size_t size)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/seed-%03d", g_seed_dir, g_seeds_written++);
+    FILE *f = fopen(path, "wb");
+    if (f == NULL || fwrite(data, 1, size, f) != size || fclose(f) != 0) {
+        perror(path);
+        exit(2);
+    }
 }
 
 int main(int argc, char **argv)
 {
+    if (argc == 3 && strcmp(argv[1], "--write-seeds") == 0) {
+        if (ripc_fuzz_seeds == NULL) {
+            fprintf(stderr, "this target has no seeds\n");
+            return 2;
+        }
+        g_seed_dir = argv[2];
+        ripc_fuzz_seeds(write_seed);
+        printf("%d seeds written to %s\n", g_seeds_written, g_seed_dir);
+        return 0;
+    }
     if (argc < 2) {
         if (ripc_fuzz_seeds != NULL) {
             ripc_fuzz_seeds(run_seed);
