@@ -18,16 +18,7 @@
 #include <string.h>
 
 #include "src/proto.h"
-
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c);                  \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "tests/fuzz/fuzz_util.h"
 
 static void frame_one(const uint8_t *in)
 {
@@ -185,9 +176,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 }
 
 /* ---- seeds for the replay driver (tests/fuzz/replay_main.c) ---- */
-
-typedef void (*ripc_fuzz_run_fn)(const uint8_t *data, size_t size);
-void ripc_fuzz_seeds(ripc_fuzz_run_fn run);
 
 void ripc_fuzz_seeds(ripc_fuzz_run_fn run)
 {

@@ -34,19 +34,10 @@
 
 #include "ringipc/ring.h"
 #include "shm/ring_layout.h"
-
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c);                  \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "tests/fuzz/fuzz_util.h"
 
 #define CAP     256u
 #define MAX_OPS 64
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static volatile unsigned sink;
 
@@ -234,9 +225,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 }
 
 /* ---- seeds for the replay driver (tests/fuzz/replay_main.c) ---- */
-
-typedef void (*ripc_fuzz_run_fn)(const uint8_t *data, size_t size);
-void ripc_fuzz_seeds(ripc_fuzz_run_fn run);
 
 struct seed {
     uint8_t b[1024];
