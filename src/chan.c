@@ -281,7 +281,10 @@ int ripc__chan_wait(ripc__chan *ch, const ripc__waitfor *w, uint64_t deadline)
             return 1;
         if (rc < 0)
             return rc;
-        if (rc == 0 && ms >= 0 && ripc__now_ns() >= deadline)
+        /* Also after a wake-up that brought nothing: rings without data (a
+         * peer that keeps ringing, a doorbell descriptor that is always
+         * readable) must not stretch the wait past its deadline. */
+        if (ms >= 0 && ripc__now_ns() >= deadline)
             return -ETIMEDOUT;
     }
 }
