@@ -16,7 +16,8 @@
  *                 caps, transport, ring size, max_message, name, token)
  *     FRAME       a frame header (mostly valid type and kind) + payload
  *     POLL        ripc_server_poll(s, 0), then read what every worker got
- *                 (the WELCOME: its segment is mapped, its rings attached)
+ *                 (the WELCOME: its segment is mapped, its rings attached;
+ *                 later messages, socket and ring, are thrown away)
  *     LARGE       a LARGE frame carrying a descriptor of some kind
  *                 (fuzz_util.h fz_make_fd), or two of them
  *     RECORD      shm worker: a record in the worker->master ring (a
@@ -27,7 +28,7 @@
  *     SHUT        half-close the socket, close it, or close the doorbells
  *     NEWPEER     another worker (at most MAX_PEERS), now the current one
  *     SELECT      pick the current worker
- *     DRAIN       take everything the master sent the current worker
+ *     DRAIN       the same for the current worker only
  *   then two more polls; then ripc_server_close (fresh server), or every
  *   worker hangs up and a few more polls must drop them all.
  *
@@ -505,8 +506,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case OP_POLL:
             rc = ripc_server_poll(s, 0);
             CHECK(rc >= 0);
+            /* The rings too: the master answers requests without a
+             * handler, and a full ring would cost a reply its timeout. */
             for (int i = 0; i < np; i++)
-                fpeer_drain(&peers[i], 0);
+                fpeer_drain(&peers[i], 1);
             break;
         case OP_LARGE:
             op_large(f, &in);
