@@ -14,6 +14,13 @@
  * peer up take one for the duration of the send. The rings are unmapped when
  * the peer is dropped, under the send lock, after `dead` is set: a sender
  * checks `dead` under the same lock before it touches the ring.
+ *
+ * Closing, from any thread but a loop's: `closing` is set (no wait for a
+ * worker starts any more), every control socket is shut (every wait under
+ * way ends), close waits for run() and poll() to return (`users`), drops
+ * the peers, and frees the loops and the server only once every peer
+ * struct is gone (`peer_structs`): a sender still holding a peer it looked
+ * up may touch p->loop and p->srv until it lets go.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -52,7 +59,9 @@ struct ripc_peer {
     uint32_t id;
     int32_t pid;
     uint32_t uid;
-    int state;
+    /* P_*: loop 0 makes it ACTIVE, whoever drops p makes it DEAD (under the
+     * send lock); loop 0 and close read it under other locks or none. */
+    _Atomic int state;
     int sock;
     int xport;   /* RIPC_XPORT_SHM or RIPC_XPORT_SOCKET */
     ripc__rx rx; /* socket mode: frames read ahead */
@@ -128,9 +137,15 @@ struct ripc_server {
     ripc__large_budget large_idle; /* idle large-message buffers, all workers */
     unsigned n_hs;                 /* connections still in the handshake (loop 0) */
     uint64_t listen_paused;        /* listener out of epoll until then (0: in) */
+    /* close() from any thread: see ripc_server_close */
+    _Atomic int closing;           /* close has begun: waits for room end */
+    _Atomic int misuse;            /* close from a dispatch thread: run/poll say -EDEADLK */
+    _Atomic unsigned users;        /* run() and poll() calls under way */
+    _Atomic unsigned peer_structs; /* ripc_peer structs not yet freed */
 };
 
 static _Thread_local struct loop *tls_loop;
+static _Thread_local ripc_server *tls_closing; /* close() under way on this thread */
 
 /* ---- references ---- */
 
@@ -146,6 +161,7 @@ static int peer_try_ref(void *pp)
 
 static void peer_free(struct ripc_peer *p)
 {
+    ripc_server *s = p->srv;
     free(p->tail);
     ripc__chan_close(&p->ch);
     ripc__rx_free(&p->rx);
@@ -154,6 +170,8 @@ static void peer_free(struct ripc_peer *p)
     pthread_mutex_destroy(&p->send_mu);
     pthread_cond_destroy(&p->space_cv);
     free(p);
+    /* The last touch of s by a sender that held p: close waits for it. */
+    atomic_fetch_sub_explicit(&s->peer_structs, 1, memory_order_release);
 }
 
 static void peer_unref(void *pp)
@@ -300,12 +318,15 @@ static void all_unlink(ripc_server *s, struct ripc_peer *p)
 static void peer_drop(struct loop *L, struct ripc_peer *p, int reason)
 {
     ripc_server *s = p->srv;
-    int was_active = p->state == P_ACTIVE;
+    int was_active = atomic_load(&p->state) == P_ACTIVE;
+    /* Once close has begun, the end of a stream is close's own doing. */
+    if (reason == -EPIPE && atomic_load(&s->closing))
+        reason = -ECANCELED;
     if (L)
         loop_forget(L, p);
     pthread_mutex_lock(&p->send_mu);
     atomic_store(&p->dead, 1);
-    p->state = P_DEAD;
+    atomic_store(&p->state, P_DEAD);
     pthread_cond_broadcast(&p->space_cv);
     pthread_mutex_unlock(&p->send_mu);
     all_unlink(s, p);
@@ -358,10 +379,15 @@ static int lock_send(struct ripc_peer *p, uint64_t deadline)
  * the loop that owns p, nobody else reads that doorbell: poll it directly.
  * Otherwise the owning loop wakes us through space_cv, or, when no loop is
  * dispatching at all, we poll the doorbell ourselves; waits come in slices
- * of 10 ms, after which the caller looks again.
+ * of 10 ms, after which the caller looks again. Once close has begun, no
+ * wait starts: -ECANCELED (close shuts p's socket, which ends a poll here
+ * at once, and wakes space_cv; a wake-up lost to that unlocked broadcast
+ * costs one slice).
  */
 static int wait_space(struct ripc_peer *p, const ripc__waitfor *wf, uint64_t deadline)
 {
+    if (atomic_load_explicit(&p->srv->closing, memory_order_relaxed))
+        return -ECANCELED;
     uint64_t now = ripc__now_ns();
     if (now >= deadline)
         return -ETIMEDOUT;
@@ -625,6 +651,13 @@ static int send_locked(struct ripc_peer *p, uint16_t type, uint8_t kind, uint64_
     }
 }
 
+/* A send that close cut short (it shut p's socket) says so. */
+static int cut_by_close(struct ripc_peer *p, int rc)
+{
+    return rc == -EPIPE && atomic_load_explicit(&p->srv->closing, memory_order_relaxed) ? -ECANCELED
+                                                                                        : rc;
+}
+
 static int peer_send(struct ripc_peer *p, uint16_t type, uint8_t kind, uint64_t id,
                      const void *data, uint64_t len, int timeout_ms)
 {
@@ -638,7 +671,7 @@ static int peer_send(struct ripc_peer *p, uint16_t type, uint8_t kind, uint64_t 
         return rc;
     rc = send_locked(p, type, kind, id, data, len, timeout_ms, &deadline);
     pthread_mutex_unlock(&p->send_mu);
-    return rc;
+    return rc < 0 ? cut_by_close(p, rc) : rc;
 }
 
 int ripc_server_send(ripc_server *s, uint32_t peer_id, uint16_t type, const void *data,
@@ -646,6 +679,8 @@ int ripc_server_send(ripc_server *s, uint32_t peer_id, uint16_t type, const void
 {
     if (!s || type >= RIPC_TYPE_RESERVED || (len && !data))
         return -EINVAL; /* before the lookup: a bad call is not "no such peer" */
+    if (atomic_load_explicit(&s->closing, memory_order_relaxed))
+        return -ECANCELED;
     struct ripc_peer *p = ripc__peer_get(s->t, peer_id);
     if (!p)
         return -ENOENT;
@@ -662,6 +697,8 @@ int ripc_server_send_batch(ripc_server *s, uint32_t peer_id, const ripc_out *msg
     for (size_t i = 0; i < n; i++)
         if (msgs[i].type >= RIPC_TYPE_RESERVED || (msgs[i].len && !msgs[i].data))
             return -EINVAL;
+    if (atomic_load_explicit(&s->closing, memory_order_relaxed))
+        return -ECANCELED;
     struct ripc_peer *p = ripc__peer_get(s->t, peer_id);
     if (!p)
         return -ENOENT;
@@ -679,6 +716,8 @@ int ripc_server_send_batch(ripc_server *s, uint32_t peer_id, const ripc_out *msg
                 break;
         pthread_mutex_unlock(&p->send_mu);
     }
+    if (rc < 0)
+        rc = cut_by_close(p, rc);
     peer_unref(p);
     return i > 0 || rc == 0 ? (int)i : rc;
 }
@@ -690,18 +729,21 @@ int ripc_server_broadcast(ripc_server *s, uint16_t type, const void *data, uint6
      * worker reached". */
     if (!s || type >= RIPC_TYPE_RESERVED || (len && !data))
         return -EINVAL;
+    if (atomic_load_explicit(&s->closing, memory_order_relaxed))
+        return -ECANCELED;
     void **all;
     int n = ripc__peer_all(s->t, &all);
     if (n < 0)
         return n;
-    int reached = 0;
+    int reached = 0, canceled = 0;
     for (int i = 0; i < n; i++) {
-        if (peer_send(all[i], type, RIPC_KIND_ONEWAY, 0, data, len, timeout_ms) == 0)
-            reached++;
+        int rc = peer_send(all[i], type, RIPC_KIND_ONEWAY, 0, data, len, timeout_ms);
+        reached += rc == 0;
+        canceled |= rc == -ECANCELED;
         peer_unref(all[i]);
     }
     free(all);
-    return reached;
+    return canceled ? -ECANCELED : reached;
 }
 
 /* A reply to p (result or error): the reply timeout, unless one to p timed
@@ -1193,6 +1235,7 @@ static int hs_start(struct loop *L, int fd)
         return -ENOMEM;
     }
     atomic_init(&p->refs, 1);
+    atomic_fetch_add(&s->peer_structs, 1);
     p->srv = s;
     p->sock = fd;
     p->hs_deadline = ripc__now_ns() + (uint64_t)s->opt.connect_timeout_ms * 1000000u;
@@ -1410,7 +1453,9 @@ static void loop_wait(struct loop *L, int timeout_ms)
                  ripc__segment_faulted(&L->peers[i]->ch.seg))) /* arming faulted */
                 sleep_ok = 0;
     }
-    if (sleep_ok && !atomic_load(&L->has_incoming) && !atomic_load(&L->s->stopping)) {
+    /* closing as well as stopping: a poll may have consumed close's stop. */
+    if (sleep_ok && !atomic_load(&L->has_incoming) && !atomic_load(&L->s->stopping) &&
+        !atomic_load(&L->s->closing)) {
         struct epoll_event ev[64];
         ripc_server *sv = L->s;
         if (L->idx == 0 && (sv->n_hs || sv->listen_paused) && (timeout_ms < 0 || timeout_ms > 100))
@@ -1550,10 +1595,35 @@ out:
     return n;
 }
 
-int ripc_server_poll(ripc_server *s, int timeout_ms)
+/* run() and poll() count themselves in s->users, so that close waits for
+ * them; one that would begin after close has begun does not. Sequentially
+ * consistent on both sides (here: add, then load closing; close: store
+ * closing, then load users): either we see closing or close sees us. */
+static int users_enter(ripc_server *s)
 {
-    if (!s)
-        return -EINVAL;
+    atomic_fetch_add(&s->users, 1);
+    if (atomic_load(&s->closing)) {
+        atomic_fetch_sub(&s->users, 1);
+        return -ECANCELED;
+    }
+    return 0;
+}
+
+/* Run and poll end here: a close from a dispatch thread (-EDEADLK) or from
+ * another thread (-ECANCELED) ended them. The caller's last touch of s. */
+static int users_leave(ripc_server *s, int rc)
+{
+    if (atomic_load(&s->closing))
+        rc = rc > 0 ? rc : -ECANCELED;
+    else if (atomic_load_explicit(&s->misuse, memory_order_relaxed) &&
+             atomic_exchange(&s->misuse, 0))
+        rc = -EDEADLK;
+    atomic_fetch_sub_explicit(&s->users, 1, memory_order_release);
+    return rc;
+}
+
+static int poll_rounds(ripc_server *s, int timeout_ms)
+{
     struct loop *L = &s->loops[0];
     if (atomic_load(&s->stopping)) {
         /* stop() is for run(); a poller consumes it instead of spinning. */
@@ -1570,9 +1640,21 @@ int ripc_server_poll(ripc_server *s, int timeout_ms)
     uint64_t deadline = ripc__deadline(timeout_ms);
     for (int ms = timeout_ms;; ms = ripc__remaining_ms(deadline)) {
         int n = loop_round(L, ms);
-        if (n != 0 || ripc__now_ns() >= deadline)
+        /* A round does not sleep while a stop is pending: end the poll
+         * rather than spin to the deadline (the next poll consumes it). */
+        if (n != 0 || ripc__now_ns() >= deadline || atomic_load(&s->stopping))
             return n;
     }
+}
+
+int ripc_server_poll(ripc_server *s, int timeout_ms)
+{
+    if (!s)
+        return -EINVAL;
+    int rc = users_enter(s);
+    if (rc < 0)
+        return rc;
+    return users_leave(s, poll_rounds(s, timeout_ms));
 }
 
 static void *loop_main(void *arg)
@@ -1583,10 +1665,8 @@ static void *loop_main(void *arg)
     return NULL;
 }
 
-int ripc_server_run(ripc_server *s, unsigned threads)
+static int run_loops(ripc_server *s, unsigned threads)
 {
-    if (!s)
-        return -EINVAL;
     if (threads == 0)
         threads = 1;
     if (threads > MAX_LOOPS)
@@ -1640,6 +1720,16 @@ int ripc_server_run(ripc_server *s, unsigned threads)
         /* nothing pending */
     }
     return 0;
+}
+
+int ripc_server_run(ripc_server *s, unsigned threads)
+{
+    if (!s)
+        return -EINVAL;
+    int rc = users_enter(s);
+    if (rc < 0)
+        return rc;
+    return users_leave(s, run_loops(s, threads));
 }
 
 void ripc_server_stop(ripc_server *s)
@@ -1762,30 +1852,58 @@ int ripc_server_open(ripc_server **s, const char *url, const ripc_options *opt)
     return ripc_server_open_ex(s, url, opt, NULL, 0);
 }
 
+/* close: end every wait on a worker. Shutting a control socket ends a
+ * socket-mode sender's wait for the socket and a sender's poll of the
+ * doorbell (it watches the socket too), and tells the worker: its calls
+ * see the end of the stream, as after a BYE (one asleep on its futex word
+ * is woken to look, as in peer_drop). space_cv waiters look at `closing`
+ * when woken (see wait_space). Under all_mu, a linked peer's socket and
+ * segment are still there: peer_drop unlinks p before it closes them. */
+static void cancel_waits(ripc_server *s)
+{
+    pthread_mutex_lock(&s->all_mu);
+    for (struct ripc_peer *p = s->all; p; p = p->all_next) {
+        shutdown(p->sock, SHUT_RDWR);
+        if (atomic_load(&p->state) == P_ACTIVE && p->ch.peer_bell.word)
+            ripc__doorbell_ring_word(&p->ch.peer_bell);
+        pthread_cond_broadcast(&p->space_cv);
+    }
+    pthread_mutex_unlock(&s->all_mu);
+}
+
+/* close: wait for a count to drain. Naps rather than a condition variable:
+ * the last one out must not touch s after it counts down, and the calls
+ * counted were all woken, so this is short. */
+static void wait_drained(_Atomic unsigned *n)
+{
+    struct timespec nap = {0, 200000};
+    while (atomic_load(n) != 0)
+        nanosleep(&nap, NULL);
+}
+
 void ripc_server_close(ripc_server *s)
 {
-    if (!s)
+    if (!s || tls_closing == s) /* from a callback that this close makes (left) */
         return;
-    atomic_store(&s->stopping, 1);
-    /* Say goodbye; then drop every peer (left gets -ECANCELED). */
+    if (tls_loop && tls_loop->s == s) {
+        /* From a handler or callback of s: freeing s would pull the loop
+         * out from under the dispatch that called us. */
+        atomic_store(&s->misuse, 1);
+        ripc_server_stop(s);
+        return;
+    }
+    tls_closing = s;
+    atomic_store(&s->closing, 1);
+    ripc_server_stop(s);
+    cancel_waits(s);
+    wait_drained(&s->users); /* run() and poll() have returned */
+    /* No loop runs now: drop every peer (left gets -ECANCELED). */
     for (;;) {
         pthread_mutex_lock(&s->all_mu);
         struct ripc_peer *p = s->all;
         pthread_mutex_unlock(&s->all_mu);
         if (!p)
             break;
-        if (p->state == P_ACTIVE) {
-            uint8_t bye[RIPC_FRAME_HDR];
-            ripc__frame f = {.ftype = RIPC_FRAME_BYE};
-            ripc__frame_encode(bye, &f);
-            /* Not in the middle of a frame: a socket-mode tail still
-             * unsent means no goodbye (the worker sees the end of the
-             * stream instead). */
-            pthread_mutex_lock(&p->send_mu);
-            if (p->xport != RIPC_XPORT_SOCKET || tail_flush(p) == 0)
-                send(p->sock, bye, sizeof bye, MSG_NOSIGNAL | MSG_DONTWAIT);
-            pthread_mutex_unlock(&p->send_mu);
-        }
         struct loop *L = p->loop;
         if (L == NULL && s->loops)
             ep_del(s->loops[0].epfd, p->sock);
@@ -1795,6 +1913,9 @@ void ripc_server_close(ripc_server *s)
         ripc__tables_close(s->t); /* waits for the deferred frees */
         s->t = NULL;
     }
+    /* Senders still holding a peer (they were woken) touch s until they let
+     * go of it. */
+    wait_drained(&s->peer_structs);
     if (s->lfd >= 0) {
         ripc__sock_unlink(&s->addr, s->lfd); /* before close: see sock.h */
         close(s->lfd);
@@ -1806,4 +1927,5 @@ void ripc_server_close(ripc_server *s)
         close(s->stopfd);
     pthread_mutex_destroy(&s->all_mu);
     free(s);
+    tls_closing = NULL;
 }

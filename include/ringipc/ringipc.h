@@ -16,6 +16,8 @@
  *                or no handler for a request's type (client request)
  *   -EINVAL      a bad argument: a NULL, a reserved type, an option value
  *                out of range, a malformed URL (the _ex calls say which)
+ *   -ECANCELED   the server is closing (ripc_server_close)
+ *   -EDEADLK     ripc_server_close was called from the server's own dispatch
  *   -ENOMEM, -EADDRINUSE
  * A request answered with ripc_reply_error() returns the code the master's
  * handler chose (ripc_client_error() has its text). ripc_strerror() gives
@@ -24,7 +26,8 @@
  *
  * Threads. A server may be used from any thread: send, broadcast, reply and
  * stop are thread-safe; poll and run are not concurrent with each other. A
- * client handle is used by one thread at a time.
+ * client handle is used by one thread at a time. ripc_server_close may run
+ * while other threads are inside the server's calls: see there.
  *
  * Fork. A master commonly forks its workers after ripc_server_open(). The
  * child may open clients but must never touch the server it inherited, and
@@ -142,10 +145,13 @@ RIPC_API int ripc_server_on_peer(ripc_server *s, void (*joined)(ripc_peer *, voi
 /*
  * Accept workers and dispatch what is ready, waiting up to timeout_ms for
  * something to arrive. Returns the number of messages dispatched: 0 after a
- * timeout, or when the wait ended with only joins/leaves handled. A negative
- * errno on failure. For callers with their own event loop: call
- * ripc_server_poll(s, 0) until it returns 0, then wait for ripc_server_fd()
- * to become readable. Not concurrent with itself or ripc_server_run().
+ * timeout, or when the wait ended with only joins/leaves handled (or a
+ * ripc_server_stop() from another thread). A negative errno on failure:
+ * -ECANCELED once ripc_server_close() has begun on another thread,
+ * -EDEADLK after a handler called ripc_server_close(). For callers with
+ * their own event loop: call ripc_server_poll(s, 0) until it returns 0, then
+ * wait for ripc_server_fd() to become readable. Not concurrent with itself
+ * or ripc_server_run().
  */
 RIPC_API int ripc_server_poll(ripc_server *s, int timeout_ms);
 
@@ -153,7 +159,10 @@ RIPC_API int ripc_server_poll(ripc_server *s, int timeout_ms);
  * Dispatch on `threads` threads (0 or 1: the calling thread only) until
  * ripc_server_stop(). Peers are spread over the threads; each peer's inbound
  * ring is read by exactly one thread, so its messages are handled in order.
- * Returns 0 after stop, or a negative errno.
+ * Returns 0 after stop, -ECANCELED when ripc_server_close() on another
+ * thread ended it (s is being freed: touch it no more), -EDEADLK when a
+ * handler called ripc_server_close() (s is still valid), or another
+ * negative errno.
  */
 RIPC_API int ripc_server_run(ripc_server *s, unsigned threads);
 RIPC_API void ripc_server_stop(ripc_server *s); /* any thread, async-signal-safe */
@@ -162,7 +171,7 @@ RIPC_API void ripc_server_stop(ripc_server *s); /* any thread, async-signal-safe
  * Send a one-way message to a worker. Thread-safe. Waits up to timeout_ms
  * for ring space. Returns 0, -EAGAIN/-ETIMEDOUT (full), -EPIPE, -ENOENT (no
  * such peer), -EMSGSIZE, -EINVAL (a reserved type, or data NULL with len > 0;
- * checked before the peer is looked up).
+ * checked before the peer is looked up), -ECANCELED (the server is closing).
  */
 RIPC_API int ripc_server_send(ripc_server *s, uint32_t peer_id, uint16_t type, const void *data,
                               uint64_t len, int timeout_ms);
@@ -190,7 +199,8 @@ typedef struct ripc_out {
  */
 RIPC_API int ripc_server_send_batch(ripc_server *s, uint32_t peer_id, const ripc_out *msgs,
                                     size_t n, int timeout_ms);
-/* Send to every connected worker; returns how many it reached. The timeout
+/* Send to every connected worker; returns how many it reached, or
+ * -ECANCELED when the server's close began before or during it. The timeout
  * applies to each worker in turn. -EINVAL for a reserved type (or data NULL
  * with len > 0), whether or not workers are connected. */
 RIPC_API int ripc_server_broadcast(ripc_server *s, uint16_t type, const void *data, uint64_t len,
@@ -241,7 +251,34 @@ RIPC_API uint64_t ripc_server_dropped(ripc_server *s);
 RIPC_API int ripc_server_fd(ripc_server *s);
 /* Workers connected now. */
 RIPC_API unsigned ripc_server_peer_count(ripc_server *s);
-/* Say goodbye to every worker, stop, free everything. NULL is fine. */
+/*
+ * Stop, end every worker's connection, free everything. NULL is fine.
+ *
+ * From any thread but the server's dispatch, while other threads are inside
+ * run, poll, send, send_batch, broadcast or reply: close stops the server
+ * and ends each wait those calls are in, at once (a send waiting for ring
+ * or socket room, a wait for the send lock behind it, a poll or run waiting
+ * for work); they return -ECANCELED (poll returns its count when it
+ * dispatched something first). close returns only after every one of them
+ * has returned, so nothing is freed under them; a handler that blocks on
+ * something else holds close up until it returns. Workers see the end of
+ * the stream (their calls return -EPIPE, as after a goodbye), and `left`
+ * runs for each with -ECANCELED, on the dispatch thread that owns it or on
+ * the closing thread.
+ *
+ * Calls already inside when close begins are what close takes care of: no
+ * call on s may begin once close has begun (one that does may read freed
+ * memory). A thread that calls in a loop (send until an error, poll until
+ * an error) stops on the -ECANCELED it gets and calls no more; a thread
+ * that may call at any time must be told to stop by the application before
+ * close.
+ *
+ * From a handler or callback of this server (its dispatch thread), close
+ * cannot free the server under the dispatch that called it: it acts as
+ * ripc_server_stop(), the run() or poll() that dispatched returns -EDEADLK,
+ * and the server stays valid, to be closed from outside. A close from the
+ * `left` callback that close itself makes is ignored. Close s only once.
+ */
 RIPC_API void ripc_server_close(ripc_server *s);
 
 /* ---- worker ---- */

@@ -908,34 +908,6 @@ static void test_mw_worker_sigkill_mid_stream(void **state)
 
 /* ================================================================== 4 */
 
-/* State of the main thread of pid ('R', 'S', 'D', ...), 0 when unknown. */
-static char task_state(pid_t pid)
-{
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/%d/task/%d/stat", (int)pid, (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = 0;
-    char *rp = strrchr(buf, ')');
-    return rp && rp[1] == ' ' ? rp[2] : 0;
-}
-
-/* Wait (yielding, no sleeps) until pid's main thread sleeps in the kernel. */
-static void wait_until_sleeping(pid_t pid)
-{
-    for (;;) {
-        char st = task_state(pid);
-        if (st == 'S' || st == 0)
-            return;
-        sched_yield();
-    }
-}
-
 struct mk_arg {
     int wait;
     int ready_w; /* master -> worker: listening */
@@ -971,7 +943,7 @@ static int master_to_be_killed(int idx, void *arg)
     xwrite(a->ready_w, "J", 1); /* not polling any more */
     char b;
     WCHECK(xread(a->go_r, &b, 1) == 0, "go pipe");
-    wait_until_sleeping(getppid());
+    ripc_test_wait_sleeping(getppid(), getppid());
     kill(getpid(), SIGKILL);
     for (;;)
         pause();

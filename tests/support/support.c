@@ -1,6 +1,7 @@
 #include "support/support.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -115,6 +116,33 @@ void *ripc_test_shared_alloc(size_t len)
 void ripc_test_shared_free(void *p, size_t len)
 {
     munmap(p, len);
+}
+
+/* State of a thread ('R', 'S', 'D', ...), 0 when unknown. */
+static char task_state(int pid, int tid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/stat", pid, tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = 0;
+    char *rp = strrchr(buf, ')');
+    return rp && rp[1] == ' ' ? rp[2] : 0;
+}
+
+void ripc_test_wait_sleeping(int pid, int tid)
+{
+    for (;;) {
+        char st = task_state(pid, tid);
+        if (st == 'S' || st == 0)
+            return;
+        sched_yield();
+    }
 }
 
 int ripc_test_wait(int pid)

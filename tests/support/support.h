@@ -65,6 +65,10 @@ int ripc_test_spawn_self(char *const argv[], void (*prepare)(void *), void *arg,
  * filter cannot be installed (-ENOSYS where seccomp filters do not exist). */
 int ripc_test_refuse_memfd(void);
 
+/* Wait (yielding, no sleeps) until thread tid of process pid sleeps in the
+ * kernel ('S'), or is gone: a thread that said it is about to block has. */
+void ripc_test_wait_sleeping(int pid, int tid);
+
 /* Wait for pid and return its exit code, or 128 + signal. */
 int ripc_test_wait(int pid);
 

@@ -1,0 +1,746 @@
+/*
+ * Closing a server under load, from another thread than the one that
+ * dispatches. The test process is the master; workers are this program
+ * re-executed (posix_spawn: nothing runs between fork and exec in a
+ * process whose other threads may hold the allocator's locks). Each worker
+ * reports through a pipe (fd 3) when it is connected, when it is about to
+ * block, and what its blocking call returned and when (CLOCK_MONOTONIC is
+ * one clock for every process); it leaves once its control pipe (fd 4)
+ * ends, so that no goodbye races with the close under test. Events are
+ * ordered by these pipes and by the master's callbacks, never by sleeps.
+ *
+ * "Returns within 100 ms" is checked generously, with a bound of 1 s from
+ * the start of ripc_server_close(): that tells returning from hanging on
+ * a loaded machine or under a sanitizer. A close that does not return
+ * within 10 s fails the test there and then.
+ *
+ * Usage: test_server_close [shm|socket] [test-name-filter]
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "ringipc/ringipc.h"
+#include "support/support.h"
+
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define RIPC_TEST_TSAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define RIPC_TEST_TSAN 1
+#endif
+#ifdef RIPC_TEST_TSAN
+/* liburcu is not instrumented: its own synchronisation is invisible. */
+const char *__tsan_default_suppressions(void);
+const char *__tsan_default_suppressions(void)
+{
+    return "called_from_lib:liburcu-bp.so\n"
+           "called_from_lib:liburcu-cds.so\n";
+}
+#endif
+
+extern char **environ;
+
+enum {
+    T_IGNORE = 1, /* request: the handler never replies */
+    T_HOLD,       /* one-way: the handler sends to the sender until that fails */
+    T_FILL,       /* master -> worker filler */
+    T_CLOSE,      /* one-way: the handler calls ripc_server_close */
+    T_NOTE,       /* broadcast */
+};
+
+#define RING       16384u
+#define SMALL      512u
+#define LARGE      ((size_t)256 * 1024)
+#define BOUND_NS   1000000000ull /* "returned", as opposed to "hangs" */
+#define CLOSE_WAIT 10000         /* ms: a close that takes longer has hung */
+#define MAX_W      8
+
+enum { REP_READY = 1, REP_BLOCKING, REP_DONE };
+struct rep {
+    int32_t what;
+    int32_t rc;
+    uint64_t t_ns;
+};
+
+static int g_transport = RIPC_TRANSPORT_SHM;
+static const char *g_mode = "shm";
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void xwrite(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            _exit(4);
+        p += (size_t)n;
+        len -= (size_t)n;
+    }
+}
+
+/* Read exactly len bytes within ms: 0, or -1 (EOF, error, time out). */
+static int read_within(int fd, void *buf, size_t len, int ms)
+{
+    char *p = buf;
+    uint64_t end = now_ns() + (uint64_t)ms * 1000000u;
+    while (len) {
+        struct pollfd pf = {.fd = fd, .events = POLLIN};
+        uint64_t now = now_ns();
+        if (now >= end)
+            return -1;
+        int r = poll(&pf, 1, (int)((end - now) / 1000000u) + 1);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return -1;
+        ssize_t n = read(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        p += (size_t)n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* ================================================================ worker */
+
+static void report(int what, int rc)
+{
+    struct rep r = {.what = what, .rc = rc, .t_ns = now_ns()};
+    xwrite(3, &r, sizeof r);
+}
+
+/* Roles: recv, request, send, large (blocked in those calls), deaf (never
+ * reads: the target of the master's senders), closer (asks the master's
+ * handler to close the server, then receives). */
+static int worker_main(const char *role, const char *url)
+{
+    signal(SIGPIPE, SIG_IGN);
+    ripc_options o = {.ring_bytes = RING, .transport = g_transport, .name = role};
+    char why[256] = "";
+    ripc_client *c = NULL;
+    int rc = ripc_client_open_ex(&c, url, &o, why, sizeof why);
+    WCHECK(rc == 0, "open %s: %s (%s)", url, ripc_strerror(rc), why);
+    WCHECK(strcmp(ripc_client_transport(c), g_mode) == 0, "transport %s", ripc_client_transport(c));
+    report(REP_READY, 0);
+    static unsigned char buf[LARGE];
+    memset(buf, 0x5A, sizeof buf);
+    ripc_msg m;
+    if (strcmp(role, "recv") == 0 || strcmp(role, "closer") == 0) {
+        if (role[0] == 'c')
+            WCHECK(ripc_client_send(c, T_CLOSE, NULL, 0, -1) == 0, "send T_CLOSE");
+        report(REP_BLOCKING, 0);
+        while ((rc = ripc_client_recv(c, &m, -1)) == 0)
+            ;
+    } else if (strcmp(role, "request") == 0) {
+        report(REP_BLOCKING, 0);
+        rc = ripc_client_request(c, T_IGNORE, buf, 8, &m, -1);
+    } else if (strcmp(role, "send") == 0 || strcmp(role, "large") == 0) {
+        /* The master's handler for the first T_HOLD sends back until our
+         * inbound ring is full and then waits: nothing more of ours is
+         * dispatched, and with timeout 0 we find out when we would block.
+         * Not for a large message in socket mode: the frame goes out
+         * directly, and a socket-mode send of a frame begun does not yet
+         * keep a timeout of 0 (issue 10, "socket-mode worker's send"); the
+         * send(-1) below fills the socket soon enough. */
+        size_t len = role[0] == 'l' ? LARGE : SMALL;
+        if (role[0] != 'l' || g_transport != RIPC_TRANSPORT_SOCKET) {
+            while ((rc = ripc_client_send(c, T_HOLD, buf, len, 0)) == 0)
+                ;
+            WCHECK(rc == -EAGAIN, "send with timeout 0: %s", ripc_strerror(rc));
+        }
+        report(REP_BLOCKING, 0);
+        while ((rc = ripc_client_send(c, T_HOLD, buf, len, -1)) == 0)
+            ;
+    } else if (strcmp(role, "deaf") == 0) {
+        rc = 0;
+    } else {
+        WCHECK(0, "unknown role");
+    }
+    if (strcmp(role, "deaf") != 0)
+        report(REP_DONE, rc);
+    char b;
+    while (read(4, &b, 1) > 0)
+        ;
+    ripc_client_close(c);
+    return 0;
+}
+
+/* ================================================================ master */
+
+struct wk {
+    const char *role;
+    pid_t pid;
+    int rep, ctl; /* our ends: its reports, its control pipe */
+    uint32_t id;
+    struct rep done;
+};
+
+struct app {
+    pthread_t th;
+    int kind; /* 0: send SMALL, 1: send LARGE, 2: broadcast */
+    uint32_t to;
+    _Atomic int tid;
+    int rc;
+    uint64_t t_ns;
+    int started;
+};
+
+static struct {
+    char dir[64], path[128], url[160];
+    ripc_server *s;
+    struct wk w[MAX_W];
+    int nw;
+    pthread_mutex_t mu;
+    char joined[MAX_W][64];
+    uint32_t joined_id[MAX_W];
+    int nj;
+    char left[MAX_W][64];
+    int left_reason[MAX_W];
+    int nl;
+    int join_pipe[2];  /* a byte per join */
+    int block_pipe[2]; /* a byte per application thread about to block */
+    /* the run thread */
+    pthread_t run_th;
+    int run_started, run_threads, run_rc;
+    uint64_t run_t;
+    /* T_HOLD handlers */
+    _Atomic int hold_canceled, hold_other, hold_other_rc;
+    _Atomic uint64_t hold_t; /* when the first one returned */
+    /* T_CLOSE / left */
+    _Atomic int close_in_handler; /* the handler's close returned */
+    _Atomic int close_in_left;    /* left calls close (re-entry) */
+    /* the closer */
+    int close_pipe[2];
+    pthread_t close_th;
+} G;
+
+static void on_join(ripc_peer *p, void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&G.mu);
+    if (G.nj < MAX_W) {
+        snprintf(G.joined[G.nj], sizeof G.joined[0], "%s", ripc_peer_name(p));
+        G.joined_id[G.nj++] = ripc_peer_id(p);
+    }
+    pthread_mutex_unlock(&G.mu);
+    xwrite(G.join_pipe[1], "j", 1);
+}
+
+static void on_left(ripc_peer *p, int reason, void *arg)
+{
+    ripc_server *s = arg;
+    pthread_mutex_lock(&G.mu);
+    if (G.nl < MAX_W) {
+        snprintf(G.left[G.nl], sizeof G.left[0], "%s", ripc_peer_name(p));
+        G.left_reason[G.nl++] = reason;
+    }
+    pthread_mutex_unlock(&G.mu);
+    if (atomic_load(&G.close_in_left))
+        ripc_server_close(s); /* close calls us: ignored, not a second free */
+}
+
+static void h_ignore(ripc_peer *p, const ripc_msg *m, void *arg)
+{
+    (void)p, (void)m, (void)arg;
+}
+
+static void h_hold(ripc_peer *p, const ripc_msg *m, void *arg)
+{
+    (void)m;
+    ripc_server *s = arg;
+    static unsigned char buf[SMALL];
+    int rc;
+    while ((rc = ripc_server_send(s, ripc_peer_id(p), T_FILL, buf, sizeof buf, -1)) == 0)
+        ;
+    uint64_t zero = 0;
+    atomic_compare_exchange_strong(&G.hold_t, &zero, now_ns());
+    if (rc == -ECANCELED) {
+        atomic_fetch_add(&G.hold_canceled, 1);
+    } else {
+        atomic_fetch_add(&G.hold_other, 1);
+        atomic_store(&G.hold_other_rc, rc);
+    }
+}
+
+static void h_close(ripc_peer *p, const ripc_msg *m, void *arg)
+{
+    (void)p, (void)m;
+    ripc_server_close(arg); /* misuse: stops the server, frees nothing */
+    atomic_store(&G.close_in_handler, 1);
+}
+
+static void *run_main(void *arg)
+{
+    (void)arg;
+    G.run_rc = ripc_server_run(G.s, (unsigned)G.run_threads);
+    G.run_t = now_ns();
+    return NULL;
+}
+
+static void start_run(unsigned threads)
+{
+    G.run_threads = (int)threads;
+    assert_int_equal(pthread_create(&G.run_th, NULL, run_main, NULL), 0);
+    G.run_started = 1;
+}
+
+/* Join a thread that must end soon; one that does not hangs the test for
+ * good: fail there and then. */
+static void join_within(pthread_t th, const char *what)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += CLOSE_WAIT / 1000;
+    if (pthread_timedjoin_np(th, NULL, &ts) != 0) {
+        fprintf(stderr, "%s did not return within %d ms\n", what, CLOSE_WAIT);
+        fflush(NULL);
+        _exit(1);
+    }
+}
+
+static void join_run(void)
+{
+    if (G.run_started)
+        join_within(G.run_th, "ripc_server_run");
+    G.run_started = 0;
+}
+
+static void open_master(void)
+{
+    ripc_options o = {.ring_bytes = RING, .transport = g_transport};
+    char why[256] = "";
+    int rc = ripc_server_open_ex(&G.s, G.url, &o, why, sizeof why);
+    assert_int_equal(rc, 0);
+    assert_int_equal(ripc_server_on_peer(G.s, on_join, on_left, G.s), 0);
+    assert_int_equal(ripc_server_handle(G.s, T_IGNORE, h_ignore, G.s), 0);
+    assert_int_equal(ripc_server_handle(G.s, T_HOLD, h_hold, G.s), 0);
+    assert_int_equal(ripc_server_handle(G.s, T_CLOSE, h_close, G.s), 0);
+}
+
+static struct wk *spawn_worker(const char *role)
+{
+    assert_true(G.nw < MAX_W);
+    struct wk *w = &G.w[G.nw++];
+    w->role = role;
+    int rp[2], cp[2];
+    assert_int_equal(pipe2(rp, O_CLOEXEC), 0);
+    assert_int_equal(pipe2(cp, O_CLOEXEC), 0);
+    assert_true(rp[1] > 4 && cp[0] > 4); /* dup2 onto 3 and 4 clears close-on-exec */
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, rp[1], 3);
+    posix_spawn_file_actions_adddup2(&fa, cp[0], 4);
+    char *argv[] = {"test_server_close", "--worker", (char *)role, G.url, (char *)g_mode, NULL};
+    int rc = posix_spawn(&w->pid, "/proc/self/exe", &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    assert_int_equal(rc, 0);
+    close(rp[1]);
+    close(cp[0]);
+    w->rep = rp[0];
+    w->ctl = cp[1];
+    struct rep r;
+    if (read_within(w->rep, &r, sizeof r, 10000) < 0 || r.what != REP_READY)
+        fail_msg("worker %s did not connect", role);
+    /* joined runs after the worker has its WELCOME: wait for it too */
+    char b;
+    if (read_within(G.join_pipe[0], &b, 1, 10000) < 0)
+        fail_msg("no join for worker %s", role);
+    pthread_mutex_lock(&G.mu);
+    for (int i = 0; i < G.nj; i++)
+        if (strcmp(G.joined[i], role) == 0)
+            w->id = G.joined_id[i];
+    pthread_mutex_unlock(&G.mu);
+    assert_true(w->id != 0);
+    return w;
+}
+
+static void expect_report(struct wk *w, int what)
+{
+    struct rep r;
+    if (read_within(w->rep, &r, sizeof r, 10000) < 0)
+        fail_msg("worker %s: no report %d", w->role, what);
+    if (r.what != what)
+        fail_msg("worker %s: report %d (rc %d: %s), expected %d", w->role, r.what, r.rc,
+                 ripc_strerror(r.rc), what);
+    if (what == REP_DONE)
+        w->done = r;
+    if (what == REP_BLOCKING)
+        ripc_test_wait_sleeping(w->pid, w->pid);
+}
+
+static void *app_main(void *arg)
+{
+    struct app *a = arg;
+    static unsigned char data[LARGE];
+    uint64_t len = a->kind == 1 ? LARGE : SMALL;
+    int rc;
+    atomic_store(&a->tid, (int)syscall(SYS_gettid));
+    if (a->kind == 2) {
+        /* Every deaf worker's ring is full by now: the first broadcast
+         * waits at one of them. */
+        xwrite(G.block_pipe[1], "b", 1);
+        while ((rc = ripc_server_broadcast(G.s, T_NOTE, data, SMALL, -1)) >= 0)
+            ;
+    } else {
+        while ((rc = ripc_server_send(G.s, a->to, T_FILL, data, len, 0)) == 0)
+            ;
+        if (rc == -EAGAIN) {
+            xwrite(G.block_pipe[1], "b", 1);
+            while ((rc = ripc_server_send(G.s, a->to, T_FILL, data, len, -1)) == 0)
+                ;
+        } else {
+            xwrite(G.block_pipe[1], "x", 1);
+        }
+    }
+    a->t_ns = now_ns();
+    a->rc = rc;
+    return NULL;
+}
+
+static void start_app(struct app *a, int kind, uint32_t to)
+{
+    a->kind = kind;
+    a->to = to;
+    assert_int_equal(pthread_create(&a->th, NULL, app_main, a), 0);
+    a->started = 1;
+    char b;
+    if (read_within(G.block_pipe[0], &b, 1, 10000) < 0)
+        fail_msg("application thread %d did not start", kind);
+    if (b != 'b')
+        fail_msg("application thread %d: a send with timeout 0 failed otherwise than -EAGAIN",
+                 kind);
+    /* Inside the call now: no call may begin once close has (ringipc.h). */
+    ripc_test_wait_sleeping(getpid(), atomic_load(&a->tid));
+}
+
+static void *close_main(void *arg)
+{
+    (void)arg;
+    ripc_server_close(G.s);
+    xwrite(G.close_pipe[1], "c", 1);
+    return NULL;
+}
+
+/* Close on another thread; returns when it began. Fails the whole run when
+ * it does not return within CLOSE_WAIT ms (it hangs: nothing can clean up). */
+static uint64_t close_now(void)
+{
+    uint64_t t0 = now_ns();
+    assert_int_equal(pthread_create(&G.close_th, NULL, close_main, NULL), 0);
+    char b;
+    if (read_within(G.close_pipe[0], &b, 1, CLOSE_WAIT) < 0) {
+        fprintf(stderr, "ripc_server_close did not return within %d ms\n", CLOSE_WAIT);
+        fflush(NULL);
+        _exit(1);
+    }
+    join_within(G.close_th, "the closing thread");
+    G.s = NULL;
+    print_message("close took %.1f ms\n", (double)(now_ns() - t0) / 1e6);
+    return t0;
+}
+
+/* A call blocked when close began returned within the bound after it. */
+static void check_returned(const char *what, int rc, uint64_t t, uint64_t t0)
+{
+    print_message("%-22s %-28s %+.1f ms after close began\n", what, ripc_strerror(rc),
+                  (double)((int64_t)(t - t0)) / 1e6);
+    if (rc >= 0)
+        fail_msg("%s: returned %d, expected an error", what, rc);
+    if (t < t0)
+        fail_msg("%s: returned (%s) before close began: it was not blocked", what,
+                 ripc_strerror(rc));
+    if (t - t0 > BOUND_NS)
+        fail_msg("%s: returned %.0f ms after close began", what, (double)(t - t0) / 1e6);
+}
+
+static void check_all_left_canceled(int n)
+{
+    pthread_mutex_lock(&G.mu);
+    int nl = G.nl;
+    pthread_mutex_unlock(&G.mu);
+    assert_int_equal(nl, n);
+    for (int i = 0; i < nl; i++)
+        if (G.left_reason[i] != -ECANCELED)
+            fail_msg("worker %s left with %d (%s), expected -ECANCELED", G.left[i],
+                     G.left_reason[i], ripc_strerror(G.left_reason[i]));
+}
+
+static void release_workers(void)
+{
+    for (int i = 0; i < G.nw; i++) {
+        if (G.w[i].ctl >= 0)
+            close(G.w[i].ctl);
+        G.w[i].ctl = -1;
+    }
+    for (int i = 0; i < G.nw; i++) {
+        if (G.w[i].pid > 0) {
+            int st = ripc_test_wait(G.w[i].pid);
+            G.w[i].pid = 0;
+            if (st != 0)
+                fail_msg("worker %s ended with status %d", G.w[i].role, st);
+        }
+    }
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    memset(&G, 0, sizeof G);
+    pthread_mutex_init(&G.mu, NULL);
+    snprintf(G.dir, sizeof G.dir, "/tmp/ripc-close-XXXXXX");
+    if (!mkdtemp(G.dir))
+        return -1;
+    snprintf(G.path, sizeof G.path, "%s/m.sock", G.dir);
+    snprintf(G.url, sizeof G.url, "unix:%s", G.path);
+    if (pipe2(G.join_pipe, O_CLOEXEC) || pipe2(G.block_pipe, O_CLOEXEC) ||
+        pipe2(G.close_pipe, O_CLOEXEC))
+        return -1;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    if (G.s)
+        ripc_server_close(G.s);
+    join_run();
+    for (int i = 0; i < G.nw; i++) {
+        if (G.w[i].pid > 0) {
+            kill(G.w[i].pid, SIGKILL);
+            ripc_test_wait(G.w[i].pid);
+        }
+        close(G.w[i].rep);
+        if (G.w[i].ctl >= 0)
+            close(G.w[i].ctl);
+    }
+    int *fds[] = {G.join_pipe, G.block_pipe, G.close_pipe};
+    for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++) {
+        close(fds[i][0]);
+        close(fds[i][1]);
+    }
+    pthread_mutex_destroy(&G.mu);
+    unlink(G.path);
+    rmdir(G.dir);
+    return 0;
+}
+
+/* ----------------------------------------------------------------- cases */
+
+/*
+ * run(s, 4) on one thread; workers blocked in recv(-1), request(-1),
+ * send(-1) on a full ring and send(-1) of large messages (out of buffers in
+ * shm mode, a full socket in socket mode), each because a dispatch thread
+ * is itself blocked in a handler sending to that worker; application
+ * threads blocked in send(-1) (small, large) to workers that never read
+ * and in broadcast(-1). close() on yet another thread: every one of them
+ * returns an error, run returns, every worker leaves with -ECANCELED.
+ */
+static void test_close_under_load(void **state)
+{
+    (void)state;
+    open_master();
+    start_run(4);
+    struct wk *wr = spawn_worker("recv");
+    struct wk *wq = spawn_worker("request");
+    struct wk *ws = spawn_worker("send");
+    struct wk *wl = spawn_worker("large");
+    struct wk *d1 = spawn_worker("deaf");
+    struct wk *d2 = spawn_worker("deaf");
+    struct wk *blocked[] = {wr, wq, ws, wl};
+    for (size_t i = 0; i < 4; i++)
+        expect_report(blocked[i], REP_BLOCKING);
+    struct app a[3] = {{0}};
+    start_app(&a[0], 0, d1->id);
+    start_app(&a[1], 1, d2->id);
+    start_app(&a[2], 2, 0);
+
+    uint64_t t0 = close_now();
+
+    for (int i = 0; i < 3; i++)
+        join_within(a[i].th, "an application thread");
+    join_run();
+    check_returned("run(4)", G.run_rc, G.run_t, t0);
+    assert_int_equal(G.run_rc, -ECANCELED);
+    const char *names[] = {"app send small", "app send large", "app broadcast"};
+    for (int i = 0; i < 3; i++) {
+        check_returned(names[i], a[i].rc, a[i].t_ns, t0);
+        assert_int_equal(a[i].rc, -ECANCELED);
+    }
+    if (atomic_load(&G.hold_other))
+        fail_msg("a handler's send ended with %s", ripc_strerror(atomic_load(&G.hold_other_rc)));
+    assert_true(atomic_load(&G.hold_canceled) >= 2); /* the send and large workers' */
+    check_returned("handler send", -ECANCELED, atomic_load(&G.hold_t), t0);
+    const char *wnames[] = {"worker recv(-1)", "worker request(-1)", "worker send(-1)",
+                            "worker large send(-1)"};
+    for (size_t i = 0; i < 4; i++) {
+        expect_report(blocked[i], REP_DONE);
+        check_returned(wnames[i], blocked[i]->done.rc, blocked[i]->done.t_ns, t0);
+    }
+    check_all_left_canceled(6);
+    release_workers();
+}
+
+/*
+ * Application threads inside send(-1) to workers that never read, one on
+ * each of two loops; stop() and run() again (run's start and end move
+ * peers between loops under their send locks, which such a sender holds
+ * through each slice of its wait); then close(): the sends return.
+ */
+static void test_stop_then_close_with_sender(void **state)
+{
+    (void)state;
+    open_master();
+    start_run(2);
+    struct wk *d[2] = {spawn_worker("deaf"), spawn_worker("deaf")}; /* loop 0, loop 1 */
+    struct app a[2] = {{0}};
+    for (int i = 0; i < 2; i++)
+        start_app(&a[i], 0, d[i]->id);
+    ripc_server_stop(G.s);
+    join_run();
+    assert_int_equal(G.run_rc, 0);
+    start_run(2);
+    ripc_server_stop(G.s);
+    join_run();
+    assert_int_equal(G.run_rc, 0);
+
+    uint64_t t0 = close_now();
+
+    for (int i = 0; i < 2; i++) {
+        join_within(a[i].th, "an application thread");
+        check_returned("app send small", a[i].rc, a[i].t_ns, t0);
+        assert_int_equal(a[i].rc, -ECANCELED);
+    }
+    check_all_left_canceled(2);
+    release_workers();
+}
+
+/*
+ * close() from a handler does not free the server under its own dispatch:
+ * run returns -EDEADLK, the server still works, and the real close (whose
+ * left callback calls close once more: ignored) ends the worker's recv.
+ */
+static void test_close_from_handler(void **state)
+{
+    (void)state;
+    open_master();
+    start_run(2);
+    struct wk *w = spawn_worker("closer");
+    expect_report(w, REP_BLOCKING);
+    join_run(); /* the handler's close stopped it */
+    assert_int_equal(G.run_rc, -EDEADLK);
+    assert_true(atomic_load(&G.close_in_handler));
+    assert_int_equal(ripc_server_peer_count(G.s), 1);
+    /* still usable: poll dispatches again (nothing to do) */
+    assert_int_equal(ripc_server_poll(G.s, 0), 0);
+    atomic_store(&G.close_in_left, 1);
+
+    uint64_t t0 = close_now();
+
+    expect_report(w, REP_DONE);
+    check_returned("worker recv(-1)", w->done.rc, w->done.t_ns, t0);
+    check_all_left_canceled(1);
+    release_workers();
+}
+
+/*
+ * poll(s, 5000) on one thread, inside its wait (a worker's join ran in it);
+ * close() on another: the poll returns -ECANCELED at once, close waits for
+ * it before freeing.
+ */
+struct poller {
+    int rc;
+    uint64_t t;
+};
+
+static void *poll_main(void *arg)
+{
+    struct poller *pl = arg;
+    pl->rc = ripc_server_poll(G.s, 5000);
+    pl->t = now_ns();
+    return NULL;
+}
+
+static void test_poll_concurrent_close(void **state)
+{
+    (void)state;
+    open_master();
+    struct poller pl = {0};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, poll_main, &pl), 0);
+    struct wk *w = spawn_worker("recv"); /* joins inside the poll */
+    expect_report(w, REP_BLOCKING);
+
+    uint64_t t0 = close_now();
+
+    join_within(th, "ripc_server_poll");
+    check_returned("poll(5000)", pl.rc, pl.t, t0);
+    assert_int_equal(pl.rc, -ECANCELED);
+    expect_report(w, REP_DONE);
+    check_returned("worker recv(-1)", w->done.rc, w->done.t_ns, t0);
+    check_all_left_canceled(1);
+    release_workers();
+}
+
+int main(int argc, char **argv)
+{
+    signal(SIGPIPE, SIG_IGN);
+    if (argc >= 5 && strcmp(argv[1], "--worker") == 0) {
+        g_mode = argv[4];
+        g_transport = strcmp(g_mode, "socket") == 0 ? RIPC_TRANSPORT_SOCKET : RIPC_TRANSPORT_SHM;
+        return worker_main(argv[2], argv[3]);
+    }
+    if (argc > 1) {
+        if (strcmp(argv[1], "socket") == 0) {
+            g_transport = RIPC_TRANSPORT_SOCKET;
+        } else if (strcmp(argv[1], "shm") != 0) {
+            fprintf(stderr, "usage: %s [shm|socket] [test-name-filter]\n", argv[0]);
+            return 2;
+        }
+        g_mode = argv[1];
+    }
+    static char filter[128];
+    if (argc > 2) {
+        snprintf(filter, sizeof filter, "*%s*", argv[2]);
+        cmocka_set_test_filter(filter);
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_close_under_load, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stop_then_close_with_sender, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_from_handler, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_poll_concurrent_close, setup, teardown),
+    };
+    char group[64];
+    snprintf(group, sizeof group, "server_close_%s", g_mode);
+    return cmocka_run_group_tests_name(group, tests, NULL, NULL);
+}
