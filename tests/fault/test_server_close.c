@@ -40,24 +40,6 @@
 #include "ringipc/ringipc.h"
 #include "support/support.h"
 
-#if defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define RIPC_TEST_TSAN 1
-#endif
-#endif
-#if defined(__SANITIZE_THREAD__)
-#define RIPC_TEST_TSAN 1
-#endif
-#ifdef RIPC_TEST_TSAN
-/* liburcu is not instrumented: its own synchronisation is invisible. */
-const char *__tsan_default_suppressions(void);
-const char *__tsan_default_suppressions(void)
-{
-    return "called_from_lib:liburcu-bp.so\n"
-           "called_from_lib:liburcu-cds.so\n";
-}
-#endif
-
 extern char **environ;
 
 enum {
@@ -720,20 +702,8 @@ int main(int argc, char **argv)
         g_transport = strcmp(g_mode, "socket") == 0 ? RIPC_TRANSPORT_SOCKET : RIPC_TRANSPORT_SHM;
         return worker_main(argv[2], argv[3]);
     }
-    if (argc > 1) {
-        if (strcmp(argv[1], "socket") == 0) {
-            g_transport = RIPC_TRANSPORT_SOCKET;
-        } else if (strcmp(argv[1], "shm") != 0) {
-            fprintf(stderr, "usage: %s [shm|socket] [test-name-filter]\n", argv[0]);
-            return 2;
-        }
-        g_mode = argv[1];
-    }
-    static char filter[128];
-    if (argc > 2) {
-        snprintf(filter, sizeof filter, "*%s*", argv[2]);
-        cmocka_set_test_filter(filter);
-    }
+    if ((g_transport = ripc_test_transport_args(argc, argv, &g_mode)) < 0)
+        return 2;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_close_under_load, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_then_close_with_sender, setup, teardown),

@@ -43,29 +43,6 @@
 #include "src/proto.h"
 #include "support/support.h"
 
-/* ---- ThreadSanitizer and liburcu ----
- * liburcu is not built with TSan, so the synchronisation inside it (its
- * call_rcu queues, urcu_bp_barrier's completion) is invisible and TSan
- * reports e.g. a calloc in urcu_bp_barrier racing with the free on the
- * call_rcu thread. Ignore what happens inside the uninstrumented libraries;
- * races in ringipc's own code are still reported. */
-#if defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define RIPC_TEST_TSAN 1
-#endif
-#endif
-#if defined(__SANITIZE_THREAD__)
-#define RIPC_TEST_TSAN 1
-#endif
-#ifdef RIPC_TEST_TSAN
-const char *__tsan_default_suppressions(void);
-const char *__tsan_default_suppressions(void)
-{
-    return "called_from_lib:liburcu-bp.so\n"
-           "called_from_lib:liburcu-cds.so\n";
-}
-#endif
-
 /* ---- transport, fixture ---- */
 
 static int g_transport = RIPC_TRANSPORT_SHM;
