@@ -9,10 +9,11 @@
  * ends, so that no goodbye races with the close under test. Events are
  * ordered by these pipes and by the master's callbacks, never by sleeps.
  *
- * "Returns within 100 ms" is checked generously, with a bound of 1 s from
- * the start of ripc_server_close(): that tells returning from hanging on
- * a loaded machine or under a sanitizer. A close that does not return
- * within 10 s fails the test there and then.
+ * "Returns within 100 ms" is checked generously, with a bound of 2 s from
+ * the moment ripc_server_close() is called: that tells returning from
+ * hanging on a loaded machine or under a sanitizer (0.1-30 ms here when
+ * idle; 0.5 s seen under ASan at a load average of 19 on 2 CPUs). A close
+ * that does not return within 10 s fails the test there and then.
  *
  * Usage: test_server_close [shm|socket] [test-name-filter]
  */
@@ -55,7 +56,7 @@ enum {
 #define RING       16384u
 #define SMALL      512u
 #define LARGE      ((size_t)256 * 1024)
-#define BOUND_NS   1000000000ull /* "returned", as opposed to "hangs" */
+#define BOUND_NS   2000000000ull /* "returned", as opposed to "hangs" */
 #define CLOSE_WAIT 10000         /* ms: a close that takes longer has hung */
 #define MAX_W      8
 
@@ -435,7 +436,7 @@ static void start_app(struct app *a, int kind, uint32_t to)
 
 static void *close_main(void *arg)
 {
-    (void)arg;
+    atomic_store((_Atomic uint64_t *)arg, now_ns());
     ripc_server_close(G.s);
     xwrite(G.close_pipe[1], "c", 1);
     return NULL;
@@ -445,8 +446,8 @@ static void *close_main(void *arg)
  * it does not return within CLOSE_WAIT ms (it hangs: nothing can clean up). */
 static uint64_t close_now(void)
 {
-    uint64_t t0 = now_ns();
-    assert_int_equal(pthread_create(&G.close_th, NULL, close_main, NULL), 0);
+    _Atomic uint64_t t0 = 0; /* taken on the closing thread, as close begins */
+    assert_int_equal(pthread_create(&G.close_th, NULL, close_main, (void *)&t0), 0);
     char b;
     if (read_within(G.close_pipe[0], &b, 1, CLOSE_WAIT) < 0) {
         fprintf(stderr, "ripc_server_close did not return within %d ms\n", CLOSE_WAIT);
@@ -455,8 +456,8 @@ static uint64_t close_now(void)
     }
     join_within(G.close_th, "the closing thread");
     G.s = NULL;
-    print_message("close took %.1f ms\n", (double)(now_ns() - t0) / 1e6);
-    return t0;
+    print_message("close took %.1f ms\n", (double)(now_ns() - atomic_load(&t0)) / 1e6);
+    return atomic_load(&t0);
 }
 
 /* A call blocked when close began returned within the bound after it. */
