@@ -48,6 +48,13 @@ int ripc__chan_attach(ripc__chan *ch, size_t ring_bytes, int master)
     }
     ch->max_payload = ripc_ring_payload_max(ch->tx) - RIPC_MSG_HDR;
     ch->max_inline = ch->max_payload;
+    /* The worker's ring starts armed, as if its consumer had looked and
+     * found nothing: the master's first message rings the worker's
+     * doorbell, so that a worker that polls ripc_client_fd() before its
+     * first recv is woken (messages sent before it could arm would not
+     * ring it otherwise). The master attaches before anything is sent. */
+    if (master)
+        ripc__ring_arm_consumer_flag(ch->tx);
     return 0;
 }
 

@@ -37,6 +37,8 @@ struct ripc_client {
     int held;             /* a ring record is lent to the caller */
     int peer_gone;        /* BYE or EOF seen: drain the ring, then -EPIPE */
     unsigned quick_looks; /* recv(c, m, 0) calls that found the arm standing */
+    _Atomic int fd_lent;  /* ripc_client_fd() was asked: no quick looks */
+    _Atomic int in_use;   /* a thread is inside send / request / recv */
     uint64_t next_id;
     uint64_t dropped;
     struct stash *q_head, *q_tail;
@@ -146,12 +148,33 @@ static int wait_msg(ripc_client *c, uint64_t deadline)
     return 0;
 }
 
+/*
+ * One thread at a time per client: a second thread that comes in while one
+ * is inside send / request / recv gets -EBUSY and changes nothing (its
+ * request is not sent, no reply or message is taken from the other). One
+ * uncontended exchange on entry, a release store on the way out; the
+ * acquire/release pair also orders the client's state for a program that
+ * hands the client from one thread to another between calls.
+ */
+static inline int enter(ripc_client *c)
+{
+    return atomic_exchange_explicit(&c->in_use, 1, memory_order_acquire) ? -EBUSY : 0;
+}
+
+static inline int leave(ripc_client *c, int rc)
+{
+    atomic_store_explicit(&c->in_use, 0, memory_order_release);
+    return rc;
+}
+
 int ripc_client_send(ripc_client *c, uint16_t type, const void *data, uint64_t len, int timeout_ms)
 {
     if (!c || (len && !data) || type >= RIPC_TYPE_RESERVED)
         return -EINVAL;
-    return send_kind(c, type, RIPC_KIND_ONEWAY, 0, data, len, ripc__deadline(timeout_ms),
-                     timeout_ms == 0);
+    if (enter(c) < 0)
+        return -EBUSY;
+    return leave(c, send_kind(c, type, RIPC_KIND_ONEWAY, 0, data, len, ripc__deadline(timeout_ms),
+                              timeout_ms == 0));
 }
 
 static int stash_incoming(ripc_client *c);
@@ -369,10 +392,14 @@ static int next_msg(ripc_client *c, ripc_msg *m, uint64_t want_id, uint64_t dead
                  * recv(c, m, 0) in its own loop then pays no syscall per
                  * empty look (404 -> 25 ns here). Every 64th look is a
                  * full one, which also notices a master that died without
-                 * ringing (its doorbell hangs up, and poll() on
-                 * ripc_client_fd() reports that at once, every time). */
+                 * ringing (its doorbell hangs up). A caller that polls
+                 * ripc_client_fd() gets full looks only: the fd wakes it
+                 * for a hang-up as well as for a ring, and a hang-up does
+                 * not clear the flag, so only a full look tells them
+                 * apart; it pays for a poll() per empty look anyway. */
                 if ((++c->quick_looks & 63) != 0 &&
-                    ripc__ring_consumer_flag(c->ch.rx) == RIPC_SLEEP_BELL)
+                    ripc__ring_consumer_flag(c->ch.rx) == RIPC_SLEEP_BELL &&
+                    !atomic_load_explicit(&c->fd_lent, memory_order_relaxed))
                     return -EAGAIN;
                 /* Rings already consumed first (or the fd would stay
                  * readable and its poller spin), then the control socket
@@ -399,11 +426,13 @@ int ripc_client_recv(ripc_client *c, ripc_msg *msg, int timeout_ms)
 {
     if (!c || !msg)
         return -EINVAL;
-    return next_msg(c, msg, 0, ripc__deadline(timeout_ms), timeout_ms == 0);
+    if (enter(c) < 0)
+        return -EBUSY;
+    return leave(c, next_msg(c, msg, 0, ripc__deadline(timeout_ms), timeout_ms == 0));
 }
 
-int ripc_client_request(ripc_client *c, uint16_t type, const void *data, uint64_t len,
-                        ripc_msg *reply, int timeout_ms)
+static int request(ripc_client *c, uint16_t type, const void *data, uint64_t len,
+                   ripc_msg *reply, int timeout_ms)
 {
     if (!c || !reply || (len && !data) || type >= RIPC_TYPE_RESERVED)
         return -EINVAL;
@@ -434,6 +463,16 @@ const char *ripc_client_error(const ripc_client *c)
     return c ? c->err_text : "";
 }
 
+int ripc_client_request(ripc_client *c, uint16_t type, const void *data, uint64_t len,
+                        ripc_msg *reply, int timeout_ms)
+{
+    if (!c)
+        return -EINVAL;
+    if (enter(c) < 0)
+        return -EBUSY;
+    return leave(c, request(c, type, data, len, reply, timeout_ms));
+}
+
 const char *ripc_client_transport(const ripc_client *c)
 {
     return c && c->xport == RIPC_XPORT_SOCKET ? "socket" : "shm";
@@ -453,6 +492,7 @@ int ripc_client_fd(ripc_client *c)
 {
     if (!c)
         return -EINVAL;
+    atomic_store_explicit(&c->fd_lent, 1, memory_order_relaxed); /* see next_msg */
     if (c->xport == RIPC_XPORT_SOCKET)
         return c->sock;
     /* A futex doorbell has no descriptor to poll. */
@@ -519,7 +559,7 @@ static uint32_t hello_caps(const ripc_options *o)
     return caps | ((uint32_t)pref << 16);
 }
 
-static int handshake(ripc_client *c, char *why, size_t why_len)
+static int handshake(ripc_client *c, uint64_t deadline, char *why, size_t why_len)
 {
     ripc__hello h = {.version_min = RIPC_PROTO_VERSION,
                      .version_max = RIPC_PROTO_VERSION,
@@ -547,8 +587,9 @@ static int handshake(ripc_client *c, char *why, size_t why_len)
         return rc;
 
     int fds[3] = {-1, -1, -1}, nfds = 0;
-    int tmo = c->opt.connect_timeout_ms;
-    rc = ripc__sock_recv_fds(c->sock, buf, RIPC_FRAME_HDR, fds, 3, &nfds, tmo);
+    /* connect_timeout_ms bounds the whole open: each read gets what is left. */
+    rc = ripc__sock_recv_fds(c->sock, buf, RIPC_FRAME_HDR, fds, 3, &nfds,
+                             ripc__remaining_ms(deadline));
     if (rc < 0) {
         ripc__whyf(why, why_len, "no answer to HELLO (%s)", ripc_strerror(rc));
         return rc == -EPIPE ? -ECONNREFUSED : rc;
@@ -559,7 +600,7 @@ static int handshake(ripc_client *c, char *why, size_t why_len)
         rc = -EPROTO;
         goto out;
     }
-    if ((rc = ripc__sock_recv_all(c->sock, buf, (size_t)f.len, tmo)) < 0)
+    if ((rc = ripc__sock_recv_all(c->sock, buf, (size_t)f.len, ripc__remaining_ms(deadline))) < 0)
         goto out;
     if (f.ftype == RIPC_FRAME_REJECT) {
         size_t n = f.len > RIPC_REASON_MAX ? RIPC_REASON_MAX : (size_t)f.len;
@@ -700,10 +741,13 @@ static ripc_client *client_new(const ripc_options *opt, int *rc, char *why, size
 }
 
 /* c takes fd and shakes hands; c is freed on failure. */
-static int client_start(ripc_client **out, ripc_client *c, int fd, char *why, size_t why_len)
+/* deadline: connect_timeout_ms from the start of the open, for the whole
+ * handshake. */
+static int client_start(ripc_client **out, ripc_client *c, int fd, uint64_t deadline, char *why,
+                        size_t why_len)
 {
     c->sock = fd;
-    int rc = handshake(c, why, why_len);
+    int rc = handshake(c, deadline, why, why_len);
     if (rc < 0) {
         client_free(c);
         return rc;
@@ -728,11 +772,12 @@ int ripc_client_open_ex(ripc_client **out, const char *url, const ripc_options *
         return rc;
     }
     intptr_t fd;
+    uint64_t deadline = ripc__deadline(c->opt.connect_timeout_ms);
     if ((rc = ripc__sock_connect(&a, &fd, c->opt.connect_timeout_ms, why, why_len)) < 0) {
         free(c);
         return rc;
     }
-    return client_start(out, c, (int)fd, why, why_len);
+    return client_start(out, c, (int)fd, deadline, why, why_len);
 }
 
 int ripc__client_open_fd(ripc_client **out, int fd, const ripc_options *opt, char *why,
@@ -750,7 +795,7 @@ int ripc__client_open_fd(ripc_client **out, int fd, const ripc_options *opt, cha
         close(fd);
         return rc;
     }
-    return client_start(out, c, fd, why, why_len);
+    return client_start(out, c, fd, ripc__deadline(c->opt.connect_timeout_ms), why, why_len);
 }
 
 int ripc_client_open(ripc_client **c, const char *url, const ripc_options *opt)
@@ -758,14 +803,19 @@ int ripc_client_open(ripc_client **c, const char *url, const ripc_options *opt)
     return ripc_client_open_ex(c, url, opt, NULL, 0);
 }
 
+#define CLOSE_FLUSH_MS 1000
+
 void ripc_client_close(ripc_client *c)
 {
     if (!c)
         return;
-    /* Socket mode: what is queued goes out before the goodbye. */
-    ripc__outq_close(c->outq, 1000);
+    /* Socket mode: what is queued goes out before the goodbye, within
+     * CLOSE_FLUSH_MS (ringipc.h). A master that does not read meanwhile
+     * gets no goodbye: the stream may end inside a frame, and it sees the
+     * end of the stream instead. */
+    int flushed = ripc__outq_close(c->outq, CLOSE_FLUSH_MS) == 0;
     c->outq = NULL;
-    if (!c->peer_gone && c->sock >= 0) {
+    if (flushed && !c->peer_gone && c->sock >= 0) {
         uint8_t bye[RIPC_FRAME_HDR];
         ripc__frame f = {.ftype = RIPC_FRAME_BYE};
         ripc__frame_encode(bye, &f);

@@ -20,7 +20,13 @@ struct ripc__outq {
     int fd;
     uint8_t *buf, *spare;
     size_t len, cap;
-    int busy;         /* somebody is writing to fd */
+    /* The rest of a frame whose direct write met its deadline part way:
+     * the writer sends it before anything queued (busy stays set until it
+     * has), so that the caller returns on time and the stream keeps its
+     * framing. */
+    uint8_t *tail;
+    size_t tail_len;
+    int busy;         /* somebody is writing to fd (or a tail waits) */
     _Atomic int stop; /* read by the writer outside the lock, mid-write */
     int err;          /* first write error, sticky */
     int started;
@@ -73,29 +79,53 @@ static void *writer(void *arg)
     ripc__outq *q = arg;
     pthread_mutex_lock(&q->mu);
     for (;;) {
-        while (q->len == 0 && !q->stop)
+        while (!q->tail && q->len == 0 && !q->stop)
             pthread_cond_wait(&q->cv, &q->mu);
-        if (q->len == 0)
-            break;      /* stop, and nothing left */
-        while (q->busy) /* a direct write is in progress: keep the order */
-            pthread_cond_wait(&q->cv, &q->mu);
-        uint8_t *b = q->buf;
-        size_t n = q->len;
-        q->buf = q->spare;
-        q->spare = b;
-        q->len = 0;
-        q->busy = 1;
-        pthread_cond_broadcast(&q->cv); /* room for senders */
+        uint8_t *b;
+        size_t n;
+        int is_tail = q->tail != NULL;
+        if (is_tail) {
+            /* busy was left set for it by write_direct: nothing else goes
+             * out until it has. */
+            b = q->tail;
+            n = q->tail_len;
+            q->tail = NULL;
+        } else {
+            if (q->len == 0)
+                break;      /* stop, and nothing left */
+            while (q->busy && !q->tail) /* a direct write is in progress: keep the order */
+                pthread_cond_wait(&q->cv, &q->mu);
+            if (q->tail)
+                continue;
+            b = q->buf;
+            n = q->len;
+            q->buf = q->spare;
+            q->spare = b;
+            q->len = 0;
+            q->busy = 1;
+            pthread_cond_broadcast(&q->cv); /* room for senders */
+        }
+        int err = q->err;
         pthread_mutex_unlock(&q->mu);
-        int rc = q->err ? q->err : write_all(q, b, n);
+        int rc = err ? err : write_all(q, b, n);
+        if (is_tail)
+            free(b);
         pthread_mutex_lock(&q->mu);
         q->busy = 0;
         if (rc < 0 && !q->err)
-            q->err = rc == -EPIPE ? -EPIPE : rc;
+            q->err = rc;
         pthread_cond_broadcast(&q->cv);
     }
     pthread_mutex_unlock(&q->mu);
     return NULL;
+}
+
+/* Start the writer thread if it is not running (mutex held). */
+static int start_writer(ripc__outq *q)
+{
+    if (!q->started && pthread_create(&q->th, NULL, writer, q) == 0)
+        q->started = 1;
+    return q->started ? 0 : -EAGAIN;
 }
 
 int ripc__outq_open(ripc__outq **out, int fd, size_t cap)
@@ -119,13 +149,35 @@ int ripc__outq_open(ripc__outq **out, int fd, size_t cap)
     return 0;
 }
 
-/* Write f now, as the one writer (mutex held on entry and exit). */
+/* Write f now, as the one writer (mutex held on entry and exit). A frame
+ * begun but not finished by the deadline still counts as sent: its rest
+ * goes to the writer thread. */
 static int write_direct(ripc__outq *q, const ripc__frame *f, const void *payload, uint64_t deadline)
 {
     q->busy = 1;
     pthread_mutex_unlock(&q->mu);
-    int rc = ripc__frame_send(q->fd, f, payload, deadline);
+    uint8_t *rest;
+    size_t rest_len;
+    int rc = ripc__frame_send_part(q->fd, f, payload, deadline, &rest, &rest_len);
     pthread_mutex_lock(&q->mu);
+    if (rc == 0 && rest) {
+        q->tail = rest;
+        q->tail_len = rest_len;
+        if (start_writer(q) == 0) {
+            pthread_cond_broadcast(&q->cv);
+            return 0; /* busy stays set until the writer is done with it */
+        }
+        q->tail = NULL;
+        free(rest);
+        rc = -ENOMEM;
+    }
+    if (rc == -ENOMEM) {
+        /* Part of the frame is out and the rest cannot follow: the stream
+         * is broken. End it, so that the peer drops us rather than wait
+         * for the rest of the frame. */
+        shutdown(q->fd, SHUT_WR);
+        rc = -EPIPE;
+    }
     q->busy = 0;
     if (rc == -EPIPE && !q->err)
         q->err = -EPIPE;
@@ -169,12 +221,7 @@ int ripc__outq_send(ripc__outq *q, const ripc__frame *f, const void *payload, ui
         if (f->len)
             memcpy(q->buf + q->len + RIPC_FRAME_HDR, payload, (size_t)f->len);
         q->len += need;
-        if (!q->started) {
-            if (pthread_create(&q->th, NULL, writer, q) == 0)
-                q->started = 1;
-            else
-                rc = -EAGAIN; /* no writer: nothing queued may stay */
-        }
+        rc = start_writer(q); /* no writer: nothing queued may stay */
         if (rc == 0)
             pthread_cond_broadcast(&q->cv);
         else
@@ -199,26 +246,29 @@ int ripc__outq_send_now(ripc__outq *q, const ripc__frame *f, const void *payload
     return rc;
 }
 
-void ripc__outq_close(ripc__outq *q, int timeout_ms)
+int ripc__outq_close(ripc__outq *q, int timeout_ms)
 {
     if (!q)
-        return;
+        return 0;
     uint64_t deadline = ripc__deadline(timeout_ms);
     pthread_mutex_lock(&q->mu);
     while (q->started && (q->len > 0 || q->busy) && !q->err)
         if (wait_until(q, deadline) < 0)
             break;
     q->stop = 1;
-    if (q->len > 0 && !q->err)
+    if ((q->len > 0 || q->busy) && !q->err)
         q->err = -ECANCELED; /* give up on what is left: the writer exits */
     q->len = 0;
     pthread_cond_broadcast(&q->cv);
     pthread_mutex_unlock(&q->mu);
     if (q->started)
         pthread_join(q->th, NULL);
+    int rc = q->err;
+    free(q->tail);
     pthread_mutex_destroy(&q->mu);
     pthread_cond_destroy(&q->cv);
     free(q->buf);
     free(q->spare);
     free(q);
+    return rc;
 }

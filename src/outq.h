@@ -10,7 +10,10 @@
  * system call per batch: while it is in write(), the next messages gather.
  * Requests (which wait for an answer anyway) go out at once, after what is
  * queued. The queue bound is the back-pressure: a full queue waits up to the
- * caller's deadline, like a full ring.
+ * caller's deadline, like a full ring. A frame written directly that the
+ * deadline interrupts part way is finished by the writer thread, from a
+ * copy of its rest: the caller returns on time (the frame counts as sent)
+ * and the stream keeps its framing; later frames wait for it.
  */
 #ifndef RIPC_SRC_OUTQ_H
 #define RIPC_SRC_OUTQ_H
@@ -23,8 +26,11 @@
 typedef struct ripc__outq ripc__outq;
 
 int ripc__outq_open(ripc__outq **q, int fd, size_t cap);
-/* Flush what is queued (waiting at most timeout_ms), stop the writer, free. */
-void ripc__outq_close(ripc__outq *q, int timeout_ms);
+/* Flush what is queued (waiting at most timeout_ms, then up to the
+ * writer's 100 ms poll slice for it to notice), stop the writer, free.
+ * Returns 0 when everything went out, else a negative errno: the stream
+ * may then end inside a frame. */
+int ripc__outq_close(ripc__outq *q, int timeout_ms);
 
 /* One-way frame: written now or queued. 0, -EAGAIN (queue full, nowait),
  * -ETIMEDOUT, -EPIPE (this or an earlier write failed), -ENOMEM. With

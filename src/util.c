@@ -194,6 +194,8 @@ const char *ripc_strerror(int err)
         return "address in use (a live server listens there)";
     case -ENOENT:
         return "not found (no such peer, no handler for the type, or no such file or directory)";
+    case -EBUSY:
+        return "another thread is using this client";
     case -ENOBUFS:
         return "too many messages queued while waiting for a reply";
     case -EINVAL:

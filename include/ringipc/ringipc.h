@@ -18,6 +18,8 @@
  *                out of range, a malformed URL (the _ex calls say which)
  *   -ECANCELED   the server is closing (ripc_server_close)
  *   -EDEADLK     ripc_server_close was called from the server's own dispatch
+ *                thread (run/poll return it; see ripc_server_close)
+ *   -EBUSY       another thread is inside a call on the same client
  *   -ENOMEM, -EADDRINUSE
  * A request answered with ripc_reply_error() returns the code the master's
  * handler chose (ripc_client_error() has its text). ripc_strerror() gives
@@ -26,8 +28,12 @@
  *
  * Threads. A server may be used from any thread: send, broadcast, reply and
  * stop are thread-safe; poll and run are not concurrent with each other. A
- * client handle is used by one thread at a time. ripc_server_close may run
- * while other threads are inside the server's calls: see there.
+ * client handle is used by one thread at a time: ripc_client_send, _request
+ * and _recv called while another thread is inside one of them on the same
+ * client return -EBUSY at once and change nothing (nothing is sent, no
+ * message or reply is taken). Handing a client from thread to thread
+ * between calls is fine. ripc_server_close may run while other threads
+ * are inside the server's calls: see there.
  *
  * Fork. A master commonly forks its workers after ripc_server_open(). The
  * child may open clients but must never touch the server it inherited, and
@@ -292,7 +298,14 @@ RIPC_API int ripc_client_open(ripc_client **c, const char *url, const ripc_optio
 RIPC_API int ripc_client_open_ex(ripc_client **c, const char *url, const ripc_options *opt,
                                  char *why, size_t why_len);
 
-/* One-way message to the master. Waits up to timeout_ms for ring space. */
+/*
+ * One-way message to the master. Waits up to timeout_ms for ring space
+ * (socket mode: for room in the socket). Returns 0 once the message is
+ * committed: in socket mode a message that the deadline interrupts after
+ * its first byte went out still counts as sent and its rest follows in the
+ * background, before anything sent later (the stream keeps its framing);
+ * -ETIMEDOUT / -EAGAIN mean none of it was sent.
+ */
 RIPC_API int ripc_client_send(ripc_client *c, uint16_t type, const void *data, uint64_t len,
                               int timeout_ms);
 /*
@@ -325,15 +338,23 @@ RIPC_API const char *ripc_client_error(const ripc_client *c);
 RIPC_API const char *ripc_client_transport(const ripc_client *c); /* "shm" or "socket" */
 RIPC_API const char *ripc_client_transport_reason(const ripc_client *c);
 RIPC_API uint32_t ripc_client_id(const ripc_client *c);
-/* Readable when the master may have sent something, once armed by
+/* Readable when the master may have sent something, or is gone. Armed at
+ * open (a poll before the first recv wakes for the first message) and by
  * recv(c, &m, 0) returning -EAGAIN. A send or request that had to wait may
  * take messages in meanwhile (kept for recv) and leaves the fd unarmed:
  * after one, call recv(c, &m, 0) until -EAGAIN before polling again.
+ * After a wake-up for a master that died, the first recv returns -EPIPE.
+ * Once this has been called, every recv(c, &m, 0) that finds nothing looks
+ * at the descriptors (a few hundred ns); a client that never asks for the
+ * fd and loops on recv(c, &m, 0) pays a few tens of ns per empty look.
  * -ENOTSUP with the futex doorbell, which has no descriptor. */
 RIPC_API int ripc_client_fd(ripc_client *c);
 /* Replies dropped because no request awaited their id. */
 RIPC_API uint64_t ripc_client_dropped(const ripc_client *c);
-/* Say goodbye and free everything. NULL is fine. */
+/* Say goodbye and free everything. NULL is fine. Socket mode: messages
+ * still queued get at most 1 s (plus a 100 ms slice) to go out to a master
+ * that does not read; after that they are dropped and the master sees the
+ * connection end (-EPIPE) instead of a goodbye. Never waits otherwise. */
 RIPC_API void ripc_client_close(ripc_client *c);
 
 RIPC_API const char *ripc_strerror(int err);
