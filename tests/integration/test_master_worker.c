@@ -63,6 +63,8 @@ enum {
     T_FAST,
     T_PUSH, /* test 11: the master's handler sends each one back */
     T_BIG,  /* test 11: the master's handler sends 4 MiB back */
+    T_TWIN, /* client_busy: a request from one of two threads */
+    T_TWIN_END,
 };
 
 #define MAX_PEERS   64
@@ -97,7 +99,8 @@ struct mctx {
     int ping_back;         /* test 11: answer T_PING with a T_PING one-way */
     int note_fd;           /* test 11: h_big writes a byte here when its send returned */
     int big_on_join;       /* test 11: on_joined sends BIG_LEN bytes, 100 ms timeout */
-    ripc_peer *saved_peer; /* test 9 */
+    _Atomic uint64_t twins; /* client_busy: T_TWIN requests answered */
+    ripc_peer *saved_peer;  /* test 9 */
     ripc_msg saved_req;
     _Atomic int saved;
     struct pstate ps[MAX_PEERS];
@@ -972,10 +975,11 @@ static void master_killed_case(int wait, int how)
                       looks);
         assert_int_equal(rc, -EPIPE);
         assert_int_equal(ripc_client_recv(c, &msg, 0), -EPIPE);
-        /* By construction: every 64th empty recv(c, m, 0) is a full look,
-         * and the first one after the death sees the doorbell's end of
-         * stream (shared memory) or the socket's (socket mode). */
-        assert_true(looks <= 64);
+        /* The fd was handed out, so every empty recv(c, m, 0) is a full
+         * look: the first one after poll() woke for the death sees the
+         * doorbell's end of stream (shared memory) or the socket's (socket
+         * mode). */
+        assert_int_equal(looks, 1);
     } else if (how == MK_SEND) {
         unsigned char buf[100];
         memset(buf, 0x5A, sizeof buf);
@@ -1771,6 +1775,176 @@ static void test_mw_client_fd_pollable(void **state)
     check_all_left_bye(m, 1);
 }
 
+/* ripc_client_fd is armed at open: a worker that polls before its first
+ * recv wakes for what the master sends right after `joined`. */
+static int w_first_poll(int idx, void *arg)
+{
+    (void)idx;
+    (void)arg;
+    ripc_client *c = w_open(RIPC_WAIT_ADAPTIVE, 0, "first-poll");
+    int fd = ripc_client_fd(c);
+    WCHECK(fd >= 0, "ripc_client_fd: %s", ripc_strerror(fd));
+    ripc_msg msg;
+    int got = 0, quit = 0;
+    while (!quit) {
+        struct pollfd pf = {.fd = fd, .events = POLLIN};
+        int r = poll(&pf, 1, 5000);
+        WCHECK(r == 1, "poll(ripc_client_fd) did not wake in 5 s with %d of 3 messages taken", got);
+        int rc;
+        while (!quit && (rc = ripc_client_recv(c, &msg, 0)) == 0) {
+            if (got == 2) {
+                WCHECK(msg.type == T_QUIT, "message 2: type %u", msg.type);
+                quit = 1;
+            } else {
+                WCHECK(msg.type == T_PING && msg.len == 8 && get64(msg.data) == (uint64_t)got,
+                       "message %d: type %u len %llu", got, msg.type, (unsigned long long)msg.len);
+            }
+            got++;
+        }
+        WCHECK(quit || rc == -EAGAIN, "recv: %s", ripc_strerror(rc));
+    }
+    ripc_client_close(c);
+    return 0;
+}
+
+static void test_mw_client_fd_first_poll(void **state)
+{
+    (void)state;
+    struct mctx *m = g_fx.m;
+    ripc_options o = base_opts(RIPC_WAIT_ADAPTIVE);
+    open_server(m, &o);
+    spawn(w_first_poll, 0, NULL);
+    serve_until(m, &m->joined, 1);
+    for (uint64_t i = 0; i < 2; i++) {
+        unsigned char b[8];
+        put64(b, i);
+        assert_int_equal(ripc_server_send(m->s, 1, T_PING, b, sizeof b, -1), 0);
+    }
+    assert_int_equal(ripc_server_send(m->s, 1, T_QUIT, NULL, 0, -1), 0);
+    serve_until(m, &m->left, 1);
+    kids_reap_all_ok();
+    check_all_left_bye(m, 1);
+}
+
+/* Two threads calling ripc_client_request on one client (ringipc.h: one
+ * thread at a time): the one that comes in while the other is inside gets
+ * -EBUSY, and nothing is lost: every request that returned 0 got its own
+ * reply, none was dropped, and the master answered exactly those. The
+ * reply's length is derived from its request (its data may be released by
+ * the other thread's next call, so only the copied fields are checked). */
+#define BUSY_MIN 2000
+
+static uint64_t twin_len(uint32_t t, uint64_t seq)
+{
+    return 16 + (t * 131u + seq * 7u) % 301u;
+}
+
+static void h_twin(ripc_peer *p, const ripc_msg *msg, void *arg)
+{
+    struct mctx *m = arg;
+    static _Thread_local unsigned char out[16 + 301];
+    if (msg->type == T_TWIN_END) {
+        uint64_t n = msg->len == 8 ? get64(msg->data) : 0;
+        if (n != atomic_load(&m->twins))
+            ctx_fail(m, "the worker had %llu replies, the master answered %llu",
+                     (unsigned long long)n, (unsigned long long)atomic_load(&m->twins));
+        atomic_fetch_add(&m->ends, 1);
+        return;
+    }
+    if (msg->kind != RIPC_REQUEST || msg->len != 12) {
+        ctx_fail(m, "T_TWIN: kind %u len %llu", msg->kind, (unsigned long long)msg->len);
+        return;
+    }
+    const unsigned char *d = msg->data;
+    memset(out, 0, sizeof out);
+    int rc = ripc_reply(p, msg, out, twin_len(get32(d), get64(d + 4)));
+    if (rc != 0)
+        ctx_fail(m, "T_TWIN reply: %s", ripc_strerror(rc));
+    atomic_fetch_add(&m->twins, 1);
+}
+
+struct twin {
+    ripc_client *c;
+    uint32_t t;
+    uint64_t ok, busy;
+    _Atomic uint64_t *busy_all;
+};
+
+static void *twin_main(void *arg)
+{
+    struct twin *w = arg;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    time_t until = ts.tv_sec + 30;
+    uint64_t seq = 0;
+    while (w->ok < BUSY_MIN || atomic_load(w->busy_all) == 0) {
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        if (ts.tv_sec > until)
+            break;
+        unsigned char req[12];
+        put32(req, w->t);
+        put64(req + 4, seq);
+        ripc_msg r;
+        int rc = ripc_client_request(w->c, T_TWIN, req, sizeof req, &r, 10000);
+        if (rc == -EBUSY) {
+            w->busy++;
+            atomic_fetch_add(w->busy_all, 1);
+            sched_yield();
+            continue;
+        }
+        WCHECK(rc == 0 && r.kind == RIPC_REPLY && r.type == T_TWIN && r.len == twin_len(w->t, seq),
+               "thread %u request %llu: %s (kind %u type %u len %llu)", w->t,
+               (unsigned long long)seq, ripc_strerror(rc), r.kind, r.type,
+               (unsigned long long)r.len);
+        w->ok++;
+        seq++;
+    }
+    return NULL;
+}
+
+static int w_twins(int idx, void *arg)
+{
+    (void)idx;
+    (void)arg;
+    ripc_client *c = w_open(RIPC_WAIT_ADAPTIVE, 0, "twins");
+    _Atomic uint64_t busy_all = 0;
+    struct twin w[2] = {{.c = c, .t = 0, .busy_all = &busy_all},
+                        {.c = c, .t = 1, .busy_all = &busy_all}};
+    pthread_t th;
+    WCHECK(pthread_create(&th, NULL, twin_main, &w[1]) == 0, "pthread_create");
+    twin_main(&w[0]);
+    pthread_join(th, NULL);
+    fprintf(stderr, "twins: %llu + %llu requests, %llu + %llu -EBUSY\n",
+            (unsigned long long)w[0].ok, (unsigned long long)w[1].ok,
+            (unsigned long long)w[0].busy, (unsigned long long)w[1].busy);
+    WCHECK(atomic_load(&busy_all) > 0, "two threads in one client for 30 s, never -EBUSY");
+    WCHECK(ripc_client_dropped(c) == 0, "%llu replies dropped",
+           (unsigned long long)ripc_client_dropped(c));
+    unsigned char b[8];
+    put64(b, w[0].ok + w[1].ok);
+    int rc = ripc_client_send(c, T_TWIN_END, b, sizeof b, -1);
+    WCHECK(rc == 0, "send: %s", ripc_strerror(rc));
+    ripc_client_close(c);
+    return 0;
+}
+
+static void test_mw_client_busy(void **state)
+{
+    (void)state;
+    struct mctx *m = g_fx.m;
+    ripc_options o = base_opts(RIPC_WAIT_ADAPTIVE);
+    open_server(m, &o);
+    assert_int_equal(ripc_server_handle(m->s, T_TWIN, h_twin, m), 0);
+    assert_int_equal(ripc_server_handle(m->s, T_TWIN_END, h_twin, m), 0);
+    spawn(w_twins, 0, NULL);
+    serve_until(m, &m->left, 1);
+    kids_reap_all_ok();
+    if (ctx_failed(m))
+        fail_msg("%s", m->err);
+    assert_int_equal(atomic_load(&m->ends), 1);
+    check_all_left_bye(m, 1);
+}
+
 /* ripc_server_send_batch: batches of 1..64 messages of random sizes, checked
  * in order and byte for byte by the worker; argument errors that send
  * nothing; and (shared memory) a batch cut short by a full ring returns how
@@ -2186,6 +2360,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_mw_four_dispatch_threads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mw_server_fd_pollable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mw_client_fd_pollable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mw_client_fd_first_poll, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mw_client_busy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mw_send_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mw_both_push, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mw_reader_stalls, setup, teardown),
