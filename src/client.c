@@ -431,8 +431,8 @@ int ripc_client_recv(ripc_client *c, ripc_msg *msg, int timeout_ms)
     return leave(c, next_msg(c, msg, 0, ripc__deadline(timeout_ms), timeout_ms == 0));
 }
 
-static int request(ripc_client *c, uint16_t type, const void *data, uint64_t len,
-                   ripc_msg *reply, int timeout_ms)
+static int request(ripc_client *c, uint16_t type, const void *data, uint64_t len, ripc_msg *reply,
+                   int timeout_ms)
 {
     if (!c || !reply || (len && !data) || type >= RIPC_TYPE_RESERVED)
         return -EINVAL;

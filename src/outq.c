@@ -92,8 +92,9 @@ static void *writer(void *arg)
             q->tail = NULL;
         } else {
             if (q->len == 0)
-                break;      /* stop, and nothing left */
-            while (q->busy && !q->tail) /* a direct write is in progress: keep the order */
+                break; /* stop, and nothing left */
+            /* A direct write is in progress: keep the order. */
+            while (q->busy && !q->tail)
                 pthread_cond_wait(&q->cv, &q->mu);
             if (q->tail)
                 continue;

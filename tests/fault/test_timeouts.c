@@ -46,34 +46,14 @@
 #include "src/proto.h"
 #include "support/support.h"
 
-/* liburcu is not built with TSan: its own synchronisation (call_rcu,
- * urcu_bp_barrier) is invisible. Ignore what happens inside it; races in
- * ringipc's code are still reported. */
-#if defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define RIPC_TEST_TSAN 1
-#endif
-#endif
-#if defined(__SANITIZE_THREAD__)
-#define RIPC_TEST_TSAN 1
-#endif
-#ifdef RIPC_TEST_TSAN
-const char *__tsan_default_suppressions(void);
-const char *__tsan_default_suppressions(void)
-{
-    return "called_from_lib:liburcu-bp.so\n"
-           "called_from_lib:liburcu-cds.so\n";
-}
-#endif
-
-#define TMO_MS      200
-#define SLACK_MS    2000
-#define CLOSE_MS    1100 /* ripc_client_close's bound (ringipc.h) */
-#define REPLY_MS    1000 /* ripc_reply's own timeout */
-#define RING        ((size_t)64 * 1024)
-#define MAXMSG      ((uint64_t)4 << 20)
-#define FILL_LIMIT  1000000 /* sends before giving up on filling anything */
-#define WATCHDOG_S  120
+#define TMO_MS     200
+#define SLACK_MS   2000
+#define CLOSE_MS   1100 /* ripc_client_close's bound (ringipc.h) */
+#define REPLY_MS   1000 /* ripc_reply's own timeout */
+#define RING       ((size_t)64 * 1024)
+#define MAXMSG     ((uint64_t)4 << 20)
+#define FILL_LIMIT 1000000 /* sends before giving up on filling anything */
+#define WATCHDOG_S 120
 
 enum { T_BLOCK = 1, T_DATA, T_ECHO, T_DONE, T_HOLD, T_END };
 enum { C_SEND, C_BATCH, C_BROADCAST, C_REPLY };
@@ -114,17 +94,6 @@ static uint64_t now_ms(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
-
-#define WCHECK(cond, ...)                                                                          \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "child %d: %s:%d: check failed: %s: ", (int)getpid(), __FILE__,        \
-                    __LINE__, #cond);                                                              \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-            _exit(1);                                                                              \
-        }                                                                                          \
-    } while (0)
 
 static void xwrite(int fd, const char *b)
 {
@@ -299,8 +268,8 @@ static void spawn(const struct tcase *t)
     char note[16], go[16];
     snprintf(note, sizeof note, "%d", g.note[1]);
     snprintf(go, sizeof go, "%d", g.go[0]);
-    char *argv[] = {"test_timeouts", (char *)g_tname, "--child", (char *)t->name, g.url, note, go,
-                    NULL};
+    char *argv[] = {
+        "test_timeouts", (char *)g_tname, "--child", (char *)t->name, g.url, note, go, NULL};
     g.kid = ripc_test_spawn_self(argv, NULL, NULL, &g.kid_out);
     assert_true(g.kid > 0);
 }
@@ -401,8 +370,7 @@ static int w_stall(const struct tcase *t)
     /* Still usable both ways. */
     mk(buf, t->size, 7);
     rc = ripc_client_request(c, T_ECHO, buf, t->size, &r, 30000);
-    WCHECK(rc == 0 && ck(r.data, r.len, t->size, 7), "echo after the stall: %s",
-           ripc_strerror(rc));
+    WCHECK(rc == 0 && ck(r.data, r.len, t->size, 7), "echo after the stall: %s", ripc_strerror(rc));
     ripc_client_close(c);
     free(buf);
     return 0;
@@ -467,8 +435,8 @@ static const char *call_name(int call)
 }
 
 /* One call of the table: how many messages went (0 = none, it timed out). */
-static int master_call(const struct tcase *t, uint32_t id, unsigned char *bufs[BATCH],
-                       uint64_t seq, int *err)
+static int master_call(const struct tcase *t, uint32_t id, unsigned char *bufs[BATCH], uint64_t seq,
+                       int *err)
 {
     int rc;
     *err = 0;
@@ -610,7 +578,9 @@ static void run_case(void **state)
 
 #define SIZES(name, fn, call, child)                                                               \
     {name "_64", fn, 64, call, child}, {name "_1m", fn, (uint64_t)1 << 20, call, child},           \
-        {name "_max", fn, MAXMSG, call, child}
+    {                                                                                              \
+        name "_max", fn, MAXMSG, call, child                                                       \
+    }
 
 static const struct tcase g_cases[] = {
     SIZES("worker", worker_case, 0, w_stall),
@@ -625,18 +595,8 @@ static const struct tcase g_cases[] = {
 
 int main(int argc, char **argv)
 {
-    if (argc > 1) {
-        if (strcmp(argv[1], "shm") == 0) {
-            g_transport = RIPC_TRANSPORT_SHM;
-        } else if (strcmp(argv[1], "socket") == 0) {
-            g_transport = RIPC_TRANSPORT_SOCKET;
-        } else {
-            fprintf(stderr, "usage: %s [shm|socket] [test-name-filter]\n", argv[0]);
-            return 2;
-        }
-        g_tname = argv[1];
-    }
     if (argc == 7 && strcmp(argv[2], "--child") == 0) {
+        g_transport = ripc_test_transport_args(2, argv, &g_tname);
         snprintf(g.url, sizeof g.url, "%s", argv[4]);
         g.note[1] = atoi(argv[5]);
         g.go[0] = atoi(argv[6]);
@@ -646,11 +606,8 @@ int main(int argc, char **argv)
                 return g_cases[i].child(&g_cases[i]);
         return 2;
     }
-    static char filter[128];
-    if (argc > 2) {
-        snprintf(filter, sizeof filter, "*%s*", argv[2]);
-        cmocka_set_test_filter(filter);
-    }
+    if ((g_transport = ripc_test_transport_args(argc, argv, &g_tname)) < 0)
+        return 2;
     signal(SIGPIPE, SIG_IGN);
     struct CMUnitTest tests[NCASES];
     for (size_t i = 0; i < NCASES; i++)

@@ -96,9 +96,9 @@ struct mctx {
     uint32_t victim_widx;     /* test 3 */
     _Atomic uint32_t victim_id;
     _Atomic uint64_t victim_count;
-    int ping_back;         /* test 11: answer T_PING with a T_PING one-way */
-    int note_fd;           /* test 11: h_big writes a byte here when its send returned */
-    int big_on_join;       /* test 11: on_joined sends BIG_LEN bytes, 100 ms timeout */
+    int ping_back;          /* test 11: answer T_PING with a T_PING one-way */
+    int note_fd;            /* test 11: h_big writes a byte here when its send returned */
+    int big_on_join;        /* test 11: on_joined sends BIG_LEN bytes, 100 ms timeout */
     _Atomic uint64_t twins; /* client_busy: T_TWIN requests answered */
     ripc_peer *saved_peer;  /* test 9 */
     ripc_msg saved_req;
