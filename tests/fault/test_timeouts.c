@@ -358,6 +358,7 @@ static int w_stall(const struct tcase *t)
         ripc_client_close(c);
         w_returned("close", t0, CLOSE_MS);
         xwrite(g.note[1], "T");
+        free(buf);
         return 0;
     }
     xwrite(g.note[1], "T");
