@@ -1187,9 +1187,8 @@ static void hs_readable(struct loop *L, struct ripc_peer *p)
 #define MAX_HANDSHAKES  256
 #define LISTEN_PAUSE_NS 100000000u
 
-/* Stop accepting for a moment: out of descriptors, or too many connections
- * that have not said HELLO yet. A level-triggered listener left in epoll
- * would otherwise spin the loop. */
+/* Stop accepting for a moment: out of descriptors or memory. A
+ * level-triggered listener left in epoll would otherwise spin the loop. */
 static void pause_listener(struct loop *L)
 {
     ripc_server *s = L->s;
@@ -1254,21 +1253,44 @@ static int hs_start(struct loop *L, int fd)
     s->all = p;
     pthread_mutex_unlock(&s->all_mu);
     if (ep_add(L->epfd, p->sock, &p->ev_sock) < 0) {
+        s->n_hs--; /* peer_drop gives back only what an active peer holds */
         peer_drop(NULL, p, -ENOMEM);
         return -ENOMEM;
     }
     return 0;
 }
 
+/*
+ * The handshake slots are full: give the slot of the oldest unfinished
+ * handshake to the connection waiting in the listener. An honest worker
+ * sends its HELLO as soon as it connects and finishes within a round or
+ * two, so connections that sit there silent (a flood, or a scanner) evict
+ * each other instead of keeping everyone out until their deadline.
+ */
+static void hs_evict_oldest(struct loop *L)
+{
+    ripc_server *s = L->s;
+    struct ripc_peer *old = NULL;
+    pthread_mutex_lock(&s->all_mu);
+    for (struct ripc_peer *p = s->all; p; p = p->all_next)
+        if (p->state == P_HANDSHAKE && (!old || p->hs_deadline < old->hs_deadline))
+            old = p;
+    pthread_mutex_unlock(&s->all_mu);
+    if (old)
+        hs_fail(L, old);
+}
+
+/* At most this many accepts per wake-up: the handshakes already accepted
+ * are read in between (the listener is level-triggered, it comes back). */
+#define ACCEPT_BATCH 64
+
 static void accept_all(struct loop *L)
 {
     ripc_server *s = L->s;
-    for (;;) {
+    for (int k = 0; k < ACCEPT_BATCH; k++) {
         intptr_t fd;
-        if (s->n_hs >= MAX_HANDSHAKES) {
-            pause_listener(L);
-            return;
-        }
+        if (s->n_hs >= MAX_HANDSHAKES)
+            hs_evict_oldest(L);
         int arc = ripc__sock_accept(s->lfd, &fd);
         if (arc == -EMFILE || arc == -ENFILE || arc == -ENOBUFS || arc == -ENOMEM)
             pause_listener(L);
