@@ -9,11 +9,64 @@
 #include "src/frames.h"
 #include "src/internal.h"
 
+int ripc__rx_budget_take(ripc__rx_budget *b, size_t n)
+{
+    if (!b || n == 0)
+        return 0;
+    size_t cur = atomic_load_explicit(&b->used, memory_order_relaxed);
+    do {
+        if (n > b->cap || cur > b->cap - n)
+            return -ENOBUFS;
+    } while (!atomic_compare_exchange_weak_explicit(&b->used, &cur, cur + n, memory_order_relaxed,
+                                                    memory_order_relaxed));
+    return 0;
+}
+
+void ripc__rx_budget_give(ripc__rx_budget *b, size_t n)
+{
+    if (b && n)
+        atomic_fetch_sub_explicit(&b->used, n, memory_order_relaxed);
+}
+
+/* What a buffer of cap bytes owes the budget: 0 or -ENOBUFS. */
+static int rx_charge(ripc__rx *rx, size_t cap)
+{
+    if (!rx->budget)
+        return 0;
+    size_t want = cap > RIPC_RX_BASE ? cap - RIPC_RX_BASE : 0;
+    if (want > rx->charged && ripc__rx_budget_take(rx->budget, want - rx->charged) < 0)
+        return -ENOBUFS;
+    if (want < rx->charged)
+        ripc__rx_budget_give(rx->budget, rx->charged - want);
+    rx->charged = want;
+    return 0;
+}
+
 void ripc__rx_free(ripc__rx *rx)
 {
     free(rx->buf);
     rx->buf = NULL;
     rx->cap = rx->start = rx->end = 0;
+    rx_charge(rx, 0);
+}
+
+int ripc__rx_trim(ripc__rx *rx)
+{
+    if (rx->start != rx->end || rx->cap <= RIPC_RX_BASE)
+        return 0;
+    int charged = rx->charged > 0;
+    ripc__rx_free(rx);
+    return charged;
+}
+
+int ripc__rx_full(const ripc__rx *rx)
+{
+    return rx->cap > 0 && rx->end - rx->start == rx->cap;
+}
+
+int ripc__rx_partial(const ripc__rx *rx)
+{
+    return rx->end > rx->start && !ripc__rx_ready(rx);
 }
 
 /* Make room for at least `want` more bytes after end (compact, then grow). */
@@ -30,9 +83,14 @@ static int rx_room(ripc__rx *rx, size_t want)
     size_t ncap = rx->cap ? 2 * rx->cap : RIPC_RX_CHUNK;
     if (ncap - rx->end < want)
         ncap = (rx->end + want + RIPC_RX_CHUNK - 1) / RIPC_RX_CHUNK * RIPC_RX_CHUNK;
+    size_t ocap = rx->cap;
+    if (rx_charge(rx, ncap) < 0)
+        return -ENOBUFS;
     uint8_t *nb = realloc(rx->buf, ncap);
-    if (!nb)
+    if (!nb) {
+        rx_charge(rx, ocap);
         return -ENOMEM;
+    }
     rx->buf = nb;
     rx->cap = ncap;
     return 0;
@@ -45,8 +103,7 @@ long ripc__rx_fill(ripc__rx *rx, int fd)
     if (rx->start == rx->end) {
         rx->start = rx->end = 0;
         /* Grown for a large frame that is gone now: give the memory back. */
-        if (rx->cap > 4 * RIPC_RX_CHUNK)
-            ripc__rx_free(rx);
+        ripc__rx_trim(rx);
     }
     if (rx->cap == 0 && rx_room(rx, RIPC_RX_CHUNK) < 0)
         return -ENOMEM;
@@ -94,8 +151,8 @@ int ripc__rx_next(ripc__rx *rx, ripc__frame *f, const uint8_t **payload, uint64_
         /* Make sure the whole frame will fit once it arrives (the length
          * was checked against max_len above, before this allocation). */
         size_t whole = RIPC_FRAME_HDR + (size_t)f->len;
-        if (whole > rx->cap - rx->start && rx_room(rx, whole - have) < 0)
-            return -ENOMEM;
+        if (whole > rx->cap - rx->start && (rc = rx_room(rx, whole - have)) < 0)
+            return rc;
         return 0;
     }
     *payload = rx->buf + rx->start + RIPC_FRAME_HDR;

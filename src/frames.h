@@ -7,21 +7,52 @@
 #ifndef RIPC_SRC_FRAMES_H
 #define RIPC_SRC_FRAMES_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "src/proto.h"
 
+/*
+ * Memory that the receive buffers of several peers share beyond a base of
+ * RIPC_RX_BASE bytes each (the master's socket-mode workers): a buffer
+ * grows past its base only with bytes taken from here. Any thread.
+ */
+typedef struct ripc__rx_budget {
+    _Atomic size_t used;
+    size_t cap;
+    _Atomic unsigned waiters; /* buffers full and refused: their sockets wait */
+} ripc__rx_budget;
+
 typedef struct ripc__rx {
     uint8_t *buf;
-    size_t cap;   /* bytes allocated */
-    size_t start; /* first unconsumed byte */
-    size_t end;   /* one past the last byte read */
+    size_t cap;              /* bytes allocated */
+    size_t start;            /* first unconsumed byte */
+    size_t end;              /* one past the last byte read */
+    ripc__rx_budget *budget; /* NULL: none (grow as frames need) */
+    size_t charged;          /* bytes of cap beyond the base taken from budget */
 } ripc__rx;
 
 #define RIPC_RX_CHUNK ((size_t)64 * 1024)
+#define RIPC_RX_BASE  (4 * RIPC_RX_CHUNK)
 
+/* Free the buffer (its budget is given back; the budget pointer stays). */
 void ripc__rx_free(ripc__rx *rx);
+
+/* Nothing buffered and grown past the base: give the memory back. 1 when
+ * budget was given back. */
+int ripc__rx_trim(ripc__rx *rx);
+
+/* No room left to read into, even after compacting. */
+int ripc__rx_full(const ripc__rx *rx);
+
+/* Bytes of a frame not yet whole are buffered. */
+int ripc__rx_partial(const ripc__rx *rx);
+
+/* Take n bytes from / give them back to a budget (NULL: always granted).
+ * Take: 0 or -ENOBUFS. */
+int ripc__rx_budget_take(ripc__rx_budget *b, size_t n);
+void ripc__rx_budget_give(ripc__rx_budget *b, size_t n);
 
 /*
  * Read what the socket has now, without blocking. Returns the bytes read
@@ -35,7 +66,9 @@ long ripc__rx_fill(ripc__rx *rx, int fd);
  * The next whole frame in the buffer: 1 with *f and *payload set (valid until
  * the next fill), 0 when more bytes are needed, -EPROTO / -EMSGSIZE for a
  * frame the peer must be dropped for. The buffer grows to hold a frame of up
- * to max_len payload bytes (checked before any allocation), never more.
+ * to max_len payload bytes (checked before any allocation), never more;
+ * -ENOMEM when that allocation failed, -ENOBUFS when the budget refused it
+ * (the buffer is unchanged: call again later).
  */
 int ripc__rx_next(ripc__rx *rx, ripc__frame *f, const uint8_t **payload, uint64_t max_len);
 

@@ -25,6 +25,17 @@
 #define RIPC_MAX_SPIN_US         1000000u
 #define RIPC_DEFAULT_CONNECT_MS  5000
 #define RIPC_REPLY_TIMEOUT_MS    1000
+/*
+ * The master's memory for socket-mode workers' receive buffers: each has
+ * RIPC_RX_BASE (256 KiB) of its own; beyond that a buffer grows (for a frame
+ * larger than its base) only with bytes from one budget shared by all
+ * workers: max(RIPC_RX_SERVER_BUDGET, 2 x max_message + 128 KiB). A worker
+ * refused is not read until budget frees (back-pressure through its
+ * socket). A worker holding budget while others wait must keep its frame
+ * moving: no byte for RIPC_RX_STALL_MS and it is dropped (-ETIMEDOUT).
+ */
+#define RIPC_RX_SERVER_BUDGET ((size_t)64 << 20)
+#define RIPC_RX_STALL_MS      2000
 
 /* ---- util.c ---- */
 uint64_t ripc__now_ns(void);

@@ -65,11 +65,16 @@ struct ripc_peer {
     int sock;
     int xport;   /* RIPC_XPORT_SHM or RIPC_XPORT_SOCKET */
     ripc__rx rx; /* socket mode: frames read ahead */
+    /* socket mode, owning loop only: the receive buffer is full and may not
+     * grow (budget); the socket is out of epoll until that changes */
+    int rx_blocked;
+    uint64_t rx_last; /* coarse clock: bytes last arrived */
     /* socket mode, under the send lock: the unsent rest of a frame begun by
      * a send whose deadline came first; written before anything else, by
      * the next sender or by the owning loop when the socket turns writable */
     uint8_t *tail;
     size_t tail_len, tail_off;
+    size_t tail_charged; /* of the tail's bytes, taken from the server's rx_budget */
     ripc__chan ch;
     struct loop *loop;
     struct evsrc ev_sock, ev_bell;
@@ -107,6 +112,7 @@ struct loop {
     _Atomic int active;     /* its thread is inside loop_round: someone reads the bells */
     pthread_t th;
     uint64_t next_look; /* busy loop: next non-blocking look at sockets */
+    int rx_retry;       /* receive budget was given back: blocked peers try again */
     /* handler cache: valid while the table generation is unchanged */
     uint64_t cache_gen;
     int cache_type;
@@ -135,6 +141,7 @@ struct ripc_server {
     int master_db;                 /* what we sleep on */
     _Atomic uint64_t dropped;      /* messages without a handler */
     ripc__large_budget large_idle; /* idle large-message buffers, all workers */
+    ripc__rx_budget rx_budget;     /* socket-mode receive buffers beyond their base */
     unsigned n_hs;                 /* connections still in the handshake (loop 0) */
     uint64_t listen_paused;        /* listener out of epoll until then (0: in) */
     /* close() from any thread: see ripc_server_close */
@@ -163,6 +170,7 @@ static void peer_free(struct ripc_peer *p)
 {
     ripc_server *s = p->srv;
     free(p->tail);
+    ripc__rx_budget_give(&p->srv->rx_budget, p->tail_charged);
     ripc__chan_close(&p->ch);
     ripc__rx_free(&p->rx);
     if (p->sock >= 0)
@@ -314,6 +322,20 @@ static void all_unlink(ripc_server *s, struct ripc_peer *p)
     pthread_mutex_unlock(&s->all_mu);
 }
 
+/* p's receive buffer goes now, not with its last reference: other
+ * workers may be waiting for its budget (their loops look again within
+ * RX_RETRY_MS; this one at once). */
+static void rx_release(struct loop *L, struct ripc_peer *p)
+{
+    if (p->rx_blocked) {
+        p->rx_blocked = 0;
+        atomic_fetch_sub(&p->srv->rx_budget.waiters, 1);
+    }
+    if (L && p->rx.charged)
+        L->rx_retry = 1;
+    ripc__rx_free(&p->rx);
+}
+
 /* Called by the loop that owns p (or by close with no loop running). */
 static void peer_drop(struct loop *L, struct ripc_peer *p, int reason)
 {
@@ -352,6 +374,7 @@ static void peer_drop(struct loop *L, struct ripc_peer *p, int reason)
         ripc__doorbell_ring_word(&p->ch.peer_bell);
     ripc__chan_close(&p->ch);
     pthread_mutex_unlock(&p->send_mu);
+    rx_release(L, p);
     if (p->sock >= 0) {
         close(p->sock);
         p->sock = -1;
@@ -521,6 +544,8 @@ static int tail_flush(struct ripc_peer *p)
                 p->tail = NULL;
                 p->tail_len = p->tail_off = 0;
                 tail_watch(p, 0);
+                ripc__rx_budget_give(&p->srv->rx_budget, p->tail_charged);
+                p->tail_charged = 0;
             }
             continue;
         }
@@ -560,7 +585,19 @@ static int sock_send(struct ripc_peer *p, const ripc__frame *f, const void *data
                                        &rest_len);
             if (rc == -ENOMEM)
                 tx_broken(p); /* part of the frame is out, the rest cannot be kept */
+            /* A tail larger than a receive buffer's base is kept only within
+             * the budget the receive buffers share: workers that do not read
+             * cannot make the master hold max_message each. Refused, the
+             * rest of the frame can be neither kept nor sent: the stream is
+             * broken. */
+            size_t charge = rc == 0 && rest && rest_len > RIPC_RX_BASE ? rest_len : 0;
+            if (ripc__rx_budget_take(&p->srv->rx_budget, charge) < 0) {
+                free(rest);
+                tx_broken(p);
+                return -EPIPE;
+            }
             if (rc == 0 && rest) {
+                p->tail_charged = charge;
                 p->tail = rest;
                 p->tail_len = rest_len;
                 p->tail_off = 0;
@@ -905,6 +942,8 @@ static int socket_welcome(struct loop *L, struct ripc_peer *p, uint64_t maxmsg, 
     ripc_server *s = p->srv;
     p->xport = RIPC_XPORT_SOCKET;
     p->ch.max_message = maxmsg;
+    p->rx.budget = &s->rx_budget;
+    p->rx_last = ripc__coarse_ns();
     p->ch.sock = p->sock;
     p->id = atomic_fetch_add(&s->next_id, 1);
     snprintf(p->reason, sizeof p->reason, "socket mode: %s", why);
@@ -1355,7 +1394,8 @@ static void dispatch_one(struct loop *L, struct ripc_peer *p, ripc_msg *m)
         unhandled(s, p, m);
 }
 
-#define BATCH 256
+#define BATCH       256
+#define RX_RETRY_MS 100
 
 /* Socket mode: dispatch the whole frames already read (up to BATCH). *rc:
  * -EAGAIN when none is left, -EPROTO when the peer broke the protocol. */
@@ -1367,8 +1407,8 @@ static int dispatch_frames(struct loop *L, struct ripc_peer *p, int *rc)
         ripc__frame f;
         const uint8_t *pl;
         int r = ripc__rx_next(&p->rx, &f, &pl, p->ch.max_message);
-        if (r == 0)
-            break;
+        if (r == 0 || r == -ENOBUFS || r == -ENOMEM)
+            break; /* more bytes, or memory for them: frames_readable blocks p */
         if (r < 0 || (f.ftype != RIPC_FRAME_MSG && f.ftype != RIPC_FRAME_BYE) ||
             f.kind == RIPC_KIND_REPLY || f.type >= RIPC_TYPE_RESERVED) {
             *rc = -EPROTO;
@@ -1387,11 +1427,64 @@ static int dispatch_frames(struct loop *L, struct ripc_peer *p, int *rc)
     return n;
 }
 
+/*
+ * Socket mode: p's receive buffer is full and may not grow (the frame in it
+ * waits for budget, or for memory): stop watching the socket, whose data
+ * waits in the kernel (the worker's sends feel it), or the level-triggered
+ * descriptor would wake us for ever. loop_dispatch looks again when the
+ * budget frees, and every RX_RETRY_MS.
+ */
+static void rx_block(struct loop *L, struct ripc_peer *p)
+{
+    ep_del(L->epfd, p->sock);
+    if (!p->rx_blocked) {
+        p->rx_blocked = 1;
+        atomic_fetch_add(&L->s->rx_budget.waiters, 1);
+    }
+}
+
+/* The buffer has room again: read the socket (EPOLLOUT too, in case a tail
+ * waits: tail_writable turns it off when none does). */
+static void rx_unblock(struct loop *L, struct ripc_peer *p)
+{
+    struct epoll_event e = {.events = EPOLLIN | EPOLLOUT, .data.ptr = &p->ev_sock};
+    p->rx_blocked = 0;
+    atomic_fetch_sub(&L->s->rx_budget.waiters, 1);
+    if (epoll_ctl(L->epfd, EPOLL_CTL_ADD, p->sock, &e) != 0) {
+        p->gone = 1; /* cannot watch it any more: drop it with a reason */
+        if (p->gone_reason == 0)
+            p->gone_reason = -ENOMEM;
+    }
+}
+
+/* Socket mode, after p's frames were dispatched: give memory back, take p
+ * off the blocked list when its buffer has room, and drop p when it holds
+ * budget others wait for with a frame that does not move. 1: p dropped. */
+static int rx_after_dispatch(struct loop *L, struct ripc_peer *p)
+{
+    ripc_server *s = L->s;
+    if (ripc__rx_trim(&p->rx))
+        L->rx_retry = 1;
+    if (p->rx_blocked && !p->gone && !ripc__rx_full(&p->rx))
+        rx_unblock(L, p);
+    if (p->rx.charged && !p->rx_blocked && ripc__rx_partial(&p->rx) &&
+        atomic_load_explicit(&s->rx_budget.waiters, memory_order_relaxed) &&
+        ripc__coarse_ns() - p->rx_last > RIPC_RX_STALL_MS * 1000000ull) {
+        peer_drop(L, p, -ETIMEDOUT);
+        return 1;
+    }
+    return 0;
+}
+
 /* Socket mode: the control socket is readable: read ahead (bounded). */
 static void frames_readable(struct loop *L, struct ripc_peer *p)
 {
     long n = ripc__rx_fill(&p->rx, p->sock);
-    if (n == -EPIPE || (n < 0 && n != -ENOMEM)) {
+    if (n > 0)
+        p->rx_last = ripc__coarse_ns();
+    else if (n == -ENOMEM || (n == 0 && ripc__rx_full(&p->rx)))
+        rx_block(L, p);
+    else if (n < 0) {
         p->gone = 1;
         if (p->gone_reason == 0)
             p->gone_reason = -EPIPE;
@@ -1409,6 +1502,11 @@ static int loop_dispatch(struct loop *L)
         int n = 0, rc = 0;
         if (p->xport == RIPC_XPORT_SOCKET) {
             n = dispatch_frames(L, p, &rc);
+            if (rc != -EPROTO && rx_after_dispatch(L, p)) {
+                total += n;
+                i--;
+                continue;
+            }
             goto after;
         }
         while (n < BATCH) {
@@ -1450,7 +1548,8 @@ static void loop_wait(struct loop *L, int timeout_ms)
      * any uses asymmetric fences, then look at each once more. A look
      * without sleeping (timeout 0) needs no arming. */
     size_t armed = 0;
-    int sleep_ok = 1;
+    int sleep_ok = !L->rx_retry, rx_tick = 0;
+    L->rx_retry = 0;
     if (timeout_ms != 0) {
         int remote = 0;
         for (; armed < L->n && sleep_ok; armed++) {
@@ -1462,6 +1561,8 @@ static void loop_wait(struct loop *L, int timeout_ms)
             if (p->xport == RIPC_XPORT_SOCKET) {
                 if (ripc__rx_ready(&p->rx))
                     sleep_ok = 0; /* frames read ahead wait for dispatch */
+                if (p->rx_blocked || p->rx.charged)
+                    rx_tick = 1; /* memory to retry, or a stall to notice */
                 continue;
             }
             ripc__ring_arm_consumer_flag(p->ch.rx);
@@ -1480,8 +1581,9 @@ static void loop_wait(struct loop *L, int timeout_ms)
         !atomic_load(&L->s->closing)) {
         struct epoll_event ev[64];
         ripc_server *sv = L->s;
-        if (L->idx == 0 && (sv->n_hs || sv->listen_paused) && (timeout_ms < 0 || timeout_ms > 100))
-            timeout_ms = 100; /* handshake deadlines, paused listener */
+        if (((L->idx == 0 && (sv->n_hs || sv->listen_paused)) || rx_tick) &&
+            (timeout_ms < 0 || timeout_ms > RX_RETRY_MS))
+            timeout_ms = RX_RETRY_MS; /* handshake deadlines, paused listener, memory */
         int n = epoll_wait(L->epfd, ev, 64, timeout_ms);
         for (int i = 0; i < n; i++) {
             struct evsrc *e = ev[i].data.ptr;
@@ -1836,6 +1938,12 @@ int ripc_server_open_ex(ripc_server **out, const char *url, const ripc_options *
     uint32_t dbcaps = ripc__doorbell_caps();
     s->worker_db_caps = (int)dbcaps;
     s->large_idle.cap = RIPC_LARGE_SERVER_KEEP;
+    /* At least two frames of max_message in flight at once, however many
+     * workers there are (see RIPC_RX_SERVER_BUDGET). */
+    size_t two = s->opt.max_message < SIZE_MAX / 4
+                     ? 2 * (size_t)s->opt.max_message + 2 * RIPC_RX_CHUNK
+                     : SIZE_MAX / 2;
+    s->rx_budget.cap = two > RIPC_RX_SERVER_BUDGET ? two : RIPC_RX_SERVER_BUDGET;
     /* Our own doorbell: a socketpair whose reading end only we hold; we
      * drain it with MSG_DONTWAIT, so a worker cannot make that block either
      * (see pick_worker_db). */

@@ -75,7 +75,9 @@ enum {
 /* Reasons given to the `left` callback (negative errno style). */
 #define RIPC_LEFT_BYE 0 /* the worker said goodbye (ripc_client_close) */
 /* -EPIPE: connection lost (EOF, killed); -EPROTO: protocol error or corrupt
- * shared memory; -ECANCELED: the server is closing. */
+ * shared memory; -ECANCELED: the server is closing; -ETIMEDOUT: socket mode,
+ * stalled in the middle of a frame while holding receive memory that other
+ * workers wait for (README, socket-mode memory). */
 
 #define RIPC_TYPE_RESERVED 0xF000u /* types >= this are the library's */
 
@@ -143,7 +145,7 @@ RIPC_API int ripc_server_open_ex(ripc_server **s, const char *url, const ripc_op
 RIPC_API int ripc_server_handle(ripc_server *s, uint16_t type, ripc_handler fn, void *arg);
 
 /* Callbacks when a worker has joined (after WELCOME) and when it has left
- * (reason: RIPC_LEFT_BYE, -EPIPE, -EPROTO, -ECANCELED). Called from the
+ * (reason: RIPC_LEFT_BYE, -EPIPE, -EPROTO, -ECANCELED, -ETIMEDOUT). Called from the
  * dispatch thread that owns the peer. Set them before workers connect. */
 RIPC_API int ripc_server_on_peer(ripc_server *s, void (*joined)(ripc_peer *, void *),
                                  void (*left)(ripc_peer *, int reason, void *), void *arg);

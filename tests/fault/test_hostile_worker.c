@@ -579,14 +579,6 @@ static int hostile_control(int variant)
     return h_finish(&h);
 }
 
-static double cpu_seconds(void)
-{
-    struct rusage u;
-    getrusage(RUSAGE_SELF, &u);
-    return (double)(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
-           (double)(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
-}
-
 /* With the good worker paused, the master has nothing to do: it must not
  * burn CPU while the hostile one (named) sits there, still connected. */
 static void expect_master_idle(const char *hostile, const char *what)
@@ -594,10 +586,10 @@ static void expect_master_idle(const char *hostile, const char *what)
     atomic_store(&M.sh->pause, 1);
     PUMP_UNTIL(atomic_load(&M.sh->paused), 5000);
     assert_true(atomic_load(&M.sh->paused));
-    double c0 = cpu_seconds();
+    double c0 = ripc_test_cpu_seconds();
     uint64_t t0 = now_ms();
     PUMP_UNTIL(0, 300);
-    double used = cpu_seconds() - c0, wall = (double)(now_ms() - t0) / 1e3;
+    double used = ripc_test_cpu_seconds() - c0, wall = (double)(now_ms() - t0) / 1e3;
     if (used > wall / 3)
         fail_msg("the master burnt %.3f s of CPU in %.3f s %s", used, wall, what);
     assert_null(find(M.left, M.nl, hostile));

@@ -70,7 +70,7 @@ static struct {
     ripc_server *s;
     char url[128];
     struct shared *sh;
-    int joined, left;
+    int joined, left, left_stalled;
 } M;
 
 static uint64_t now_ms(void)
@@ -96,9 +96,9 @@ static void on_join(ripc_peer *p, void *arg)
 static void on_leave(ripc_peer *p, int reason, void *arg)
 {
     (void)p;
-    (void)reason;
     (void)arg;
     M.left++;
+    M.left_stalled += reason == -ETIMEDOUT;
 }
 
 static void open_master(const char *url, const ripc_options *opt)
@@ -324,6 +324,248 @@ static void test_limits_stalled_handshakes_tcp(void **state)
     stalled_handshakes("tcp://127.0.0.1:0");
 }
 
+/* ---- (3) slow and hostile peers in socket mode ---- */
+
+#define SLOW_MAX_MESSAGE ((uint64_t)4 << 20)
+#define SLOW_PEERS       40
+
+/* A socket-mode handshake done by hand: the socket, or -1. */
+static int socket_mode_peer(const char *name)
+{
+    int sock = raw_connect(5000);
+    if (sock < 0)
+        return -1;
+    ripc__hello hl = {.version_min = RIPC_PROTO_VERSION,
+                      .version_max = RIPC_PROTO_VERSION,
+                      .caps = RIPC_CAP_SOCKET,
+                      .pid = (uint32_t)getpid(),
+                      .transport = RIPC_TRANSPORT_SOCKET};
+    snprintf(hl.name, sizeof hl.name, "%s", name);
+    uint8_t buf[RIPC_FRAME_HDR + RIPC_HANDSHAKE_MAX];
+    size_t plen = ripc__hello_encode(buf + RIPC_FRAME_HDR, RIPC_HANDSHAKE_MAX, &hl);
+    ripc__frame f = {.ftype = RIPC_FRAME_HELLO, .len = plen};
+    ripc__frame_encode(buf, &f);
+    ripc__welcome w;
+    if (ripc__sock_send_all(sock, buf, RIPC_FRAME_HDR + plen) < 0 ||
+        ripc__sock_recv_all(sock, buf, RIPC_FRAME_HDR, 5000) < 0 ||
+        ripc__frame_decode(buf, &f, RIPC_HANDSHAKE_MAX) < 0 || f.ftype != RIPC_FRAME_WELCOME ||
+        ripc__sock_recv_all(sock, buf, (size_t)f.len, 5000) < 0 ||
+        ripc__welcome_decode(buf, (size_t)f.len, &w) < 0 || w.transport != RIPC_XPORT_SOCKET) {
+        close(sock);
+        return -1;
+    }
+    return sock;
+}
+
+/* SLOW_PEERS peers each announce a max_message frame and send all of it
+ * but its last byte, as fast as the master takes it; then they stall. */
+static int slow_peers(void *arg)
+{
+    (void)arg;
+    static int fd[SLOW_PEERS];
+    static size_t left[SLOW_PEERS];
+    static uint8_t junk[256 * 1024];
+    memset(junk, 0x33, sizeof junk);
+    for (int i = 0; i < SLOW_PEERS; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "slow-%d", i);
+        if ((fd[i] = socket_mode_peer(name)) < 0)
+            return 2;
+        uint8_t hdr[RIPC_FRAME_HDR];
+        ripc__frame f = {.ftype = RIPC_FRAME_MSG, .type = T_ECHO, .len = SLOW_MAX_MESSAGE};
+        ripc__frame_encode(hdr, &f);
+        if (ripc__sock_send_all(fd[i], hdr, sizeof hdr) < 0)
+            return 3;
+        ripc__sock_set_nonblock(fd[i], 1);
+        left[i] = SLOW_MAX_MESSAGE - 1;
+    }
+    uint64_t quiet_since = now_ms();
+    while (!atomic_load(&M.sh->release)) {
+        int moved = 0, open = 0;
+        for (int i = 0; i < SLOW_PEERS; i++) {
+            if (fd[i] < 0)
+                continue;
+            open++;
+            size_t n = left[i] < sizeof junk ? left[i] : sizeof junk;
+            ssize_t k = n ? send(fd[i], junk, n, MSG_DONTWAIT | MSG_NOSIGNAL) : 0;
+            if (k > 0) {
+                left[i] -= (size_t)k;
+                moved = 1;
+            } else if (k < 0 && errno != EAGAIN) {
+                close(fd[i]); /* dropped */
+                fd[i] = -1;
+                atomic_fetch_add(&M.sh->count, 1);
+            } else if (!ripc__sock_alive(fd[i])) {
+                close(fd[i]);
+                fd[i] = -1;
+                atomic_fetch_add(&M.sh->count, 1);
+            }
+        }
+        if (moved)
+            quiet_since = now_ms();
+        else if (now_ms() - quiet_since > 300)
+            atomic_store(&M.sh->ready, 1); /* everything stalls */
+        if (!moved)
+            usleep(10000);
+        if (!open)
+            break;
+    }
+    atomic_store(&M.sh->ready, 1);
+    return 0;
+}
+
+static size_t rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long size = 0, res = 0;
+    if (!f)
+        return 0;
+    if (fscanf(f, "%lu %lu", &size, &res) != 2)
+        res = 0;
+    fclose(f);
+    return res * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+#define RSS_CHECKED 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define RSS_CHECKED 0
+#endif
+#endif
+#ifndef RSS_CHECKED
+#define RSS_CHECKED 1
+#endif
+
+/* The master's memory grew by at most what src/internal.h promises for
+ * `peers` socket-mode workers (RIPC_RX_SERVER_BUDGET, as 2 x max_message is
+ * less here, plus a base each), with some slack for the allocator. */
+static void expect_growth_bounded(size_t growth, int peers)
+{
+    size_t bound = ((size_t)64 << 20) + (size_t)peers * 256 * 1024;
+    printf("master RSS: +%zu KiB at peak (bound %zu KiB + slack)\n", growth >> 10, bound >> 10);
+    if (!RSS_CHECKED)
+        printf("(not checked: ASan keeps freed memory in quarantine)\n");
+    else if (growth > bound + ((size_t)24 << 20))
+        fail_msg("the master's memory grew past its bound");
+}
+
+/* The honest worker's large request: over its receive buffer's base, so it
+ * needs budget, which stalled peers hold. */
+static int honest_large(void *arg)
+{
+    (void)arg;
+    ripc_options opt = {.name = "honest-large",
+                        .transport = RIPC_TRANSPORT_SOCKET,
+                        .connect_timeout_ms = HONEST_TIMEOUT_MS};
+    ripc_client *c;
+    char why[200] = "";
+    int rc = ripc_client_open_ex(&c, M.url, &opt, why, sizeof why);
+    if (rc < 0) {
+        printf("honest-large: open: %s (%s)\n", ripc_strerror(rc), why);
+        return 2;
+    }
+    size_t len = (size_t)SLOW_MAX_MESSAGE - 1024; /* more than what stalled peers leave */
+    uint8_t *buf = malloc(len);
+    ripc_test_fill(buf, len, 7);
+    ripc_msg r;
+    rc = ripc_client_request(c, T_ECHO, buf, len, &r, 30000);
+    int ok = rc == 0 && r.len == len && ripc_test_check(r.data, len, 7);
+    if (!ok)
+        printf("honest-large: request: %s\n", ripc_strerror(rc));
+    free(buf);
+    ripc_client_close(c);
+    return ok ? 0 : 3;
+}
+
+static void test_limits_slow_socket_peers(void **state)
+{
+    (void)state;
+    ripc_options opt = {.max_message = SLOW_MAX_MESSAGE};
+    open_master(fresh_unix_url(), &opt);
+    size_t rss0 = rss_bytes(), peak = rss0;
+    pid_t att = spawn(slow_peers, NULL);
+    uint64_t end = now_ms() + 60000;
+    while (!atomic_load(&M.sh->ready) && now_ms() < end) {
+        assert_true(ripc_server_poll(M.s, 10) >= 0);
+        size_t r = rss_bytes();
+        peak = r > peak ? r : peak;
+    }
+    assert_true(atomic_load(&M.sh->ready));
+    /* Nothing to do but wait for stalled peers: no spinning. */
+    double c0 = ripc_test_cpu_seconds();
+    uint64_t t0 = now_ms();
+    SERVE_UNTIL(0, 1000);
+    double used = ripc_test_cpu_seconds() - c0, wall = (double)(now_ms() - t0) / 1e3;
+    printf("master CPU with stalled peers: %.3f s in %.3f s\n", used, wall);
+    if (used > wall / 10)
+        fail_msg("the master burnt %.3f s of CPU in %.3f s with stalled peers", used, wall);
+    /* Small messages are served at once; a large one once the stalled
+     * holders of the budget are dropped. */
+    expect_honest_served(RIPC_TRANSPORT_SOCKET);
+    pid_t big = spawn(honest_large, NULL);
+    int st = -1;
+    for (end = now_ms() + 40000; now_ms() < end;) {
+        assert_true(ripc_server_poll(M.s, 10) >= 0);
+        size_t r = rss_bytes();
+        peak = r > peak ? r : peak;
+        if (waitpid(big, &st, WNOHANG) == big)
+            break;
+    }
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        kill(big, SIGKILL);
+        fail_msg("the honest large request was not served");
+    }
+    expect_growth_bounded(peak - rss0, SLOW_PEERS + 2);
+    atomic_store(&M.sh->release, 1);
+    assert_int_equal(serve_until_exit(att, 30000), 0);
+    assert_true(M.left_stalled > 0); /* stalled holders were dropped, with the reason */
+    close_master();
+}
+
+/* Socket-mode peers that never read: what the master cannot send them in
+ * time waits in tails, within the same budget. */
+static int deaf_peers(void *arg)
+{
+    (void)arg;
+    int fds[SLOW_PEERS];
+    for (int i = 0; i < SLOW_PEERS; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "deaf-%d", i);
+        if ((fds[i] = socket_mode_peer(name)) < 0)
+            return 2;
+    }
+    atomic_store(&M.sh->ready, 1);
+    hold_until_release();
+    return 0;
+}
+
+static void test_limits_deaf_socket_peers(void **state)
+{
+    (void)state;
+    ripc_options opt = {.max_message = SLOW_MAX_MESSAGE};
+    open_master(fresh_unix_url(), &opt);
+    size_t len = (size_t)SLOW_MAX_MESSAGE;
+    uint8_t *msg = malloc(len);
+    assert_non_null(msg);
+    memset(msg, 0x44, len);
+    pid_t att = spawn(deaf_peers, NULL);
+    serve_until_ready(30000);
+    SERVE_UNTIL(M.joined == SLOW_PEERS, 10000);
+    assert_int_equal(M.joined, SLOW_PEERS);
+    size_t rss0 = rss_bytes();
+    int reached = ripc_server_broadcast(M.s, T_ECHO, msg, len, 50);
+    size_t peak = rss_bytes();
+    printf("broadcast of %zu KiB reached %d of %d deaf peers\n", len >> 10, reached, SLOW_PEERS);
+    expect_growth_bounded(peak > rss0 ? peak - rss0 : 0, SLOW_PEERS);
+    SERVE_UNTIL(0, 200);
+    expect_honest_served(RIPC_TRANSPORT_SOCKET);
+    atomic_store(&M.sh->release, 1);
+    assert_int_equal(serve_until_exit(att, 30000), 0);
+    free(msg);
+    close_master();
+}
+
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -331,6 +573,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_limits_epoll_failure_slot),
         cmocka_unit_test(test_limits_stalled_handshakes_unix),
         cmocka_unit_test(test_limits_stalled_handshakes_tcp),
+        cmocka_unit_test(test_limits_slow_socket_peers),
+        cmocka_unit_test(test_limits_deaf_socket_peers),
     };
     static char filter[128];
     if (argc > 1) {

@@ -83,6 +83,8 @@ int ripc_test_refuse_memfd(void);
 /* Wait (yielding, no sleeps) until thread tid of process pid sleeps in the
  * kernel ('S'), or is gone: a thread that said it is about to block has. */
 void ripc_test_wait_sleeping(int pid, int tid);
+/* CPU time this process has used (user + system), in seconds. */
+double ripc_test_cpu_seconds(void);
 
 /* Wait for pid and return its exit code, or 128 + signal. */
 int ripc_test_wait(int pid);
