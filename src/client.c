@@ -583,8 +583,10 @@ static int handshake(ripc_client *c, uint64_t deadline, char *why, size_t why_le
     ripc__frame f = {.ftype = RIPC_FRAME_HELLO, .len = plen};
     ripc__frame_encode(buf, &f);
     int rc = ripc__sock_send_all(c->sock, buf, RIPC_FRAME_HDR + plen);
-    if (rc < 0)
+    if (rc < 0 && rc != -EPIPE)
         return rc;
+    /* -EPIPE: the master may have refused us before reading the HELLO (out
+     * of descriptors): its REJECT can still be read. */
 
     int fds[3] = {-1, -1, -1}, nfds = 0;
     /* connect_timeout_ms bounds the whole open: each read gets what is left. */

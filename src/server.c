@@ -143,6 +143,7 @@ struct ripc_server {
     ripc__large_budget large_idle; /* idle large-message buffers, all workers */
     ripc__rx_budget rx_budget;     /* socket-mode receive buffers beyond their base */
     unsigned n_hs;                 /* connections still in the handshake (loop 0) */
+    int spare_fd;                  /* held in reserve to refuse workers when out of fds */
     uint64_t listen_paused;        /* listener out of epoll until then (0: in) */
     /* close() from any thread: see ripc_server_close */
     _Atomic int closing;           /* close has begun: waits for room end */
@@ -1089,7 +1090,7 @@ static int process_hello(struct loop *L, struct ripc_peer *p, const ripc__frame 
                      (s->worker_db_caps & RIPC_DB_CAP(RIPC_DB_FUTEX));
     if ((rc = ripc__doorbell_open(&p->ch.peer_bell, wdb, wdb == RIPC_DB_FUTEX ? word : NULL)) < 0 ||
         (rc = ripc__doorbell_open(&p->ch.bell, s->master_db, NULL)) < 0) {
-        send_reject(p, ENOMEM, "doorbell setup failed (%d)", rc);
+        send_reject(p, ENOMEM, "doorbell setup failed: %s", ripc_strerror(rc));
         return rc;
     }
     if (sleep_word)
@@ -1319,6 +1320,34 @@ static void hs_evict_oldest(struct loop *L)
         hs_fail(L, old);
 }
 
+/*
+ * Out of descriptors: accept one waiting connection on the descriptor kept
+ * in reserve, tell it why with a REJECT, and close it, so that a worker
+ * learns at once what is wrong rather than waiting for its connect timeout.
+ * 0: one refused; <0: none was waiting, or the reserve could not be had.
+ */
+static int refuse_one(ripc_server *s)
+{
+    if (s->spare_fd < 0)
+        return -EMFILE;
+    close(s->spare_fd);
+    intptr_t fd;
+    int rc = ripc__sock_accept(s->lfd, &fd);
+    if (rc == 0) {
+        char b[RIPC_FRAME_HDR + RIPC_REASON_MAX + 1];
+        struct ripc_peer tmp = {.sock = (int)fd};
+        send_reject(&tmp, EMFILE, "master out of descriptors (%s)", ripc_strerror(-EMFILE));
+        /* Read what the worker sent first: closing a TCP socket with
+         * unread bytes resets it, and the worker could lose the REJECT. */
+        shutdown((int)fd, SHUT_WR);
+        while (recv((int)fd, b, sizeof b, MSG_DONTWAIT) > 0)
+            ;
+        close((int)fd);
+    }
+    s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    return rc;
+}
+
 /* At most this many accepts per wake-up: the handshakes already accepted
  * are read in between (the listener is level-triggered, it comes back). */
 #define ACCEPT_BATCH 64
@@ -1331,6 +1360,8 @@ static void accept_all(struct loop *L)
         if (s->n_hs >= MAX_HANDSHAKES)
             hs_evict_oldest(L);
         int arc = ripc__sock_accept(s->lfd, &fd);
+        if ((arc == -EMFILE || arc == -ENFILE) && refuse_one(s) == 0)
+            continue;
         if (arc == -EMFILE || arc == -ENFILE || arc == -ENOBUFS || arc == -ENOMEM)
             pause_listener(L);
         if (arc < 0)
@@ -1920,7 +1951,7 @@ int ripc_server_open_ex(ripc_server **out, const char *url, const ripc_options *
     ripc_server *s = calloc(1, sizeof *s);
     if (!s)
         return -ENOMEM;
-    s->lfd = s->stopfd = -1;
+    s->lfd = s->stopfd = s->spare_fd = -1;
     int rc;
     if ((rc = ripc__options_resolve(&s->opt, opt, why, why_len)) < 0 ||
         (rc = ripc__addr_parse(&s->addr, url, why, why_len)) < 0) {
@@ -1933,6 +1964,7 @@ int ripc_server_open_ex(ripc_server **out, const char *url, const ripc_options *
         s->opt.connect_timeout_ms = RIPC_DEFAULT_CONNECT_MS;
     pthread_mutex_init(&s->all_mu, NULL);
     atomic_init(&s->next_id, 1);
+    s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     s->ev_listen = (struct evsrc){EV_LISTEN, NULL};
     s->ev_stop = (struct evsrc){EV_STOP, NULL};
     uint32_t dbcaps = ripc__doorbell_caps();
@@ -2055,6 +2087,8 @@ void ripc_server_close(ripc_server *s)
     free(s->loops);
     if (s->stopfd >= 0)
         close(s->stopfd);
+    if (s->spare_fd >= 0)
+        close(s->spare_fd);
     pthread_mutex_destroy(&s->all_mu);
     free(s);
     tls_closing = NULL;

@@ -566,6 +566,98 @@ static void test_limits_deaf_socket_peers(void **state)
     close_master();
 }
 
+/* ---- (4) the master runs out of descriptors ---- */
+
+#define FD_WORKERS 30
+
+struct fd_results {
+    _Atomic int reported;
+    int rc[FD_WORKERS];
+    char why[FD_WORKERS][200];
+};
+
+static struct fd_results *FR;
+static struct rlimit fd_limit_saved;
+
+static int open_fds(void)
+{
+    int n = 0;
+    for (int fd = 0; fd < 4096; fd++)
+        if (fcntl(fd, F_GETFD) >= 0)
+            n++;
+    return n;
+}
+
+/* Worker i: join (or learn why not), then hold on until released. */
+static int fd_worker(void *arg)
+{
+    int i = (int)(intptr_t)arg;
+    setrlimit(RLIMIT_NOFILE, &fd_limit_saved); /* only the master is short */
+    char name[32];
+    snprintf(name, sizeof name, "fdw-%d", i);
+    ripc_options opt = {.name = name, .connect_timeout_ms = 3000};
+    ripc_client *c = NULL;
+    FR->rc[i] = ripc_client_open_ex(&c, M.url, &opt, FR->why[i], sizeof FR->why[i]);
+    if (FR->rc[i] == 0) {
+        ripc_msg r;
+        FR->rc[i] = ripc_client_request(c, T_ECHO, "x", 1, &r, 3000);
+        if (FR->rc[i] < 0)
+            snprintf(FR->why[i], sizeof FR->why[i], "request failed");
+    }
+    atomic_fetch_add(&FR->reported, 1);
+    if (c)
+        hold_until_release();
+    ripc_client_close(c);
+    return 0;
+}
+
+static void test_limits_out_of_descriptors(void **state)
+{
+    (void)state;
+    open_master(fresh_unix_url(), NULL);
+    FR = ripc_test_shared_alloc(sizeof *FR);
+    memset(FR, 0, sizeof *FR);
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &fd_limit_saved), 0);
+    struct rlimit low = fd_limit_saved;
+    low.rlim_cur = (rlim_t)open_fds() + 10;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    pid_t pid[FD_WORKERS];
+    for (int i = 0; i < FD_WORKERS; i++)
+        pid[i] = spawn(fd_worker, (void *)(intptr_t)i);
+    SERVE_UNTIL(atomic_load(&FR->reported) == FD_WORKERS, 30000);
+    assert_int_equal(atomic_load(&FR->reported), FD_WORKERS);
+    int ok = 0, refused = 0;
+    for (int i = 0; i < FD_WORKERS; i++) {
+        if (FR->rc[i] == 0) {
+            ok++;
+            continue;
+        }
+        refused++;
+        printf("worker %d: %s (%s)\n", i, ripc_strerror(FR->rc[i]), FR->why[i]);
+        if (!strstr(FR->why[i], "descriptors") && !strstr(FR->why[i], "open files"))
+            fail_msg("worker %d refused without the reason: %s", i, FR->why[i]);
+    }
+    printf("%d workers joined, %d refused with the reason\n", ok, refused);
+    assert_true(ok > 0);
+    assert_true(refused > 0);
+    /* At the limit with nothing to do: no spinning. */
+    double c0 = ripc_test_cpu_seconds();
+    uint64_t t0 = now_ms();
+    SERVE_UNTIL(0, 500);
+    double used = ripc_test_cpu_seconds() - c0, wall = (double)(now_ms() - t0) / 1e3;
+    if (used > wall / 10)
+        fail_msg("the master burnt %.3f s of CPU in %.3f s out of descriptors", used, wall);
+    /* Workers leave: the master takes new ones again. */
+    atomic_store(&M.sh->release, 1);
+    for (int i = 0; i < FD_WORKERS; i++)
+        assert_int_equal(serve_until_exit(pid[i], 10000), 0);
+    SERVE_UNTIL(M.left == ok, 5000);
+    expect_honest_served(RIPC_TRANSPORT_AUTO);
+    setrlimit(RLIMIT_NOFILE, &fd_limit_saved);
+    ripc_test_shared_free(FR, sizeof *FR);
+    close_master();
+}
+
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -575,6 +667,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_limits_stalled_handshakes_tcp),
         cmocka_unit_test(test_limits_slow_socket_peers),
         cmocka_unit_test(test_limits_deaf_socket_peers),
+        cmocka_unit_test(test_limits_out_of_descriptors),
     };
     static char filter[128];
     if (argc > 1) {
