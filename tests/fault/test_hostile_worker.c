@@ -754,29 +754,19 @@ static int hostile_socket_oversize(int variant)
     int sock = h_connect(M.url);
     if (sock < 0)
         return 2;
-    ripc__hello hl = {.version_min = RIPC_PROTO_VERSION,
-                      .version_max = RIPC_PROTO_VERSION,
-                      .caps = RIPC_CAP_SOCKET,
-                      .pid = (uint32_t)getpid(),
-                      .transport = RIPC_TRANSPORT_SOCKET};
-    snprintf(hl.name, sizeof hl.name, "hostile-i%d", variant);
-    uint8_t buf[RIPC_FRAME_HDR + RIPC_HANDSHAKE_MAX];
-    size_t plen = ripc__hello_encode(buf + RIPC_FRAME_HDR, RIPC_HANDSHAKE_MAX, &hl);
-    ripc__frame f = {.ftype = RIPC_FRAME_HELLO, .len = plen};
-    ripc__frame_encode(buf, &f);
-    ripc__welcome w;
-    if (ripc__sock_send_all(sock, buf, RIPC_FRAME_HDR + plen) < 0 ||
-        ripc__sock_recv_all(sock, buf, RIPC_FRAME_HDR, 5000) < 0 ||
-        ripc__frame_decode(buf, &f, RIPC_HANDSHAKE_MAX) < 0 || f.ftype != RIPC_FRAME_WELCOME ||
-        ripc__sock_recv_all(sock, buf, (size_t)f.len, 5000) < 0 ||
-        ripc__welcome_decode(buf, (size_t)f.len, &w) < 0 || w.transport != RIPC_XPORT_SOCKET)
+    char name[32];
+    snprintf(name, sizeof name, "hostile-i%d", variant);
+    uint64_t max_message;
+    if (ripc_test_socket_hello(sock, name, &max_message) < 0)
         return 3;
+    uint8_t buf[2 * RIPC_FRAME_HDR];
+    ripc__frame f;
     /* A valid note, then a header announcing max_message + 1 bytes, or a
      * request of a reserved type. */
     f = (ripc__frame){.ftype = RIPC_FRAME_MSG, .type = T_NOTE};
     ripc__frame_encode(buf, &f);
     if (variant == 0)
-        f.len = w.max_message + 1;
+        f.len = max_message + 1;
     else
         f = (ripc__frame){
             .ftype = RIPC_FRAME_MSG, .kind = RIPC_KIND_REQUEST, .type = RIPC_MSG_ERROR, .id = 1};

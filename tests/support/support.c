@@ -1,5 +1,9 @@
 #include "support/support.h"
 
+#include "ringipc/ringipc.h"
+#include "sockets/sock.h"
+#include "src/proto.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -210,6 +214,30 @@ int ripc_test_refuse_memfd(void)
 #else
     return -ENOSYS;
 #endif
+}
+
+int ripc_test_socket_hello(int sock, const char *name, uint64_t *max_message)
+{
+    ripc__hello hl = {.version_min = RIPC_PROTO_VERSION,
+                      .version_max = RIPC_PROTO_VERSION,
+                      .caps = RIPC_CAP_SOCKET,
+                      .pid = (uint32_t)getpid(),
+                      .transport = RIPC_TRANSPORT_SOCKET};
+    snprintf(hl.name, sizeof hl.name, "%s", name);
+    uint8_t buf[RIPC_FRAME_HDR + RIPC_HANDSHAKE_MAX];
+    size_t plen = ripc__hello_encode(buf + RIPC_FRAME_HDR, RIPC_HANDSHAKE_MAX, &hl);
+    ripc__frame f = {.ftype = RIPC_FRAME_HELLO, .len = plen};
+    ripc__frame_encode(buf, &f);
+    ripc__welcome w;
+    if (ripc__sock_send_all(sock, buf, RIPC_FRAME_HDR + plen) < 0 ||
+        ripc__sock_recv_all(sock, buf, RIPC_FRAME_HDR, 5000) < 0 ||
+        ripc__frame_decode(buf, &f, RIPC_HANDSHAKE_MAX) < 0 || f.ftype != RIPC_FRAME_WELCOME ||
+        ripc__sock_recv_all(sock, buf, (size_t)f.len, 5000) < 0 ||
+        ripc__welcome_decode(buf, (size_t)f.len, &w) < 0 || w.transport != RIPC_XPORT_SOCKET)
+        return -1;
+    if (max_message)
+        *max_message = w.max_message;
+    return 0;
 }
 
 double ripc_test_cpu_seconds(void)

@@ -83,6 +83,12 @@ int ripc_test_refuse_memfd(void);
 /* Wait (yielding, no sleeps) until thread tid of process pid sleeps in the
  * kernel ('S'), or is gone: a thread that said it is about to block has. */
 void ripc_test_wait_sleeping(int pid, int tid);
+/* A socket-mode handshake done by hand on a connected socket (as a hostile
+ * worker would start): HELLO with name, then the master's WELCOME, whose
+ * max_message goes to *max_message. 0, or -1 when the master did not
+ * welcome us in socket mode. */
+int ripc_test_socket_hello(int sock, const char *name, uint64_t *max_message);
+
 /* CPU time this process has used (user + system), in seconds. */
 double ripc_test_cpu_seconds(void);
 
