@@ -48,13 +48,18 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
  * the one the handler is not reading, then publishes it. */
 static struct sigaction prev[2];
 static _Atomic int prev_idx;
-/* Calls of the previous handler under way. One installed after us that
- * saved ours and chains to it would otherwise loop: entered again while a
- * call is under way, we take the default action instead. A previous handler
- * that does not return (siglongjmp, as test harnesses do) leaves this
- * raised until we are installed again; meanwhile a fault not ours gets the
- * default action (the process dies of SIGBUS) instead of that handler. */
-static _Atomic int chaining;
+/* Recursion through the previous handler, per thread: one installed after
+ * us that saved ours and chains to it would otherwise loop. A thread that
+ * enters chain() again while its own call of the previous handler is under
+ * way takes the default action instead; another thread's call says nothing
+ * about this one (its fault may be one the previous handler recovers from).
+ * The mark is the installation generation at entry, 0 when none: a
+ * previous handler that does not return (siglongjmp, as test harnesses do)
+ * leaves its thread's mark standing, and a later installation makes it
+ * stale. Initial-exec TLS: a plain load from the thread pointer, nothing to
+ * allocate in a signal handler. */
+static _Atomic unsigned install_gen = 1;
+static _Thread_local unsigned chain_mark __attribute__((tls_model("initial-exec")));
 
 static size_t chunk_slots(int k)
 {
@@ -136,29 +141,37 @@ static int fix(uintptr_t a)
 static void chain(int sig, siginfo_t *si, void *ctx)
 {
     const struct sigaction *p = &prev[atomic_load_explicit(&prev_idx, memory_order_acquire)];
-    int again = atomic_fetch_add(&chaining, 1) > 0;
-    if (!again && (p->sa_flags & SA_SIGINFO) && p->sa_sigaction != NULL) {
-        p->sa_sigaction(sig, si, ctx);
-        atomic_fetch_sub(&chaining, 1);
+    int sent = si == NULL || si->si_code <= 0; /* kill, raise, sigqueue: not a fault */
+    unsigned gen = atomic_load_explicit(&install_gen, memory_order_relaxed);
+    int again = chain_mark != 0 && chain_mark == gen;
+    /* sa_handler and sa_sigaction share storage: SIG_DFL and SIG_IGN read
+     * the same through either, SA_SIGINFO or not. */
+    int is_dfl = p->sa_handler == SIG_DFL, is_ign = p->sa_handler == SIG_IGN;
+    if (!again && !is_dfl && !is_ign) {
+        unsigned saved = chain_mark;
+        chain_mark = gen;
+        if (p->sa_flags & SA_SIGINFO)
+            p->sa_sigaction(sig, si, ctx);
+        else
+            p->sa_handler(sig);
+        chain_mark = saved;
         return;
     }
-    if (!again && !(p->sa_flags & SA_SIGINFO) && p->sa_handler != SIG_DFL &&
-        p->sa_handler != SIG_IGN) {
-        p->sa_handler(sig);
-        atomic_fetch_sub(&chaining, 1);
+    /* Ignored before us: a sent SIGBUS stays ignored. A fault cannot be
+     * ignored (the kernel kills a process that ignores or blocks the signal
+     * of its own fault), so it gets the default action below, as it would
+     * have without us. */
+    if (sent && is_ign)
         return;
-    }
-    atomic_fetch_sub(&chaining, 1);
-    /* The default action (an ignored SIGBUS from a fault kills anyway):
-     * a fault runs again on return and kills the process where it was; a
-     * SIGBUS that was sent (kill, raise) is sent once more, delivered as
-     * soon as the handler returns. */
+    /* The default action: a fault runs again on return and kills the
+     * process where it was; a SIGBUS that was sent is sent once more,
+     * delivered as soon as the handler returns. */
     struct sigaction dfl;
     memset(&dfl, 0, sizeof dfl);
     dfl.sa_handler = SIG_DFL;
     sigemptyset(&dfl.sa_mask);
     sigaction(sig, &dfl, NULL);
-    if (si == NULL || si->si_code <= 0)
+    if (sent)
         raise(sig);
 }
 
@@ -195,7 +208,7 @@ static int install(void)
     int idx = !atomic_load_explicit(&prev_idx, memory_order_relaxed);
     prev[idx] = cur;
     atomic_store_explicit(&prev_idx, idx, memory_order_release);
-    atomic_store(&chaining, 0);
+    atomic_fetch_add_explicit(&install_gen, 1, memory_order_relaxed);
     if (sigaction(SIGBUS, &sa, NULL) != 0)
         return -errno;
     /* A sanitizer that keeps SIGBUS to itself says yes and does nothing. */

@@ -18,9 +18,22 @@
  * thread made it (a dispatch thread reading a ring, an application thread
  * sending, a message handler reading msg->data). From then on the range
  * reads as zeros and writes to it reach nobody. The owner sees the mark
- * (ripc__fault_guard_hit) and gives up the peer. A fault outside every range
- * goes to the handler installed before ours (same arguments), or gets the
- * default action: the process dies as it would have without us.
+ * (ripc__fault_guard_hit) and gives up the peer. A SIGBUS outside every
+ * range goes to the handler installed before ours (same arguments); with
+ * none it gets the default action, and the process dies as it would have
+ * without us. One that was ignored before stays ignored when it was sent
+ * (kill, raise: si_code <= 0); a fault outside our ranges still gets the
+ * default action then, as without us (the kernel kills a process that
+ * ignores the signal of its own fault). The previous handler may run on
+ * several threads at once; only a thread that enters our handler again
+ * from inside its own call of it (a handler installed after ours that
+ * chains back to us) gets the default action, so that the two never loop.
+ *
+ * Signal masks: a thread that has SIGBUS blocked is not protected (the
+ * kernel kills a process whose thread faults with the signal blocked, and
+ * no handler runs). Every thread that may touch a guarded range must leave
+ * SIGBUS unblocked: the library unblocks it in the threads it runs itself,
+ * and include/ringipc/ringipc.h tells applications which calls need it.
  *
  * Cost: nothing on the paths that touch the memory (no check before an
  * access, no system call); one load of the mark where the owner wants to

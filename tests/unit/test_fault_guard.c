@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -233,6 +235,112 @@ static void test_fault_guard_default_action(void **state)
     }
 }
 
+/* An application handler that recovers from faults on its own mappings
+ * (maps zeros over the page) may run on two threads at once: each thread's
+ * fault must reach it, not only the first one's. The handler waits (up to
+ * 5 s) until both threads are inside it, so that the calls overlap. */
+static _Atomic int app_inside;
+
+static void app_recover(int sig, siginfo_t *si, void *ctx)
+{
+    (void)sig;
+    (void)ctx;
+    atomic_fetch_add(&app_inside, 1);
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    while (atomic_load(&app_inside) < 2 && t.tv_sec - t0.tv_sec < 5);
+    uintptr_t page = (uintptr_t)si->si_addr & ~(uintptr_t)4095;
+    if (mmap((void *)page, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+             -1, 0) == MAP_FAILED)
+        _exit(5);
+}
+
+struct app_reader {
+    volatile unsigned char *p;
+    pthread_barrier_t *go;
+    int v;
+};
+
+static void *app_read(void *arg)
+{
+    struct app_reader *r = arg;
+    pthread_barrier_wait(r->go);
+    r->v = r->p[100];
+    return NULL;
+}
+
+static void test_fault_guard_previous_handler_two_threads(void **state)
+{
+    (void)state;
+    need_shm_open();
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_sigaction = app_recover;
+        sa.sa_flags = SA_SIGINFO;
+        sigemptyset(&sa.sa_mask);
+        if (sigaction(SIGBUS, &sa, NULL) != 0)
+            _exit(2);
+        ripc__segment seg;
+        make(&seg, 4096, 3); /* ours in front, app_recover behind it */
+        pthread_barrier_t go;
+        pthread_barrier_init(&go, NULL, 2);
+        struct app_reader r[2];
+        pthread_t th[2];
+        FILE *f[2];
+        for (int i = 0; i < 2; i++) {
+            r[i] = (struct app_reader){foreign_cut(4096, &f[i]), &go, -1};
+            if (pthread_create(&th[i], NULL, app_read, &r[i]) != 0)
+                _exit(3);
+        }
+        for (int i = 0; i < 2; i++) {
+            pthread_join(th[i], NULL);
+            if (r[i].v != 0)
+                _exit(4);
+        }
+        _exit(atomic_load(&app_inside) == 2 ? 0 : 6);
+    }
+    assert_int_equal(ripc_test_wait(pid), 0);
+}
+
+/* SIGBUS ignored before the guard: one that is sent (kill, raise) stays
+ * ignored; a fault outside our ranges kills as it would without us (how 1);
+ * ours are still fixed. */
+static void test_fault_guard_ignored_before(void **state)
+{
+    (void)state;
+    need_shm_open();
+    for (int how = 0; how < 2; how++) {
+        fflush(NULL);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            signal(SIGBUS, SIG_IGN);
+            ripc__segment seg;
+            make(&seg, 4096, 3);
+            if (how == 1) {
+                FILE *f;
+                volatile unsigned char *p = foreign_cut(4096, &f);
+                (void)p[0];
+                _exit(4);
+            }
+            kill(getpid(), SIGBUS);
+            raise(SIGBUS);
+            if (ftruncate((int)seg.fd, 0) != 0 || first_word(&seg, 0) != 0 ||
+                !ripc__segment_faulted(&seg))
+                _exit(3);
+            kill(getpid(), SIGBUS); /* after a fix, too */
+            _exit(0);
+        }
+        assert_int_equal(ripc_test_wait(pid), how == 0 ? 0 : 128 + SIGBUS);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -241,6 +349,8 @@ int main(void)
         cmocka_unit_test(test_fault_guard_threads),
         cmocka_unit_test(test_fault_guard_chains_to_previous),
         cmocka_unit_test(test_fault_guard_default_action),
+        cmocka_unit_test(test_fault_guard_previous_handler_two_threads),
+        cmocka_unit_test(test_fault_guard_ignored_before),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
