@@ -4,6 +4,7 @@
 #define RIPC_SRC_INTERNAL_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <time.h>
@@ -54,6 +55,11 @@ void ripc__cpu_relax(void);
 struct timespec ripc__timespec_at(uint64_t ns);
 /* A condition variable whose timed waits use CLOCK_MONOTONIC. */
 void ripc__cond_init_monotonic(pthread_cond_t *cv);
+/* Unblock SIGBUS in the calling thread (and the threads it creates from
+ * now on), writing the mask it had into *old: a fault on a truncated
+ * shm_open segment with SIGBUS blocked kills the process before the fault
+ * guard can run (shm/fault_guard.h). 0 or -errno. */
+int ripc__sigbus_unblock(sigset_t *old);
 void ripc__whyf(char *why, size_t len, const char *fmt, ...);
 /* Effective options: checked (values out of range and a RIPC_TRANSPORT
  * that names no transport are -EINVAL, with the field and value in why),

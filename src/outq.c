@@ -77,6 +77,10 @@ static int write_all(ripc__outq *q, const uint8_t *b, size_t n)
 static void *writer(void *arg)
 {
     ripc__outq *q = arg;
+    /* It writes from its own buffer, never from a segment; SIGBUS stays
+     * open in every thread of the library all the same (internal.h), so
+     * that none can be the one a truncated segment kills. */
+    (void)ripc__sigbus_unblock(NULL);
     pthread_mutex_lock(&q->mu);
     for (;;) {
         while (!q->tail && q->len == 0 && !q->stop)

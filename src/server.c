@@ -1826,6 +1826,12 @@ static int run_loops(ripc_server *s, unsigned threads)
         threads = 1;
     if (threads > MAX_LOOPS)
         threads = MAX_LOOPS;
+    /* The dispatch threads read worker segments: SIGBUS must reach the
+     * fault guard there (internal.h), whatever mask the caller keeps. The
+     * threads created below inherit the unblocked mask; the caller's is
+     * back when run returns. */
+    sigset_t mask;
+    int restore = ripc__sigbus_unblock(&mask) == 0;
     struct loop *loops = s->loops;
     unsigned started = 1;
     if (threads > 1) {
@@ -1834,6 +1840,8 @@ static int run_loops(ripc_server *s, unsigned threads)
             if (loop_init(s, &loops[i], (int)i) < 0) {
                 for (unsigned k = 1; k <= i; k++)
                     loop_fini(&loops[k]);
+                if (restore)
+                    pthread_sigmask(SIG_SETMASK, &mask, NULL);
                 return -EMFILE;
             }
         s->nloops = threads;
@@ -1874,6 +1882,8 @@ static int run_loops(ripc_server *s, unsigned threads)
     if (read(s->stopfd, &v, sizeof v) < 0) {
         /* nothing pending */
     }
+    if (restore)
+        pthread_sigmask(SIG_SETMASK, &mask, NULL);
     return 0;
 }
 

@@ -80,6 +80,14 @@ void ripc__cond_init_monotonic(pthread_cond_t *cv)
     pthread_condattr_destroy(&ca);
 }
 
+int ripc__sigbus_unblock(sigset_t *old)
+{
+    sigset_t bus;
+    sigemptyset(&bus);
+    sigaddset(&bus, SIGBUS);
+    return -pthread_sigmask(SIG_UNBLOCK, &bus, old);
+}
+
 void ripc__cpu_relax(void)
 {
 #if defined(__x86_64__) || defined(__i386__)

@@ -35,6 +35,23 @@
  * between calls is fine. ripc_server_close may run while other threads
  * are inside the server's calls: see there.
  *
+ * Signals. Where segments come from shm_open (memfd_create refused by a
+ * seccomp profile or missing, as on older kernels and other systems, or
+ * -DRIPC_SEGMENT_DEFAULT=shm_open) a worker can truncate its
+ * segment, and the master's next access to it raises SIGBUS; the library
+ * catches that and drops the worker (-EPROTO), but only in a thread that
+ * does not block SIGBUS: the kernel kills a process whose thread faults
+ * with the signal blocked. ripc_server_run unblocks SIGBUS in its dispatch
+ * threads, the calling thread included (its mask is back when run
+ * returns), and the library's other threads do the same. Threads that call
+ * ripc_server_poll, ripc_server_send, ripc_server_send_batch,
+ * ripc_server_broadcast, ripc_reply, ripc_reply_error or
+ * ripc_server_close must not block SIGBUS (a program that blocks every
+ * signal to sigwait() for them should leave SIGBUS out). The library
+ * installs its SIGBUS handler with the first such segment and passes
+ * every SIGBUS not about its segments on to the handler installed before
+ * (or the default action; one ignored before stays ignored when sent).
+ *
  * Fork. A master commonly forks its workers after ripc_server_open(). The
  * child may open clients but must never touch the server it inherited, and
  * once a server has had workers leave, a forked child must not open a server

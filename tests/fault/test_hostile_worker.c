@@ -1282,6 +1282,114 @@ static int teardown_truncate(void **state)
     return 0;
 }
 
+/* A master that blocks every signal (as programs that sigwait() do) and
+ * runs run(2): its dispatch threads must still catch the SIGBUS of a
+ * truncated segment. The master is this program run again ("blocked-master":
+ * if it dies, the test runner must not, and a fresh process may open a
+ * server, which a forked copy of this one may not: ringipc.h, "Fork"); two
+ * hostile workers, one per dispatch thread, each send a note and then
+ * truncate. */
+
+static _Atomic int blk_eproto, blk_other;
+
+static void blk_left(ripc_peer *p, int reason, void *arg)
+{
+    (void)p;
+    atomic_fetch_add(reason == -EPROTO ? &blk_eproto : &blk_other, 1);
+    if (atomic_load(&blk_eproto) + atomic_load(&blk_other) == 2)
+        ripc_server_stop(arg);
+}
+
+static int hostile_cut(int idx)
+{
+    hconn h;
+    char name[32];
+    snprintf(name, sizeof name, "hostile-cut%d", idx);
+    if (h_open(&h, name) < 0)
+        return 2;
+    ripc_ring *r;
+    if (ripc_ring_attach(&r, h.w2m, h.ring_sz, RIPC_RING_PRODUCER) < 0)
+        return 3;
+    uint8_t rec[RIPC_MSG_HDR + 64];
+    memset(rec, 0x5A, sizeof rec);
+    ripc__msg_encode(rec, T_NOTE, RIPC_KIND_ONEWAY, 0, 0);
+    if (ripc_ring_push(r, rec, sizeof rec) < 0)
+        return 4;
+    h_ring_master(&h);
+    for (uint64_t end = now_ms() + 10000; ripc_ring_used(r) > 0;) /* the master took it */
+        if (now_ms() > end)
+            return 5;
+        else
+            sched_yield();
+    if (ftruncate((int)h.seg.fd, 0) != 0)
+        return 6;
+    h_ring_master(&h);
+    return h_wait_drop(h.sock, 20000) ? 10 : 0; /* never touches its mapping again */
+}
+
+static int master_signals_blocked(void)
+{
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    memset(&M, 0, sizeof M);
+    snprintf(M.url, sizeof M.url, "unix:/tmp/ripc-hostile-blk-%d.sock", (int)getpid());
+    char why[128] = "";
+    int rc = ripc_server_open_ex(&M.s, M.url, NULL, why, sizeof why);
+    if (rc < 0) {
+        fprintf(stderr, "master: open: %s (%s)\n", ripc_strerror(rc), why);
+        return 2;
+    }
+    ripc_server_handle(M.s, T_NOTE, on_note, NULL);
+    ripc_server_on_peer(M.s, NULL, blk_left, M.s);
+    pid_t kids[2];
+    for (int i = 0; i < 2; i++) {
+        fflush(NULL);
+        if ((kids[i] = fork()) == 0)
+            _exit(hostile_cut(i));
+        if (kids[i] < 0)
+            return 3;
+    }
+    rc = ripc_server_run(M.s, 2); /* the two peers go to the two loops */
+    ripc_server_close(M.s);
+    int st0 = ripc_test_wait(kids[0]), st1 = ripc_test_wait(kids[1]);
+    if (rc != 0 || atomic_load(&blk_eproto) != 2 || st0 != 0 || st1 != 0) {
+        fprintf(stderr, "master: run %d, %d left with -EPROTO, %d otherwise, kids %d %d\n", rc,
+                atomic_load(&blk_eproto), atomic_load(&blk_other), st0, st1);
+        return 4;
+    }
+    /* run gave the mask back. */
+    sigset_t now;
+    pthread_sigmask(SIG_BLOCK, NULL, &now);
+    return sigismember(&now, SIGBUS) ? 0 : 5;
+}
+
+static void test_hostile_truncate_signals_blocked(void **state)
+{
+    (void)state;
+    char *argv[] = {"test_hostile_worker", "blocked-master", NULL};
+    FILE *out;
+    pid_t pid = ripc_test_spawn_self(argv, NULL, NULL, &out);
+    assert_true(pid > 0);
+    int st = -1;
+    for (uint64_t end = now_ms() + 30000; now_ms() < end; usleep(10000)) {
+        int w;
+        if (waitpid(pid, &w, WNOHANG) == pid) {
+            st = WIFEXITED(w) ? WEXITSTATUS(w) : 128 + WTERMSIG(w);
+            break;
+        }
+    }
+    if (st < 0) {
+        kill(pid, SIGKILL);
+        ripc_test_wait(pid);
+        fail_msg("the master with every signal blocked hangs");
+    }
+    fclose(out);
+    if (st != 0)
+        fail_msg("the master with every signal blocked: exit %d%s", st,
+                 st == 128 + SIGBUS ? " (killed by SIGBUS)" : "");
+}
+
 /* The cases above with the master's segments from shm_open: memfd_create
  * refused in this process and its children, as by a seccomp profile. */
 static int run_shm_open_cases(void)
@@ -1292,6 +1400,7 @@ static int run_shm_open_cases(void)
     trunc_expect_shm_open = 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_hostile_truncate, setup_truncate, teardown_truncate),
+        cmocka_unit_test(test_hostile_truncate_signals_blocked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
@@ -1672,6 +1781,8 @@ int main(int argc, char **argv)
         ripc_test_skip("the hostile worker rings the master through an eventfd");
     if (argc > 1 && strcmp(argv[1], "shm_open") == 0)
         return run_shm_open_cases();
+    if (argc > 1 && strcmp(argv[1], "blocked-master") == 0)
+        return ripc_test_refuse_memfd() < 0 ? 9 : master_signals_blocked();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_hostile_ring_garbage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_bad_message, setup, teardown),
