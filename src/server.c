@@ -800,13 +800,17 @@ static int reply_send(struct ripc_peer *p, uint16_t type, uint64_t id, const voi
     return rc;
 }
 
-/* An error reply (src/proto.h, "error replies"); err is a negative errno. */
-static int reply_error(struct ripc_peer *p, uint64_t id, int err, const char *text)
+/* An error reply (src/proto.h, "error replies"); err is a negative errno.
+ * wait: as a reply does (reply_send); 0: not at all, neither for the send
+ * lock nor for room (-EAGAIN), and the stall mark is left as it is. */
+static int reply_error(struct ripc_peer *p, uint64_t id, int err, const char *text, int wait)
 {
     uint8_t buf[RIPC_ERR_FIXED + RIPC_ERR_TEXT_MAX];
     size_t n = ripc__err_encode(buf, (uint32_t)-err, text, p->ch.max_message);
     if (n == 0)
         return -EMSGSIZE;
+    if (!wait)
+        return peer_send(p, RIPC_MSG_ERROR, RIPC_KIND_REPLY, id, buf, n, 0);
     return reply_send(p, RIPC_MSG_ERROR, id, buf, n);
 }
 
@@ -829,7 +833,7 @@ int ripc_reply_error(ripc_peer *p, const ripc_msg *req, int err, const char *tex
 {
     if (!reply_ok(p, req) || err >= 0 || err < -(int)RIPC_ERR_CODE_MAX)
         return -EINVAL;
-    return reply_error(p, req->id, err, text);
+    return reply_error(p, req->id, err, text, 1);
 }
 
 uint32_t ripc_peer_id(const ripc_peer *p)
@@ -1393,7 +1397,13 @@ static void active_readable(struct ripc_peer *p)
 /* ---- dispatch ---- */
 
 /* No handler took m: counted, and a request answered with -ENOENT at once
- * (its worker would otherwise wait for a reply that never comes). */
+ * (its worker would otherwise wait for a reply that never comes). That
+ * answer never waits: a worker that leaves its replies unread and keeps
+ * sending requests of such a type would otherwise hold this dispatch
+ * thread, and every other worker on it, for the reply timeout again and
+ * again (each reply that gets through ends the stall rule of reply_send).
+ * When it cannot go at once it is dropped; the request is counted all the
+ * same, and its worker's request ends with its own timeout. */
 __attribute__((noinline, cold)) static void unhandled(ripc_server *s, struct ripc_peer *p,
                                                       const ripc_msg *m)
 {
@@ -1401,7 +1411,7 @@ __attribute__((noinline, cold)) static void unhandled(ripc_server *s, struct rip
     if (m->kind == RIPC_KIND_REQUEST) {
         char text[40];
         snprintf(text, sizeof text, "no handler for type %u", (unsigned)m->type);
-        (void)reply_error(p, m->id, -ENOENT, text);
+        (void)reply_error(p, m->id, -ENOENT, text, 0);
     }
 }
 

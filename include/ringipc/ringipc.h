@@ -264,12 +264,16 @@ RIPC_API int ripc_server_url(ripc_server *s, char *buf, size_t len);
  * ripc_reply does. Returns 0, -EINVAL (err out of range, req not a request,
  * a reserved type), or ripc_reply's errors. A request whose type no handler
  * takes (and no fallback handler, type 0) is answered this way by the
- * library: -ENOENT, "no handler for type N".
+ * library: -ENOENT, "no handler for type N". That answer never waits (for
+ * room in the worker's ring or for its send lock): when it cannot go at
+ * once, as to a worker that leaves its replies unread, it is dropped, and
+ * the worker's request ends with its own timeout.
  */
 RIPC_API int ripc_reply_error(ripc_peer *p, const ripc_msg *req, int err, const char *text);
 
 /* Messages no handler took (and no fallback handler), since open: one-way
- * ones are dropped, requests answered with -ENOENT (ripc_reply_error). */
+ * ones are dropped, requests answered with -ENOENT (ripc_reply_error) when
+ * the answer can go at once. */
 RIPC_API uint64_t ripc_server_dropped(ripc_server *s);
 
 /* Readable when ripc_server_poll() has work (see there). */

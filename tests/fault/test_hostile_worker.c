@@ -61,6 +61,8 @@ struct shared {
     _Atomic int release;      /* master -> hostile: you may go now */
     _Atomic int pause;        /* master -> good worker: hold on */
     _Atomic int paused;       /* good worker -> master: holding */
+    _Atomic int good_max_ms;  /* good worker: its slowest request (the master resets it) */
+    _Atomic int hostile_ms;   /* hostile -> master: how long its attack took */
 };
 
 struct rec {
@@ -230,7 +232,11 @@ static int good_worker(void)
         size_t len = (size_t)(seq * 37 % sizeof buf); /* sizes that wrap the ring */
         ripc_test_fill(buf, len, seq);
         ripc_msg r;
+        uint64_t t0 = now_ms();
         rc = ripc_client_request(c, T_ECHO, buf, len, &r, 5000);
+        int ms = (int)(now_ms() - t0);
+        if (ms > atomic_load(&M.sh->good_max_ms))
+            atomic_store(&M.sh->good_max_ms, ms);
         if (rc < 0 || r.len != len || !ripc_test_check(r.data, len, seq)) {
             atomic_store(&M.sh->good_err, rc < 0 ? rc : -EBADMSG);
             atomic_fetch_add(&M.sh->good_bad, 1);
@@ -1008,6 +1014,97 @@ static void test_hostile_deaf_worker(void **state)
     assert_int_equal(DEAF.other, 0);
     PUMP_UNTIL(atomic_load(&M.sh->good_ok) > ok0 + 5, 5000);
     assert_true(atomic_load(&M.sh->good_ok) > ok0 + 5);
+    atomic_store(&M.sh->release, 1);
+    wait_hostile_exit();
+    finish_good();
+}
+
+/* ---- (g2) a worker that leaves replies unread and sends requests nobody
+ * handles ----
+ * The master answers each with -ENOENT. The worker fills its reply ring
+ * that way, then 5 times reads one reply and sends two more requests: the
+ * first answer fits, the second does not. An answer that waited for room
+ * would hold the only dispatch thread, and the good worker with it, for
+ * the reply timeout (1 s) every time. */
+
+#define T_NOBODY     7 /* no handler, no fallback */
+#define UNREAD_FILL  200
+#define UNREAD_LOOPS 5
+
+static int h_push_wait(hconn *h, ripc_ring *p, uint64_t id)
+{
+    uint8_t rec[RIPC_MSG_HDR];
+    ripc__msg_encode(rec, T_NOBODY, RIPC_KIND_REQUEST, 0, id);
+    for (uint64_t end = now_ms() + 20000; ripc_ring_push(p, rec, sizeof rec) == -EAGAIN;) {
+        if (now_ms() > end)
+            return -1;
+        h_ring_master(h); /* our own wake-ups: we never arm a sleep flag */
+        sched_yield();
+    }
+    h_ring_master(h);
+    return 0;
+}
+
+/* Until the master has taken (and answered, or not) all we sent. */
+static int h_wait_taken(hconn *h, ripc_ring *p)
+{
+    for (uint64_t end = now_ms() + 20000; ripc_ring_used(p) > 0; sched_yield()) {
+        if (now_ms() > end)
+            return -1;
+        h_ring_master(h);
+    }
+    return 0;
+}
+
+static int hostile_unread(int variant)
+{
+    (void)variant;
+    hconn h;
+    if (h_open(&h, "unread") < 0)
+        return 2;
+    ripc_ring *p, *c;
+    if (ripc_ring_attach(&p, h.w2m, h.ring_sz, RIPC_RING_PRODUCER) < 0 ||
+        ripc_ring_attach(&c, h.m2w, h.ring_sz, RIPC_RING_CONSUMER) < 0)
+        return 3;
+    uint64_t id = 0;
+    for (int i = 0; i < UNREAD_FILL; i++)
+        if (h_push_wait(&h, p, ++id) < 0)
+            return 4;
+    if (h_wait_taken(&h, p) < 0)
+        return 5;
+    /* Far more answers than the ring holds: it is full now. */
+    uint64_t t0 = now_ms();
+    for (int i = 0; i < UNREAD_LOOPS; i++) {
+        const void *rec;
+        size_t len;
+        if (ripc_ring_peek(c, &rec, &len) != 0)
+            return 6;
+        ripc_ring_release(c);
+        if (h_push_wait(&h, p, ++id) < 0 || h_push_wait(&h, p, ++id) < 0 || h_wait_taken(&h, p) < 0)
+            return 7;
+    }
+    atomic_store(&M.sh->hostile_ms, (int)(now_ms() - t0));
+    atomic_store(&M.sh->hostile_done, 1);
+    while (!atomic_load(&M.sh->release))
+        sched_yield();
+    return 0;
+}
+
+static void test_hostile_unread_unhandled(void **state)
+{
+    (void)state;
+    atomic_store(&M.sh->good_max_ms, 0);
+    uint64_t dropped0 = ripc_server_dropped(M.s);
+    start_hostile(hostile_unread, 0);
+    PUMP_UNTIL(atomic_load(&M.sh->hostile_done) || M.hostile == 0, 30000);
+    if (!atomic_load(&M.sh->hostile_done))
+        fail_msg("the unread worker did not finish (exit %d)", M.hostile_status);
+    int good_ms = atomic_load(&M.sh->good_max_ms), bad_ms = atomic_load(&M.sh->hostile_ms);
+    print_message("unread: %d loops in %d ms; the good worker's slowest request %d ms\n",
+                  UNREAD_LOOPS, bad_ms, good_ms);
+    assert_int_equal(ripc_server_dropped(M.s) - dropped0, UNREAD_FILL + 2 * UNREAD_LOOPS);
+    if (good_ms >= 500)
+        fail_msg("a good worker's request took %d ms beside the unread one", good_ms);
     atomic_store(&M.sh->release, 1);
     wait_hostile_exit();
     finish_good();
@@ -1794,6 +1891,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_hostile_handshake, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_tail_scribble, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_deaf_worker, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hostile_unread_unhandled, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_blocking_bells, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_closed_bell, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_truncate, setup_truncate, teardown_truncate),
