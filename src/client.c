@@ -434,11 +434,13 @@ int ripc_client_recv(ripc_client *c, ripc_msg *msg, int timeout_ms)
 static int request(ripc_client *c, uint16_t type, const void *data, uint64_t len, ripc_msg *reply,
                    int timeout_ms)
 {
+    if (c) { /* the last request's text goes, whatever this one returns */
+        c->err_code = 0;
+        c->err_text[0] = 0;
+    }
     if (!c || !reply || (len && !data) || type >= RIPC_TYPE_RESERVED)
         return -EINVAL;
     uint64_t id = ++c->next_id;
-    c->err_code = 0;
-    c->err_text[0] = 0;
     /* Send first, then release the reply the caller held: the release's
      * fence (space_wake) then runs while the request is on its way, not
      * before it. When the request cannot go at once, release first: the

@@ -22,6 +22,10 @@
 #define RIPC_MIN_RING_BYTES      ((size_t)4096)
 #define RIPC_MAX_RING_BYTES      ((size_t)1 << 30)
 #define RIPC_DEFAULT_MAX_MESSAGE ((uint64_t)64 << 20)
+/* The smallest max_message either side may ask for: an error reply (the
+ * library's own "no handler for type N" among them) must always fit, or a
+ * request would wait for an answer that cannot be sent. */
+#define RIPC_MIN_MAX_MESSAGE ((uint64_t)256)
 #define RIPC_DEFAULT_SPIN_US     50u
 #define RIPC_MAX_SPIN_US         1000000u
 #define RIPC_DEFAULT_CONNECT_MS  5000

@@ -1017,6 +1017,12 @@ static int process_hello(struct loop *L, struct ripc_peer *p, const ripc__frame 
             return -EACCES;
         }
     }
+    if (h.max_message && h.max_message < RIPC_MIN_MAX_MESSAGE) {
+        /* Our error replies would not fit: its requests could hang. */
+        send_reject(p, EMSGSIZE, "max_message %llu is below the least of %llu bytes",
+                    (unsigned long long)h.max_message, (unsigned long long)RIPC_MIN_MAX_MESSAGE);
+        return -EMSGSIZE;
+    }
     uint64_t maxmsg = s->opt.max_message;
     if (h.max_message && h.max_message < maxmsg)
         maxmsg = h.max_message;

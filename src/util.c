@@ -150,6 +150,9 @@ int ripc__options_resolve(ripc_options *o, const ripc_options *in, char *why, si
                           "want a power of two in [4 KiB, 1 GiB]");
     if (o->max_message == 0)
         o->max_message = RIPC_DEFAULT_MAX_MESSAGE;
+    if (o->max_message < RIPC_MIN_MAX_MESSAGE)
+        return bad_option(why, why_len, "max_message", (long long)o->max_message,
+                          "at least 256 bytes (0 for the default), so that an error reply fits");
     if (o->spin_us == 0 && o->wait != RIPC_WAIT_BLOCK)
         o->spin_us = RIPC_DEFAULT_SPIN_US;
     if (o->connect_timeout_ms == 0)

@@ -108,7 +108,8 @@ typedef struct ripc_options { /* all-zero = defaults */
     size_t ring_bytes;        /* per direction, power of two in [4 KiB, 1 GiB] (default 1 MiB) */
     size_t max_inline;        /* larger payloads take the control channel (default, and at
                                  most: the ring's largest record; more means that) */
-    uint64_t max_message;     /* largest message accepted (default 64 MiB) */
+    uint64_t max_message;     /* largest message accepted (default 64 MiB; at least 256,
+                                 so that an error reply always fits) */
     int transport;            /* RIPC_TRANSPORT_* (0..2); env RIPC_TRANSPORT overrides */
     int wait;                 /* RIPC_WAIT_* (0..2) */
     uint32_t spin_us;         /* adaptive: spin this long before sleeping (default 50,

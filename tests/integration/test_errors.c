@@ -338,6 +338,11 @@ static int w_reply_error(void *arg)
     WCHECK(rc == -EPERM, "deny: %d (%s)", rc, ripc_strerror(rc));
     WCHECK(strcmp(ripc_client_error(c), "denied: door") == 0, "text '%s'", ripc_client_error(c));
     w_echo(c); /* the text is the last request's only */
+    rc = ripc_client_request(c, T_DENY, "door", 4, &r, -1);
+    WCHECK(rc == -EPERM && ripc_client_error(c)[0] != 0, "deny again: %s", ripc_strerror(rc));
+    rc = ripc_client_request(c, 0xF001, NULL, 0, &r, 1000);
+    WCHECK(rc == -EINVAL && ripc_client_error(c)[0] == 0, "a refused request: %s, text '%s'",
+           ripc_strerror(rc), ripc_client_error(c));
 
     rc = ripc_client_request(c, T_QUIET, NULL, 0, &r, 10000);
     WCHECK(rc == -EINVAL && ripc_client_error(c)[0] == 0, "quiet: %s, '%s'", ripc_strerror(rc),
@@ -365,7 +370,7 @@ static void test_errors_reply_error(void **state)
     ripc_server_handle(F.s, T_LONG, h_long, NULL);
     ripc_server_handle(F.s, T_NOTE, h_note, NULL);
     serve_worker(w_reply_error, NULL);
-    assert_int_equal(atomic_load(&F.deny_checks_ok), 1);
+    assert_int_equal(atomic_load(&F.deny_checks_ok), 2);
     assert_int_equal(atomic_load(&F.note_checks_ok), 1);
     assert_int_equal(ripc_server_dropped(F.s), 0);
 }
@@ -395,6 +400,69 @@ static void test_errors_fallback_handler(void **state)
     serve_worker(w_fallback, NULL);
     assert_int_equal(atomic_load(&F.fallback_calls), 2);
     assert_int_equal(ripc_server_dropped(F.s), 0);
+}
+
+/* ---- the smallest max_message still gets its error replies ----
+ * 256 bytes, the least either side may ask for: the library's "no handler"
+ * answer and a handler's longest text fit. A hand-made HELLO asking for
+ * less is refused (-EMSGSIZE): an error reply would not fit, and its
+ * requests would wait for good. */
+
+static int w_small_max(void *arg)
+{
+    (void)arg;
+    ripc_options o = opts();
+    o.max_message = 256;
+    ripc_client *c = NULL;
+    char why[256] = "";
+    int rc = ripc_client_open_ex(&c, F.url, &o, why, sizeof why);
+    WCHECK(rc == 0, "open with max_message 256: %s (%s)", ripc_strerror(rc), why);
+    ripc_msg r;
+    rc = ripc_client_request(c, T_UNHANDLED, NULL, 0, &r, -1);
+    WCHECK(rc == -ENOENT && strcmp(ripc_client_error(c), "no handler for type 7") == 0,
+           "unhandled: %s, '%s'", ripc_strerror(rc), ripc_client_error(c));
+    rc = ripc_client_request(c, T_LONG, NULL, 0, &r, -1);
+    WCHECK(rc == -E2BIG && strlen(ripc_client_error(c)) == RIPC_ERR_TEXT_MAX, "long: %s, %zu bytes",
+           ripc_strerror(rc), strlen(ripc_client_error(c)));
+    ripc_client_close(c);
+
+    /* By hand: a HELLO with max_message 3. */
+    ripc__addr a;
+    intptr_t fd;
+    WCHECK(ripc__addr_parse(&a, F.url, NULL, 0) == 0 &&
+               ripc__sock_connect(&a, &fd, 5000, NULL, 0) == 0,
+           "connect");
+    ripc__hello h = {.version_min = RIPC_PROTO_VERSION,
+                     .version_max = RIPC_PROTO_VERSION,
+                     .caps = RIPC_CAP_SOCKET,
+                     .pid = (uint32_t)getpid(),
+                     .max_message = 3};
+    uint8_t buf[RIPC_FRAME_HDR + RIPC_HANDSHAKE_MAX];
+    size_t plen = ripc__hello_encode(buf + RIPC_FRAME_HDR, RIPC_HANDSHAKE_MAX, &h);
+    ripc__frame f = {.ftype = RIPC_FRAME_HELLO, .len = plen};
+    ripc__frame_encode(buf, &f);
+    WCHECK(ripc__sock_send_all(fd, buf, RIPC_FRAME_HDR + plen) == 0, "send HELLO");
+    WCHECK(ripc__sock_recv_all(fd, buf, RIPC_FRAME_HDR, 10000) == 0 &&
+               ripc__frame_decode(buf, &f, RIPC_HANDSHAKE_MAX) == 0,
+           "answer");
+    WCHECK(f.ftype == RIPC_FRAME_REJECT && f.type == EMSGSIZE,
+           "HELLO max_message 3: frame %u code %u", (unsigned)f.ftype, (unsigned)f.type);
+    ripc__sock_close(fd);
+    return 0;
+}
+
+static void test_errors_small_max_message(void **state)
+{
+    (void)state;
+    /* Transport left to the worker: the HELLO by hand asks for socket mode
+     * and would get it, but for its max_message. */
+    char why[256] = "";
+    int rc = ripc_server_open_ex(&F.s, F.url, NULL, why, sizeof why);
+    if (rc < 0)
+        fail_msg("server open: %s (%s)", ripc_strerror(rc), why);
+    ripc_server_handle(F.s, T_LONG, h_long, NULL);
+    start(w_small_max, NULL);
+    assert_int_equal(finish(), 0);
 }
 
 /* ---- reserved types at every entry point ---- */
@@ -481,6 +549,8 @@ static void test_errors_option_values(void **state)
         {"connect_timeout_ms", "-2", {.connect_timeout_ms = -2}},
         {"n_allow_uids", "2", {.n_allow_uids = 2}},
         {"ring_bytes", "5000", {.ring_bytes = 5000}},
+        {"max_message", "3", {.max_message = 3}},
+        {"max_message", "255", {.max_message = 255}},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         expect_refused(&bad[i], 0);
@@ -742,6 +812,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_errors_unhandled_request, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors_reply_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors_fallback_handler, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_errors_small_max_message, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors_reserved_types, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors_option_values, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors_malformed_urls, setup, teardown),
