@@ -44,6 +44,13 @@ typedef struct ripc__addr {
  */
 int ripc__addr_parse(ripc__addr *a, const char *url, char *why, size_t why_len);
 
+/* A Linux abstract unix name ("@name"): no file, so no mode keeps anybody
+ * from binding it first. */
+static inline int ripc__addr_abstract(const ripc__addr *a)
+{
+    return a->kind == RIPC_ADDR_UNIX && a->path[0] == '@';
+}
+
 /* Format back to a URL ("unix:/p", "unix:@name" or "tcp://h:port"); returns
  * snprintf's count. */
 int ripc__addr_format(const ripc__addr *a, char *buf, size_t len);

@@ -53,11 +53,6 @@ _Static_assert(SUN_PATH_SIZE <= RIPC_ADDR_PATH_MAX, "ripc__addr.path must hold a
 #define HAVE_ABSTRACT 0
 #endif
 
-static int is_abstract(const ripc__addr *a)
-{
-    return a->kind == RIPC_ADDR_UNIX && a->path[0] == '@';
-}
-
 /* ---- time limits ---- */
 
 static int64_t now_ms(void)
@@ -271,7 +266,7 @@ static int unix_sockaddr(const ripc__addr *a, struct sockaddr_un *sun, socklen_t
     }
     memset(sun, 0, sizeof *sun);
     sun->sun_family = AF_UNIX;
-    if (is_abstract(a)) {
+    if (ripc__addr_abstract(a)) {
         /* sun_path[0] = 0, then the name; the length ends the name (no NUL:
          * a trailing zero byte would be part of it). */
         memcpy(sun->sun_path + 1, a->path + 1, n - 1);
@@ -450,7 +445,7 @@ static int listen_unix(ripc__addr *a, intptr_t *out, char *why, size_t why_len)
     r = unix_sockaddr(a, &sun, &slen, why, why_len);
     if (r != 0)
         return r;
-    if (is_abstract(a))
+    if (ripc__addr_abstract(a))
         return listen_abstract(a, &sun, slen, out, why, why_len);
     r = reclaim_stale(a, &sun, slen, why, why_len);
     if (r != 0)

@@ -716,6 +716,30 @@ out:
     return rc;
 }
 
+/* An abstract name has no permissions: anybody on the machine may bind it
+ * first and pose as the master (and read our HELLO, token included). The
+ * master on fd must run as a uid we accept, as we must for it (allow_uids,
+ * allow_any_uid). A path socket needs no such check: the master makes its
+ * file mode 0600. */
+static int master_uid_ok(intptr_t fd, const ripc__addr *a, const ripc_options *o, char *why,
+                         size_t why_len)
+{
+    uint32_t uid;
+    int rc = ripc__sock_peer_cred(fd, &uid, NULL, NULL);
+    if (rc < 0) {
+        ripc__whyf(why, why_len, "cannot tell who listens at unix:%s (%s)", a->path,
+                   ripc_strerror(rc));
+        return -EACCES;
+    }
+    if (ripc__uid_allowed(o, uid))
+        return 0;
+    ripc__whyf(why, why_len,
+               "the master at unix:%s runs as uid %u, not ours (%u) nor one in allow_uids: "
+               "anybody may bind an abstract name",
+               a->path, uid, (unsigned)geteuid());
+    return -EACCES;
+}
+
 /* A client with the effective options, not connected yet: NULL with *rc
  * and why set when the options cannot work. */
 static ripc_client *client_new(const ripc_options *opt, int *rc, char *why, size_t why_len)
@@ -778,6 +802,11 @@ int ripc_client_open_ex(ripc_client **out, const char *url, const ripc_options *
     intptr_t fd;
     uint64_t deadline = ripc__deadline(c->opt.connect_timeout_ms);
     if ((rc = ripc__sock_connect(&a, &fd, c->opt.connect_timeout_ms, why, why_len)) < 0) {
+        free(c);
+        return rc;
+    }
+    if (ripc__addr_abstract(&a) && (rc = master_uid_ok(fd, &a, &c->opt, why, why_len)) < 0) {
+        ripc__sock_close(fd);
         free(c);
         return rc;
     }

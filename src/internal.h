@@ -22,10 +22,6 @@
 #define RIPC_MIN_RING_BYTES      ((size_t)4096)
 #define RIPC_MAX_RING_BYTES      ((size_t)1 << 30)
 #define RIPC_DEFAULT_MAX_MESSAGE ((uint64_t)64 << 20)
-/* The smallest max_message either side may ask for: an error reply (the
- * library's own "no handler for type N" among them) must always fit, or a
- * request would wait for an answer that cannot be sent. */
-#define RIPC_MIN_MAX_MESSAGE ((uint64_t)256)
 #define RIPC_DEFAULT_SPIN_US     50u
 #define RIPC_MAX_SPIN_US         1000000u
 #define RIPC_DEFAULT_CONNECT_MS  5000
@@ -41,6 +37,11 @@
  */
 #define RIPC_RX_SERVER_BUDGET ((size_t)64 << 20)
 #define RIPC_RX_STALL_MS      2000
+
+/* The smallest max_message either side may ask for: an error reply (the
+ * library's own "no handler for type N" among them) must always fit, or a
+ * request would wait for an answer that cannot be sent. */
+#define RIPC_MIN_MAX_MESSAGE ((uint64_t)256)
 
 /* ---- util.c ---- */
 uint64_t ripc__now_ns(void);
@@ -65,6 +66,9 @@ void ripc__cond_init_monotonic(pthread_cond_t *cv);
  * guard can run (shm/fault_guard.h). 0 or -errno. */
 int ripc__sigbus_unblock(sigset_t *old);
 void ripc__whyf(char *why, size_t len, const char *fmt, ...);
+/* Is uid one the options accept as the other side's: our own effective
+ * uid, one in allow_uids, or any with allow_any_uid? */
+int ripc__uid_allowed(const ripc_options *o, uint32_t uid);
 /* Effective options: checked (values out of range and a RIPC_TRANSPORT
  * that names no transport are -EINVAL, with the field and value in why),
  * defaults filled in, RIPC_TRANSPORT applied. */

@@ -919,16 +919,6 @@ static uint32_t own_uid(void)
     return (uint32_t)geteuid();
 }
 
-static int uid_allowed(ripc_server *s, uint32_t uid)
-{
-    if (s->opt.allow_any_uid || uid == own_uid())
-        return 1;
-    for (size_t i = 0; i < s->opt.n_allow_uids; i++)
-        if (s->opt.allow_uids && s->opt.allow_uids[i] == uid)
-            return 1;
-    return 0;
-}
-
 static struct loop *least_loaded(ripc_server *s)
 {
     struct loop *best = &s->loops[0];
@@ -993,7 +983,7 @@ static int process_hello(struct loop *L, struct ripc_peer *p, const ripc__frame 
     if (rc == 0) {
         p->uid = uid;
         p->pid = pid;
-        if (!uid_allowed(s, uid)) {
+        if (!ripc__uid_allowed(&s->opt, uid)) {
             send_reject(p, EACCES, "uid %u is not allowed (the master runs as uid %u)", uid,
                         own_uid());
             return -EACCES;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "src/internal.h"
 
@@ -105,6 +106,16 @@ void ripc__whyf(char *why, size_t len, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(why, len, fmt, ap);
     va_end(ap);
+}
+
+int ripc__uid_allowed(const ripc_options *o, uint32_t uid)
+{
+    if (o->allow_any_uid || uid == (uint32_t)geteuid())
+        return 1;
+    for (size_t i = 0; i < o->n_allow_uids; i++)
+        if (o->allow_uids && o->allow_uids[i] == uid)
+            return 1;
+    return 0;
 }
 
 int ripc__ring_bytes_ok(size_t x)

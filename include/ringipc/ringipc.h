@@ -117,9 +117,11 @@ typedef struct ripc_options { /* all-zero = defaults */
     const char *name;         /* worker name shown by tools (up to 63 bytes are kept) */
     /* additions */
     int doorbell;               /* RIPC_DOORBELL_* (0..3): what the worker sleeps on */
-    const uint32_t *allow_uids; /* server: uids accepted besides our own */
+    const uint32_t *allow_uids; /* uids accepted besides our own (effective) uid: server,
+                                   a worker's; client, a unix:@name master's */
     size_t n_allow_uids;        /* entries in allow_uids (not NULL when this is not 0) */
-    int allow_any_uid;          /* server: accept every local uid (not the default) */
+    int allow_any_uid;          /* accept every local uid (not the default): server, of
+                                   workers; client, of a unix:@name master */
     int connect_timeout_ms;     /* client: connect + handshake (0: 5000; -1: no limit);
                                    server: how long a worker's handshake may take (0 or
                                    -1: 5000, a master never waits on a worker for good) */
@@ -147,7 +149,9 @@ typedef void (*ripc_handler)(ripc_peer *from, const ripc_msg *msg, void *arg);
  * it would mean the relative path "x". A stale unix socket file (nobody
  * answers) is replaced; a live one, or an abstract name in use, is
  * -EADDRINUSE. Workers on a unix socket, abstract or not, are checked by
- * their uid (allow_uids). On success *s owns the listener; free it with
+ * their uid (allow_uids). An abstract name has no permissions: anybody may
+ * bind it first, so workers check the master's uid there in turn (see
+ * ripc_client_open). On success *s owns the listener; free it with
  * ripc_server_close().
  */
 RIPC_API int ripc_server_open(ripc_server **s, const char *url, const ripc_options *opt);
@@ -317,6 +321,10 @@ RIPC_API void ripc_server_close(ripc_server *s);
  * Connect and register. On success *c is ready for send/recv. A REJECT is
  * returned as its own error (-EPROTONOSUPPORT version, -EACCES credentials,
  * -EMSGSIZE limits); ripc_client_open_ex writes the master's reason text.
+ * On a "unix:@name" address (no file, no permissions: anybody may have
+ * bound the name) the master must run as our effective uid, one in
+ * allow_uids, or any with allow_any_uid; otherwise -EACCES before anything
+ * is sent to it. On a path the socket file's mode keeps others out.
  */
 RIPC_API int ripc_client_open(ripc_client **c, const char *url, const ripc_options *opt);
 RIPC_API int ripc_client_open_ex(ripc_client **c, const char *url, const ripc_options *opt,

@@ -634,6 +634,82 @@ static void test_errors_abstract_socket(void **state)
     ripc_server_close(s2);
 }
 
+/* Somebody else bound the abstract name first: a "master" running as
+ * nobody (a forked child that drops root, then listens and never answers).
+ * The worker must refuse it with -EACCES before sending anything, unless
+ * its own allow_uids / allow_any_uid accept that uid (then it sends HELLO
+ * and waits for an answer that never comes). */
+#define NOBODY 65534u
+
+static void test_errors_abstract_foreign_master(void **state)
+{
+    (void)state;
+#ifndef __linux__
+    ripc_test_skip("the abstract unix namespace is Linux only");
+#endif
+    if (geteuid() != 0) {
+        print_message("SKIP: a master of another uid needs root here (to become nobody)\n");
+        skip();
+    }
+    char url[96], why[256] = "";
+    uint64_t rs = now_ms() ^ ((uint64_t)getpid() << 32);
+    snprintf(url, sizeof url, "unix:@ripc-test-squat-%d-%016llx", (int)getpid(),
+             (unsigned long long)ripc_test_rand(&rs));
+    int ready[2], hold[2];
+    assert_int_equal(pipe(ready), 0);
+    assert_int_equal(pipe(hold), 0);
+    fflush(NULL);
+    F.kid = fork();
+    assert_true(F.kid >= 0);
+    if (F.kid == 0) {
+        close(ready[0]);
+        close(hold[1]);
+        WCHECK(setgid(NOBODY) == 0 && setuid(NOBODY) == 0, "become nobody");
+        ripc__addr a;
+        intptr_t lfd;
+        WCHECK(ripc__addr_parse(&a, url, NULL, 0) == 0 && ripc__sock_listen(&a, &lfd, NULL, 0) == 0,
+               "listen on %s", url);
+        WCHECK(write(ready[1], "r", 1) == 1, "ready");
+        char b;
+        while (read(hold[0], &b, 1) > 0) /* until the test is done */
+            ;
+        _exit(0);
+    }
+    close(ready[1]);
+    close(hold[0]);
+    char b;
+    assert_int_equal(read(ready[0], &b, 1), 1);
+    close(ready[0]);
+
+    ripc_options o = opts();
+    o.connect_timeout_ms = 300;
+    ripc_client *c = NULL;
+    int rc = ripc_client_open_ex(&c, url, &o, why, sizeof why);
+    print_message("refused: %s (%s)\n", ripc_strerror(rc), why);
+    assert_int_equal(rc, -EACCES);
+    assert_null(c);
+    assert_non_null(strstr(why, "uid 65534"));
+
+    static const uint32_t nobody[1] = {NOBODY};
+    for (int how = 0; how < 2; how++) {
+        ripc_options w = o;
+        if (how == 0) {
+            w.allow_uids = nobody;
+            w.n_allow_uids = 1;
+        } else {
+            w.allow_any_uid = 1;
+        }
+        why[0] = 0;
+        rc = ripc_client_open_ex(&c, url, &w, why, sizeof why);
+        print_message("%s: %s (%s)\n", how ? "allow_any_uid" : "allow_uids", ripc_strerror(rc),
+                      why);
+        assert_true(rc < 0 && rc != -EACCES); /* accepted, then no answer */
+        assert_null(c);
+    }
+    close(hold[1]);
+    assert_int_equal(finish(), 0);
+}
+
 static void test_errors_malformed_urls(void **state)
 {
     (void)state;
@@ -817,6 +893,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_errors_option_values, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors_malformed_urls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors_abstract_socket, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_errors_abstract_foreign_master, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors_texts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors_malformed_error_reply, setup, teardown),
     };
