@@ -1387,7 +1387,15 @@ static int teardown_truncate(void **state)
  * hostile workers, one per dispatch thread, each send a note and then
  * truncate. */
 
-static _Atomic int blk_eproto, blk_other;
+static _Atomic int blk_eproto, blk_other, blk_notes;
+
+static void blk_note(ripc_peer *from, const ripc_msg *msg, void *arg)
+{
+    (void)from;
+    (void)msg;
+    (void)arg;
+    atomic_fetch_add(&blk_notes, 1); /* on either dispatch thread */
+}
 
 static void blk_left(ripc_peer *p, int reason, void *arg)
 {
@@ -1437,7 +1445,7 @@ static int master_signals_blocked(void)
         fprintf(stderr, "master: open: %s (%s)\n", ripc_strerror(rc), why);
         return 2;
     }
-    ripc_server_handle(M.s, T_NOTE, on_note, NULL);
+    ripc_server_handle(M.s, T_NOTE, blk_note, NULL);
     ripc_server_on_peer(M.s, NULL, blk_left, M.s);
     pid_t kids[2];
     for (int i = 0; i < 2; i++) {
@@ -1450,9 +1458,12 @@ static int master_signals_blocked(void)
     rc = ripc_server_run(M.s, 2); /* the two peers go to the two loops */
     ripc_server_close(M.s);
     int st0 = ripc_test_wait(kids[0]), st1 = ripc_test_wait(kids[1]);
-    if (rc != 0 || atomic_load(&blk_eproto) != 2 || st0 != 0 || st1 != 0) {
-        fprintf(stderr, "master: run %d, %d left with -EPROTO, %d otherwise, kids %d %d\n", rc,
-                atomic_load(&blk_eproto), atomic_load(&blk_other), st0, st1);
+    if (rc != 0 || atomic_load(&blk_eproto) != 2 || atomic_load(&blk_notes) != 2 || st0 != 0 ||
+        st1 != 0) {
+        fprintf(stderr,
+                "master: run %d, %d left with -EPROTO, %d otherwise, %d notes, kids %d %d\n", rc,
+                atomic_load(&blk_eproto), atomic_load(&blk_other), atomic_load(&blk_notes), st0,
+                st1);
         return 4;
     }
     /* run gave the mask back. */
