@@ -55,6 +55,14 @@
  *   - after a hit the range stays registered, and the replacement mapped,
  *     until removal; munmap of the original range unmaps the replacement.
  *
+ * Memory: the replacement is writable anonymous memory, charged to the
+ * commit limit like any (shared anonymous memory is charged the same, and
+ * MAP_NORESERVE is ignored under vm.overcommit_memory=2). Where that limit
+ * is reached the mmap fails, the range stays as it was, and the fault gets
+ * the default action: the process dies as it would have without us.
+ * Reserving the memory ahead (to move it in with mremap) would double the
+ * charge of every guarded range for a case that is rare.
+ *
  * Capacity: no fixed limit. Slots live in chunks of 64 << k (never freed, so
  * the handler can read them without a lock); the handler scans the chunks
  * linearly, which with 1,000 ranges is about 1,000 compares per fault.
