@@ -970,6 +970,29 @@ static void test_hostile_tail_scribble(void **state)
 
 #define DEAF_REQUESTS 300
 
+/* Push one record, waiting (up to 20 s) for room; then ring. 0 or -1. */
+static int h_push(hconn *h, ripc_ring *p, const void *rec, size_t len)
+{
+    for (uint64_t end = now_ms() + 20000; ripc_ring_push(p, rec, len) == -EAGAIN;) {
+        if (now_ms() > end)
+            return -1;
+        h_ring_master(h); /* our own wake-ups: we never arm a sleep flag */
+        sched_yield();
+    }
+    h_ring_master(h);
+    return 0;
+}
+
+/* The damage is done: say so, and stay connected until the master has
+ * seen everything. */
+static int h_done_stay(void)
+{
+    atomic_store(&M.sh->hostile_done, 1);
+    while (!atomic_load(&M.sh->release))
+        sched_yield();
+    return 0;
+}
+
 static int hostile_deaf(int variant)
 {
     (void)variant;
@@ -982,21 +1005,11 @@ static int hostile_deaf(int variant)
     uint8_t rec[RIPC_MSG_HDR + 100] = {0};
     for (uint64_t i = 1; i <= DEAF_REQUESTS; i++) {
         ripc__msg_encode(rec, T_ECHO, RIPC_KIND_REQUEST, 0, i);
-        uint64_t end = now_ms() + 20000;
-        while (ripc_ring_push(p, rec, sizeof rec) == -EAGAIN) {
-            if (now_ms() > end)
-                return 4;
-            h_ring_master(&h); /* our own wake-ups: we never arm a sleep flag */
-            sched_yield();
-        }
-        h_ring_master(&h);
+        if (h_push(&h, p, rec, sizeof rec) < 0)
+            return 4;
     }
     ripc_ring_detach(p);
-    atomic_store(&M.sh->hostile_done, 1);
-    /* Stay connected (and deaf) until the master has seen everything. */
-    while (!atomic_load(&M.sh->release))
-        sched_yield();
-    return 0;
+    return h_done_stay();
 }
 
 static void test_hostile_deaf_worker(void **state)
@@ -1035,14 +1048,7 @@ static int h_push_wait(hconn *h, ripc_ring *p, uint64_t id)
 {
     uint8_t rec[RIPC_MSG_HDR];
     ripc__msg_encode(rec, T_NOBODY, RIPC_KIND_REQUEST, 0, id);
-    for (uint64_t end = now_ms() + 20000; ripc_ring_push(p, rec, sizeof rec) == -EAGAIN;) {
-        if (now_ms() > end)
-            return -1;
-        h_ring_master(h); /* our own wake-ups: we never arm a sleep flag */
-        sched_yield();
-    }
-    h_ring_master(h);
-    return 0;
+    return h_push(h, p, rec, sizeof rec);
 }
 
 /* Until the master has taken (and answered, or not) all we sent. */
@@ -1084,10 +1090,7 @@ static int hostile_unread(int variant)
             return 7;
     }
     atomic_store(&M.sh->hostile_ms, (int)(now_ms() - t0));
-    atomic_store(&M.sh->hostile_done, 1);
-    while (!atomic_load(&M.sh->release))
-        sched_yield();
-    return 0;
+    return h_done_stay();
 }
 
 static void test_hostile_unread_unhandled(void **state)

@@ -205,34 +205,43 @@ static void test_fault_guard_chains_to_previous(void **state)
     sigaction(SIGBUS, &old, NULL);
 }
 
+/* In a child: SIGBUS set to `before`, then a guarded segment that is cut
+ * (ours: must be fixed, else exit 3), then a fault outside our ranges
+ * (how 0) or a SIGBUS sent by kill and raise (how 1). Returns the child's
+ * status: 0 when it lived on, 128 + SIGBUS when the signal killed it. */
+static int after_guard(void (*before)(int), int how)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        signal(SIGBUS, before);
+        ripc__segment seg;
+        make(&seg, 4096, 3);
+        if (ftruncate((int)seg.fd, 0) != 0 || first_word(&seg, 0) != 0 ||
+            !ripc__segment_faulted(&seg))
+            _exit(3);
+        if (how == 0) {
+            FILE *f;
+            volatile unsigned char *p = foreign_cut(4096, &f);
+            (void)p[0];
+            _exit(4);
+        }
+        kill(getpid(), SIGBUS);
+        raise(SIGBUS);
+        _exit(0);
+    }
+    return ripc_test_wait(pid);
+}
+
 /* With no handler before ours, a fault outside our ranges, and a SIGBUS
  * sent by kill, end the process with SIGBUS as they would without us. */
 static void test_fault_guard_default_action(void **state)
 {
     (void)state;
     need_shm_open();
-    for (int how = 0; how < 2; how++) {
-        fflush(NULL);
-        pid_t pid = fork();
-        assert_true(pid >= 0);
-        if (pid == 0) {
-            signal(SIGBUS, SIG_DFL);
-            ripc__segment seg;
-            make(&seg, 4096, 3);
-            if (ftruncate((int)seg.fd, 0) != 0 || first_word(&seg, 0) != 0 ||
-                !ripc__segment_faulted(&seg))
-                _exit(3); /* ours: survived */
-            if (how == 0) {
-                FILE *f;
-                volatile unsigned char *p = foreign_cut(4096, &f);
-                (void)p[0];
-            } else {
-                kill(getpid(), SIGBUS);
-            }
-            _exit(4);
-        }
-        assert_int_equal(ripc_test_wait(pid), 128 + SIGBUS);
-    }
+    assert_int_equal(after_guard(SIG_DFL, 0), 128 + SIGBUS);
+    assert_int_equal(after_guard(SIG_DFL, 1), 128 + SIGBUS);
 }
 
 /* An application handler that recovers from faults on its own mappings
@@ -309,36 +318,14 @@ static void test_fault_guard_previous_handler_two_threads(void **state)
 }
 
 /* SIGBUS ignored before the guard: one that is sent (kill, raise) stays
- * ignored; a fault outside our ranges kills as it would without us (how 1);
- * ours are still fixed. */
+ * ignored; a fault outside our ranges kills as it would without us; ours
+ * are still fixed. */
 static void test_fault_guard_ignored_before(void **state)
 {
     (void)state;
     need_shm_open();
-    for (int how = 0; how < 2; how++) {
-        fflush(NULL);
-        pid_t pid = fork();
-        assert_true(pid >= 0);
-        if (pid == 0) {
-            signal(SIGBUS, SIG_IGN);
-            ripc__segment seg;
-            make(&seg, 4096, 3);
-            if (how == 1) {
-                FILE *f;
-                volatile unsigned char *p = foreign_cut(4096, &f);
-                (void)p[0];
-                _exit(4);
-            }
-            kill(getpid(), SIGBUS);
-            raise(SIGBUS);
-            if (ftruncate((int)seg.fd, 0) != 0 || first_word(&seg, 0) != 0 ||
-                !ripc__segment_faulted(&seg))
-                _exit(3);
-            kill(getpid(), SIGBUS); /* after a fix, too */
-            _exit(0);
-        }
-        assert_int_equal(ripc_test_wait(pid), how == 0 ? 0 : 128 + SIGBUS);
-    }
+    assert_int_equal(after_guard(SIG_IGN, 1), 0);
+    assert_int_equal(after_guard(SIG_IGN, 0), 128 + SIGBUS);
 }
 
 int main(void)
