@@ -196,8 +196,9 @@ static int keep_rest(const struct iovec *iov, int niov, uint8_t **rest, size_t *
     return 0;
 }
 
-int ripc__frame_send_part(int fd, const ripc__frame *f, const void *payload, uint64_t deadline,
-                          uint8_t **rest, size_t *rest_len)
+int ripc__frame_send_part_until(int fd, const ripc__frame *f, const void *payload,
+                                uint64_t deadline, uint64_t finish, uint8_t **rest,
+                                size_t *rest_len)
 {
     uint8_t hdr[RIPC_FRAME_HDR];
     ripc__frame_encode(hdr, f);
@@ -230,7 +231,7 @@ int ripc__frame_send_part(int fd, const ripc__frame *f, const void *payload, uin
              * frame out: the rest goes to the caller (rest), or is finished
              * whatever the deadline says (no rest): the stream must not
              * lose its framing. */
-            int rc = ripc__frame_wait_out(fd, done && !rest ? UINT64_MAX : deadline);
+            int rc = ripc__frame_wait_out(fd, !done ? deadline : rest ? finish : UINT64_MAX);
             if (rc == -ETIMEDOUT && done && rest)
                 return keep_rest(iov, niov, rest, rest_len);
             if (rc < 0)
@@ -240,6 +241,12 @@ int ripc__frame_send_part(int fd, const ripc__frame *f, const void *payload, uin
         return (n < 0 && (errno == EPIPE || errno == ECONNRESET)) ? -EPIPE : -errno;
     }
     return 0;
+}
+
+int ripc__frame_send_part(int fd, const ripc__frame *f, const void *payload, uint64_t deadline,
+                          uint8_t **rest, size_t *rest_len)
+{
+    return ripc__frame_send_part_until(fd, f, payload, deadline, deadline, rest, rest_len);
 }
 
 int ripc__frame_send(int fd, const ripc__frame *f, const void *payload, uint64_t deadline)

@@ -92,6 +92,12 @@ int ripc__frame_send(int fd, const ripc__frame *f, const void *payload, uint64_t
  */
 int ripc__frame_send_part(int fd, const ripc__frame *f, const void *payload, uint64_t deadline,
                           uint8_t **rest, size_t *rest_len);
+/* The same, with two deadlines: `deadline` for the first byte, `finish` for
+ * the rest of a frame begun (a caller that waits in short slices must not
+ * have a slice cut a large frame it may still finish). */
+int ripc__frame_send_part_until(int fd, const ripc__frame *f, const void *payload,
+                                uint64_t deadline, uint64_t finish, uint8_t **rest,
+                                size_t *rest_len);
 /* Wait until fd is writable: 0, -ETIMEDOUT at the deadline, -EPIPE. */
 int ripc__frame_wait_out(int fd, uint64_t deadline);
 

@@ -154,16 +154,17 @@ int ripc__outq_open(ripc__outq **out, int fd, size_t cap)
     return 0;
 }
 
-/* Write f now, as the one writer (mutex held on entry and exit). A frame
- * begun but not finished by the deadline still counts as sent: its rest
- * goes to the writer thread. */
-static int write_direct(ripc__outq *q, const ripc__frame *f, const void *payload, uint64_t deadline)
+/* Write f now, as the one writer (mutex held on entry and exit). The first
+ * byte must go by `deadline`; a frame begun but not finished by `finish`
+ * still counts as sent: its rest goes to the writer thread. */
+static int write_direct(ripc__outq *q, const ripc__frame *f, const void *payload, uint64_t deadline,
+                        uint64_t finish)
 {
     q->busy = 1;
     pthread_mutex_unlock(&q->mu);
     uint8_t *rest;
     size_t rest_len;
-    int rc = ripc__frame_send_part(q->fd, f, payload, deadline, &rest, &rest_len);
+    int rc = ripc__frame_send_part_until(q->fd, f, payload, deadline, finish, &rest, &rest_len);
     pthread_mutex_lock(&q->mu);
     if (rc == 0 && rest) {
         q->tail = rest;
@@ -195,6 +196,7 @@ int ripc__outq_send(ripc__outq *q, const ripc__frame *f, const void *payload, ui
 {
     size_t need = RIPC_FRAME_HDR + (size_t)f->len;
     uint64_t now = ripc__now_ns();
+    uint64_t finish = nowait ? now : deadline; /* a frame begun may go on until then */
     if (slice_ns && deadline > now && deadline - now > slice_ns)
         deadline = now + slice_ns;
     pthread_mutex_lock(&q->mu);
@@ -208,7 +210,7 @@ int ripc__outq_send(ripc__outq *q, const ripc__frame *f, const void *payload, ui
         if (rc == 0)
             rc = q->err;
         if (rc == 0)
-            rc = write_direct(q, f, payload, nowait ? now : deadline);
+            rc = write_direct(q, f, payload, nowait ? now : deadline, finish);
         pthread_mutex_unlock(&q->mu);
         return rc;
     }
@@ -246,7 +248,7 @@ int ripc__outq_send_now(ripc__outq *q, const ripc__frame *f, const void *payload
     if (rc == 0)
         rc = q->err;
     if (rc == 0)
-        rc = write_direct(q, f, payload, deadline);
+        rc = write_direct(q, f, payload, deadline, deadline);
     pthread_mutex_unlock(&q->mu);
     return rc;
 }
