@@ -58,6 +58,9 @@ int ripc__spin_ok(int32_t peer_pid);
 void ripc__cpu_relax(void);
 /* A CLOCK_MONOTONIC time point in ns (ripc__deadline) as a timespec. */
 struct timespec ripc__timespec_at(uint64_t ns);
+/* Lock mu, waiting until a CLOCK_MONOTONIC deadline (UINT64_MAX: for
+ * ever). 0, ETIMEDOUT, or another pthread error (positive, as pthread's). */
+int ripc__mutex_lock_until(pthread_mutex_t *mu, uint64_t deadline);
 /* A condition variable whose timed waits use CLOCK_MONOTONIC. */
 void ripc__cond_init_monotonic(pthread_cond_t *cv);
 /* Unblock SIGBUS in the calling thread (and the threads it creates from

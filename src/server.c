@@ -9,8 +9,8 @@
  *   ripc_peer        one worker: its channel (two rings + doorbells), its
  *                    control socket, a send lock for outbound producers
  *
- * Peer lifetime: references. The peer table holds one (dropped through
- * call_rcu after removal), the owning loop holds one; senders that look a
+ * Peer lifetime: references. The peer table holds one (dropped after a
+ * grace period once removed: src/tables.h), the owning loop holds one; senders that look a
  * peer up take one for the duration of the send. The rings are unmapped when
  * the peer is dropped, under the send lock, after `dead` is set: a sender
  * checks `dead` under the same lock before it touches the ring.
@@ -387,13 +387,7 @@ static void peer_drop(struct loop *L, struct ripc_peer *p, int reason)
 
 static int lock_send(struct ripc_peer *p, uint64_t deadline)
 {
-    if (deadline == UINT64_MAX)
-        return -pthread_mutex_lock(&p->send_mu);
-    int rc = pthread_mutex_trylock(&p->send_mu);
-    if (rc == 0)
-        return 0;
-    struct timespec ts = ripc__timespec_at(deadline);
-    rc = pthread_mutex_clocklock(&p->send_mu, CLOCK_MONOTONIC, &ts);
+    int rc = ripc__mutex_lock_until(&p->send_mu, deadline);
     return rc == ETIMEDOUT ? -EAGAIN : -rc;
 }
 

@@ -27,49 +27,75 @@
 #endif
 
 #include "src/tables.h"
+#include "src/tsan.h"
 
 /*
- * ThreadSanitizer does not see liburcu's own synchronisation (the library is
- * not instrumented), so every call_rcu callback looks like it races with the
- * code that set up and read the node. Tell it what RCU guarantees: whatever
- * a thread did before leaving a read-side critical section or before
- * call_rcu() happens before the callbacks that run later. Nothing here
- * exists outside TSan builds.
+ * Reclamation. A node taken out of a table is freed (and a peer's table
+ * reference dropped) by the thread that took it out, after
+ * urcu_bp_synchronize_rcu(): no liburcu call_rcu thread exists. That thread
+ * would not survive fork(), so a forked child's server would wait for it
+ * for ever; pausing it around every fork (call_rcu_before_fork) costs each
+ * fork of the process up to its 10 ms poll; and a fork while it frees can
+ * leave the child's allocator locked (ASan's allocator does not lock
+ * itself around fork). Removals are rare (a worker leaves, a handler
+ * changes) and readers hold the read lock for one lookup, so the grace
+ * period is short, and paid by the thread that drops the peer.
+ *
+ * Fork. urcu-bp's fork handlers are registered once, at the first table:
+ * they take its grace-period and registry locks across fork() and, in the
+ * child, forget the reader records of threads that did not come along (one
+ * caught inside a lookup would otherwise hold up every grace period of the
+ * child). A child may then open a server of its own.
+ *
+ * ThreadSanitizer does not see liburcu's ordering (the library is not
+ * instrumented). Tell it what liburcu guarantees: a node's contents,
+ * written before it is added, happen before a reader's look at them
+ * (released on the node before the add, acquired on it before a match or
+ * a walk reads it); and whatever a reader did in its critical section
+ * happens before the free that follows the grace period (released on
+ * rcu_hb as the reader leaves, acquired on it after synchronize).
  */
-#if defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define RIPC_TSAN 1
-#endif
-#endif
-#if defined(__SANITIZE_THREAD__) && !defined(RIPC_TSAN)
-#define RIPC_TSAN 1
-#endif
-#ifdef RIPC_TSAN
-void __tsan_acquire(void *addr);
-void __tsan_release(void *addr);
-static char rcu_hb; /* the sync object: released by readers and call_rcu, acquired by callbacks */
-#define RCU_HB_RELEASE() __tsan_release(&rcu_hb)
-#define RCU_HB_ACQUIRE() __tsan_acquire(&rcu_hb)
-#else
-#define RCU_HB_RELEASE() ((void)0)
-#define RCU_HB_ACQUIRE() ((void)0)
-#endif
+static char rcu_hb;
 
 static void read_unlock(void)
 {
-    RCU_HB_RELEASE();
+    RIPC_TSAN_RELEASE(&rcu_hb);
     urcu_bp_read_unlock();
 }
 
-static void defer_free(struct rcu_head *head, void (*fn)(struct rcu_head *))
+/* Wait until no reader can still see what was removed (read lock not held). */
+static void grace_period(void)
 {
-    RCU_HB_RELEASE();
-    urcu_bp_call_rcu(head, fn);
+    urcu_bp_synchronize_rcu();
+    RIPC_TSAN_ACQUIRE(&rcu_hb);
+}
+
+static void fork_prepare(void)
+{
+    urcu_bp_before_fork();
+}
+
+static void fork_parent(void)
+{
+    urcu_bp_after_fork_parent();
+}
+
+static void fork_child(void)
+{
+    urcu_bp_after_fork_child();
+}
+
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+static int fork_rc;
+
+static void fork_register(void)
+{
+    fork_rc = -pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
 struct hnode {
     struct cds_lfht_node node;
-    struct rcu_head rcu;
+    struct hnode *gone; /* ripc__tables_close: removed, to free */
     uint16_t type;
     ripc_handler fn;
     void *arg;
@@ -77,7 +103,6 @@ struct hnode {
 
 struct pnode {
     struct cds_lfht_node node;
-    struct rcu_head rcu;
     uint32_t id;
     void *peer;
     ripc__peer_ops ops;
@@ -102,24 +127,27 @@ static unsigned long hash32(uint32_t x)
 
 static int match_type(struct cds_lfht_node *n, const void *key)
 {
+    RIPC_TSAN_ACQUIRE(n);
     return caa_container_of(n, struct hnode, node)->type == *(const uint16_t *)key;
 }
 
 static int match_id(struct cds_lfht_node *n, const void *key)
 {
+    RIPC_TSAN_ACQUIRE(n);
     return caa_container_of(n, struct pnode, node)->id == *(const uint32_t *)key;
 }
 
 int ripc__tables_open(ripc__tables **out)
 {
+    pthread_once(&fork_once, fork_register);
+    if (fork_rc < 0)
+        return fork_rc;
     ripc__tables *t = calloc(1, sizeof *t);
     if (!t)
         return -ENOMEM;
-    /* Fixed sizes, no automatic resize: resizing runs on liburcu's worker
-     * thread, which allocates; a master that forks its workers while that
-     * thread holds an allocator lock would leave the child deadlocked in its
-     * first malloc (seen with ASan's allocator). 256 / 1024 buckets keep
-     * chains short for a few thousand workers. */
+    /* Fixed sizes, no automatic resize: resizing runs on a liburcu worker
+     * thread, with the fork hazards of the call_rcu thread (see above).
+     * 256 / 1024 buckets keep chains short for a few thousand workers. */
     t->handlers = cds_lfht_new_flavor(256, 256, 256, 0, &urcu_bp_flavor, NULL);
     t->peers = cds_lfht_new_flavor(1024, 1024, 1024, 0, &urcu_bp_flavor, NULL);
     if (!t->handlers || !t->peers) {
@@ -134,37 +162,31 @@ int ripc__tables_open(ripc__tables **out)
     return 0;
 }
 
-static void hnode_free(struct rcu_head *h)
-{
-    RCU_HB_ACQUIRE();
-    free(caa_container_of(h, struct hnode, rcu));
-}
-
-static void pnode_free(struct rcu_head *h)
-{
-    RCU_HB_ACQUIRE();
-    struct pnode *p = caa_container_of(h, struct pnode, rcu);
-    p->ops.unref(p->peer);
-    free(p);
-}
-
 void ripc__tables_close(ripc__tables *t)
 {
     if (!t)
         return;
     struct cds_lfht_iter it;
     struct cds_lfht_node *n;
+    struct hnode *gone = NULL;
     urcu_bp_read_lock();
     /* cds_lfht_for_each, not _for_each_entry: the latter applies
      * container_of to the NULL that ends the walk (UB, and UBSan says so). */
     cds_lfht_for_each(t->handlers, &it, n)
     {
         struct hnode *h = caa_container_of(n, struct hnode, node);
-        if (cds_lfht_del(t->handlers, n) == 0)
-            defer_free(&h->rcu, hnode_free);
+        if (cds_lfht_del(t->handlers, n) == 0) {
+            h->gone = gone;
+            gone = h;
+        }
     }
     read_unlock();
-    urcu_bp_barrier(); /* every deferred free has run */
+    grace_period();
+    while (gone) {
+        struct hnode *h = gone;
+        gone = h->gone;
+        free(h);
+    }
     cds_lfht_destroy(t->handlers, NULL);
     cds_lfht_destroy(t->peers, NULL);
     free(t);
@@ -190,11 +212,14 @@ int ripc__handler_set(ripc__tables *t, uint16_t type, ripc_handler fn, void *arg
         h->type = type;
         h->fn = fn;
         h->arg = arg;
+        RIPC_TSAN_RELEASE(&h->node); /* its contents, before it is seen */
         old = cds_lfht_add_replace(t->handlers, hash32(type), match_type, &type, &h->node);
     }
     read_unlock();
-    if (old)
-        defer_free(&caa_container_of(old, struct hnode, node)->rcu, hnode_free);
+    if (old) {
+        grace_period();
+        free(caa_container_of(old, struct hnode, node));
+    }
     atomic_fetch_add_explicit(&t->gen, 1, memory_order_release);
     return 0;
 }
@@ -235,6 +260,7 @@ int ripc__peer_insert(ripc__tables *t, uint32_t id, void *peer)
     p->id = id;
     p->peer = peer;
     p->ops = t->ops;
+    RIPC_TSAN_RELEASE(&p->node); /* its contents and the peer's, before they are seen */
     urcu_bp_read_lock();
     struct cds_lfht_node *n = cds_lfht_add_unique(t->peers, hash32(id), match_id, &id, &p->node);
     read_unlock();
@@ -251,9 +277,15 @@ void ripc__peer_remove(ripc__tables *t, uint32_t id)
     urcu_bp_read_lock();
     cds_lfht_lookup(t->peers, hash32(id), match_id, &id, &it);
     struct cds_lfht_node *n = cds_lfht_iter_get_node(&it);
-    if (n && cds_lfht_del(t->peers, n) == 0)
-        defer_free(&caa_container_of(n, struct pnode, node)->rcu, pnode_free);
+    if (n && cds_lfht_del(t->peers, n) != 0)
+        n = NULL; /* someone else removed it */
     read_unlock();
+    if (n) {
+        grace_period();
+        struct pnode *p = caa_container_of(n, struct pnode, node);
+        p->ops.unref(p->peer);
+        free(p);
+    }
 }
 
 void *ripc__peer_get(ripc__tables *t, uint32_t id)
@@ -283,6 +315,7 @@ int ripc__peer_all(ripc__tables *t, void ***out)
     urcu_bp_read_lock();
     cds_lfht_for_each(t->peers, &it, nd) /* not _entry: see ripc__tables_close */
     {
+        RIPC_TSAN_ACQUIRE(nd);
         struct pnode *p = caa_container_of(nd, struct pnode, node);
         if (n == cap) {
             void **nv = realloc(v, 2 * cap * sizeof *v);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "src/internal.h"
+#include "src/tsan.h"
 
 uint64_t ripc__now_ns(void)
 {
@@ -70,6 +71,29 @@ struct timespec ripc__timespec_at(uint64_t ns)
     struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000u),
                           .tv_nsec = (long)(ns % 1000000000u)};
     return ts;
+}
+
+int ripc__mutex_lock_until(pthread_mutex_t *mu, uint64_t deadline)
+{
+    if (deadline == UINT64_MAX)
+        return pthread_mutex_lock(mu);
+#ifndef RIPC_TSAN
+    struct timespec ts = ripc__timespec_at(deadline);
+    return pthread_mutex_clocklock(mu, CLOCK_MONOTONIC, &ts);
+#else
+    /* TSan's runtime (clang 14) does not intercept pthread_mutex_clocklock:
+     * it would miss every lock taken that way and report the unlock as one
+     * of an unlocked mutex. pthread_mutex_timedlock it does know; its
+     * CLOCK_REALTIME deadline moves with the wall clock, which a test run
+     * can live with and a release build must not (clock steps would
+     * stretch or cut the wait). */
+    uint64_t now = ripc__now_ns(), left = deadline > now ? deadline - now : 0;
+    struct timespec rt;
+    clock_gettime(CLOCK_REALTIME, &rt);
+    uint64_t at = (uint64_t)rt.tv_sec * 1000000000ull + (uint64_t)rt.tv_nsec + left;
+    rt = ripc__timespec_at(at);
+    return pthread_mutex_timedlock(mu, &rt);
+#endif
 }
 
 void ripc__cond_init_monotonic(pthread_cond_t *cv)

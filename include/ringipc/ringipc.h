@@ -53,10 +53,14 @@
  * (or the default action; one ignored before stays ignored when sent).
  *
  * Fork. A master commonly forks its workers after ripc_server_open(). The
- * child may open clients but must never touch the server it inherited, and
- * once a server has had workers leave, a forked child must not open a server
- * of its own without exec() first: liburcu's call_rcu thread does not
- * survive fork, so the child's server would wait for it forever on close.
+ * child may open clients but must never touch the server it inherited. It
+ * may open a server of its own, at any time, with or without exec(): a
+ * server starts no thread but ripc_server_run()'s (a worker that left is
+ * freed by the thread that drops it, not by a background thread), and the
+ * library registers liburcu-bp's fork handlers with pthread_atfork() so
+ * that the child's server never waits for a thread that did not come along.
+ * A program that uses liburcu-bp itself must therefore not call
+ * urcu_bp_before_fork() and its two siblings around fork() a second time.
  * Every descriptor the library opens is close-on-exec.
  */
 #ifndef RINGIPC_RINGIPC_H

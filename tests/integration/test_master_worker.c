@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <urcu-bp.h> /* test 13: a reader inside its section across fork */
 
 #include "ringipc/ringipc.h"
 #include "shm/doorbell.h"
@@ -1023,21 +1024,9 @@ static void master_killed_case(int wait, int how)
     unlink(g_fx.path); /* the dead master's socket file */
 }
 
-/* Under TSan a forked child of a multi-threaded process (liburcu's threads
- * live on from earlier tests) may not start threads, and a server does. */
-static void skip_master_in_child_under_tsan(void)
-{
-#ifdef RIPC_TEST_TSAN
-    print_message("SKIP: a master in a forked child starts liburcu threads, which TSan "
-                  "forbids after a multi-threaded fork\n");
-    skip();
-#endif
-}
-
 static void test_mw_master_killed(void **state)
 {
     (void)state;
-    skip_master_in_child_under_tsan();
     static const int waits[] = {RIPC_WAIT_ADAPTIVE, RIPC_WAIT_BLOCK};
     for (size_t i = 0; i < sizeof waits / sizeof waits[0]; i++) {
         atomic_store(&mk_joined, 0);
@@ -2330,7 +2319,6 @@ static void test_mw_stale_socket_and_inuse(void **state)
     assert_int_equal(access(g_fx.path, F_OK), -1);
 
     /* A server in a child: in use while it lives, stale once it is killed. */
-    skip_master_in_child_under_tsan();
     int rp[2];
     assert_int_equal(pipe(rp), 0);
     pid_t pid = spawn(master_in_child, 0, (void *)(intptr_t)rp[1]);
@@ -2351,6 +2339,129 @@ static void test_mw_stale_socket_and_inuse(void **state)
     assert_int_equal(atomic_load(&m->pings), 1);
     close_server(m);
     assert_int_equal(access(g_fx.path, F_OK), -1);
+}
+
+/* ================================================================= 13 */
+
+/* A thread of the master inside an RCU read-side section, as a thread in a
+ * table lookup (ripc_server_send finding its peer) is, while another
+ * thread forks. The child has no such thread, but liburcu-bp's record of
+ * it comes along. */
+struct reader_arg {
+    int inside_w; /* reader -> test: inside the section */
+    int leave_r;  /* test -> reader: leave it */
+};
+
+static void *rcu_reader(void *p)
+{
+    struct reader_arg *a = p;
+    urcu_bp_read_lock();
+    xwrite(a->inside_w, "I", 1);
+    char b;
+    (void)xread(a->leave_r, &b, 1);
+    urcu_bp_read_unlock();
+    return NULL;
+}
+
+static _Atomic int fc_left, fc_pings;
+static void fc_on_left(ripc_peer *p, int reason, void *arg)
+{
+    (void)p;
+    (void)reason;
+    (void)arg;
+    atomic_fetch_add(&fc_left, 1);
+}
+
+static void fc_ping(ripc_peer *p, const ripc_msg *msg, void *arg)
+{
+    (void)p;
+    (void)msg;
+    (void)arg;
+    atomic_fetch_add(&fc_pings, 1);
+}
+
+/* A forked child of a master whose workers came and went: it opens a
+ * server of its own (never touching the one it inherited), serves one
+ * worker of its own until it leaves, and closes. arg: the reading end of
+ * the pipe whose writing end it holds until it ends. */
+static int master_forked(int idx, void *arg)
+{
+    (void)idx;
+    close((int)(intptr_t)arg);
+    snprintf(g_fx.path, sizeof g_fx.path, "%s/child.sock", g_fx.dir);
+    snprintf(g_fx.url, sizeof g_fx.url, "unix:%s", g_fx.path); /* for w_open */
+    ripc_options o = base_opts(RIPC_WAIT_ADAPTIVE);
+    ripc_server *s = NULL;
+    char why[256] = "";
+    int rc = ripc_server_open_ex(&s, g_fx.url, &o, why, sizeof why);
+    WCHECK(rc == 0, "server open in the child: %s (%s)", ripc_strerror(rc), why);
+    WCHECK(ripc_server_on_peer(s, NULL, fc_on_left, NULL) == 0, "on_peer");
+    WCHECK(ripc_server_handle(s, T_PING, fc_ping, NULL) == 0, "handle");
+    fflush(NULL);
+    pid_t w = fork();
+    WCHECK(w >= 0, "fork: %s", strerror(errno));
+    if (w == 0)
+        _exit(w_ping_once(0, NULL));
+    while (atomic_load(&fc_left) < 1) {
+        rc = ripc_server_poll(s, 100);
+        WCHECK(rc >= 0, "poll: %s", ripc_strerror(rc));
+    }
+    WCHECK(ripc_test_wait(w) == 0, "the child's worker failed");
+    WCHECK(atomic_load(&fc_pings) == 1, "pings %d", atomic_load(&fc_pings));
+    ripc_server_close(s);
+    WCHECK(access(g_fx.path, F_OK) != 0, "the child's socket file is still there");
+    return 0;
+}
+
+static void test_mw_fork_child_serves(void **state)
+{
+    (void)state;
+    struct mctx *m = g_fx.m;
+    ripc_options o = base_opts(RIPC_WAIT_ADAPTIVE);
+    open_server(m, &o);
+    /* Workers come and go first: the tables have freed peers. */
+    spawn(w_ping_once, 0, NULL);
+    spawn(w_ping_once, 1, NULL);
+    serve_until(m, &m->left, 2);
+
+    int inside[2], leave[2];
+    assert_int_equal(pipe(inside), 0);
+    assert_int_equal(pipe(leave), 0);
+    struct reader_arg ra = {.inside_w = inside[1], .leave_r = leave[0]};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, rcu_reader, &ra), 0);
+    char b;
+    assert_int_equal(xread(inside[0], &b, 1), 0);
+    int alive[2]; /* the child holds the writing end until it ends */
+    assert_int_equal(pipe(alive), 0);
+    pid_t pid = spawn(master_forked, 0, (void *)(intptr_t)alive[0]);
+    close(alive[1]);
+    xwrite(leave[1], "L", 1);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    /* A child stuck in liburcu waits with every signal blocked: bound the
+     * wait here, generously, and kill it. */
+    struct pollfd pf = {.fd = alive[0], .events = POLLIN};
+    if (poll(&pf, 1, 60000) == 0) {
+        kill(pid, SIGKILL);
+        kid_reap(pid);
+        fail_msg("the forked child's own server hung (no end after 60 s)");
+    }
+    close(alive[0]);
+    int st = kid_reap(pid);
+    if (st != 0)
+        fail_msg("the forked child's own server: status %d", st);
+
+    /* The master itself goes on as before. */
+    spawn(w_ping_once, 2, NULL);
+    serve_until(m, &m->left, 3);
+    kids_reap_all_ok();
+    check_all_left_bye(m, 3);
+    assert_int_equal(atomic_load(&m->pings), 3);
+    close_server(m);
+    for (int i = 0; i < 2; i++) {
+        close(inside[i]);
+        close(leave[i]);
+    }
 }
 
 /* ================================================================= main */
@@ -2384,6 +2495,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_mw_reader_stalls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mw_send_from_joined, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mw_stale_socket_and_inuse, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mw_fork_child_serves, setup, teardown),
     };
     char group[64];
     snprintf(group, sizeof group, "master_worker_%s", g_transport_name);

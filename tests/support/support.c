@@ -34,15 +34,6 @@
 
 #include "ringipc/ringipc.h"
 
-#ifdef RIPC_TEST_TSAN
-const char *__tsan_default_suppressions(void);
-const char *__tsan_default_suppressions(void)
-{
-    return "called_from_lib:liburcu-bp.so\n"
-           "called_from_lib:liburcu-cds.so\n";
-}
-#endif
-
 int ripc_test_transport_args(int argc, char **argv, const char **name)
 {
     int t = RIPC_TRANSPORT_SHM;

@@ -27,21 +27,6 @@
  * filter to cmocka; -1 after printing the usage. */
 int ripc_test_transport_args(int argc, char **argv, const char **name);
 
-/* RIPC_TEST_TSAN: built with ThreadSanitizer. liburcu is not, so the
- * synchronisation inside it (its call_rcu queues, urcu_bp_barrier's
- * completion) is invisible and TSan would report e.g. a calloc in
- * urcu_bp_barrier racing with the free on the call_rcu thread: support.c
- * gives TSan suppressions for what happens inside the uninstrumented
- * libraries (races in ringipc's own code are still reported). */
-#if defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define RIPC_TEST_TSAN 1
-#endif
-#endif
-#if defined(__SANITIZE_THREAD__)
-#define RIPC_TEST_TSAN 1
-#endif
-
 /* Print "SKIP: <reason>" and exit 77 (ctest counts the test as skipped). */
 _Noreturn void ripc_test_skip(const char *fmt, ...);
 
