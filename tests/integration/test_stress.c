@@ -141,7 +141,7 @@ static int worker_main(const char *url, int role, uint32_t idx)
         ripc_client_close(c);
         return 0;
     case R_EXIT:
-        return 0; /* no goodbye: the master sees the connection end */
+        _exit(0); /* no goodbye, no cleanup: the master sees the connection end */
     default:      /* R_LINGER */
         say("D\n");
         for (;;) {
