@@ -10,7 +10,8 @@
  *                    control socket, a send lock for outbound producers
  *
  * Peer lifetime: references. The peer table holds one (dropped after a
- * grace period once removed: src/tables.h), the owning loop holds one; senders that look a
+ * grace period once removed, on the reclaimer thread: src/tables.h), the
+ * owning loop holds one; senders that look a
  * peer up take one for the duration of the send. The rings are unmapped when
  * the peer is dropped, under the send lock, after `dead` is set: a sender
  * checks `dead` under the same lock before it touches the ring.

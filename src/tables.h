@@ -7,8 +7,10 @@
  *
  * Context: every function may be called from any thread. Lookups return a
  * reference (peers) or a copy (handlers), so nothing is used after the
- * read-side critical section ends. The tables start no thread: a forked
- * child may open tables of its own (tables_urcu.c, "Fork").
+ * read-side critical section ends. Removed entries are freed after a grace
+ * period on the library's reclaimer thread, which is held between batches
+ * across fork(): a forked child may open tables of its own (tables_urcu.c,
+ * "Fork").
  */
 #ifndef RIPC_SRC_TABLES_H
 #define RIPC_SRC_TABLES_H
@@ -20,13 +22,12 @@
 typedef struct ripc__tables ripc__tables;
 
 int ripc__tables_open(ripc__tables **t);
-/* Frees the tables; the peer table must be empty. */
+/* Frees the tables; the peer table must be empty. Waits until every entry
+ * removed so far is freed (peers' references dropped). */
 void ripc__tables_close(ripc__tables *t);
 
 /* Handlers: set (fn NULL removes); lookup copies fn/arg out. Returns 1 when
- * found. The generation counter changes on every set (for caches). A set
- * that replaces or removes a handler waits for a grace period (readers that
- * may still see the old one are done) before it returns. */
+ * found. The generation counter changes on every set (for caches). */
 int ripc__handler_set(ripc__tables *t, uint16_t type, ripc_handler fn, void *arg);
 int ripc__handler_get(ripc__tables *t, uint16_t type, ripc_handler *fn, void **arg);
 uint64_t ripc__handler_gen(ripc__tables *t);
@@ -40,9 +41,8 @@ typedef struct ripc__peer_ops {
 void ripc__peers_set_ops(ripc__tables *t, const ripc__peer_ops *ops);
 /* Insert (takes over one reference). -EEXIST if the id is in use. */
 int ripc__peer_insert(ripc__tables *t, uint32_t id, void *peer);
-/* Remove, wait for a grace period (every reader that may have found the
- * peer is done with the table), then drop the table's reference, on the
- * calling thread. */
+/* Remove; the table's reference is dropped after a grace period, on the
+ * reclaimer thread. */
 void ripc__peer_remove(ripc__tables *t, uint32_t id);
 /* Find by id and take a reference (NULL: none). */
 void *ripc__peer_get(ripc__tables *t, uint32_t id);

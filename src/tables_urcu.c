@@ -8,6 +8,7 @@
 #define _LGPL_SOURCE
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
@@ -31,21 +32,27 @@
 
 /*
  * Reclamation. A node taken out of a table is freed (and a peer's table
- * reference dropped) by the thread that took it out, after
- * urcu_bp_synchronize_rcu(): no liburcu call_rcu thread exists. That thread
- * would not survive fork(), so a forked child's server would wait for it
- * for ever; pausing it around every fork (call_rcu_before_fork) costs each
- * fork of the process up to its 10 ms poll; and a fork while it frees can
- * leave the child's allocator locked (ASan's allocator does not lock
- * itself around fork). Removals are rare (a worker leaves, a handler
- * changes) and readers hold the read lock for one lookup, so the grace
- * period is short, and paid by the thread that drops the peer.
+ * reference dropped) after urcu_bp_synchronize_rcu(), on a thread of our
+ * own, the reclaimer, started at the first removal: a grace period can
+ * last long (urcu-bp sleeps 10 ms at a time while a reader that was
+ * preempted inside its section finishes; 0.2 to 0.8 s seen with four
+ * threads sending on two busy CPUs), which no dispatch thread should wait.
+ * liburcu's own call_rcu thread is not used: it does not survive fork(),
+ * so a forked child's server waited for it for ever on close; pausing it
+ * around fork (call_rcu_before_fork) costs every fork of the process its
+ * 10 ms poll, and its child handler starts a new thread inside fork().
  *
- * Fork. urcu-bp's fork handlers are registered once, at the first table:
- * they take its grace-period and registry locks across fork() and, in the
- * child, forget the reader records of threads that did not come along (one
- * caught inside a lookup would otherwise hold up every grace period of the
- * child). A child may then open a server of its own.
+ * Fork. Handlers are registered once, at the first table. Before fork()
+ * they wait until the reclaimer is between batches and hold it there (so
+ * it is never inside free() when the process forks: ASan's allocator does
+ * not lock itself around fork, and a child would inherit its lock), and
+ * take urcu-bp's grace-period and registry locks (urcu_bp_before_fork). In
+ * the child: urcu-bp forgets the reader records of the threads that did
+ * not come along (one caught inside a lookup would hold up every grace
+ * period of the child); the reclaimer, which did not come along either, is
+ * started again at the child's first removal; what it had queued belongs
+ * to the inherited server, which the child never touches, and stays
+ * where it is. A child may then open a server of its own.
  *
  * ThreadSanitizer does not see liburcu's ordering (the library is not
  * instrumented). Tell it what liburcu guarantees: a node's contents,
@@ -63,26 +70,118 @@ static void read_unlock(void)
     urcu_bp_read_unlock();
 }
 
-/* Wait until no reader can still see what was removed (read lock not held). */
-static void grace_period(void)
+struct gone { /* a removed node waiting for its grace period */
+    struct gone *next;
+    void (*free)(struct gone *);
+};
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t work; /* nodes queued */
+    pthread_cond_t done; /* a batch was freed */
+    struct gone *head;
+    uint64_t queued, freed; /* nodes handed over / freed (counts, for waits) */
+    int started, busy;      /* the thread runs; it is inside a batch */
+} R = {.mu = PTHREAD_MUTEX_INITIALIZER,
+       .work = PTHREAD_COND_INITIALIZER,
+       .done = PTHREAD_COND_INITIALIZER};
+
+/* Grace period, then free. Called without the read lock or R.mu. */
+static void free_batch(struct gone *g)
 {
     urcu_bp_synchronize_rcu();
     RIPC_TSAN_ACQUIRE(&rcu_hb);
+    while (g) {
+        struct gone *next = g->next;
+        g->free(g);
+        g = next;
+    }
+}
+
+static void *reclaimer(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&R.mu);
+    for (;;) {
+        while (!R.head)
+            pthread_cond_wait(&R.work, &R.mu);
+        struct gone *batch = R.head;
+        uint64_t upto = R.queued;
+        R.head = NULL;
+        R.busy = 1;
+        pthread_mutex_unlock(&R.mu);
+        free_batch(batch);
+        pthread_mutex_lock(&R.mu);
+        R.busy = 0;
+        R.freed = upto;
+        pthread_cond_broadcast(&R.done);
+    }
+    return NULL;
+}
+
+/* Hand a removed node over (without the read lock). Without a reclaimer
+ * (it could not be started) the caller frees it after the grace period. */
+static void retire(struct gone *g, void (*fn)(struct gone *))
+{
+    g->free = fn;
+    g->next = NULL;
+    pthread_mutex_lock(&R.mu);
+    if (!R.started) {
+        /* No signal of the application's runs on our thread. */
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        pthread_t th;
+        R.started = pthread_create(&th, NULL, reclaimer, NULL) == 0;
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (R.started)
+            pthread_detach(th);
+    }
+    if (!R.started) {
+        pthread_mutex_unlock(&R.mu);
+        free_batch(g);
+        return;
+    }
+    g->next = R.head;
+    R.head = g;
+    R.queued++;
+    pthread_cond_signal(&R.work);
+    pthread_mutex_unlock(&R.mu);
+}
+
+/* Wait until every node handed over so far is freed. */
+static void reclaim_wait(void)
+{
+    pthread_mutex_lock(&R.mu);
+    uint64_t upto = R.queued;
+    while (R.freed < upto)
+        pthread_cond_wait(&R.done, &R.mu);
+    pthread_mutex_unlock(&R.mu);
 }
 
 static void fork_prepare(void)
 {
+    pthread_mutex_lock(&R.mu);
+    while (R.busy)
+        pthread_cond_wait(&R.done, &R.mu);
     urcu_bp_before_fork();
 }
 
 static void fork_parent(void)
 {
     urcu_bp_after_fork_parent();
+    pthread_mutex_unlock(&R.mu);
 }
 
 static void fork_child(void)
 {
     urcu_bp_after_fork_child();
+    R.started = 0;
+    R.head = NULL;
+    R.freed = R.queued;
+    pthread_cond_init(&R.work, NULL); /* no waiter came along */
+    pthread_cond_init(&R.done, NULL);
+    pthread_mutex_unlock(&R.mu);
 }
 
 static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
@@ -95,7 +194,7 @@ static void fork_register(void)
 
 struct hnode {
     struct cds_lfht_node node;
-    struct hnode *gone; /* ripc__tables_close: removed, to free */
+    struct gone gone;
     uint16_t type;
     ripc_handler fn;
     void *arg;
@@ -103,6 +202,7 @@ struct hnode {
 
 struct pnode {
     struct cds_lfht_node node;
+    struct gone gone;
     uint32_t id;
     void *peer;
     ripc__peer_ops ops;
@@ -162,13 +262,25 @@ int ripc__tables_open(ripc__tables **out)
     return 0;
 }
 
+static void hnode_free(struct gone *g)
+{
+    free(caa_container_of(g, struct hnode, gone));
+}
+
+static void pnode_free(struct gone *g)
+{
+    struct pnode *p = caa_container_of(g, struct pnode, gone);
+    p->ops.unref(p->peer);
+    free(p);
+}
+
 void ripc__tables_close(ripc__tables *t)
 {
     if (!t)
         return;
     struct cds_lfht_iter it;
     struct cds_lfht_node *n;
-    struct hnode *gone = NULL;
+    struct gone *gone = NULL;
     urcu_bp_read_lock();
     /* cds_lfht_for_each, not _for_each_entry: the latter applies
      * container_of to the NULL that ends the walk (UB, and UBSan says so). */
@@ -176,17 +288,17 @@ void ripc__tables_close(ripc__tables *t)
     {
         struct hnode *h = caa_container_of(n, struct hnode, node);
         if (cds_lfht_del(t->handlers, n) == 0) {
-            h->gone = gone;
-            gone = h;
+            h->gone.next = gone;
+            gone = &h->gone;
         }
     }
     read_unlock();
-    grace_period();
-    while (gone) {
-        struct hnode *h = gone;
-        gone = h->gone;
-        free(h);
+    while (gone) { /* handed over outside the read-side section */
+        struct gone *g = gone;
+        gone = g->next;
+        retire(g, hnode_free);
     }
+    reclaim_wait(); /* the peers' table references too: they may use the server */
     cds_lfht_destroy(t->handlers, NULL);
     cds_lfht_destroy(t->peers, NULL);
     free(t);
@@ -216,10 +328,8 @@ int ripc__handler_set(ripc__tables *t, uint16_t type, ripc_handler fn, void *arg
         old = cds_lfht_add_replace(t->handlers, hash32(type), match_type, &type, &h->node);
     }
     read_unlock();
-    if (old) {
-        grace_period();
-        free(caa_container_of(old, struct hnode, node));
-    }
+    if (old)
+        retire(&caa_container_of(old, struct hnode, node)->gone, hnode_free);
     atomic_fetch_add_explicit(&t->gen, 1, memory_order_release);
     return 0;
 }
@@ -280,12 +390,8 @@ void ripc__peer_remove(ripc__tables *t, uint32_t id)
     if (n && cds_lfht_del(t->peers, n) != 0)
         n = NULL; /* someone else removed it */
     read_unlock();
-    if (n) {
-        grace_period();
-        struct pnode *p = caa_container_of(n, struct pnode, node);
-        p->ops.unref(p->peer);
-        free(p);
-    }
+    if (n)
+        retire(&caa_container_of(n, struct pnode, node)->gone, pnode_free);
 }
 
 void *ripc__peer_get(ripc__tables *t, uint32_t id)

@@ -54,13 +54,14 @@
  *
  * Fork. A master commonly forks its workers after ripc_server_open(). The
  * child may open clients but must never touch the server it inherited. It
- * may open a server of its own, at any time, with or without exec(): a
- * server starts no thread but ripc_server_run()'s (a worker that left is
- * freed by the thread that drops it, not by a background thread), and the
- * library registers liburcu-bp's fork handlers with pthread_atfork() so
- * that the child's server never waits for a thread that did not come along.
- * A program that uses liburcu-bp itself must therefore not call
- * urcu_bp_before_fork() and its two siblings around fork() a second time.
+ * may open a server of its own, at any time, with or without exec(). Once a
+ * worker has left, the library runs a thread that frees what departed
+ * workers leave behind; its pthread_atfork() handlers hold that thread
+ * between two frees across fork() (a fork never finds it inside the
+ * allocator) and run liburcu-bp's fork handlers, so a child's server never
+ * waits for a thread that did not come along. A program that uses
+ * liburcu-bp itself must therefore not call urcu_bp_before_fork() and its
+ * two siblings around fork() a second time.
  * Every descriptor the library opens is close-on-exec.
  */
 #ifndef RINGIPC_RINGIPC_H
