@@ -71,16 +71,6 @@ static int ck_payload(const void *data, uint64_t len, uint32_t *idx, uint32_t *s
 
 /* ---- the worker (a separate process) ---- */
 
-#define WCHECK(cond, ...)                                                                          \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "worker %d: %s:%d: %s: ", (int)getpid(), __FILE__, __LINE__, #cond);   \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-            _exit(1);                                                                              \
-        }                                                                                          \
-    } while (0)
-
 static void say(const char *line)
 {
     fputs(line, stdout);
