@@ -76,6 +76,29 @@
 extern "C" {
 #endif
 
+/*
+ * Version of these headers. The shared library's SONAME is
+ * libringipc.so.<RIPC_VERSION_MAJOR>, and the CMake package and pkg-config
+ * module carry the same MAJOR.MINOR.PATCH (CMakeLists.txt sets all of them
+ * from its project() line, and refuses to configure when these disagree).
+ * Within one major version the API and ABI only grow (CHANGELOG.md).
+ */
+#define RIPC_VERSION_MAJOR 0
+#define RIPC_VERSION_MINOR 1
+#define RIPC_VERSION_PATCH 0
+/* One comparable number: (major << 16) | (minor << 8) | patch. */
+#define RIPC_VERSION_NUMBER                                                                        \
+    ((RIPC_VERSION_MAJOR << 16) | (RIPC_VERSION_MINOR << 8) | RIPC_VERSION_PATCH)
+
+/*
+ * Version of the library actually loaded, which may be newer than the
+ * headers a program was built with: ripc_version() returns
+ * "MAJOR.MINOR.PATCH" (static storage, never NULL), ripc_version_number()
+ * the number as RIPC_VERSION_NUMBER builds it. Any thread, any time.
+ */
+RIPC_API const char *ripc_version(void);
+RIPC_API unsigned ripc_version_number(void);
+
 typedef struct ripc_server ripc_server;
 typedef struct ripc_client ripc_client;
 typedef struct ripc_peer ripc_peer; /* a connected worker, as the master sees it */
