@@ -81,7 +81,8 @@ extern "C" {
  * libringipc.so.<RIPC_VERSION_MAJOR>, and the CMake package and pkg-config
  * module carry the same MAJOR.MINOR.PATCH (CMakeLists.txt sets all of them
  * from its project() line, and refuses to configure when these disagree).
- * Within one major version the API and ABI only grow (CHANGELOG.md).
+ * Within one major version the API only grows (CHANGELOG.md says what
+ * changed, and when a program must be rebuilt).
  */
 #define RIPC_VERSION_MAJOR 0
 #define RIPC_VERSION_MINOR 1
@@ -106,10 +107,19 @@ typedef struct ripc_peer ripc_peer; /* a connected worker, as the master sees it
 enum { RIPC_ONEWAY = 0, RIPC_REQUEST = 1, RIPC_REPLY = 2 };
 enum { RIPC_TRANSPORT_AUTO = 0, RIPC_TRANSPORT_SHM = 1, RIPC_TRANSPORT_SOCKET = 2 };
 enum { RIPC_WAIT_ADAPTIVE = 0, RIPC_WAIT_SPIN = 1, RIPC_WAIT_BLOCK = 2 };
-/* What a worker sleeps on. The master never uses an eventfd shared with a
- * worker (the worker could make its writes block: see src/server.c), so
- * AUTO and EVENTFD mean a socket byte; FUTEX waits on a word in the segment
- * (no descriptor for ripc_client_fd). */
+/*
+ * What a worker sleeps on (ripc_options.doorbell; shared-memory mode only).
+ *   AUTO     a socketpair plus a futex word in the segment: the library's
+ *            own waits sleep on the word, ripc_client_fd() users poll the
+ *            socket. Where futexes are missing, the socketpair alone.
+ *   SOCKET   the socketpair alone.
+ *   FUTEX    the futex word alone: no descriptor (ripc_client_fd() is
+ *            -ENOTSUP).
+ *   EVENTFD  accepted, and served as SOCKET: a master never hands a worker
+ *            an eventfd, since a worker sharing one could make the master's
+ *            wake-ups block (docs/design.md, doorbells).
+ * ripc_client_transport_reason() names the doorbell a connection got.
+ */
 enum {
     RIPC_DOORBELL_AUTO = 0,
     RIPC_DOORBELL_EVENTFD = 1,
@@ -121,8 +131,8 @@ enum {
 #define RIPC_LEFT_BYE 0 /* the worker said goodbye (ripc_client_close) */
 /* -EPIPE: connection lost (EOF, killed); -EPROTO: protocol error or corrupt
  * shared memory; -ECANCELED: the server is closing; -ETIMEDOUT: socket mode,
- * stalled in the middle of a frame while holding receive memory that other
- * workers wait for (README, socket-mode memory). */
+ * stalled in the middle of a frame for 2 s while holding receive memory
+ * that other workers wait for (docs/design.md, socket mode). */
 
 #define RIPC_TYPE_RESERVED 0xF000u /* types >= this are the library's */
 
@@ -130,20 +140,21 @@ enum {
  * Options. The open calls check them: a value out of range is -EINVAL, and
  * the _ex calls name the field and the value in `why`. So is a RIPC_TRANSPORT
  * environment variable other than "auto", "shm" or "socket" (unset or empty:
- * the option decides).
+ * the option decides). New fields are only ever appended, and zero always
+ * means the default, so zero-initialised code keeps its meaning when
+ * rebuilt against a newer header.
  */
-typedef struct ripc_options { /* all-zero = defaults */
-    size_t ring_bytes;        /* per direction, power of two in [4 KiB, 1 GiB] (default 1 MiB) */
-    size_t max_inline;        /* larger payloads take the control channel (default, and at
-                                 most: the ring's largest record; more means that) */
-    uint64_t max_message;     /* largest message accepted (default 64 MiB; at least 256,
-                                 so that an error reply always fits) */
-    int transport;            /* RIPC_TRANSPORT_* (0..2); env RIPC_TRANSPORT overrides */
-    int wait;                 /* RIPC_WAIT_* (0..2) */
-    uint32_t spin_us;         /* adaptive: spin this long before sleeping (default 50,
-                                 at most 1000000) */
-    const char *name;         /* worker name shown by tools (up to 63 bytes are kept) */
-    /* additions */
+typedef struct ripc_options {   /* all-zero = defaults */
+    size_t ring_bytes;          /* per direction, power of two in [4 KiB, 1 GiB] (default 1 MiB) */
+    size_t max_inline;          /* larger payloads take the control channel (default, and at
+                                   most: the ring's largest record; more means that) */
+    uint64_t max_message;       /* largest message accepted (default 64 MiB; at least 256,
+                                   so that an error reply always fits) */
+    int transport;              /* RIPC_TRANSPORT_* (0..2); env RIPC_TRANSPORT overrides */
+    int wait;                   /* RIPC_WAIT_* (0..2) */
+    uint32_t spin_us;           /* adaptive: spin this long before sleeping (default 50,
+                                   at most 1000000) */
+    const char *name;           /* worker name shown by tools (up to 63 bytes are kept) */
     int doorbell;               /* RIPC_DOORBELL_* (0..3): what the worker sleeps on */
     const uint32_t *allow_uids; /* uids accepted besides our own (effective) uid: server,
                                    a worker's; client, a unix:@name master's */
@@ -244,9 +255,8 @@ typedef struct ripc_out {
  * its send lock. Every send to a worker takes that lock, and on x86 each
  * lock operation waits until the previous message's stores have reached
  * the worker's cache: a master streaming to a worker pays that once per
- * batch instead of once per message (batches of 16 here, bench_dispatch,
- * spin: 64 B 8.9 -> 24.9 M msgs/s, 1 KiB 3.5 -> 19.2 M msgs/s). timeout_ms
- * covers the whole batch. The batch keeps its order; it is not atomic: a
+ * batch instead of once per message (docs/benchmarks.md has figures).
+ * timeout_ms covers the whole batch. The batch keeps its order; it is not atomic: a
  * sender that must wait for room lets go of the lock meanwhile (unless it
  * is the worker's own dispatch thread), so another thread's message to the
  * same worker may come between two of the batch's.
