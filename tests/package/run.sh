@@ -7,13 +7,17 @@ src=$2
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cmake --install "$build" --prefix "$work/prefix" >/dev/null
-for f in include/ringipc/ring.h include/ringipc/export.h; do
+for f in include/ringipc/ringipc.h include/ringipc/ring.h include/ringipc/export.h; do
   test -f "$work/prefix/$f" || { echo "missing $f"; exit 1; }
 done
 libdir=$(ls -d "$work"/prefix/lib*/ | head -n1)
 ls "$libdir"/libringipc.so.0* >/dev/null || { echo "no SONAME'd shared library"; exit 1; }
+# The SONAME carries the header's major version (CMakeLists.txt sets both).
+major=$(awk '$1 == "#define" && $2 == "RIPC_VERSION_MAJOR" {print $3}' \
+  "$work/prefix/include/ringipc/ringipc.h")
 soname=$(objdump -p "$libdir"/libringipc.so | awk '/SONAME/{print $2}')
-[ "$soname" = "libringipc.so.0" ] || { echo "SONAME is '$soname'"; exit 1; }
+[ -n "$major" ] && [ "$soname" = "libringipc.so.$major" ] ||
+  { echo "SONAME is '$soname', header major '$major'"; exit 1; }
 # Hidden visibility: only ripc_* (public) symbols are exported.
 extra=$(nm -D --defined-only "$libdir"/libringipc.so | awk '{print $3}' | grep -v '^ripc_[a-z]' || true)
 [ -z "$extra" ] || { echo "unexpected exported symbols: $extra"; exit 1; }
