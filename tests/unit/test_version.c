@@ -7,7 +7,9 @@
  * tests/CMakeLists.txt, which passes that version and the generated files'
  * paths.
  */
-#define _GNU_SOURCE
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* dladdr */
+#endif
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
