@@ -1,4 +1,4 @@
-/* The raw ring between two processes: the README's ring example. */
+/* The raw ring between two processes: an anonymous shared mapping inherited across fork(). */
 #define _DEFAULT_SOURCE /* MAP_ANONYMOUS, usleep */
 #include <errno.h>
 #include <ringipc/ring.h>
