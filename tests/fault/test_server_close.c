@@ -70,59 +70,12 @@ struct rep {
 static int g_transport = RIPC_TRANSPORT_SHM;
 static const char *g_mode = "shm";
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static void xwrite(int fd, const void *buf, size_t len)
-{
-    const char *p = buf;
-    while (len) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            _exit(4);
-        p += (size_t)n;
-        len -= (size_t)n;
-    }
-}
-
-/* Read exactly len bytes within ms: 0, or -1 (EOF, error, time out). */
-static int read_within(int fd, void *buf, size_t len, int ms)
-{
-    char *p = buf;
-    uint64_t end = now_ns() + (uint64_t)ms * 1000000u;
-    while (len) {
-        struct pollfd pf = {.fd = fd, .events = POLLIN};
-        uint64_t now = now_ns();
-        if (now >= end)
-            return -1;
-        int r = poll(&pf, 1, (int)((end - now) / 1000000u) + 1);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return -1;
-        ssize_t n = read(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        p += (size_t)n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 /* ================================================================ worker */
 
 static void report(int what, int rc)
 {
-    struct rep r = {.what = what, .rc = rc, .t_ns = now_ns()};
-    xwrite(3, &r, sizeof r);
+    struct rep r = {.what = what, .rc = rc, .t_ns = ripc_test_now_ns()};
+    ripc_test_write_all(3, &r, sizeof r);
 }
 
 /* Roles: recv, request, send, large (blocked in those calls), deaf (never
@@ -219,10 +172,7 @@ static struct {
     int join_pipe[2];  /* a byte per join */
     int left_pipe[2];  /* a byte per leave */
     int block_pipe[2]; /* a byte per application thread about to block */
-    /* the run thread */
-    pthread_t run_th;
-    int run_started, run_threads, run_rc;
-    uint64_t run_t;
+    ripc_test_runner run;
     /* T_HOLD handlers */
     _Atomic int hold_canceled, hold_other, hold_other_rc;
     _Atomic uint64_t hold_t; /* when the first one returned */
@@ -243,7 +193,7 @@ static void on_join(ripc_peer *p, void *arg)
         G.joined_id[G.nj++] = ripc_peer_id(p);
     }
     pthread_mutex_unlock(&G.mu);
-    xwrite(G.join_pipe[1], "j", 1);
+    ripc_test_write_all(G.join_pipe[1], "j", 1);
 }
 
 static void on_left(ripc_peer *p, int reason, void *arg)
@@ -255,7 +205,7 @@ static void on_left(ripc_peer *p, int reason, void *arg)
         G.left_reason[G.nl++] = reason;
     }
     pthread_mutex_unlock(&G.mu);
-    xwrite(G.left_pipe[1], "l", 1);
+    ripc_test_write_all(G.left_pipe[1], "l", 1);
     if (atomic_load(&G.close_in_left))
         ripc_server_close(s); /* close calls us: ignored, not a second free */
 }
@@ -274,7 +224,7 @@ static void h_hold(ripc_peer *p, const ripc_msg *m, void *arg)
     while ((rc = ripc_server_send(s, ripc_peer_id(p), T_FILL, buf, sizeof buf, -1)) == 0)
         ;
     uint64_t zero = 0;
-    atomic_compare_exchange_strong(&G.hold_t, &zero, now_ns());
+    atomic_compare_exchange_strong(&G.hold_t, &zero, ripc_test_now_ns());
     if (rc == -ECANCELED) {
         atomic_fetch_add(&G.hold_canceled, 1);
     } else {
@@ -290,19 +240,9 @@ static void h_close(ripc_peer *p, const ripc_msg *m, void *arg)
     atomic_store(&G.close_in_handler, 1);
 }
 
-static void *run_main(void *arg)
-{
-    (void)arg;
-    G.run_rc = ripc_server_run(G.s, (unsigned)G.run_threads);
-    G.run_t = now_ns();
-    return NULL;
-}
-
 static void start_run(unsigned threads)
 {
-    G.run_threads = (int)threads;
-    assert_int_equal(pthread_create(&G.run_th, NULL, run_main, NULL), 0);
-    G.run_started = 1;
+    assert_int_equal(ripc_test_run_start(&G.run, G.s, threads), 0);
 }
 
 /* Join a thread that must end soon; one that does not hangs the test for
@@ -321,9 +261,9 @@ static void join_within(pthread_t th, const char *what)
 
 static void join_run(void)
 {
-    if (G.run_started)
-        join_within(G.run_th, "ripc_server_run");
-    G.run_started = 0;
+    if (G.run.started)
+        join_within(G.run.th, "ripc_server_run");
+    G.run.started = 0;
 }
 
 static void open_master(void)
@@ -360,11 +300,11 @@ static struct wk *spawn_worker(const char *role)
     w->rep = rp[0];
     w->ctl = cp[1];
     struct rep r;
-    if (read_within(w->rep, &r, sizeof r, 10000) < 0 || r.what != REP_READY)
+    if (ripc_test_read_within(w->rep, &r, sizeof r, 10000) < 0 || r.what != REP_READY)
         fail_msg("worker %s did not connect", role);
     /* joined runs after the worker has its WELCOME: wait for it too */
     char b;
-    if (read_within(G.join_pipe[0], &b, 1, 10000) < 0)
+    if (ripc_test_read_within(G.join_pipe[0], &b, 1, 10000) < 0)
         fail_msg("no join for worker %s", role);
     pthread_mutex_lock(&G.mu);
     for (int i = 0; i < G.nj; i++)
@@ -378,7 +318,7 @@ static struct wk *spawn_worker(const char *role)
 static void expect_report(struct wk *w, int what)
 {
     struct rep r;
-    if (read_within(w->rep, &r, sizeof r, 10000) < 0)
+    if (ripc_test_read_within(w->rep, &r, sizeof r, 10000) < 0)
         fail_msg("worker %s: no report %d", w->role, what);
     if (r.what != what)
         fail_msg("worker %s: report %d (rc %d: %s), expected %d", w->role, r.what, r.rc,
@@ -399,21 +339,21 @@ static void *app_main(void *arg)
     if (a->kind == 2) {
         /* Every deaf worker's ring is full by now: the first broadcast
          * waits at one of them. */
-        xwrite(G.block_pipe[1], "b", 1);
+        ripc_test_write_all(G.block_pipe[1], "b", 1);
         while ((rc = ripc_server_broadcast(G.s, T_NOTE, data, SMALL, -1)) >= 0)
             ;
     } else {
         while ((rc = ripc_server_send(G.s, a->to, T_FILL, data, len, 0)) == 0)
             ;
         if (rc == -EAGAIN) {
-            xwrite(G.block_pipe[1], "b", 1);
+            ripc_test_write_all(G.block_pipe[1], "b", 1);
             while ((rc = ripc_server_send(G.s, a->to, T_FILL, data, len, -1)) == 0)
                 ;
         } else {
-            xwrite(G.block_pipe[1], "x", 1);
+            ripc_test_write_all(G.block_pipe[1], "x", 1);
         }
     }
-    a->t_ns = now_ns();
+    a->t_ns = ripc_test_now_ns();
     a->rc = rc;
     return NULL;
 }
@@ -425,7 +365,7 @@ static void start_app(struct app *a, int kind, uint32_t to)
     assert_int_equal(pthread_create(&a->th, NULL, app_main, a), 0);
     a->started = 1;
     char b;
-    if (read_within(G.block_pipe[0], &b, 1, 10000) < 0)
+    if (ripc_test_read_within(G.block_pipe[0], &b, 1, 10000) < 0)
         fail_msg("application thread %d did not start", kind);
     if (b != 'b')
         fail_msg("application thread %d: a send with timeout 0 failed otherwise than -EAGAIN",
@@ -436,9 +376,9 @@ static void start_app(struct app *a, int kind, uint32_t to)
 
 static void *close_main(void *arg)
 {
-    atomic_store((_Atomic uint64_t *)arg, now_ns());
+    atomic_store((_Atomic uint64_t *)arg, ripc_test_now_ns());
     ripc_server_close(G.s);
-    xwrite(G.close_pipe[1], "c", 1);
+    ripc_test_write_all(G.close_pipe[1], "c", 1);
     return NULL;
 }
 
@@ -449,14 +389,14 @@ static uint64_t close_now(void)
     _Atomic uint64_t t0 = 0; /* taken on the closing thread, as close begins */
     assert_int_equal(pthread_create(&G.close_th, NULL, close_main, (void *)&t0), 0);
     char b;
-    if (read_within(G.close_pipe[0], &b, 1, CLOSE_WAIT) < 0) {
+    if (ripc_test_read_within(G.close_pipe[0], &b, 1, CLOSE_WAIT) < 0) {
         fprintf(stderr, "ripc_server_close did not return within %d ms\n", CLOSE_WAIT);
         fflush(NULL);
         _exit(1);
     }
     join_within(G.close_th, "the closing thread");
     G.s = NULL;
-    print_message("close took %.1f ms\n", (double)(now_ns() - atomic_load(&t0)) / 1e6);
+    print_message("close took %.1f ms\n", (double)(ripc_test_now_ns() - atomic_load(&t0)) / 1e6);
     return atomic_load(&t0);
 }
 
@@ -580,8 +520,8 @@ static void test_close_under_load(void **state)
     for (int i = 0; i < 3; i++)
         join_within(a[i].th, "an application thread");
     join_run();
-    check_returned("run(4)", G.run_rc, G.run_t, t0);
-    assert_int_equal(G.run_rc, -ECANCELED);
+    check_returned("run(4)", G.run.rc, G.run.end_ns, t0);
+    assert_int_equal(G.run.rc, -ECANCELED);
     const char *names[] = {"app send small", "app send large", "app broadcast"};
     for (int i = 0; i < 3; i++) {
         check_returned(names[i], a[i].rc, a[i].t_ns, t0);
@@ -618,11 +558,11 @@ static void test_stop_then_close_with_sender(void **state)
         start_app(&a[i], 0, d[i]->id);
     ripc_server_stop(G.s);
     join_run();
-    assert_int_equal(G.run_rc, 0);
+    assert_int_equal(G.run.rc, 0);
     start_run(2);
     ripc_server_stop(G.s);
     join_run();
-    assert_int_equal(G.run_rc, 0);
+    assert_int_equal(G.run.rc, 0);
 
     uint64_t t0 = close_now();
 
@@ -648,7 +588,7 @@ static void test_close_from_handler(void **state)
     struct wk *w = spawn_worker("closer");
     expect_report(w, REP_BLOCKING);
     join_run(); /* the handler's close stopped it */
-    assert_int_equal(G.run_rc, -EDEADLK);
+    assert_int_equal(G.run.rc, -EDEADLK);
     assert_true(atomic_load(&G.close_in_handler));
     assert_int_equal(ripc_server_peer_count(G.s), 1);
     /* still usable: poll dispatches again (nothing to do) */
@@ -677,7 +617,7 @@ static void *poll_main(void *arg)
 {
     struct poller *pl = arg;
     pl->rc = ripc_server_poll(G.s, 5000);
-    pl->t = now_ns();
+    pl->t = ripc_test_now_ns();
     return NULL;
 }
 
@@ -728,7 +668,7 @@ static void test_peer_state_read_by_sweep(void **state)
     for (int round = 0; round < 4; round++) {
         spawn_worker("bye"); /* loop 1 (loop 0 has one peer): joins, leaves */
         char b;
-        if (read_within(G.left_pipe[0], &b, 1, 10000) < 0)
+        if (ripc_test_read_within(G.left_pipe[0], &b, 1, 10000) < 0)
             fail_msg("the worker that said goodbye did not leave");
         pthread_mutex_lock(&G.mu);
         assert_int_equal(G.nl, 1);
@@ -741,7 +681,7 @@ static void test_peer_state_read_by_sweep(void **state)
     uint64_t t0 = close_now();
 
     join_run();
-    check_returned("run(2)", G.run_rc, G.run_t, t0);
+    check_returned("run(2)", G.run.rc, G.run.end_ns, t0);
     expect_report(a, REP_DONE);
     check_returned("worker recv(-1)", a->done.rc, a->done.t_ns, t0);
     check_all_left_canceled(1);
@@ -766,7 +706,5 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_poll_concurrent_close, setup, teardown),
         cmocka_unit_test_setup_teardown(test_peer_state_read_by_sweep, setup, teardown),
     };
-    char group[64];
-    snprintf(group, sizeof group, "server_close_%s", g_mode);
-    return cmocka_run_group_tests_name(group, tests, NULL, NULL);
+    return RIPC_TEST_RUN_GROUP("server_close", g_mode, tests);
 }

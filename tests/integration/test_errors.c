@@ -56,19 +56,11 @@ static struct {
     char dir[64];
     char url[160];
     ripc_server *s;
-    pthread_t run_th;
-    int running;
+    ripc_test_runner run;
     pid_t kid;
     _Atomic int joined, left, left_reason;
     _Atomic int fallback_calls, note_checks_ok, deny_checks_ok;
 } F;
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 static ripc_options opts(void)
 {
@@ -169,10 +161,9 @@ static int setup(void **state)
 
 static void stop_server(void)
 {
-    if (F.running) {
+    if (F.run.started) {
         ripc_server_stop(F.s);
-        pthread_join(F.run_th, NULL);
-        F.running = 0;
+        ripc_test_run_join(&F.run);
     }
 }
 
@@ -202,13 +193,6 @@ static void open_server(const char *url)
     ripc_server_on_peer(F.s, on_join, on_left, NULL);
 }
 
-static void *run_main(void *arg)
-{
-    (void)arg;
-    ripc_server_run(F.s, 1);
-    return NULL;
-}
-
 static void start_kid(int (*child)(void *), void *arg)
 {
     fflush(NULL);
@@ -222,8 +206,7 @@ static void start_kid(int (*child)(void *), void *arg)
 
 static void start_run(void)
 {
-    assert_int_equal(pthread_create(&F.run_th, NULL, run_main, NULL), 0);
-    F.running = 1;
+    assert_int_equal(ripc_test_run_start(&F.run, F.s, 1), 0);
 }
 
 /* Fork the worker first, then start dispatching (no thread exists when the
@@ -237,8 +220,8 @@ static void start(int (*child)(void *), void *arg)
 /* Wait (up to 10 s) until n workers have left. */
 static void wait_left(int n)
 {
-    uint64_t end = now_ms() + 10000;
-    while (atomic_load(&F.left) < n && now_ms() < end)
+    uint64_t end = ripc_test_now_ms() + 10000;
+    while (atomic_load(&F.left) < n && ripc_test_now_ms() < end)
         usleep(1000);
     assert_int_equal(atomic_load(&F.left), n);
 }
@@ -288,18 +271,18 @@ static int w_unhandled(void *arg)
     ripc_client *c = w_open(F.url);
     ripc_msg r;
     memset(&r, 0x55, sizeof r);
-    uint64_t t0 = now_ms();
+    uint64_t t0 = ripc_test_now_ms();
     int rc = ripc_client_request(c, T_UNHANDLED, "x", 1, &r, -1);
-    uint64_t dt = now_ms() - t0;
+    uint64_t dt = ripc_test_now_ms() - t0;
     WCHECK(rc == -ENOENT, "request type 7, timeout -1: %d (%s)", rc, ripc_strerror(rc));
     WCHECK(dt < QUICK_MS, "took %llu ms", (unsigned long long)dt);
     WCHECK(strcmp(ripc_client_error(c), "no handler for type 7") == 0, "text '%s'",
            ripc_client_error(c));
     WCHECK(r.data == NULL && r.len == 0, "reply not cleared");
 
-    t0 = now_ms();
+    t0 = ripc_test_now_ms();
     rc = ripc_client_request(c, T_UNHANDLED2, NULL, 0, &r, 10000);
-    dt = now_ms() - t0;
+    dt = ripc_test_now_ms() - t0;
     WCHECK(rc == -ENOENT && dt < QUICK_MS, "type 9: %s after %llu ms", ripc_strerror(rc),
            (unsigned long long)dt);
     WCHECK(strcmp(ripc_client_error(c), "no handler for type 9") == 0, "text '%s'",
@@ -496,8 +479,8 @@ static void test_errors_reserved_types(void **state)
     assert_int_equal(pipe(go), 0);
     start(w_reserved, (void *)(intptr_t)go[0]);
     close(go[0]);
-    uint64_t end = now_ms() + 10000;
-    while (atomic_load(&F.joined) < 1 && now_ms() < end)
+    uint64_t end = ripc_test_now_ms() + 10000;
+    while (atomic_load(&F.joined) < 1 && ripc_test_now_ms() < end)
         usleep(1000);
     assert_int_equal(atomic_load(&F.joined), 1);
     assert_int_equal(ripc_server_broadcast(F.s, 0xF000, "no", 2, 1000), -EINVAL);
@@ -611,7 +594,7 @@ static void test_errors_abstract_socket(void **state)
     ripc_test_skip("the abstract unix namespace is Linux only");
 #endif
     char url[96], got[128], why[256] = "";
-    uint64_t rs = now_ms() ^ ((uint64_t)getpid() << 32);
+    uint64_t rs = ripc_test_now_ms() ^ ((uint64_t)getpid() << 32);
     snprintf(url, sizeof url, "unix:@ripc-test-%d-%016llx", (int)getpid(),
              (unsigned long long)ripc_test_rand(&rs));
     open_server(url);
@@ -652,7 +635,7 @@ static void test_errors_abstract_foreign_master(void **state)
         skip();
     }
     char url[96], why[256] = "";
-    uint64_t rs = now_ms() ^ ((uint64_t)getpid() << 32);
+    uint64_t rs = ripc_test_now_ms() ^ ((uint64_t)getpid() << 32);
     snprintf(url, sizeof url, "unix:@ripc-test-squat-%d-%016llx", (int)getpid(),
              (unsigned long long)ripc_test_rand(&rs));
     int ready[2], hold[2];
@@ -897,7 +880,5 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_errors_texts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors_malformed_error_reply, setup, teardown),
     };
-    char group[64];
-    snprintf(group, sizeof group, "errors_%s", g_transport_name);
-    return cmocka_run_group_tests_name(group, tests, NULL, NULL);
+    return RIPC_TEST_RUN_GROUP("errors", g_transport_name, tests);
 }

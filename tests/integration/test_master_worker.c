@@ -122,8 +122,7 @@ static struct {
     struct kid kids[MAX_KIDS];
     int nkids;
     struct mctx *m;
-    pthread_t run_th;
-    int run_started;
+    ripc_test_runner run; /* a test's dispatch thread, when it has one */
 } g_fx;
 
 static _Atomic int g_gen;
@@ -150,10 +149,9 @@ static int teardown(void **state)
 {
     (void)state;
     struct mctx *m = g_fx.m;
-    if (g_fx.run_started) {
+    if (g_fx.run.started) {
         ripc_server_stop(m->s);
-        pthread_join(g_fx.run_th, NULL);
-        g_fx.run_started = 0;
+        ripc_test_run_join(&g_fx.run);
     }
     for (int i = 0; i < g_fx.nkids; i++)
         if (!g_fx.kids[i].reaped) {
@@ -370,38 +368,6 @@ static ripc_client *w_open(int wait, size_t ring_bytes, const char *name)
     return c;
 }
 
-static void xwrite(int fd, const void *buf, size_t len)
-{
-    const char *p = buf;
-    while (len) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            fprintf(stderr, "write to pipe: %s\n", strerror(errno));
-            _exit(4);
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-}
-
-/* Read exactly len bytes; 0 on success, -1 on EOF / error. */
-static int xread(int fd, void *buf, size_t len)
-{
-    char *p = buf;
-    while (len) {
-        ssize_t n = read(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 /* ---- master callbacks ---- */
 
 static void ctx_fail(struct mctx *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -463,7 +429,7 @@ static void on_left(ripc_peer *p, int reason, void *arg)
     }
     int n = atomic_fetch_add(&m->left, 1) + 1;
     if (m->left_fd >= 0 && n == m->left_target)
-        xwrite(m->left_fd, "L", 1);
+        ripc_test_write_all(m->left_fd, "L", 1);
 }
 
 static _Thread_local int tl_gen;
@@ -639,6 +605,54 @@ static void check_all_left_bye(struct mctx *m, int n)
     }
 }
 
+/* The usual start of a test: the fixture's master, open in adaptive mode. */
+static struct mctx *open_adaptive(void)
+{
+    struct mctx *m = g_fx.m;
+    ripc_options o = base_opts(RIPC_WAIT_ADAPTIVE);
+    open_server(m, &o);
+    return m;
+}
+
+/* The usual end: serve until n workers have left; each exited 0 and said
+ * goodbye. */
+static void expect_all_left_bye(struct mctx *m, int n)
+{
+    serve_until(m, &m->left, n);
+    kids_reap_all_ok();
+    check_all_left_bye(m, n);
+}
+
+/* A byte on lp[0] once `target` workers have left (on_left writes it). */
+static void left_pipe_arm(struct mctx *m, int lp[2], int target)
+{
+    assert_int_equal(pipe(lp), 0);
+    m->left_fd = lp[1];
+    m->left_target = target;
+}
+
+/* Dispatch on a thread of its own: ripc_server_run(s, threads). */
+static void run_start(struct mctx *m, unsigned threads)
+{
+    assert_int_equal(ripc_test_run_start(&g_fx.run, m->s, threads), 0);
+}
+
+/* Wait for the left pipe's byte, stop and join the dispatch thread, close
+ * the pipe; fail on a handler's error. Returns what ripc_server_run did. */
+static int run_stop_after_left(struct mctx *m, int lp[2])
+{
+    char b;
+    assert_int_equal(ripc_test_read_all(lp[0], &b, 1), 0); /* left fired */
+    ripc_server_stop(m->s);
+    int rc = ripc_test_run_join(&g_fx.run);
+    m->left_fd = -1;
+    close(lp[0]);
+    close(lp[1]);
+    if (ctx_failed(m))
+        fail_msg("%s", m->err);
+    return rc;
+}
+
 /* ================================================================== 1 */
 
 #define ECHO_WORKERS  8
@@ -674,14 +688,10 @@ static int w_echo(int idx, void *arg)
 static void test_mw_request_reply_8_workers(void **state)
 {
     (void)state;
-    struct mctx *m = g_fx.m;
-    ripc_options o = base_opts(RIPC_WAIT_ADAPTIVE);
-    open_server(m, &o);
+    struct mctx *m = open_adaptive();
     for (int i = 0; i < ECHO_WORKERS; i++)
         spawn(w_echo, i, (void *)(uintptr_t)ECHO_REQUESTS);
-    serve_until(m, &m->left, ECHO_WORKERS);
-    kids_reap_all_ok();
-    check_all_left_bye(m, ECHO_WORKERS);
+    expect_all_left_bye(m, ECHO_WORKERS);
     assert_int_equal(atomic_load(&m->requests), (uint64_t)ECHO_WORKERS * ECHO_REQUESTS);
     int seen[ECHO_WORKERS] = {0};
     for (int id = 1; id <= ECHO_WORKERS; id++) {
@@ -727,7 +737,7 @@ static int w_broadcast(int idx, void *arg)
     unsigned char rec[12];
     put32(rec, (uint32_t)idx);
     put64(rec + 4, sum);
-    xwrite(fd, rec, sizeof rec); /* < PIPE_BUF: atomic among the workers */
+    ripc_test_write_all(fd, rec, sizeof rec); /* < PIPE_BUF: atomic among the workers */
     ripc_client_close(c);
     return 0;
 }
@@ -735,9 +745,7 @@ static int w_broadcast(int idx, void *arg)
 static void test_mw_broadcast_reaches_all(void **state)
 {
     (void)state;
-    struct mctx *m = g_fx.m;
-    ripc_options o = base_opts(RIPC_WAIT_ADAPTIVE);
-    open_server(m, &o);
+    struct mctx *m = open_adaptive();
     int pfd[2];
     assert_int_equal(pipe(pfd), 0);
     for (int i = 0; i < BC_WORKERS; i++)
@@ -759,7 +767,7 @@ static void test_mw_broadcast_reaches_all(void **state)
     int got[BC_WORKERS] = {0};
     for (int i = 0; i < BC_WORKERS; i++) {
         unsigned char rec[12];
-        if (xread(pfd[0], rec, sizeof rec) != 0) {
+        if (ripc_test_read_all(pfd[0], rec, sizeof rec) != 0) {
             kids_reap_all_ok();
             fail_msg("only %d of %d workers reported a checksum", i, BC_WORKERS);
         }
@@ -773,9 +781,7 @@ static void test_mw_broadcast_reaches_all(void **state)
     close(pfd[0]);
     for (int i = 0; i < BC_WORKERS; i++)
         assert_int_equal(got[i], 1);
-    serve_until(m, &m->left, BC_WORKERS);
-    kids_reap_all_ok();
-    check_all_left_bye(m, BC_WORKERS);
+    expect_all_left_bye(m, BC_WORKERS);
 }
 
 /* ================================================================== 3 */
@@ -916,14 +922,14 @@ static int master_to_be_killed(int idx, void *arg)
     int rc = ripc_server_open_ex(&s, g_fx.url, &o, why, sizeof why);
     WCHECK(rc == 0, "server open: %s (%s)", ripc_strerror(rc), why);
     ripc_server_on_peer(s, mk_on_joined, NULL, NULL);
-    xwrite(a->ready_w, "R", 1);
+    ripc_test_write_all(a->ready_w, "R", 1);
     while (atomic_load(&mk_joined) == 0) {
         rc = ripc_server_poll(s, 100);
         WCHECK(rc >= 0, "poll: %s", ripc_strerror(rc));
     }
-    xwrite(a->ready_w, "J", 1); /* not polling any more */
+    ripc_test_write_all(a->ready_w, "J", 1); /* not polling any more */
     char b;
-    WCHECK(xread(a->go_r, &b, 1) == 0, "go pipe");
+    WCHECK(ripc_test_read_all(a->go_r, &b, 1) == 0, "go pipe");
     ripc_test_wait_sleeping(getppid(), getppid());
     kill(getpid(), SIGKILL);
     for (;;)
@@ -943,7 +949,7 @@ static void master_killed_case(int wait, int how)
     close(ready[1]);
     close(go[0]);
     char b;
-    assert_int_equal(xread(ready[0], &b, 1), 0); /* listening */
+    assert_int_equal(ripc_test_read_all(ready[0], &b, 1), 0); /* listening */
 
     ripc_options o = base_opts(wait);
     o.ring_bytes = 4096;
@@ -952,7 +958,7 @@ static void master_killed_case(int wait, int how)
     int rc = ripc_client_open_ex(&c, g_fx.url, &o, why, sizeof why);
     if (rc != 0)
         fail_msg("client open: %s (%s)", ripc_strerror(rc), why);
-    assert_int_equal(xread(ready[0], &b, 1), 0); /* the master stopped polling */
+    assert_int_equal(ripc_test_read_all(ready[0], &b, 1), 0); /* the master stopped polling */
     close(ready[0]);
     if (how == MK_POLL) {
         /* An outside event loop: poll() on ripc_client_fd(), recv(c, m, 0)
@@ -962,7 +968,7 @@ static void master_killed_case(int wait, int how)
         assert_true(fd >= 0);
         ripc_msg msg;
         assert_int_equal(ripc_client_recv(c, &msg, 0), -EAGAIN);
-        xwrite(go[1], "B", 1);
+        ripc_test_write_all(go[1], "B", 1);
         long looks = 0;
         while ((rc = ripc_client_recv(c, &msg, 0)) == -EAGAIN) {
             struct pollfd pf = {.fd = fd, .events = POLLIN};
@@ -991,7 +997,7 @@ static void master_killed_case(int wait, int how)
         assert_true(sent > 0);
         if (shm_mode())
             assert_true(sent < 4096 / (int)sizeof buf); /* the ring really is 4 KiB */
-        xwrite(go[1], "B", 1);
+        ripc_test_write_all(go[1], "B", 1);
         rc = ripc_client_send(c, T_DATA, buf, sizeof buf, -1);
         /* Socket mode: our queue's writer thread may still be draining into
          * the kernel's buffers, so "full" is not stable until those are
@@ -1002,7 +1008,7 @@ static void master_killed_case(int wait, int how)
         assert_int_equal(ripc_client_send(c, T_DATA, buf, sizeof buf, -1), -EPIPE);
     } else {
         ripc_msg msg;
-        xwrite(go[1], "B", 1);
+        ripc_test_write_all(go[1], "B", 1);
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
         rc = ripc_client_recv(c, &msg, -1);
@@ -1104,9 +1110,7 @@ static void version_mismatch_raw_hello(void)
 
     /* The master keeps serving: a normal worker gets in. */
     spawn(w_ping_once, 0, NULL);
-    serve_until(m, &m->left, 1);
-    kids_reap_all_ok();
-    check_all_left_bye(m, 1);
+    expect_all_left_bye(m, 1);
     assert_int_equal(atomic_load(&m->pings), 1);
     close_server(m);
 }
@@ -1125,7 +1129,7 @@ static int w_open_report(int idx, void *arg)
     ripc_options o = base_opts(RIPC_WAIT_ADAPTIVE);
     ripc_client *c = NULL;
     r.rc = ripc_client_open_ex(&c, g_fx.url, &o, r.why, sizeof r.why);
-    xwrite(fd, &r, sizeof r);
+    ripc_test_write_all(fd, &r, sizeof r);
     ripc_client_close(c);
     return 0;
 }
@@ -1166,7 +1170,7 @@ static void version_mismatch_fake_master(void)
     assert_int_equal(ripc__sock_send_all(cfd, buf, RIPC_FRAME_HDR + n), 0);
 
     struct rej_report r;
-    assert_int_equal(xread(pfd[0], &r, sizeof r), 0);
+    assert_int_equal(ripc_test_read_all(pfd[0], &r, sizeof r), 0);
     close(pfd[0]);
     r.why[sizeof r.why - 1] = 0;
     print_message("client open: %s; why: %s\n", ripc_strerror(r.rc), r.why);
@@ -1199,7 +1203,7 @@ static int w_as_nobody(int idx, void *arg)
     if (setgroups(0, NULL) != 0 || setgid(NOBODY) != 0 || setuid(NOBODY) != 0) {
         r.rc = 77;
         snprintf(r.why, sizeof r.why, "setuid(%u): %s", NOBODY, strerror(errno));
-        xwrite(fd, &r, sizeof r);
+        ripc_test_write_all(fd, &r, sizeof r);
         return 0;
     }
     ripc_options o = base_opts(RIPC_WAIT_ADAPTIVE);
@@ -1214,7 +1218,7 @@ static int w_as_nobody(int idx, void *arg)
         WCHECK(rep.len == len && transformed_ok(rep.data, buf, len, ripc_client_id(c)),
                "reply content");
     }
-    xwrite(fd, &r, sizeof r);
+    ripc_test_write_all(fd, &r, sizeof r);
     ripc_client_close(c);
     return 0;
 }
@@ -1232,7 +1236,7 @@ static struct rej_report run_as_nobody(struct mctx *m, int echo)
         kids_check();
     }
     struct rej_report r;
-    assert_int_equal(xread(pfd[0], &r, sizeof r), 0);
+    assert_int_equal(ripc_test_read_all(pfd[0], &r, sizeof r), 0);
     close(pfd[0]);
     r.why[sizeof r.why - 1] = 0;
     return r;
@@ -1273,9 +1277,7 @@ static void test_mw_other_uid_rejected(void **state)
     r = run_as_nobody(m, 1);
     if (r.rc != 0)
         fail_msg("allowed uid refused: %s (%s)", ripc_strerror(r.rc), r.why);
-    serve_until(m, &m->left, 1);
-    kids_reap_all_ok();
-    check_all_left_bye(m, 1);
+    expect_all_left_bye(m, 1);
     assert_int_equal(atomic_load(&m->requests), 1);
 }
 
@@ -1413,9 +1415,7 @@ static int w_idle(int idx, void *arg)
 static void test_mw_idle_adaptive_no_cpu(void **state)
 {
     (void)state;
-    struct mctx *m = g_fx.m;
-    ripc_options o = base_opts(RIPC_WAIT_ADAPTIVE);
-    open_server(m, &o);
+    struct mctx *m = open_adaptive();
     pid_t pid = spawn(w_idle, 0, NULL);
     serve_until(m, &m->joined, 1);
     long t0 = cpu_ticks(pid);
@@ -1434,9 +1434,7 @@ static void test_mw_idle_adaptive_no_cpu(void **state)
     double used_ms = (double)(t1 - t0) * 1000.0 / (double)sysconf(_SC_CLK_TCK);
     print_message("idle worker used %.0f ms CPU in %.0f ms\n", used_ms, el);
     assert_int_equal(ripc_server_send(m->s, 1, T_QUIT, NULL, 0, -1), 0);
-    serve_until(m, &m->left, 1);
-    kids_reap_all_ok();
-    check_all_left_bye(m, 1);
+    expect_all_left_bye(m, 1);
     if (used_ms >= 100)
         fail_msg("a worker blocked in recv(-1) used %.0f ms CPU in %.0f ms", used_ms, el);
 }
@@ -1482,9 +1480,9 @@ static int w_late(int idx, void *arg)
     ripc_msg r;
     int rc = ripc_client_request(c, T_LATE, "slow", 4, &r, 50);
     WCHECK(rc == -ETIMEDOUT, "first request: %s, want -ETIMEDOUT", ripc_strerror(rc));
-    xwrite(a->to_master, "T", 1);
+    ripc_test_write_all(a->to_master, "T", 1);
     char b;
-    WCHECK(xread(a->from_master, &b, 1) == 0 && b == 'S', "late reply not sent");
+    WCHECK(ripc_test_read_all(a->from_master, &b, 1) == 0 && b == 'S', "late reply not sent");
     rc = ripc_client_request(c, T_FAST, "quick", 5, &r, 30000);
     WCHECK(rc == 0, "second request: %s", ripc_strerror(rc));
     WCHECK(r.kind == RIPC_REPLY && r.type == T_FAST && r.len == 4 && memcmp(r.data, "fast", 4) == 0,
@@ -1500,9 +1498,7 @@ static int w_late(int idx, void *arg)
 static void test_mw_reply_unknown_id_dropped(void **state)
 {
     (void)state;
-    struct mctx *m = g_fx.m;
-    ripc_options o = base_opts(RIPC_WAIT_ADAPTIVE);
-    open_server(m, &o);
+    struct mctx *m = open_adaptive();
     assert_int_equal(ripc_server_handle(m->s, T_LATE, h_late, m), 0);
     assert_int_equal(ripc_server_handle(m->s, T_FAST, h_fast, m), 0);
     int to_m[2], from_m[2];
@@ -1518,7 +1514,7 @@ static void test_mw_reply_unknown_id_dropped(void **state)
         struct pollfd pf = {.fd = to_m[0], .events = POLLIN};
         if (!replied && poll(&pf, 1, 0) == 1) {
             char b;
-            assert_int_equal(xread(to_m[0], &b, 1), 0);
+            assert_int_equal(ripc_test_read_all(to_m[0], &b, 1), 0);
             assert_true(atomic_load(&m->saved));
             assert_int_equal(ripc_reply(m->saved_peer, &m->saved_req, "late", 4), 0);
             replied = 1;
@@ -1571,55 +1567,20 @@ static int w_threads(int idx, void *arg)
     return 0;
 }
 
-struct run_arg {
-    ripc_server *s;
-    int rc;
-};
-
-static void *run_main(void *p)
-{
-    struct run_arg *r = p;
-    r->rc = ripc_server_run(r->s, 4);
-    return NULL;
-}
-
-static void *run_main_1(void *p)
-{
-    struct run_arg *r = p;
-    r->rc = ripc_server_run(r->s, 1);
-    return NULL;
-}
-
 static void test_mw_four_dispatch_threads(void **state)
 {
     (void)state;
-    struct mctx *m = g_fx.m;
-    ripc_options o = base_opts(RIPC_WAIT_ADAPTIVE);
-    open_server(m, &o);
+    struct mctx *m = open_adaptive();
     int lp[2];
-    assert_int_equal(pipe(lp), 0);
-    m->left_fd = lp[1];
-    m->left_target = TH_WORKERS;
+    left_pipe_arm(m, lp, TH_WORKERS);
     /* Workers first: a child forked later would inherit the master's end
      * of earlier workers' sockets. */
     for (int i = 0; i < TH_WORKERS; i++)
         spawn(w_threads, i, NULL);
-    struct run_arg ra = {.s = m->s, .rc = -1};
-    assert_int_equal(pthread_create(&g_fx.run_th, NULL, run_main, &ra), 0);
-    g_fx.run_started = 1;
+    run_start(m, 4);
 
     kids_reap_all_ok();
-    char b;
-    assert_int_equal(xread(lp[0], &b, 1), 0); /* left fired for all of them */
-    ripc_server_stop(m->s);
-    assert_int_equal(pthread_join(g_fx.run_th, NULL), 0);
-    g_fx.run_started = 0;
-    m->left_fd = -1;
-    close(lp[0]);
-    close(lp[1]);
-    assert_int_equal(ra.rc, 0);
-    if (ctx_failed(m))
-        fail_msg("%s", m->err);
+    assert_int_equal(run_stop_after_left(m, lp), 0); /* left fired for all of them */
     check_all_left_bye(m, TH_WORKERS);
     uint64_t seqs = (g_th_requests + TH_SEQ_EVERY - 1) / TH_SEQ_EVERY;
     assert_int_equal(atomic_load(&m->requests), TH_WORKERS * g_th_requests);
@@ -1642,7 +1603,7 @@ static int w_fd(int idx, void *arg)
     int go = (int)(intptr_t)arg;
     ripc_client *c = w_open(RIPC_WAIT_ADAPTIVE, 0, "fd");
     char b;
-    WCHECK(xread(go, &b, 1) == 0, "go pipe");
+    WCHECK(ripc_test_read_all(go, &b, 1) == 0, "go pipe");
     int rc = ripc_client_send(c, T_PING, "ping", 4, -1);
     WCHECK(rc == 0, "send: %s", ripc_strerror(rc));
     ripc_msg msg;
@@ -1681,9 +1642,7 @@ static void fd_serve_until(struct mctx *m, _Atomic int *ctr, int target)
 static void test_mw_server_fd_pollable(void **state)
 {
     (void)state;
-    struct mctx *m = g_fx.m;
-    ripc_options o = base_opts(RIPC_WAIT_ADAPTIVE);
-    open_server(m, &o);
+    struct mctx *m = open_adaptive();
     int go[2];
     assert_int_equal(pipe(go), 0);
     spawn(w_fd, 0, (void *)(intptr_t)go[0]);
@@ -1751,17 +1710,13 @@ static int w_client_fd(int idx, void *arg)
 static void test_mw_client_fd_pollable(void **state)
 {
     (void)state;
-    struct mctx *m = g_fx.m;
-    ripc_options o = base_opts(RIPC_WAIT_ADAPTIVE);
-    open_server(m, &o);
+    struct mctx *m = open_adaptive();
     m->ping_back = 1;
     spawn(w_client_fd, 0, NULL);
     serve_until(m, &m->pings, FD_ROUNDS);
     m->ping_back = 0;
     assert_int_equal(ripc_server_send(m->s, 1, T_QUIT, NULL, 0, -1), 0);
-    serve_until(m, &m->left, 1);
-    kids_reap_all_ok();
-    check_all_left_bye(m, 1);
+    expect_all_left_bye(m, 1);
 }
 
 /* ripc_client_fd is armed at open: a worker that polls before its first
@@ -1799,9 +1754,7 @@ static int w_first_poll(int idx, void *arg)
 static void test_mw_client_fd_first_poll(void **state)
 {
     (void)state;
-    struct mctx *m = g_fx.m;
-    ripc_options o = base_opts(RIPC_WAIT_ADAPTIVE);
-    open_server(m, &o);
+    struct mctx *m = open_adaptive();
     spawn(w_first_poll, 0, NULL);
     serve_until(m, &m->joined, 1);
     for (uint64_t i = 0; i < 2; i++) {
@@ -1810,9 +1763,7 @@ static void test_mw_client_fd_first_poll(void **state)
         assert_int_equal(ripc_server_send(m->s, 1, T_PING, b, sizeof b, -1), 0);
     }
     assert_int_equal(ripc_server_send(m->s, 1, T_QUIT, NULL, 0, -1), 0);
-    serve_until(m, &m->left, 1);
-    kids_reap_all_ok();
-    check_all_left_bye(m, 1);
+    expect_all_left_bye(m, 1);
 }
 
 /* Two threads calling ripc_client_request on one client (ringipc.h: one
@@ -1905,12 +1856,8 @@ static void test_mw_client_busy(void **state)
     assert_int_equal(ripc_server_handle(m->s, T_TWIN, h_twin, m), 0);
     assert_int_equal(ripc_server_handle(m->s, T_TWIN_END, h_twin, m), 0);
     int lp[2];
-    assert_int_equal(pipe(lp), 0);
-    m->left_fd = lp[1];
-    m->left_target = 1;
-    struct run_arg ra = {.s = m->s, .rc = -1};
-    assert_int_equal(pthread_create(&g_fx.run_th, NULL, run_main_1, &ra), 0);
-    g_fx.run_started = 1;
+    left_pipe_arm(m, lp, 1);
+    run_start(m, 1);
 
     ripc_client *c = NULL;
     char why[256] = "";
@@ -1937,16 +1884,7 @@ static void test_mw_client_busy(void **state)
     put64(b, w[0].ok + w[1].ok);
     assert_int_equal(ripc_client_send(c, T_TWIN_END, b, sizeof b, -1), 0);
     ripc_client_close(c);
-    char l;
-    assert_int_equal(xread(lp[0], &l, 1), 0); /* it left */
-    ripc_server_stop(m->s);
-    assert_int_equal(pthread_join(g_fx.run_th, NULL), 0);
-    g_fx.run_started = 0;
-    m->left_fd = -1;
-    close(lp[0]);
-    close(lp[1]);
-    if (ctx_failed(m))
-        fail_msg("%s", m->err);
+    run_stop_after_left(m, lp); /* it left */
     assert_int_equal(atomic_load(&m->ends), 1);
     check_all_left_bye(m, 1);
 }
@@ -1971,7 +1909,7 @@ static int w_batch(int idx, void *arg)
     close(a->go_w);
     ripc_client *c = w_open(RIPC_WAIT_ADAPTIVE, 4096, "batch");
     uint64_t expect = 0;
-    WCHECK(xread(a->go_r, &expect, sizeof expect) == 0, "go pipe");
+    WCHECK(ripc_test_read_all(a->go_r, &expect, sizeof expect) == 0, "go pipe");
     ripc_msg msg;
     for (uint64_t seq = 0; seq < expect; seq++) {
         int rc = ripc_client_recv(c, &msg, -1);
@@ -1992,9 +1930,7 @@ static int w_batch(int idx, void *arg)
 static void test_mw_send_batch(void **state)
 {
     (void)state;
-    struct mctx *m = g_fx.m;
-    ripc_options o = base_opts(RIPC_WAIT_ADAPTIVE);
-    open_server(m, &o);
+    struct mctx *m = open_adaptive();
     int go[2];
     assert_int_equal(pipe(go), 0);
     struct batch_arg a = {.go_r = go[0], .go_w = go[1]};
@@ -2060,9 +1996,7 @@ static void test_mw_send_batch(void **state)
         ripc_server_poll(m->s, 0);
     }
     assert_int_equal(ripc_server_send(m->s, 1, T_QUIT, NULL, 0, -1), 0);
-    serve_until(m, &m->left, 1);
-    kids_reap_all_ok();
-    check_all_left_bye(m, 1);
+    expect_all_left_bye(m, 1);
 }
 
 /* Both sides push: the worker streams one-way messages into a 4 KiB ring
@@ -2115,14 +2049,10 @@ static int w_push(int idx, void *arg)
 static void test_mw_both_push(void **state)
 {
     (void)state;
-    struct mctx *m = g_fx.m;
-    ripc_options o = base_opts(RIPC_WAIT_ADAPTIVE);
-    open_server(m, &o);
+    struct mctx *m = open_adaptive();
     assert_int_equal(ripc_server_handle(m->s, T_PUSH, h_push, m), 0);
     spawn(w_push, 3, NULL);
-    serve_until(m, &m->left, 1);
-    kids_reap_all_ok();
-    check_all_left_bye(m, 1);
+    expect_all_left_bye(m, 1);
     assert_int_equal(atomic_load(&m->pings), PUSH_COUNT);
 }
 
@@ -2149,7 +2079,7 @@ static void send_big(struct mctx *m, ripc_peer *p, int timeout_ms)
     free(big);
     if (rc != 0)
         ctx_fail(m, "sending 4 MiB to a worker that does not read: %s", ripc_strerror(rc));
-    xwrite(m->note_fd, "S", 1);
+    ripc_test_write_all(m->note_fd, "S", 1);
 }
 
 static void h_big(ripc_peer *p, const ripc_msg *msg, void *arg)
@@ -2183,7 +2113,7 @@ static int w_slow(int idx, void *arg)
         rc = ripc_client_send(c, T_BIG, "?", 1, -1);
     WCHECK(rc == 0, "send: %s", ripc_strerror(rc));
     char b;
-    WCHECK(xread(go, &b, 1) == 0, "go pipe");
+    WCHECK(ripc_test_read_all(go, &b, 1) == 0, "go pipe");
     ripc_msg msg;
     rc = ripc_client_recv(c, &msg, 30000);
     WCHECK(rc == 0 && msg.type == T_BIG && msg.len == BIG_LEN &&
@@ -2200,61 +2130,46 @@ static int w_slow_b(int idx, void *arg)
     int start = kp->start[0];
     close_write_ends(kp);
     char b;
-    WCHECK(xread(start, &b, 1) == 0, "start pipe");
+    WCHECK(ripc_test_read_all(start, &b, 1) == 0, "start pipe");
     return w_echo(idx, (void *)(uintptr_t)200);
 }
 
 static void test_mw_reader_stalls(void **state)
 {
     (void)state;
-    struct mctx *m = g_fx.m;
-    ripc_options o = base_opts(RIPC_WAIT_ADAPTIVE);
-    open_server(m, &o);
+    struct mctx *m = open_adaptive();
     assert_int_equal(ripc_server_handle(m->s, T_BIG, h_big, m), 0);
     struct kid_pipes kp;
     int *go = kp.go, *start = kp.start, note[2], lp[2];
     assert_int_equal(pipe(go), 0);
     assert_int_equal(pipe(start), 0);
     assert_int_equal(pipe(note), 0);
-    assert_int_equal(pipe(lp), 0);
+    left_pipe_arm(m, lp, 2);
     m->note_fd = note[1];
-    m->left_fd = lp[1];
-    m->left_target = 2;
     /* Both workers before the dispatch thread (see test 10). */
     spawn(w_slow, 0, &kp);
     pid_t b_pid = spawn(w_slow_b, 1, &kp);
     close(go[0]);
     close(start[0]);
-    struct run_arg ra = {.s = m->s, .rc = -1};
-    assert_int_equal(pthread_create(&g_fx.run_th, NULL, run_main_1, &ra), 0);
-    g_fx.run_started = 1;
+    run_start(m, 1);
 
     struct pollfd pf = {.fd = note[0], .events = POLLIN};
     if (poll(&pf, 1, 20000) != 1) {
-        xwrite(go[1], "G", 1); /* let A read, or the stuck thread never returns */
+        ripc_test_write_all(go[1], "G", 1); /* let A read, or the stuck thread never returns */
         fail_msg("a send with a 200 ms timeout to a worker that does not read had not "
                  "returned after 20 s");
     }
-    xwrite(start[1], "S", 1);
+    ripc_test_write_all(start[1], "S", 1);
     int b_status = kid_reap(b_pid);
-    xwrite(go[1], "G", 1);
+    ripc_test_write_all(go[1], "G", 1);
     assert_int_equal(b_status, 0); /* 200 requests served while A did not read */
-    char c;
-    assert_int_equal(xread(lp[0], &c, 1), 0); /* both left */
-    ripc_server_stop(m->s);
-    assert_int_equal(pthread_join(g_fx.run_th, NULL), 0);
-    g_fx.run_started = 0;
-    m->left_fd = -1;
+    run_stop_after_left(m, lp);    /* both left */
     kids_reap_all_ok();
-    if (ctx_failed(m))
-        fail_msg("%s", m->err);
     check_all_left_bye(m, 2);
     close(go[1]);
     close(start[1]);
     close(note[0]);
     close(note[1]);
-    close(lp[0]);
-    close(lp[1]);
 }
 
 /* The same from the `joined` callback, before any dispatch loop has taken
@@ -2275,12 +2190,10 @@ static void test_mw_send_from_joined(void **state)
     close(go[0]);
     serve_until(m, &m->joined, 1);
     char b;
-    assert_int_equal(xread(note[0], &b, 1), 0); /* the send returned */
+    assert_int_equal(ripc_test_read_all(note[0], &b, 1), 0); /* the send returned */
     m->big_on_join = 0;
-    xwrite(go[1], "G", 1);
-    serve_until(m, &m->left, 1);
-    kids_reap_all_ok();
-    check_all_left_bye(m, 1);
+    ripc_test_write_all(go[1], "G", 1);
+    expect_all_left_bye(m, 1);
     close(go[1]);
     close(note[0]);
     close(note[1]);
@@ -2297,7 +2210,7 @@ static int master_in_child(int idx, void *arg)
     char why[256] = "";
     int rc = ripc_server_open_ex(&s, g_fx.url, &o, why, sizeof why);
     WCHECK(rc == 0, "server open: %s (%s)", ripc_strerror(rc), why);
-    xwrite(ready, "R", 1);
+    ripc_test_write_all(ready, "R", 1);
     for (;;)
         pause(); /* until SIGKILL */
 }
@@ -2325,7 +2238,7 @@ static void test_mw_stale_socket_and_inuse(void **state)
     kid_of(pid)->expect = 128 + SIGKILL;
     close(rp[1]);
     char b;
-    assert_int_equal(xread(rp[0], &b, 1), 0);
+    assert_int_equal(ripc_test_read_all(rp[0], &b, 1), 0);
     close(rp[0]);
     assert_int_equal(ripc_server_open_ex(&s2, g_fx.url, &o, why, sizeof why), -EADDRINUSE);
     assert_int_equal(kill(pid, SIGKILL), 0);
@@ -2333,9 +2246,7 @@ static void test_mw_stale_socket_and_inuse(void **state)
     assert_int_equal(access(g_fx.path, F_OK), 0); /* left behind */
     open_server(m, &o);                           /* reclaimed */
     spawn(w_ping_once, 0, NULL);
-    serve_until(m, &m->left, 1);
-    kids_reap_all_ok();
-    check_all_left_bye(m, 1);
+    expect_all_left_bye(m, 1);
     assert_int_equal(atomic_load(&m->pings), 1);
     close_server(m);
     assert_int_equal(access(g_fx.path, F_OK), -1);
@@ -2356,9 +2267,9 @@ static void *rcu_reader(void *p)
 {
     struct reader_arg *a = p;
     urcu_bp_read_lock();
-    xwrite(a->inside_w, "I", 1);
+    ripc_test_write_all(a->inside_w, "I", 1);
     char b;
-    (void)xread(a->leave_r, &b, 1);
+    (void)ripc_test_read_all(a->leave_r, &b, 1);
     urcu_bp_read_unlock();
     return NULL;
 }
@@ -2422,9 +2333,7 @@ static void test_mw_fork_child_serves(void **state)
     /* Workers come and go first: the tables have freed peers. */
     spawn(w_ping_once, 0, NULL);
     spawn(w_ping_once, 1, NULL);
-    serve_until(m, &m->left, 2);
-    kids_reap_all_ok();
-    check_all_left_bye(m, 2);
+    expect_all_left_bye(m, 2);
     /* Closed, the server has waited for the frees its workers left: no
      * grace period is under way. One would wait for the reader below, and
      * the fork for it, as long as the reader stays inside (a real lookup
@@ -2438,12 +2347,12 @@ static void test_mw_fork_child_serves(void **state)
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, rcu_reader, &ra), 0);
     char b;
-    assert_int_equal(xread(inside[0], &b, 1), 0);
+    assert_int_equal(ripc_test_read_all(inside[0], &b, 1), 0);
     int alive[2]; /* the child holds the writing end until it ends */
     assert_int_equal(pipe(alive), 0);
     pid_t pid = spawn(master_forked, 0, (void *)(intptr_t)alive[0]);
     close(alive[1]);
-    xwrite(leave[1], "L", 1);
+    ripc_test_write_all(leave[1], "L", 1);
     assert_int_equal(pthread_join(th, NULL), 0);
     /* A child stuck in liburcu waits with every signal blocked: bound the
      * wait here, generously, and kill it. */
@@ -2465,9 +2374,7 @@ static void test_mw_fork_child_serves(void **state)
     memset(m->ps, 0, sizeof m->ps);
     open_server(m, &o);
     spawn(w_ping_once, 2, NULL);
-    serve_until(m, &m->left, 1);
-    kids_reap_all_ok();
-    check_all_left_bye(m, 1);
+    expect_all_left_bye(m, 1);
     assert_int_equal(atomic_load(&m->pings), 1);
     close_server(m);
     for (int i = 0; i < 2; i++) {
@@ -2509,7 +2416,5 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_mw_stale_socket_and_inuse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mw_fork_child_serves, setup, teardown),
     };
-    char group[64];
-    snprintf(group, sizeof group, "master_worker_%s", g_transport_name);
-    return cmocka_run_group_tests_name(group, tests, NULL, NULL);
+    return RIPC_TEST_RUN_GROUP("master_worker", g_transport_name, tests);
 }

@@ -7,7 +7,7 @@
  * the middle of their stream; then stop, then close with workers still
  * connected.
  *
- * Usage: test_stress [shm|socket]
+ * Usage: test_stress [shm|socket] [test-name-filter]
  *        test_stress worker <shm|socket> <url> <role> <index>   (internal)
  *
  * Workers are this program re-executed (ripc_test_spawn_self): a child
@@ -296,12 +296,6 @@ static void *app_main(void *arg)
     return NULL;
 }
 
-static void *run_main(void *arg)
-{
-    *(int *)arg = ripc_server_run(g.s, 2);
-    return NULL;
-}
-
 struct wk {
     pid_t pid;
     FILE *out;
@@ -360,9 +354,9 @@ static void test_stress_churn_under_threads(void **state)
     assert_int_equal(ripc_server_handle(g.s, T_MSG, h_msg, NULL), 0);
     assert_int_equal(ripc_server_handle(g.s, T_REQ, h_req, NULL), 0);
 
-    int run_rc = -1;
-    pthread_t run_th, apps[APP_THREADS];
-    assert_int_equal(pthread_create(&run_th, NULL, run_main, &run_rc), 0);
+    ripc_test_runner run;
+    pthread_t apps[APP_THREADS];
+    assert_int_equal(ripc_test_run_start(&run, g.s, 2), 0);
     for (uintptr_t i = 0; i < APP_THREADS; i++)
         assert_int_equal(pthread_create(&apps[i], NULL, app_main, (void *)i), 0);
 
@@ -403,8 +397,7 @@ static void test_stress_churn_under_threads(void **state)
     for (int i = 0; i < APP_THREADS; i++)
         assert_int_equal(pthread_join(apps[i], NULL), 0);
     ripc_server_stop(g.s);
-    assert_int_equal(pthread_join(run_th, NULL), 0);
-    assert_int_equal(run_rc, 0);
+    assert_int_equal(ripc_test_run_join(&run), 0);
     ripc_server_close(g.s);
     g.s = NULL;
     for (int i = 0; i < 2; i++)
@@ -444,19 +437,10 @@ int main(int argc, char **argv)
                 return worker_main(argv[3], r, (uint32_t)atoi(argv[5]));
         return 2;
     }
-    if (argc > 1) {
-        if (strcmp(argv[1], "socket") == 0) {
-            g_transport = RIPC_TRANSPORT_SOCKET;
-        } else if (strcmp(argv[1], "shm") != 0) {
-            fprintf(stderr, "usage: %s [shm|socket]\n", argv[0]);
-            return 2;
-        }
-        g_transport_name = argv[1];
-    }
+    if ((g_transport = ripc_test_transport_args(argc, argv, &g_transport_name)) < 0)
+        return 2;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stress_churn_under_threads),
     };
-    char group[64];
-    snprintf(group, sizeof group, "stress_%s", g_transport_name);
-    return cmocka_run_group_tests_name(group, tests, NULL, NULL);
+    return RIPC_TEST_RUN_GROUP("stress", g_transport_name, tests);
 }

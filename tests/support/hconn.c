@@ -11,13 +11,7 @@
 #include "ringipc/ring.h"
 #include "shm/doorbell.h"
 #include "sockets/sock.h"
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
+#include "support/support.h"
 
 int ripc_test_hconnect(const char *url)
 {
@@ -94,9 +88,9 @@ void ripc_test_hring(const ripc_test_hconn *h)
 
 int ripc_test_hwait_drop(int sock, int ms)
 {
-    uint64_t end = now_ms() + (uint64_t)ms;
+    uint64_t end = ripc_test_now_ms() + (uint64_t)ms;
     char junk[256];
-    while (now_ms() < end) {
+    while (ripc_test_now_ms() < end) {
         struct pollfd pf = {.fd = sock, .events = POLLIN};
         if (poll(&pf, 1, 100) <= 0)
             continue;

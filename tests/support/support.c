@@ -15,7 +15,9 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <poll.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #if defined(__linux__) && defined(__has_include)
@@ -53,6 +55,14 @@ int ripc_test_transport_args(int argc, char **argv, const char **name)
         cmocka_set_test_filter(filter);
     }
     return t;
+}
+
+int ripc_test_run_group(const char *suite, const char *transport_name,
+                        const struct CMUnitTest *tests, size_t n)
+{
+    char group[64];
+    snprintf(group, sizeof group, "%s_%s", suite, transport_name);
+    return _cmocka_run_group_tests(group, tests, n, NULL, NULL);
 }
 
 void ripc_test_skip(const char *fmt, ...)
@@ -237,4 +247,97 @@ double ripc_test_cpu_seconds(void)
     getrusage(RUSAGE_SELF, &u);
     return (double)(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
            (double)(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+uint64_t ripc_test_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t ripc_test_now_ms(void)
+{
+    return ripc_test_now_ns() / 1000000u;
+}
+
+void ripc_test_write_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            fprintf(stderr, "write to pipe: %s\n", n < 0 ? strerror(errno) : "nothing written");
+            _exit(4);
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+}
+
+/* ms < 0: no bound. */
+static int read_bounded(int fd, void *buf, size_t len, int ms)
+{
+    char *p = buf;
+    uint64_t end = ms < 0 ? 0 : ripc_test_now_ns() + (uint64_t)ms * 1000000u;
+    while (len) {
+        if (ms >= 0) {
+            struct pollfd pf = {.fd = fd, .events = POLLIN};
+            uint64_t now = ripc_test_now_ns();
+            if (now >= end)
+                return -1;
+            int r = poll(&pf, 1, (int)((end - now) / 1000000u) + 1);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0)
+                return -1;
+        }
+        ssize_t n = read(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int ripc_test_read_all(int fd, void *buf, size_t len)
+{
+    return read_bounded(fd, buf, len, -1);
+}
+
+int ripc_test_read_within(int fd, void *buf, size_t len, int ms)
+{
+    return read_bounded(fd, buf, len, ms);
+}
+
+static void *runner_main(void *arg)
+{
+    ripc_test_runner *r = arg;
+    r->rc = ripc_server_run(r->s, r->threads);
+    r->end_ns = ripc_test_now_ns();
+    return NULL;
+}
+
+int ripc_test_run_start(ripc_test_runner *r, ripc_server *s, unsigned threads)
+{
+    r->s = s;
+    r->threads = threads;
+    r->rc = -1;
+    r->end_ns = 0;
+    int rc = pthread_create(&r->th, NULL, runner_main, r);
+    r->started = rc == 0;
+    return rc;
+}
+
+int ripc_test_run_join(ripc_test_runner *r)
+{
+    if (r->started)
+        pthread_join(r->th, NULL);
+    r->started = 0;
+    return r->rc;
 }

@@ -2,10 +2,13 @@
 #ifndef RIPC_TEST_SUPPORT_H
 #define RIPC_TEST_SUPPORT_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <unistd.h>
+
+#include "ringipc/ringipc.h"
 
 /* In a forked child (which must not call cmocka: a failed assert would
  * longjmp into the child's copy of the runner): when cond is false, say
@@ -26,6 +29,14 @@
  * RIPC_TRANSPORT_SOCKET with *name set to "shm" / "socket", and hands the
  * filter to cmocka; -1 after printing the usage. */
 int ripc_test_transport_args(int argc, char **argv, const char **name);
+
+struct CMUnitTest;
+/* Run a suite's n cmocka tests as the group "<suite>_<transport_name>"
+ * (transport_name as ripc_test_transport_args set it); cmocka's result. */
+int ripc_test_run_group(const char *suite, const char *transport_name,
+                        const struct CMUnitTest *tests, size_t n);
+#define RIPC_TEST_RUN_GROUP(suite, transport_name, tests)                                          \
+    ripc_test_run_group((suite), (transport_name), (tests), sizeof(tests) / sizeof((tests)[0]))
 
 /* Print "SKIP: <reason>" and exit 77 (ctest counts the test as skipped). */
 _Noreturn void ripc_test_skip(const char *fmt, ...);
@@ -79,5 +90,34 @@ double ripc_test_cpu_seconds(void);
 
 /* Wait for pid and return its exit code, or 128 + signal. */
 int ripc_test_wait(int pid);
+
+/* CLOCK_MONOTONIC in nanoseconds / milliseconds. */
+uint64_t ripc_test_now_ns(void);
+uint64_t ripc_test_now_ms(void);
+
+/* Write all len bytes to fd (a pipe to the parent, in a child): on an
+ * error, say so on stderr and _exit(4). */
+void ripc_test_write_all(int fd, const void *buf, size_t len);
+/* Read exactly len bytes: 0, or -1 at end of file or on an error. */
+int ripc_test_read_all(int fd, void *buf, size_t len);
+/* The same within ms milliseconds: 0, or -1 (end of file, error, time out). */
+int ripc_test_read_within(int fd, void *buf, size_t len, int ms);
+
+/* ripc_server_run(s, threads) on a thread of its own, for a test that
+ * stops or closes the server from another. */
+typedef struct ripc_test_runner {
+    ripc_server *s;
+    unsigned threads;
+    pthread_t th;
+    int started;     /* th exists and has not been joined */
+    int rc;          /* what ripc_server_run returned */
+    uint64_t end_ns; /* when it returned (ripc_test_now_ns) */
+} ripc_test_runner;
+
+/* Start r: 0, or the error number of pthread_create. */
+int ripc_test_run_start(ripc_test_runner *r, ripc_server *s, unsigned threads);
+/* Wait for r's thread when it was started (it must be ending: stopped,
+ * closed, or out of work); returns r->rc. */
+int ripc_test_run_join(ripc_test_runner *r);
 
 #endif
