@@ -286,6 +286,49 @@ static int h_finish(hconn *h)
     return h_wait_drop(h->sock, 20000) ? 10 : 0;
 }
 
+/* A case's opening: the handshake as "<prefix><variant>" (exit code 2 when
+ * refused) and, when r is given, the w->m ring attached as its producer (3
+ * when not). 0 once done. */
+static int h_begin(hconn *h, const char *prefix, int variant, ripc_ring **r)
+{
+    char name[32];
+    snprintf(name, sizeof name, "%s%d", prefix, variant);
+    if (h_open(h, name) < 0)
+        return 2;
+    if (r && ripc_ring_attach(r, h->w2m, h->ring_sz, RIPC_RING_PRODUCER) < 0)
+        return 3;
+    return 0;
+}
+
+/* A valid one-way note, header only, committed to r (not rung). 0 or -1. */
+static int h_note(ripc_ring *r)
+{
+    void *buf;
+    if (ripc_ring_reserve(r, RIPC_MSG_HDR, &buf) < 0)
+        return -1;
+    ripc__msg_encode(buf, T_NOTE, RIPC_KIND_ONEWAY, 0, 0);
+    ripc_ring_commit(r, RIPC_MSG_HDR);
+    return 0;
+}
+
+/* A valid note of 64 bytes of 0x5A pushed and rung; then wait (up to 10 s)
+ * until the master has taken it. 0, 4 (no room) or 5 (not taken). */
+static int h_note_taken(hconn *h, ripc_ring *r)
+{
+    uint8_t rec[RIPC_MSG_HDR + 64];
+    memset(rec, 0x5A, sizeof rec);
+    ripc__msg_encode(rec, T_NOTE, RIPC_KIND_ONEWAY, 0, 0);
+    if (ripc_ring_push(r, rec, sizeof rec) < 0)
+        return 4;
+    h_ring_master(h);
+    for (uint64_t end = now_ms() + 10000; ripc_ring_used(r) > 0;) /* the master took it */
+        if (now_ms() > end)
+            return 5;
+        else
+            sched_yield();
+    return 0;
+}
+
 typedef int (*hostile_fn)(int variant);
 
 /* ---- master-side case driver ---- */
@@ -393,10 +436,9 @@ static int teardown(void **state)
 static int hostile_garbage(int variant)
 {
     hconn h;
-    char name[32];
-    snprintf(name, sizeof name, "hostile-a%d", variant);
-    if (h_open(&h, name) < 0)
-        return 2;
+    int rc = h_begin(&h, "hostile-a", variant, NULL);
+    if (rc)
+        return rc;
     uint64_t cap = h.w.ring_bytes;
     memset(h.w2m_data, 0xA5, (size_t)cap);
     static const uint64_t heads[] = {0xFFFFFFFFFFFFFF03ull, 256, 0, 4};
@@ -437,20 +479,15 @@ static void test_hostile_ring_garbage(void **state)
 static int hostile_bad_message(int variant)
 {
     hconn h;
-    char name[32];
-    snprintf(name, sizeof name, "hostile-b%d", variant);
-    if (h_open(&h, name) < 0)
-        return 2;
     ripc_ring *r;
-    if (ripc_ring_attach(&r, h.w2m, h.ring_sz, RIPC_RING_PRODUCER) < 0)
-        return 3;
+    int rc = h_begin(&h, "hostile-b", variant, &r);
+    if (rc)
+        return rc;
     /* First a valid one-way message: it must be delivered before the drop. */
-    void *buf;
-    if (ripc_ring_reserve(r, RIPC_MSG_HDR, &buf) < 0)
+    if (h_note(r) < 0)
         return 4;
-    ripc__msg_encode(buf, T_NOTE, RIPC_KIND_ONEWAY, 0, 0);
-    ripc_ring_commit(r, RIPC_MSG_HDR);
 
+    void *buf;
     size_t len = variant == 4 ? 8 : RIPC_MSG_HDR + 4;
     if (ripc_ring_reserve(r, len, &buf) < 0)
         return 5;
@@ -497,10 +534,9 @@ static void test_hostile_bad_message(void **state)
 static int hostile_random(int seed)
 {
     hconn h;
-    char name[32];
-    snprintf(name, sizeof name, "hostile-c%d", seed);
-    if (h_open(&h, name) < 0)
-        return 2;
+    int rc = h_begin(&h, "hostile-c", seed, NULL);
+    if (rc)
+        return rc;
     uint64_t s = 0x9E3779B97F4A7C15ull * (uint64_t)(seed + 1);
     unsigned char *p = (unsigned char *)h.w2m;
     for (size_t i = 0; i < h.ring_sz; i += 8) {
@@ -529,18 +565,13 @@ static void test_hostile_random_ring(void **state)
 static int hostile_control(int variant)
 {
     hconn h;
-    char name[32];
-    snprintf(name, sizeof name, "hostile-d%d", variant);
-    if (h_open(&h, name) < 0)
-        return 2;
-    /* A valid message in the ring first: delivered, then the drop. */
     ripc_ring *r;
-    void *buf;
-    if (ripc_ring_attach(&r, h.w2m, h.ring_sz, RIPC_RING_PRODUCER) < 0 ||
-        ripc_ring_reserve(r, RIPC_MSG_HDR, &buf) < 0)
+    int rc = h_begin(&h, "hostile-d", variant, &r);
+    if (rc)
+        return rc;
+    /* A valid message in the ring first: delivered, then the drop. */
+    if (h_note(r) < 0)
         return 3;
-    ripc__msg_encode(buf, T_NOTE, RIPC_KIND_ONEWAY, 0, 0);
-    ripc_ring_commit(r, RIPC_MSG_HDR);
     h_ring_master(&h);
 
     uint8_t fr[RIPC_FRAME_HDR + RIPC_HANDSHAKE_MAX];
@@ -562,8 +593,8 @@ static int hostile_control(int variant)
         memset(fr + RIPC_FRAME_HDR, 0, 8);
         n += 8;
         break;
-    case 3: /* a second HELLO */
-        n = h_hello(fr, name);
+    case 3: /* a second HELLO, with the name it joined with */
+        n = h_hello(fr, "hostile-d3");
         break;
     case 4: /* half a BYE header, a stall, then the rest: a clean goodbye */
         f.ftype = RIPC_FRAME_BYE;
@@ -677,13 +708,10 @@ static int h_marker(ripc_ring *r, uint64_t id, uint64_t len, size_t marker_bytes
 static int hostile_large(int variant)
 {
     hconn h;
-    char name[32];
-    snprintf(name, sizeof name, "hostile-h%d", variant);
-    if (h_open(&h, name) < 0)
-        return 2;
     ripc_ring *r;
-    if (ripc_ring_attach(&r, h.w2m, h.ring_sz, RIPC_RING_PRODUCER) < 0)
-        return 3;
+    int rc = h_begin(&h, "hostile-h", variant, &r);
+    if (rc)
+        return rc;
     /* First a valid large message, as ripc_client_send makes it. */
     int seals = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL;
     int fd = h_memfd(H_LARGE, seals);
@@ -929,10 +957,9 @@ static void test_hostile_handshake(void **state)
 static int hostile_tail(int variant)
 {
     hconn h;
-    char name[32];
-    snprintf(name, sizeof name, "hostile-f%d", variant);
-    if (h_open(&h, name) < 0)
-        return 2;
+    int rc = h_begin(&h, "hostile-f", variant, NULL);
+    if (rc)
+        return rc;
     /* 0: unaligned garbage; 1: beyond anything produced; 2: backwards. */
     static const uint64_t tails[] = {0xDEADBEEF00000003ull, (uint64_t)1 << 20, (uint64_t)0 - 8};
     atomic_store_explicit(&h.m2w->cons.tail, tails[variant], memory_order_release);
@@ -1257,27 +1284,16 @@ static void on_hold(ripc_peer *from, const ripc_msg *msg, void *arg)
 static int hostile_truncate(int variant)
 {
     hconn h;
-    char name[32];
-    snprintf(name, sizeof name, "hostile-k%d", variant);
-    if (h_open(&h, name) < 0)
-        return 2;
-    atomic_store(&TS->backend, h.seg.backend);
     ripc_ring *r;
-    if (ripc_ring_attach(&r, h.w2m, h.ring_sz, RIPC_RING_PRODUCER) < 0)
-        return 3;
+    int rc = h_begin(&h, "hostile-k", variant, &r);
+    if (rc)
+        return rc;
+    atomic_store(&TS->backend, h.seg.backend);
     uint8_t rec[RIPC_MSG_HDR + 64];
     memset(rec, 0x5A, sizeof rec);
-    uint64_t end = now_ms() + 10000;
     if (variant == 0) {
-        ripc__msg_encode(rec, T_NOTE, RIPC_KIND_ONEWAY, 0, 0);
-        if (ripc_ring_push(r, rec, sizeof rec) < 0)
-            return 4;
-        h_ring_master(&h);
-        while (ripc_ring_used(r) > 0) /* the master took it */
-            if (now_ms() > end)
-                return 5;
-            else
-                sched_yield();
+        if ((rc = h_note_taken(&h, r)) != 0)
+            return rc;
     } else if (variant == 1) {
         ripc__msg_encode(rec, T_HOLD, RIPC_KIND_ONEWAY, 0, 0);
         if (ripc_ring_push(r, rec, sizeof rec) < 0)
@@ -1291,7 +1307,7 @@ static int hostile_truncate(int variant)
     } else if (await_flag(&TS->go) < 0) {
         return 5;
     }
-    int rc = ftruncate((int)h.seg.fd, 0);
+    rc = ftruncate((int)h.seg.fd, 0);
     atomic_store(&TS->err, rc == 0 ? 0 : errno);
     atomic_store(&TS->truncated, 1);
     if (rc != 0) {
@@ -1411,24 +1427,12 @@ static void blk_left(ripc_peer *p, int reason, void *arg)
 static int hostile_cut(int idx)
 {
     hconn h;
-    char name[32];
-    snprintf(name, sizeof name, "hostile-cut%d", idx);
-    if (h_open(&h, name) < 0)
-        return 2;
     ripc_ring *r;
-    if (ripc_ring_attach(&r, h.w2m, h.ring_sz, RIPC_RING_PRODUCER) < 0)
-        return 3;
-    uint8_t rec[RIPC_MSG_HDR + 64];
-    memset(rec, 0x5A, sizeof rec);
-    ripc__msg_encode(rec, T_NOTE, RIPC_KIND_ONEWAY, 0, 0);
-    if (ripc_ring_push(r, rec, sizeof rec) < 0)
-        return 4;
-    h_ring_master(&h);
-    for (uint64_t end = now_ms() + 10000; ripc_ring_used(r) > 0;) /* the master took it */
-        if (now_ms() > end)
-            return 5;
-        else
-            sched_yield();
+    int rc = h_begin(&h, "hostile-cut", idx, &r);
+    if (rc == 0)
+        rc = h_note_taken(&h, r);
+    if (rc)
+        return rc;
     if (ftruncate((int)h.seg.fd, 0) != 0)
         return 6;
     h_ring_master(&h);
