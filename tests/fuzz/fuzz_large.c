@@ -223,16 +223,10 @@ static size_t put_frame(uint8_t *b, uint8_t ftype, unsigned how, uint8_t kind, u
                         uint8_t id, uint16_t len, const char *fill)
 {
     size_t n = 0, fl = strlen(fill);
-    b[n++] = OP_FRAME;
-    b[n++] = (uint8_t)(how | (ftype != RIPC_FRAME_LARGE ? 0x80u : 0u));
+    FZ_PUT(b, n, OP_FRAME, how | (ftype != RIPC_FRAME_LARGE ? 0x80u : 0u));
     if (ftype != RIPC_FRAME_LARGE)
-        b[n++] = (uint8_t)(ftype - 1);
-    b[n++] = kind;
-    b[n++] = type;
-    b[n++] = id;
-    b[n++] = (uint8_t)len;
-    b[n++] = (uint8_t)(len >> 8);
-    b[n++] = (uint8_t)fl;
+        FZ_PUT(b, n, ftype - 1);
+    FZ_PUT(b, n, kind, type, id, len, len >> 8, fl);
     memcpy(b + n, fill, fl);
     return n + fl;
 }
@@ -240,13 +234,7 @@ static size_t put_frame(uint8_t *b, uint8_t ftype, unsigned how, uint8_t kind, u
 static size_t put_marker(uint8_t *b, uint8_t kind, uint8_t type, uint8_t id, uint16_t len)
 {
     size_t n = 0;
-    b[n++] = OP_MARKER;
-    b[n++] = 0;
-    b[n++] = type;
-    b[n++] = kind;
-    b[n++] = id;
-    b[n++] = (uint8_t)len;
-    b[n++] = (uint8_t)(len >> 8);
+    FZ_PUT(b, n, OP_MARKER, 0, type, kind, id, len, len >> 8);
     return n;
 }
 
@@ -254,73 +242,51 @@ void ripc_fuzz_seeds(ripc_fuzz_run_fn run)
 {
     uint8_t b[256];
     size_t n;
-    /* One honest frame (one sealed memfd) per fd kind, its marker, peek,
-     * release; then the same with the marker first, two frames in a row,
-     * a mismatch, and no frame at all. */
+    /* Every script starts with the setup byte 20. One honest frame (one
+     * sealed memfd) per fd kind, its marker, peek, release; then the same
+     * with the marker first, two frames in a row, a mismatch, and no frame
+     * at all. */
     for (unsigned kind = 0; kind < FZ_FD_KINDS; kind++) {
         n = 0;
-        b[n++] = 20;
+        FZ_PUT(b, n, 20);
         n += put_frame(b + n, RIPC_FRAME_LARGE, 1 | (kind << 2), RIPC_REQUEST, 7, 3, 5000,
                        "payload");
         n += put_marker(b + n, RIPC_REQUEST, 7, 3, 5000);
-        b[n++] = OP_PEEK;
-        b[n++] = OP_RELEASE;
-        b[n++] = OP_PEEK;
+        FZ_PUT(b, n, OP_PEEK, OP_RELEASE, OP_PEEK);
         run(b, n);
     }
     n = 0;
-    b[n++] = 20;
+    FZ_PUT(b, n, 20);
     n += put_marker(b + n, RIPC_ONEWAY, 1, 0, 100);
     n += put_frame(b + n, RIPC_FRAME_LARGE, 1, RIPC_ONEWAY, 1, 0, 100, "late");
-    b[n++] = OP_PEEK;
-    b[n++] = OP_READ;
-    b[n++] = OP_PEEK;
+    FZ_PUT(b, n, OP_PEEK, OP_READ, OP_PEEK);
     run(b, n);
     n = 0;
-    b[n++] = 20;
+    FZ_PUT(b, n, 20);
     n += put_frame(b + n, RIPC_FRAME_LARGE, 1, RIPC_ONEWAY, 1, 1, 100, "first");
     n += put_frame(b + n, RIPC_FRAME_LARGE, 1, RIPC_ONEWAY, 1, 2, 200, "second");
-    b[n++] = OP_READ;
+    FZ_PUT(b, n, OP_READ);
     n += put_marker(b + n, RIPC_ONEWAY, 1, 1, 100);
     n += put_marker(b + n, RIPC_ONEWAY, 1, 2, 200);
-    b[n++] = OP_PEEK;
-    b[n++] = OP_RELEASE;
-    b[n++] = OP_PEEK;
-    b[n++] = OP_RELEASE;
+    FZ_PUT(b, n, OP_PEEK, OP_RELEASE, OP_PEEK, OP_RELEASE);
     run(b, n);
     n = 0;
-    b[n++] = 20;
+    FZ_PUT(b, n, 20);
     n += put_frame(b + n, RIPC_FRAME_LARGE, 1, RIPC_ONEWAY, 1, 1, 100, "x");
     n += put_marker(b + n, RIPC_ONEWAY, 1, 9, 100);
-    b[n++] = OP_PEEK;
-    b[n++] = OP_PEEK;
+    FZ_PUT(b, n, OP_PEEK, OP_PEEK);
     run(b, n);
     n = 0;
-    b[n++] = 20;
+    FZ_PUT(b, n, 20);
     n += put_marker(b + n, RIPC_ONEWAY, 1, 1, 100);
-    b[n++] = OP_SHUT;
-    b[n++] = OP_PEEK;
-    b[n++] = OP_MSG;
-    b[n++] = 0;
-    b[n++] = 1;
-    b[n++] = 0;
-    b[n++] = 0;
-    b[n++] = 4;
-    b[n++] = 0;
-    b[n++] = 4;
-    b[n++] = OP_PEEK;
+    FZ_PUT(b, n, OP_SHUT, OP_PEEK, OP_MSG, 0, 1, 0, 0, 4, 0, 4, OP_PEEK);
     run(b, n);
     /* A BYE, then a frame after it; junk bytes. */
     n = 0;
-    b[n++] = 20;
+    FZ_PUT(b, n, 20);
     n += put_frame(b + n, RIPC_FRAME_BYE, 0, 0, 0, 0, 0, "");
-    b[n++] = OP_READ;
+    FZ_PUT(b, n, OP_READ);
     n += put_frame(b + n, RIPC_FRAME_LARGE, 1, RIPC_ONEWAY, 1, 1, 100, "x");
-    b[n++] = OP_READ;
-    b[n++] = OP_RAW;
-    b[n++] = 8;
-    memcpy(b + n, "RIPCjunk", 8);
-    n += 8;
-    b[n++] = OP_READ;
+    FZ_PUT(b, n, OP_READ, OP_RAW, 8, 'R', 'I', 'P', 'C', 'j', 'u', 'n', 'k', OP_READ);
     run(b, n);
 }

@@ -576,26 +576,15 @@ const int ripc_fuzz_replay_divisor = 10;
 static size_t put_hello(uint8_t *b, unsigned how, unsigned transport, unsigned ring_shift)
 {
     size_t n = 0;
-    b[n++] = OP_HELLO;
-    b[n++] = (uint8_t)how;
-    b[n++] = (uint8_t)(transport | (4u << 4)); /* 4-byte name, no token */
-    b[n++] = (uint8_t)ring_shift;
-    b[n++] = 0; /* max_message: the master's */
-    memcpy(b + n, "seed", 4);
-    return n + 4;
+    /* A 4-byte name and no token; max_message 0: the master's. */
+    FZ_PUT(b, n, OP_HELLO, how, transport | (4u << 4), ring_shift, 0, 's', 'e', 'e', 'd');
+    return n;
 }
 
 static size_t put_frame(uint8_t *b, uint8_t ftype, uint8_t kind, uint16_t type, const char *pl)
 {
     size_t n = 0, len = strlen(pl);
-    b[n++] = OP_FRAME;
-    b[n++] = (uint8_t)(ftype - 1);
-    b[n++] = kind;
-    b[n++] = (uint8_t)type;
-    b[n++] = (uint8_t)(type >> 8);
-    b[n++] = 7; /* id */
-    b[n++] = (uint8_t)len;
-    b[n++] = 0;
+    FZ_PUT(b, n, OP_FRAME, ftype - 1, kind, type, type >> 8, 7 /* id */, len, 0);
     memcpy(b + n, pl, len);
     return n + len;
 }
@@ -603,20 +592,12 @@ static size_t put_frame(uint8_t *b, uint8_t ftype, uint8_t kind, uint16_t type, 
 static size_t put_record(uint8_t *b, int large, uint8_t kind, const char *pl)
 {
     size_t n = 0, len = strlen(pl);
-    b[n++] = OP_RECORD;
-    b[n++] = (uint8_t)(large ? 1 : 0);
-    b[n++] = 1; /* type 1 */
-    b[n++] = 0;
-    b[n++] = kind;
-    b[n++] = 9; /* id */
+    FZ_PUT(b, n, OP_RECORD, large ? 1 : 0, 1, 0 /* type 1 */, kind, 9 /* id */);
     if (large) {
-        b[n++] = 0x00; /* marker: 4096 bytes */
-        b[n++] = 0x10;
-        b[n++] = 0x00;
+        FZ_PUT(b, n, 0x00, 0x10, 0x00); /* marker: 4096 bytes */
         return n;
     }
-    b[n++] = (uint8_t)len;
-    b[n++] = 0;
+    FZ_PUT(b, n, len, 0);
     memcpy(b + n, pl, len);
     return n + len;
 }
@@ -624,18 +605,20 @@ static size_t put_record(uint8_t *b, int large, uint8_t kind, const char *pl)
 static size_t put_large(uint8_t *b, unsigned fdkind, uint8_t kind)
 {
     size_t n = 0;
-    b[n++] = OP_LARGE;
-    b[n++] = (uint8_t)fdkind;
-    b[n++] = kind;
-    b[n++] = 1; /* type 1 */
-    b[n++] = 0;
-    b[n++] = 9;    /* id */
-    b[n++] = 0x00; /* len 4096 */
-    b[n++] = 0x10;
-    b[n++] = 0x00;
-    b[n++] = 4; /* 4 bytes of contents */
-    memcpy(b + n, "data", 4);
-    return n + 4;
+    /* Type 1, id 9, 4096 bytes, of which 4 bytes of contents. */
+    FZ_PUT(b, n, OP_LARGE, fdkind, kind, 1, 0, 9, 0x00, 0x10, 0x00, 4, 'd', 'a', 't', 'a');
+    return n;
+}
+
+/* A script's start: its setup byte, a worker's HELLO, a poll. */
+static size_t put_start(uint8_t *b, unsigned setup, unsigned how, unsigned transport,
+                        unsigned ring_shift)
+{
+    size_t n = 0;
+    FZ_PUT(b, n, setup);
+    n += put_hello(b + n, how, transport, ring_shift);
+    FZ_PUT(b, n, OP_POLL);
+    return n;
 }
 
 void ripc_fuzz_seeds(ripc_fuzz_run_fn run)
@@ -645,91 +628,57 @@ void ripc_fuzz_seeds(ripc_fuzz_run_fn run)
     /* Handshakes: shm with each doorbell preference, socket mode asked by
      * the worker and forced by the master, a wrong version, garbage. */
     for (unsigned how = 0; how < 4; how++) {
-        n = 0;
-        b[n++] = (uint8_t)(how << 3); /* a fresh server for 2 and 3 */
-        n += put_hello(b + n, how, 0, 12);
-        b[n++] = OP_POLL;
-        b[n++] = OP_DRAIN;
+        n = put_start(b, how << 3, how, 0, 12); /* a fresh server for 2 and 3 */
+        FZ_PUT(b, n, OP_DRAIN);
         run(b, n);
     }
-    for (unsigned setup = 0; setup < 2; setup++) {
-        n = 0;
-        b[n++] = (uint8_t)setup;
-        n += put_hello(b + n, 0, setup ? 0 : 2, 0);
-        b[n++] = OP_POLL;
-        run(b, n);
-    }
+    for (unsigned setup = 0; setup < 2; setup++)
+        run(b, put_start(b, setup, 0, setup ? 0 : 2, 0));
     static const uint8_t v2[] = {0,  OP_HELLO, 0x20, 2,   0,   3,   0,      0x40,
                                  12, 0,        'v',  '2', 'v', '3', OP_POLL};
     run(v2, sizeof v2);
     n = 0;
-    b[n++] = 0;
-    b[n++] = OP_RAW;
-    b[n++] = 40;
+    FZ_PUT(b, n, 0, OP_RAW, 40);
     memset(b + n, 'x', 40);
     n += 40;
-    b[n++] = OP_POLL;
+    FZ_PUT(b, n, OP_POLL);
     run(b, n);
 
     /* Socket mode: messages, requests, junk, goodbye. */
-    n = 0;
-    b[n++] = 3;
-    n += put_hello(b + n, 0, 2, 0);
-    b[n++] = OP_POLL;
+    n = put_start(b, 3, 0, 2, 0);
     n += put_frame(b + n, RIPC_FRAME_MSG, RIPC_ONEWAY, 1, "hello");
     n += put_frame(b + n, RIPC_FRAME_MSG, RIPC_REQUEST, 1, "ask");
     n += put_frame(b + n, RIPC_FRAME_MSG, RIPC_REQUEST, 5, "other");
-    b[n++] = OP_POLL;
-    b[n++] = OP_DRAIN;
+    FZ_PUT(b, n, OP_POLL, OP_DRAIN);
     n += put_frame(b + n, RIPC_FRAME_BYE, 0, 0, "");
-    b[n++] = OP_POLL;
+    FZ_PUT(b, n, OP_POLL);
     run(b, n);
-    n = 0;
-    b[n++] = 1;
-    n += put_hello(b + n, 0, 2, 0);
-    b[n++] = OP_POLL;
+    n = put_start(b, 1, 0, 2, 0);
     n += put_frame(b + n, RIPC_FRAME_MSG, RIPC_REPLY, 1, "no");
-    b[n++] = OP_POLL;
+    FZ_PUT(b, n, OP_POLL);
     run(b, n);
 
     /* Shared memory: records, large messages with each kind of descriptor,
      * a marker without its frame, goodbye, a second worker. */
     for (unsigned fdkind = 0; fdkind < FZ_FD_KINDS + 1; fdkind++) {
-        n = 0;
-        b[n++] = fdkind & 1 ? 0x10 : 0;
-        n += put_hello(b + n, 0, 1, 12);
-        b[n++] = OP_POLL;
+        n = put_start(b, fdkind & 1 ? 0x10 : 0, 0, 1, 12);
         n += put_record(b + n, 0, RIPC_ONEWAY, "one");
         n += put_record(b + n, 0, RIPC_REQUEST, "two");
         n += put_large(b + n, fdkind == FZ_FD_KINDS ? 0x08 : fdkind, RIPC_REQUEST);
         n += put_record(b + n, 1, RIPC_REQUEST, "");
-        b[n++] = OP_BELL;
-        b[n++] = OP_POLL;
-        b[n++] = OP_DRAIN;
+        FZ_PUT(b, n, OP_BELL, OP_POLL, OP_DRAIN);
         n += put_frame(b + n, RIPC_FRAME_BYE, 0, 0, "");
-        b[n++] = OP_POLL;
+        FZ_PUT(b, n, OP_POLL);
         run(b, n);
     }
-    n = 0;
-    b[n++] = 2;
-    n += put_hello(b + n, 0, 1, 12);
-    b[n++] = OP_POLL;
+    n = put_start(b, 2, 0, 1, 12);
     n += put_record(b + n, 1, RIPC_ONEWAY, "");
-    b[n++] = OP_POLL;
-    b[n++] = OP_NEWPEER;
+    FZ_PUT(b, n, OP_POLL, OP_NEWPEER);
     n += put_hello(b + n, 0, 1, 12);
-    b[n++] = OP_POLL;
-    b[n++] = OP_SCRIBBLE;
-    b[n++] = 0;
-    b[n++] = 0;
-    b[n++] = 0;
-    b[n++] = 8;
+    FZ_PUT(b, n, OP_POLL, OP_SCRIBBLE, 0, 0, 0, 8);
     memset(b + n, 0xFF, 8);
     n += 8;
     n += put_record(b + n, 0, RIPC_ONEWAY, "after");
-    b[n++] = OP_POLL;
-    b[n++] = OP_SHUT;
-    b[n++] = 1;
-    b[n++] = OP_POLL;
+    FZ_PUT(b, n, OP_POLL, OP_SHUT, 1, OP_POLL);
     run(b, n);
 }

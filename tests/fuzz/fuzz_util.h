@@ -36,6 +36,15 @@ void ripc_fuzz_seeds(ripc_fuzz_run_fn run);
 /* Optional: a costly target replays 1/this of the generated inputs. */
 extern const int ripc_fuzz_replay_divisor;
 
+/* Seed scripts: append the bytes listed (each taken modulo 256) at b + n,
+ * and advance n past them. */
+#define FZ_PUT(b, n, ...)                                                                          \
+    do {                                                                                           \
+        const uint8_t fz_put_[] = {__VA_ARGS__};                                                   \
+        memcpy((b) + (n), fz_put_, sizeof fz_put_);                                                \
+        (n) += sizeof fz_put_;                                                                     \
+    } while (0)
+
 typedef struct fz_in {
     const uint8_t *p;
     size_t left;
