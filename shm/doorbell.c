@@ -11,10 +11,12 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <stddef.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "shm/doorbell_impl.h"
+#include "sockets/closer.h"
 
 static void db_reset(ripc__doorbell *db)
 {
@@ -110,13 +112,29 @@ void ripc__doorbell_close(ripc__doorbell *db)
         return;
     /* Only kinds that own descriptors close anything: a zeroed struct
      * (kind NONE, fds 0) must not close stdin. */
-    if (db->kind == RIPC_DB_EVENTFD || db->kind == RIPC_DB_SOCKET) {
+    if (db->kind == RIPC_DB_EVENTFD) {
         if (db->wait_fd >= 0)
             close(db->wait_fd);
         if (db->ring_fd >= 0 && db->ring_fd != db->wait_fd)
             close(db->ring_fd);
+    } else if (db->kind == RIPC_DB_SOCKET) {
+        /* The peer can queue descriptors in either end (a socketpair goes
+         * both ways): they must not be released on this thread. */
+        ripc__sock_dispose(db->wait_fd);
+        if (db->ring_fd != db->wait_fd)
+            ripc__sock_dispose(db->ring_fd);
     }
     db_reset(db);
+}
+
+void ripc__doorbell_hangup(ripc__doorbell *db)
+{
+    if (db == NULL || db->kind != RIPC_DB_SOCKET)
+        return;
+    if (db->wait_fd >= 0)
+        shutdown(db->wait_fd, SHUT_RDWR);
+    if (db->ring_fd >= 0)
+        shutdown(db->ring_fd, SHUT_RDWR);
 }
 
 void ripc__doorbell_ring(ripc__doorbell *db)

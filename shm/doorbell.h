@@ -70,6 +70,14 @@ int ripc__doorbell_adopt(ripc__doorbell *db, int kind, int wait_fd, int ring_fd,
  * zeroed with kind = RIPC_DB_NONE). */
 void ripc__doorbell_close(ripc__doorbell *db);
 
+/* The peer is not to be trusted any more (the master drops a worker): shut
+ * a socket doorbell down, so that the peer can queue nothing more in it,
+ * descriptors included, before ripc__doorbell_close reads what is queued
+ * (sockets/closer.h). The peer's waits see the hang-up. Other kinds: no-op.
+ * Not for a side that may share the sockets with a forked process still
+ * using them. */
+void ripc__doorbell_hangup(ripc__doorbell *db);
+
 /* Wake the sleeper. Async-signal-safe, never blocks, never fails visibly. */
 void ripc__doorbell_ring(ripc__doorbell *db);
 

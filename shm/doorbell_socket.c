@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "shm/doorbell_impl.h"
+#include "sockets/sock.h"
 
 #ifndef MSG_NOSIGNAL
 #define MSG_NOSIGNAL 0 /* macOS: SO_NOSIGPIPE on the socket instead */
@@ -132,13 +133,15 @@ void ripc__doorbell_socket_ring(ripc__doorbell *db)
 }
 
 /* Read all queued bytes. Returns 1 if any came, 0 if none was there,
- * -EPIPE at end of stream with nothing before it, or another -errno. */
+ * -EPIPE at end of stream with nothing before it, or another -errno.
+ * Descriptors a peer attaches to its rings are disposed of
+ * (sockets/closer.h), not dropped by the kernel in this thread. */
 static int drain_bytes(int fd)
 {
     char buf[256];
     int got = 0;
     for (;;) {
-        ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+        long n = ripc__sock_try_recv(fd, buf, sizeof buf);
         if (n > 0) {
             got = 1;
             if ((size_t)n < sizeof buf)
@@ -147,11 +150,9 @@ static int drain_bytes(int fd)
         }
         if (n == 0)
             return got ? 1 : -EPIPE;
-        if (errno == EINTR)
-            continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
+        if (n == -EAGAIN)
             return got;
-        return got ? 1 : -errno;
+        return got ? 1 : (int)n;
     }
 }
 

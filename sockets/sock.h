@@ -98,14 +98,20 @@ void ripc__sock_close(intptr_t fd);
  */
 int ripc__sock_send_fds(intptr_t fd, const void *buf, size_t len, const int *fds, int nfds);
 
+/* Descriptors one received message may carry (Linux: SCM_MAX_FD). Every
+ * receive leaves room for that many, so the kernel never drops any in the
+ * receiving thread (see sockets/closer.h); only a full descriptor table
+ * still makes it drop the rest (MSG_CTRUNC). */
+#define RIPC_SOCK_RECV_FDS 253
+
 /*
  * Receive exactly len bytes (blocking; waits at most timeout_ms in total, -1
  * forever). Descriptors that arrive with any of those bytes are stored in
  * fds[0..max_fds) and counted in *nfds (close-on-exec); the caller owns them.
  * More than max_fds descriptors, or a truncated control message: -EPROTO.
  * EOF before len bytes: -EPIPE; timeout: -ETIMEDOUT. On any failure every
- * descriptor that arrived is closed and *nfds is 0 (fds/nfds may be NULL/0
- * when no descriptors are expected).
+ * descriptor that arrived is disposed of (ripc__fd_dispose) and *nfds is 0
+ * (fds/nfds may be NULL/0 when no descriptors are expected).
  */
 int ripc__sock_recv_fds(intptr_t fd, void *buf, size_t len, int *fds, int max_fds, int *nfds,
                         int timeout_ms);
@@ -113,14 +119,21 @@ int ripc__sock_recv_fds(intptr_t fd, void *buf, size_t len, int *fds, int max_fd
 /*
  * The same without waiting, one system call each (for callers that must not
  * block, e.g. holding a lock). try_send: bytes sent (> 0; descriptors went
- * with them), -EAGAIN (nothing sent), -EPIPE or -errno. try_recv: bytes read
- * (> 0), 0 at end of stream, -EAGAIN, -EPIPE or -errno; descriptors that
- * arrive are appended to fds[*nfds .. max_fds) (close-on-exec, the caller
- * owns them and *nfds counts them); more than fit, or truncated control
- * data, is -EPROTO (the extra ones are closed, the ones kept stay counted).
+ * with them), -EAGAIN (nothing sent), -EPIPE or -errno. try_recv_fds: bytes
+ * read (> 0), 0 at end of stream, -EAGAIN, -EPIPE or -errno; descriptors
+ * that arrive are appended to fds[*nfds .. max_fds) (max_fds <=
+ * RIPC_SOCK_RECV_FDS; close-on-exec, the caller owns them and *nfds counts
+ * them); more than fit, or truncated control data, is -EPROTO (the extra
+ * ones are disposed of, the ones kept stay counted).
  */
 long ripc__sock_try_send_fds(intptr_t fd, const void *buf, size_t len, const int *fds, int nfds);
 long ripc__sock_try_recv_fds(intptr_t fd, void *buf, size_t len, int *fds, int max_fds, int *nfds);
+
+/* recv(fd, buf, len, MSG_DONTWAIT) for a socket whose peer may attach
+ * descriptors where none belong: a recvmsg that takes them and disposes of
+ * them (ripc__fd_dispose) rather than let the kernel drop them here. Bytes
+ * read (> 0), 0 at end of stream, -EAGAIN, -EPIPE or -errno. */
+long ripc__sock_try_recv(intptr_t fd, void *buf, size_t len);
 
 /* Send / receive without descriptors: thin wrappers over the blocking two. */
 int ripc__sock_send_all(intptr_t fd, const void *buf, size_t len);

@@ -11,6 +11,7 @@
  * poll() before the call, never with SO_RCVTIMEO/SO_SNDTIMEO left on the fd.
  */
 #include "shm/why.h"
+#include "sockets/closer.h"
 #include "sockets/sock.h"
 
 #include <ctype.h>
@@ -36,6 +37,10 @@
 #endif
 
 #define SOCK_MAX_FDS  8
+/* Room to receive the most descriptors one message can carry (Linux:
+ * SCM_MAX_FD), so that the kernel never truncates, and never drops, what a
+ * peer sent: what it drops it releases in the receiving thread. */
+#define SOCK_RECV_FDS RIPC_SOCK_RECV_FDS
 #define SOCK_BACKLOG  128
 #define SUN_PATH_SIZE (sizeof(((struct sockaddr_un *)0)->sun_path))
 /* Longest path we accept: sun_path must also hold the terminating NUL. */
@@ -792,6 +797,11 @@ typedef union {
     char buf[CMSG_SPACE(sizeof(int) * SOCK_MAX_FDS)];
 } fd_control;
 
+typedef union {
+    struct cmsghdr align;
+    char buf[CMSG_SPACE(sizeof(int) * SOCK_RECV_FDS)];
+} fd_recv_control;
+
 /* Put nfds (<= SOCK_MAX_FDS) descriptors into m's control data (SCM_RIGHTS). */
 static void attach_fds(struct msghdr *m, fd_control *ctl, const int *fds, int nfds)
 {
@@ -882,7 +892,7 @@ int ripc__sock_send_fds(intptr_t fd, const void *buf, size_t len, const int *fds
 }
 
 /* Move the descriptors of one received message into fds; 1 when any did not
- * fit (those are closed), else 0. */
+ * fit (those are disposed of), else 0. */
 static int take_fds(struct msghdr *m, int *fds, int max_fds, int *have)
 {
     int overflow = 0;
@@ -897,7 +907,7 @@ static int take_fds(struct msghdr *m, int *fds, int max_fds, int *have)
             if (*have < max_fds) {
                 fds[(*have)++] = x;
             } else {
-                close(x);
+                ripc__fd_dispose(x);
                 overflow = 1;
             }
         }
@@ -912,7 +922,7 @@ int ripc__sock_recv_fds(intptr_t fd, void *buf, size_t len, int *fds, int max_fd
     char *p = buf;
     size_t got = 0;
     int have = 0, r = 0;
-    fd_control ctl;
+    fd_recv_control ctl;
 
     if (nfds != NULL)
         *nfds = 0;
@@ -950,9 +960,9 @@ int ripc__sock_recv_fds(intptr_t fd, void *buf, size_t len, int *fds, int max_fd
             goto fail;
         }
         /* Descriptors first: whatever happens next, none may leak. More than
-         * 8 (or than our buffer) sets MSG_CTRUNC, and the kernel has closed
-         * the ones that did not fit; either way the stream is not ours to
-         * trust any more. */
+         * the caller takes, or MSG_CTRUNC (no room left in our descriptor
+         * table: the kernel has dropped the rest): the stream is not ours
+         * to trust any more. */
         if (take_fds(&m, fds, max_fds, &have) || (m.msg_flags & MSG_CTRUNC)) {
             r = -EPROTO;
             goto fail;
@@ -969,41 +979,56 @@ int ripc__sock_recv_fds(intptr_t fd, void *buf, size_t len, int *fds, int max_fd
 
 fail:
     for (int i = 0; i < have; i++) {
-        close(fds[i]);
+        ripc__fd_dispose(fds[i]);
         fds[i] = -1;
     }
     return r;
 }
 
-long ripc__sock_try_recv_fds(intptr_t fd, void *buf, size_t len, int *fds, int max_fds, int *nfds)
+/* One non-blocking recvmsg with room for every descriptor the message may
+ * carry; they go to fds[*have .. max_fds), the rest are disposed of (*over
+ * set, as with MSG_CTRUNC). Bytes, 0 at end of stream, or -errno. */
+static long recv_once(int fd, void *buf, size_t len, int *fds, int max_fds, int *have, int *over)
 {
-    fd_control ctl;
+    fd_recv_control ctl;
     struct iovec iov = {.iov_base = buf, .iov_len = len};
     struct msghdr m;
     ssize_t n;
 
-    if (max_fds < 0 || max_fds > SOCK_MAX_FDS || (max_fds > 0 && (fds == NULL || nfds == NULL)))
-        return -EINVAL;
     memset(&m, 0, sizeof m);
     m.msg_iov = &iov;
     m.msg_iovlen = 1;
     m.msg_control = ctl.buf;
     m.msg_controllen = sizeof ctl.buf;
     do
-        n = recvmsg((int)fd, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+        n = recvmsg(fd, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
     while (n < 0 && errno == EINTR);
     if (n < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK)
             return -EAGAIN;
         return errno == ECONNRESET ? -EPIPE : -errno;
     }
-    int have = nfds ? *nfds : 0;
-    int over = take_fds(&m, fds, max_fds, &have);
+    *over = take_fds(&m, fds, max_fds, have) || (m.msg_flags & MSG_CTRUNC);
+    return (long)n;
+}
+
+long ripc__sock_try_recv_fds(intptr_t fd, void *buf, size_t len, int *fds, int max_fds, int *nfds)
+{
+    if (max_fds < 0 || max_fds > SOCK_RECV_FDS || (max_fds > 0 && (fds == NULL || nfds == NULL)))
+        return -EINVAL;
+    int have = nfds ? *nfds : 0, over = 0;
+    long n = recv_once((int)fd, buf, len, fds, max_fds, &have, &over);
     if (nfds)
         *nfds = have;
-    if (over || (m.msg_flags & MSG_CTRUNC))
+    if (n >= 0 && over)
         return -EPROTO;
-    return (long)n;
+    return n;
+}
+
+long ripc__sock_try_recv(intptr_t fd, void *buf, size_t len)
+{
+    int have = 0, over = 0;
+    return recv_once((int)fd, buf, len, NULL, 0, &have, &over);
 }
 
 int ripc__sock_send_all(intptr_t fd, const void *buf, size_t len)

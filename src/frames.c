@@ -114,20 +114,16 @@ long ripc__rx_fill(ripc__rx *rx, int fd)
     }
     if (rx->end == rx->cap)
         return 0; /* full of frames not yet taken */
-    for (;;) {
-        ssize_t n = recv(fd, rx->buf + rx->end, rx->cap - rx->end, MSG_DONTWAIT);
-        if (n > 0) {
-            rx->end += (size_t)n;
-            return (long)n;
-        }
-        if (n == 0)
-            return -EPIPE;
-        if (errno == EINTR)
-            continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
-            return 0;
-        return errno == ECONNRESET ? -EPIPE : -errno;
+    /* A recvmsg: descriptors attached by the peer are disposed of, not
+     * dropped by the kernel in this thread (sockets/closer.h). */
+    long n = ripc__sock_try_recv(fd, rx->buf + rx->end, rx->cap - rx->end);
+    if (n > 0) {
+        rx->end += (size_t)n;
+        return n;
     }
+    if (n == 0)
+        return -EPIPE;
+    return n == -EAGAIN ? 0 : n;
 }
 
 int ripc__rx_ready(const ripc__rx *rx)

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "sockets/closer.h"
 #include "src/internal.h"
 #include "src/large.h"
 
@@ -19,10 +20,11 @@ void ripc__large_init(ripc__large *lg)
     lg->lent.fd = -1;
 }
 
+/* A descriptor from the peer that we never mapped: it may be anything
+ * (sockets/closer.h). */
 static void close_fd(int *fd)
 {
-    if (*fd >= 0)
-        close(*fd);
+    ripc__fd_dispose(*fd);
     *fd = -1;
 }
 
@@ -148,7 +150,10 @@ int ripc__large_take(ripc__large *lg, int sock, uint64_t max_message, uint16_t t
     int rc = -EPROTO;
     if (in->f.type == type && in->f.kind == kind && in->f.id == id && in->f.len == want)
         rc = ripc__segment_map_sealed(&lg->lent, fd, (size_t)want, NULL, 0);
-    close(fd); /* the mapping keeps the memory */
+    if (rc == 0)
+        close(fd); /* the mapping holds the file: not its last reference */
+    else
+        ripc__fd_dispose(fd);
     if (rc < 0) {
         /* The frame is gone: a retry must not pair this marker with the
          * next one. Our own lack of memory stays -ENOMEM for the caller. */

@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "shm/fence.h"
+#include "sockets/closer.h"
 #include "src/adopt.h"
 #include "src/frames.h"
 #include "src/internal.h"
@@ -175,8 +176,7 @@ static void peer_free(struct ripc_peer *p)
     ripc__rx_budget_give(&p->srv->rx_budget, p->tail_charged);
     ripc__chan_close(&p->ch);
     ripc__rx_free(&p->rx);
-    if (p->sock >= 0)
-        close(p->sock);
+    ripc__sock_dispose(p->sock); /* descriptors queued in it: sockets/closer.h */
     pthread_mutex_destroy(&p->send_mu);
     pthread_cond_destroy(&p->space_cv);
     free(p);
@@ -372,15 +372,17 @@ static void peer_drop(struct loop *L, struct ripc_peer *p, int reason)
      * slice ends: shut the socket, then wake it. */
     if (p->sock >= 0)
         shutdown(p->sock, SHUT_RDWR);
+    ripc__doorbell_hangup(&p->ch.bell); /* nothing more queued in them either */
+    ripc__doorbell_hangup(&p->ch.peer_bell);
     if (p->ch.peer_bell.word)
         ripc__doorbell_ring_word(&p->ch.peer_bell);
     ripc__chan_close(&p->ch);
     pthread_mutex_unlock(&p->send_mu);
     rx_release(L, p);
-    if (p->sock >= 0) {
-        close(p->sock);
-        p->sock = -1;
-    }
+    /* Descriptors the worker left queued in it are released with it, on
+     * the closer if they may be slow to (sockets/closer.h). */
+    ripc__sock_dispose(p->sock);
+    p->sock = -1;
     peer_unref(p); /* the loop's (or the handshake's) reference */
 }
 
@@ -1190,16 +1192,13 @@ static void hs_readable(struct loop *L, struct ripc_peer *p)
 {
     for (;;) {
         size_t want = p->hs_need ? p->hs_need : RIPC_FRAME_HDR;
-        ssize_t n = recv(p->sock, p->hs + p->hs_len, want - p->hs_len, MSG_DONTWAIT);
-        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+        long n = ripc__sock_try_recv(p->sock, p->hs + p->hs_len, want - p->hs_len);
+        if (n == 0 || (n < 0 && n != -EAGAIN)) {
             hs_fail(L, p);
             return;
         }
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
+        if (n < 0)
             return; /* EAGAIN: the rest comes later */
-        }
         p->hs_len += (size_t)n;
         if (p->hs_len < want)
             return;
@@ -1265,7 +1264,7 @@ static int hs_start(struct loop *L, int fd)
     ripc_server *s = L->s;
     struct ripc_peer *p = calloc(1, sizeof *p);
     if (!p) {
-        close(fd);
+        ripc__sock_dispose(fd);
         return -ENOMEM;
     }
     atomic_init(&p->refs, 1);
@@ -1329,15 +1328,14 @@ static int refuse_one(ripc_server *s)
     intptr_t fd;
     int rc = ripc__sock_accept(s->lfd, &fd);
     if (rc == 0) {
-        char b[RIPC_FRAME_HDR + RIPC_REASON_MAX + 1];
         struct ripc_peer tmp = {.sock = (int)fd};
         send_reject(&tmp, EMFILE, "master out of descriptors (%s)", ripc_strerror(-EMFILE));
         /* Read what the worker sent first: closing a TCP socket with
-         * unread bytes resets it, and the worker could lose the REJECT. */
-        shutdown((int)fd, SHUT_WR);
-        while (recv((int)fd, b, sizeof b, MSG_DONTWAIT) > 0)
-            ;
-        close((int)fd);
+         * unread bytes resets it, and the worker could lose the REJECT.
+         * Shut for reading too: a unix worker can queue nothing (no
+         * descriptors) after that read. */
+        shutdown((int)fd, SHUT_RDWR);
+        ripc__sock_dispose((int)fd);
     }
     s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     return rc;

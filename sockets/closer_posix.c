@@ -1,0 +1,171 @@
+/* SPDX-License-Identifier: MIT */
+/* Closing what a peer may have handed us: see sockets/closer.h. */
+#include "sockets/closer.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "sockets/sock.h"
+
+/* Reads of a socket's queue before it is handed over rather than closed
+ * here: a unix peer can have no more queued than its send buffer (about
+ * 208 KiB unless raised by root), which this reads whole. A TCP peer may
+ * keep sending; its socket then goes to the closer as it is. */
+#define DRAIN_READS 16
+#define DRAIN_BUF   16384
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t work;
+    int *q; /* descriptors to close, q[0..n) */
+    size_t n, cap;
+    int started; /* the closer runs (in this process) */
+} K = {.mu = PTHREAD_MUTEX_INITIALIZER, .work = PTHREAD_COND_INITIALIZER};
+
+/* A sealable shmem file (memfd, hugetlbfs): its release frees pages and
+ * waits for nobody. F_GET_SEALS fails at once on anything else, without
+ * asking its file system (an fstat would, and a stuck FUSE mount would
+ * never answer). */
+static int cheap(int fd)
+{
+#ifdef F_GET_SEALS
+    return fcntl(fd, F_GET_SEALS) >= 0;
+#else
+    (void)fd;
+    return 0;
+#endif
+}
+
+static void *closer(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&K.mu);
+    for (;;) {
+        while (K.n == 0)
+            pthread_cond_wait(&K.work, &K.mu);
+        int fd = K.q[--K.n];
+        pthread_mutex_unlock(&K.mu);
+        /* A lingering socket would hold us for its linger time: without
+         * SO_LINGER the kernel sends what is left in the background (and
+         * the peer gets its data rather than a reset at the deadline).
+         * Anything but a socket says ENOTSOCK without looking further. */
+        struct linger off = {0, 0};
+        (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &off, sizeof off);
+        close(fd);
+        pthread_mutex_lock(&K.mu);
+    }
+    return NULL;
+}
+
+static void fork_prepare(void)
+{
+    /* Held only around queue updates (never across a close): fork never
+     * waits for a descriptor's release. */
+    pthread_mutex_lock(&K.mu);
+}
+
+static void fork_parent(void)
+{
+    pthread_mutex_unlock(&K.mu);
+}
+
+static void fork_child(void)
+{
+    /* The closer did not come along. The child holds copies of what was
+     * queued: a new closer, started at the child's first hand-over, closes
+     * them (the parent closes its own). */
+    K.started = 0;
+    pthread_cond_init(&K.work, NULL); /* no waiter came along */
+    pthread_mutex_unlock(&K.mu);
+}
+
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+static int fork_ok;
+
+static void fork_register(void)
+{
+    fork_ok = pthread_atfork(fork_prepare, fork_parent, fork_child) == 0;
+}
+
+/* Give fd to the closer; 0, or -1 when there is none to be had (fd is
+ * still ours then). Called with K.mu held. */
+static int hand_over(int fd)
+{
+    if (!K.started) {
+        if (!fork_ok)
+            return -1;
+        /* No signal of the application's runs on our thread. */
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        pthread_t th;
+        K.started = pthread_create(&th, NULL, closer, NULL) == 0;
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (!K.started)
+            return -1;
+        pthread_detach(th);
+    }
+    if (K.n == K.cap) {
+        size_t cap = K.cap ? 2 * K.cap : 64;
+        int *q = realloc(K.q, cap * sizeof *q);
+        if (!q)
+            return -1;
+        K.q = q;
+        K.cap = cap;
+    }
+    K.q[K.n++] = fd;
+    pthread_cond_signal(&K.work);
+    return 0;
+}
+
+static void defer(int fd)
+{
+    pthread_once(&fork_once, fork_register);
+    pthread_mutex_lock(&K.mu);
+    int rc = hand_over(fd);
+    pthread_mutex_unlock(&K.mu);
+    if (rc < 0)
+        close(fd); /* no thread or no memory: better here than a leak */
+}
+
+void ripc__fd_dispose(int fd)
+{
+    if (fd < 0)
+        return;
+    if (cheap(fd))
+        close(fd);
+    else
+        defer(fd);
+}
+
+void ripc__sock_dispose(int fd)
+{
+    if (fd < 0)
+        return;
+    char buf[DRAIN_BUF];
+    int fds[RIPC_SOCK_RECV_FDS];
+    for (int i = 0; i < DRAIN_READS; i++) {
+        int nfds = 0, costly = 0;
+        long n = ripc__sock_try_recv_fds(fd, buf, sizeof buf, fds, RIPC_SOCK_RECV_FDS, &nfds);
+        for (int k = 0; k < nfds; k++) {
+            if (!cheap(fds[k]))
+                costly = 1;
+            ripc__fd_dispose(fds[k]);
+        }
+        /* A descriptor that is not cheap, or the kernel's truncation: the
+         * rest of the queue may hold more of them; it goes with the socket,
+         * rather than fill our descriptor table while the closer is busy. */
+        if (costly || n == -EPROTO)
+            break;
+        if (n <= 0) { /* empty (EAGAIN), end of stream, or an error */
+            close(fd);
+            return;
+        }
+    }
+    defer(fd);
+}

@@ -1,0 +1,465 @@
+/*
+ * Descriptors a worker passes the master: the last close of one runs its
+ * release in the closing thread, and a worker chooses how long that takes.
+ * Here it passes a TCP socket with SO_LINGER {1, 10} and unsent data (its
+ * peer, a listener of the hostile child, never accepts), and closes its own
+ * copy, so that the master holds the last reference; a close of it on a
+ * dispatch thread would hold that thread for 10 s. The master is this
+ * process with ripc_server_run(s, 1): one dispatch thread, which a good
+ * worker (ripc_client, another child) keeps busy with requests. Every
+ * request of the good worker, from before the hostile child starts until
+ * 20 requests after the master has dealt with it, must be answered within
+ * 2 s. The ways in:
+ *
+ *   large_socket     the socket instead of the memfd of a LARGE frame
+ *   large_extra      a LARGE frame with a memfd and the socket: one too many
+ *   hello_fd         attached to the HELLO (the kernel drops descriptors a
+ *                    plain read meets, in the reader)
+ *   frame_fd         socket mode: attached to a frame (the same, on the stream)
+ *   bell_fd          attached to a ring of the master's doorbell socket
+ *   queued_at_close  queued in the control socket behind junk that gets the
+ *                    worker dropped: closing a unix socket releases what is
+ *                    queued in it, in the closing thread
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/sockios.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "ringipc/ring.h"
+#include "ringipc/ringipc.h"
+#include "sockets/sock.h"
+#include "src/proto.h"
+#include "support/hconn.h"
+#include "support/support.h"
+
+#define T_ECHO      1 /* request: echoed */
+#define T_NOTE      2 /* one-way: counted */
+#define T_HOLD      3 /* one-way: the handler holds the dispatch thread until `go` */
+#define RING        4096u
+#define LINGER_S    10
+#define BOUND_MS    2000 /* the slowest good request allowed */
+#define AFTER       20   /* good requests after the master dealt with the hostile */
+#define LARGE_BYTES 4096u
+
+struct shared {
+    _Atomic int good_ok, good_bad, good_err, good_max_ms, stop_good;
+    _Atomic int hostile_done; /* hostile -> master: all sent, own copy closed */
+    _Atomic int release;      /* master -> hostile: you may go (and your listener) */
+    _Atomic int holding;      /* master -> hostile: inside the T_HOLD handler */
+    _Atomic int go;           /* hostile -> master: the T_HOLD handler may return */
+};
+
+static struct {
+    ripc_server *s;
+    char url[96];
+    struct shared *sh;
+    pthread_t run_th;
+    pid_t good, hostile;
+    _Atomic int notes;
+    _Atomic int joined_hostile;
+    _Atomic int left_hostile, left_reason;
+} M;
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Wait (polling, bounded) for a condition another process or thread sets. */
+#define WAIT_FOR(cond, ms)                                                                         \
+    do {                                                                                           \
+        uint64_t end_ = now_ms() + (ms);                                                           \
+        while (!(cond) && now_ms() < end_)                                                         \
+            usleep(1000);                                                                          \
+    } while (0)
+
+/* ---- the master ---- */
+
+static void on_echo(ripc_peer *from, const ripc_msg *msg, void *arg)
+{
+    (void)arg;
+    ripc_reply(from, msg, msg->data, msg->len);
+}
+
+static void on_note(ripc_peer *from, const ripc_msg *msg, void *arg)
+{
+    (void)from;
+    (void)msg;
+    (void)arg;
+    atomic_fetch_add(&M.notes, 1);
+}
+
+static void on_hold(ripc_peer *from, const ripc_msg *msg, void *arg)
+{
+    (void)from;
+    (void)msg;
+    (void)arg;
+    atomic_store(&M.sh->holding, 1);
+    WAIT_FOR(atomic_load(&M.sh->go), 10000);
+}
+
+static void on_join(ripc_peer *p, void *arg)
+{
+    (void)arg;
+    if (strcmp(ripc_peer_name(p), "hostile") == 0)
+        atomic_store(&M.joined_hostile, 1);
+}
+
+static void on_left(ripc_peer *p, int reason, void *arg)
+{
+    (void)arg;
+    if (strcmp(ripc_peer_name(p), "hostile") == 0) {
+        atomic_store(&M.left_reason, reason);
+        atomic_store(&M.left_hostile, 1);
+    }
+}
+
+static void *run_main(void *arg)
+{
+    (void)arg;
+    ripc_server_run(M.s, 1);
+    return NULL;
+}
+
+/* ---- the good worker (child) ---- */
+
+static int good_worker(void)
+{
+    ripc_client *c;
+    ripc_options opt = {.name = "good"};
+    int rc = ripc_client_open(&c, M.url, &opt);
+    if (rc < 0) {
+        atomic_store(&M.sh->good_err, rc);
+        return 2;
+    }
+    unsigned char buf[64];
+    for (uint64_t seq = 1; !atomic_load(&M.sh->stop_good); seq++) {
+        ripc_test_fill(buf, sizeof buf, seq);
+        ripc_msg r;
+        uint64_t t0 = now_ms();
+        /* Far longer than the linger time: a stall shows as a slow answer. */
+        rc = ripc_client_request(c, T_ECHO, buf, sizeof buf, &r, 4 * LINGER_S * 1000);
+        int ms = (int)(now_ms() - t0);
+        if (ms > atomic_load(&M.sh->good_max_ms))
+            atomic_store(&M.sh->good_max_ms, ms);
+        if (rc < 0 || r.len != sizeof buf || !ripc_test_check(r.data, sizeof buf, seq)) {
+            atomic_store(&M.sh->good_err, rc < 0 ? rc : -EBADMSG);
+            atomic_fetch_add(&M.sh->good_bad, 1);
+            ripc_client_close(c);
+            return 3;
+        }
+        atomic_fetch_add(&M.sh->good_ok, 1);
+    }
+    ripc_client_close(c);
+    return 0;
+}
+
+/* ---- the hostile worker's tools (child side) ---- */
+
+/* A TCP socket whose close would wait LINGER_S seconds: connected to a
+ * listener that never accepts (kept open in *listener), its send buffer
+ * full, SO_LINGER on. -1 when loopback TCP is not to be had. */
+static int lingering_socket(int *listener)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    int small = 4096;
+    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (l < 0 || setsockopt(l, SOL_SOCKET, SO_RCVBUF, &small, sizeof small) != 0 ||
+        bind(l, (struct sockaddr *)&a, sizeof a) != 0 || listen(l, 1) != 0 ||
+        getsockname(l, (struct sockaddr *)&a, &al) != 0)
+        return -1;
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (s < 0 || setsockopt(s, SOL_SOCKET, SO_SNDBUF, &small, sizeof small) != 0 ||
+        connect(s, (struct sockaddr *)&a, al) != 0 || fcntl(s, F_SETFL, O_NONBLOCK) != 0)
+        return -1;
+    static char junk[65536];
+    while (send(s, junk, sizeof junk, MSG_NOSIGNAL) > 0)
+        ;
+    int unsent = 0;
+    struct linger on = {1, LINGER_S};
+    if (ioctl(s, SIOCOUTQ, &unsent) != 0 || unsent == 0 ||
+        setsockopt(s, SOL_SOCKET, SO_LINGER, &on, sizeof on) != 0)
+        return -1;
+    *listener = l;
+    return s;
+}
+
+/* All sent and our copy closed: say so, and keep the listener (and with it
+ * the lingering connection) until the master has measured. */
+static int h_done(void)
+{
+    atomic_store(&M.sh->hostile_done, 1);
+    WAIT_FOR(atomic_load(&M.sh->release), 60000);
+    return 0;
+}
+
+static int h_record(ripc_ring *r, uint16_t type, uint16_t flags, uint64_t id, const void *p,
+                    size_t len)
+{
+    void *buf;
+    if (ripc_ring_reserve(r, RIPC_MSG_HDR + len, &buf) < 0)
+        return -1;
+    ripc__msg_encode(buf, type, RIPC_KIND_ONEWAY, flags, id);
+    memcpy((uint8_t *)buf + RIPC_MSG_HDR, p, len);
+    ripc_ring_commit(r, RIPC_MSG_HDR + len);
+    return 0;
+}
+
+static int h_open_shm(ripc_test_hconn *h, ripc_ring **r, const char *name)
+{
+    if (ripc_test_hopen(h, M.url, name, RING, RIPC_XPORT_SHM) < 0 ||
+        ripc_ring_attach(r, h->w2m, h->ring_sz, RIPC_RING_PRODUCER) < 0)
+        return -1;
+    return 0;
+}
+
+static int sealed_memfd(size_t len)
+{
+    int fd = memfd_create("passed", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0 || ftruncate(fd, (off_t)len) != 0 ||
+        fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0)
+        return -1;
+    return fd;
+}
+
+enum { C_LARGE_SOCKET, C_LARGE_EXTRA, C_HELLO_FD, C_FRAME_FD, C_BELL_FD, C_QUEUED_AT_CLOSE };
+
+/* Every case holds the master's only dispatch thread (a T_HOLD note) while
+ * it sends and closes its own copy, so that whatever the master does with
+ * the descriptor it does as its last holder (were it to read it first, our
+ * close would be the last one), and reads nothing before all is sent. */
+static int hostile(int which)
+{
+    int listener, ls = lingering_socket(&listener);
+    WCHECK(ls >= 0, "no lingering loopback TCP socket: %s", strerror(errno));
+    ripc_test_hconn h;
+    ripc_ring *r;
+    uint8_t fr[RIPC_FRAME_HDR + RIPC_HANDSHAKE_MAX];
+    int shm = which != C_HELLO_FD && which != C_FRAME_FD;
+    WCHECK(h_open_shm(&h, &r, shm ? "hostile" : "holder") == 0, "handshake");
+    int sock = -1;
+    if (which == C_HELLO_FD)
+        WCHECK((sock = ripc_test_hconnect(M.url)) >= 0, "connect");
+    if (which == C_FRAME_FD)
+        WCHECK((sock = ripc_test_hconnect(M.url)) >= 0 &&
+                   ripc_test_socket_hello(sock, "hostile", NULL) == 0,
+               "socket-mode handshake");
+    WCHECK(h_record(r, T_HOLD, 0, 1, "", 0) == 0, "hold");
+    ripc_test_hring(&h);
+    WAIT_FOR(atomic_load(&M.sh->holding), 10000);
+    WCHECK(atomic_load(&M.sh->holding), "the master never held");
+    switch (which) {
+    case C_LARGE_SOCKET:
+    case C_LARGE_EXTRA: {
+        int fds[2] = {ls, ls}, n = 1;
+        if (which == C_LARGE_EXTRA) {
+            fds[0] = sealed_memfd(LARGE_BYTES);
+            WCHECK(fds[0] >= 0, "memfd: %s", strerror(errno));
+            n = 2;
+        }
+        ripc__frame f = {.ftype = RIPC_FRAME_LARGE,
+                         .kind = RIPC_KIND_ONEWAY,
+                         .type = T_NOTE,
+                         .id = 2,
+                         .len = LARGE_BYTES};
+        ripc__frame_encode(fr, &f);
+        WCHECK(ripc__sock_send_fds(h.sock, fr, RIPC_FRAME_HDR, fds, n) == 0, "LARGE frame");
+        uint64_t len = LARGE_BYTES;
+        WCHECK(h_record(r, T_NOTE, RIPC_MSGF_LARGE, 2, &len, sizeof len) == 0, "marker");
+        break;
+    }
+    case C_HELLO_FD: {
+        size_t n = ripc_test_hello(fr, "hostile", RING, RIPC_XPORT_SOCKET);
+        WCHECK(ripc__sock_send_fds(sock, fr, n, &ls, 1) == 0, "HELLO");
+        break;
+    }
+    case C_FRAME_FD: {
+        ripc__frame f = {.ftype = RIPC_FRAME_MSG, .kind = RIPC_KIND_ONEWAY, .type = T_NOTE};
+        ripc__frame_encode(fr, &f);
+        WCHECK(ripc__sock_send_fds(sock, fr, RIPC_FRAME_HDR, &ls, 1) == 0, "frame");
+        break;
+    }
+    case C_BELL_FD:
+        WCHECK(h_record(r, T_NOTE, 0, 2, "", 0) == 0, "note");
+        WCHECK(ripc__sock_send_fds(h.master_bell, "!", 1, &ls, 1) == 0, "ring with a descriptor");
+        break;
+    case C_QUEUED_AT_CLOSE:
+        /* The master reads the junk (a frame header's worth) and drops us,
+         * with the descriptor still queued behind it. */
+        memset(fr, 0xEE, RIPC_FRAME_HDR);
+        WCHECK(ripc__sock_send_all(h.sock, fr, RIPC_FRAME_HDR) == 0, "junk");
+        WCHECK(ripc__sock_send_fds(h.sock, "!", 1, &ls, 1) == 0, "queued descriptor");
+        break;
+    }
+    close(ls); /* the master holds the last reference now */
+    atomic_store(&M.sh->go, 1);
+    ripc_test_hring(&h);
+    return h_done();
+}
+
+/* ---- master-side driver ---- */
+
+static int setup(void **state)
+{
+    (void)state;
+    memset(&M, 0, sizeof M);
+    static int n;
+    snprintf(M.url, sizeof M.url, "unix:/tmp/ripc-passed-%d-%d.sock", (int)getpid(), n++);
+    M.sh = ripc_test_shared_alloc(sizeof *M.sh);
+    memset(M.sh, 0, sizeof *M.sh);
+    char why[128] = "";
+    int rc = ripc_server_open_ex(&M.s, M.url, NULL, why, sizeof why);
+    if (rc < 0)
+        fail_msg("server open: %s (%s)", ripc_strerror(rc), why);
+    ripc_server_handle(M.s, T_ECHO, on_echo, NULL);
+    ripc_server_handle(M.s, T_NOTE, on_note, NULL);
+    ripc_server_handle(M.s, T_HOLD, on_hold, NULL);
+    ripc_server_on_peer(M.s, on_join, on_left, NULL);
+    assert_int_equal(pthread_create(&M.run_th, NULL, run_main, NULL), 0);
+    fflush(stdout);
+    M.good = fork();
+    assert_true(M.good >= 0);
+    if (M.good == 0)
+        _exit(good_worker());
+    WAIT_FOR(atomic_load(&M.sh->good_ok) >= 5 || atomic_load(&M.sh->good_bad), 10000);
+    assert_true(atomic_load(&M.sh->good_ok) >= 5);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    atomic_store(&M.sh->release, 1);
+    atomic_store(&M.sh->go, 1);
+    atomic_store(&M.sh->stop_good, 1);
+    int gst = M.good > 0 ? ripc_test_wait(M.good) : 0;
+    int hst = M.hostile > 0 ? ripc_test_wait(M.hostile) : 0;
+    ripc_server_stop(M.s);
+    pthread_join(M.run_th, NULL);
+    ripc_server_close(M.s);
+    ripc_test_shared_free(M.sh, sizeof *M.sh);
+    if (gst != 0 || hst != 0)
+        fail_msg("good worker exited %d, hostile %d", gst, hst);
+    return 0;
+}
+
+static void run_case(int which)
+{
+    atomic_store(&M.sh->good_max_ms, 0);
+    uint64_t t0 = now_ms();
+    fflush(stdout);
+    M.hostile = fork();
+    assert_true(M.hostile >= 0);
+    if (M.hostile == 0)
+        _exit(hostile(which));
+    WAIT_FOR(atomic_load(&M.sh->hostile_done), 20000);
+    assert_true(atomic_load(&M.sh->hostile_done));
+    /* Until the master has dealt with what was sent (a stall would come
+     * before these), then AFTER more good requests. */
+    switch (which) {
+    case C_LARGE_SOCKET:
+    case C_LARGE_EXTRA:
+    case C_QUEUED_AT_CLOSE:
+        WAIT_FOR(atomic_load(&M.left_hostile), 4 * LINGER_S * 1000);
+        assert_true(atomic_load(&M.left_hostile));
+        assert_int_equal(atomic_load(&M.left_reason), -EPROTO);
+        break;
+    case C_HELLO_FD:
+        WAIT_FOR(atomic_load(&M.joined_hostile), 4 * LINGER_S * 1000);
+        assert_true(atomic_load(&M.joined_hostile));
+        break;
+    case C_FRAME_FD:
+    case C_BELL_FD:
+        WAIT_FOR(atomic_load(&M.notes) > 0, 4 * LINGER_S * 1000);
+        assert_true(atomic_load(&M.notes) > 0);
+        break;
+    }
+    int ok0 = atomic_load(&M.sh->good_ok);
+    WAIT_FOR(atomic_load(&M.sh->good_ok) >= ok0 + AFTER || atomic_load(&M.sh->good_bad),
+             4 * LINGER_S * 1000);
+    int max_ms = atomic_load(&M.sh->good_max_ms);
+    print_message("good worker: slowest request %d ms (%d ok, %d failed), case took %.1f s\n",
+                  max_ms, atomic_load(&M.sh->good_ok), atomic_load(&M.sh->good_bad),
+                  (double)(now_ms() - t0) / 1e3);
+    if (atomic_load(&M.sh->good_bad))
+        fail_msg("a good request failed: %s", ripc_strerror(atomic_load(&M.sh->good_err)));
+    assert_true(atomic_load(&M.sh->good_ok) >= ok0 + AFTER);
+    if (max_ms > BOUND_MS)
+        fail_msg("a good request took %d ms: the dispatch thread was held", max_ms);
+}
+
+static void test_passed_fds_large_socket(void **state)
+{
+    (void)state;
+    run_case(C_LARGE_SOCKET);
+}
+
+static void test_passed_fds_large_extra(void **state)
+{
+    (void)state;
+    run_case(C_LARGE_EXTRA);
+}
+
+static void test_passed_fds_hello_fd(void **state)
+{
+    (void)state;
+    run_case(C_HELLO_FD);
+}
+
+static void test_passed_fds_frame_fd(void **state)
+{
+    (void)state;
+    run_case(C_FRAME_FD);
+}
+
+static void test_passed_fds_bell_fd(void **state)
+{
+    (void)state;
+    run_case(C_BELL_FD);
+}
+
+static void test_passed_fds_queued_at_close(void **state)
+{
+    (void)state;
+    run_case(C_QUEUED_AT_CLOSE);
+}
+
+int main(int argc, char **argv)
+{
+    signal(SIGPIPE, SIG_IGN);
+    if (argc > 1)
+        cmocka_set_test_filter(argv[1]);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_passed_fds_large_socket, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_passed_fds_large_extra, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_passed_fds_hello_fd, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_passed_fds_frame_fd, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_passed_fds_bell_fd, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_passed_fds_queued_at_close, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
