@@ -26,8 +26,11 @@
  * instead of holding the close), so one lingering socket does not hold up
  * those queued behind it; a file whose close blocks holds the closer alone.
  * The closer never keeps the process alive (detached, all signals blocked),
- * and nothing waits for it: ripc_server_close returns with such descriptors
- * possibly still open on it (a peer could make that wait last for ever).
+ * and the library never waits for it: ripc_server_close returns with such
+ * descriptors possibly still open (a peer could make that wait last for
+ * ever); a test that counts descriptors calls ripc__fd_dispose_wait first.
+ * Descriptors from honest peers (memfds, and sockets with nothing but those
+ * queued) are all closed inline, so an honest master's count is exact.
  * It allocates only under its lock, so fork() never waits for a close in
  * progress; in a child, what was queued stays queued and a new closer takes
  * it at the child's first hand-over.
@@ -41,6 +44,11 @@
  * on this thread unless it is known to be cheap. Takes fd; never fails (if
  * no closer can be had, fd is closed here). fd < 0: nothing. */
 void ripc__fd_dispose(int fd);
+
+/* Wait until every descriptor handed to the closer so far is closed. For
+ * tests that count descriptors (no deadline: a descriptor whose release
+ * blocks makes this block as long); the library itself never waits. */
+void ripc__fd_dispose_wait(void);
 
 /*
  * Close our end of a socket whose peer may have queued descriptors in it:

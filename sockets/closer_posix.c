@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -21,11 +22,15 @@
 
 static struct {
     pthread_mutex_t mu;
-    pthread_cond_t work;
-    int *q; /* descriptors to close, q[0..n) */
+    pthread_cond_t work; /* descriptors queued */
+    pthread_cond_t done; /* one closed */
+    int *q;              /* descriptors to close, q[0..n) */
     size_t n, cap;
-    int started; /* the closer runs (in this process) */
-} K = {.mu = PTHREAD_MUTEX_INITIALIZER, .work = PTHREAD_COND_INITIALIZER};
+    uint64_t queued, closed; /* handed over / closed (counts, for waits) */
+    int started;             /* the closer runs (in this process) */
+} K = {.mu = PTHREAD_MUTEX_INITIALIZER,
+       .work = PTHREAD_COND_INITIALIZER,
+       .done = PTHREAD_COND_INITIALIZER};
 
 /* A sealable shmem file (memfd, hugetlbfs): its release frees pages and
  * waits for nobody. F_GET_SEALS fails at once on anything else, without
@@ -58,6 +63,8 @@ static void *closer(void *arg)
         (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &off, sizeof off);
         close(fd);
         pthread_mutex_lock(&K.mu);
+        K.closed++;
+        pthread_cond_broadcast(&K.done);
     }
     return NULL;
 }
@@ -80,7 +87,9 @@ static void fork_child(void)
      * queued: a new closer, started at the child's first hand-over, closes
      * them (the parent closes its own). */
     K.started = 0;
+    K.closed = K.queued - K.n; /* the one in the parent's hands is not ours */
     pthread_cond_init(&K.work, NULL); /* no waiter came along */
+    pthread_cond_init(&K.done, NULL);
     pthread_mutex_unlock(&K.mu);
 }
 
@@ -119,6 +128,7 @@ static int hand_over(int fd)
         K.cap = cap;
     }
     K.q[K.n++] = fd;
+    K.queued++;
     pthread_cond_signal(&K.work);
     return 0;
 }
@@ -141,6 +151,15 @@ void ripc__fd_dispose(int fd)
         close(fd);
     else
         defer(fd);
+}
+
+void ripc__fd_dispose_wait(void)
+{
+    pthread_mutex_lock(&K.mu);
+    uint64_t upto = K.queued;
+    while (K.started && K.closed < upto)
+        pthread_cond_wait(&K.done, &K.mu);
+    pthread_mutex_unlock(&K.mu);
 }
 
 void ripc__sock_dispose(int fd)

@@ -76,6 +76,7 @@
 
 #include "ringipc/ring.h"
 #include "ringipc/ringipc.h"
+#include "sockets/closer.h"
 #include "sockets/sock.h"
 #include "support/hconn.h"
 #include "support/support.h"
@@ -488,6 +489,7 @@ static int count_dir(const char *path)
 static struct usage measure(int show)
 {
     struct usage u = {0};
+    ripc__fd_dispose_wait(); /* descriptors handed to the closer: closed first */
     u.fds = count_dir("/proc/self/fd") - 1; /* opendir's own */
     u.threads = count_dir("/proc/self/task");
     DIR *d = opendir("/proc/self/fd");

@@ -20,6 +20,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "sockets/closer.h"
+
 #define CHECK(c)                                                                                   \
     do {                                                                                           \
         if (!(c)) {                                                                                \
@@ -72,6 +74,7 @@ static inline const uint8_t *fz_bytes(fz_in *in, size_t n, size_t *got)
 /* Descriptors open now (/proc/self/fd, less the one that reads it). */
 static inline int fz_fd_count(void)
 {
+    ripc__fd_dispose_wait(); /* what went to the closer counts once closed */
     DIR *d = opendir("/proc/self/fd");
     if (d == NULL)
         return -1;

@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sockets/closer.h"
 #include "sockets/sock.h"
 #include "support/support.h"
 
@@ -53,8 +54,11 @@ static void addr_in(ripc__addr *a, const char *name)
     assert_int_equal(ripc__addr_parse(a, url, why, sizeof why), 0);
 }
 
+/* Open descriptors, once those handed to the closer (sockets/closer.h)
+ * are closed. */
 static int count_fds(void)
 {
+    ripc__fd_dispose_wait();
     DIR *d = opendir("/proc/self/fd");
     struct dirent *e;
     int n = 0;
