@@ -87,7 +87,7 @@ static void fork_child(void)
      * queued: a new closer, started at the child's first hand-over, closes
      * them (the parent closes its own). */
     K.started = 0;
-    K.closed = K.queued - K.n; /* the one in the parent's hands is not ours */
+    K.closed = K.queued - K.n;        /* the one in the parent's hands is not ours */
     pthread_cond_init(&K.work, NULL); /* no waiter came along */
     pthread_cond_init(&K.done, NULL);
     pthread_mutex_unlock(&K.mu);

@@ -37,10 +37,6 @@
 #endif
 
 #define SOCK_MAX_FDS  8
-/* Room to receive the most descriptors one message can carry (Linux:
- * SCM_MAX_FD), so that the kernel never truncates, and never drops, what a
- * peer sent: what it drops it releases in the receiving thread. */
-#define SOCK_RECV_FDS RIPC_SOCK_RECV_FDS
 #define SOCK_BACKLOG  128
 #define SUN_PATH_SIZE (sizeof(((struct sockaddr_un *)0)->sun_path))
 /* Longest path we accept: sun_path must also hold the terminating NUL. */
@@ -797,9 +793,12 @@ typedef union {
     char buf[CMSG_SPACE(sizeof(int) * SOCK_MAX_FDS)];
 } fd_control;
 
+/* Room for the most descriptors one message can carry: the kernel never
+ * truncates what a peer sent, as what it drops it releases in the receiving
+ * thread (sockets/closer.h). */
 typedef union {
     struct cmsghdr align;
-    char buf[CMSG_SPACE(sizeof(int) * SOCK_RECV_FDS)];
+    char buf[CMSG_SPACE(sizeof(int) * RIPC_SOCK_RECV_FDS)];
 } fd_recv_control;
 
 /* Put nfds (<= SOCK_MAX_FDS) descriptors into m's control data (SCM_RIGHTS). */
@@ -1014,7 +1013,7 @@ static long recv_once(int fd, void *buf, size_t len, int *fds, int max_fds, int 
 
 long ripc__sock_try_recv_fds(intptr_t fd, void *buf, size_t len, int *fds, int max_fds, int *nfds)
 {
-    if (max_fds < 0 || max_fds > SOCK_RECV_FDS || (max_fds > 0 && (fds == NULL || nfds == NULL)))
+    if (max_fds < 0 || max_fds > RIPC_SOCK_RECV_FDS || (max_fds > 0 && (fds == NULL || nfds == NULL)))
         return -EINVAL;
     int have = nfds ? *nfds : 0, over = 0;
     long n = recv_once((int)fd, buf, len, fds, max_fds, &have, &over);

@@ -489,7 +489,7 @@ static int count_dir(const char *path)
 static struct usage measure(int show)
 {
     struct usage u = {0};
-    ripc__fd_dispose_wait(); /* descriptors handed to the closer: closed first */
+    ripc__fd_dispose_wait();                /* descriptors handed to the closer: closed first */
     u.fds = count_dir("/proc/self/fd") - 1; /* opendir's own */
     u.threads = count_dir("/proc/self/task");
     DIR *d = opendir("/proc/self/fd");
