@@ -1013,7 +1013,8 @@ static long recv_once(int fd, void *buf, size_t len, int *fds, int max_fds, int 
 
 long ripc__sock_try_recv_fds(intptr_t fd, void *buf, size_t len, int *fds, int max_fds, int *nfds)
 {
-    if (max_fds < 0 || max_fds > RIPC_SOCK_RECV_FDS || (max_fds > 0 && (fds == NULL || nfds == NULL)))
+    if (max_fds < 0 || max_fds > RIPC_SOCK_RECV_FDS ||
+        (max_fds > 0 && (fds == NULL || nfds == NULL)))
         return -EINVAL;
     int have = nfds ? *nfds : 0, over = 0;
     long n = recv_once((int)fd, buf, len, fds, max_fds, &have, &over);
