@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ringipc/ring.h"
 #include "shm/ring_layout.h"
 
 struct ripc_ring {
@@ -38,10 +39,8 @@ struct ripc_ring {
  * it: a 1 GiB ring a worker asks for costs the master no page until used. */
 int ripc__ring_format_zeroed(void *mem, size_t mem_len, size_t capacity);
 
-#endif
-
 /*
- * The eventcount of DESIGN.md "Doorbell", on the ring's wait line.
+ * The eventcount on the ring's wait line.
  *
  * Sleeper (consumer waiting for data / producer waiting for space):
  *   arm:   flag = 1 (seq_cst store), re-read what the other side publishes
@@ -127,3 +126,5 @@ int ripc__ring_fastpub(const ripc_ring *r);
  * rings and wants one remote fence between the halves (not one per ring). */
 void ripc__ring_arm_consumer_flag(ripc_ring *r);
 int ripc__ring_consumer_recheck(ripc_ring *r); /* 1: data there, flag cleared */
+
+#endif /* RIPC_SHM_RING_INTERNAL_H */
