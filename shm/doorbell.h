@@ -4,7 +4,7 @@
  * The sleep flags and the eventcount protocol live with the ring (see
  * shm/ring_internal.h); a doorbell is just the kernel object the sleeper
  * blocks on. One file per kind: doorbell_eventfd.c (Linux),
- * doorbell_futex.c (Linux), doorbell_socket.c (any POSIX), doorbell_win32.c.
+ * doorbell_futex.c (Linux), doorbell_socket.c (any POSIX).
  *
  *   kind                  wait object             ring                  pollable fd
  *   RIPC_DB_EVENTFD       eventfd (one fd)        write 1               yes

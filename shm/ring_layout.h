@@ -80,7 +80,7 @@ struct ripc_ring_consts {
     uint64_t max_payload; /* capacity / 2 - RIPC_REC_HDR */
 };
 
-/* Wait words: the eventcount of DESIGN.md "Doorbell". A side about to sleep
+/* Wait words: the eventcount (shm/ring_internal.h). A side about to sleep
  * sets its flag, fences, re-checks the index, then blocks; the other side
  * fences after publishing and rings only when the flag is set. The futex
  * doorbell waits on the sequence words. A set flag also says how the

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The server's two lookup tables, read on every message and changed when
- * workers come and go: id -> peer and type -> handler. Linux/POSIX: liburcu
+ * workers come and go: id -> peer and type -> handler, as liburcu
  * lock-free hash tables (tables_urcu.c, the only file built with
- * _LGPL_SOURCE); Windows: the same calls over an SRWLOCK (tables_win32.c).
+ * _LGPL_SOURCE).
  *
  * Context: every function may be called from any thread. Lookups return a
  * reference (peers) or a copy (handlers), so nothing is used after the
