@@ -13,6 +13,7 @@
 
 #include <errno.h>
 
+#include "shm/doorbell_common.h"
 #include "shm/doorbell_impl.h"
 
 #if defined(RIPC_HAVE_EVENTFD)

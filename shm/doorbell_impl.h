@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Private to the doorbell files: what shm/doorbell.c (the dispatcher) calls
- * in each kind's file, and the helpers the kinds share. Each kind's file
+ * in each kind's file (the helpers the kinds share are in
+ * shm/doorbell_common.h; a kind never calls the dispatcher). Each kind's file
  * defines all five of its functions; where the kind is not built they are
  * stubs (usable() 0, open/adopt/wait -ENOSYS, ring/drain no-ops), so the
  * dispatcher needs no #ifdef.
@@ -32,27 +33,5 @@
 RIPC_DB_KIND_FUNCS(eventfd)
 RIPC_DB_KIND_FUNCS(futex)
 RIPC_DB_KIND_FUNCS(socket)
-
-/* ---- shared helpers (shm/doorbell.c) ---- */
-
-/* Absolute CLOCK_MONOTONIC deadline in ns for timeout_ms; -1 = none
- * (timeout_ms < 0). */
-int64_t ripc__doorbell_deadline(int timeout_ms);
-
-/* ns left until deadline (0 when passed); -1 when deadline is -1. */
-int64_t ripc__doorbell_left_ns(int64_t deadline);
-
-/*
- * poll() fd for readability and watch_fd for readable / hang-up / error,
- * until the deadline (0 = just look), retrying EINTR with the time left.
- * Either fd may be -1. Returns a bitmask: 1 = fd readable (or hung up),
- * 2 = watch_fd ready; 0 on timeout; -EBADF when either fd is not open,
- * or another -errno from poll.
- */
-int ripc__doorbell_poll(int fd, int watch_fd, int64_t deadline);
-
-/* Make a received descriptor close-on-exec and, if asked, non-blocking.
- * Returns 0 or -errno (-EBADF: not a descriptor). */
-int ripc__doorbell_fd_prepare(int fd, int nonblock);
 
 #endif /* RIPC_SHM_DOORBELL_IMPL_H */

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "shm/doorbell_common.h"
 #include "shm/doorbell_impl.h"
 #include "sockets/sock.h"
 

@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: MIT */
+/* Helpers the doorbell kinds share (contract: shm/doorbell_common.h). */
+#include "shm/doorbell_common.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <time.h>
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t ripc__doorbell_deadline(int timeout_ms)
+{
+    if (timeout_ms < 0)
+        return -1;
+    return now_ns() + (int64_t)timeout_ms * 1000000;
+}
+
+int64_t ripc__doorbell_left_ns(int64_t deadline)
+{
+    if (deadline < 0)
+        return -1;
+    int64_t left = deadline - now_ns();
+    return left > 0 ? left : 0;
+}
+
+int ripc__doorbell_poll(int fd, int watch_fd, int64_t deadline)
+{
+    short watch_events = POLLIN;
+#ifdef POLLRDHUP
+    watch_events |= POLLRDHUP; /* the peer shut down its side: as good as dead */
+#endif
+    struct pollfd p[2] = {
+        {.fd = fd, .events = POLLIN},
+        {.fd = watch_fd, .events = watch_events},
+    };
+    for (;;) {
+        int64_t left = ripc__doorbell_left_ns(deadline);
+        /* Round up: poll() must not come back before the deadline only to
+         * be called again with 0 and return "timeout" early. */
+        int ms = left < 0 ? -1 : (int)((left + 999999) / 1000000);
+        int n = poll(p, 2, ms);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue; /* the next round gets what is left of the time */
+            return -errno;
+        }
+        if (n == 0) {
+            if (ms == 0 || ripc__doorbell_left_ns(deadline) == 0)
+                return 0;
+            continue;
+        }
+        if ((p[0].revents | p[1].revents) & POLLNVAL)
+            return -EBADF;
+        /* POLLHUP / POLLERR / POLLRDHUP are never asked for but always
+         * reported: any bit set means "look at this fd". */
+        return (p[0].revents ? 1 : 0) | (p[1].revents ? 2 : 0);
+    }
+}
+
+int ripc__doorbell_fd_prepare(int fd, int nonblock)
+{
+    int fl = fcntl(fd, F_GETFD);
+    if (fl < 0)
+        return -errno;
+    if (!(fl & FD_CLOEXEC) && fcntl(fd, F_SETFD, fl | FD_CLOEXEC) < 0)
+        return -errno;
+    if (nonblock) {
+        fl = fcntl(fd, F_GETFL);
+        if (fl < 0)
+            return -errno;
+        if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+            return -errno;
+    }
+    return 0;
+}
