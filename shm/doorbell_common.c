@@ -5,31 +5,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <time.h>
 
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
+#include "shm/clock.h"
 
-int64_t ripc__doorbell_deadline(int timeout_ms)
-{
-    if (timeout_ms < 0)
-        return -1;
-    return now_ns() + (int64_t)timeout_ms * 1000000;
-}
-
-int64_t ripc__doorbell_left_ns(int64_t deadline)
-{
-    if (deadline < 0)
-        return -1;
-    int64_t left = deadline - now_ns();
-    return left > 0 ? left : 0;
-}
-
-int ripc__doorbell_poll(int fd, int watch_fd, int64_t deadline)
+int ripc__doorbell_poll(int fd, int watch_fd, uint64_t deadline)
 {
     short watch_events = POLLIN;
 #ifdef POLLRDHUP
@@ -40,10 +19,7 @@ int ripc__doorbell_poll(int fd, int watch_fd, int64_t deadline)
         {.fd = watch_fd, .events = watch_events},
     };
     for (;;) {
-        int64_t left = ripc__doorbell_left_ns(deadline);
-        /* Round up: poll() must not come back before the deadline only to
-         * be called again with 0 and return "timeout" early. */
-        int ms = left < 0 ? -1 : (int)((left + 999999) / 1000000);
+        int ms = ripc__remaining_ms(deadline);
         int n = poll(p, 2, ms);
         if (n < 0) {
             if (errno == EINTR)
@@ -51,7 +27,7 @@ int ripc__doorbell_poll(int fd, int watch_fd, int64_t deadline)
             return -errno;
         }
         if (n == 0) {
-            if (ms == 0 || ripc__doorbell_left_ns(deadline) == 0)
+            if (ms == 0 || ripc__expired(deadline))
                 return 0;
             continue;
         }

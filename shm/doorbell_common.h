@@ -1,29 +1,22 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Private to the doorbell files: helpers every kind may use (deadlines,
- * waiting on a descriptor and the peer's watch_fd together, preparing a
- * received descriptor). They depend on no kind and on no dispatcher code.
+ * Private to the doorbell files: helpers every kind may use (waiting on a
+ * descriptor and the peer's watch_fd together, preparing a received
+ * descriptor). They depend on no kind and on no dispatcher code.
  */
 #ifndef RIPC_SHM_DOORBELL_COMMON_H
 #define RIPC_SHM_DOORBELL_COMMON_H
 
 #include <stdint.h>
 
-/* Absolute CLOCK_MONOTONIC deadline in ns for timeout_ms; -1 = none
- * (timeout_ms < 0). */
-int64_t ripc__doorbell_deadline(int timeout_ms);
-
-/* ns left until deadline (0 when passed); -1 when deadline is -1. */
-int64_t ripc__doorbell_left_ns(int64_t deadline);
-
 /*
  * poll() fd for readability and watch_fd for readable / hang-up / error,
- * until the deadline (0 = just look), retrying EINTR with the time left.
+ * until the deadline (shm/clock.h; 0 = just look), retrying EINTR with the time left.
  * Either fd may be -1. Returns a bitmask: 1 = fd readable (or hung up),
  * 2 = watch_fd ready; 0 on timeout; -EBADF when either fd is not open,
  * or another -errno from poll.
  */
-int ripc__doorbell_poll(int fd, int watch_fd, int64_t deadline);
+int ripc__doorbell_poll(int fd, int watch_fd, uint64_t deadline);
 
 /* Make a received descriptor close-on-exec and, if asked, non-blocking.
  * Returns 0 or -errno (-EBADF: not a descriptor). */

@@ -13,6 +13,7 @@
 
 #include <errno.h>
 
+#include "shm/clock.h"
 #include "shm/doorbell_common.h"
 #include "shm/doorbell_impl.h"
 
@@ -84,7 +85,7 @@ static int consume(int fd)
 int ripc__doorbell_eventfd_wait(ripc__doorbell *db, uint32_t seen, int watch_fd, int timeout_ms)
 {
     (void)seen;
-    int rc = ripc__doorbell_poll(db->wait_fd, watch_fd, ripc__doorbell_deadline(timeout_ms));
+    int rc = ripc__doorbell_poll(db->wait_fd, watch_fd, ripc__deadline(timeout_ms));
     if (rc <= 0)
         return rc;
     /* A ring wins over watch_fd: the caller takes what was published

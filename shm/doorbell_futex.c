@@ -16,6 +16,7 @@
 
 #include <errno.h>
 
+#include "shm/clock.h"
 #include "shm/doorbell_common.h"
 #include "shm/doorbell_impl.h"
 
@@ -27,7 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SLICE_NS (50 * 1000000LL)
+#define SLICE_NS (50 * 1000000ull)
 
 static long futex(_Atomic uint32_t *word, int op, uint32_t val, const struct timespec *ts)
 {
@@ -81,7 +82,7 @@ void ripc__doorbell_futex_ring(ripc__doorbell *db)
 
 int ripc__doorbell_futex_wait(ripc__doorbell *db, uint32_t seen, int watch_fd, int timeout_ms)
 {
-    int64_t deadline = ripc__doorbell_deadline(timeout_ms);
+    uint64_t deadline = ripc__deadline(timeout_ms);
     for (;;) {
         /* The word wins over watch_fd, as a readable doorbell does in the
          * other kinds. Acquire: see ripc__doorbell_futex_ring(). */
@@ -92,14 +93,13 @@ int ripc__doorbell_futex_wait(ripc__doorbell *db, uint32_t seen, int watch_fd, i
             if (rc != 0)
                 return rc < 0 ? rc : 2;
         }
-        int64_t left = ripc__doorbell_left_ns(deadline);
-        if (left == 0)
+        uint64_t slice = ripc__remaining_ns(deadline);
+        if (slice == 0)
             return 0;
-        int64_t slice = left;
-        if (watch_fd >= 0 && (slice < 0 || slice > SLICE_NS))
+        if (watch_fd >= 0 && slice > SLICE_NS)
             slice = SLICE_NS;
         struct timespec ts, *tsp = NULL;
-        if (slice >= 0) {
+        if (slice != RIPC_DEADLINE_NEVER) {
             ts.tv_sec = (time_t)(slice / 1000000000);
             ts.tv_nsec = (long)(slice % 1000000000);
             tsp = &ts; /* FUTEX_WAIT takes a relative CLOCK_MONOTONIC time */

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "shm/clock.h"
 #include "shm/doorbell_common.h"
 #include "shm/doorbell_impl.h"
 #include "sockets/sock.h"
@@ -160,7 +161,7 @@ static int drain_bytes(int fd)
 int ripc__doorbell_socket_wait(ripc__doorbell *db, uint32_t seen, int watch_fd, int timeout_ms)
 {
     (void)seen;
-    int rc = ripc__doorbell_poll(db->wait_fd, watch_fd, ripc__doorbell_deadline(timeout_ms));
+    int rc = ripc__doorbell_poll(db->wait_fd, watch_fd, ripc__deadline(timeout_ms));
     if (rc <= 0)
         return rc;
     if (rc & 1) {

@@ -10,6 +10,7 @@
  * connected socket handed out is blocking, and time limits are enforced with
  * poll() before the call, never with SO_RCVTIMEO/SO_SNDTIMEO left on the fd.
  */
+#include "shm/clock.h"
 #include "shm/why.h"
 #include "sockets/closer.h"
 #include "sockets/sock.h"
@@ -17,7 +18,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -54,40 +54,15 @@ _Static_assert(SUN_PATH_SIZE <= RIPC_ADDR_PATH_MAX, "ripc__addr.path must hold a
 #define HAVE_ABSTRACT 0
 #endif
 
-/* ---- time limits ---- */
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* A deadline is an absolute CLOCK_MONOTONIC time in ms, or -1 for "never". */
-static int64_t deadline_of(int timeout_ms)
-{
-    return timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
-}
-
-/* Milliseconds left before deadline as a poll() timeout: -1 forever, >= 0 otherwise. */
-static int left_ms(int64_t deadline)
-{
-    int64_t d;
-    if (deadline < 0)
-        return -1;
-    d = deadline - now_ms();
-    if (d <= 0)
-        return 0;
-    return d > INT_MAX ? INT_MAX : (int)d;
-}
+/* ---- time limits (deadlines: shm/clock.h) ---- */
 
 /* 1 when fd is ready for events (or has an error/hang-up the next call will
  * report), 0 when the deadline passed, -errno on a poll failure. */
-static int wait_fd(int fd, short events, int64_t deadline)
+static int wait_fd(int fd, short events, uint64_t deadline)
 {
     for (;;) {
         struct pollfd p = {.fd = fd, .events = events};
-        int r = poll(&p, 1, left_ms(deadline));
+        int r = poll(&p, 1, ripc__remaining_ms(deadline));
         if (r > 0)
             return 1;
         if (r == 0)
@@ -595,7 +570,7 @@ void ripc__sock_unlink(const ripc__addr *a, intptr_t lfd)
  * connect waits for room, bounded by SO_SNDTIMEO, so use that for the time
  * left and clear it afterwards.
  */
-static int connect_unix_wait(int fd, const struct sockaddr *sa, socklen_t slen, int64_t deadline)
+static int connect_unix_wait(int fd, const struct sockaddr *sa, socklen_t slen, uint64_t deadline)
 {
     static const struct timeval forever = {0, 0};
     int r, err;
@@ -604,7 +579,7 @@ static int connect_unix_wait(int fd, const struct sockaddr *sa, socklen_t slen, 
     if (r != 0)
         return r;
     for (;;) {
-        int left = left_ms(deadline);
+        int left = ripc__remaining_ms(deadline);
         struct timeval tv = forever;
         if (left == 0) {
             err = ETIMEDOUT;
@@ -631,7 +606,7 @@ static int connect_unix_wait(int fd, const struct sockaddr *sa, socklen_t slen, 
 }
 
 /* Connect the non-blocking fd to sa before deadline. */
-static int connect_fd(int fd, const struct sockaddr *sa, socklen_t slen, int64_t deadline)
+static int connect_fd(int fd, const struct sockaddr *sa, socklen_t slen, uint64_t deadline)
 {
     socklen_t elen;
     int err, r;
@@ -659,7 +634,7 @@ static int connect_fd(int fd, const struct sockaddr *sa, socklen_t slen, int64_t
     return -err;
 }
 
-static int connect_unix(const ripc__addr *a, int *out, int64_t deadline, char *why, size_t why_len)
+static int connect_unix(const ripc__addr *a, int *out, uint64_t deadline, char *why, size_t why_len)
 {
     struct sockaddr_un sun;
     socklen_t slen;
@@ -686,7 +661,7 @@ static int connect_unix(const ripc__addr *a, int *out, int64_t deadline, char *w
     return 0;
 }
 
-static int connect_tcp(const ripc__addr *a, int *out, int64_t deadline, char *why, size_t why_len)
+static int connect_tcp(const ripc__addr *a, int *out, uint64_t deadline, char *why, size_t why_len)
 {
     struct addrinfo *res, *ai;
     int fd = -1, r = -EHOSTUNREACH;
@@ -726,7 +701,7 @@ static int connect_tcp(const ripc__addr *a, int *out, int64_t deadline, char *wh
 
 int ripc__sock_connect(const ripc__addr *a, intptr_t *fd, int timeout_ms, char *why, size_t why_len)
 {
-    int64_t deadline = deadline_of(timeout_ms);
+    uint64_t deadline = ripc__deadline(timeout_ms);
     int nfd = -1, r;
 
     *fd = -1;
@@ -917,7 +892,7 @@ static int take_fds(struct msghdr *m, int *fds, int max_fds, int *have)
 int ripc__sock_recv_fds(intptr_t fd, void *buf, size_t len, int *fds, int max_fds, int *nfds,
                         int timeout_ms)
 {
-    int64_t deadline = deadline_of(timeout_ms);
+    uint64_t deadline = ripc__deadline(timeout_ms);
     char *p = buf;
     size_t got = 0;
     int have = 0, r = 0;
@@ -932,7 +907,7 @@ int ripc__sock_recv_fds(intptr_t fd, void *buf, size_t len, int *fds, int max_fd
         struct msghdr m;
         ssize_t n;
 
-        if (deadline >= 0) {
+        if (deadline != RIPC_DEADLINE_NEVER) {
             r = wait_fd((int)fd, POLLIN, deadline);
             if (r == 0)
                 r = -ETIMEDOUT;
@@ -951,7 +926,8 @@ int ripc__sock_recv_fds(intptr_t fd, void *buf, size_t len, int *fds, int max_fd
                 continue;
             if (err == EAGAIN || err == EWOULDBLOCK) {
                 /* Non-blocking fd with no deadline: wait here instead of spinning. */
-                if (deadline < 0 && (r = wait_fd((int)fd, POLLIN, -1)) < 0)
+                if (deadline == RIPC_DEADLINE_NEVER &&
+                    (r = wait_fd((int)fd, POLLIN, RIPC_DEADLINE_NEVER)) < 0)
                     goto fail;
                 continue;
             }

@@ -233,7 +233,7 @@ int ripc__chan_wait(ripc__chan *ch, const ripc__waitfor *w, uint64_t deadline)
                     return -ETIMEDOUT;
                 if (spin_end == 0) {
                     spin_end = ch->wait_mode == RIPC_WAIT_SPIN
-                                   ? UINT64_MAX
+                                   ? RIPC_DEADLINE_NEVER
                                    : now + (uint64_t)ch->spin_us * 1000u;
                     next_check = now + 1000000u; /* peer liveness, every ms */
                 }
@@ -255,7 +255,7 @@ int ripc__chan_wait(ripc__chan *ch, const ripc__waitfor *w, uint64_t deadline)
             if (ready(ch, w))
                 return 0;
             if ((i & 15) == 0) {
-                if (ripc__now_ns() >= deadline)
+                if (ripc__expired(deadline))
                     return -ETIMEDOUT;
                 if (!ripc__sock_alive(ch->sock))
                     return 1;
@@ -291,7 +291,7 @@ int ripc__chan_wait(ripc__chan *ch, const ripc__waitfor *w, uint64_t deadline)
         /* Also after a wake-up that brought nothing: rings without data (a
          * peer that keeps ringing, a doorbell descriptor that is always
          * readable) must not stretch the wait past its deadline. */
-        if (ms >= 0 && ripc__now_ns() >= deadline)
+        if (ms >= 0 && ripc__expired(deadline))
             return -ETIMEDOUT;
     }
 }

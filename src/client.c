@@ -189,7 +189,7 @@ __attribute__((noinline, cold)) static int send_socket_wait(ripc_client *c, cons
                                                             const void *data, uint64_t deadline)
 {
     for (;;) {
-        if (ripc__now_ns() >= deadline)
+        if (ripc__expired(deadline))
             return -ETIMEDOUT;
         int more = stash_incoming(c);
         if (more < 0)

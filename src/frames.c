@@ -227,7 +227,7 @@ int ripc__frame_send_part_until(int fd, const ripc__frame *f, const void *payloa
              * frame out: the rest goes to the caller (rest), or is finished
              * whatever the deadline says (no rest): the stream must not
              * lose its framing. */
-            int rc = ripc__frame_wait_out(fd, !done ? deadline : rest ? finish : UINT64_MAX);
+            int rc = ripc__frame_wait_out(fd, !done ? deadline : rest ? finish : RIPC_DEADLINE_NEVER);
             if (rc == -ETIMEDOUT && done && rest)
                 return keep_rest(iov, niov, rest, rest_len);
             if (rc < 0)

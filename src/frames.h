@@ -77,7 +77,7 @@ int ripc__rx_ready(const ripc__rx *rx);
 
 /*
  * Write one frame (header + payload). Waits for room up to deadline
- * (ripc__deadline; UINT64_MAX forever) but once the first byte is out the
+ * (shm/clock.h; RIPC_DEADLINE_NEVER forever) but once the first byte is out the
  * frame is finished whatever the deadline says, so the stream stays framed.
  * Returns 0, -ETIMEDOUT (nothing written by the deadline), -EPIPE, or
  * another -errno.

@@ -11,6 +11,7 @@
 
 #include "ringipc/ring.h"
 #include "ringipc/ringipc.h"
+#include "shm/clock.h"
 #include "shm/doorbell.h"
 #include "shm/ring_internal.h"
 #include "shm/segment.h"
@@ -44,21 +45,10 @@
 #define RIPC_MIN_MAX_MESSAGE ((uint64_t)256)
 
 /* ---- util.c ---- */
-uint64_t ripc__now_ns(void);
-/* CLOCK_MONOTONIC_COARSE where there is one (a few ms of granularity, a
- * quarter of the cost): for "about every millisecond" checks on hot paths.
- * Not comparable with ripc__now_ns(). */
-uint64_t ripc__coarse_ns(void);
-/* Deadline for a timeout in ms: UINT64_MAX for -1, now for 0. */
-uint64_t ripc__deadline(int timeout_ms);
-/* Milliseconds left until deadline (rounded up), -1 for UINT64_MAX. */
-int ripc__remaining_ms(uint64_t deadline);
 /* May a wait spin, given the peer's pid (0: unknown)? See util.c. */
 int ripc__spin_ok(int32_t peer_pid);
 void ripc__cpu_relax(void);
-/* A CLOCK_MONOTONIC time point in ns (ripc__deadline) as a timespec. */
-struct timespec ripc__timespec_at(uint64_t ns);
-/* Lock mu, waiting until a CLOCK_MONOTONIC deadline (UINT64_MAX: for
+/* Lock mu, waiting until a deadline (shm/clock.h; RIPC_DEADLINE_NEVER: for
  * ever). 0, ETIMEDOUT, or another pthread error (positive, as pthread's). */
 int ripc__mutex_lock_until(pthread_mutex_t *mu, uint64_t deadline);
 /* A condition variable whose timed waits use CLOCK_MONOTONIC. */

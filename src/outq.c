@@ -37,11 +37,11 @@ struct ripc__outq {
 /* Wait on cv until deadline (mutex held). -ETIMEDOUT when it passed. */
 static int wait_until(ripc__outq *q, uint64_t deadline)
 {
-    if (deadline == UINT64_MAX) {
+    if (deadline == RIPC_DEADLINE_NEVER) {
         pthread_cond_wait(&q->cv, &q->mu);
         return 0;
     }
-    if (ripc__now_ns() >= deadline)
+    if (ripc__expired(deadline))
         return -ETIMEDOUT;
     struct timespec ts = ripc__timespec_at(deadline);
     pthread_cond_clockwait(&q->cv, &q->mu, CLOCK_MONOTONIC, &ts);

@@ -11,44 +11,6 @@
 #include "src/internal.h"
 #include "src/tsan.h"
 
-uint64_t ripc__now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-uint64_t ripc__coarse_ns(void)
-{
-#ifdef CLOCK_MONOTONIC_COARSE
-    /* The tick-granular clock: one read of the vDSO page (~5 ns here,
-     * against ~22 ns for CLOCK_MONOTONIC, which reads the TSC). */
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-#else
-    return ripc__now_ns();
-#endif
-}
-
-uint64_t ripc__deadline(int timeout_ms)
-{
-    if (timeout_ms < 0)
-        return UINT64_MAX;
-    return ripc__now_ns() + (uint64_t)timeout_ms * 1000000ull;
-}
-
-int ripc__remaining_ms(uint64_t deadline)
-{
-    if (deadline == UINT64_MAX)
-        return -1;
-    uint64_t now = ripc__now_ns();
-    if (now >= deadline)
-        return 0;
-    uint64_t ms = (deadline - now + 999999) / 1000000;
-    return ms > 0x7fffffff ? 0x7fffffff : (int)ms;
-}
-
 int ripc__spin_ok(int32_t peer_pid)
 {
     /* Spinning pays only when the two sides can run at the same time: we
@@ -66,16 +28,9 @@ int ripc__spin_ok(int32_t peer_pid)
     return CPU_COUNT(&theirs) >= 2;
 }
 
-struct timespec ripc__timespec_at(uint64_t ns)
-{
-    struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000u),
-                          .tv_nsec = (long)(ns % 1000000000u)};
-    return ts;
-}
-
 int ripc__mutex_lock_until(pthread_mutex_t *mu, uint64_t deadline)
 {
-    if (deadline == UINT64_MAX)
+    if (deadline == RIPC_DEADLINE_NEVER)
         return pthread_mutex_lock(mu);
 #ifndef RIPC_TSAN
     struct timespec ts = ripc__timespec_at(deadline);
