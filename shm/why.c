@@ -19,16 +19,15 @@ static const char *err_text(int err, char *buf, size_t len)
 
 void ripc__set_why(char *why, size_t why_len, int err, const char *fmt, ...)
 {
-    char step[256], ebuf[96];
     va_list ap;
 
     if (why == NULL || why_len == 0)
         return;
     va_start(ap, fmt);
-    vsnprintf(step, sizeof step, fmt, ap);
+    int n = vsnprintf(why, why_len, fmt, ap);
     va_end(ap);
-    if (err != 0)
-        snprintf(why, why_len, "%s: %s", step, err_text(err, ebuf, sizeof ebuf));
-    else
-        snprintf(why, why_len, "%s", step);
+    if (err != 0 && n >= 0 && (size_t)n < why_len) {
+        char ebuf[96];
+        snprintf(why + n, why_len - (size_t)n, ": %s", err_text(err, ebuf, sizeof ebuf));
+    }
 }

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* One line of detail about a failure, for the `why` buffers of shm/ and
- * sockets/: "<step>: <strerror(err)>", or just the step when err == 0.
- * why may be NULL. */
+/* The library's one formatter for the `why` buffers its calls fill: one line
+ * of detail about a failure, "<step>: <strerror(err)>", or just the step when
+ * err == 0. Truncated to why_len; why may be NULL. */
 #ifndef RIPC_SHM_WHY_H
 #define RIPC_SHM_WHY_H
 

@@ -574,7 +574,7 @@ static int handshake(ripc_client *c, uint64_t deadline, char *why, size_t why_le
     if (c->opt.token) {
         size_t tl = strlen(c->opt.token);
         if (tl > RIPC_TOKEN_MAX) {
-            ripc__whyf(why, why_len, "token longer than %d bytes", RIPC_TOKEN_MAX);
+            ripc__set_why(why, why_len, 0, "token longer than %d bytes", RIPC_TOKEN_MAX);
             return -EINVAL;
         }
         memcpy(h.token, c->opt.token, tl);
@@ -595,12 +595,12 @@ static int handshake(ripc_client *c, uint64_t deadline, char *why, size_t why_le
     rc = ripc__sock_recv_fds(c->sock, buf, RIPC_FRAME_HDR, fds, 3, &nfds,
                              ripc__remaining_ms(deadline));
     if (rc < 0) {
-        ripc__whyf(why, why_len, "no answer to HELLO (%s)", ripc_strerror(rc));
+        ripc__set_why(why, why_len, 0, "no answer to HELLO (%s)", ripc_strerror(rc));
         return rc == -EPIPE ? -ECONNREFUSED : rc;
     }
     if ((rc = ripc__frame_decode(buf, &f, RIPC_HANDSHAKE_MAX)) < 0 ||
         (f.ftype != RIPC_FRAME_WELCOME && f.ftype != RIPC_FRAME_REJECT)) {
-        ripc__whyf(why, why_len, "bad answer to HELLO");
+        ripc__set_why(why, why_len, 0, "bad answer to HELLO");
         rc = -EPROTO;
         goto out;
     }
@@ -610,20 +610,20 @@ static int handshake(ripc_client *c, uint64_t deadline, char *why, size_t why_le
         size_t n = f.len > RIPC_REASON_MAX ? RIPC_REASON_MAX : (size_t)f.len;
         memcpy(c->reason, buf, n);
         c->reason[n] = 0;
-        ripc__whyf(why, why_len, "rejected: %s", c->reason);
+        ripc__set_why(why, why_len, 0, "rejected: %s", c->reason);
         rc = reject_errno(f.type);
         goto out;
     }
     ripc__welcome w;
     if (ripc__welcome_decode(buf, (size_t)f.len, &w) < 0 || w.version != RIPC_PROTO_VERSION) {
-        ripc__whyf(why, why_len, "malformed WELCOME");
+        ripc__set_why(why, why_len, 0, "malformed WELCOME");
         rc = -EPROTO;
         goto out;
     }
     if (w.transport == RIPC_XPORT_SOCKET) {
         /* Socket mode: every message is a frame on this socket. */
         if (nfds != 0 || w.nfds != 0 || c->opt.transport == RIPC_TRANSPORT_SHM) {
-            ripc__whyf(why, why_len, "unexpected socket-mode WELCOME");
+            ripc__set_why(why, why_len, 0, "unexpected socket-mode WELCOME");
             rc = -EPROTO;
             goto out;
         }
@@ -640,18 +640,18 @@ static int handshake(ripc_client *c, uint64_t deadline, char *why, size_t why_le
         !ripc__ring_bytes_ok((size_t)w.ring_bytes) ||
         w.seg_bytes != ripc__chan_seg_bytes((size_t)w.ring_bytes) ||
         (w.worker_db == RIPC_DB_FUTEX) != (nfds == 2)) {
-        ripc__whyf(why, why_len, "malformed WELCOME");
+        ripc__set_why(why, why_len, 0, "malformed WELCOME");
         rc = -EPROTO;
         goto out;
     }
     char swhy[RIPC_SEG_WHY_LEN];
     if ((rc = ripc__segment_map(&c->ch.seg, fds[0], (size_t)w.seg_bytes, swhy, sizeof swhy)) < 0) {
-        ripc__whyf(why, why_len, "cannot map the segment: %s", swhy);
+        ripc__set_why(why, why_len, 0, "cannot map the segment: %s", swhy);
         goto out;
     }
     fds[0] = -1; /* the segment owns it now */
     if ((rc = ripc__chan_attach(&c->ch, (size_t)w.ring_bytes, 0)) < 0) {
-        ripc__whyf(why, why_len, "rings in the segment are invalid");
+        ripc__set_why(why, why_len, 0, "rings in the segment are invalid");
         goto out;
     }
     _Atomic uint32_t *word = &((struct ripc_ring_hdr *)((unsigned char *)c->ch.seg.base +
@@ -660,16 +660,16 @@ static int handshake(ripc_client *c, uint64_t deadline, char *why, size_t why_le
     /* A doorbell kind or descriptor we cannot use is the master's protocol
      * error, like any other malformed WELCOME. */
     if ((rc = ripc__doorbell_adopt(&c->ch.peer_bell, w.master_db, -1, fds[1], NULL)) < 0) {
-        ripc__whyf(why, why_len, "master doorbell (kind %u) unusable: %s", w.master_db,
-                   ripc_strerror(rc));
+        ripc__set_why(why, why_len, 0, "master doorbell (kind %u) unusable: %s", w.master_db,
+                      ripc_strerror(rc));
         rc = -EPROTO;
         goto out;
     }
     fds[1] = -1;
     if ((rc = ripc__doorbell_adopt(&c->ch.bell, w.worker_db, nfds > 2 ? fds[2] : -1, -1,
                                    w.worker_db == RIPC_DB_FUTEX ? word : NULL)) < 0) {
-        ripc__whyf(why, why_len, "worker doorbell (kind %u) unusable: %s", w.worker_db,
-                   ripc_strerror(rc));
+        ripc__set_why(why, why_len, 0, "worker doorbell (kind %u) unusable: %s", w.worker_db,
+                      ripc_strerror(rc));
         rc = -EPROTO;
         goto out;
     }
@@ -727,16 +727,16 @@ static int master_uid_ok(intptr_t fd, const ripc__addr *a, const ripc_options *o
     uint32_t uid;
     int rc = ripc__sock_peer_cred(fd, &uid, NULL, NULL);
     if (rc < 0) {
-        ripc__whyf(why, why_len, "cannot tell who listens at unix:%s (%s)", a->path,
-                   ripc_strerror(rc));
+        ripc__set_why(why, why_len, 0, "cannot tell who listens at unix:%s (%s)", a->path,
+                      ripc_strerror(rc));
         return -EACCES;
     }
     if (ripc__uid_allowed(o, uid))
         return 0;
-    ripc__whyf(why, why_len,
-               "the master at unix:%s runs as uid %u, not ours (%u) nor one in allow_uids: "
-               "anybody may bind an abstract name",
-               a->path, uid, (unsigned)geteuid());
+    ripc__set_why(why, why_len, 0,
+                  "the master at unix:%s runs as uid %u, not ours (%u) nor one in allow_uids: "
+                  "anybody may bind an abstract name",
+                  a->path, uid, (unsigned)geteuid());
     return -EACCES;
 }
 
@@ -758,9 +758,9 @@ static ripc_client *client_new(const ripc_options *opt, int *rc, char *why, size
         return NULL;
     }
     if (c->opt.transport == RIPC_TRANSPORT_SHM && !ripc__segment_supported(RIPC_SEG_DEFAULT)) {
-        ripc__whyf(why, why_len,
-                   "shared memory is not available in this process and the "
-                   "transport is forced to shm");
+        ripc__set_why(why, why_len, 0,
+                      "shared memory is not available in this process and the "
+                      "transport is forced to shm");
         free(c);
         *rc = -ENOTSUP;
         return NULL;

@@ -15,6 +15,7 @@
 #include "shm/doorbell.h"
 #include "shm/ring_internal.h"
 #include "shm/segment.h"
+#include "shm/why.h"
 #include "sockets/sock.h"
 #include "src/large.h"
 #include "src/proto.h"
@@ -58,7 +59,6 @@ void ripc__cond_init_monotonic(pthread_cond_t *cv);
  * shm_open segment with SIGBUS blocked kills the process before the fault
  * guard can run (shm/fault_guard.h). 0 or -errno. */
 int ripc__sigbus_unblock(sigset_t *old);
-void ripc__whyf(char *why, size_t len, const char *fmt, ...);
 /* Is uid one the options accept as the other side's: our own effective
  * uid, one in allow_uids, or any with allow_any_uid? */
 int ripc__uid_allowed(const ripc_options *o, uint32_t uid);

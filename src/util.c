@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <sched.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,16 +76,6 @@ void ripc__cpu_relax(void)
 #endif
 }
 
-void ripc__whyf(char *why, size_t len, const char *fmt, ...)
-{
-    if (why == NULL || len == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, len, fmt, ap);
-    va_end(ap);
-}
-
 int ripc__uid_allowed(const ripc_options *o, uint32_t uid)
 {
     if (o->allow_any_uid || uid == (uint32_t)geteuid())
@@ -105,7 +94,7 @@ int ripc__ring_bytes_ok(size_t x)
 /* One field out of range: -EINVAL with its name and value in why. */
 static int bad_option(char *why, size_t why_len, const char *field, long long v, const char *want)
 {
-    ripc__whyf(why, why_len, "ripc_options.%s = %lld: %s", field, v, want);
+    ripc__set_why(why, why_len, 0, "ripc_options.%s = %lld: %s", field, v, want);
     return -EINVAL;
 }
 
@@ -161,7 +150,7 @@ int ripc__options_resolve(ripc_options *o, const ripc_options *in, char *why, si
         else if (strcmp(env, "auto") == 0)
             o->transport = RIPC_TRANSPORT_AUTO;
         else {
-            ripc__whyf(why, why_len, "RIPC_TRANSPORT=%.32s: want auto, shm or socket", env);
+            ripc__set_why(why, why_len, 0, "RIPC_TRANSPORT=%.32s: want auto, shm or socket", env);
             return -EINVAL;
         }
     }
