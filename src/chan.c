@@ -7,6 +7,7 @@
 #include <sched.h>
 #include <string.h>
 
+#include "src/chan.h"
 #include "src/internal.h"
 
 size_t ripc__chan_seg_bytes(size_t ring_bytes)

@@ -15,6 +15,7 @@
 #include "shm/fence.h"
 #include "src/adopt.h"
 #include "src/frames.h"
+#include "src/chan.h"
 #include "src/internal.h"
 #include "src/outq.h"
 

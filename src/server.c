@@ -41,6 +41,7 @@
 #include "sockets/closer.h"
 #include "src/adopt.h"
 #include "src/frames.h"
+#include "src/chan.h"
 #include "src/internal.h"
 #include "src/tables.h"
 

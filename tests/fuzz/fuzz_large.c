@@ -39,6 +39,7 @@
 
 #include "ringipc/ring.h"
 #include "sockets/sock.h"
+#include "src/chan.h"
 #include "src/internal.h"
 #include "src/proto.h"
 #include "tests/fuzz/fuzz_util.h"

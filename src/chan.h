@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The channel: one worker's pair of rings in one shared segment, seen from
+ * either side (the master's peer or the worker's client), with the
+ * doorbells and the wait strategy that go with them.
+ */
+#ifndef RIPC_SRC_CHAN_H
+#define RIPC_SRC_CHAN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ringipc/ring.h"
+#include "ringipc/ringipc.h"
+#include "shm/doorbell.h"
+#include "shm/ring_internal.h"
+#include "shm/segment.h"
+#include "src/large.h"
+
+typedef struct ripc__chan {
+    ripc__segment seg;
+    ripc_ring *tx;            /* we produce */
+    ripc_ring *rx;            /* we consume */
+    ripc__doorbell bell;      /* we sleep on it */
+    ripc__doorbell peer_bell; /* we ring it */
+    int sock;                 /* control socket: watched by every wait */
+    int wait_mode;            /* RIPC_WAIT_* */
+    uint32_t spin_us;         /* 0 when only one CPU is usable */
+    uint32_t sleep_how;       /* RIPC_SLEEP_*: how our own waits ask to be woken */
+    uint64_t max_payload;     /* largest message payload a record carries */
+    uint64_t max_message;
+    uint64_t max_inline; /* larger payloads go through ripc__large */
+    ripc__large lg;
+} ripc__chan;
+
+/* What a sender waits for: room in tx for `arg` bytes, or the consumer of tx
+ * past position `arg` (a large-message buffer coming back); with also_data,
+ * a record in rx ends the wait too. try_send sets what/arg and clears
+ * also_data. */
+enum { RIPC_CHAN_DATA = 0, RIPC_CHAN_ROOM = 1, RIPC_CHAN_CONSUMED = 2 };
+typedef struct ripc__waitfor {
+    int what;
+    int also_data;
+    uint64_t arg;
+} ripc__waitfor;
+
+/* Segment layout: ring worker->master at 0, ring master->worker after it. */
+size_t ripc__chan_seg_bytes(size_t ring_bytes);
+/* Master: create the segment and format both rings. */
+int ripc__chan_create_segment(ripc__chan *ch, size_t ring_bytes, char *why, size_t why_len);
+/* Attach the rings: master = 1 (rx = w->m), worker = 0 (rx = m->w). */
+int ripc__chan_attach(ripc__chan *ch, size_t ring_bytes, int master);
+void ripc__chan_close(ripc__chan *ch);
+
+/* Zero the parts of a channel that hold descriptors (before anything else). */
+void ripc__chan_init(ripc__chan *ch);
+
+/*
+ * Put a message in tx if it can go now: 0, -EAGAIN (*w says what to wait
+ * for), -EMSGSIZE, -EPROTO (our ring is corrupt, or the peer does not read
+ * the frames of large messages), or for a large message -ENOMEM / -EPIPE.
+ * Rings the peer's doorbell when the peer sleeps. Never blocks.
+ */
+int ripc__chan_try_send(ripc__chan *ch, uint16_t type, uint8_t kind, uint64_t id, const void *data,
+                        uint64_t len, ripc__waitfor *w);
+/* Look at the next message in rx without waiting: 0, -EAGAIN, -EPROTO. A
+ * large message's payload is mapped until the release. */
+int ripc__chan_peek(ripc__chan *ch, ripc_msg *m);
+/* Drop the message returned by peek; wake a producer waiting for room. */
+void ripc__chan_release(ripc__chan *ch, int wake);
+/* The same without publishing the consumer index (ripc__ring_release_lazy). */
+void ripc__chan_release_lazy(ripc__chan *ch);
+/* Sender side of the eventcount for *w: 1 when it already holds (not
+ * armed), else armed; disarm after the wait. */
+int ripc__chan_arm_space(ripc__chan *ch, const ripc__waitfor *w);
+void ripc__chan_disarm_space(ripc__chan *ch);
+/* After releases with wake = 0: one check for a sleeping producer. */
+void ripc__chan_space_wake(ripc__chan *ch);
+/*
+ * Wait until rx has a record (w NULL or RIPC_CHAN_DATA) or what *w says holds,
+ * per the channel's wait strategy. Returns 0 when the condition holds, 1 when
+ * the control socket needs attention (readable or hung up), -ETIMEDOUT, or
+ * -EPIPE.
+ */
+int ripc__chan_wait(ripc__chan *ch, const ripc__waitfor *w, uint64_t deadline);
+
+#endif /* RIPC_SRC_CHAN_H */
