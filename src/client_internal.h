@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: MIT */
+/* Private to the worker side: the client handle, shared by client.c (send,
+ * receive, close) and client_open.c (connect and handshake). */
+#ifndef RIPC_SRC_CLIENT_INTERNAL_H
+#define RIPC_SRC_CLIENT_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ringipc/ringipc.h"
+#include "src/chan.h"
+#include "src/frames.h"
+#include "src/outq.h"
+#include "src/proto.h"
+
+/* A message that arrived while a request waited for its reply: copied out of
+ * the ring (the ring must keep moving) and kept for the next recv. */
+struct stash {
+    struct stash *next;
+    ripc_msg m;
+    unsigned char data[];
+};
+
+struct ripc_client {
+    ripc_options opt;
+    ripc__chan ch;
+    int xport;        /* RIPC_XPORT_SHM or RIPC_XPORT_SOCKET */
+    ripc__rx rx;      /* socket mode: frames read ahead */
+    ripc__outq *outq; /* socket mode: batched writes */
+    int sock;
+    uint32_t id;
+    int held;             /* a ring record is lent to the caller */
+    int peer_gone;        /* BYE or EOF seen: drain the ring, then -EPIPE */
+    unsigned quick_looks; /* recv(c, m, 0) calls that found the arm standing */
+    _Atomic int fd_lent;  /* ripc_client_fd() was asked: no quick looks */
+    _Atomic int in_use;   /* a thread is inside send / request / recv */
+    uint64_t next_id;
+    uint64_t dropped;
+    struct stash *q_head, *q_tail;
+    size_t q_bytes, q_cap;
+    struct stash *lent; /* stash entry lent to the caller */
+    char reason[RIPC_REASON_MAX + 1];
+    int err_code; /* the last request ended with an error reply: its code (< 0) */
+    char err_text[RIPC_ERR_TEXT_MAX + 1]; /* and its text (ripc_client_error) */
+};
+
+/* Free everything c holds, without a goodbye (ripc_client_close sends
+ * one). For a client whose open failed part way, too. */
+void ripc__client_free(ripc_client *c);
+
+#endif /* RIPC_SRC_CLIENT_INTERNAL_H */
