@@ -28,6 +28,27 @@ void ripc__rx_budget_give(ripc__rx_budget *b, size_t n)
         atomic_fetch_sub_explicit(&b->used, n, memory_order_relaxed);
 }
 
+int ripc__pace_late(ripc__pace *pc, size_t held, int others_wait)
+{
+    if (!held) {
+        pc->since = 0;
+        pc->moved = 0;
+        return 0;
+    }
+    uint64_t now = ripc__coarse_ns();
+    if (pc->since == 0) {
+        pc->since = now;
+        pc->moved = 0;
+        return 0;
+    }
+    if (now - pc->since < RIPC_RX_STALL_MS * 1000000ull)
+        return 0;
+    int late = others_wait && pc->moved <= held / RIPC_RX_STALL_SHARE;
+    pc->since = now;
+    pc->moved = 0;
+    return late;
+}
+
 /* What a buffer of cap bytes owes the budget: 0 or -ENOBUFS. */
 static int rx_charge(ripc__rx *rx, size_t cap)
 {
@@ -172,71 +193,96 @@ int ripc__frame_wait_out(int fd, uint64_t deadline)
     return 0;
 }
 
-/* What the iovecs still hold, in one buffer: the rest of a frame begun. */
-static int keep_rest(const struct iovec *iov, int niov, uint8_t **rest, size_t *rest_len)
+void ripc__frame_out_begin(ripc__frame_out *o, const ripc__frame *f, const void *payload)
 {
-    size_t n = 0;
-    for (int i = 0; i < niov; i++)
-        n += iov[i].iov_len;
-    uint8_t *b = malloc(n);
+    ripc__frame_encode(o->hdr, f);
+    o->hdr_left = RIPC_FRAME_HDR;
+    o->data = payload;
+    o->left = (size_t)f->len;
+    o->own = NULL;
+}
+
+int ripc__frame_out_write(ripc__frame_out *o, int fd, size_t *moved)
+{
+    while (ripc__frame_out_left(o)) {
+        struct iovec iov[2];
+        int n = 0;
+        if (o->hdr_left)
+            iov[n++] = (struct iovec){o->hdr + RIPC_FRAME_HDR - o->hdr_left, o->hdr_left};
+        if (o->left)
+            iov[n++] = (struct iovec){(void *)o->data, o->left};
+        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+        ssize_t w = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w > 0) {
+            size_t k = (size_t)w, h = k < o->hdr_left ? k : o->hdr_left;
+            o->hdr_left -= h;
+            o->data += k - h;
+            o->left -= k - h;
+            *moved += k;
+            continue;
+        }
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return -EAGAIN;
+        return w == 0 || errno == EPIPE || errno == ECONNRESET ? -EPIPE : -errno;
+    }
+    return 0;
+}
+
+int ripc__frame_out_keep(ripc__frame_out *o)
+{
+    if (o->own)
+        return 0;
+    size_t n = ripc__frame_out_left(o);
+    uint8_t *b = malloc(n ? n : 1);
     if (!b)
         return -ENOMEM;
-    size_t off = 0;
-    for (int i = 0; i < niov; i++) {
-        if (iov[i].iov_len)
-            memcpy(b + off, iov[i].iov_base, iov[i].iov_len);
-        off += iov[i].iov_len;
-    }
-    *rest = b;
-    *rest_len = n;
+    memcpy(b, o->hdr + RIPC_FRAME_HDR - o->hdr_left, o->hdr_left);
+    if (o->left)
+        memcpy(b + o->hdr_left, o->data, o->left);
+    o->hdr_left = 0;
+    o->data = o->own = b;
+    o->left = n;
     return 0;
+}
+
+void ripc__frame_out_end(ripc__frame_out *o)
+{
+    free(o->own);
+    *o = (ripc__frame_out){0};
 }
 
 int ripc__frame_send_part_until(int fd, const ripc__frame *f, const void *payload,
                                 uint64_t deadline, uint64_t finish, uint8_t **rest,
                                 size_t *rest_len)
 {
-    uint8_t hdr[RIPC_FRAME_HDR];
-    ripc__frame_encode(hdr, f);
-    struct iovec iov[2] = {{hdr, sizeof hdr}, {(void *)payload, (size_t)f->len}};
-    int niov = f->len ? 2 : 1;
-    size_t total = sizeof hdr + (size_t)f->len, done = 0;
+    ripc__frame_out o;
+    ripc__frame_out_begin(&o, f, payload);
+    size_t done = 0;
     if (rest) {
         *rest = NULL;
         *rest_len = 0;
     }
-    while (done < total) {
-        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)niov};
-        ssize_t n = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n > 0) {
-            done += (size_t)n;
-            /* Advance the iovecs past what went out. */
-            size_t k = (size_t)n;
-            for (int i = 0; i < niov && k; i++) {
-                size_t t = k < iov[i].iov_len ? k : iov[i].iov_len;
-                iov[i].iov_base = (uint8_t *)iov[i].iov_base + t;
-                iov[i].iov_len -= t;
-                k -= t;
-            }
-            continue;
+    for (;;) {
+        int rc = ripc__frame_out_write(&o, fd, &done);
+        if (rc != -EAGAIN)
+            return rc;
+        /* Nothing out yet: the caller's deadline rules. Part of the frame
+         * out: the rest goes to the caller (rest), or is finished whatever
+         * the deadline says (no rest): the stream must not lose its
+         * framing. */
+        rc = ripc__frame_wait_out(fd, !done ? deadline : rest ? finish : RIPC_DEADLINE_NEVER);
+        if (rc == -ETIMEDOUT && done && rest) {
+            if (ripc__frame_out_keep(&o) < 0)
+                return -ENOMEM;
+            *rest = o.own;
+            *rest_len = o.left;
+            return 0;
         }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            /* Nothing out yet: the caller's deadline rules. Part of the
-             * frame out: the rest goes to the caller (rest), or is finished
-             * whatever the deadline says (no rest): the stream must not
-             * lose its framing. */
-            int rc = ripc__frame_wait_out(fd, !done ? deadline : rest ? finish : RIPC_DEADLINE_NEVER);
-            if (rc == -ETIMEDOUT && done && rest)
-                return keep_rest(iov, niov, rest, rest_len);
-            if (rc < 0)
-                return rc;
-            continue;
-        }
-        return (n < 0 && (errno == EPIPE || errno == ECONNRESET)) ? -EPIPE : -errno;
+        if (rc < 0)
+            return rc;
     }
-    return 0;
 }
 
 int ripc__frame_send_part(int fd, const ripc__frame *f, const void *payload, uint64_t deadline,

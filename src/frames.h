@@ -24,6 +24,22 @@ typedef struct ripc__rx_budget {
     _Atomic unsigned waiters; /* buffers full and refused: their sockets wait */
 } ripc__rx_budget;
 
+/*
+ * The rule for a peer that holds budget others wait for: in each period of
+ * RIPC_RX_STALL_MS it must move at least 1/RIPC_RX_STALL_SHARE of what it
+ * holds (a frame that only trickles would hold the budget for good), so it
+ * holds budget others want for at most about RIPC_RX_STALL_SHARE periods.
+ * The owner counts the bytes moved; ripc__pace_late judges a period.
+ */
+typedef struct ripc__pace {
+    uint64_t since; /* coarse clock: the period began (0: none running) */
+    size_t moved;   /* bytes moved in it */
+} ripc__pace;
+
+/* `held` bytes of budget are held now (0: none, the rule rests). 1 when a
+ * period ended with too little moved while others waited: drop the peer. */
+int ripc__pace_late(ripc__pace *pc, size_t held, int others_wait);
+
 typedef struct ripc__rx {
     uint8_t *buf;
     size_t cap;              /* bytes allocated */
@@ -74,6 +90,35 @@ int ripc__rx_next(ripc__rx *rx, ripc__frame *f, const uint8_t **payload, uint64_
 
 /* A whole frame is buffered (cheap; for "do not sleep yet" checks). */
 int ripc__rx_ready(const ripc__rx *rx);
+
+/*
+ * A frame being written to a stream socket over several writes: its header
+ * is kept here, its payload is either the sender's (valid only while that
+ * sender waits for it to go out) or, once kept, a copy of its own. All
+ * zero: no frame.
+ */
+typedef struct ripc__frame_out {
+    uint8_t hdr[RIPC_FRAME_HDR];
+    size_t hdr_left;     /* header bytes not yet written (from its end) */
+    const uint8_t *data; /* payload bytes not yet written */
+    size_t left;
+    uint8_t *own; /* the copy data points into, or NULL */
+} ripc__frame_out;
+
+void ripc__frame_out_begin(ripc__frame_out *o, const ripc__frame *f, const void *payload);
+/* Bytes of the frame not yet written (0: none, or all out). */
+static inline size_t ripc__frame_out_left(const ripc__frame_out *o)
+{
+    return o->hdr_left + o->left;
+}
+/* Write what the socket takes now, without waiting: 0 all out, -EAGAIN some
+ * left, -EPIPE, or another -errno. Adds the bytes written to *moved. */
+int ripc__frame_out_write(ripc__frame_out *o, int fd, size_t *moved);
+/* Copy what is not yet written into memory of its own (the sender is about
+ * to return): 0 or -ENOMEM (the frame is unchanged). */
+int ripc__frame_out_keep(ripc__frame_out *o);
+/* Forget the frame (its copy is freed). */
+void ripc__frame_out_end(ripc__frame_out *o);
 
 /*
  * Write one frame (header + payload). Waits for room up to deadline

@@ -35,11 +35,17 @@
  * larger than its base) only with bytes from one budget shared by all
  * workers: max(RIPC_RX_SERVER_BUDGET, 2 x max_message + 128 KiB). A worker
  * refused is not read until budget frees (back-pressure through its
- * socket). A worker holding budget while others wait must keep its frame
- * moving: no byte for RIPC_RX_STALL_MS and it is dropped (-ETIMEDOUT).
+ * socket). Frames sent to workers have a second budget of the same size: a
+ * frame over RIPC_RX_BASE takes its size from it before its first byte (the
+ * send waits for it up to its timeout), so that what the worker has not
+ * read when the sender's timeout comes can be kept. A worker holding budget
+ * of either kind while others wait for it must move at least
+ * 1/RIPC_RX_STALL_SHARE of it every RIPC_RX_STALL_MS, or it is dropped
+ * (-ETIMEDOUT): see ripc__pace_late.
  */
 #define RIPC_RX_SERVER_BUDGET ((size_t)64 << 20)
 #define RIPC_RX_STALL_MS      2000
+#define RIPC_RX_STALL_SHARE   8
 
 /* The smallest max_message either side may ask for: an error reply (the
  * library's own "no handler for type N" among them) must always fit, or a

@@ -71,13 +71,16 @@ struct ripc_peer {
     /* socket mode, owning loop only: the receive buffer is full and may not
      * grow (budget); the socket is out of epoll until that changes */
     int rx_blocked;
-    uint64_t rx_last; /* coarse clock: bytes last arrived */
-    /* socket mode, under the send lock: the unsent rest of a frame begun by
-     * a send whose deadline came first; written before anything else, by
-     * the next sender or by the owning loop when the socket turns writable */
-    uint8_t *tail;
-    size_t tail_len, tail_off;
-    size_t tail_charged; /* of the tail's bytes, taken from the server's rx_budget */
+    ripc__pace rx_pace; /* the frame being read holds budget: its progress */
+    /* socket mode, under the send lock: a frame begun and not yet written
+     * whole; written before anything else. Its sender writes it while it
+     * waits (the payload is the sender's then); after the sender's deadline
+     * it is a copy, written by the next sender or by the owning loop when
+     * the socket turns writable. */
+    ripc__frame_out tail;
+    uint64_t tail_seq;    /* frames begun: a sender knows its own */
+    size_t tail_charged;  /* of the tail's bytes, taken from the server's tx_budget */
+    ripc__pace tail_pace; /* the owning loop's, under the send lock */
     ripc__chan ch;
     struct loop *loop;
     struct evsrc ev_sock, ev_bell;
@@ -145,6 +148,7 @@ struct ripc_server {
     _Atomic uint64_t dropped;      /* messages without a handler */
     ripc__large_budget large_idle; /* idle large-message buffers, all workers */
     ripc__rx_budget rx_budget;     /* socket-mode receive buffers beyond their base */
+    ripc__rx_budget tx_budget;     /* socket-mode frames being sent beyond the same base */
     unsigned n_hs;                 /* connections still in the handshake (loop 0) */
     int spare_fd;                  /* held in reserve to refuse workers when out of fds */
     uint64_t listen_paused;        /* listener out of epoll until then (0: in) */
@@ -173,8 +177,8 @@ static int peer_try_ref(void *pp)
 static void peer_free(struct ripc_peer *p)
 {
     ripc_server *s = p->srv;
-    free(p->tail);
-    ripc__rx_budget_give(&p->srv->rx_budget, p->tail_charged);
+    ripc__frame_out_end(&p->tail);
+    ripc__rx_budget_give(&p->srv->tx_budget, p->tail_charged);
     ripc__chan_close(&p->ch);
     ripc__rx_free(&p->rx);
     ripc__sock_dispose(p->sock); /* descriptors queued in it: sockets/closer.h */
@@ -269,7 +273,7 @@ static int loop_adopt(struct loop *L, struct ripc_peer *p)
     pthread_mutex_lock(&p->send_mu);
     p->loop = L;
     rc = ep_add(L->epfd, p->sock, &p->ev_sock);
-    if (rc == 0 && p->tail)
+    if (rc == 0 && ripc__frame_out_left(&p->tail))
         tail_watch(p, 1);
     pthread_mutex_unlock(&p->send_mu);
     if (rc < 0 ||
@@ -530,96 +534,177 @@ static void tail_watch(struct ripc_peer *p, int on)
     }
 }
 
+/* What a frame (or the rest of one) of n bytes takes from the send budget:
+ * the bytes beyond a receive buffer's base (small ones are free). */
+static size_t tail_charge(size_t n)
+{
+    return n > RIPC_RX_BASE ? n : 0;
+}
+
+/* Socket mode, send lock held: p's tail is gone (out, or dropped with the
+ * stream); its budget goes back. */
+static void tail_end(struct ripc_peer *p)
+{
+    ripc__frame_out_end(&p->tail);
+    ripc__rx_budget_give(&p->srv->tx_budget, p->tail_charged);
+    p->tail_charged = 0;
+}
+
+/* Socket mode, send lock held: budget p's tail no longer needs goes back
+ * as the worker reads. */
+static void tail_recharge(struct ripc_peer *p)
+{
+    size_t keep = tail_charge(ripc__frame_out_left(&p->tail));
+    if (keep < p->tail_charged) {
+        ripc__rx_budget_give(&p->srv->tx_budget, p->tail_charged - keep);
+        p->tail_charged = keep;
+    }
+}
+
 /* Socket mode, send lock held: write what is left of p's tail without
  * waiting. 0 all out (or none), -EAGAIN some left, -EPIPE. */
 static int tail_flush(struct ripc_peer *p)
 {
-    while (p->tail) {
-        ssize_t n = send(p->sock, p->tail + p->tail_off, p->tail_len - p->tail_off,
-                         MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n > 0) {
-            if ((p->tail_off += (size_t)n) == p->tail_len) {
-                free(p->tail);
-                p->tail = NULL;
-                p->tail_len = p->tail_off = 0;
-                tail_watch(p, 0);
-                ripc__rx_budget_give(&p->srv->rx_budget, p->tail_charged);
-                p->tail_charged = 0;
-            }
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) ? -EAGAIN : -EPIPE;
+    if (!ripc__frame_out_left(&p->tail))
+        return 0;
+    size_t moved = 0;
+    int rc = ripc__frame_out_write(&p->tail, p->sock, &moved);
+    p->tail_pace.moved += moved;
+    if (rc == 0) {
+        tail_end(p);
+        tail_watch(p, 0);
+        return 0;
     }
-    return 0;
+    tail_recharge(p);
+    return rc == -EAGAIN ? -EAGAIN : -EPIPE;
+}
+
+/* The owning loop: does p hold send budget others wait for with a tail it
+ * does not read (ripc__pace_late)? A sender holding the lock is moving it. */
+static int tail_late(struct ripc_peer *p)
+{
+    int wait = atomic_load_explicit(&p->srv->tx_budget.waiters, memory_order_relaxed) != 0;
+    if (!wait || pthread_mutex_trylock(&p->send_mu) != 0)
+        return 0;
+    int late = ripc__pace_late(&p->tail_pace, p->tail_charged, wait);
+    pthread_mutex_unlock(&p->send_mu);
+    return late;
+}
+
+/*
+ * For sock_send, send lock held: wait until p's socket may take more, or
+ * (budget) a short while for the send budget, which has no wake-up; never
+ * past `until`. A thread other than p's loop lets go of the lock meanwhile
+ * (see wait_space) and waits in slices: the descriptor may be closed and
+ * its number reused while it waits. 0: look again, -ETIMEDOUT: until has
+ * passed, -EPIPE: p was dropped (or hung up), -ECANCELED: close has begun.
+ */
+static int sock_wait(struct ripc_peer *p, int own, int budget, uint64_t until)
+{
+    uint64_t now = ripc__now_ns();
+    if (now >= until)
+        return -ETIMEDOUT;
+    if (atomic_load_explicit(&p->srv->closing, memory_order_relaxed))
+        return -ECANCELED;
+    uint64_t slice = budget ? 2000000u : own ? UINT64_MAX : 10000000u;
+    uint64_t end = until - now > slice ? now + slice : until;
+    int sock = p->sock, rc = 0;
+    if (!own)
+        pthread_mutex_unlock(&p->send_mu);
+    if (budget) {
+        struct timespec ts = ripc__timespec_at(end);
+        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
+        }
+    } else {
+        rc = ripc__frame_wait_out(sock, end);
+    }
+    if (!own) {
+        pthread_mutex_lock(&p->send_mu);
+        if (atomic_load(&p->dead))
+            return -EPIPE;
+    }
+    return rc == -ETIMEDOUT ? 0 : rc;
 }
 
 /*
  * Socket mode, send lock held: one frame, after the rest of any earlier one.
- * The deadline bounds the wait for the socket, and also how long a frame
- * begun is written here (by another thread than p's loop: only what the
- * socket takes at once): what is still unsent then becomes p's tail, which
- * the owning loop writes as the worker reads (EPOLLOUT). A worker that does
- * not read therefore costs a sender its timeout, never more: the dispatch
- * thread is not held until the worker reads again (a frame, once begun,
- * must be finished or the stream loses its framing).
+ * A frame over a receive buffer's base first takes its size from the send
+ * budget all workers share, waiting for it up to the deadline (nothing is
+ * written then: -ETIMEDOUT). The frame is then written as the worker reads
+ * until the deadline, when what is left is copied into p's tail (within
+ * the budget taken), for the owning loop to write as the worker reads
+ * (EPOLLOUT). A worker that does not read therefore costs a sender its
+ * timeout, never more; the memory kept for it is bounded; and a frame, once
+ * begun, is finished, so the stream keeps its framing.
  */
 static int sock_send(struct ripc_peer *p, const ripc__frame *f, const void *data, uint64_t deadline)
 {
-    /* A thread other than p's loop never waits with the lock held (see
-     * wait_space): it tries without waiting, and waits for the socket
-     * without the lock, in slices (the descriptor may be closed and its
-     * number reused meanwhile: the slice bounds such a wait). */
     int own = tls_loop != NULL && tls_loop == p->loop;
-    for (;;) {
-        int rc;
-        while ((rc = tail_flush(p)) == -EAGAIN && own)
-            if ((rc = ripc__frame_wait_out(p->sock, deadline)) < 0)
-                return rc;
-        if (rc == 0) {
-            uint8_t *rest;
-            size_t rest_len;
-            rc = ripc__frame_send_part(p->sock, f, data, own ? deadline : ripc__now_ns(), &rest,
-                                       &rest_len);
-            if (rc == -ENOMEM)
-                tx_broken(p); /* part of the frame is out, the rest cannot be kept */
-            /* A tail larger than a receive buffer's base is kept only within
-             * the budget the receive buffers share: workers that do not read
-             * cannot make the master hold max_message each. Refused, the
-             * rest of the frame can be neither kept nor sent: the stream is
-             * broken. */
-            size_t charge = rc == 0 && rest && rest_len > RIPC_RX_BASE ? rest_len : 0;
-            if (ripc__rx_budget_take(&p->srv->rx_budget, charge) < 0) {
-                free(rest);
-                tx_broken(p);
-                return -EPIPE;
-            }
-            if (rc == 0 && rest) {
-                p->tail_charged = charge;
-                p->tail = rest;
-                p->tail_len = rest_len;
-                p->tail_off = 0;
-                tail_watch(p, 1);
-            }
-            if (own || rc != -ETIMEDOUT)
-                return rc;
-        } else if (rc != -EAGAIN) {
-            return rc;
+    size_t charge = tail_charge(RIPC_FRAME_HDR + (size_t)f->len);
+    ripc__rx_budget *b = &p->srv->tx_budget;
+    int rc, waiting = 0;
+    /* The stream is ours once the frame before ours is out and the budget
+     * is had. Waiting for budget counts as waiting: holders must move. */
+    while ((rc = tail_flush(p)) != 0 || (rc = ripc__rx_budget_take(b, charge)) != 0) {
+        if (rc == -ENOBUFS && !waiting) {
+            waiting = 1;
+            atomic_fetch_add(&b->waiters, 1);
         }
-        uint64_t now = ripc__now_ns();
-        if (now >= deadline)
-            return -ETIMEDOUT;
-        uint64_t until = deadline - now > 10000000u ? now + 10000000u : deadline;
-        int sock = p->sock;
-        pthread_mutex_unlock(&p->send_mu);
-        rc = ripc__frame_wait_out(sock, until);
-        pthread_mutex_lock(&p->send_mu);
-        if (atomic_load(&p->dead))
-            return -EPIPE;
-        if (rc < 0 && rc != -ETIMEDOUT)
-            return rc;
+        if ((rc != -EAGAIN && rc != -ENOBUFS) ||
+            (rc = sock_wait(p, own, rc == -ENOBUFS, deadline)) < 0)
+            break;
     }
+    if (waiting)
+        atomic_fetch_sub(&b->waiters, 1);
+    if (rc < 0)
+        return rc;
+    ripc__frame_out o;
+    ripc__frame_out_begin(&o, f, data);
+    size_t moved = 0;
+    rc = ripc__frame_out_write(&o, p->sock, &moved);
+    if (rc != -EAGAIN) { /* all out at once (or the stream is gone) */
+        ripc__rx_budget_give(b, charge);
+        return rc == 0 ? 0 : -EPIPE;
+    }
+    /* The rest is p's tail from now on: whoever writes to p writes it first
+     * (the owning loop too, as room comes), from our buffer until we return. */
+    p->tail = o;
+    p->tail_charged = charge;
+    p->tail_pace = (ripc__pace){0};
+    tail_recharge(p);
+    uint64_t mine = ++p->tail_seq;
+    if (!own)
+        tail_watch(p, 1);
+    for (;;) {
+        /* Stop in time to copy the rest (well under 1 ns a byte). */
+        size_t left = ripc__frame_out_left(&p->tail);
+        uint64_t stop = deadline > left ? deadline - left : 0;
+        if ((rc = sock_wait(p, own, 0, stop)) < 0)
+            break;
+        if (p->tail_seq != mine || !ripc__frame_out_left(&p->tail))
+            return 0; /* out: another thread may have finished it */
+        if ((rc = tail_flush(p)) == 0)
+            return 0;
+        if (rc != -EAGAIN)
+            break;
+    }
+    if (p->tail_seq != mine || !ripc__frame_out_left(&p->tail))
+        return 0;
+    if (rc == -ETIMEDOUT && p->tail.hdr_left == RIPC_FRAME_HDR) {
+        tail_end(p); /* not begun: the stream is as it was */
+        return -ETIMEDOUT;
+    }
+    if (rc == -ETIMEDOUT && ripc__frame_out_keep(&p->tail) == 0) {
+        tail_watch(p, 1);
+        return 0;
+    }
+    /* The stream is broken or gone: the caller's buffer must not stay. */
+    tail_end(p);
+    if (rc == -ETIMEDOUT) {
+        tx_broken(p); /* part of the frame is out, the rest cannot be kept */
+        return -ENOMEM;
+    }
+    return rc;
 }
 
 /* The owning loop: p's socket is writable; write its tail unless a sender
@@ -629,7 +714,7 @@ static void tail_writable(struct ripc_peer *p)
     if (pthread_mutex_trylock(&p->send_mu) != 0)
         return;
     if (!atomic_load(&p->dead)) {
-        if (!p->tail)
+        if (!ripc__frame_out_left(&p->tail))
             tail_watch(p, 0);
         else if (tail_flush(p) == -EPIPE)
             tail_watch(p, 0); /* the hang-up comes through EPOLLIN/EPOLLHUP */
@@ -936,7 +1021,6 @@ static int socket_welcome(struct loop *L, struct ripc_peer *p, uint64_t maxmsg, 
     p->xport = RIPC_XPORT_SOCKET;
     p->ch.max_message = maxmsg;
     p->rx.budget = &s->rx_budget;
-    p->rx_last = ripc__coarse_ns();
     p->ch.sock = p->sock;
     p->id = atomic_fetch_add(&s->next_id, 1);
     snprintf(p->reason, sizeof p->reason, "socket mode: %s", why);
@@ -1490,7 +1574,8 @@ static void rx_unblock(struct loop *L, struct ripc_peer *p)
 
 /* Socket mode, after p's frames were dispatched: give memory back, take p
  * off the blocked list when its buffer has room, and drop p when it holds
- * budget others wait for with a frame that does not move. 1: p dropped. */
+ * budget others wait for with a frame that does not move on (being read,
+ * or being sent to it: ripc__pace_late). 1: p dropped. */
 static int rx_after_dispatch(struct loop *L, struct ripc_peer *p)
 {
     ripc_server *s = L->s;
@@ -1498,9 +1583,10 @@ static int rx_after_dispatch(struct loop *L, struct ripc_peer *p)
         L->rx_retry = 1;
     if (p->rx_blocked && !p->gone && !ripc__rx_full(&p->rx))
         rx_unblock(L, p);
-    if (p->rx.charged && !p->rx_blocked && ripc__rx_partial(&p->rx) &&
-        atomic_load_explicit(&s->rx_budget.waiters, memory_order_relaxed) &&
-        ripc__coarse_ns() - p->rx_last > RIPC_RX_STALL_MS * 1000000ull) {
+    size_t held = p->rx_blocked || !ripc__rx_partial(&p->rx) ? 0 : p->rx.charged;
+    if (ripc__pace_late(&p->rx_pace, held,
+                        atomic_load_explicit(&s->rx_budget.waiters, memory_order_relaxed) != 0) ||
+        tail_late(p)) {
         peer_drop(L, p, -ETIMEDOUT);
         return 1;
     }
@@ -1512,7 +1598,7 @@ static void frames_readable(struct loop *L, struct ripc_peer *p)
 {
     long n = ripc__rx_fill(&p->rx, p->sock);
     if (n > 0)
-        p->rx_last = ripc__coarse_ns();
+        p->rx_pace.moved += (size_t)n;
     else if (n == -ENOMEM || (n == 0 && ripc__rx_full(&p->rx)))
         rx_block(L, p);
     else if (n < 0) {
@@ -1592,7 +1678,8 @@ static void loop_wait(struct loop *L, int timeout_ms)
             if (p->xport == RIPC_XPORT_SOCKET) {
                 if (ripc__rx_ready(&p->rx))
                     sleep_ok = 0; /* frames read ahead wait for dispatch */
-                if (p->rx_blocked || p->rx.charged)
+                if (p->rx_blocked || p->rx.charged ||
+                    atomic_load_explicit(&L->s->tx_budget.waiters, memory_order_relaxed))
                     rx_tick = 1; /* memory to retry, or a stall to notice */
                 continue;
             }
@@ -1986,6 +2073,7 @@ int ripc_server_open_ex(ripc_server **out, const char *url, const ripc_options *
                      ? 2 * (size_t)s->opt.max_message + 2 * RIPC_RX_CHUNK
                      : SIZE_MAX / 2;
     s->rx_budget.cap = two > RIPC_RX_SERVER_BUDGET ? two : RIPC_RX_SERVER_BUDGET;
+    s->tx_budget.cap = s->rx_budget.cap;
     /* Our own doorbell: a socketpair whose reading end only we hold; we
      * drain it with MSG_DONTWAIT, so a worker cannot make that block either
      * (see pick_worker_db). */
