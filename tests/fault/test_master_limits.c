@@ -18,7 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -551,6 +553,95 @@ static void test_limits_deaf_socket_peers(void **state)
     close_master();
 }
 
+/* ---- (3b) peers that hold the receive budget with a trickle ----
+ * Two socket-mode peers announce max_message frames (the master grows
+ * their receive buffers for them: nearly the whole budget) and then send a
+ * byte every 200 ms, never stalling for the 2 s of the stall rule. A worker
+ * holding budget others wait for must move a share of it every period
+ * (src/internal.h): the honest worker's large request must be served, and
+ * a trickler dropped with -ETIMEDOUT within a period or two of its wait
+ * (one is enough: then nobody waits, and the other may keep its frame). */
+
+#define TRICKLERS       2
+#define TRICKLE_MAX_MSG ((uint64_t)64 << 20)
+
+/* Bytes sent on fd that the master has not read yet (unix sockets). */
+static int unread(int fd)
+{
+    int n = 0;
+    return ioctl(fd, SIOCOUTQ, &n) == 0 ? n : -1;
+}
+
+static int tricklers(void *arg)
+{
+    (void)arg;
+    int fd[TRICKLERS];
+    for (int i = 0; i < TRICKLERS; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "trickle-%d", i);
+        uint64_t max = 0;
+        int sock = raw_connect(5000);
+        if (sock < 0 || ripc_test_socket_hello(sock, name, &max) < 0 || max != TRICKLE_MAX_MSG)
+            return 2;
+        uint8_t hdr[RIPC_FRAME_HDR + 1] = {0};
+        ripc__frame f = {.ftype = RIPC_FRAME_MSG, .type = T_ECHO, .len = max};
+        ripc__frame_encode(hdr, &f);
+        if (ripc__sock_send_all(sock, hdr, sizeof hdr) < 0)
+            return 3;
+        fd[i] = sock;
+    }
+    /* Ready once the master has read the headers (and so holds the budget
+     * for both frames: it grows a buffer as soon as it sees a header). */
+    for (int i = 0; i < TRICKLERS; i++)
+        while (unread(fd[i]) > 0)
+            usleep(1000);
+    atomic_store(&M.sh->ready, 1);
+    int open = TRICKLERS;
+    while (open && !atomic_load(&M.sh->release)) {
+        usleep(200000);
+        for (int i = 0; i < TRICKLERS; i++)
+            if (fd[i] >= 0 && (send(fd[i], "t", 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 ||
+                               !ripc__sock_alive(fd[i]))) {
+                close(fd[i]); /* dropped */
+                fd[i] = -1;
+                open--;
+                atomic_fetch_add(&M.sh->count, 1);
+            }
+    }
+    return 0;
+}
+
+static void test_limits_trickling_socket_peers(void **state)
+{
+    (void)state;
+    ripc_options opt = {.max_message = TRICKLE_MAX_MSG};
+    open_master(fresh_unix_url(), &opt);
+    pid_t att = spawn(tricklers, NULL);
+    serve_until_ready(30000);
+    SERVE_UNTIL(M.joined == TRICKLERS, 10000);
+    assert_int_equal(M.joined, TRICKLERS);
+    /* The headers are in; the honest worker's handshake takes several
+     * rounds more, in which the master grows the tricklers' buffers. */
+    uint64_t t0 = now_ms();
+    pid_t big = spawn(honest_large, NULL);
+    SERVE_UNTIL(M.left_stalled > 0, 30000);
+    uint64_t dropped_ms = now_ms() - t0;
+    int st = serve_until_exit(big, 40000);
+    printf("first trickler dropped (-ETIMEDOUT) after %llu ms, %d of %d in all; honest large "
+           "request: exit %d\n",
+           (unsigned long long)dropped_ms, M.left_stalled, TRICKLERS, st);
+    if (st != 0)
+        fail_msg("the honest large request was not served (exit %d)", st);
+    assert_true(M.left_stalled > 0);
+    /* One period of the rule after the honest worker began to wait, two at
+     * the most, with room for a loaded machine. */
+    if (dropped_ms > 2 * 2000 + 6000)
+        fail_msg("no trickler was dropped within %llu ms", (unsigned long long)dropped_ms);
+    atomic_store(&M.sh->release, 1);
+    assert_int_equal(serve_until_exit(att, 30000), 0);
+    close_master();
+}
+
 /* ---- (4) the master runs out of descriptors ---- */
 
 #define FD_WORKERS 30
@@ -652,6 +743,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_limits_stalled_handshakes_tcp),
         cmocka_unit_test(test_limits_slow_socket_peers),
         cmocka_unit_test(test_limits_deaf_socket_peers),
+        cmocka_unit_test(test_limits_trickling_socket_peers),
         cmocka_unit_test(test_limits_out_of_descriptors),
     };
     static char filter[128];

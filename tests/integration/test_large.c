@@ -51,6 +51,7 @@ static struct {
     pthread_cond_t cv;
     uint32_t peer; /* the last worker that joined (under mu) */
     int joined;
+    _Atomic int dropped; /* workers that left other than by goodbye */
     uint64_t next_seq;    /* T_DATA / T_BIG: the sequence expected next */
     _Atomic uint64_t got; /* T_DATA / T_BIG messages that checked out */
     _Atomic int bad;      /* a message out of order or with wrong bytes */
@@ -167,6 +168,15 @@ static void on_join(ripc_peer *p, void *arg)
     pthread_mutex_unlock(&M.mu);
 }
 
+static void on_left(ripc_peer *p, int reason, void *arg)
+{
+    (void)arg;
+    if (reason != RIPC_LEFT_BYE) {
+        fprintf(stderr, "master: worker %u dropped: %s\n", ripc_peer_id(p), ripc_strerror(reason));
+        atomic_fetch_add(&M.dropped, 1);
+    }
+}
+
 /* The id of the worker, once the master has seen it join. */
 static uint32_t wait_joined(void)
 {
@@ -214,7 +224,7 @@ static int start_master(uint64_t max_message)
     ripc_server_handle(M.s, T_ECHO, on_echo, NULL);
     ripc_server_handle(M.s, T_END, on_end, NULL);
     ripc_server_handle(M.s, T_PUSH, on_push, NULL);
-    ripc_server_on_peer(M.s, on_join, NULL, NULL);
+    ripc_server_on_peer(M.s, on_join, on_left, NULL);
     return 0; /* the dispatch thread starts after the worker is forked */
 }
 
@@ -580,6 +590,98 @@ static void test_large_max_message_both_sides(void **state)
     master_check(pid, 1);
 }
 
+/* ---- 3b: a max_message broadcast from an application thread ----
+ * Four workers; the first broadcast finds them not reading (each send ends
+ * at its short timeout), the second reading. In socket mode the first can
+ * keep the unread rest of only so many frames (the master's send budget):
+ * the others must be refused before their first byte, never cut (a cut
+ * frame breaks the stream: the worker would be dropped). Every worker gets
+ * the first message whole or not at all, and the second whole. */
+
+#define BCAST_WORKERS 4
+#define BCAST_LEN     (64 * MIB)
+
+/* Exit 0: got both broadcasts; 10: only the second. */
+static int kid_bcast(void *arg)
+{
+    const int *sync = arg;
+    ripc_client *c;
+    if (kid_open(&c, BCAST_LEN))
+        return 1;
+    char b;
+    if (write(sync[1], "j", 1) != 1 || read(sync[0], &b, 1) != 1) /* the first broadcast is over */
+        return kid_fail("sync");
+    int got_first = 0;
+    for (;;) {
+        ripc_msg m;
+        int rc = ripc_client_recv(c, &m, 60000);
+        if (rc < 0)
+            return kid_fail("recv: %s", ripc_strerror(rc));
+        if (m.len != BCAST_LEN)
+            return kid_fail("a message of %llu bytes", (unsigned long long)m.len);
+        if (!got_first && check_payload(m.data, m.len, 1)) {
+            got_first = 1;
+            continue;
+        }
+        if (!check_payload(m.data, m.len, 2))
+            return kid_fail("a broadcast arrived damaged");
+        break;
+    }
+    ripc_client_close(c);
+    return got_first ? 0 : 10;
+}
+
+static void test_large_broadcast_from_an_application_thread(void **state)
+{
+    (void)state;
+    int up[2], down[2];
+    assert_int_equal(pipe(up), 0);
+    assert_int_equal(pipe(down), 0);
+    int sync[2] = {down[0], up[1]}; /* the workers read down, write up */
+    int pid[BCAST_WORKERS];
+    fflush(NULL);
+    for (int i = 0; i < BCAST_WORKERS; i++) {
+        pid[i] = fork();
+        assert_true(pid[i] >= 0);
+        if (pid[i] == 0)
+            _exit(kid_bcast(sync));
+    }
+    start_dispatch(); /* after the forks: see start_dispatch */
+    char b;
+    for (int i = 0; i < BCAST_WORKERS; i++)
+        assert_int_equal(read(up[0], &b, 1), 1);
+    pthread_mutex_lock(&M.mu);
+    while (M.joined < BCAST_WORKERS)
+        pthread_cond_wait(&M.cv, &M.mu);
+    pthread_mutex_unlock(&M.mu);
+    unsigned char *buf = malloc(BCAST_LEN);
+    assert_non_null(buf);
+    make_payload(buf, BCAST_LEN, 1);
+    int first = ripc_server_broadcast(M.s, T_DATA, buf, BCAST_LEN, 300);
+    for (int i = 0; i < BCAST_WORKERS; i++)
+        assert_int_equal(write(down[1], "g", 1), 1);
+    make_payload(buf, BCAST_LEN, 2);
+    int second = ripc_server_broadcast(M.s, T_DATA, buf, BCAST_LEN, 60000);
+    free(buf);
+    int got_first = 0, failed = 0;
+    for (int i = 0; i < BCAST_WORKERS; i++) {
+        int st = ripc_test_wait(pid[i]);
+        got_first += st == 0;
+        failed += st != 0 && st != 10;
+    }
+    print_message("broadcasts reached %d, then %d of %d workers; %d got the first\n", first,
+                  second, BCAST_WORKERS, got_first);
+    assert_int_equal(atomic_load(&M.dropped), 0);
+    assert_int_equal(failed, 0);
+    assert_int_equal(second, BCAST_WORKERS);
+    assert_true(first >= 1);
+    assert_int_equal(got_first, first);
+    close(up[0]);
+    close(up[1]);
+    close(down[0]);
+    close(down[1]);
+}
+
 /* ---- 4 (slow): more than 4 GiB in one message, each way ---- */
 
 #define HUGE_LEN (((uint64_t)4 << 30) + 4099)
@@ -655,6 +757,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_large_kept_while_a_request_waits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_large_drained_after_master_close, setup, teardown),
         cmocka_unit_test_setup_teardown(test_large_max_message_both_sides, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_large_broadcast_from_an_application_thread, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_large_over_4gib, setup_huge, teardown),
     };
     struct CMUnitTest run[sizeof all / sizeof all[0]];
