@@ -216,8 +216,10 @@ int ripc__frame_out_write(ripc__frame_out *o, int fd, size_t *moved)
         if (w > 0) {
             size_t k = (size_t)w, h = k < o->hdr_left ? k : o->hdr_left;
             o->hdr_left -= h;
-            o->data += k - h;
-            o->left -= k - h;
+            if (k > h) { /* data may be NULL for an empty payload */
+                o->data += k - h;
+                o->left -= k - h;
+            }
             *moved += k;
             continue;
         }
