@@ -31,10 +31,13 @@ void ripc__rx_budget_give(ripc__rx_budget *b, size_t n)
 int ripc__pace_late(ripc__pace *pc, size_t held, int others_wait)
 {
     if (!held) {
-        pc->since = 0;
-        pc->moved = 0;
+        *pc = (ripc__pace){0};
         return 0;
     }
+    /* The share is of the most held: a tail shrinks as it is read, and 1/8
+     * of what is left each period would let it linger for dozens. */
+    if (held > pc->most)
+        pc->most = held;
     uint64_t now = ripc__coarse_ns();
     if (pc->since == 0) {
         pc->since = now;
@@ -43,7 +46,7 @@ int ripc__pace_late(ripc__pace *pc, size_t held, int others_wait)
     }
     if (now - pc->since < RIPC_RX_STALL_MS * 1000000ull)
         return 0;
-    int late = others_wait && pc->moved <= held / RIPC_RX_STALL_SHARE;
+    int late = others_wait && pc->moved <= pc->most / RIPC_RX_STALL_SHARE;
     pc->since = now;
     pc->moved = 0;
     return late;

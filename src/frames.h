@@ -26,14 +26,16 @@ typedef struct ripc__rx_budget {
 
 /*
  * The rule for a peer that holds budget others wait for: in each period of
- * RIPC_RX_STALL_MS it must move at least 1/RIPC_RX_STALL_SHARE of what it
- * holds (a frame that only trickles would hold the budget for good), so it
- * holds budget others want for at most about RIPC_RX_STALL_SHARE periods.
+ * RIPC_RX_STALL_MS it must move at least 1/RIPC_RX_STALL_SHARE of the most
+ * it has held (a frame that only trickles would hold the budget for good),
+ * so a frame holds budget others want for at most about RIPC_RX_STALL_SHARE
+ * periods.
  * The owner counts the bytes moved; ripc__pace_late judges a period.
  */
 typedef struct ripc__pace {
     uint64_t since; /* coarse clock: the period began (0: none running) */
     size_t moved;   /* bytes moved in it */
+    size_t most;    /* the most held since the budget was taken */
 } ripc__pace;
 
 /* `held` bytes of budget are held now (0: none, the rule rests). 1 when a
