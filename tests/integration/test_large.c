@@ -51,7 +51,7 @@ static struct {
     pthread_cond_t cv;
     uint32_t peer; /* the last worker that joined (under mu) */
     int joined;
-    _Atomic int dropped; /* workers that left other than by goodbye */
+    _Atomic int dropped;  /* workers that left other than by goodbye */
     uint64_t next_seq;    /* T_DATA / T_BIG: the sequence expected next */
     _Atomic uint64_t got; /* T_DATA / T_BIG messages that checked out */
     _Atomic int bad;      /* a message out of order or with wrong bytes */
@@ -669,8 +669,8 @@ static void test_large_broadcast_from_an_application_thread(void **state)
         got_first += st == 0;
         failed += st != 0 && st != 10;
     }
-    print_message("broadcasts reached %d, then %d of %d workers; %d got the first\n", first,
-                  second, BCAST_WORKERS, got_first);
+    print_message("broadcasts reached %d, then %d of %d workers; %d got the first\n", first, second,
+                  BCAST_WORKERS, got_first);
     assert_int_equal(atomic_load(&M.dropped), 0);
     assert_int_equal(failed, 0);
     assert_int_equal(second, BCAST_WORKERS);
