@@ -17,8 +17,10 @@
  * checks `dead` under the same lock before it touches the ring.
  *
  * Closing, from any thread but a loop's: `closing` is set (no wait for a
- * worker starts any more), every control socket is shut (every wait under
- * way ends), close waits for run() and poll() to return (`users`), drops
+ * worker starts any more; a peer lookup sees it inside its read-side
+ * section, and close waits for the lookups under way), every control
+ * socket is shut (every wait under way ends), close waits for run() and
+ * poll() to return (`users`), drops
  * the peers, and frees the loops and the server only once every peer
  * struct is gone (`peer_structs`): a sender still holding a peer it looked
  * up may touch p->loop and p->srv until it lets go.
@@ -800,12 +802,11 @@ int ripc_server_send(ripc_server *s, uint32_t peer_id, uint16_t type, const void
 {
     if (!s || type >= RIPC_TYPE_RESERVED || (len && !data))
         return -EINVAL; /* before the lookup: a bad call is not "no such peer" */
-    if (atomic_load_explicit(&s->closing, memory_order_relaxed))
-        return -ECANCELED;
-    struct ripc_peer *p = ripc__peer_get(s->t, peer_id);
-    if (!p)
-        return -ENOENT;
-    int rc = peer_send(p, type, RIPC_KIND_ONEWAY, 0, data, len, timeout_ms);
+    void *p;
+    int rc = ripc__peer_get(s->t, peer_id, &s->closing, &p);
+    if (rc < 0)
+        return rc;
+    rc = peer_send(p, type, RIPC_KIND_ONEWAY, 0, data, len, timeout_ms);
     peer_unref(p);
     return rc;
 }
@@ -818,17 +819,17 @@ int ripc_server_send_batch(ripc_server *s, uint32_t peer_id, const ripc_out *msg
     for (size_t i = 0; i < n; i++)
         if (msgs[i].type >= RIPC_TYPE_RESERVED || (msgs[i].len && !msgs[i].data))
             return -EINVAL;
-    if (atomic_load_explicit(&s->closing, memory_order_relaxed))
-        return -ECANCELED;
-    struct ripc_peer *p = ripc__peer_get(s->t, peer_id);
-    if (!p)
-        return -ENOENT;
+    void *pv;
+    int rc = ripc__peer_get(s->t, peer_id, &s->closing, &pv);
+    if (rc < 0)
+        return rc;
+    struct ripc_peer *p = pv;
     if (n == 0) {
         peer_unref(p);
         return 0;
     }
     uint64_t deadline = 0;
-    int rc = peer_lock(p, timeout_ms, &deadline);
+    rc = peer_lock(p, timeout_ms, &deadline);
     size_t i = 0;
     if (rc == 0) {
         for (; i < n; i++)
@@ -850,10 +851,8 @@ int ripc_server_broadcast(ripc_server *s, uint16_t type, const void *data, uint6
      * worker reached". */
     if (!s || type >= RIPC_TYPE_RESERVED || (len && !data))
         return -EINVAL;
-    if (atomic_load_explicit(&s->closing, memory_order_relaxed))
-        return -ECANCELED;
     void **all;
-    int n = ripc__peer_all(s->t, &all);
+    int n = ripc__peer_all(s->t, &s->closing, &all);
     if (n < 0)
         return n;
     int reached = 0, canceled = 0;
@@ -2141,6 +2140,26 @@ static void wait_drained(_Atomic unsigned *n)
         nanosleep(&nap, NULL);
 }
 
+/* Close's first half, all of shutdown: every call under way ends, every
+ * later one returns -ECANCELED. */
+static void shut(ripc_server *s)
+{
+    atomic_store(&s->closing, 1);
+    /* A sender that looked at closing before we set it is inside its
+     * lookup: wait until it has its peer (peer_structs counts it, and
+     * cancel_waits below reaches its waits) or is gone. Every lookup from
+     * here on sees closing. */
+    ripc__tables_quiesce();
+    ripc_server_stop(s);
+    cancel_waits(s);
+}
+
+void ripc_server_shutdown(ripc_server *s)
+{
+    if (s)
+        shut(s);
+}
+
 void ripc_server_close(ripc_server *s)
 {
     if (!s || tls_closing == s) /* from a callback that this close makes (left) */
@@ -2153,9 +2172,7 @@ void ripc_server_close(ripc_server *s)
         return;
     }
     tls_closing = s;
-    atomic_store(&s->closing, 1);
-    ripc_server_stop(s);
-    cancel_waits(s);
+    shut(s);
     wait_drained(&s->users); /* run() and poll() have returned */
     /* No loop runs now: drop every peer (left gets -ECANCELED). */
     for (;;) {

@@ -25,6 +25,12 @@ int ripc__tables_open(ripc__tables **t);
 /* Frees the tables; the peer table must be empty. Waits until every entry
  * removed so far is freed (peers' references dropped). */
 void ripc__tables_close(ripc__tables *t);
+/* Wait until every lookup under way (ripc__peer_get, ripc__peer_all) has
+ * ended. Their `stop` flag is read inside the lookup: set it, then call
+ * this, and every lookup either saw it (-ECANCELED), or has returned with
+ * its references taken, or found nothing; none reads the tables or the
+ * flag any more. */
+void ripc__tables_quiesce(void);
 
 /* Handlers: set (fn NULL removes); lookup copies fn/arg out. Returns 1 when
  * found. The generation counter changes on every set (for caches). */
@@ -44,10 +50,12 @@ int ripc__peer_insert(ripc__tables *t, uint32_t id, void *peer);
 /* Remove; the table's reference is dropped after a grace period, on the
  * reclaimer thread. */
 void ripc__peer_remove(ripc__tables *t, uint32_t id);
-/* Find by id and take a reference (NULL: none). */
-void *ripc__peer_get(ripc__tables *t, uint32_t id);
+/* Find by id and take a reference: 0 (*out set), -ENOENT, or -ECANCELED
+ * when *stop is set (see ripc__tables_quiesce). */
+int ripc__peer_get(ripc__tables *t, uint32_t id, const _Atomic int *stop, void **out);
 /* Every peer, each with a reference taken: *out is malloc'd (free it and
- * unref each). Returns the count or -ENOMEM. */
-int ripc__peer_all(ripc__tables *t, void ***out);
+ * unref each). Returns the count, -ENOMEM, or -ECANCELED when *stop is
+ * set (nothing to free then). */
+int ripc__peer_all(ripc__tables *t, const _Atomic int *stop, void ***out);
 
 #endif

@@ -42,17 +42,31 @@
  * around fork (call_rcu_before_fork) costs every fork of the process its
  * 10 ms poll, and its child handler starts a new thread inside fork().
  *
- * Fork. Handlers are registered once, at the first table. Before fork()
- * they wait until the reclaimer is between batches and hold it there (so
- * it is never inside free() when the process forks: ASan's allocator does
- * not lock itself around fork, and a child would inherit its lock), and
- * take urcu-bp's grace-period and registry locks (urcu_bp_before_fork). In
- * the child: urcu-bp forgets the reader records of the threads that did
- * not come along (one caught inside a lookup would hold up every grace
- * period of the child); the reclaimer, which did not come along either, is
- * started again at the child's first removal; what it had queued belongs
- * to the inherited server, which the child never touches, and stays
- * where it is. A child may then open a server of its own.
+ * The reclaimer lives while tables are open: the close of the last one,
+ * once its frees are done, stops it and joins it (a library unloaded with
+ * dlclose leaves no thread behind), and the next removal starts it again.
+ * It blocks the signals of the application, not those a fault raises
+ * (SIGBUS, SIGSEGV, SIGFPE, SIGILL): the kernel kills a process whose
+ * thread faults with the signal blocked, and the library's SIGBUS guard
+ * (shm/fault_guard.c) promises its threads leave SIGBUS unblocked.
+ *
+ * Fork. Handlers are registered once, at the first table (glibc removes
+ * them when the library is unloaded: __cxa_finalize unregisters the
+ * pthread_atfork handlers of a DSO). Before fork() they wait until the
+ * reclaimer is between batches and hold it there (so it is never inside
+ * free() when the process forks: ASan's allocator does not lock itself
+ * around fork, and a child would inherit its lock), and take urcu-bp's
+ * grace-period and registry locks (urcu_bp_before_fork). A fork that
+ * waits keeps the reclaimer from starting its next batch (`fork_waiting`):
+ * removals that keep arriving would otherwise keep it busy, batch after
+ * batch, and the fork waiting for ever. In the child: urcu-bp forgets the
+ * reader records of the threads that did not come along (one caught
+ * inside a lookup would hold up every grace period of the child); the
+ * reclaimer, which did not come along either, is started again at the
+ * child's first removal; what it had queued belongs to the inherited
+ * server, which the child never touches, and stays where it is, and the
+ * child counts only the tables it opens itself. A child may then open a
+ * server of its own.
  *
  * ThreadSanitizer does not see liburcu's ordering (the library is not
  * instrumented). Tell it what liburcu guarantees: a node's contents,
@@ -77,11 +91,15 @@ struct gone { /* a removed node waiting for its grace period */
 
 static struct {
     pthread_mutex_t mu;
-    pthread_cond_t work; /* nodes queued */
+    pthread_cond_t work; /* nodes queued, a fork done, or time to stop */
     pthread_cond_t done; /* a batch was freed */
     struct gone *head;
     uint64_t queued, freed; /* nodes handed over / freed (counts, for waits) */
     int started, busy;      /* the thread runs; it is inside a batch */
+    unsigned gen;           /* which thread is the reclaimer (one that is not stops) */
+    unsigned fork_waiting;  /* forks waiting for the batch under way */
+    unsigned tables;        /* tables open */
+    pthread_t th;
 } R = {.mu = PTHREAD_MUTEX_INITIALIZER,
        .work = PTHREAD_COND_INITIALIZER,
        .done = PTHREAD_COND_INITIALIZER};
@@ -100,11 +118,13 @@ static void free_batch(struct gone *g)
 
 static void *reclaimer(void *arg)
 {
-    (void)arg;
+    unsigned gen = (unsigned)(uintptr_t)arg;
     pthread_mutex_lock(&R.mu);
     for (;;) {
-        while (!R.head)
+        while (R.started && R.gen == gen && (!R.head || R.fork_waiting))
             pthread_cond_wait(&R.work, &R.mu);
+        if (!R.started || R.gen != gen)
+            break; /* stopped (the last table closed) */
         struct gone *batch = R.head;
         uint64_t upto = R.queued;
         R.head = NULL;
@@ -116,7 +136,23 @@ static void *reclaimer(void *arg)
         R.freed = upto;
         pthread_cond_broadcast(&R.done);
     }
+    pthread_mutex_unlock(&R.mu);
     return NULL;
+}
+
+/* Start the reclaimer (R.mu held). Its mask: see "Reclamation". */
+static void reclaimer_start(void)
+{
+    sigset_t mask, old;
+    sigfillset(&mask);
+    sigdelset(&mask, SIGBUS);
+    sigdelset(&mask, SIGSEGV);
+    sigdelset(&mask, SIGFPE);
+    sigdelset(&mask, SIGILL);
+    pthread_sigmask(SIG_SETMASK, &mask, &old);
+    R.gen++;
+    R.started = pthread_create(&R.th, NULL, reclaimer, (void *)(uintptr_t)R.gen) == 0;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
 /* Hand a removed node over (without the read lock). Without a reclaimer
@@ -126,17 +162,8 @@ static void retire(struct gone *g, void (*fn)(struct gone *))
     g->free = fn;
     g->next = NULL;
     pthread_mutex_lock(&R.mu);
-    if (!R.started) {
-        /* No signal of the application's runs on our thread. */
-        sigset_t all, old;
-        sigfillset(&all);
-        pthread_sigmask(SIG_SETMASK, &all, &old);
-        pthread_t th;
-        R.started = pthread_create(&th, NULL, reclaimer, NULL) == 0;
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
-        if (R.started)
-            pthread_detach(th);
-    }
+    if (!R.started)
+        reclaimer_start();
     if (!R.started) {
         pthread_mutex_unlock(&R.mu);
         free_batch(g);
@@ -162,14 +189,17 @@ static void reclaim_wait(void)
 static void fork_prepare(void)
 {
     pthread_mutex_lock(&R.mu);
+    R.fork_waiting++; /* no new batch: the reclaimer waits on R.work */
     while (R.busy)
         pthread_cond_wait(&R.done, &R.mu);
+    R.fork_waiting--;
     urcu_bp_before_fork();
 }
 
 static void fork_parent(void)
 {
     urcu_bp_after_fork_parent();
+    pthread_cond_broadcast(&R.work); /* it may have work it left for the fork */
     pthread_mutex_unlock(&R.mu);
 }
 
@@ -179,6 +209,7 @@ static void fork_child(void)
     R.started = 0;
     R.head = NULL;
     R.freed = R.queued;
+    R.tables = 0;
     pthread_cond_init(&R.work, NULL); /* no waiter came along */
     pthread_cond_init(&R.done, NULL);
     pthread_mutex_unlock(&R.mu);
@@ -237,6 +268,31 @@ static int match_id(struct cds_lfht_node *n, const void *key)
     return caa_container_of(n, struct pnode, node)->id == *(const uint32_t *)key;
 }
 
+/* A table is gone: the last one stops the reclaimer, and waits for it to
+ * be gone (it may still be inside pthread_cond_wait's return: the library
+ * may be unloaded next). A removal meanwhile starts a new one. */
+static void tables_gone(void)
+{
+    pthread_t th;
+    int join = 0;
+    pthread_mutex_lock(&R.mu);
+    if (--R.tables == 0 && R.started) {
+        R.started = 0;
+        th = R.th;
+        join = 1;
+        pthread_cond_broadcast(&R.work);
+    }
+    pthread_mutex_unlock(&R.mu);
+    if (join)
+        pthread_join(th, NULL);
+}
+
+void ripc__tables_quiesce(void)
+{
+    urcu_bp_synchronize_rcu();
+    RIPC_TSAN_ACQUIRE(&rcu_hb);
+}
+
 int ripc__tables_open(ripc__tables **out)
 {
     pthread_once(&fork_once, fork_register);
@@ -245,6 +301,9 @@ int ripc__tables_open(ripc__tables **out)
     ripc__tables *t = calloc(1, sizeof *t);
     if (!t)
         return -ENOMEM;
+    pthread_mutex_lock(&R.mu);
+    R.tables++;
+    pthread_mutex_unlock(&R.mu);
     /* Fixed sizes, no automatic resize: resizing runs on a liburcu worker
      * thread, with the fork hazards of the call_rcu thread (see above).
      * 256 / 1024 buckets keep chains short for a few thousand workers. */
@@ -256,6 +315,7 @@ int ripc__tables_open(ripc__tables **out)
         if (t->peers)
             cds_lfht_destroy(t->peers, NULL);
         free(t);
+        tables_gone();
         return -ENOMEM;
     }
     *out = t;
@@ -302,6 +362,7 @@ void ripc__tables_close(ripc__tables *t)
     cds_lfht_destroy(t->handlers, NULL);
     cds_lfht_destroy(t->peers, NULL);
     free(t);
+    tables_gone();
 }
 
 int ripc__handler_set(ripc__tables *t, uint16_t type, ripc_handler fn, void *arg)
@@ -394,23 +455,30 @@ void ripc__peer_remove(ripc__tables *t, uint32_t id)
         retire(&caa_container_of(n, struct pnode, node)->gone, pnode_free);
 }
 
-void *ripc__peer_get(ripc__tables *t, uint32_t id)
+int ripc__peer_get(ripc__tables *t, uint32_t id, const _Atomic int *stop, void **out)
 {
     struct cds_lfht_iter it;
-    void *peer = NULL;
+    int rc = -ENOENT;
     urcu_bp_read_lock();
+    /* Inside the section: see ripc__tables_quiesce. */
+    if (atomic_load(stop)) {
+        read_unlock();
+        return -ECANCELED;
+    }
     cds_lfht_lookup(t->peers, hash32(id), match_id, &id, &it);
     struct cds_lfht_node *n = cds_lfht_iter_get_node(&it);
     if (n) {
         struct pnode *p = caa_container_of(n, struct pnode, node);
-        if (p->ops.try_ref(p->peer))
-            peer = p->peer;
+        if (p->ops.try_ref(p->peer)) {
+            *out = p->peer;
+            rc = 0;
+        }
     }
     read_unlock();
-    return peer;
+    return rc;
 }
 
-int ripc__peer_all(ripc__tables *t, void ***out)
+int ripc__peer_all(ripc__tables *t, const _Atomic int *stop, void ***out)
 {
     size_t cap = 16, n = 0;
     void **v = malloc(cap * sizeof *v);
@@ -419,6 +487,11 @@ int ripc__peer_all(ripc__tables *t, void ***out)
     struct cds_lfht_iter it;
     struct cds_lfht_node *nd;
     urcu_bp_read_lock();
+    if (atomic_load(stop)) { /* see ripc__peer_get */
+        read_unlock();
+        free(v);
+        return -ECANCELED;
+    }
     cds_lfht_for_each(t->peers, &it, nd) /* not _entry: see ripc__tables_close */
     {
         RIPC_TSAN_ACQUIRE(nd);

@@ -229,7 +229,8 @@ RIPC_API int ripc_server_poll(ripc_server *s, int timeout_ms);
  * ripc_server_stop(). Peers are spread over the threads; each peer's inbound
  * ring is read by exactly one thread, so its messages are handled in order.
  * Returns 0 after stop, -ECANCELED when ripc_server_close() on another
- * thread ended it (s is being freed: touch it no more), -EDEADLK when a
+ * thread ended it (s is being freed: touch it no more) or after
+ * ripc_server_shutdown() (s is valid until closed), -EDEADLK when a
  * handler called ripc_server_close() (s is still valid), or another
  * negative errno.
  */
@@ -338,12 +339,16 @@ RIPC_API unsigned ripc_server_peer_count(ripc_server *s);
  * runs for each with -ECANCELED, on the dispatch thread that owns it or on
  * the closing thread.
  *
- * Calls already inside when close begins are what close takes care of: no
- * call on s may begin once close has begun (one that does may read freed
- * memory). A thread that calls in a loop (send until an error, poll until
- * an error) stops on the -ECANCELED it gets and calls no more; a thread
- * that may call at any time must be told to stop by the application before
- * close.
+ * What may overlap close: the calls named above, already under way when
+ * close begins. Close takes care of those; it cannot take care of a call
+ * that begins after it did (that one may read freed memory), nor tell one
+ * that is only starting, its first instructions not yet run, from one
+ * that has not been made. Nor may ripc_server_handle, _on_peer, _stop,
+ * _url, _fd, _peer_count or _dropped overlap close. So a program whose
+ * threads call the server at any time (a loop that sends until an error,
+ * polls until an error) ends them first: ripc_server_shutdown(s), then it
+ * joins or otherwise waits for those threads (each call they make returns
+ * -ECANCELED at once, or does nothing), then ripc_server_close(s).
  *
  * From a handler or callback of this server (its dispatch thread), close
  * cannot free the server under the dispatch that called it: it acts as
@@ -352,6 +357,17 @@ RIPC_API unsigned ripc_server_peer_count(ripc_server *s);
  * `left` callback that close itself makes is ignored. Close s only once.
  */
 RIPC_API void ripc_server_close(ripc_server *s);
+/*
+ * Close's first half, without the free: ends every call under way on s as
+ * close does (they return -ECANCELED; workers see the end of the stream
+ * and `left` runs with -ECANCELED as they go) and makes every later call
+ * on s return -ECANCELED (run, poll, send, send_batch, broadcast, reply)
+ * or do what it does on a stopped server (the others), until
+ * ripc_server_close(s), which is still needed and may follow at once.
+ * Any thread, a handler's included; s stays valid. Waits for the peer
+ * lookups under way (they end at once), never for a worker. NULL is fine.
+ */
+RIPC_API void ripc_server_shutdown(ripc_server *s);
 
 /* ---- worker ---- */
 

@@ -17,10 +17,12 @@
  *
  * Usage: test_server_close [shm|socket] [test-name-filter]
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <spawn.h>
@@ -39,6 +41,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <urcu-bp.h> /* the lookup's read-side section, seen from a signal handler */
 
 #include "ringipc/ringipc.h"
 #include "support/support.h"
@@ -689,6 +692,289 @@ static void test_peer_state_read_by_sweep(void **state)
     release_workers();
 }
 
+/* ---- shutdown, then join the callers, then close ----
+ * Threads that call the server in a loop, at any time, until an error:
+ * shutdown ends them (each call returns -ECANCELED, those under way and
+ * those made after), and close follows once they are joined. */
+struct looper {
+    ripc_server *s;
+    int kind; /* 0 send, 1 poll */
+    int rc;
+    long calls;
+};
+
+static void *looper_main(void *arg)
+{
+    struct looper *l = arg;
+    do {
+        l->rc = l->kind == 0 ? ripc_server_send(l->s, 4242, T_NOTE, NULL, 0, 0)
+                             : ripc_server_poll(l->s, 10);
+        l->calls++;
+    } while (l->rc != -ECANCELED);
+    return NULL;
+}
+
+static void test_shutdown_then_close(void **state)
+{
+    (void)state;
+    open_master();
+    struct looper ls[2] = {{G.s, 0, 0, 0}, {G.s, 1, 0, 0}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, looper_main, &ls[i]), 0);
+    struct wk *w = spawn_worker("recv"); /* served by the polling thread */
+    expect_report(w, REP_BLOCKING);
+    uint64_t t0 = ripc_test_now_ns();
+    ripc_server_shutdown(G.s);
+    for (int i = 0; i < 2; i++) {
+        join_within(th[i], i ? "the polling thread" : "the sending thread");
+        assert_int_equal(ls[i].rc, -ECANCELED);
+    }
+    expect_report(w, REP_DONE);
+    check_returned("worker recv(-1)", w->done.rc, w->done.t_ns, t0);
+    /* Shut down, still valid: every call says so, or does nothing. */
+    const ripc_out one = {.type = T_NOTE};
+    assert_int_equal(ripc_server_send(G.s, 1, T_NOTE, NULL, 0, -1), -ECANCELED);
+    assert_int_equal(ripc_server_send_batch(G.s, 1, &one, 1, -1), -ECANCELED);
+    assert_int_equal(ripc_server_broadcast(G.s, T_NOTE, NULL, 0, -1), -ECANCELED);
+    assert_int_equal(ripc_server_poll(G.s, 0), -ECANCELED);
+    assert_int_equal(ripc_server_run(G.s, 2), -ECANCELED);
+    assert_int_equal(ripc_server_handle(G.s, T_NOTE, NULL, NULL), 0);
+    ripc_server_stop(G.s);
+    ripc_server_shutdown(G.s);
+    close_now();
+    check_all_left_canceled(1);
+    release_workers();
+}
+
+/* ---- close while a send is inside its peer lookup ----
+ *
+ * A sender that has looked at `closing` and is finding its peer in the
+ * table when close begins: close must wait for it to be out before it
+ * frees the table and the server. The test stops the sender right there:
+ * a signal, sent until its handler finds the thread inside a read-side
+ * section (only the lookup takes one), holds it until the test lets it go.
+ * The server has no handler and no worker: its close has nothing of its
+ * own to wait for. Run last: a failure leaves the sender inside. */
+static struct {
+    ripc_server *s;
+    int kind; /* 0 send, 1 send_batch, 2 broadcast */
+    _Atomic int calls, signals, parked, stop;
+    int park[2];
+} LK;
+
+static void lookup_park(int sig)
+{
+    (void)sig;
+    int e = errno;
+    if (urcu_bp_read_ongoing() && !atomic_exchange(&LK.parked, 1)) {
+        char b;
+        while (read(LK.park[0], &b, 1) < 0 && errno == EINTR)
+            ;
+    }
+    atomic_fetch_add(&LK.signals, 1);
+    errno = e;
+}
+
+static void *lookup_sender(void *arg)
+{
+    (void)arg;
+    const ripc_out one = {.type = T_NOTE};
+    while (!atomic_load(&LK.stop)) {
+        if (LK.kind == 0)
+            (void)ripc_server_send(LK.s, 4242, T_NOTE, NULL, 0, 0);
+        else if (LK.kind == 1)
+            (void)ripc_server_send_batch(LK.s, 4242, &one, 1, 0);
+        else
+            (void)ripc_server_broadcast(LK.s, T_NOTE, NULL, 0, 0);
+        atomic_fetch_add(&LK.calls, 1);
+    }
+    return NULL;
+}
+
+static void *lookup_closer(void *arg)
+{
+    (void)arg;
+    ripc_server_close(LK.s);
+    ripc_test_write_all(G.close_pipe[1], "c", 1);
+    return NULL;
+}
+
+static void close_during_lookup(int kind)
+{
+    memset(&LK, 0, sizeof LK);
+    LK.kind = kind;
+    assert_int_equal(pipe2(LK.park, O_CLOEXEC), 0);
+    struct sigaction sa = {.sa_handler = lookup_park}, old;
+    sigemptyset(&sa.sa_mask);
+    assert_int_equal(sigaction(SIGUSR1, &sa, &old), 0);
+    assert_int_equal(ripc_server_open(&LK.s, G.url, NULL), 0);
+    pthread_t th, closer;
+    assert_int_equal(pthread_create(&th, NULL, lookup_sender, NULL), 0);
+    while (atomic_load(&LK.calls) == 0)
+        sched_yield();
+    uint64_t give_up = ripc_test_now_ns() + 5000000000ull;
+    while (!atomic_load(&LK.parked) && ripc_test_now_ns() < give_up) {
+        int seen = atomic_load(&LK.signals);
+        pthread_kill(th, SIGUSR1);
+        while (atomic_load(&LK.signals) == seen && !atomic_load(&LK.parked))
+            sched_yield();
+    }
+    if (!atomic_load(&LK.parked)) {
+        /* ThreadSanitizer delivers a signal at the thread's next call
+         * into libc, never inside a lookup. */
+        atomic_store(&LK.stop, 1);
+        pthread_join(th, NULL);
+        ripc_server_close(LK.s);
+        sigaction(SIGUSR1, &old, NULL);
+        close(LK.park[0]);
+        close(LK.park[1]);
+        print_message("SKIP: no signal reached the sender inside its lookup\n");
+        skip();
+    }
+    assert_int_equal(pthread_create(&closer, NULL, lookup_closer, NULL), 0);
+    /* The close waits for the sender, which waits for us: give it a
+     * second to (wrongly) return. */
+    char b;
+    if (ripc_test_read_within(G.close_pipe[0], &b, 1, 1000) == 0)
+        fail_msg("close returned while a sender was inside its peer lookup");
+    atomic_store(&LK.stop, 1); /* its call under way is its last */
+    ripc_test_write_all(LK.park[1], "g", 1);
+    join_within(th, "the sender");
+    if (ripc_test_read_within(G.close_pipe[0], &b, 1, CLOSE_WAIT) < 0) {
+        fprintf(stderr, "ripc_server_close did not return within %d ms\n", CLOSE_WAIT);
+        fflush(NULL);
+        _exit(1);
+    }
+    join_within(closer, "the closing thread");
+    sigaction(SIGUSR1, &old, NULL);
+    close(LK.park[0]);
+    close(LK.park[1]);
+}
+
+static void test_close_waits_for_send_lookup(void **state)
+{
+    (void)state;
+    close_during_lookup(0);
+}
+
+static void test_close_waits_for_send_batch_lookup(void **state)
+{
+    (void)state;
+    close_during_lookup(1);
+}
+
+static void test_close_waits_for_broadcast_walk(void **state)
+{
+    (void)state;
+    close_during_lookup(2);
+}
+
+/* ---- the reclaimer thread ----
+ * Removed table entries are freed on a thread of the library's, started
+ * at the first removal. It ends with the last server (a library unloaded
+ * after its servers closed leaves no thread behind), and it leaves the
+ * signals of faults unblocked, SIGBUS among them (ringipc.h, "Signals"). */
+
+static int task_ids(int *ids, int max)
+{
+    int n = 0;
+    DIR *d = opendir("/proc/self/task");
+    assert_non_null(d);
+    for (struct dirent *e; (e = readdir(d));)
+        if (e->d_name[0] != '.' && n < max)
+            ids[n++] = atoi(e->d_name);
+    closedir(d);
+    return n;
+}
+
+static int id_in(int id, const int *ids, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (ids[i] == id)
+            return 1;
+    return 0;
+}
+
+static void h_nop(ripc_peer *p, const ripc_msg *m, void *arg)
+{
+    (void)p;
+    (void)m;
+    (void)arg;
+}
+
+/* Open a server and remove a handler from it (the first removal): the
+ * thread that appeared with it, or 0. */
+static int reclaimer_of(ripc_server **s, const int *before, int nb)
+{
+    assert_int_equal(ripc_server_open(s, G.url, NULL), 0);
+    assert_int_equal(ripc_server_handle(*s, T_NOTE, h_nop, NULL), 0);
+    assert_int_equal(ripc_server_handle(*s, T_NOTE, NULL, NULL), 0);
+    int now[256], nn = task_ids(now, 256), tid = 0;
+    for (int i = 0; i < nn; i++)
+        if (!id_in(now[i], before, nb)) {
+            assert_int_equal(tid, 0); /* one thread */
+            tid = now[i];
+        }
+    return tid;
+}
+
+static void test_reclaimer_ends_with_last_server(void **state)
+{
+    (void)state;
+    int before[256], nb = task_ids(before, 256);
+    for (int round = 0; round < 3; round++) {
+        ripc_server *s;
+        int tid = reclaimer_of(&s, before, nb);
+        if (tid == 0)
+            fail_msg("round %d: no reclaimer thread after a removal (one left running?)", round);
+        ripc_server_close(s);
+        /* Joined, a thread can still be listed for a moment (the kernel
+         * wakes the joiner before it lets go of the task). */
+        int now[256], nn = 0;
+        for (uint64_t end = ripc_test_now_ns() + 2000000000ull; ripc_test_now_ns() < end; sched_yield())
+            if ((nn = task_ids(now, 256)) == nb && !id_in(tid, now, nn))
+                break;
+        if (id_in(tid, now, nn))
+            fail_msg("round %d: the reclaimer (%d) still runs after the last server closed", round,
+                     tid);
+        assert_int_equal(nn, nb);
+    }
+}
+
+static void test_reclaimer_leaves_faults_unblocked(void **state)
+{
+    (void)state;
+    int before[256], nb = task_ids(before, 256);
+    ripc_server *s;
+    int tid = reclaimer_of(&s, before, nb);
+    assert_int_not_equal(tid, 0);
+    /* Its mask, once it waits for work: a thread being created has every
+     * signal blocked until it runs (glibc), and sleeps only after. */
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/self/task/%d/status", tid);
+    unsigned long long blk = 0;
+    int asleep = 0;
+    for (uint64_t end = ripc_test_now_ns() + 2000000000ull; !asleep && ripc_test_now_ns() < end; sched_yield()) {
+        FILE *f = fopen(path, "r");
+        assert_non_null(f);
+        while (fgets(line, sizeof line, f)) {
+            asleep |= strncmp(line, "State:\tS", 8) == 0;
+            (void)sscanf(line, "SigBlk: %llx", &blk);
+        }
+        fclose(f);
+    }
+    ripc_server_close(s);
+    assert_true(asleep);
+    static const int faults[] = {SIGBUS, SIGSEGV, SIGFPE, SIGILL};
+    for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++)
+        if (blk & (1ull << (faults[i] - 1)))
+            fail_msg("the reclaimer blocks signal %d (SigBlk %llx)", faults[i], blk);
+    /* The application's signals are not delivered there. */
+    assert_true(blk & (1ull << (SIGUSR1 - 1)));
+    assert_true(blk & (1ull << (SIGTERM - 1)));
+}
+
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -705,6 +991,13 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_close_from_handler, setup, teardown),
         cmocka_unit_test_setup_teardown(test_poll_concurrent_close, setup, teardown),
         cmocka_unit_test_setup_teardown(test_peer_state_read_by_sweep, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shutdown_then_close, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reclaimer_ends_with_last_server, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reclaimer_leaves_faults_unblocked, setup, teardown),
+        /* Last: a failure leaves a thread inside a read-side section. */
+        cmocka_unit_test_setup_teardown(test_close_waits_for_send_lookup, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_waits_for_send_batch_lookup, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_waits_for_broadcast_walk, setup, teardown),
     };
     return RIPC_TEST_RUN_GROUP("server_close", g_mode, tests);
 }

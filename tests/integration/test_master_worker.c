@@ -66,6 +66,7 @@ enum {
     T_BIG,  /* test 11: the master's handler sends 4 MiB back */
     T_TWIN, /* client_busy: a request from one of two threads */
     T_TWIN_END,
+    T_SPARE, /* test 14: a handler set and removed over and over */
 };
 
 #define MAX_PEERS   64
@@ -2383,6 +2384,106 @@ static void test_mw_fork_child_serves(void **state)
     }
 }
 
+/* ================================================================= 14 */
+
+/* fork() while the reclaimer has work, and more keeps arriving: workers
+ * leave, and a thread of the master keeps a read-side section open nearly
+ * all the time, as senders in their lookups do, and changes a handler at
+ * the end of each (every change hands a removed entry over). A grace
+ * period waits for the section under way when it began, which ends with
+ * new removals: each batch ends with the next one queued. Every fork must
+ * return after one batch, not once the removals stop; the children,
+ * forked with the parent's server open and its reclaimer busy, open a
+ * server of their own and serve with it. */
+static _Atomic int fr_stop, fr_starved;
+
+static void fr_nop(ripc_peer *p, const ripc_msg *msg, void *arg)
+{
+    (void)p;
+    (void)msg;
+    (void)arg;
+}
+
+static void *fr_churn(void *arg)
+{
+    ripc_server *s = arg;
+    while (!atomic_load(&fr_stop)) {
+        urcu_bp_read_lock();
+        for (volatile int i = 0; i < 20000; i++)
+            ;
+        ripc_server_handle(s, T_SPARE, fr_nop, NULL); /* its own section nests */
+        ripc_server_handle(s, T_SPARE, NULL, NULL);
+        urcu_bp_read_unlock();
+    }
+    return NULL;
+}
+
+/* No fork for 30 s: stop the removals (the fork then goes on) and say so. */
+static void *fr_watchdog(void *arg)
+{
+    int fd = *(const int *)arg;
+    for (;;) {
+        struct pollfd pf = {.fd = fd, .events = POLLIN};
+        char b = 0;
+        if (poll(&pf, 1, 30000) == 0) {
+            atomic_store(&fr_starved, 1);
+            atomic_store(&fr_stop, 1);
+            continue;
+        }
+        if (read(fd, &b, 1) != 1 || b == 'E')
+            return NULL;
+    }
+}
+
+static void test_mw_fork_while_reclaiming(void **state)
+{
+    (void)state;
+    struct mctx *m = g_fx.m;
+    ripc_options o = base_opts(RIPC_WAIT_ADAPTIVE);
+    open_server(m, &o);
+    atomic_store(&fr_stop, 0);
+    atomic_store(&fr_starved, 0);
+    int prog[2];
+    assert_int_equal(pipe(prog), 0);
+    pthread_t churn, dog;
+    assert_int_equal(pthread_create(&churn, NULL, fr_churn, m->s), 0);
+    assert_int_equal(pthread_create(&dog, NULL, fr_watchdog, &prog[0]), 0);
+    enum { ROUNDS = 6 };
+    for (int i = 0; i < ROUNDS; i++) {
+        spawn(w_ping_once, i, NULL); /* a fork too */
+        ripc_test_write_all(prog[1], "F", 1);
+        serve_until(m, &m->left, i + 1); /* the worker's peer is removed */
+        int alive[2];
+        assert_int_equal(pipe(alive), 0);
+        pid_t pid = spawn(master_forked, 0, (void *)(intptr_t)alive[0]);
+        ripc_test_write_all(prog[1], "F", 1);
+        close(alive[1]);
+        if (atomic_load(&fr_starved))
+            break;
+        struct pollfd pf = {.fd = alive[0], .events = POLLIN};
+        if (poll(&pf, 1, 60000) == 0) {
+            kill(pid, SIGKILL);
+            kid_reap(pid);
+            fail_msg("the forked child's own server hung (no end after 60 s)");
+        }
+        close(alive[0]);
+        int st = kid_reap(pid);
+        if (st != 0)
+            fail_msg("the forked child's own server: status %d", st);
+    }
+    atomic_store(&fr_stop, 1);
+    ripc_test_write_all(prog[1], "E", 1);
+    assert_int_equal(pthread_join(churn, NULL), 0);
+    assert_int_equal(pthread_join(dog, NULL), 0);
+    close(prog[0]);
+    close(prog[1]);
+    if (atomic_load(&fr_starved))
+        fail_msg("fork() waited more than 30 s for the reclaimer while removals kept coming");
+    kids_reap_all_ok();
+    check_all_left_bye(m, ROUNDS);
+    close_server(m);
+}
+
 /* ================================================================= main */
 
 int main(int argc, char **argv)
@@ -2415,6 +2516,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_mw_send_from_joined, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mw_stale_socket_and_inuse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mw_fork_child_serves, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mw_fork_while_reclaiming, setup, teardown),
     };
     return RIPC_TEST_RUN_GROUP("master_worker", g_transport_name, tests);
 }
