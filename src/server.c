@@ -1434,8 +1434,6 @@ static void accept_all(struct loop *L)
     ripc_server *s = L->s;
     for (int k = 0; k < ACCEPT_BATCH; k++) {
         intptr_t fd;
-        if (s->n_hs >= MAX_HANDSHAKES)
-            hs_evict_oldest(L);
         int arc = ripc__sock_accept(s->lfd, &fd);
         if ((arc == -EMFILE || arc == -ENFILE) && refuse_one(s) == 0)
             continue;
@@ -1443,6 +1441,9 @@ static void accept_all(struct loop *L)
             pause_listener(L);
         if (arc < 0)
             return;
+        /* Evict only for a connection that came: not when none waits. */
+        if (s->n_hs >= MAX_HANDSHAKES)
+            hs_evict_oldest(L);
         hs_start(L, (int)fd);
     }
 }

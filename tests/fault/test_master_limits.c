@@ -326,6 +326,49 @@ static void test_limits_stalled_handshakes_tcp(void **state)
     stalled_handshakes("tcp://127.0.0.1:0");
 }
 
+/* ---- (2b) a full set of handshakes: one eviction per connection ----
+ * The slots full, a connection that arrives takes the oldest one's slot,
+ * and only that one: the accept that finds nobody waiting evicts nothing
+ * (it could be an honest worker in the middle of its HELLO). */
+static int is_dropped(int fd)
+{
+    struct pollfd pf = {.fd = fd, .events = POLLIN};
+    return poll(&pf, 1, 0) == 1;
+}
+
+static void test_limits_full_slots_evict_one(void **state)
+{
+    (void)state;
+    ripc_options opt = {.connect_timeout_ms = 60000};
+    open_master(fresh_unix_url(), &opt);
+    enum { SLOTS = 256, BATCH = 32 }; /* the master's handshake slots */
+    int fds[SLOTS + 1];
+    /* A batch at a time, each accepted (up to 64 a round) before the next. */
+    for (int i = 0; i < SLOTS; i++) {
+        fds[i] = raw_connect(1000);
+        assert_true(fds[i] >= 0);
+        if (i % BATCH == BATCH - 1)
+            for (int r = 0; r < 3; r++)
+                assert_true(ripc_server_poll(M.s, 0) >= 0);
+    }
+    for (int i = 0; i < SLOTS; i++)
+        if (is_dropped(fds[i]))
+            fail_msg("connection %d of %d dropped with no one waiting for its slot", i, SLOTS);
+    fds[SLOTS] = raw_connect(1000);
+    assert_true(fds[SLOTS] >= 0);
+    for (int r = 0; r < 3; r++)
+        assert_true(ripc_server_poll(M.s, 0) >= 0);
+    /* The oldest gave its slot: the master closed it (readable at once). */
+    struct pollfd pf = {.fd = fds[0], .events = POLLIN};
+    assert_int_equal(poll(&pf, 1, 5000), 1);
+    for (int i = 1; i <= SLOTS; i++)
+        if (is_dropped(fds[i]))
+            fail_msg("connection %d dropped too: one arrival evicts one", i);
+    for (int i = 0; i <= SLOTS; i++)
+        close(fds[i]);
+    close_master();
+}
+
 /* ---- (3) slow and hostile peers in socket mode ---- */
 
 #define SLOW_MAX_MESSAGE ((uint64_t)4 << 20)
@@ -741,6 +784,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_limits_epoll_failure_slot),
         cmocka_unit_test(test_limits_stalled_handshakes_unix),
         cmocka_unit_test(test_limits_stalled_handshakes_tcp),
+        cmocka_unit_test(test_limits_full_slots_evict_one),
         cmocka_unit_test(test_limits_slow_socket_peers),
         cmocka_unit_test(test_limits_deaf_socket_peers),
         cmocka_unit_test(test_limits_trickling_socket_peers),
