@@ -56,7 +56,8 @@
  * child may open clients but must never touch the server it inherited. It
  * may open a server of its own, at any time, with or without exec(). Once a
  * worker has left, the library runs a thread that frees what departed
- * workers leave behind; its pthread_atfork() handlers hold that thread
+ * workers leave behind, until the last server is closed (a library
+ * unloaded after that leaves no thread); its pthread_atfork() handlers hold that thread
  * between two frees across fork() (a fork never finds it inside the
  * allocator) and run liburcu-bp's fork handlers, so a child's server never
  * waits for a thread that did not come along. A program that uses
