@@ -121,6 +121,7 @@ struct loop {
     pthread_t th;
     uint64_t next_look; /* busy loop: next non-blocking look at sockets */
     int rx_retry;       /* receive budget was given back: blocked peers try again */
+    unsigned hs_evict;  /* handshakes to evict once this look's events are handled */
     /* handler cache: valid while the table generation is unchanged */
     uint64_t cache_gen;
     int cache_type;
@@ -1441,9 +1442,11 @@ static void accept_all(struct loop *L)
             pause_listener(L);
         if (arc < 0)
             return;
-        /* Evict only for a connection that came: not when none waits. */
-        if (s->n_hs >= MAX_HANDSHAKES)
-            hs_evict_oldest(L);
+        /* Evict only for a connection that came: not when none waits; and
+         * only after the events of this look, one of which may be the
+         * evicted peer's (loop_wait). */
+        if (s->n_hs >= MAX_HANDSHAKES + L->hs_evict)
+            L->hs_evict++;
         hs_start(L, (int)fd);
     }
 }
@@ -1746,6 +1749,8 @@ static void loop_wait(struct loop *L, int timeout_ms)
                 break;
             }
         }
+        for (; L->hs_evict; L->hs_evict--)
+            hs_evict_oldest(L);
         handshake_sweep(L);
     }
     for (size_t i = 0; i < armed && i < L->n; i++)

@@ -138,8 +138,11 @@ static pid_t spawn(int (*fn)(void *), void *arg)
     fflush(stderr);
     pid_t pid = fork();
     assert_true(pid >= 0);
-    if (pid == 0)
-        _exit(fn(arg)); /* never touches the inherited server */
+    if (pid == 0) {
+        int rc = fn(arg); /* never touches the inherited server */
+        fflush(stdout); /* what it printed, also when stdout is a pipe */
+        _exit(rc);
+    }
     return pid;
 }
 
@@ -777,6 +780,41 @@ static void test_limits_out_of_descriptors(void **state)
     close_master();
 }
 
+/* ---- (2c) an eviction and the evicted one's bytes in one batch ----
+ * The slots full, a connection arrives, and then the oldest handshake sends
+ * a byte: one look at the sockets finds the listener first and the oldest's
+ * socket after it. The eviction the arrival causes must not free a peer
+ * whose event is still to be handled in that look (ASan: use after free). */
+static void test_limits_evict_with_event_pending(void **state)
+{
+    (void)state;
+    ripc_options opt = {.connect_timeout_ms = 60000};
+    open_master(fresh_unix_url(), &opt);
+    enum { SLOTS = 256, BATCH = 32 };
+    int fds[SLOTS + 1];
+    for (int i = 0; i < SLOTS; i++) {
+        fds[i] = raw_connect(1000);
+        assert_true(fds[i] >= 0);
+        if (i % BATCH == BATCH - 1)
+            for (int r = 0; r < 3; r++)
+                assert_true(ripc_server_poll(M.s, 0) >= 0);
+    }
+    fds[SLOTS] = raw_connect(1000); /* the listener is ready first ... */
+    assert_true(fds[SLOTS] >= 0);
+    uint8_t junk = 0x5a; /* ... then the oldest handshake's socket */
+    assert_int_equal(send(fds[0], &junk, 1, MSG_NOSIGNAL), 1);
+    for (int r = 0; r < 3; r++)
+        assert_true(ripc_server_poll(M.s, 0) >= 0);
+    struct pollfd pf = {.fd = fds[0], .events = POLLIN};
+    assert_int_equal(poll(&pf, 1, 5000), 1); /* evicted (or refused for its junk) */
+    for (int i = 1; i <= SLOTS; i++)
+        if (is_dropped(fds[i]))
+            fail_msg("connection %d dropped too: one arrival evicts one", i);
+    for (int i = 0; i <= SLOTS; i++)
+        close(fds[i]);
+    close_master();
+}
+
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -785,6 +823,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_limits_stalled_handshakes_unix),
         cmocka_unit_test(test_limits_stalled_handshakes_tcp),
         cmocka_unit_test(test_limits_full_slots_evict_one),
+        cmocka_unit_test(test_limits_evict_with_event_pending),
         cmocka_unit_test(test_limits_slow_socket_peers),
         cmocka_unit_test(test_limits_deaf_socket_peers),
         cmocka_unit_test(test_limits_trickling_socket_peers),
