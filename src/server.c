@@ -1,30 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/*
- * The master. Structure:
- *
- *   ripc_server      listener, options, the RCU tables, 1..n loops
- *   struct loop      one dispatch thread's world: an epoll set (doorbells,
- *                    control sockets; loop 0 also the listener) and the list
- *                    of peers whose inbound ring it alone consumes
- *   ripc_peer        one worker: its channel (two rings + doorbells), its
- *                    control socket, a send lock for outbound producers
- *
- * Peer lifetime: references. The peer table holds one (dropped after a
- * grace period once removed, on the reclaimer thread: src/tables.h), the
- * owning loop holds one; senders that look a
- * peer up take one for the duration of the send. The rings are unmapped when
- * the peer is dropped, under the send lock, after `dead` is set: a sender
- * checks `dead` under the same lock before it touches the ring.
- *
- * Closing, from any thread but a loop's: `closing` is set (no wait for a
- * worker starts any more; a peer lookup sees it inside its read-side
- * section, and close waits for the lookups under way), every control
- * socket is shut (every wait under way ends), close waits for run() and
- * poll() to return (`users`), drops
- * the peers, and frees the loops and the server only once every peer
- * struct is gone (`peer_structs`): a sender still holding a peer it looked
- * up may touch p->loop and p->srv until it lets go.
- */
+/* The master: open, run, poll, stop, close (src/server_internal.h). */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -42,127 +17,9 @@
 #include "shm/fence.h"
 #include "sockets/closer.h"
 #include "src/adopt.h"
-#include "src/frames.h"
-#include "src/chan.h"
-#include "src/internal.h"
-#include "src/tables.h"
+#include "src/server_internal.h"
 
-enum { EV_LISTEN = 1, EV_STOP, EV_SOCK, EV_BELL, EV_WAKE };
-#define MAX_LOOPS 64
-enum { P_HANDSHAKE = 0, P_ACTIVE, P_DEAD };
-
-struct evsrc {
-    int kind;
-    struct ripc_peer *p;
-};
-
-struct loop;
-
-struct ripc_peer {
-    _Atomic int refs;
-    ripc_server *srv;
-    uint32_t id;
-    int32_t pid;
-    uint32_t uid;
-    /* P_*: loop 0 makes it ACTIVE, whoever drops p makes it DEAD (under the
-     * send lock); loop 0 and close read it under other locks or none. */
-    _Atomic int state;
-    int sock;
-    int xport;   /* RIPC_XPORT_SHM or RIPC_XPORT_SOCKET */
-    ripc__rx rx; /* socket mode: frames read ahead */
-    /* socket mode, owning loop only: the receive buffer is full and may not
-     * grow (budget); the socket is out of epoll until that changes */
-    int rx_blocked;
-    ripc__pace rx_pace; /* the frame being read holds budget: its progress */
-    /* socket mode, under the send lock: a frame begun and not yet written
-     * whole; written before anything else. Its sender writes it while it
-     * waits (the payload is the sender's then); after the sender's deadline
-     * it is a copy, written by the next sender or by the owning loop when
-     * the socket turns writable. */
-    ripc__frame_out tail;
-    uint64_t tail_seq;    /* frames begun: a sender knows its own */
-    size_t tail_charged;  /* of the tail's bytes, taken from the server's tx_budget */
-    ripc__pace tail_pace; /* the owning loop's, under the send lock */
-    ripc__chan ch;
-    struct loop *loop;
-    struct evsrc ev_sock, ev_bell;
-    pthread_mutex_t send_mu;
-    pthread_cond_t space_cv;
-    _Atomic int space_waiters;
-    _Atomic int dead;
-    _Atomic int reply_stalled; /* a reply timed out: later ones do not wait */
-    _Atomic int tx_broken;     /* our outbound ring is corrupt: the loop drops p */
-    int gone;                  /* the connection ended: drain the ring, then drop */
-    int gone_reason;
-    char name[RIPC_NAME_MAX + 1];
-    char reason[RIPC_REASON_MAX + 1];
-    /* handshake */
-    uint8_t hs[RIPC_FRAME_HDR + RIPC_HANDSHAKE_MAX];
-    size_t hs_len, hs_need;
-    uint64_t hs_deadline; /* a HELLO not complete by then: dropped */
-    /* all peers, for close */
-    struct ripc_peer *all_prev, *all_next;
-};
-
-struct loop {
-    ripc_server *s;
-    int idx;
-    int epfd;
-    int wakefd; /* eventfd: new peers were handed over */
-    struct evsrc ev_wake;
-    struct ripc_peer **peers; /* active peers this loop consumes: loop thread only */
-    size_t n, cap;
-    pthread_mutex_t in_mu; /* hand-over of new peers from loop 0 */
-    struct ripc_peer **incoming;
-    size_t nin, incap;
-    _Atomic int has_incoming;
-    _Atomic unsigned count; /* peers owned, for placement (any thread reads) */
-    _Atomic int active;     /* its thread is inside loop_round: someone reads the bells */
-    pthread_t th;
-    uint64_t next_look; /* busy loop: next non-blocking look at sockets */
-    int rx_retry;       /* receive budget was given back: blocked peers try again */
-    unsigned hs_evict;  /* handshakes to evict once this look's events are handled */
-    /* handler cache: valid while the table generation is unchanged */
-    uint64_t cache_gen;
-    int cache_type;
-    ripc_handler cache_fn;
-    void *cache_arg;
-};
-
-struct ripc_server {
-    ripc_options opt;
-    ripc__addr addr;
-    int lfd;
-    int stopfd;
-    ripc__tables *t;
-    struct loop *loops;
-    unsigned nloops;
-    void (*joined)(ripc_peer *, void *);
-    void (*left)(ripc_peer *, int, void *);
-    void *cb_arg;
-    _Atomic uint32_t next_id;
-    _Atomic int stopping;
-    _Atomic unsigned npeers;
-    pthread_mutex_t all_mu;
-    struct ripc_peer *all;
-    struct evsrc ev_listen, ev_stop;
-    int worker_db_caps;            /* doorbell kinds we can make for workers */
-    int master_db;                 /* what we sleep on */
-    _Atomic uint64_t dropped;      /* messages without a handler */
-    ripc__large_budget large_idle; /* idle large-message buffers, all workers */
-    ripc__rx_budget rx_budget;     /* socket-mode receive buffers beyond their base */
-    ripc__rx_budget tx_budget;     /* socket-mode frames being sent beyond the same base */
-    unsigned n_hs;                 /* connections still in the handshake (loop 0) */
-    int spare_fd;                  /* held in reserve to refuse workers when out of fds */
-    uint64_t listen_paused;        /* listener out of epoll until then (0: in) */
-    /* close() from any thread: see ripc_server_close */
-    _Atomic int closing;           /* close has begun: waits for room end */
-    _Atomic int misuse;            /* close from a dispatch thread: run/poll say -EDEADLK */
-    _Atomic unsigned users;        /* run() and poll() calls under way */
-    _Atomic unsigned peer_structs; /* ripc_peer structs not yet freed */
-};
-
-static _Thread_local struct loop *tls_loop;
+_Thread_local struct loop *ripc__tls_loop;
 static _Thread_local ripc_server *tls_closing; /* close() under way on this thread */
 
 /* ---- references ---- */
@@ -201,18 +58,6 @@ static void peer_unref(void *pp)
 
 /* ---- loops ---- */
 
-static int ep_add(int epfd, int fd, struct evsrc *ev)
-{
-    struct epoll_event e = {.events = EPOLLIN, .data.ptr = ev};
-    return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &e) == 0 ? 0 : -errno;
-}
-
-static void ep_del(int epfd, int fd)
-{
-    if (fd >= 0)
-        epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
-}
-
 static int loop_init(ripc_server *s, struct loop *L, int idx)
 {
     memset(L, 0, sizeof *L);
@@ -228,8 +73,8 @@ static int loop_init(ripc_server *s, struct loop *L, int idx)
     if (L->wakefd < 0)
         return -errno;
     L->ev_wake = (struct evsrc){EV_WAKE, NULL};
-    int rc = ep_add(L->epfd, s->stopfd, &s->ev_stop);
-    return rc ? rc : ep_add(L->epfd, L->wakefd, &L->ev_wake);
+    int rc = ripc__ep_add(L->epfd, s->stopfd, &s->ev_stop);
+    return rc ? rc : ripc__ep_add(L->epfd, L->wakefd, &L->ev_wake);
 }
 
 static void loop_fini(struct loop *L)
@@ -275,13 +120,13 @@ static int loop_adopt(struct loop *L, struct ripc_peer *p)
      * the rest of a frame, which this loop must then write (EPOLLOUT). */
     pthread_mutex_lock(&p->send_mu);
     p->loop = L;
-    rc = ep_add(L->epfd, p->sock, &p->ev_sock);
+    rc = ripc__ep_add(L->epfd, p->sock, &p->ev_sock);
     if (rc == 0 && ripc__frame_out_left(&p->tail))
         tail_watch(p, 1);
     pthread_mutex_unlock(&p->send_mu);
     if (rc < 0 ||
-        (p->ch.bell.wait_fd >= 0 && (rc = ep_add(L->epfd, p->ch.bell.wait_fd, &p->ev_bell)) < 0)) {
-        ep_del(L->epfd, p->sock);
+        (p->ch.bell.wait_fd >= 0 && (rc = ripc__ep_add(L->epfd, p->ch.bell.wait_fd, &p->ev_bell)) < 0)) {
+        ripc__ep_del(L->epfd, p->sock);
         L->n--;
         atomic_fetch_sub(&L->count, 1);
         return rc;
@@ -297,8 +142,8 @@ static void loop_forget(struct loop *L, struct ripc_peer *p)
             atomic_fetch_sub(&L->count, 1);
             break;
         }
-    ep_del(L->epfd, p->sock);
-    ep_del(L->epfd, p->ch.bell.wait_fd);
+    ripc__ep_del(L->epfd, p->sock);
+    ripc__ep_del(L->epfd, p->ch.bell.wait_fd);
 }
 
 static void loop_take_incoming(struct loop *L)
@@ -422,7 +267,7 @@ static int wait_space(struct ripc_peer *p, const ripc__waitfor *wf, uint64_t dea
         return -ETIMEDOUT;
     uint64_t slice_end = now + 10000000u;
     uint64_t until = deadline < slice_end ? deadline : slice_end;
-    int own_loop = tls_loop != NULL && tls_loop == p->loop;
+    int own_loop = ripc__tls_loop != NULL && ripc__tls_loop == p->loop;
     /* Nobody is dispatching (a program that polls now and then, and sends
      * in between): no loop will read p's doorbell and wake us, so read it
      * ourselves, as the owning loop does. A loop that starts meanwhile and
@@ -642,7 +487,7 @@ static int sock_wait(struct ripc_peer *p, int own, int budget, uint64_t until)
  */
 static int sock_send(struct ripc_peer *p, const ripc__frame *f, const void *data, uint64_t deadline)
 {
-    int own = tls_loop != NULL && tls_loop == p->loop;
+    int own = ripc__tls_loop != NULL && ripc__tls_loop == p->loop;
     size_t charge = tail_charge(RIPC_FRAME_HDR + (size_t)f->len);
     ripc__rx_budget *b = &p->srv->tx_budget;
     int rc, waiting = 0;
@@ -1231,7 +1076,7 @@ static int peer_activate(struct loop *L, struct ripc_peer *p)
 {
     ripc_server *s = p->srv;
     int rc;
-    ep_del(L->epfd, p->sock);
+    ripc__ep_del(L->epfd, p->sock);
     atomic_fetch_add(&p->refs, 1); /* the table's reference */
     if ((rc = ripc__peer_insert(s->t, p->id, p)) < 0) {
         atomic_fetch_sub(&p->refs, 1);
@@ -1269,7 +1114,7 @@ static int peer_activate(struct loop *L, struct ripc_peer *p)
 static void hs_fail(struct loop *L, struct ripc_peer *p)
 {
     p->srv->n_hs--;
-    ep_del(L->epfd, p->sock);
+    ripc__ep_del(L->epfd, p->sock);
     peer_drop(NULL, p, -EPROTO);
 }
 
@@ -1313,7 +1158,7 @@ static void pause_listener(struct loop *L)
     ripc_server *s = L->s;
     if (s->listen_paused)
         return;
-    ep_del(L->epfd, s->lfd);
+    ripc__ep_del(L->epfd, s->lfd);
     s->listen_paused = ripc__now_ns() + LISTEN_PAUSE_NS;
 }
 
@@ -1327,7 +1172,7 @@ static void handshake_sweep(struct loop *L)
     uint64_t now = ripc__now_ns();
     if (s->listen_paused && now >= s->listen_paused) {
         s->listen_paused = 0;
-        ep_add(L->epfd, s->lfd, &s->ev_listen);
+        ripc__ep_add(L->epfd, s->lfd, &s->ev_listen);
     }
     for (;;) {
         struct ripc_peer *late = NULL;
@@ -1371,7 +1216,7 @@ static int hs_start(struct loop *L, int fd)
         s->all->all_prev = p;
     s->all = p;
     pthread_mutex_unlock(&s->all_mu);
-    if (ep_add(L->epfd, p->sock, &p->ev_sock) < 0) {
+    if (ripc__ep_add(L->epfd, p->sock, &p->ev_sock) < 0) {
         s->n_hs--; /* peer_drop gives back only what an active peer holds */
         peer_drop(NULL, p, -ENOMEM);
         return -ENOMEM;
@@ -1468,7 +1313,7 @@ static void active_readable(struct ripc_peer *p)
         return;
     p->gone = 1;
     p->gone_reason = rc == 1 ? RIPC_LEFT_BYE : rc;
-    ep_del(p->loop->epfd, p->sock); /* nothing more to read from it */
+    ripc__ep_del(p->loop->epfd, p->sock); /* nothing more to read from it */
 }
 
 /* ---- dispatch ---- */
@@ -1554,7 +1399,7 @@ static int dispatch_frames(struct loop *L, struct ripc_peer *p, int *rc)
  */
 static void rx_block(struct loop *L, struct ripc_peer *p)
 {
-    ep_del(L->epfd, p->sock);
+    ripc__ep_del(L->epfd, p->sock);
     if (!p->rx_blocked) {
         p->rx_blocked = 1;
         atomic_fetch_add(&L->s->rx_budget.waiters, 1);
@@ -1608,7 +1453,7 @@ static void frames_readable(struct loop *L, struct ripc_peer *p)
         p->gone = 1;
         if (p->gone_reason == 0)
             p->gone_reason = -EPIPE;
-        ep_del(L->epfd, p->sock);
+        ripc__ep_del(L->epfd, p->sock);
     }
 }
 
@@ -1740,7 +1585,7 @@ static void loop_wait(struct loop *L, int timeout_ms)
                  * (it cannot wake us any more; its socket says when it is
                  * gone). Stop watching it, or epoll reports it forever. */
                 if (ripc__doorbell_drain(&e->p->ch.bell) == -EPIPE)
-                    ep_del(L->epfd, e->p->ch.bell.wait_fd);
+                    ripc__ep_del(L->epfd, e->p->ch.bell.wait_fd);
                 if (atomic_load(&e->p->space_waiters)) {
                     pthread_mutex_lock(&e->p->send_mu);
                     pthread_cond_broadcast(&e->p->space_cv);
@@ -1784,7 +1629,7 @@ static int poll_nowait(struct loop *L)
 /* One round: dispatch, spin (adaptive/spin), then sleep up to timeout_ms. */
 static int loop_round(struct loop *L, int timeout_ms)
 {
-    tls_loop = L;
+    ripc__tls_loop = L;
     atomic_store_explicit(&L->active, 1, memory_order_relaxed); /* one thread per loop */
     int n = loop_dispatch(L);
     if (n > 0) {
@@ -1838,7 +1683,7 @@ static int loop_round(struct loop *L, int timeout_ms)
     n = loop_dispatch(L);
 out:
     atomic_store_explicit(&L->active, 0, memory_order_relaxed);
-    tls_loop = NULL;
+    ripc__tls_loop = NULL;
     return n;
 }
 
@@ -2103,7 +1948,7 @@ int ripc_server_open_ex(ripc_server **out, const char *url, const ripc_options *
     if ((rc = ripc__sock_listen(&s->addr, &lfd, why, why_len)) < 0)
         goto fail;
     s->lfd = (int)lfd;
-    if ((rc = ep_add(s->loops[0].epfd, s->lfd, &s->ev_listen)) < 0)
+    if ((rc = ripc__ep_add(s->loops[0].epfd, s->lfd, &s->ev_listen)) < 0)
         goto fail;
     *out = s;
     return 0;
@@ -2170,7 +2015,7 @@ void ripc_server_close(ripc_server *s)
 {
     if (!s || tls_closing == s) /* from a callback that this close makes (left) */
         return;
-    if (tls_loop && tls_loop->s == s) {
+    if (ripc__tls_loop && ripc__tls_loop->s == s) {
         /* From a handler or callback of s: freeing s would pull the loop
          * out from under the dispatch that called us. */
         atomic_store(&s->misuse, 1);
@@ -2189,7 +2034,7 @@ void ripc_server_close(ripc_server *s)
             break;
         struct loop *L = p->loop;
         if (L == NULL && s->loops)
-            ep_del(s->loops[0].epfd, p->sock);
+            ripc__ep_del(s->loops[0].epfd, p->sock);
         peer_drop(L, p, -ECANCELED);
     }
     if (s->t) {

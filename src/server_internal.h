@@ -1,0 +1,183 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The master's internals, shared by its files:
+ *
+ *   server.c            open, run, poll, stop, close; small public accessors
+ *   server_peer.c       references, the peer's state, dropping
+ *   server_handshake.c  accept, HELLO checks, transport choice, WELCOME/REJECT
+ *   server_send.c       send, batch, broadcast, replies, waiting for room
+ *   server_sockmode.c   socket mode: frames in, tails out, receive budget
+ *   server_loop.c       the loops: epoll, waiting, spinning, dispatch
+ *
+ * Three kinds of object:
+ *
+ *   ripc_server      listener, options, the RCU tables, 1..n loops
+ *   struct loop      one dispatch thread's world: an epoll set (doorbells,
+ *                    control sockets; loop 0 also the listener) and the list
+ *                    of peers whose inbound ring it alone consumes
+ *   ripc_peer        one worker: its channel (two rings + doorbells), its
+ *                    control socket, a send lock for outbound producers
+ *
+ * Peer lifetime: references. The peer table holds one (dropped after a
+ * grace period once removed, on the reclaimer thread: src/tables.h), the
+ * owning loop holds one; senders that look a
+ * peer up take one for the duration of the send. The rings are unmapped when
+ * the peer is dropped, under the send lock, after `dead` is set: a sender
+ * checks `dead` under the same lock before it touches the ring.
+ *
+ * Closing, from any thread but a loop's: `closing` is set (no wait for a
+ * worker starts any more; a peer lookup sees it inside its read-side
+ * section, and close waits for the lookups under way), every control
+ * socket is shut (every wait under way ends), close waits for run() and
+ * poll() to return (`users`), drops the peers, and frees the loops and the
+ * server only once every peer struct is gone (`peer_structs`): a sender
+ * still holding a peer it looked up may touch p->loop and p->srv until it
+ * lets go.
+ *
+ * Contracts below name the calling thread: "the owning loop" is the thread
+ * running the loop p->loop (or close, once no loop runs); "loop 0" is the
+ * thread that polls or runs loop 0, which alone accepts and handshakes.
+ */
+#ifndef RIPC_SRC_SERVER_INTERNAL_H
+#define RIPC_SRC_SERVER_INTERNAL_H
+
+#include <errno.h>
+#include <sys/epoll.h>
+
+#include "src/chan.h"
+#include "src/frames.h"
+#include "src/internal.h"
+#include "src/tables.h"
+
+enum { EV_LISTEN = 1, EV_STOP, EV_SOCK, EV_BELL, EV_WAKE };
+#define MAX_LOOPS 64
+enum { P_HANDSHAKE = 0, P_ACTIVE, P_DEAD };
+
+struct evsrc {
+    int kind;
+    struct ripc_peer *p;
+};
+
+struct loop;
+
+struct ripc_peer {
+    _Atomic int refs;
+    ripc_server *srv;
+    uint32_t id;
+    int32_t pid;
+    uint32_t uid;
+    /* P_*: loop 0 makes it ACTIVE, whoever drops p makes it DEAD (under the
+     * send lock); loop 0 and close read it under other locks or none. */
+    _Atomic int state;
+    int sock;
+    int xport;   /* RIPC_XPORT_SHM or RIPC_XPORT_SOCKET */
+    ripc__rx rx; /* socket mode: frames read ahead */
+    /* socket mode, owning loop only: the receive buffer is full and may not
+     * grow (budget); the socket is out of epoll until that changes */
+    int rx_blocked;
+    ripc__pace rx_pace; /* the frame being read holds budget: its progress */
+    /* socket mode, under the send lock: a frame begun and not yet written
+     * whole; written before anything else. Its sender writes it while it
+     * waits (the payload is the sender's then); after the sender's deadline
+     * it is a copy, written by the next sender or by the owning loop when
+     * the socket turns writable. */
+    ripc__frame_out tail;
+    uint64_t tail_seq;    /* frames begun: a sender knows its own */
+    size_t tail_charged;  /* of the tail's bytes, taken from the server's tx_budget */
+    ripc__pace tail_pace; /* the owning loop's, under the send lock */
+    ripc__chan ch;
+    struct loop *loop;
+    struct evsrc ev_sock, ev_bell;
+    pthread_mutex_t send_mu;
+    pthread_cond_t space_cv;
+    _Atomic int space_waiters;
+    _Atomic int dead;
+    _Atomic int reply_stalled; /* a reply timed out: later ones do not wait */
+    _Atomic int tx_broken;     /* our outbound ring is corrupt: the loop drops p */
+    int gone;                  /* the connection ended: drain the ring, then drop */
+    int gone_reason;
+    char name[RIPC_NAME_MAX + 1];
+    char reason[RIPC_REASON_MAX + 1];
+    /* handshake */
+    uint8_t hs[RIPC_FRAME_HDR + RIPC_HANDSHAKE_MAX];
+    size_t hs_len, hs_need;
+    uint64_t hs_deadline; /* a HELLO not complete by then: dropped */
+    /* all peers, for close */
+    struct ripc_peer *all_prev, *all_next;
+};
+
+struct loop {
+    ripc_server *s;
+    int idx;
+    int epfd;
+    int wakefd; /* eventfd: new peers were handed over */
+    struct evsrc ev_wake;
+    struct ripc_peer **peers; /* active peers this loop consumes: loop thread only */
+    size_t n, cap;
+    pthread_mutex_t in_mu; /* hand-over of new peers from loop 0 */
+    struct ripc_peer **incoming;
+    size_t nin, incap;
+    _Atomic int has_incoming;
+    _Atomic unsigned count; /* peers owned, for placement (any thread reads) */
+    _Atomic int active;     /* its thread is inside loop_round: someone reads the bells */
+    pthread_t th;
+    uint64_t next_look; /* busy loop: next non-blocking look at sockets */
+    int rx_retry;       /* receive budget was given back: blocked peers try again */
+    unsigned hs_evict;  /* handshakes to evict once this look's events are handled */
+    /* handler cache: valid while the table generation is unchanged */
+    uint64_t cache_gen;
+    int cache_type;
+    ripc_handler cache_fn;
+    void *cache_arg;
+};
+
+struct ripc_server {
+    ripc_options opt;
+    ripc__addr addr;
+    int lfd;
+    int stopfd;
+    ripc__tables *t;
+    struct loop *loops;
+    unsigned nloops;
+    void (*joined)(ripc_peer *, void *);
+    void (*left)(ripc_peer *, int, void *);
+    void *cb_arg;
+    _Atomic uint32_t next_id;
+    _Atomic int stopping;
+    _Atomic unsigned npeers;
+    pthread_mutex_t all_mu;
+    struct ripc_peer *all;
+    struct evsrc ev_listen, ev_stop;
+    int worker_db_caps;            /* doorbell kinds we can make for workers */
+    int master_db;                 /* what we sleep on */
+    _Atomic uint64_t dropped;      /* messages without a handler */
+    ripc__large_budget large_idle; /* idle large-message buffers, all workers */
+    ripc__rx_budget rx_budget;     /* socket-mode receive buffers beyond their base */
+    ripc__rx_budget tx_budget;     /* socket-mode frames being sent beyond the same base */
+    unsigned n_hs;                 /* connections still in the handshake (loop 0) */
+    int spare_fd;                  /* held in reserve to refuse workers when out of fds */
+    uint64_t listen_paused;        /* listener out of epoll until then (0: in) */
+    /* close() from any thread: see ripc_server_close */
+    _Atomic int closing;           /* close has begun: waits for room end */
+    _Atomic int misuse;            /* close from a dispatch thread: run/poll say -EDEADLK */
+    _Atomic unsigned users;        /* run() and poll() calls under way */
+    _Atomic unsigned peer_structs; /* ripc_peer structs not yet freed */
+};
+
+/* The loop this thread is inside (loop_round), or NULL: a sender on p's
+ * own loop must not wait for that loop. */
+extern _Thread_local struct loop *ripc__tls_loop __attribute__((visibility("hidden")));
+
+static inline int ripc__ep_add(int epfd, int fd, struct evsrc *ev)
+{
+    struct epoll_event e = {.events = EPOLLIN, .data.ptr = ev};
+    return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &e) == 0 ? 0 : -errno;
+}
+
+static inline void ripc__ep_del(int epfd, int fd)
+{
+    if (fd >= 0)
+        epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
+}
+
+#endif
