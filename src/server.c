@@ -24,38 +24,6 @@ static _Thread_local ripc_server *tls_closing; /* close() under way on this thre
 
 /* ---- references ---- */
 
-static int peer_try_ref(void *pp)
-{
-    struct ripc_peer *p = pp;
-    int r = atomic_load_explicit(&p->refs, memory_order_relaxed);
-    while (r > 0)
-        if (atomic_compare_exchange_weak(&p->refs, &r, r + 1))
-            return 1;
-    return 0;
-}
-
-static void peer_free(struct ripc_peer *p)
-{
-    ripc_server *s = p->srv;
-    ripc__frame_out_end(&p->tail);
-    ripc__rx_budget_give(&p->srv->tx_budget, p->tail_charged);
-    ripc__chan_close(&p->ch);
-    ripc__rx_free(&p->rx);
-    ripc__sock_dispose(p->sock); /* descriptors queued in it: sockets/closer.h */
-    pthread_mutex_destroy(&p->send_mu);
-    pthread_cond_destroy(&p->space_cv);
-    free(p);
-    /* The last touch of s by a sender that held p: close waits for it. */
-    atomic_fetch_sub_explicit(&s->peer_structs, 1, memory_order_release);
-}
-
-static void peer_unref(void *pp)
-{
-    struct ripc_peer *p = pp;
-    if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) == 1)
-        peer_free(p);
-}
-
 /* ---- loops ---- */
 
 static int loop_init(ripc_server *s, struct loop *L, int idx)
@@ -134,7 +102,7 @@ static int loop_adopt(struct loop *L, struct ripc_peer *p)
     return 0;
 }
 
-static void loop_forget(struct loop *L, struct ripc_peer *p)
+void ripc__loop_forget(struct loop *L, struct ripc_peer *p)
 {
     for (size_t i = 0; i < L->n; i++)
         if (L->peers[i] == p) {
@@ -164,23 +132,10 @@ static void loop_take_incoming(struct loop *L)
 
 /* ---- dropping a peer ---- */
 
-static void all_unlink(ripc_server *s, struct ripc_peer *p)
-{
-    pthread_mutex_lock(&s->all_mu);
-    if (p->all_prev)
-        p->all_prev->all_next = p->all_next;
-    else if (s->all == p)
-        s->all = p->all_next;
-    if (p->all_next)
-        p->all_next->all_prev = p->all_prev;
-    p->all_prev = p->all_next = NULL;
-    pthread_mutex_unlock(&s->all_mu);
-}
-
 /* p's receive buffer goes now, not with its last reference: other
  * workers may be waiting for its budget (their loops look again within
  * RX_RETRY_MS; this one at once). */
-static void rx_release(struct loop *L, struct ripc_peer *p)
+void ripc__sockmode_release(struct loop *L, struct ripc_peer *p)
 {
     if (p->rx_blocked) {
         p->rx_blocked = 0;
@@ -189,54 +144,6 @@ static void rx_release(struct loop *L, struct ripc_peer *p)
     if (L && p->rx.charged)
         L->rx_retry = 1;
     ripc__rx_free(&p->rx);
-}
-
-/* Called by the loop that owns p (or by close with no loop running). */
-static void peer_drop(struct loop *L, struct ripc_peer *p, int reason)
-{
-    ripc_server *s = p->srv;
-    int was_active = atomic_load(&p->state) == P_ACTIVE;
-    /* Once close has begun, the end of a stream is close's own doing. */
-    if (reason == -EPIPE && atomic_load(&s->closing))
-        reason = -ECANCELED;
-    if (L)
-        loop_forget(L, p);
-    pthread_mutex_lock(&p->send_mu);
-    atomic_store(&p->dead, 1);
-    atomic_store(&p->state, P_DEAD);
-    pthread_cond_broadcast(&p->space_cv);
-    pthread_mutex_unlock(&p->send_mu);
-    all_unlink(s, p);
-    if (was_active) {
-        ripc__peer_remove(s->t, p->id);
-        atomic_fetch_sub(&s->npeers, 1);
-        if (s->left)
-            s->left(p, reason, s->cb_arg);
-    }
-    /* The rings and the segment go now (no sender can touch them: dead is
-     * set under the send lock); the struct goes with its last reference. */
-    pthread_mutex_lock(&p->send_mu);
-    /* Large-message buffers of a worker that is gone or broke the rules:
-     * their pages go now, even if it keeps descriptors of them. Not when the
-     * master closes (-ECANCELED): a live worker may still drain its ring. */
-    if (reason != -ECANCELED)
-        ripc__large_punch_out(&p->ch.lg);
-    /* A worker asleep on its futex word would see the hang-up only when its
-     * slice ends: shut the socket, then wake it. */
-    if (p->sock >= 0)
-        shutdown(p->sock, SHUT_RDWR);
-    ripc__doorbell_hangup(&p->ch.bell); /* nothing more queued in them either */
-    ripc__doorbell_hangup(&p->ch.peer_bell);
-    if (p->ch.peer_bell.word)
-        ripc__doorbell_ring_word(&p->ch.peer_bell);
-    ripc__chan_close(&p->ch);
-    pthread_mutex_unlock(&p->send_mu);
-    rx_release(L, p);
-    /* Descriptors the worker left queued in it are released with it, on
-     * the closer if they may be slow to (sockets/closer.h). */
-    ripc__sock_dispose(p->sock);
-    p->sock = -1;
-    peer_unref(p); /* the loop's (or the handshake's) reference */
 }
 
 /* ---- sending ---- */
@@ -339,7 +246,7 @@ static int wait_space(struct ripc_peer *p, const ripc__waitfor *wf, uint64_t dea
         struct timespec ts = ripc__timespec_at(until);
         int w = pthread_cond_clockwait(&p->space_cv, &p->send_mu, CLOCK_MONOTONIC, &ts);
         atomic_fetch_sub(&p->space_waiters, 1);
-        /* peer_drop may have run while we slept without the lock: the rings
+        /* ripc__peer_drop may have run while we slept without the lock: the rings
          * are gone then, touch nothing. */
         if (atomic_load(&p->dead))
             return -EPIPE;
@@ -352,17 +259,6 @@ static int wait_space(struct ripc_peer *p, const ripc__waitfor *wf, uint64_t dea
     }
     ripc__chan_disarm_space(&p->ch);
     return 0;
-}
-
-/* p's outbound channel is broken for good (any sender, send lock held).
- * Only the owning loop may drop p: flag it and wake that loop. */
-static void tx_broken(struct ripc_peer *p)
-{
-    atomic_store(&p->tx_broken, 1);
-    uint64_t one = 1;
-    if (p->loop && write(p->loop->wakefd, &one, sizeof one) < 0) {
-        /* already signalled */
-    }
 }
 
 /* Must the owning loop drop p (-EPROTO)? Its outbound channel broke, or the
@@ -549,7 +445,7 @@ static int sock_send(struct ripc_peer *p, const ripc__frame *f, const void *data
     /* The stream is broken or gone: the caller's buffer must not stay. */
     tail_end(p);
     if (rc == -ETIMEDOUT) {
-        tx_broken(p); /* part of the frame is out, the rest cannot be kept */
+        ripc__peer_break(p); /* part of the frame is out, the rest cannot be kept */
         return -ENOMEM;
     }
     return rc;
@@ -608,7 +504,7 @@ static int send_locked(struct ripc_peer *p, uint16_t type, uint8_t kind, uint64_
              * ring, takes large messages without reading their frames, or
              * cut the segment (what we wrote went nowhere): the channel is
              * dead for good. */
-            tx_broken(p);
+            ripc__peer_break(p);
             return -EPROTO;
         }
         if (rc != -EAGAIN || timeout_ms == 0)
@@ -653,7 +549,7 @@ int ripc_server_send(ripc_server *s, uint32_t peer_id, uint16_t type, const void
     if (rc < 0)
         return rc;
     rc = peer_send(p, type, RIPC_KIND_ONEWAY, 0, data, len, timeout_ms);
-    peer_unref(p);
+    ripc__peer_unref(p);
     return rc;
 }
 
@@ -671,7 +567,7 @@ int ripc_server_send_batch(ripc_server *s, uint32_t peer_id, const ripc_out *msg
         return rc;
     struct ripc_peer *p = pv;
     if (n == 0) {
-        peer_unref(p);
+        ripc__peer_unref(p);
         return 0;
     }
     uint64_t deadline = 0;
@@ -686,7 +582,7 @@ int ripc_server_send_batch(ripc_server *s, uint32_t peer_id, const ripc_out *msg
     }
     if (rc < 0)
         rc = cut_by_close(p, rc);
-    peer_unref(p);
+    ripc__peer_unref(p);
     return i > 0 || rc == 0 ? (int)i : rc;
 }
 
@@ -706,7 +602,7 @@ int ripc_server_broadcast(ripc_server *s, uint16_t type, const void *data, uint6
         int rc = peer_send(all[i], type, RIPC_KIND_ONEWAY, 0, data, len, timeout_ms);
         reached += rc == 0;
         canceled |= rc == -ECANCELED;
-        peer_unref(all[i]);
+        ripc__peer_unref(all[i]);
     }
     free(all);
     return canceled ? -ECANCELED : reached;
@@ -762,31 +658,6 @@ int ripc_reply_error(ripc_peer *p, const ripc_msg *req, int err, const char *tex
     if (!reply_ok(p, req) || err >= 0 || err < -(int)RIPC_ERR_CODE_MAX)
         return -EINVAL;
     return reply_error(p, req->id, err, text, 1);
-}
-
-uint32_t ripc_peer_id(const ripc_peer *p)
-{
-    return p ? p->id : 0;
-}
-
-const char *ripc_peer_name(const ripc_peer *p)
-{
-    return p ? p->name : "";
-}
-
-const char *ripc_peer_transport(const ripc_peer *p)
-{
-    return p && p->xport == RIPC_XPORT_SOCKET ? "socket" : "shm";
-}
-
-const char *ripc_peer_transport_reason(const ripc_peer *p)
-{
-    return p ? p->reason : "";
-}
-
-int32_t ripc_peer_pid(const ripc_peer *p)
-{
-    return p ? p->pid : 0;
 }
 
 /* ---- handshake ---- */
@@ -1115,7 +986,7 @@ static void hs_fail(struct loop *L, struct ripc_peer *p)
 {
     p->srv->n_hs--;
     ripc__ep_del(L->epfd, p->sock);
-    peer_drop(NULL, p, -EPROTO);
+    ripc__peer_drop(NULL, p, -EPROTO);
 }
 
 static void hs_readable(struct loop *L, struct ripc_peer *p)
@@ -1192,33 +1063,14 @@ static void handshake_sweep(struct loop *L)
 static int hs_start(struct loop *L, int fd)
 {
     ripc_server *s = L->s;
-    struct ripc_peer *p = calloc(1, sizeof *p);
-    if (!p) {
-        ripc__sock_dispose(fd);
+    struct ripc_peer *p = ripc__peer_new(s, fd);
+    if (!p)
         return -ENOMEM;
-    }
-    atomic_init(&p->refs, 1);
-    atomic_fetch_add(&s->peer_structs, 1);
-    p->srv = s;
-    p->sock = fd;
     p->hs_deadline = ripc__now_ns() + (uint64_t)s->opt.connect_timeout_ms * 1000000u;
     s->n_hs++;
-    ripc__chan_init(&p->ch);
-    p->ch.lg.budget = &s->large_idle;
-    p->ev_sock = (struct evsrc){EV_SOCK, p};
-    p->ev_bell = (struct evsrc){EV_BELL, p};
-    pthread_mutex_init(&p->send_mu, NULL);
-    ripc__cond_init_monotonic(&p->space_cv);
-    ripc__sock_set_nonblock(p->sock, 1);
-    pthread_mutex_lock(&s->all_mu);
-    p->all_next = s->all;
-    if (s->all)
-        s->all->all_prev = p;
-    s->all = p;
-    pthread_mutex_unlock(&s->all_mu);
     if (ripc__ep_add(L->epfd, p->sock, &p->ev_sock) < 0) {
-        s->n_hs--; /* peer_drop gives back only what an active peer holds */
-        peer_drop(NULL, p, -ENOMEM);
+        s->n_hs--; /* ripc__peer_drop gives back only what an active peer holds */
+        ripc__peer_drop(NULL, p, -ENOMEM);
         return -ENOMEM;
     }
     return 0;
@@ -1435,7 +1287,7 @@ static int rx_after_dispatch(struct loop *L, struct ripc_peer *p)
     if (ripc__pace_late(&p->rx_pace, held,
                         atomic_load_explicit(&s->rx_budget.waiters, memory_order_relaxed) != 0) ||
         tail_late(p)) {
-        peer_drop(L, p, -ETIMEDOUT);
+        ripc__peer_drop(L, p, -ETIMEDOUT);
         return 1;
     }
     return 0;
@@ -1496,10 +1348,10 @@ static int loop_dispatch(struct loop *L)
     after:
         total += n;
         if (rc == -EPROTO || peer_broken(p)) {
-            peer_drop(L, p, -EPROTO);
+            ripc__peer_drop(L, p, -EPROTO);
             i--;
         } else if (p->gone && rc == -EAGAIN) {
-            peer_drop(L, p, p->gone_reason);
+            ripc__peer_drop(L, p, p->gone_reason);
             i--;
         }
     }
@@ -1787,7 +1639,7 @@ static int run_loops(ripc_server *s, unsigned threads)
             if (i % threads == 0)
                 continue;
             struct ripc_peer *p = L0->peers[i];
-            loop_forget(L0, p);
+            ripc__loop_forget(L0, p);
             loop_adopt(&loops[i % threads], p);
         }
         for (; started < threads; started++)
@@ -1805,7 +1657,7 @@ static int run_loops(ripc_server *s, unsigned threads)
         loop_take_incoming(L);
         while (L->n) {
             struct ripc_peer *p = L->peers[L->n - 1];
-            loop_forget(L, p);
+            ripc__loop_forget(L, p);
             loop_adopt(&loops[0], p);
         }
         loop_fini(L);
@@ -1887,7 +1739,7 @@ uint64_t ripc_server_dropped(ripc_server *s)
     return s ? atomic_load_explicit(&s->dropped, memory_order_relaxed) : 0;
 }
 
-static const ripc__peer_ops peer_ops = {.try_ref = peer_try_ref, .unref = peer_unref};
+static const ripc__peer_ops peer_ops = {.try_ref = ripc__peer_try_ref, .unref = ripc__peer_unref};
 
 int ripc_server_open_ex(ripc_server **out, const char *url, const ripc_options *opt, char *why,
                         size_t why_len)
@@ -1966,9 +1818,9 @@ int ripc_server_open(ripc_server **s, const char *url, const ripc_options *opt)
  * socket-mode sender's wait for the socket and a sender's poll of the
  * doorbell (it watches the socket too), and tells the worker: its calls
  * see the end of the stream, as after a BYE (one asleep on its futex word
- * is woken to look, as in peer_drop). space_cv waiters look at `closing`
+ * is woken to look, as in ripc__peer_drop). space_cv waiters look at `closing`
  * when woken (see wait_space). Under all_mu, a linked peer's socket and
- * segment are still there: peer_drop unlinks p before it closes them. */
+ * segment are still there: ripc__peer_drop unlinks p before it closes them. */
 static void cancel_waits(ripc_server *s)
 {
     pthread_mutex_lock(&s->all_mu);
@@ -2035,7 +1887,7 @@ void ripc_server_close(ripc_server *s)
         struct loop *L = p->loop;
         if (L == NULL && s->loops)
             ripc__ep_del(s->loops[0].epfd, p->sock);
-        peer_drop(L, p, -ECANCELED);
+        ripc__peer_drop(L, p, -ECANCELED);
     }
     if (s->t) {
         ripc__tables_close(s->t); /* waits for the deferred frees */

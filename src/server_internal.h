@@ -180,4 +180,48 @@ static inline void ripc__ep_del(int epfd, int fd)
         epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
 }
 
+/* ---- server_peer.c ---- */
+
+/* A peer for a connection that starts its handshake, on the list of all
+ * peers, holding one reference (the handshake's, then its loop's). Takes fd,
+ * also on failure. Loop 0. NULL: out of memory. */
+struct ripc_peer *ripc__peer_new(ripc_server *s, int fd);
+/* Take a reference unless the count is already 0 (the table's lookups,
+ * any thread, inside its read-side section). 1: taken. */
+int ripc__peer_try_ref(void *p);
+/* Frees p and everything it still holds; from the last ripc__peer_unref. */
+void ripc__peer_free(struct ripc_peer *p);
+
+/* Drop a reference, any thread; the last one frees p (and is the last
+ * touch of p->srv by whoever held it: close waits for peer_structs). */
+static inline void ripc__peer_unref(void *pp)
+{
+    struct ripc_peer *p = pp;
+    if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) == 1)
+        ripc__peer_free(p);
+}
+
+/* End p: off its loop L (NULL: in no loop's list), dead under the send
+ * lock (senders waiting are woken and see it), off the table with `left`
+ * called if it was active, its rings, segment and socket gone, and the
+ * reference of its loop (or handshake) dropped. The owning loop, or close
+ * once no loop runs; no lock held. */
+void ripc__peer_drop(struct loop *L, struct ripc_peer *p, int reason);
+/* p's outbound channel is broken for good: flag it for the owning loop,
+ * which alone may drop p (-EPROTO), and wake that loop. Any sender, send
+ * lock held. */
+void ripc__peer_break(struct ripc_peer *p);
+
+/* ---- server_loop.c ---- */
+
+/* Take p off L: its list and its epoll set (socket and doorbell). L's own
+ * thread, or close once no loop runs. */
+void ripc__loop_forget(struct loop *L, struct ripc_peer *p);
+
+/* ---- server_sockmode.c ---- */
+
+/* p's receive buffer goes now, with the budget it holds; blocked workers
+ * on L (NULL: none) look again at once. The owning loop, from a drop. */
+void ripc__sockmode_release(struct loop *L, struct ripc_peer *p);
+
 #endif

@@ -1,0 +1,158 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A worker's peer: made when its connection is accepted, referenced by the
+ * table, its loop and senders (src/server_internal.h, "Peer lifetime"),
+ * dropped by the loop that owns it, freed with its last reference.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "sockets/closer.h"
+#include "src/server_internal.h"
+
+int ripc__peer_try_ref(void *pp)
+{
+    struct ripc_peer *p = pp;
+    int r = atomic_load_explicit(&p->refs, memory_order_relaxed);
+    while (r > 0)
+        if (atomic_compare_exchange_weak(&p->refs, &r, r + 1))
+            return 1;
+    return 0;
+}
+
+struct ripc_peer *ripc__peer_new(ripc_server *s, int fd)
+{
+    struct ripc_peer *p = calloc(1, sizeof *p);
+    if (!p) {
+        ripc__sock_dispose(fd);
+        return NULL;
+    }
+    atomic_init(&p->refs, 1);
+    atomic_fetch_add(&s->peer_structs, 1);
+    p->srv = s;
+    p->sock = fd;
+    ripc__chan_init(&p->ch);
+    p->ch.lg.budget = &s->large_idle;
+    p->ev_sock = (struct evsrc){EV_SOCK, p};
+    p->ev_bell = (struct evsrc){EV_BELL, p};
+    pthread_mutex_init(&p->send_mu, NULL);
+    ripc__cond_init_monotonic(&p->space_cv);
+    ripc__sock_set_nonblock(p->sock, 1);
+    pthread_mutex_lock(&s->all_mu);
+    p->all_next = s->all;
+    if (s->all)
+        s->all->all_prev = p;
+    s->all = p;
+    pthread_mutex_unlock(&s->all_mu);
+    return p;
+}
+
+void ripc__peer_free(struct ripc_peer *p)
+{
+    ripc_server *s = p->srv;
+    ripc__frame_out_end(&p->tail);
+    ripc__rx_budget_give(&p->srv->tx_budget, p->tail_charged);
+    ripc__chan_close(&p->ch);
+    ripc__rx_free(&p->rx);
+    ripc__sock_dispose(p->sock); /* descriptors queued in it: sockets/closer.h */
+    pthread_mutex_destroy(&p->send_mu);
+    pthread_cond_destroy(&p->space_cv);
+    free(p);
+    /* The last touch of s by a sender that held p: close waits for it. */
+    atomic_fetch_sub_explicit(&s->peer_structs, 1, memory_order_release);
+}
+
+static void all_unlink(ripc_server *s, struct ripc_peer *p)
+{
+    pthread_mutex_lock(&s->all_mu);
+    if (p->all_prev)
+        p->all_prev->all_next = p->all_next;
+    else if (s->all == p)
+        s->all = p->all_next;
+    if (p->all_next)
+        p->all_next->all_prev = p->all_prev;
+    p->all_prev = p->all_next = NULL;
+    pthread_mutex_unlock(&s->all_mu);
+}
+
+void ripc__peer_drop(struct loop *L, struct ripc_peer *p, int reason)
+{
+    ripc_server *s = p->srv;
+    int was_active = atomic_load(&p->state) == P_ACTIVE;
+    /* Once close has begun, the end of a stream is close's own doing. */
+    if (reason == -EPIPE && atomic_load(&s->closing))
+        reason = -ECANCELED;
+    if (L)
+        ripc__loop_forget(L, p);
+    pthread_mutex_lock(&p->send_mu);
+    atomic_store(&p->dead, 1);
+    atomic_store(&p->state, P_DEAD);
+    pthread_cond_broadcast(&p->space_cv);
+    pthread_mutex_unlock(&p->send_mu);
+    all_unlink(s, p);
+    if (was_active) {
+        ripc__peer_remove(s->t, p->id);
+        atomic_fetch_sub(&s->npeers, 1);
+        if (s->left)
+            s->left(p, reason, s->cb_arg);
+    }
+    /* The rings and the segment go now (no sender can touch them: dead is
+     * set under the send lock); the struct goes with its last reference. */
+    pthread_mutex_lock(&p->send_mu);
+    /* Large-message buffers of a worker that is gone or broke the rules:
+     * their pages go now, even if it keeps descriptors of them. Not when the
+     * master closes (-ECANCELED): a live worker may still drain its ring. */
+    if (reason != -ECANCELED)
+        ripc__large_punch_out(&p->ch.lg);
+    /* A worker asleep on its futex word would see the hang-up only when its
+     * slice ends: shut the socket, then wake it. */
+    if (p->sock >= 0)
+        shutdown(p->sock, SHUT_RDWR);
+    ripc__doorbell_hangup(&p->ch.bell); /* nothing more queued in them either */
+    ripc__doorbell_hangup(&p->ch.peer_bell);
+    if (p->ch.peer_bell.word)
+        ripc__doorbell_ring_word(&p->ch.peer_bell);
+    ripc__chan_close(&p->ch);
+    pthread_mutex_unlock(&p->send_mu);
+    ripc__sockmode_release(L, p);
+    /* Descriptors the worker left queued in it are released with it, on
+     * the closer if they may be slow to (sockets/closer.h). */
+    ripc__sock_dispose(p->sock);
+    p->sock = -1;
+    ripc__peer_unref(p); /* the loop's (or the handshake's) reference */
+}
+
+void ripc__peer_break(struct ripc_peer *p)
+{
+    atomic_store(&p->tx_broken, 1);
+    uint64_t one = 1;
+    if (p->loop && write(p->loop->wakefd, &one, sizeof one) < 0) {
+        /* already signalled */
+    }
+}
+
+uint32_t ripc_peer_id(const ripc_peer *p)
+{
+    return p ? p->id : 0;
+}
+
+const char *ripc_peer_name(const ripc_peer *p)
+{
+    return p ? p->name : "";
+}
+
+const char *ripc_peer_transport(const ripc_peer *p)
+{
+    return p && p->xport == RIPC_XPORT_SOCKET ? "socket" : "shm";
+}
+
+const char *ripc_peer_transport_reason(const ripc_peer *p)
+{
+    return p ? p->reason : "";
+}
+
+int32_t ripc_peer_pid(const ripc_peer *p)
+{
+    return p ? p->pid : 0;
+}
