@@ -75,8 +75,6 @@ static int vec_push(struct ripc_peer ***v, size_t *n, size_t *cap, struct ripc_p
 
 /* Register an active peer with loop L (called by L's own thread, or while
  * no loop thread runs). */
-static void tail_watch(struct ripc_peer *p, int on);
-
 static int loop_adopt(struct loop *L, struct ripc_peer *p)
 {
     int rc = vec_push(&L->peers, &L->n, &L->cap, p);
@@ -90,7 +88,7 @@ static int loop_adopt(struct loop *L, struct ripc_peer *p)
     p->loop = L;
     rc = ripc__ep_add(L->epfd, p->sock, &p->ev_sock);
     if (rc == 0 && ripc__frame_out_left(&p->tail))
-        tail_watch(p, 1);
+        ripc__sockmode_watch(p, 1);
     pthread_mutex_unlock(&p->send_mu);
     if (rc < 0 ||
         (p->ch.bell.wait_fd >= 0 && (rc = ripc__ep_add(L->epfd, p->ch.bell.wait_fd, &p->ev_bell)) < 0)) {
@@ -131,20 +129,6 @@ static void loop_take_incoming(struct loop *L)
 }
 
 /* ---- dropping a peer ---- */
-
-/* p's receive buffer goes now, not with its last reference: other
- * workers may be waiting for its budget (their loops look again within
- * RX_RETRY_MS; this one at once). */
-void ripc__sockmode_release(struct loop *L, struct ripc_peer *p)
-{
-    if (p->rx_blocked) {
-        p->rx_blocked = 0;
-        atomic_fetch_sub(&p->srv->rx_budget.waiters, 1);
-    }
-    if (L && p->rx.charged)
-        L->rx_retry = 1;
-    ripc__rx_free(&p->rx);
-}
 
 /* ---- sending ---- */
 
@@ -269,203 +253,6 @@ static int peer_broken(struct ripc_peer *p)
     return atomic_load(&p->tx_broken) || ripc__segment_faulted(&p->ch.seg);
 }
 
-/* Socket mode: EPOLLOUT on p's socket while a tail waits (any thread). */
-static void tail_watch(struct ripc_peer *p, int on)
-{
-    struct epoll_event e = {.events = EPOLLIN | (on ? EPOLLOUT : 0u), .data.ptr = &p->ev_sock};
-    if (p->loop && epoll_ctl(p->loop->epfd, EPOLL_CTL_MOD, p->sock, &e) != 0) {
-        /* not in the set any more (the connection ended): nothing to watch */
-    }
-}
-
-/* What a frame (or the rest of one) of n bytes takes from the send budget:
- * the bytes beyond a receive buffer's base (small ones are free). */
-static size_t tail_charge(size_t n)
-{
-    return n > RIPC_RX_BASE ? n : 0;
-}
-
-/* Socket mode, send lock held: p's tail is gone (out, or dropped with the
- * stream); its budget goes back. */
-static void tail_end(struct ripc_peer *p)
-{
-    ripc__frame_out_end(&p->tail);
-    ripc__rx_budget_give(&p->srv->tx_budget, p->tail_charged);
-    p->tail_charged = 0;
-}
-
-/* Socket mode, send lock held: budget p's tail no longer needs goes back
- * as the worker reads. */
-static void tail_recharge(struct ripc_peer *p)
-{
-    size_t keep = tail_charge(ripc__frame_out_left(&p->tail));
-    if (keep < p->tail_charged) {
-        ripc__rx_budget_give(&p->srv->tx_budget, p->tail_charged - keep);
-        p->tail_charged = keep;
-    }
-}
-
-/* Socket mode, send lock held: write what is left of p's tail without
- * waiting. 0 all out (or none), -EAGAIN some left, -EPIPE. */
-static int tail_flush(struct ripc_peer *p)
-{
-    if (!ripc__frame_out_left(&p->tail))
-        return 0;
-    size_t moved = 0;
-    int rc = ripc__frame_out_write(&p->tail, p->sock, &moved);
-    p->tail_pace.moved += moved;
-    if (rc == 0) {
-        tail_end(p);
-        tail_watch(p, 0);
-        return 0;
-    }
-    tail_recharge(p);
-    return rc == -EAGAIN ? -EAGAIN : -EPIPE;
-}
-
-/* The owning loop: does p hold send budget others wait for with a tail it
- * does not read (ripc__pace_late)? A sender holding the lock is moving it. */
-static int tail_late(struct ripc_peer *p)
-{
-    int wait = atomic_load_explicit(&p->srv->tx_budget.waiters, memory_order_relaxed) != 0;
-    if (!wait || pthread_mutex_trylock(&p->send_mu) != 0)
-        return 0;
-    int late = ripc__pace_late(&p->tail_pace, p->tail_charged, wait);
-    pthread_mutex_unlock(&p->send_mu);
-    return late;
-}
-
-/*
- * For sock_send, send lock held: wait until p's socket may take more, or
- * (budget) a short while for the send budget, which has no wake-up; never
- * past `until`. A thread other than p's loop lets go of the lock meanwhile
- * (see wait_space) and waits in slices: the descriptor may be closed and
- * its number reused while it waits. 0: look again, -ETIMEDOUT: until has
- * passed, -EPIPE: p was dropped (or hung up), -ECANCELED: close has begun.
- */
-static int sock_wait(struct ripc_peer *p, int own, int budget, uint64_t until)
-{
-    uint64_t now = ripc__now_ns();
-    if (now >= until)
-        return -ETIMEDOUT;
-    if (atomic_load_explicit(&p->srv->closing, memory_order_relaxed))
-        return -ECANCELED;
-    uint64_t slice = budget ? 2000000u : own ? UINT64_MAX : 10000000u;
-    uint64_t end = until - now > slice ? now + slice : until;
-    int sock = p->sock, rc = 0;
-    if (!own)
-        pthread_mutex_unlock(&p->send_mu);
-    if (budget) {
-        struct timespec ts = ripc__timespec_at(end);
-        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
-        }
-    } else {
-        rc = ripc__frame_wait_out(sock, end);
-    }
-    if (!own) {
-        pthread_mutex_lock(&p->send_mu);
-        if (atomic_load(&p->dead))
-            return -EPIPE;
-    }
-    return rc == -ETIMEDOUT ? 0 : rc;
-}
-
-/*
- * Socket mode, send lock held: one frame, after the rest of any earlier one.
- * A frame over a receive buffer's base first takes its size from the send
- * budget all workers share, waiting for it up to the deadline (nothing is
- * written then: -ETIMEDOUT). The frame is then written as the worker reads
- * until the deadline, when what is left is copied into p's tail (within
- * the budget taken), for the owning loop to write as the worker reads
- * (EPOLLOUT). A worker that does not read therefore costs a sender its
- * timeout, never more; the memory kept for it is bounded; and a frame, once
- * begun, is finished, so the stream keeps its framing.
- */
-static int sock_send(struct ripc_peer *p, const ripc__frame *f, const void *data, uint64_t deadline)
-{
-    int own = ripc__tls_loop != NULL && ripc__tls_loop == p->loop;
-    size_t charge = tail_charge(RIPC_FRAME_HDR + (size_t)f->len);
-    ripc__rx_budget *b = &p->srv->tx_budget;
-    int rc, waiting = 0;
-    /* The stream is ours once the frame before ours is out and the budget
-     * is had. Waiting for budget counts as waiting: holders must move. */
-    while ((rc = tail_flush(p)) != 0 || (rc = ripc__rx_budget_take(b, charge)) != 0) {
-        if (rc == -ENOBUFS && !waiting) {
-            waiting = 1;
-            atomic_fetch_add(&b->waiters, 1);
-        }
-        if ((rc != -EAGAIN && rc != -ENOBUFS) ||
-            (rc = sock_wait(p, own, rc == -ENOBUFS, deadline)) < 0)
-            break;
-    }
-    if (waiting)
-        atomic_fetch_sub(&b->waiters, 1);
-    if (rc < 0)
-        return rc;
-    ripc__frame_out o;
-    ripc__frame_out_begin(&o, f, data);
-    size_t moved = 0;
-    rc = ripc__frame_out_write(&o, p->sock, &moved);
-    if (rc != -EAGAIN) { /* all out at once (or the stream is gone) */
-        ripc__rx_budget_give(b, charge);
-        return rc == 0 ? 0 : -EPIPE;
-    }
-    /* The rest is p's tail from now on: whoever writes to p writes it first
-     * (the owning loop too, as room comes), from our buffer until we return. */
-    p->tail = o;
-    p->tail_charged = charge;
-    p->tail_pace = (ripc__pace){0};
-    tail_recharge(p);
-    uint64_t mine = ++p->tail_seq;
-    if (!own)
-        tail_watch(p, 1);
-    for (;;) {
-        /* Stop in time to copy the rest (well under 1 ns a byte). */
-        size_t left = ripc__frame_out_left(&p->tail);
-        uint64_t stop = deadline > left ? deadline - left : 0;
-        if ((rc = sock_wait(p, own, 0, stop)) < 0)
-            break;
-        if (p->tail_seq != mine || !ripc__frame_out_left(&p->tail))
-            return 0; /* out: another thread may have finished it */
-        if ((rc = tail_flush(p)) == 0)
-            return 0;
-        if (rc != -EAGAIN)
-            break;
-    }
-    if (p->tail_seq != mine || !ripc__frame_out_left(&p->tail))
-        return 0;
-    if (rc == -ETIMEDOUT && p->tail.hdr_left == RIPC_FRAME_HDR) {
-        tail_end(p); /* not begun: the stream is as it was */
-        return -ETIMEDOUT;
-    }
-    if (rc == -ETIMEDOUT && ripc__frame_out_keep(&p->tail) == 0) {
-        tail_watch(p, 1);
-        return 0;
-    }
-    /* The stream is broken or gone: the caller's buffer must not stay. */
-    tail_end(p);
-    if (rc == -ETIMEDOUT) {
-        ripc__peer_break(p); /* part of the frame is out, the rest cannot be kept */
-        return -ENOMEM;
-    }
-    return rc;
-}
-
-/* The owning loop: p's socket is writable; write its tail unless a sender
- * holds the lock (that sender writes it first anyway). */
-static void tail_writable(struct ripc_peer *p)
-{
-    if (pthread_mutex_trylock(&p->send_mu) != 0)
-        return;
-    if (!atomic_load(&p->dead)) {
-        if (!ripc__frame_out_left(&p->tail))
-            tail_watch(p, 0);
-        else if (tail_flush(p) == -EPIPE)
-            tail_watch(p, 0); /* the hang-up comes through EPOLLIN/EPOLLHUP */
-    }
-    pthread_mutex_unlock(&p->send_mu);
-}
-
 /* Take p's send lock. The clock is read only when we have to wait (the lock
  * is taken): a reply is otherwise one clock_gettime (~22 ns here) slower.
  * *deadline 0: not read yet (no real deadline is 0). */
@@ -494,7 +281,7 @@ static int send_locked(struct ripc_peer *p, uint16_t type, uint8_t kind, uint64_
                 .ftype = RIPC_FRAME_MSG, .kind = kind, .type = type, .id = id, .len = len};
             int rc = len > p->ch.max_message
                          ? -EMSGSIZE
-                         : sock_send(p, &f, data, timeout_ms == 0 ? ripc__now_ns() : *deadline);
+                         : ripc__sockmode_send(p, &f, data, timeout_ms == 0 ? ripc__now_ns() : *deadline);
             return rc == -ETIMEDOUT && timeout_ms == 0 ? -EAGAIN : rc;
         }
         ripc__waitfor wf;
@@ -1223,7 +1010,7 @@ static int dispatch_frames(struct loop *L, struct ripc_peer *p, int *rc)
         const uint8_t *pl;
         int r = ripc__rx_next(&p->rx, &f, &pl, p->ch.max_message);
         if (r == 0 || r == -ENOBUFS || r == -ENOMEM)
-            break; /* more bytes, or memory for them: frames_readable blocks p */
+            break; /* more bytes, or memory for them: ripc__sockmode_readable blocks p */
         if (r < 0 || (f.ftype != RIPC_FRAME_MSG && f.ftype != RIPC_FRAME_BYE) ||
             f.kind == RIPC_KIND_REPLY || f.type >= RIPC_TYPE_RESERVED) {
             *rc = -EPROTO;
@@ -1242,73 +1029,6 @@ static int dispatch_frames(struct loop *L, struct ripc_peer *p, int *rc)
     return n;
 }
 
-/*
- * Socket mode: p's receive buffer is full and may not grow (the frame in it
- * waits for budget, or for memory): stop watching the socket, whose data
- * waits in the kernel (the worker's sends feel it), or the level-triggered
- * descriptor would wake us for ever. loop_dispatch looks again when the
- * budget frees, and every RX_RETRY_MS.
- */
-static void rx_block(struct loop *L, struct ripc_peer *p)
-{
-    ripc__ep_del(L->epfd, p->sock);
-    if (!p->rx_blocked) {
-        p->rx_blocked = 1;
-        atomic_fetch_add(&L->s->rx_budget.waiters, 1);
-    }
-}
-
-/* The buffer has room again: read the socket (EPOLLOUT too, in case a tail
- * waits: tail_writable turns it off when none does). */
-static void rx_unblock(struct loop *L, struct ripc_peer *p)
-{
-    struct epoll_event e = {.events = EPOLLIN | EPOLLOUT, .data.ptr = &p->ev_sock};
-    p->rx_blocked = 0;
-    atomic_fetch_sub(&L->s->rx_budget.waiters, 1);
-    if (epoll_ctl(L->epfd, EPOLL_CTL_ADD, p->sock, &e) != 0) {
-        p->gone = 1; /* cannot watch it any more: drop it with a reason */
-        if (p->gone_reason == 0)
-            p->gone_reason = -ENOMEM;
-    }
-}
-
-/* Socket mode, after p's frames were dispatched: give memory back, take p
- * off the blocked list when its buffer has room, and drop p when it holds
- * budget others wait for with a frame that does not move on (being read,
- * or being sent to it: ripc__pace_late). 1: p dropped. */
-static int rx_after_dispatch(struct loop *L, struct ripc_peer *p)
-{
-    ripc_server *s = L->s;
-    if (ripc__rx_trim(&p->rx))
-        L->rx_retry = 1;
-    if (p->rx_blocked && !p->gone && !ripc__rx_full(&p->rx))
-        rx_unblock(L, p);
-    size_t held = p->rx_blocked || !ripc__rx_partial(&p->rx) ? 0 : p->rx.charged;
-    if (ripc__pace_late(&p->rx_pace, held,
-                        atomic_load_explicit(&s->rx_budget.waiters, memory_order_relaxed) != 0) ||
-        tail_late(p)) {
-        ripc__peer_drop(L, p, -ETIMEDOUT);
-        return 1;
-    }
-    return 0;
-}
-
-/* Socket mode: the control socket is readable: read ahead (bounded). */
-static void frames_readable(struct loop *L, struct ripc_peer *p)
-{
-    long n = ripc__rx_fill(&p->rx, p->sock);
-    if (n > 0)
-        p->rx_pace.moved += (size_t)n;
-    else if (n == -ENOMEM || (n == 0 && ripc__rx_full(&p->rx)))
-        rx_block(L, p);
-    else if (n < 0) {
-        p->gone = 1;
-        if (p->gone_reason == 0)
-            p->gone_reason = -EPIPE;
-        ripc__ep_del(L->epfd, p->sock);
-    }
-}
-
 static int loop_dispatch(struct loop *L)
 {
     if (atomic_load_explicit(&L->has_incoming, memory_order_acquire))
@@ -1319,7 +1039,7 @@ static int loop_dispatch(struct loop *L)
         int n = 0, rc = 0;
         if (p->xport == RIPC_XPORT_SOCKET) {
             n = dispatch_frames(L, p, &rc);
-            if (rc != -EPROTO && rx_after_dispatch(L, p)) {
+            if (rc != -EPROTO && ripc__sockmode_after_dispatch(L, p)) {
                 total += n;
                 i--;
                 continue;
@@ -1426,9 +1146,9 @@ static void loop_wait(struct loop *L, int timeout_ms)
                         active_readable(e->p);
                     else {
                         if (ev[i].events & EPOLLOUT)
-                            tail_writable(e->p);
+                            ripc__sockmode_writable(e->p);
                         if (ev[i].events & ~(uint32_t)EPOLLOUT)
-                            frames_readable(L, e->p);
+                            ripc__sockmode_readable(L, e->p);
                     }
                 }
                 break;

@@ -223,5 +223,27 @@ void ripc__loop_forget(struct loop *L, struct ripc_peer *p);
 /* p's receive buffer goes now, with the budget it holds; blocked workers
  * on L (NULL: none) look again at once. The owning loop, from a drop. */
 void ripc__sockmode_release(struct loop *L, struct ripc_peer *p);
+/* One frame to p, after the rest of any earlier one: a frame over a
+ * receive buffer's base first takes its size from the send budget (waiting
+ * for it until deadline; nothing written then: -ETIMEDOUT); the frame is
+ * written as the worker reads until deadline (p's own loop with the lock
+ * held; any other thread without it, in slices); what is left then becomes
+ * p's tail, copied. Send lock held. 0, -ETIMEDOUT, -EPIPE (p dropped, or
+ * hung up), -ENOMEM (the rest could not be kept: p's stream broken),
+ * -ECANCELED (close has begun). */
+int ripc__sockmode_send(struct ripc_peer *p, const ripc__frame *f, const void *data,
+                        uint64_t deadline);
+/* EPOLLOUT on p's socket on (a tail waits) or off. Send lock held. */
+void ripc__sockmode_watch(struct ripc_peer *p, int on);
+/* p's socket is writable: write its tail. The owning loop, no lock held. */
+void ripc__sockmode_writable(struct ripc_peer *p);
+/* p's socket is readable: read ahead, within the receive budget (a full
+ * buffer takes p's socket out of epoll until it has room). The owning loop. */
+void ripc__sockmode_readable(struct loop *L, struct ripc_peer *p);
+/* After p's frames were dispatched: memory back, p's socket watched again
+ * when its buffer has room, and p dropped (-ETIMEDOUT) when it holds budget
+ * others wait for with a frame that does not move on (being read, or being
+ * sent to it: ripc__pace_late). The owning loop. 1: p dropped. */
+int ripc__sockmode_after_dispatch(struct loop *L, struct ripc_peer *p);
 
 #endif
