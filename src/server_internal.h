@@ -212,6 +212,15 @@ void ripc__peer_drop(struct loop *L, struct ripc_peer *p, int reason);
  * lock held. */
 void ripc__peer_break(struct ripc_peer *p);
 
+/* ---- server_send.c ---- */
+
+/* An error reply to request id (src/proto.h, "error replies"); err is a
+ * negative errno. wait 1: as a reply waits (the reply timeout, unless p's
+ * replies stall); 0: not at all, neither for the send lock nor for room
+ * (-EAGAIN), and the stall mark is left as it is. Any thread, no lock held.
+ * 0 or a send's error. */
+int ripc__reply_error(struct ripc_peer *p, uint64_t id, int err, const char *text, int wait);
+
 /* ---- server_loop.c ---- */
 
 /* Take p off L: its list and its epoll set (socket and doorbell). L's own

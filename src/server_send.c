@@ -1,0 +1,317 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Sending to workers, from any thread: one message, a batch, a broadcast, a
+ * reply or an error reply. A sender holds the peer's send lock; when the
+ * outbound ring is full it waits for room (the worker's doorbell), up to
+ * its timeout, without holding the dispatch thread of anyone else.
+ */
+#include <limits.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "src/server_internal.h"
+
+static int lock_send(struct ripc_peer *p, uint64_t deadline)
+{
+    int rc = ripc__mutex_lock_until(&p->send_mu, deadline);
+    return rc == ETIMEDOUT ? -EAGAIN : -rc;
+}
+
+/*
+ * Wait for room in p's outbound ring, send lock held. The worker rings our
+ * doorbell for p when it frees space while we are armed. If this thread is
+ * the loop that owns p, nobody else reads that doorbell: poll it directly.
+ * Otherwise the owning loop wakes us through space_cv, or, when no loop is
+ * dispatching at all, we poll the doorbell ourselves; waits come in slices
+ * of 10 ms, after which the caller looks again. Once close has begun, no
+ * wait starts: -ECANCELED (close shuts p's socket, which ends a poll here
+ * at once, and wakes space_cv; a wake-up lost to that unlocked broadcast
+ * costs one slice).
+ */
+static int wait_space(struct ripc_peer *p, const ripc__waitfor *wf, uint64_t deadline)
+{
+    if (atomic_load_explicit(&p->srv->closing, memory_order_relaxed))
+        return -ECANCELED;
+    uint64_t now = ripc__now_ns();
+    if (now >= deadline)
+        return -ETIMEDOUT;
+    uint64_t slice_end = now + 10000000u;
+    uint64_t until = deadline < slice_end ? deadline : slice_end;
+    int own_loop = ripc__tls_loop != NULL && ripc__tls_loop == p->loop;
+    /* Nobody is dispatching (a program that polls now and then, and sends
+     * in between): no loop will read p's doorbell and wake us, so read it
+     * ourselves, as the owning loop does. A loop that starts meanwhile and
+     * drains it first costs us at most the slice. */
+    int read_bell =
+        own_loop || !p->loop || atomic_load_explicit(&p->loop->active, memory_order_relaxed) == 0;
+    if (own_loop) {
+        /* We may be inside a handler of p's current batch, whose consumer
+         * index is published only at the end of the batch: publish it now,
+         * or p could be waiting for that room while we wait for p. */
+        ripc__ring_publish_tail(p->ch.rx);
+        ripc__chan_space_wake(&p->ch);
+    } else {
+        atomic_fetch_add(&p->space_waiters, 1); /* before arming: see EV_BELL */
+    }
+    if (ripc__chan_arm_space(&p->ch, wf)) {
+        if (!own_loop)
+            atomic_fetch_sub(&p->space_waiters, 1);
+        return 0;
+    }
+    if (read_bell) {
+        /* The socket only for hang-ups: frames of large messages may wait
+         * there for their markers, and POLLIN would spin us. */
+        struct pollfd pf[2] = {{.fd = p->ch.bell.wait_fd, .events = POLLIN},
+                               {.fd = p->sock, .events = POLLRDHUP}};
+        int ms = (int)((until - now + 999999) / 1000000);
+        /* Not p's loop: let go of the lock while we wait, as the wait on
+         * space_cv does. The loop that is to adopt p takes it to set
+         * p->loop (until then we keep coming here), and a drop takes it;
+         * a send that waits for a worker that does not read must not hold
+         * either of them for as long as its timeout (-1: for good). */
+        if (!own_loop)
+            pthread_mutex_unlock(&p->send_mu);
+        int ready = poll(pf, 2, ms);
+        if (!own_loop) {
+            pthread_mutex_lock(&p->send_mu);
+            if (atomic_load(&p->dead)) { /* dropped meanwhile: the rings are gone */
+                atomic_fetch_sub(&p->space_waiters, 1);
+                return -EPIPE;
+            }
+        }
+        if (ready > 0) {
+            if (pf[0].revents) {
+                if (ripc__doorbell_drain(&p->ch.bell) == -EPIPE) {
+                    /* The worker closed its end of our doorbell: nothing
+                     * can wake this wait any more. */
+                    ripc__chan_disarm_space(&p->ch);
+                    if (!own_loop)
+                        atomic_fetch_sub(&p->space_waiters, 1);
+                    return -EPIPE;
+                }
+                /* The bell may also have announced data to a program that
+                 * polls ripc_server_fd(): we took that from it, give it back. */
+                uint64_t one = 1;
+                if (!own_loop && p->loop && write(p->loop->wakefd, &one, sizeof one) < 0) {
+                    /* already signalled */
+                }
+            }
+            if (pf[1].revents && !ripc__sock_alive(p->sock)) {
+                ripc__chan_disarm_space(&p->ch);
+                if (!own_loop)
+                    atomic_fetch_sub(&p->space_waiters, 1);
+                return -EPIPE;
+            }
+        }
+        if (!own_loop)
+            atomic_fetch_sub(&p->space_waiters, 1);
+    } else {
+        struct timespec ts = ripc__timespec_at(until);
+        int w = pthread_cond_clockwait(&p->space_cv, &p->send_mu, CLOCK_MONOTONIC, &ts);
+        atomic_fetch_sub(&p->space_waiters, 1);
+        /* ripc__peer_drop may have run while we slept without the lock: the rings
+         * are gone then, touch nothing. */
+        if (atomic_load(&p->dead))
+            return -EPIPE;
+        /* No loop may be running to notice a dead worker: look ourselves
+         * (the socket stays open while we hold the send lock and !dead). */
+        if (w == ETIMEDOUT && !ripc__sock_alive(p->sock)) {
+            ripc__chan_disarm_space(&p->ch);
+            return -EPIPE;
+        }
+    }
+    ripc__chan_disarm_space(&p->ch);
+    return 0;
+}
+
+/* Take p's send lock. The clock is read only when we have to wait (the lock
+ * is taken): a reply is otherwise one clock_gettime (~22 ns here) slower.
+ * *deadline 0: not read yet (no real deadline is 0). */
+static int peer_lock(struct ripc_peer *p, int timeout_ms, uint64_t *deadline)
+{
+    int rc = -pthread_mutex_trylock(&p->send_mu);
+    if (rc != 0) {
+        *deadline = ripc__deadline(timeout_ms);
+        rc = lock_send(p, *deadline);
+    }
+    return rc;
+}
+
+/* One message to p, its send lock held. Waits for room up to the deadline
+ * (read from the clock on the first wait). */
+static int send_locked(struct ripc_peer *p, uint16_t type, uint8_t kind, uint64_t id,
+                       const void *data, uint64_t len, int timeout_ms, uint64_t *deadline)
+{
+    for (;;) {
+        if (atomic_load(&p->dead))
+            return -EPIPE;
+        if (p->xport == RIPC_XPORT_SOCKET) {
+            if (*deadline == 0)
+                *deadline = ripc__deadline(timeout_ms);
+            ripc__frame f = {
+                .ftype = RIPC_FRAME_MSG, .kind = kind, .type = type, .id = id, .len = len};
+            int rc = len > p->ch.max_message
+                         ? -EMSGSIZE
+                         : ripc__sockmode_send(p, &f, data, timeout_ms == 0 ? ripc__now_ns() : *deadline);
+            return rc == -ETIMEDOUT && timeout_ms == 0 ? -EAGAIN : rc;
+        }
+        ripc__waitfor wf;
+        int rc = ripc__chan_try_send(&p->ch, type, kind, id, data, len, &wf);
+        if (rc == -EPROTO || ripc__segment_faulted(&p->ch.seg)) {
+            /* The worker scribbled on the consumer index of our outbound
+             * ring, takes large messages without reading their frames, or
+             * cut the segment (what we wrote went nowhere): the channel is
+             * dead for good. */
+            ripc__peer_break(p);
+            return -EPROTO;
+        }
+        if (rc != -EAGAIN || timeout_ms == 0)
+            return rc;
+        if (*deadline == 0)
+            *deadline = ripc__deadline(timeout_ms);
+        if ((rc = wait_space(p, &wf, *deadline)) < 0)
+            return rc;
+    }
+}
+
+/* A send that close cut short (it shut p's socket) says so. */
+static int cut_by_close(struct ripc_peer *p, int rc)
+{
+    return rc == -EPIPE && atomic_load_explicit(&p->srv->closing, memory_order_relaxed) ? -ECANCELED
+                                                                                        : rc;
+}
+
+static int peer_send(struct ripc_peer *p, uint16_t type, uint8_t kind, uint64_t id,
+                     const void *data, uint64_t len, int timeout_ms)
+{
+    if (type >= RIPC_TYPE_RESERVED && kind != RIPC_KIND_REPLY)
+        return -EINVAL;
+    if (len && data == NULL)
+        return -EINVAL;
+    uint64_t deadline = 0;
+    int rc = peer_lock(p, timeout_ms, &deadline);
+    if (rc < 0)
+        return rc;
+    rc = send_locked(p, type, kind, id, data, len, timeout_ms, &deadline);
+    pthread_mutex_unlock(&p->send_mu);
+    return rc < 0 ? cut_by_close(p, rc) : rc;
+}
+
+int ripc_server_send(ripc_server *s, uint32_t peer_id, uint16_t type, const void *data,
+                     uint64_t len, int timeout_ms)
+{
+    if (!s || type >= RIPC_TYPE_RESERVED || (len && !data))
+        return -EINVAL; /* before the lookup: a bad call is not "no such peer" */
+    void *p;
+    int rc = ripc__peer_get(s->t, peer_id, &s->closing, &p);
+    if (rc < 0)
+        return rc;
+    rc = peer_send(p, type, RIPC_KIND_ONEWAY, 0, data, len, timeout_ms);
+    ripc__peer_unref(p);
+    return rc;
+}
+
+int ripc_server_send_batch(ripc_server *s, uint32_t peer_id, const ripc_out *msgs, size_t n,
+                           int timeout_ms)
+{
+    if (!s || (n && !msgs) || n > INT_MAX)
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (msgs[i].type >= RIPC_TYPE_RESERVED || (msgs[i].len && !msgs[i].data))
+            return -EINVAL;
+    void *pv;
+    int rc = ripc__peer_get(s->t, peer_id, &s->closing, &pv);
+    if (rc < 0)
+        return rc;
+    struct ripc_peer *p = pv;
+    if (n == 0) {
+        ripc__peer_unref(p);
+        return 0;
+    }
+    uint64_t deadline = 0;
+    rc = peer_lock(p, timeout_ms, &deadline);
+    size_t i = 0;
+    if (rc == 0) {
+        for (; i < n; i++)
+            if ((rc = send_locked(p, msgs[i].type, RIPC_KIND_ONEWAY, 0, msgs[i].data, msgs[i].len,
+                                  timeout_ms, &deadline)) < 0)
+                break;
+        pthread_mutex_unlock(&p->send_mu);
+    }
+    if (rc < 0)
+        rc = cut_by_close(p, rc);
+    ripc__peer_unref(p);
+    return i > 0 || rc == 0 ? (int)i : rc;
+}
+
+int ripc_server_broadcast(ripc_server *s, uint16_t type, const void *data, uint64_t len,
+                          int timeout_ms)
+{
+    /* Checked here, not per worker: a bad call must not look like "no
+     * worker reached". */
+    if (!s || type >= RIPC_TYPE_RESERVED || (len && !data))
+        return -EINVAL;
+    void **all;
+    int n = ripc__peer_all(s->t, &s->closing, &all);
+    if (n < 0)
+        return n;
+    int reached = 0, canceled = 0;
+    for (int i = 0; i < n; i++) {
+        int rc = peer_send(all[i], type, RIPC_KIND_ONEWAY, 0, data, len, timeout_ms);
+        reached += rc == 0;
+        canceled |= rc == -ECANCELED;
+        ripc__peer_unref(all[i]);
+    }
+    free(all);
+    return canceled ? -ECANCELED : reached;
+}
+
+/* A reply to p (result or error): the reply timeout, unless one to p timed
+ * out and none got through since. A worker that stopped reading its replies
+ * must not stall the dispatch thread once per request. */
+static int reply_send(struct ripc_peer *p, uint16_t type, uint64_t id, const void *data,
+                      uint64_t len)
+{
+    int stalled = atomic_load_explicit(&p->reply_stalled, memory_order_relaxed);
+    int rc =
+        peer_send(p, type, RIPC_KIND_REPLY, id, data, len, stalled ? 0 : RIPC_REPLY_TIMEOUT_MS);
+    if (rc == -ETIMEDOUT)
+        atomic_store_explicit(&p->reply_stalled, 1, memory_order_relaxed);
+    else if (rc == 0 && stalled)
+        atomic_store_explicit(&p->reply_stalled, 0, memory_order_relaxed);
+    return rc;
+}
+
+int ripc__reply_error(struct ripc_peer *p, uint64_t id, int err, const char *text, int wait)
+{
+    uint8_t buf[RIPC_ERR_FIXED + RIPC_ERR_TEXT_MAX];
+    size_t n = ripc__err_encode(buf, (uint32_t)-err, text, p->ch.max_message);
+    if (n == 0)
+        return -EMSGSIZE;
+    if (!wait)
+        return peer_send(p, RIPC_MSG_ERROR, RIPC_KIND_REPLY, id, buf, n, 0);
+    return reply_send(p, RIPC_MSG_ERROR, id, buf, n);
+}
+
+/* A request a worker can have sent: of kind REQUEST, with a user type (the
+ * master drops a worker that sends a reserved one, so anything else is not
+ * a message it dispatched). */
+static int reply_ok(const ripc_peer *p, const ripc_msg *req)
+{
+    return p && req && req->kind == RIPC_REQUEST && req->type < RIPC_TYPE_RESERVED;
+}
+
+int ripc_reply(ripc_peer *p, const ripc_msg *req, const void *data, uint64_t len)
+{
+    if (!reply_ok(p, req) || (len && !data))
+        return -EINVAL;
+    return reply_send(p, req->type, req->id, data, len);
+}
+
+int ripc_reply_error(ripc_peer *p, const ripc_msg *req, int err, const char *text)
+{
+    if (!reply_ok(p, req) || err >= 0 || err < -(int)RIPC_ERR_CODE_MAX)
+        return -EINVAL;
+    return ripc__reply_error(p, req->id, err, text, 1);
+}
