@@ -138,64 +138,6 @@ static int peer_broken(struct ripc_peer *p)
     return atomic_load(&p->tx_broken) || ripc__segment_faulted(&p->ch.seg);
 }
 
-/* ---- handshake ---- */
-
-static void send_reject(struct ripc_peer *p, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void send_reject(struct ripc_peer *p, int code, const char *fmt, ...)
-{
-    uint8_t buf[RIPC_FRAME_HDR + RIPC_REASON_MAX + 1];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf((char *)buf + RIPC_FRAME_HDR, RIPC_REASON_MAX + 1, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        n = 0;
-    if (n > (int)RIPC_REASON_MAX)
-        n = RIPC_REASON_MAX;
-    ripc__frame f = {.ftype = RIPC_FRAME_REJECT, .type = (uint16_t)code, .len = (uint64_t)n};
-    ripc__frame_encode(buf, &f);
-    ripc__sock_set_nonblock(p->sock, 0);
-    /* Best effort, bounded: the socket buffer takes a frame this small. */
-    send(p->sock, buf, RIPC_FRAME_HDR + (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
-}
-
-/*
- * The worker's doorbell. Never an eventfd: the worker would share the open
- * file with us, could clear O_NONBLOCK on it and fill the counter, and our
- * next ring (write) would block the dispatch thread for good. A socketpair
- * (send with MSG_DONTWAIT, per call) or a futex word (atomic add + wake)
- * cannot block us whatever the worker does.
- */
-static int pick_worker_db(ripc_server *s, uint32_t caps)
-{
-    int pref = (int)((caps >> 16) & 0xF);
-    uint32_t both = caps & (uint32_t)s->worker_db_caps & ~RIPC_DB_CAP(RIPC_DB_EVENTFD);
-    if (pref && (both & RIPC_DB_CAP(pref)))
-        return pref;
-    if (both & RIPC_DB_CAP(RIPC_DB_SOCKET))
-        return RIPC_DB_SOCKET;
-    if (both & RIPC_DB_CAP(RIPC_DB_FUTEX))
-        return RIPC_DB_FUTEX;
-    return RIPC_DB_NONE;
-}
-
-/* Compare a token in time that depends only on the lengths, not on where
- * the first difference is. */
-static int token_equal(const char *want, size_t wl, const uint8_t *got, size_t gl)
-{
-    unsigned diff = (unsigned)(wl ^ gl);
-    for (size_t i = 0; i < wl; i++)
-        diff |= (unsigned)((uint8_t)want[i] ^ (i < gl ? got[i] : 0));
-    return diff == 0;
-}
-
-static uint32_t own_uid(void)
-{
-    return (uint32_t)geteuid();
-}
-
 static struct loop *least_loaded(ripc_server *s)
 {
     struct loop *best = &s->loops[0];
@@ -205,432 +147,35 @@ static struct loop *least_loaded(ripc_server *s)
     return best;
 }
 
-static int peer_activate(struct loop *L, struct ripc_peer *p);
-
-/* Socket mode for p: WELCOME without descriptors; every message will be a
- * frame on the control socket. */
-static int socket_welcome(struct loop *L, struct ripc_peer *p, uint64_t maxmsg, const char *why)
+/* Wake L's thread from its epoll wait (its eventfd). Any thread. */
+void ripc__loop_wake(struct loop *L)
 {
-    ripc_server *s = p->srv;
-    p->xport = RIPC_XPORT_SOCKET;
-    p->ch.max_message = maxmsg;
-    p->rx.budget = &s->rx_budget;
-    p->ch.sock = p->sock;
-    p->id = atomic_fetch_add(&s->next_id, 1);
-    snprintf(p->reason, sizeof p->reason, "socket mode: %s", why);
-    ripc__welcome w = {.version = RIPC_PROTO_VERSION,
-                       .transport = RIPC_XPORT_SOCKET,
-                       .peer_id = p->id,
-                       .max_message = maxmsg};
-    snprintf(w.reason, sizeof w.reason, "%s", p->reason);
-    uint8_t buf[RIPC_FRAME_HDR + RIPC_HANDSHAKE_MAX];
-    size_t plen = ripc__welcome_encode(buf + RIPC_FRAME_HDR, RIPC_HANDSHAKE_MAX, &w);
-    ripc__frame fr = {.ftype = RIPC_FRAME_WELCOME, .len = plen};
-    ripc__frame_encode(buf, &fr);
-    ripc__sock_set_nonblock(p->sock, 0);
-    int rc = ripc__sock_send_all(p->sock, buf, RIPC_FRAME_HDR + plen);
-    ripc__sock_set_nonblock(p->sock, 1);
-    if (rc < 0)
-        return rc;
-    return peer_activate(L, p);
+    uint64_t one = 1;
+    if (write(L->wakefd, &one, sizeof one) < 0) {
+        /* already signalled */
+    }
 }
 
-/* HELLO complete in p->hs: decide, build the channel, WELCOME or REJECT.
- * Returns 0 when the peer is now active, <0 when it must be closed. */
-static int process_hello(struct loop *L, struct ripc_peer *p, const ripc__frame *f)
+void ripc__loop_place(struct loop *L, struct ripc_peer *p)
 {
-    ripc_server *s = p->srv;
-    ripc__hello h;
-    if (ripc__hello_decode(p->hs + RIPC_FRAME_HDR, (size_t)f->len, &h) < 0) {
-        send_reject(p, EPROTO, "malformed HELLO");
-        return -EPROTO;
-    }
-    memcpy(p->name, h.name, sizeof p->name);
-    p->pid = (int32_t)h.pid;
-    if (h.version_min > RIPC_PROTO_VERSION || h.version_max < RIPC_PROTO_VERSION) {
-        send_reject(p, EPROTONOSUPPORT,
-                    "worker speaks protocol versions %u..%u, master speaks %u..%u", h.version_min,
-                    h.version_max, RIPC_PROTO_VERSION, RIPC_PROTO_VERSION);
-        return -EPROTONOSUPPORT;
-    }
-    uint32_t uid, gid;
-    int32_t pid;
-    int rc = ripc__sock_peer_cred(p->sock, &uid, &gid, &pid);
-    if (rc == 0) {
-        p->uid = uid;
-        p->pid = pid;
-        if (!ripc__uid_allowed(&s->opt, uid)) {
-            send_reject(p, EACCES, "uid %u is not allowed (the master runs as uid %u)", uid,
-                        own_uid());
-            return -EACCES;
-        }
-    } else if (s->addr.kind == RIPC_ADDR_UNIX) {
-        send_reject(p, EACCES, "peer credentials unavailable");
-        return -EACCES;
-    }
-    int tcp = s->addr.kind == RIPC_ADDR_TCP;
-    if (tcp && !s->opt.tcp_without_token) {
-        const char *want = s->opt.token ? s->opt.token : "";
-        size_t wl = strlen(want);
-        if (wl == 0) {
-            send_reject(p, EACCES,
-                        "this master has no token, and tcp:// needs one "
-                        "(ripc_options.token or RIPC_TOKEN)");
-            return -EACCES;
-        }
-        if (!token_equal(want, wl, h.token, h.token_len)) {
-            send_reject(p, EACCES, "wrong token");
-            return -EACCES;
-        }
-    }
-    if (h.max_message && h.max_message < RIPC_MIN_MAX_MESSAGE) {
-        /* Our error replies would not fit: its requests could hang. */
-        send_reject(p, EMSGSIZE, "max_message %llu is below the least of %llu bytes",
-                    (unsigned long long)h.max_message, (unsigned long long)RIPC_MIN_MAX_MESSAGE);
-        return -EMSGSIZE;
-    }
-    uint64_t maxmsg = s->opt.max_message;
-    if (h.max_message && h.max_message < maxmsg)
-        maxmsg = h.max_message;
-    int need_shm = h.transport == RIPC_TRANSPORT_SHM || s->opt.transport == RIPC_TRANSPORT_SHM;
-    int can_sock = (h.caps & RIPC_CAP_SOCKET) != 0;
-    const char *sock_why = NULL;
-    if (tcp)
-        sock_why = "the connection is TCP (descriptors cannot be passed)";
-    else if (h.transport == RIPC_TRANSPORT_SOCKET)
-        sock_why = "the worker asked for it";
-    else if (s->opt.transport == RIPC_TRANSPORT_SOCKET)
-        sock_why = "the master is configured for it";
-    else if (!(h.caps & RIPC_CAP_SHM))
-        sock_why = "the worker cannot map shared memory";
-    if (sock_why) {
-        if (need_shm || !can_sock) {
-            send_reject(p, ENOTSUP, "shared memory was required but %s",
-                        need_shm ? sock_why : "the worker supports neither transport");
-            return -ENOTSUP;
-        }
-        return socket_welcome(L, p, maxmsg, sock_why);
-    }
-    size_t ring = s->opt.ring_bytes;
-    if (h.ring_bytes && ripc__ring_bytes_ok((size_t)h.ring_bytes))
-        ring = (size_t)h.ring_bytes;
-    int wdb = pick_worker_db(s, h.caps);
-    if (wdb == RIPC_DB_NONE) {
-        send_reject(p, EPROTONOSUPPORT, "no doorbell kind in common");
-        return -EPROTONOSUPPORT;
-    }
-    char why[RIPC_SEG_WHY_LEN] = "";
-    if ((rc = ripc__chan_create_segment(&p->ch, ring, why, sizeof why)) < 0) {
-        if (need_shm || !can_sock) {
-            send_reject(p, ENOTSUP, "shared memory unavailable on the master: %s", why);
-            return rc;
-        }
-        char sw[RIPC_SEG_WHY_LEN + 48];
-        snprintf(sw, sizeof sw, "shared memory unavailable on the master (%s)", why);
-        return socket_welcome(L, p, maxmsg, sw);
-    }
-    if ((rc = ripc__chan_attach(&p->ch, ring, 1)) < 0) {
-        send_reject(p, ENOMEM, "ring setup failed");
-        return rc;
-    }
-    /* Asymmetric fences where both sides registered and the consumer of the
-     * ring does not sleep after every message (block mode would pay a
-     * remote fence per message; a plain fence is cheaper there). */
-    int mb = ripc__remote_fence_init() && (h.caps & RIPC_CAP_MEMBARRIER);
-    int w_wait = (int)((h.caps >> RIPC_CAP_WAIT_SHIFT) & 3);
-    int fast_w2m = mb && s->opt.wait != RIPC_WAIT_BLOCK;
-    int fast_m2w = mb && w_wait != RIPC_WAIT_BLOCK;
-    ripc__ring_set_fastpub(p->ch.rx, fast_w2m);
-    ripc__ring_set_fastpub(p->ch.tx, fast_m2w);
-    /* Space direction: the producer arms, so the producer's wait mode
-     * decides (w->m: the worker's, as for fast_m2w; m->w: ours). */
-    ripc__ring_set_fastspace(p->ch.rx, fast_m2w);
-    ripc__ring_set_fastspace(p->ch.tx, fast_w2m);
-    /* Large messages travel in memfds (src/large.h): both sides must be
-     * able to make them, otherwise a message is at most one ring record. */
-    if (!(h.caps & RIPC_CAP_MEMFD) || !ripc__segment_supported(RIPC_SEG_MEMFD))
-        maxmsg = maxmsg < p->ch.max_payload ? maxmsg : p->ch.max_payload;
-    p->ch.max_message = maxmsg;
-    if (maxmsg > p->ch.max_payload && s->opt.max_inline && s->opt.max_inline < p->ch.max_inline)
-        p->ch.max_inline = s->opt.max_inline; /* only where large messages can go */
-    p->ch.sock = p->sock;
-    p->ch.wait_mode = s->opt.wait;
-    p->ch.spin_us = ripc__spin_ok(p->pid) ? s->opt.spin_us : 0;
-    /* The worker's doorbell: a futex waits on the m->w ring's data word. A
-     * socket doorbell gets the word too where the worker offers to sleep on
-     * it (RIPC_CAP_SLEEP_WORD) and we can wake it. */
-    _Atomic uint32_t *word =
-        &((struct ripc_ring_hdr *)((unsigned char *)p->ch.seg.base + ripc_ring_size(ring)))
-             ->wait.w.data_seq;
-    int sleep_word = wdb == RIPC_DB_SOCKET && (h.caps & RIPC_CAP_SLEEP_WORD) &&
-                     (s->worker_db_caps & RIPC_DB_CAP(RIPC_DB_FUTEX));
-    if ((rc = ripc__doorbell_open(&p->ch.peer_bell, wdb, wdb == RIPC_DB_FUTEX ? word : NULL)) < 0 ||
-        (rc = ripc__doorbell_open(&p->ch.bell, s->master_db, NULL)) < 0) {
-        send_reject(p, ENOMEM, "doorbell setup failed: %s", ripc_strerror(rc));
-        return rc;
-    }
-    if (sleep_word)
-        p->ch.peer_bell.word = word;
-    p->id = atomic_fetch_add(&s->next_id, 1);
-    p->xport = RIPC_XPORT_SHM;
-    snprintf(p->reason, sizeof p->reason, "shared memory (%s segment, %s doorbell%s)",
-             ripc__segment_backend_name(p->ch.seg.backend), ripc__doorbell_name(wdb),
-             sleep_word ? " + futex word" : "");
-
-    ripc__welcome w = {.version = RIPC_PROTO_VERSION,
-                       .transport = RIPC_XPORT_SHM,
-                       .peer_id = p->id,
-                       .caps = (fast_w2m ? RIPC_CAP_FAST_W2M : 0u) |
-                               (fast_m2w ? RIPC_CAP_FAST_M2W : 0u) |
-                               (sleep_word ? RIPC_CAP_SLEEP_WORD : 0u),
-                       .worker_db = (uint8_t)wdb,
-                       .master_db = (uint8_t)s->master_db,
-                       .ring_bytes = ring,
-                       .seg_bytes = p->ch.seg.len,
-                       .max_message = maxmsg,
-                       .max_inline = p->ch.max_payload};
-    snprintf(w.reason, sizeof w.reason, "%s", p->reason);
-    int fds[3], nfds = 0;
-    fds[nfds++] = (int)p->ch.seg.fd;
-    fds[nfds++] = p->ch.bell.ring_fd;
-    if (wdb != RIPC_DB_FUTEX)
-        fds[nfds++] = p->ch.peer_bell.wait_fd;
-    w.nfds = (uint8_t)nfds;
-    uint8_t buf[RIPC_FRAME_HDR + RIPC_HANDSHAKE_MAX];
-    size_t plen = ripc__welcome_encode(buf + RIPC_FRAME_HDR, RIPC_HANDSHAKE_MAX, &w);
-    ripc__frame fr = {.ftype = RIPC_FRAME_WELCOME, .len = plen};
-    ripc__frame_encode(buf, &fr);
-    ripc__sock_set_nonblock(p->sock, 0);
-    rc = ripc__sock_send_fds(p->sock, buf, RIPC_FRAME_HDR + plen, fds, nfds);
-    ripc__sock_set_nonblock(p->sock, 1);
-    if (rc < 0)
-        return rc;
-    /* What the worker now holds we no longer need. */
-    ripc__segment_close_fd(&p->ch.seg);
-    if (p->ch.bell.ring_fd != p->ch.bell.wait_fd) {
-        close(p->ch.bell.ring_fd);
-        p->ch.bell.ring_fd = -1;
-    }
-    if (wdb == RIPC_DB_SOCKET) {
-        close(p->ch.peer_bell.wait_fd);
-        p->ch.peer_bell.wait_fd = -1;
-    }
-
-    return peer_activate(L, p);
-}
-
-/* Handshake done: table, callbacks, then a loop (joined runs before any
- * handler). */
-static int peer_activate(struct loop *L, struct ripc_peer *p)
-{
-    ripc_server *s = p->srv;
-    int rc;
-    ripc__ep_del(L->epfd, p->sock);
-    atomic_fetch_add(&p->refs, 1); /* the table's reference */
-    if ((rc = ripc__peer_insert(s->t, p->id, p)) < 0) {
-        atomic_fetch_sub(&p->refs, 1);
-        return rc;
-    }
-    p->state = P_ACTIVE;
-    s->n_hs--;
-    p->hs_len = 0;
-    atomic_fetch_add(&s->npeers, 1);
-    if (s->joined)
-        s->joined(p, s->cb_arg);
-    struct loop *T = least_loaded(s);
+    struct loop *T = least_loaded(L->s);
     if (T == L) {
-        if ((rc = loop_adopt(L, p)) < 0) {
+        int rc = loop_adopt(L, p);
+        if (rc < 0) {
             p->gone = 1;
             p->gone_reason = rc;
             vec_push(&L->peers, &L->n, &L->cap, p); /* so the drop finds it */
             p->loop = L;
         }
-    } else {
-        pthread_mutex_lock(&T->in_mu);
-        rc = vec_push(&T->incoming, &T->nin, &T->incap, p);
-        atomic_fetch_add(&T->count, 1); /* counted now so placement spreads */
-        atomic_store(&T->has_incoming, 1);
-        pthread_mutex_unlock(&T->in_mu);
-        /* Wake T: it has not armed this peer's ring yet. */
-        uint64_t one = 1;
-        if (write(T->wakefd, &one, sizeof one) < 0) {
-            /* already signalled */
-        }
-    }
-    return 0;
-}
-
-static void hs_fail(struct loop *L, struct ripc_peer *p)
-{
-    p->srv->n_hs--;
-    ripc__ep_del(L->epfd, p->sock);
-    ripc__peer_drop(NULL, p, -EPROTO);
-}
-
-static void hs_readable(struct loop *L, struct ripc_peer *p)
-{
-    for (;;) {
-        size_t want = p->hs_need ? p->hs_need : RIPC_FRAME_HDR;
-        long n = ripc__sock_try_recv(p->sock, p->hs + p->hs_len, want - p->hs_len);
-        if (n == 0 || (n < 0 && n != -EAGAIN)) {
-            hs_fail(L, p);
-            return;
-        }
-        if (n < 0)
-            return; /* EAGAIN: the rest comes later */
-        p->hs_len += (size_t)n;
-        if (p->hs_len < want)
-            return;
-        ripc__frame f;
-        if (ripc__frame_decode(p->hs, &f, RIPC_HANDSHAKE_MAX) < 0 || f.ftype != RIPC_FRAME_HELLO) {
-            send_reject(p, EPROTO, "expected a HELLO frame");
-            hs_fail(L, p);
-            return;
-        }
-        if (p->hs_need == 0 && f.len > 0) {
-            p->hs_need = RIPC_FRAME_HDR + (size_t)f.len;
-            continue;
-        }
-        if (process_hello(L, p, &f) < 0)
-            hs_fail(L, p);
         return;
     }
-}
-
-#define MAX_HANDSHAKES  256
-#define LISTEN_PAUSE_NS 100000000u
-
-/* Stop accepting for a moment: out of descriptors or memory. A
- * level-triggered listener left in epoll would otherwise spin the loop. */
-static void pause_listener(struct loop *L)
-{
-    ripc_server *s = L->s;
-    if (s->listen_paused)
-        return;
-    ripc__ep_del(L->epfd, s->lfd);
-    s->listen_paused = ripc__now_ns() + LISTEN_PAUSE_NS;
-}
-
-/* Loop 0, after every wait: handshakes past their deadline are dropped and
- * a paused listener comes back. */
-static void handshake_sweep(struct loop *L)
-{
-    ripc_server *s = L->s;
-    if (L->idx != 0 || (s->n_hs == 0 && s->listen_paused == 0))
-        return;
-    uint64_t now = ripc__now_ns();
-    if (s->listen_paused && now >= s->listen_paused) {
-        s->listen_paused = 0;
-        ripc__ep_add(L->epfd, s->lfd, &s->ev_listen);
-    }
-    for (;;) {
-        struct ripc_peer *late = NULL;
-        pthread_mutex_lock(&s->all_mu);
-        for (struct ripc_peer *p = s->all; p && !late; p = p->all_next)
-            if (p->state == P_HANDSHAKE && now >= p->hs_deadline)
-                late = p;
-        pthread_mutex_unlock(&s->all_mu);
-        if (!late)
-            break;
-        hs_fail(L, late);
-    }
-}
-
-/* A connection to handshake on loop L (loop 0): a peer that waits for its
- * HELLO. Takes fd, also on failure (-ENOMEM). */
-static int hs_start(struct loop *L, int fd)
-{
-    ripc_server *s = L->s;
-    struct ripc_peer *p = ripc__peer_new(s, fd);
-    if (!p)
-        return -ENOMEM;
-    p->hs_deadline = ripc__now_ns() + (uint64_t)s->opt.connect_timeout_ms * 1000000u;
-    s->n_hs++;
-    if (ripc__ep_add(L->epfd, p->sock, &p->ev_sock) < 0) {
-        s->n_hs--; /* ripc__peer_drop gives back only what an active peer holds */
-        ripc__peer_drop(NULL, p, -ENOMEM);
-        return -ENOMEM;
-    }
-    return 0;
-}
-
-/*
- * The handshake slots are full: give the slot of the oldest unfinished
- * handshake to the connection waiting in the listener. An honest worker
- * sends its HELLO as soon as it connects and finishes within a round or
- * two, so connections that sit there silent (a flood, or a scanner) evict
- * each other instead of keeping everyone out until their deadline.
- */
-static void hs_evict_oldest(struct loop *L)
-{
-    ripc_server *s = L->s;
-    struct ripc_peer *old = NULL;
-    pthread_mutex_lock(&s->all_mu);
-    for (struct ripc_peer *p = s->all; p; p = p->all_next)
-        if (p->state == P_HANDSHAKE && (!old || p->hs_deadline < old->hs_deadline))
-            old = p;
-    pthread_mutex_unlock(&s->all_mu);
-    if (old)
-        hs_fail(L, old);
-}
-
-/*
- * Out of descriptors: accept one waiting connection on the descriptor kept
- * in reserve, tell it why with a REJECT, and close it, so that a worker
- * learns at once what is wrong rather than waiting for its connect timeout.
- * 0: one refused; <0: none was waiting, or the reserve could not be had.
- */
-static int refuse_one(ripc_server *s)
-{
-    if (s->spare_fd < 0)
-        return -EMFILE;
-    close(s->spare_fd);
-    intptr_t fd;
-    int rc = ripc__sock_accept(s->lfd, &fd);
-    if (rc == 0) {
-        struct ripc_peer tmp = {.sock = (int)fd};
-        send_reject(&tmp, EMFILE, "master out of descriptors (%s)", ripc_strerror(-EMFILE));
-        /* Read what the worker sent first: closing a TCP socket with
-         * unread bytes resets it, and the worker could lose the REJECT.
-         * Shut for reading too: a unix worker can queue nothing (no
-         * descriptors) after that read. */
-        shutdown((int)fd, SHUT_RDWR);
-        ripc__sock_dispose((int)fd);
-    }
-    s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    return rc;
-}
-
-/* At most this many accepts per wake-up: the handshakes already accepted
- * are read in between (the listener is level-triggered, it comes back). */
-#define ACCEPT_BATCH 64
-
-static void accept_all(struct loop *L)
-{
-    ripc_server *s = L->s;
-    for (int k = 0; k < ACCEPT_BATCH; k++) {
-        intptr_t fd;
-        int arc = ripc__sock_accept(s->lfd, &fd);
-        if ((arc == -EMFILE || arc == -ENFILE) && refuse_one(s) == 0)
-            continue;
-        if (arc == -EMFILE || arc == -ENFILE || arc == -ENOBUFS || arc == -ENOMEM)
-            pause_listener(L);
-        if (arc < 0)
-            return;
-        /* Evict only for a connection that came: not when none waits; and
-         * only after the events of this look, one of which may be the
-         * evicted peer's (loop_wait). */
-        if (s->n_hs >= MAX_HANDSHAKES + L->hs_evict)
-            L->hs_evict++;
-        hs_start(L, (int)fd);
-    }
-}
-
-int ripc__server_adopt_fd(ripc_server *s, int fd)
-{
-    if (!s || fd < 0)
-        return -EINVAL;
-    return hs_start(&s->loops[0], fd);
+    pthread_mutex_lock(&T->in_mu);
+    vec_push(&T->incoming, &T->nin, &T->incap, p);
+    atomic_fetch_add(&T->count, 1); /* counted now so placement spreads */
+    atomic_store(&T->has_incoming, 1);
+    pthread_mutex_unlock(&T->in_mu);
+    /* Wake T: it has not armed this peer's ring yet. */
+    ripc__loop_wake(T);
 }
 
 /* An active shm peer's control socket is readable: large-message frames,
@@ -818,7 +363,7 @@ static void loop_wait(struct loop *L, int timeout_ms)
             struct evsrc *e = ev[i].data.ptr;
             switch (e->kind) {
             case EV_LISTEN:
-                accept_all(L);
+                ripc__handshake_accept(L);
                 break;
             case EV_STOP:
                 break;
@@ -831,7 +376,7 @@ static void loop_wait(struct loop *L, int timeout_ms)
             }
             case EV_SOCK:
                 if (e->p->state == P_HANDSHAKE)
-                    hs_readable(L, e->p);
+                    ripc__handshake_readable(L, e->p);
                 else if (e->p->state == P_ACTIVE && !e->p->gone) {
                     if (e->p->xport != RIPC_XPORT_SOCKET)
                         active_readable(e->p);
@@ -857,9 +402,7 @@ static void loop_wait(struct loop *L, int timeout_ms)
                 break;
             }
         }
-        for (; L->hs_evict; L->hs_evict--)
-            hs_evict_oldest(L);
-        handshake_sweep(L);
+        ripc__handshake_sweep(L);
     }
     for (size_t i = 0; i < armed && i < L->n; i++)
         if (L->peers[i]->xport == RIPC_XPORT_SHM)

@@ -221,7 +221,29 @@ void ripc__peer_break(struct ripc_peer *p);
  * 0 or a send's error. */
 int ripc__reply_error(struct ripc_peer *p, uint64_t id, int err, const char *text, int wait);
 
+/* ---- server_handshake.c ---- */
+
+/* The listener is readable: accept what waits (a bounded number), each a
+ * new handshake. Loop 0. */
+void ripc__handshake_accept(struct loop *L);
+/* A handshaking peer's socket is readable: read its HELLO, and once it is
+ * whole answer it (p active, or dropped). Loop 0. */
+void ripc__handshake_readable(struct loop *L, struct ripc_peer *p);
+/* After every wait on loop 0, once its events are handled: the handshakes
+ * ripc__handshake_accept chose to evict are dropped (oldest first), so are
+ * handshakes past their deadline, and a listener paused for want of
+ * descriptors comes back. Loop 0 (any
+ * other L: nothing). */
+void ripc__handshake_sweep(struct loop *L);
+
 /* ---- server_loop.c ---- */
+
+/* Wake L's thread from its epoll wait. Any thread. */
+void ripc__loop_wake(struct loop *L);
+/* An active peer goes to the least loaded loop: adopted at once when that
+ * is L, else handed over (L's thread, loop 0). p's adoption failing ends
+ * it (the drop comes in L's next dispatch). */
+void ripc__loop_place(struct loop *L, struct ripc_peer *p);
 
 /* Take p off L: its list and its epoll set (socket and doorbell). L's own
  * thread, or close once no loop runs. */

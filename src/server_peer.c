@@ -126,10 +126,8 @@ void ripc__peer_drop(struct loop *L, struct ripc_peer *p, int reason)
 void ripc__peer_break(struct ripc_peer *p)
 {
     atomic_store(&p->tx_broken, 1);
-    uint64_t one = 1;
-    if (p->loop && write(p->loop->wakefd, &one, sizeof one) < 0) {
-        /* already signalled */
-    }
+    if (p->loop)
+        ripc__loop_wake(p->loop);
 }
 
 uint32_t ripc_peer_id(const ripc_peer *p)

@@ -92,10 +92,8 @@ static int wait_space(struct ripc_peer *p, const ripc__waitfor *wf, uint64_t dea
                 }
                 /* The bell may also have announced data to a program that
                  * polls ripc_server_fd(): we took that from it, give it back. */
-                uint64_t one = 1;
-                if (!own_loop && p->loop && write(p->loop->wakefd, &one, sizeof one) < 0) {
-                    /* already signalled */
-                }
+                if (!own_loop && p->loop)
+                    ripc__loop_wake(p->loop);
             }
             if (pf[1].revents && !ripc__sock_alive(p->sock)) {
                 ripc__chan_disarm_space(&p->ch);
