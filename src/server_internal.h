@@ -238,6 +238,21 @@ void ripc__handshake_sweep(struct loop *L);
 
 /* ---- server_loop.c ---- */
 
+/* A loop's epoll set and wake-up eventfd, with the server's stop eventfd
+ * in it. Open (loop 0) or run (the others), no loop thread running. 0 or
+ * -errno (ripc__loop_fini cleans up either way). */
+int ripc__loop_init(ripc_server *s, struct loop *L, int idx);
+/* Close and free what ripc__loop_init made, and L's lists. */
+void ripc__loop_fini(struct loop *L);
+/* ripc_server_poll's rounds of loop 0: until a message was dispatched or
+ * timeout_ms passed (a pending stop ends it sooner). The caller counts
+ * itself in users. The count dispatched, or 0. */
+int ripc__loop_poll(ripc_server *s, int timeout_ms);
+/* ripc_server_run: loops 1..threads-1 on threads of their own, loop 0 on
+ * the caller's, until ripc_server_stop; then every peer back on loop 0.
+ * The caller counts itself in users. 0 or -EMFILE. */
+int ripc__loop_run(ripc_server *s, unsigned threads);
+
 /* Wake L's thread from its epoll wait. Any thread. */
 void ripc__loop_wake(struct loop *L);
 /* An active peer goes to the least loaded loop: adopted at once when that

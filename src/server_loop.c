@@ -1,0 +1,581 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The loops. Each is one dispatch thread's world (src/server_internal.h):
+ * it consumes its peers' inbound rings (or their frames, in socket mode),
+ * calls the handlers, spins or sleeps in epoll per the wait strategy, and
+ * handles what wakes it: the listener and handshakes (loop 0), control
+ * sockets, doorbells, hand-overs. poll() runs rounds of loop 0; run()
+ * starts loops 1..n-1 on threads of their own and runs loop 0 itself.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "shm/fence.h"
+#include "src/server_internal.h"
+
+_Thread_local struct loop *ripc__tls_loop;
+
+#define BATCH       256
+#define RX_RETRY_MS 100
+
+int ripc__loop_init(ripc_server *s, struct loop *L, int idx)
+{
+    memset(L, 0, sizeof *L);
+    L->s = s;
+    L->idx = idx;
+    L->cache_type = -1;
+    L->wakefd = -1;
+    pthread_mutex_init(&L->in_mu, NULL);
+    L->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (L->epfd < 0)
+        return -errno;
+    L->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (L->wakefd < 0)
+        return -errno;
+    L->ev_wake = (struct evsrc){EV_WAKE, NULL};
+    int rc = ripc__ep_add(L->epfd, s->stopfd, &s->ev_stop);
+    return rc ? rc : ripc__ep_add(L->epfd, L->wakefd, &L->ev_wake);
+}
+
+void ripc__loop_fini(struct loop *L)
+{
+    if (L->epfd >= 0)
+        close(L->epfd);
+    if (L->wakefd >= 0)
+        close(L->wakefd);
+    L->epfd = L->wakefd = -1;
+    free(L->peers);
+    free(L->incoming);
+    L->peers = L->incoming = NULL;
+    L->n = L->cap = L->nin = L->incap = 0;
+    pthread_mutex_destroy(&L->in_mu);
+}
+
+static int vec_push(struct ripc_peer ***v, size_t *n, size_t *cap, struct ripc_peer *p)
+{
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 8;
+        struct ripc_peer **nv = realloc(*v, nc * sizeof *nv);
+        if (!nv)
+            return -ENOMEM;
+        *v = nv;
+        *cap = nc;
+    }
+    (*v)[(*n)++] = p;
+    return 0;
+}
+
+/* Register an active peer with loop L (called by L's own thread, or while
+ * no loop thread runs). */
+static int loop_adopt(struct loop *L, struct ripc_peer *p)
+{
+    int rc = vec_push(&L->peers, &L->n, &L->cap, p);
+    if (rc < 0)
+        return rc;
+    atomic_fetch_add(&L->count, 1);
+    /* Under the send lock: senders read p->loop there (tail_watch), and a
+     * socket-mode send made before now (from `joined`, say) may have left
+     * the rest of a frame, which this loop must then write (EPOLLOUT). */
+    pthread_mutex_lock(&p->send_mu);
+    p->loop = L;
+    rc = ripc__ep_add(L->epfd, p->sock, &p->ev_sock);
+    if (rc == 0 && ripc__frame_out_left(&p->tail))
+        ripc__sockmode_watch(p, 1);
+    pthread_mutex_unlock(&p->send_mu);
+    if (rc < 0 ||
+        (p->ch.bell.wait_fd >= 0 && (rc = ripc__ep_add(L->epfd, p->ch.bell.wait_fd, &p->ev_bell)) < 0)) {
+        ripc__ep_del(L->epfd, p->sock);
+        L->n--;
+        atomic_fetch_sub(&L->count, 1);
+        return rc;
+    }
+    return 0;
+}
+
+void ripc__loop_forget(struct loop *L, struct ripc_peer *p)
+{
+    for (size_t i = 0; i < L->n; i++)
+        if (L->peers[i] == p) {
+            L->peers[i] = L->peers[--L->n];
+            atomic_fetch_sub(&L->count, 1);
+            break;
+        }
+    ripc__ep_del(L->epfd, p->sock);
+    ripc__ep_del(L->epfd, p->ch.bell.wait_fd);
+}
+
+static void loop_take_incoming(struct loop *L)
+{
+    pthread_mutex_lock(&L->in_mu);
+    for (size_t i = 0; i < L->nin; i++) {
+        struct ripc_peer *p = L->incoming[i];
+        atomic_fetch_sub(&L->count, 1); /* loop_adopt counts it again */
+        if (loop_adopt(L, p) < 0) {
+            p->gone = 1;
+            p->gone_reason = -ENOMEM;
+        }
+    }
+    L->nin = 0;
+    atomic_store(&L->has_incoming, 0);
+    pthread_mutex_unlock(&L->in_mu);
+}
+
+static struct loop *least_loaded(ripc_server *s)
+{
+    struct loop *best = &s->loops[0];
+    for (unsigned i = 1; i < s->nloops; i++)
+        if (atomic_load(&s->loops[i].count) < atomic_load(&best->count))
+            best = &s->loops[i];
+    return best;
+}
+
+void ripc__loop_wake(struct loop *L)
+{
+    uint64_t one = 1;
+    if (write(L->wakefd, &one, sizeof one) < 0) {
+        /* already signalled */
+    }
+}
+
+void ripc__loop_place(struct loop *L, struct ripc_peer *p)
+{
+    struct loop *T = least_loaded(L->s);
+    if (T == L) {
+        int rc = loop_adopt(L, p);
+        if (rc < 0) {
+            p->gone = 1;
+            p->gone_reason = rc;
+            vec_push(&L->peers, &L->n, &L->cap, p); /* so the drop finds it */
+            p->loop = L;
+        }
+        return;
+    }
+    pthread_mutex_lock(&T->in_mu);
+    vec_push(&T->incoming, &T->nin, &T->incap, p);
+    atomic_fetch_add(&T->count, 1); /* counted now so placement spreads */
+    atomic_store(&T->has_incoming, 1);
+    pthread_mutex_unlock(&T->in_mu);
+    /* Wake T: it has not armed this peer's ring yet. */
+    ripc__loop_wake(T);
+}
+
+/* Must the owning loop drop p (-EPROTO)? Its outbound channel broke, or the
+ * worker cut its segment under our mapping (shm/fault_guard.h: the access
+ * that faulted completed on zeros, on whatever thread made it). */
+static int peer_broken(struct ripc_peer *p)
+{
+    return atomic_load(&p->tx_broken) || ripc__segment_faulted(&p->ch.seg);
+}
+
+/* An active shm peer's control socket is readable: large-message frames,
+ * BYE, EOF, or junk. Once the connection ends, the ring is drained, then p
+ * is dropped with the reason. */
+static void active_readable(struct ripc_peer *p)
+{
+    int rc = ripc__large_read(&p->ch.lg, p->sock, p->ch.max_message);
+    if (rc == 0)
+        return;
+    p->gone = 1;
+    p->gone_reason = rc == 1 ? RIPC_LEFT_BYE : rc;
+    ripc__ep_del(p->loop->epfd, p->sock); /* nothing more to read from it */
+}
+
+/* No handler took m: counted, and a request answered with -ENOENT at once
+ * (its worker would otherwise wait for a reply that never comes). That
+ * answer never waits: a worker that leaves its replies unread and keeps
+ * sending requests of such a type would otherwise hold this dispatch
+ * thread, and every other worker on it, for the reply timeout again and
+ * again (each reply that gets through ends the stall rule of reply_send).
+ * When it cannot go at once it is dropped; the request is counted all the
+ * same, and its worker's request ends with its own timeout. */
+__attribute__((noinline, cold)) static void unhandled(ripc_server *s, struct ripc_peer *p,
+                                                      const ripc_msg *m)
+{
+    atomic_fetch_add_explicit(&s->dropped, 1, memory_order_relaxed);
+    if (m->kind == RIPC_KIND_REQUEST) {
+        char text[40];
+        snprintf(text, sizeof text, "no handler for type %u", (unsigned)m->type);
+        (void)ripc__reply_error(p, m->id, -ENOENT, text, 0);
+    }
+}
+
+static void dispatch_one(struct loop *L, struct ripc_peer *p, ripc_msg *m)
+{
+    ripc_server *s = L->s;
+    uint64_t gen = ripc__handler_gen(s->t);
+    if (L->cache_type != m->type || L->cache_gen != gen) {
+        ripc_handler fn = NULL;
+        void *arg = NULL;
+        if (!ripc__handler_get(s->t, m->type, &fn, &arg))
+            ripc__handler_get(s->t, 0, &fn, &arg);
+        L->cache_type = m->type;
+        L->cache_gen = gen;
+        L->cache_fn = fn;
+        L->cache_arg = arg;
+    }
+    if (L->cache_fn)
+        L->cache_fn(p, m, L->cache_arg);
+    else
+        unhandled(s, p, m);
+}
+
+/* Socket mode: dispatch the whole frames already read (up to BATCH). *rc:
+ * -EAGAIN when none is left, -EPROTO when the peer broke the protocol. */
+static int dispatch_frames(struct loop *L, struct ripc_peer *p, int *rc)
+{
+    int n = 0;
+    *rc = -EAGAIN;
+    while (n < BATCH) {
+        ripc__frame f;
+        const uint8_t *pl;
+        int r = ripc__rx_next(&p->rx, &f, &pl, p->ch.max_message);
+        if (r == 0 || r == -ENOBUFS || r == -ENOMEM)
+            break; /* more bytes, or memory for them: ripc__sockmode_readable blocks p */
+        if (r < 0 || (f.ftype != RIPC_FRAME_MSG && f.ftype != RIPC_FRAME_BYE) ||
+            f.kind == RIPC_KIND_REPLY || f.type >= RIPC_TYPE_RESERVED) {
+            *rc = -EPROTO;
+            break;
+        }
+        if (f.ftype == RIPC_FRAME_BYE) {
+            p->gone = 1;
+            p->gone_reason = RIPC_LEFT_BYE;
+            break;
+        }
+        ripc_msg m = {
+            .type = f.type, .kind = f.kind, .peer_id = p->id, .id = f.id, .data = pl, .len = f.len};
+        dispatch_one(L, p, &m);
+        n++;
+    }
+    return n;
+}
+
+static int loop_dispatch(struct loop *L)
+{
+    if (atomic_load_explicit(&L->has_incoming, memory_order_acquire))
+        loop_take_incoming(L);
+    int total = 0;
+    for (size_t i = 0; i < L->n; i++) {
+        struct ripc_peer *p = L->peers[i];
+        int n = 0, rc = 0;
+        if (p->xport == RIPC_XPORT_SOCKET) {
+            n = dispatch_frames(L, p, &rc);
+            if (rc != -EPROTO && ripc__sockmode_after_dispatch(L, p)) {
+                total += n;
+                i--;
+                continue;
+            }
+            goto after;
+        }
+        while (n < BATCH) {
+            ripc_msg m;
+            rc = ripc__chan_peek(&p->ch, &m);
+            if (rc < 0)
+                break;
+            /* Workers neither reply nor send reserved types. */
+            if (m.kind == RIPC_KIND_REPLY || m.type >= RIPC_TYPE_RESERVED) {
+                rc = -EPROTO;
+                break;
+            }
+            m.peer_id = p->id;
+            dispatch_one(L, p, &m);
+            ripc__chan_release_lazy(&p->ch);
+            n++;
+        }
+        if (n) {
+            ripc__ring_publish_tail(p->ch.rx);
+            ripc__chan_space_wake(&p->ch);
+        }
+    after:
+        total += n;
+        if (rc == -EPROTO || peer_broken(p)) {
+            ripc__peer_drop(L, p, -EPROTO);
+            i--;
+        } else if (p->gone && rc == -EAGAIN) {
+            ripc__peer_drop(L, p, p->gone_reason);
+            i--;
+        }
+    }
+    return total;
+}
+
+/* Arm every ring, sleep in epoll, handle what woke us. */
+static void loop_wait(struct loop *L, int timeout_ms)
+{
+    /* Before sleeping: arm every ring, one remote fence for all of them if
+     * any uses asymmetric fences, then look at each once more. A look
+     * without sleeping (timeout 0) needs no arming. */
+    size_t armed = 0;
+    int sleep_ok = !L->rx_retry, rx_tick = 0;
+    L->rx_retry = 0;
+    if (timeout_ms != 0) {
+        int remote = 0;
+        for (; armed < L->n && sleep_ok; armed++) {
+            struct ripc_peer *p = L->peers[armed];
+            if (p->gone || peer_broken(p)) {
+                sleep_ok = 0; /* a drop is due */
+                break;
+            }
+            if (p->xport == RIPC_XPORT_SOCKET) {
+                if (ripc__rx_ready(&p->rx))
+                    sleep_ok = 0; /* frames read ahead wait for dispatch */
+                if (p->rx_blocked || p->rx.charged ||
+                    atomic_load_explicit(&L->s->tx_budget.waiters, memory_order_relaxed))
+                    rx_tick = 1; /* memory to retry, or a stall to notice */
+                continue;
+            }
+            ripc__ring_arm_consumer_flag(p->ch.rx);
+            remote |= ripc__ring_fastpub(p->ch.rx);
+        }
+        if (sleep_ok && remote)
+            ripc__remote_fence();
+        for (size_t i = 0; i < armed && sleep_ok; i++)
+            if (L->peers[i]->xport == RIPC_XPORT_SHM &&
+                (ripc__ring_consumer_recheck(L->peers[i]->ch.rx) ||
+                 ripc__segment_faulted(&L->peers[i]->ch.seg))) /* arming faulted */
+                sleep_ok = 0;
+    }
+    /* closing as well as stopping: a poll may have consumed close's stop. */
+    if (sleep_ok && !atomic_load(&L->has_incoming) && !atomic_load(&L->s->stopping) &&
+        !atomic_load(&L->s->closing)) {
+        struct epoll_event ev[64];
+        ripc_server *sv = L->s;
+        if (((L->idx == 0 && (sv->n_hs || sv->listen_paused)) || rx_tick) &&
+            (timeout_ms < 0 || timeout_ms > RX_RETRY_MS))
+            timeout_ms = RX_RETRY_MS; /* handshake deadlines, paused listener, memory */
+        int n = epoll_wait(L->epfd, ev, 64, timeout_ms);
+        for (int i = 0; i < n; i++) {
+            struct evsrc *e = ev[i].data.ptr;
+            switch (e->kind) {
+            case EV_LISTEN:
+                ripc__handshake_accept(L);
+                break;
+            case EV_STOP:
+                break;
+            case EV_WAKE: {
+                uint64_t v;
+                if (read(L->wakefd, &v, sizeof v) < 0) {
+                    /* raced with another read: fine */
+                }
+                break;
+            }
+            case EV_SOCK:
+                if (e->p->state == P_HANDSHAKE)
+                    ripc__handshake_readable(L, e->p);
+                else if (e->p->state == P_ACTIVE && !e->p->gone) {
+                    if (e->p->xport != RIPC_XPORT_SOCKET)
+                        active_readable(e->p);
+                    else {
+                        if (ev[i].events & EPOLLOUT)
+                            ripc__sockmode_writable(e->p);
+                        if (ev[i].events & ~(uint32_t)EPOLLOUT)
+                            ripc__sockmode_readable(L, e->p);
+                    }
+                }
+                break;
+            case EV_BELL:
+                /* End of stream: the worker closed its end of our doorbell
+                 * (it cannot wake us any more; its socket says when it is
+                 * gone). Stop watching it, or epoll reports it forever. */
+                if (ripc__doorbell_drain(&e->p->ch.bell) == -EPIPE)
+                    ripc__ep_del(L->epfd, e->p->ch.bell.wait_fd);
+                if (atomic_load(&e->p->space_waiters)) {
+                    pthread_mutex_lock(&e->p->send_mu);
+                    pthread_cond_broadcast(&e->p->space_cv);
+                    pthread_mutex_unlock(&e->p->send_mu);
+                }
+                break;
+            }
+        }
+        ripc__handshake_sweep(L);
+    }
+    for (size_t i = 0; i < armed && i < L->n; i++)
+        if (L->peers[i]->xport == RIPC_XPORT_SHM)
+            ripc__ring_disarm_consumer(L->peers[i]->ch.rx);
+}
+
+/*
+ * poll(s, 0) found nothing in the rings: look at the sockets without
+ * sleeping (accept, handshakes, BYE; a caller with its own event loop only
+ * ever polls with 0), and when that yields nothing either, return with every
+ * ring armed, so that the next commit rings our doorbell and
+ * ripc_server_fd() turns readable (like ripc_client_recv(c, m, 0)).
+ */
+static int poll_nowait(struct loop *L)
+{
+    loop_wait(L, 0);
+    int n = loop_dispatch(L);
+    for (size_t i = 0; n == 0 && i < L->n; i++) {
+        struct ripc_peer *p = L->peers[i];
+        int ready = p->xport == RIPC_XPORT_SOCKET ? ripc__rx_ready(&p->rx)
+                                                  : ripc__ring_arm_consumer(p->ch.rx);
+        if (p->gone || peer_broken(p) || ready) {
+            n = loop_dispatch(L); /* data raced in, or a drop is due */
+            i = (size_t)-1;       /* the set may have changed: arm from the start */
+        }
+    }
+    return n;
+}
+
+/* One round: dispatch, spin (adaptive/spin), then sleep up to timeout_ms. */
+static int loop_round(struct loop *L, int timeout_ms)
+{
+    ripc__tls_loop = L;
+    atomic_store_explicit(&L->active, 1, memory_order_relaxed); /* one thread per loop */
+    int n = loop_dispatch(L);
+    if (n > 0) {
+        /* Busy: still look at the sockets (joins, goodbyes, dead workers,
+         * handshake deadlines) about once a millisecond. */
+        uint64_t now = ripc__coarse_ns(); /* every round: the cheap clock */
+        if (now >= L->next_look) {
+            L->next_look = now + 1000000u;
+            loop_wait(L, 0);
+        }
+        goto out;
+    }
+    if (timeout_ms == 0) {
+        n = poll_nowait(L);
+        goto out;
+    }
+    ripc_server *s = L->s;
+    int spin = 0;
+    for (size_t k = 0; k < L->n && !spin; k++)
+        spin = L->peers[k]->ch.spin_us > 0;
+    if (s->opt.wait != RIPC_WAIT_BLOCK && spin) {
+        /* The clock is first read after 64 looks: a request that lands
+         * within them (a worker in a request loop) costs no clock read. */
+        uint64_t budget = s->opt.wait == RIPC_WAIT_SPIN ? 1000000u /* sockets every ms */
+                                                        : (uint64_t)s->opt.spin_us * 1000u;
+        uint64_t end = 0;
+        for (unsigned i = 1;; i++) {
+            ripc__cpu_relax();
+            int any = 0;
+            for (size_t k = 0; k < L->n && !any; k++)
+                any =
+                    L->peers[k]->xport == RIPC_XPORT_SHM && ripc__ring_readable(L->peers[k]->ch.rx);
+            if (any) {
+                n = loop_dispatch(L);
+                goto out;
+            }
+            if ((i & 63) == 0) {
+                if (atomic_load(&s->stopping) || atomic_load(&L->has_incoming))
+                    break;
+                uint64_t now = ripc__now_ns();
+                if (end == 0)
+                    end = now + budget;
+                else if (now >= end)
+                    break;
+            }
+        }
+        if (s->opt.wait == RIPC_WAIT_SPIN)
+            timeout_ms = 0; /* look at sockets without sleeping, then spin again */
+    }
+    loop_wait(L, timeout_ms);
+    n = loop_dispatch(L);
+out:
+    atomic_store_explicit(&L->active, 0, memory_order_relaxed);
+    ripc__tls_loop = NULL;
+    return n;
+}
+
+int ripc__loop_poll(ripc_server *s, int timeout_ms)
+{
+    struct loop *L = &s->loops[0];
+    if (atomic_load(&s->stopping)) {
+        /* stop() is for run(); a poller consumes it instead of spinning. */
+        atomic_store(&s->stopping, 0);
+        uint64_t v;
+        if (read(s->stopfd, &v, sizeof v) < 0) {
+            /* nothing pending */
+        }
+    }
+    if (timeout_ms <= 0)
+        return loop_round(L, timeout_ms);
+    /* The first round gets timeout_ms itself: a poll that finds messages
+     * (the busy case) reads the clock once, not twice. */
+    uint64_t deadline = ripc__deadline(timeout_ms);
+    for (int ms = timeout_ms;; ms = ripc__remaining_ms(deadline)) {
+        int n = loop_round(L, ms);
+        /* A round does not sleep while a stop is pending: end the poll
+         * rather than spin to the deadline (the next poll consumes it). */
+        if (n != 0 || ripc__now_ns() >= deadline || atomic_load(&s->stopping))
+            return n;
+    }
+}
+
+static void *loop_main(void *arg)
+{
+    struct loop *L = arg;
+    while (!atomic_load(&L->s->stopping))
+        loop_round(L, -1);
+    return NULL;
+}
+
+int ripc__loop_run(ripc_server *s, unsigned threads)
+{
+    if (threads == 0)
+        threads = 1;
+    if (threads > MAX_LOOPS)
+        threads = MAX_LOOPS;
+    /* The dispatch threads read worker segments: SIGBUS must reach the
+     * fault guard there (internal.h), whatever mask the caller keeps. The
+     * threads created below inherit the unblocked mask; the caller's is
+     * back when run returns. */
+    sigset_t mask;
+    int restore = ripc__sigbus_unblock(&mask) == 0;
+    struct loop *loops = s->loops;
+    unsigned started = 1;
+    if (threads > 1) {
+        /* Start loops 1..threads-1 and spread the peers of loop 0. */
+        for (unsigned i = 1; i < threads; i++)
+            if (ripc__loop_init(s, &loops[i], (int)i) < 0) {
+                for (unsigned k = 1; k <= i; k++)
+                    ripc__loop_fini(&loops[k]);
+                if (restore)
+                    pthread_sigmask(SIG_SETMASK, &mask, NULL);
+                return -EMFILE;
+            }
+        s->nloops = threads;
+        struct loop *L0 = &loops[0];
+        for (size_t i = L0->n; i-- > 0;) {
+            if (i % threads == 0)
+                continue;
+            struct ripc_peer *p = L0->peers[i];
+            ripc__loop_forget(L0, p);
+            loop_adopt(&loops[i % threads], p);
+        }
+        for (; started < threads; started++)
+            if (pthread_create(&loops[started].th, NULL, loop_main, &loops[started]) != 0) {
+                ripc_server_stop(s);
+                break;
+            }
+    }
+    loop_main(&loops[0]);
+    for (unsigned i = 1; i < started; i++)
+        pthread_join(loops[i].th, NULL);
+    /* Back to one loop: its peers return to loop 0 for poll(). */
+    for (unsigned i = 1; i < s->nloops; i++) {
+        struct loop *L = &loops[i];
+        loop_take_incoming(L);
+        while (L->n) {
+            struct ripc_peer *p = L->peers[L->n - 1];
+            ripc__loop_forget(L, p);
+            loop_adopt(&loops[0], p);
+        }
+        ripc__loop_fini(L);
+    }
+    s->nloops = 1;
+    /* Clear the flag before draining: a stop() landing in between leaves
+     * the eventfd readable and the flag set again, which the next run
+     * honours, instead of being half lost. */
+    atomic_store(&s->stopping, 0);
+    uint64_t v;
+    if (read(s->stopfd, &v, sizeof v) < 0) {
+        /* nothing pending */
+    }
+    if (restore)
+        pthread_sigmask(SIG_SETMASK, &mask, NULL);
+    return 0;
+}
