@@ -165,8 +165,11 @@ struct ripc_server {
 };
 
 /* The loop this thread is inside (loop_round), or NULL: a sender on p's
- * own loop must not wait for that loop. */
-extern _Thread_local struct loop *ripc__tls_loop __attribute__((visibility("hidden")));
+ * own loop must not wait for that loop. Defined in server_loop.c; accessed
+ * as the one static in server.c was (local-dynamic: never through another
+ * module's TLS). */
+extern _Thread_local struct loop *ripc__tls_loop
+    __attribute__((visibility("hidden"), tls_model("local-dynamic")));
 
 static inline int ripc__ep_add(int epfd, int fd, struct evsrc *ev)
 {

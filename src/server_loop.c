@@ -16,7 +16,7 @@
 #include "shm/fence.h"
 #include "src/server_internal.h"
 
-_Thread_local struct loop *ripc__tls_loop;
+_Thread_local struct loop *ripc__tls_loop __attribute__((tls_model("local-dynamic")));
 
 #define BATCH       256
 #define RX_RETRY_MS 100
