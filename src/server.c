@@ -199,7 +199,7 @@ static void cancel_waits(ripc_server *s)
     pthread_mutex_lock(&s->all_mu);
     for (struct ripc_peer *p = s->all; p; p = p->all_next) {
         shutdown(p->sock, SHUT_RDWR);
-        if (atomic_load(&p->state) == P_ACTIVE && p->ch.peer_bell.word)
+        if (ripc__peer_joined(atomic_load(&p->state)) && p->ch.peer_bell.word)
             ripc__doorbell_ring_word(&p->ch.peer_bell);
         pthread_cond_broadcast(&p->space_cv);
     }

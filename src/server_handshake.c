@@ -90,11 +90,14 @@ static int peer_activate(struct loop *L, struct ripc_peer *p)
     int rc;
     ripc__ep_del(L->epfd, p->sock);
     atomic_fetch_add(&p->refs, 1); /* the table's reference */
+    /* Active before the insert publishes p: a sender that finds it may
+     * mark it broken, which only a joined peer can be. */
+    atomic_store(&p->state, P_ACTIVE);
     if ((rc = ripc__peer_insert(s->t, p->id, p)) < 0) {
+        atomic_store(&p->state, P_HANDSHAKE); /* nobody could find it */
         atomic_fetch_sub(&p->refs, 1);
         return rc;
     }
-    p->state = P_ACTIVE;
     s->n_hs--;
     p->hs_len = 0;
     atomic_fetch_add(&s->npeers, 1);

@@ -22,8 +22,8 @@
  * grace period once removed, on the reclaimer thread: src/tables.h), the
  * owning loop holds one; senders that look a
  * peer up take one for the duration of the send. The rings are unmapped when
- * the peer is dropped, under the send lock, after `dead` is set: a sender
- * checks `dead` under the same lock before it touches the ring.
+ * the peer is dropped, under the send lock, after its state is P_DEAD: a
+ * sender checks the state under the same lock before it touches the ring.
  *
  * Closing, from any thread but a loop's: `closing` is set (no wait for a
  * worker starts any more; a peer lookup sees it inside its read-side
@@ -51,7 +51,25 @@
 
 enum { EV_LISTEN = 1, EV_STOP, EV_SOCK, EV_BELL, EV_WAKE };
 #define MAX_LOOPS 64
-enum { P_HANDSHAKE = 0, P_ACTIVE, P_DEAD };
+/*
+ * A peer's state (ripc_peer.state):
+ *
+ *   P_HANDSHAKE  loop 0 reads its HELLO
+ *   P_ACTIVE     in the table: messages flow
+ *   P_ENDING     its connection ended (end_reason says how): the owning
+ *                loop drains its ring, then drops it with end_reason
+ *   P_BROKEN     our outbound channel to it is broken for good: the owning
+ *                loop drops it (-EPROTO) without draining
+ *   P_DEAD       dropped: rings and socket gone, only references remain
+ *
+ * HANDSHAKE -> ACTIVE: loop 0, before the table insert (so that whoever
+ * finds p there finds it active). ACTIVE -> ENDING: the owning loop (CAS,
+ * ripc__peer_end). ACTIVE or ENDING -> BROKEN: any sender, send lock held
+ * (CAS, ripc__peer_break): BROKEN wins over ENDING, never the reverse. Any
+ * -> DEAD: ripc__peer_drop, send lock held (so no sender marks it broken
+ * meanwhile, and the owning loop is the thread dropping it).
+ */
+enum { P_HANDSHAKE = 0, P_ACTIVE, P_ENDING, P_BROKEN, P_DEAD };
 
 struct evsrc {
     int kind;
@@ -66,9 +84,8 @@ struct ripc_peer {
     uint32_t id;
     int32_t pid;
     uint32_t uid;
-    /* P_*: loop 0 makes it ACTIVE, whoever drops p makes it DEAD (under the
-     * send lock); loop 0 and close read it under other locks or none. */
-    _Atomic int state;
+    _Atomic int state; /* P_*, above */
+    int end_reason;    /* P_ENDING: for `left`; the owning loop only */
     int sock;
     int xport;   /* RIPC_XPORT_SHM or RIPC_XPORT_SOCKET */
     ripc__rx rx; /* socket mode: frames read ahead */
@@ -91,11 +108,7 @@ struct ripc_peer {
     pthread_mutex_t send_mu;
     pthread_cond_t space_cv;
     _Atomic int space_waiters;
-    _Atomic int dead;
     _Atomic int reply_stalled; /* a reply timed out: later ones do not wait */
-    _Atomic int tx_broken;     /* our outbound ring is corrupt: the loop drops p */
-    int gone;                  /* the connection ended: drain the ring, then drop */
-    int gone_reason;
     char name[RIPC_NAME_MAX + 1];
     char reason[RIPC_REASON_MAX + 1];
     /* handshake */
@@ -204,7 +217,7 @@ static inline void ripc__peer_unref(void *pp)
         ripc__peer_free(p);
 }
 
-/* End p: off its loop L (NULL: in no loop's list), dead under the send
+/* End p: off its loop L (NULL: in no loop's list), P_DEAD under the send
  * lock (senders waiting are woken and see it), off the table with `left`
  * called if it was active, its rings, segment and socket gone, and the
  * reference of its loop (or handshake) dropped. The owning loop, or close
@@ -214,6 +227,18 @@ void ripc__peer_drop(struct loop *L, struct ripc_peer *p, int reason);
  * which alone may drop p (-EPROTO), and wake that loop. Any sender, send
  * lock held. */
 void ripc__peer_break(struct ripc_peer *p);
+/* p's connection ended (reason: RIPC_LEFT_BYE or -errno): P_ENDING, so
+ * that the owning loop drains its ring and then drops it with the reason.
+ * The first reason stays, but a goodbye wins over the end of stream that
+ * follows it. The owning loop. */
+void ripc__peer_end(struct ripc_peer *p, int reason);
+
+/* Has p joined (in the table, `joined` called) and not been dropped? Any
+ * thread; st from atomic_load(&p->state). */
+static inline int ripc__peer_joined(int st)
+{
+    return st == P_ACTIVE || st == P_ENDING || st == P_BROKEN;
+}
 
 /* ---- server_send.c ---- */
 

@@ -114,8 +114,7 @@ static void loop_take_incoming(struct loop *L)
         struct ripc_peer *p = L->incoming[i];
         atomic_fetch_sub(&L->count, 1); /* loop_adopt counts it again */
         if (loop_adopt(L, p) < 0) {
-            p->gone = 1;
-            p->gone_reason = -ENOMEM;
+            ripc__peer_end(p, -ENOMEM);
         }
     }
     L->nin = 0;
@@ -146,8 +145,7 @@ void ripc__loop_place(struct loop *L, struct ripc_peer *p)
     if (T == L) {
         int rc = loop_adopt(L, p);
         if (rc < 0) {
-            p->gone = 1;
-            p->gone_reason = rc;
+            ripc__peer_end(p, rc);
             vec_push(&L->peers, &L->n, &L->cap, p); /* so the drop finds it */
             p->loop = L;
         }
@@ -167,7 +165,14 @@ void ripc__loop_place(struct loop *L, struct ripc_peer *p)
  * that faulted completed on zeros, on whatever thread made it). */
 static int peer_broken(struct ripc_peer *p)
 {
-    return atomic_load(&p->tx_broken) || ripc__segment_faulted(&p->ch.seg);
+    return atomic_load(&p->state) == P_BROKEN || ripc__segment_faulted(&p->ch.seg);
+}
+
+/* Is a drop of p due (it ended, broke, or its segment faulted)? The owning
+ * loop, before it sleeps. */
+static int drop_due(struct ripc_peer *p)
+{
+    return atomic_load(&p->state) != P_ACTIVE || ripc__segment_faulted(&p->ch.seg);
 }
 
 /* An active shm peer's control socket is readable: large-message frames,
@@ -178,8 +183,7 @@ static void active_readable(struct ripc_peer *p)
     int rc = ripc__large_read(&p->ch.lg, p->sock, p->ch.max_message);
     if (rc == 0)
         return;
-    p->gone = 1;
-    p->gone_reason = rc == 1 ? RIPC_LEFT_BYE : rc;
+    ripc__peer_end(p, rc == 1 ? RIPC_LEFT_BYE : rc);
     ripc__ep_del(p->loop->epfd, p->sock); /* nothing more to read from it */
 }
 
@@ -240,8 +244,7 @@ static int dispatch_frames(struct loop *L, struct ripc_peer *p, int *rc)
             break;
         }
         if (f.ftype == RIPC_FRAME_BYE) {
-            p->gone = 1;
-            p->gone_reason = RIPC_LEFT_BYE;
+            ripc__peer_end(p, RIPC_LEFT_BYE);
             break;
         }
         ripc_msg m = {
@@ -293,8 +296,8 @@ static int loop_dispatch(struct loop *L)
         if (rc == -EPROTO || peer_broken(p)) {
             ripc__peer_drop(L, p, -EPROTO);
             i--;
-        } else if (p->gone && rc == -EAGAIN) {
-            ripc__peer_drop(L, p, p->gone_reason);
+        } else if (rc == -EAGAIN && atomic_load(&p->state) == P_ENDING) {
+            ripc__peer_drop(L, p, p->end_reason);
             i--;
         }
     }
@@ -314,7 +317,7 @@ static void loop_wait(struct loop *L, int timeout_ms)
         int remote = 0;
         for (; armed < L->n && sleep_ok; armed++) {
             struct ripc_peer *p = L->peers[armed];
-            if (p->gone || peer_broken(p)) {
+            if (drop_due(p)) {
                 sleep_ok = 0; /* a drop is due */
                 break;
             }
@@ -361,10 +364,13 @@ static void loop_wait(struct loop *L, int timeout_ms)
                 }
                 break;
             }
-            case EV_SOCK:
-                if (e->p->state == P_HANDSHAKE)
+            case EV_SOCK: {
+                /* An ending peer's socket is out of the set already; a
+                 * broken one is still read until its drop (this round). */
+                int st = atomic_load(&e->p->state);
+                if (st == P_HANDSHAKE)
                     ripc__handshake_readable(L, e->p);
-                else if (e->p->state == P_ACTIVE && !e->p->gone) {
+                else if (st == P_ACTIVE || st == P_BROKEN) {
                     if (e->p->xport != RIPC_XPORT_SOCKET)
                         active_readable(e->p);
                     else {
@@ -375,6 +381,7 @@ static void loop_wait(struct loop *L, int timeout_ms)
                     }
                 }
                 break;
+            }
             case EV_BELL:
                 /* End of stream: the worker closed its end of our doorbell
                  * (it cannot wake us any more; its socket says when it is
@@ -411,7 +418,7 @@ static int poll_nowait(struct loop *L)
         struct ripc_peer *p = L->peers[i];
         int ready = p->xport == RIPC_XPORT_SOCKET ? ripc__rx_ready(&p->rx)
                                                   : ripc__ring_arm_consumer(p->ch.rx);
-        if (p->gone || peer_broken(p) || ready) {
+        if (drop_due(p) || ready) {
             n = loop_dispatch(L); /* data raced in, or a drop is due */
             i = (size_t)-1;       /* the set may have changed: arm from the start */
         }

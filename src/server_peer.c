@@ -79,14 +79,13 @@ static void all_unlink(ripc_server *s, struct ripc_peer *p)
 void ripc__peer_drop(struct loop *L, struct ripc_peer *p, int reason)
 {
     ripc_server *s = p->srv;
-    int was_active = atomic_load(&p->state) == P_ACTIVE;
+    int was_active = ripc__peer_joined(atomic_load(&p->state));
     /* Once close has begun, the end of a stream is close's own doing. */
     if (reason == -EPIPE && atomic_load(&s->closing))
         reason = -ECANCELED;
     if (L)
         ripc__loop_forget(L, p);
     pthread_mutex_lock(&p->send_mu);
-    atomic_store(&p->dead, 1);
     atomic_store(&p->state, P_DEAD);
     pthread_cond_broadcast(&p->space_cv);
     pthread_mutex_unlock(&p->send_mu);
@@ -97,8 +96,8 @@ void ripc__peer_drop(struct loop *L, struct ripc_peer *p, int reason)
         if (s->left)
             s->left(p, reason, s->cb_arg);
     }
-    /* The rings and the segment go now (no sender can touch them: dead is
-     * set under the send lock); the struct goes with its last reference. */
+    /* The rings and the segment go now (no sender can touch them: P_DEAD
+     * is set under the send lock); the struct goes with its last reference. */
     pthread_mutex_lock(&p->send_mu);
     /* Large-message buffers of a worker that is gone or broke the rules:
      * their pages go now, even if it keeps descriptors of them. Not when the
@@ -125,9 +124,20 @@ void ripc__peer_drop(struct loop *L, struct ripc_peer *p, int reason)
 
 void ripc__peer_break(struct ripc_peer *p)
 {
-    atomic_store(&p->tx_broken, 1);
+    int st = atomic_load(&p->state);
+    while ((st == P_ACTIVE || st == P_ENDING) &&
+           !atomic_compare_exchange_weak(&p->state, &st, P_BROKEN))
+        ;
     if (p->loop)
         ripc__loop_wake(p->loop);
+}
+
+void ripc__peer_end(struct ripc_peer *p, int reason)
+{
+    int st = P_ACTIVE;
+    /* A CAS: a sender may mark p broken meanwhile, which must stay. */
+    if (atomic_compare_exchange_strong(&p->state, &st, P_ENDING) || reason == RIPC_LEFT_BYE)
+        p->end_reason = reason;
 }
 
 uint32_t ripc_peer_id(const ripc_peer *p)

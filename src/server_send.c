@@ -75,7 +75,7 @@ static int wait_space(struct ripc_peer *p, const ripc__waitfor *wf, uint64_t dea
         int ready = poll(pf, 2, ms);
         if (!own_loop) {
             pthread_mutex_lock(&p->send_mu);
-            if (atomic_load(&p->dead)) { /* dropped meanwhile: the rings are gone */
+            if (atomic_load(&p->state) == P_DEAD) { /* dropped meanwhile: the rings are gone */
                 atomic_fetch_sub(&p->space_waiters, 1);
                 return -EPIPE;
             }
@@ -110,10 +110,11 @@ static int wait_space(struct ripc_peer *p, const ripc__waitfor *wf, uint64_t dea
         atomic_fetch_sub(&p->space_waiters, 1);
         /* ripc__peer_drop may have run while we slept without the lock: the rings
          * are gone then, touch nothing. */
-        if (atomic_load(&p->dead))
+        if (atomic_load(&p->state) == P_DEAD)
             return -EPIPE;
         /* No loop may be running to notice a dead worker: look ourselves
-         * (the socket stays open while we hold the send lock and !dead). */
+         * (the socket stays open while we hold the send lock and p is not
+         * P_DEAD). */
         if (w == ETIMEDOUT && !ripc__sock_alive(p->sock)) {
             ripc__chan_disarm_space(&p->ch);
             return -EPIPE;
@@ -142,7 +143,7 @@ static int send_locked(struct ripc_peer *p, uint16_t type, uint8_t kind, uint64_
                        const void *data, uint64_t len, int timeout_ms, uint64_t *deadline)
 {
     for (;;) {
-        if (atomic_load(&p->dead))
+        if (atomic_load(&p->state) == P_DEAD)
             return -EPIPE;
         if (p->xport == RIPC_XPORT_SOCKET) {
             if (*deadline == 0)

@@ -122,7 +122,7 @@ static int sock_wait(struct ripc_peer *p, int own, int budget, uint64_t until)
     }
     if (!own) {
         pthread_mutex_lock(&p->send_mu);
-        if (atomic_load(&p->dead))
+        if (atomic_load(&p->state) == P_DEAD)
             return -EPIPE;
     }
     return rc == -ETIMEDOUT ? 0 : rc;
@@ -215,7 +215,7 @@ void ripc__sockmode_writable(struct ripc_peer *p)
 {
     if (pthread_mutex_trylock(&p->send_mu) != 0)
         return;
-    if (!atomic_load(&p->dead)) {
+    if (atomic_load(&p->state) != P_DEAD) {
         if (!ripc__frame_out_left(&p->tail))
             ripc__sockmode_watch(p, 0);
         else if (tail_flush(p) == -EPIPE)
@@ -248,9 +248,7 @@ static void rx_unblock(struct loop *L, struct ripc_peer *p)
     p->rx_blocked = 0;
     atomic_fetch_sub(&L->s->rx_budget.waiters, 1);
     if (epoll_ctl(L->epfd, EPOLL_CTL_ADD, p->sock, &e) != 0) {
-        p->gone = 1; /* cannot watch it any more: drop it with a reason */
-        if (p->gone_reason == 0)
-            p->gone_reason = -ENOMEM;
+        ripc__peer_end(p, -ENOMEM); /* cannot watch it any more: drop it with a reason */
     }
 }
 
@@ -259,7 +257,7 @@ int ripc__sockmode_after_dispatch(struct loop *L, struct ripc_peer *p)
     ripc_server *s = L->s;
     if (ripc__rx_trim(&p->rx))
         L->rx_retry = 1;
-    if (p->rx_blocked && !p->gone && !ripc__rx_full(&p->rx))
+    if (p->rx_blocked && atomic_load(&p->state) != P_ENDING && !ripc__rx_full(&p->rx))
         rx_unblock(L, p);
     size_t held = p->rx_blocked || !ripc__rx_partial(&p->rx) ? 0 : p->rx.charged;
     if (ripc__pace_late(&p->rx_pace, held,
@@ -279,9 +277,7 @@ void ripc__sockmode_readable(struct loop *L, struct ripc_peer *p)
     else if (n == -ENOMEM || (n == 0 && ripc__rx_full(&p->rx)))
         rx_block(L, p);
     else if (n < 0) {
-        p->gone = 1;
-        if (p->gone_reason == 0)
-            p->gone_reason = -EPIPE;
+        ripc__peer_end(p, -EPIPE);
         ripc__ep_del(L->epfd, p->sock);
     }
 }
