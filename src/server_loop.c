@@ -85,8 +85,8 @@ static int loop_adopt(struct loop *L, struct ripc_peer *p)
     if (rc == 0 && ripc__frame_out_left(&p->tail))
         ripc__sockmode_watch(p, 1);
     pthread_mutex_unlock(&p->send_mu);
-    if (rc < 0 ||
-        (p->ch.bell.wait_fd >= 0 && (rc = ripc__ep_add(L->epfd, p->ch.bell.wait_fd, &p->ev_bell)) < 0)) {
+    if (rc < 0 || (p->ch.bell.wait_fd >= 0 &&
+                   (rc = ripc__ep_add(L->epfd, p->ch.bell.wait_fd, &p->ev_bell)) < 0)) {
         ripc__ep_del(L->epfd, p->sock);
         L->n--;
         atomic_fetch_sub(&L->count, 1);
