@@ -117,32 +117,27 @@ static int wait_msg(ripc_client *c, uint64_t deadline)
 }
 
 /*
- * One thread at a time per client: a second thread that comes in while one
- * is inside send / request / recv gets -EBUSY and changes nothing (its
- * request is not sent, no reply or message is taken from the other). One
- * uncontended exchange on entry, a release store on the way out; the
- * acquire/release pair also orders the client's state for a program that
- * hands the client from one thread to another between calls.
+ * One thread at a time per client (src/guard.h): a second thread that comes
+ * in while one is inside send / request / recv gets -EBUSY and changes
+ * nothing (its request is not sent, no reply or message is taken from the
+ * other).
  */
-static inline int enter(ripc_client *c)
-{
-    return atomic_exchange_explicit(&c->in_use, 1, memory_order_acquire) ? -EBUSY : 0;
-}
-
-static inline int leave(ripc_client *c, int rc)
-{
-    atomic_store_explicit(&c->in_use, 0, memory_order_release);
-    return rc;
-}
+#define GUARDED(c, call)                                                                           \
+    do {                                                                                           \
+        ripc__guard_token tok_ = ripc__guard_enter(&(c)->guard);                                   \
+        if (!tok_)                                                                                 \
+            return -EBUSY;                                                                         \
+        int rc_ = (call);                                                                          \
+        ripc__guard_leave(&(c)->guard, tok_);                                                      \
+        return rc_;                                                                                \
+    } while (0)
 
 int ripc_client_send(ripc_client *c, uint16_t type, const void *data, uint64_t len, int timeout_ms)
 {
     if (!c || (len && !data) || type >= RIPC_TYPE_RESERVED)
         return -EINVAL;
-    if (enter(c) < 0)
-        return -EBUSY;
-    return leave(c, send_kind(c, type, RIPC_KIND_ONEWAY, 0, data, len, ripc__deadline(timeout_ms),
-                              timeout_ms == 0));
+    GUARDED(c, send_kind(c, type, RIPC_KIND_ONEWAY, 0, data, len, ripc__deadline(timeout_ms),
+                         timeout_ms == 0));
 }
 
 static int stash_incoming(ripc_client *c);
@@ -394,9 +389,7 @@ int ripc_client_recv(ripc_client *c, ripc_msg *msg, int timeout_ms)
 {
     if (!c || !msg)
         return -EINVAL;
-    if (enter(c) < 0)
-        return -EBUSY;
-    return leave(c, next_msg(c, msg, 0, ripc__deadline(timeout_ms), timeout_ms == 0));
+    GUARDED(c, next_msg(c, msg, 0, ripc__deadline(timeout_ms), timeout_ms == 0));
 }
 
 static int request(ripc_client *c, uint16_t type, const void *data, uint64_t len, ripc_msg *reply,
@@ -438,9 +431,7 @@ int ripc_client_request(ripc_client *c, uint16_t type, const void *data, uint64_
 {
     if (!c)
         return -EINVAL;
-    if (enter(c) < 0)
-        return -EBUSY;
-    return leave(c, request(c, type, data, len, reply, timeout_ms));
+    GUARDED(c, request(c, type, data, len, reply, timeout_ms));
 }
 
 const char *ripc_client_transport(const ripc_client *c)

@@ -11,6 +11,7 @@
 #include "ringipc/ringipc.h"
 #include "src/chan.h"
 #include "src/frames.h"
+#include "src/guard.h"
 #include "src/outq.h"
 #include "src/proto.h"
 
@@ -34,7 +35,7 @@ struct ripc_client {
     int peer_gone;        /* BYE or EOF seen: drain the ring, then -EPIPE */
     unsigned quick_looks; /* recv(c, m, 0) calls that found the arm standing */
     _Atomic int fd_lent;  /* ripc_client_fd() was asked: no quick looks */
-    _Atomic int in_use;   /* a thread is inside send / request / recv */
+    ripc__guard guard;    /* one thread inside send / request / recv */
     uint64_t next_id;
     uint64_t dropped;
     struct stash *q_head, *q_tail;

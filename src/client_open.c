@@ -245,6 +245,7 @@ static ripc_client *client_new(const ripc_options *opt, int *rc, char *why, size
     }
     c->sock = -1;
     ripc__chan_init(&c->ch);
+    ripc__guard_init(&c->guard, ripc__remote_fence_init());
     int r = ripc__options_resolve(&c->opt, opt, why, why_len);
     if (r < 0) {
         free(c);

@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: MIT */
+#include <string.h>
+
+#include "shm/fence.h"
+#include "src/guard.h"
+
+void ripc__guard_init(ripc__guard *g, int asym)
+{
+    memset(g, 0, sizeof *g);
+    atomic_init(&g->owner, NULL);
+    atomic_init(&g->lock, 0);
+    g->asym = asym;
+}
+
+/* Lock held: the calling thread's slot, a new one, or NULL when all are
+ * taken. */
+static struct ripc__guard_slot *my_slot(ripc__guard *g)
+{
+    pthread_t me = pthread_self();
+    for (int i = 0; i < g->nslots; i++)
+        if (pthread_equal(g->slots[i].tid, me))
+            return &g->slots[i];
+    if (g->nslots == RIPC_GUARD_SLOTS)
+        return NULL;
+    struct ripc__guard_slot *s = &g->slots[g->nslots++];
+    s->tid = me;
+    atomic_store_explicit(&s->in, 0, memory_order_relaxed);
+    return s;
+}
+
+/* B2: after the owner was withdrawn, before its flag is read. */
+static void revoke_fence(ripc__guard *g)
+{
+    /* A forked child registers its own process again before fencing. */
+    if (g->asym && ripc__remote_fence_init())
+        ripc__remote_fence();
+    else
+        atomic_thread_fence(memory_order_seq_cst);
+}
+
+ripc__guard_token ripc__guard_enter_slow(ripc__guard *g)
+{
+    if (atomic_exchange_explicit(&g->lock, 1, memory_order_acquire))
+        return NULL; /* another thread is taking over or holds the lock */
+    struct ripc__guard_slot *s = my_slot(g);
+    struct ripc__guard_slot *cur = atomic_load_explicit(&g->owner, memory_order_relaxed);
+    if (cur && cur != s) {
+        atomic_store_explicit(&g->owner, NULL, memory_order_relaxed);
+        atomic_thread_fence(memory_order_seq_cst);
+        revoke_fence(g);
+        if (atomic_load_explicit(&cur->in, memory_order_acquire)) {
+            /* cur is inside: the bias stays with it. */
+            atomic_store_explicit(&g->owner, cur, memory_order_relaxed);
+            atomic_store_explicit(&g->lock, 0, memory_order_release);
+            return NULL;
+        }
+    }
+    if (!s)
+        return g; /* no slot: the lock is the guard until leave */
+    atomic_store_explicit(&s->in, 1, memory_order_relaxed);
+    atomic_store_explicit(&g->owner, s, memory_order_release);
+    atomic_store_explicit(&g->lock, 0, memory_order_release);
+    return s;
+}
