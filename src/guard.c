@@ -50,7 +50,7 @@ ripc__guard_token ripc__guard_enter_slow(ripc__guard *g)
         revoke_fence(g);
         if (atomic_load_explicit(&cur->in, memory_order_acquire)) {
             /* cur is inside: the bias stays with it. */
-            atomic_store_explicit(&g->owner, cur, memory_order_relaxed);
+            atomic_store_explicit(&g->owner, cur, memory_order_release);
             atomic_store_explicit(&g->lock, 0, memory_order_release);
             return NULL;
         }

@@ -61,7 +61,8 @@ ripc__guard_token ripc__guard_enter_slow(ripc__guard *g);
 
 static inline ripc__guard_token ripc__guard_enter(ripc__guard *g)
 {
-    struct ripc__guard_slot *s = atomic_load_explicit(&g->owner, memory_order_relaxed);
+    /* Acquire: pairs with the release that published s (and s->tid). */
+    struct ripc__guard_slot *s = atomic_load_explicit(&g->owner, memory_order_acquire);
     if (s && pthread_equal(s->tid, pthread_self())) {
         atomic_store_explicit(&s->in, 1, memory_order_relaxed);
         /* B1: pairs with the revoker's B2 (ripc__guard_enter_slow). */

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -56,7 +57,7 @@ static void *racer(void *arg)
 static void race(int nthreads, int asym)
 {
     static struct race r;
-    r = (struct race){0};
+    memset(&r, 0, sizeof r);
     ripc__guard_init(&r.g, asym);
     pthread_barrier_init(&r.start, NULL, (unsigned)nthreads);
     pthread_t th[32];
