@@ -395,19 +395,6 @@ static int kind_of(const char *name)
     return -1;
 }
 
-static void on_echo(ripc_peer *from, const ripc_msg *msg, void *arg)
-{
-    (void)arg;
-    ripc_reply(from, msg, msg->data, msg->len);
-}
-
-static void on_note(ripc_peer *from, const ripc_msg *msg, void *arg)
-{
-    (void)from;
-    (void)msg;
-    (void)arg;
-}
-
 static void on_join(ripc_peer *p, void *arg)
 {
     (void)arg;
@@ -610,17 +597,12 @@ static int teardown(void **state)
 static void churn(const char *mode)
 {
     memset(&C, 0, sizeof C);
-    static int seq;
-    snprintf(C.url, sizeof C.url, "unix:/tmp/ripc-churn-%d-%d.sock", (int)getpid(), seq++);
+    ripc_test_unix_url(C.url, sizeof C.url, "churn");
     int socket_mode = strcmp(mode, "socket") == 0;
     ripc_options o = {.ring_bytes = RING,
                       .transport = socket_mode ? RIPC_TRANSPORT_SOCKET : RIPC_TRANSPORT_SHM};
-    char why[128] = "";
-    int rc = ripc_server_open_ex(&C.s, C.url, &o, why, sizeof why);
-    if (rc < 0)
-        fail_msg("server open: %s (%s)", ripc_strerror(rc), why);
-    ripc_server_handle(C.s, T_ECHO, on_echo, NULL);
-    ripc_server_handle(C.s, T_NOTE, on_note, NULL);
+    assert_int_equal(ripc_test_echo_master(&C.s, C.url, &o, T_ECHO), 0);
+    ripc_server_handle(C.s, T_NOTE, ripc_test_on_count, NULL);
     ripc_server_on_peer(C.s, on_join, on_left, NULL);
     assert_int_equal(pthread_create(&C.run_th, NULL, run_main, NULL), 0);
     assert_int_equal(pthread_create(&C.sender_th, NULL, sender_main, NULL), 0);

@@ -98,20 +98,6 @@ static uint64_t now_ms(void)
 
 /* ---- the master ---- */
 
-static void on_echo(ripc_peer *from, const ripc_msg *msg, void *arg)
-{
-    (void)arg;
-    ripc_reply(from, msg, msg->data, msg->len);
-}
-
-static void on_note(ripc_peer *from, const ripc_msg *msg, void *arg)
-{
-    (void)from;
-    (void)msg;
-    (void)arg;
-    atomic_fetch_add(&M.notes, 1);
-}
-
 static void on_hold(ripc_peer *from, const ripc_msg *msg, void *arg)
 {
     (void)from;
@@ -327,16 +313,10 @@ static int setup(void **state)
 {
     (void)state;
     memset(&M, 0, sizeof M);
-    static int n;
-    snprintf(M.url, sizeof M.url, "unix:/tmp/ripc-passed-%d-%d.sock", (int)getpid(), n++);
+    ripc_test_unix_url(M.url, sizeof M.url, "passed");
     M.sh = ripc_test_shared_alloc(sizeof *M.sh);
-    memset(M.sh, 0, sizeof *M.sh);
-    char why[128] = "";
-    int rc = ripc_server_open_ex(&M.s, M.url, NULL, why, sizeof why);
-    if (rc < 0)
-        fail_msg("server open: %s (%s)", ripc_strerror(rc), why);
-    ripc_server_handle(M.s, T_ECHO, on_echo, NULL);
-    ripc_server_handle(M.s, T_NOTE, on_note, NULL);
+    assert_int_equal(ripc_test_echo_master(&M.s, M.url, NULL, T_ECHO), 0);
+    ripc_server_handle(M.s, T_NOTE, ripc_test_on_count, &M.notes);
     ripc_server_handle(M.s, T_HOLD, on_hold, NULL);
     ripc_server_on_peer(M.s, on_join, on_left, NULL);
     assert_int_equal(pthread_create(&M.run_th, NULL, run_main, NULL), 0);

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -340,4 +341,37 @@ int ripc_test_run_join(ripc_test_runner *r)
         pthread_join(r->th, NULL);
     r->started = 0;
     return r->rc;
+}
+
+void ripc_test_unix_url(char *buf, size_t len, const char *tag)
+{
+    static _Atomic int n;
+    snprintf(buf, len, "unix:/tmp/ripc-%s-%d-%d.sock", tag, (int)getpid(), atomic_fetch_add(&n, 1));
+}
+
+void ripc_test_on_echo(ripc_peer *from, const ripc_msg *msg, void *arg)
+{
+    (void)arg;
+    ripc_reply(from, msg, msg->data, msg->len);
+}
+
+void ripc_test_on_count(ripc_peer *from, const ripc_msg *msg, void *arg)
+{
+    (void)from;
+    (void)msg;
+    if (arg)
+        atomic_fetch_add((_Atomic int *)arg, 1);
+}
+
+int ripc_test_echo_master(ripc_server **out, const char *url, const ripc_options *opt,
+                          uint16_t echo_type)
+{
+    char why[160] = "";
+    int rc = ripc_server_open_ex(out, url, opt, why, sizeof why);
+    if (rc < 0) {
+        fprintf(stderr, "server open %s: %s (%s)\n", url, ripc_strerror(rc), why);
+        return rc;
+    }
+    ripc_server_handle(*out, echo_type, ripc_test_on_echo, NULL);
+    return 0;
 }

@@ -60,7 +60,8 @@ void ripc_test_fill(void *buf, size_t len, uint64_t seq);
 /* Return 1 when buf holds exactly what ripc_test_fill(buf, len, seq) wrote. */
 int ripc_test_check(const void *buf, size_t len, uint64_t seq);
 
-/* Map len bytes of anonymous shared memory (survives fork); aborts on error. */
+/* Map len bytes of anonymous shared memory (survives fork), zero-filled;
+ * aborts on error. */
 void *ripc_test_shared_alloc(size_t len);
 void ripc_test_shared_free(void *p, size_t len);
 
@@ -102,6 +103,21 @@ void ripc_test_write_all(int fd, const void *buf, size_t len);
 int ripc_test_read_all(int fd, void *buf, size_t len);
 /* The same within ms milliseconds: 0, or -1 (end of file, error, time out). */
 int ripc_test_read_within(int fd, void *buf, size_t len, int ms);
+
+/* "unix:/tmp/ripc-<tag>-<pid>-<n>.sock" into buf, n counting the calls:
+ * an address of its own for each server a test opens. */
+void ripc_test_unix_url(char *buf, size_t len, const char *tag);
+
+/* A handler that replies with the request's own bytes. */
+void ripc_test_on_echo(ripc_peer *from, const ripc_msg *msg, void *arg);
+/* A handler that adds one to the _Atomic int arg points to (arg NULL: it
+ * takes the message and does nothing). */
+void ripc_test_on_count(ripc_peer *from, const ripc_msg *msg, void *arg);
+/* The fault tests' master: a server at url with opt (NULL: the defaults)
+ * whose type echo_type replies with the request's own bytes. 0, or a
+ * negative errno after saying why on stderr. */
+int ripc_test_echo_master(ripc_server **out, const char *url, const ripc_options *opt,
+                          uint16_t echo_type);
 
 /* ripc_server_run(s, threads) on a thread of its own, for a test that
  * stops or closes the server from another. */
