@@ -2325,6 +2325,36 @@ static int master_forked(int idx, void *arg)
     return 0;
 }
 
+/* Fork a child that runs master_forked; *alive: the reading end of the
+ * pipe whose writing end only the child holds. */
+static pid_t fork_master(int *alive)
+{
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = spawn(master_forked, 0, (void *)(intptr_t)fds[0]);
+    close(fds[1]);
+    *alive = fds[0];
+    return pid;
+}
+
+/* The child of fork_master ends (alive reads end of file) and exits 0. A
+ * child stuck in liburcu waits with every signal blocked: the wait is
+ * bounded, generously, and the child killed. Closes alive. */
+static void expect_forked_master_done(pid_t pid, int alive)
+{
+    struct pollfd pf = {.fd = alive, .events = POLLIN};
+    int ended = poll(&pf, 1, 60000) != 0;
+    close(alive);
+    if (!ended) {
+        kill(pid, SIGKILL);
+        kid_reap(pid);
+        fail_msg("the forked child's own server hung (no end after 60 s)");
+    }
+    int st = kid_reap(pid);
+    if (st != 0)
+        fail_msg("the forked child's own server: status %d", st);
+}
+
 static void test_mw_fork_child_serves(void **state)
 {
     (void)state;
@@ -2349,24 +2379,11 @@ static void test_mw_fork_child_serves(void **state)
     assert_int_equal(pthread_create(&th, NULL, rcu_reader, &ra), 0);
     char b;
     assert_int_equal(ripc_test_read_all(inside[0], &b, 1), 0);
-    int alive[2]; /* the child holds the writing end until it ends */
-    assert_int_equal(pipe(alive), 0);
-    pid_t pid = spawn(master_forked, 0, (void *)(intptr_t)alive[0]);
-    close(alive[1]);
+    int alive;
+    pid_t pid = fork_master(&alive);
     ripc_test_write_all(leave[1], "L", 1);
     assert_int_equal(pthread_join(th, NULL), 0);
-    /* A child stuck in liburcu waits with every signal blocked: bound the
-     * wait here, generously, and kill it. */
-    struct pollfd pf = {.fd = alive[0], .events = POLLIN};
-    if (poll(&pf, 1, 60000) == 0) {
-        kill(pid, SIGKILL);
-        kid_reap(pid);
-        fail_msg("the forked child's own server hung (no end after 60 s)");
-    }
-    close(alive[0]);
-    int st = kid_reap(pid);
-    if (st != 0)
-        fail_msg("the forked child's own server: status %d", st);
+    expect_forked_master_done(pid, alive);
 
     /* The master itself goes on as before. */
     atomic_store(&m->joined, 0);
@@ -2453,23 +2470,14 @@ static void test_mw_fork_while_reclaiming(void **state)
         spawn(w_ping_once, i, NULL); /* a fork too */
         ripc_test_write_all(prog[1], "F", 1);
         serve_until(m, &m->left, i + 1); /* the worker's peer is removed */
-        int alive[2];
-        assert_int_equal(pipe(alive), 0);
-        pid_t pid = spawn(master_forked, 0, (void *)(intptr_t)alive[0]);
+        int alive;
+        pid_t pid = fork_master(&alive);
         ripc_test_write_all(prog[1], "F", 1);
-        close(alive[1]);
-        if (atomic_load(&fr_starved))
+        if (atomic_load(&fr_starved)) {
+            close(alive);
             break;
-        struct pollfd pf = {.fd = alive[0], .events = POLLIN};
-        if (poll(&pf, 1, 60000) == 0) {
-            kill(pid, SIGKILL);
-            kid_reap(pid);
-            fail_msg("the forked child's own server hung (no end after 60 s)");
         }
-        close(alive[0]);
-        int st = kid_reap(pid);
-        if (st != 0)
-            fail_msg("the forked child's own server: status %d", st);
+        expect_forked_master_done(pid, alive);
     }
     atomic_store(&fr_stop, 1);
     ripc_test_write_all(prog[1], "E", 1);
