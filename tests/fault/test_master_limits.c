@@ -75,19 +75,6 @@ static struct {
     int joined, left, left_stalled;
 } M;
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static void on_echo(ripc_peer *from, const ripc_msg *msg, void *arg)
-{
-    (void)arg;
-    ripc_reply(from, msg, msg->data, msg->len);
-}
-
 static void on_join(ripc_peer *p, void *arg)
 {
     (void)p;
@@ -107,13 +94,8 @@ static void open_master(const char *url, const ripc_options *opt)
 {
     memset(&M, 0, sizeof M);
     M.sh = ripc_test_shared_alloc(sizeof *M.sh);
-    memset(M.sh, 0, sizeof *M.sh);
-    char why[160] = "";
-    int rc = ripc_server_open_ex(&M.s, url, opt, why, sizeof why);
-    if (rc < 0)
-        fail_msg("server open %s: %s (%s)", url, ripc_strerror(rc), why);
+    assert_int_equal(ripc_test_echo_master(&M.s, url, opt, T_ECHO), 0);
     ripc_server_url(M.s, M.url, sizeof M.url);
-    ripc_server_handle(M.s, T_ECHO, on_echo, NULL);
     ripc_server_on_peer(M.s, on_join, on_leave, NULL);
 }
 
@@ -123,13 +105,11 @@ static void close_master(void)
     ripc_test_shared_free(M.sh, sizeof *M.sh);
 }
 
-static char unix_url[96];
-
 static const char *fresh_unix_url(void)
 {
-    static int n;
-    snprintf(unix_url, sizeof unix_url, "unix:/tmp/ripc-limits-%d-%d.sock", (int)getpid(), n++);
-    return unix_url;
+    static char url[96];
+    ripc_test_unix_url(url, sizeof url, "limits");
+    return url;
 }
 
 static pid_t spawn(int (*fn)(void *), void *arg)
@@ -140,7 +120,7 @@ static pid_t spawn(int (*fn)(void *), void *arg)
     assert_true(pid >= 0);
     if (pid == 0) {
         int rc = fn(arg); /* never touches the inherited server */
-        fflush(stdout); /* what it printed, also when stdout is a pipe */
+        fflush(stdout);   /* what it printed, also when stdout is a pipe */
         _exit(rc);
     }
     return pid;
@@ -149,12 +129,12 @@ static pid_t spawn(int (*fn)(void *), void *arg)
 /* Serve until the child exits (its exit code), or ms pass (-1). */
 static int serve_until_exit(pid_t pid, int ms)
 {
-    uint64_t end = now_ms() + (uint64_t)ms;
+    uint64_t end = ripc_test_now_ms() + (uint64_t)ms;
     for (;;) {
         int st;
         if (waitpid(pid, &st, WNOHANG) == pid)
             return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-        if (now_ms() > end) {
+        if (ripc_test_now_ms() > end) {
             kill(pid, SIGKILL);
             waitpid(pid, &st, 0);
             return -1;
@@ -166,8 +146,8 @@ static int serve_until_exit(pid_t pid, int ms)
 /* Serve until cond holds or ms pass. */
 #define SERVE_UNTIL(cond, ms)                                                                      \
     do {                                                                                           \
-        uint64_t end_ = now_ms() + (ms);                                                           \
-        while (!(cond) && now_ms() < end_)                                                         \
+        uint64_t end_ = ripc_test_now_ms() + (ms);                                                 \
+        while (!(cond) && ripc_test_now_ms() < end_)                                               \
             assert_true(ripc_server_poll(M.s, 10) >= 0);                                           \
     } while (0)
 
@@ -188,11 +168,11 @@ static int honest_worker(void *arg)
                         .connect_timeout_ms = cfg->timeout_ms};
     ripc_client *c;
     char why[200] = "";
-    uint64_t t0 = now_ms();
+    uint64_t t0 = ripc_test_now_ms();
     int rc = ripc_client_open_ex(&c, M.url, &opt, why, sizeof why);
     if (rc < 0) {
-        printf("honest: open after %llu ms: %s (%s)\n", (unsigned long long)(now_ms() - t0),
-               ripc_strerror(rc), why);
+        printf("honest: open after %llu ms: %s (%s)\n",
+               (unsigned long long)(ripc_test_now_ms() - t0), ripc_strerror(rc), why);
         return 2;
     }
     for (uint64_t seq = 1; seq <= 10; seq++) {
@@ -240,7 +220,8 @@ static int raw_connect(int timeout_ms)
 /* Block until the master says release (or 60 s). */
 static void hold_until_release(void)
 {
-    for (uint64_t end = now_ms() + 60000; !atomic_load(&M.sh->release) && now_ms() < end;)
+    for (uint64_t end = ripc_test_now_ms() + 60000;
+         !atomic_load(&M.sh->release) && ripc_test_now_ms() < end;)
         usleep(2000);
 }
 
@@ -339,29 +320,35 @@ static int is_dropped(int fd)
     return poll(&pf, 1, 0) == 1;
 }
 
-static void test_limits_full_slots_evict_one(void **state)
+#define SLOTS 256 /* the master's handshake slots */
+
+/* Let the master accept what is waiting: it takes up to 64 a round. */
+static void accept_rounds(void)
 {
-    (void)state;
+    for (int r = 0; r < 3; r++)
+        assert_true(ripc_server_poll(M.s, 0) >= 0);
+}
+
+/* A master with long handshake deadlines and all its slots taken, by the
+ * connections fds[0..SLOTS-1] (oldest first) that have not said HELLO. */
+static void fill_slots(int fds[SLOTS + 1])
+{
     ripc_options opt = {.connect_timeout_ms = 60000};
     open_master(fresh_unix_url(), &opt);
-    enum { SLOTS = 256, BATCH = 32 }; /* the master's handshake slots */
-    int fds[SLOTS + 1];
-    /* A batch at a time, each accepted (up to 64 a round) before the next. */
+    /* A batch at a time, each accepted before the next. */
     for (int i = 0; i < SLOTS; i++) {
         fds[i] = raw_connect(1000);
         assert_true(fds[i] >= 0);
-        if (i % BATCH == BATCH - 1)
-            for (int r = 0; r < 3; r++)
-                assert_true(ripc_server_poll(M.s, 0) >= 0);
+        if (i % 32 == 31)
+            accept_rounds();
     }
-    for (int i = 0; i < SLOTS; i++)
-        if (is_dropped(fds[i]))
-            fail_msg("connection %d of %d dropped with no one waiting for its slot", i, SLOTS);
-    fds[SLOTS] = raw_connect(1000);
-    assert_true(fds[SLOTS] >= 0);
-    for (int r = 0; r < 3; r++)
-        assert_true(ripc_server_poll(M.s, 0) >= 0);
-    /* The oldest gave its slot: the master closed it (readable at once). */
+}
+
+/* One connection, fds[SLOTS], arrived after fill_slots: the oldest gave
+ * its slot (the master closed it: readable at once), and only it. Closes
+ * the connections and the master. */
+static void expect_oldest_evicted(int fds[SLOTS + 1])
+{
     struct pollfd pf = {.fd = fds[0], .events = POLLIN};
     assert_int_equal(poll(&pf, 1, 5000), 1);
     for (int i = 1; i <= SLOTS; i++)
@@ -370,6 +357,20 @@ static void test_limits_full_slots_evict_one(void **state)
     for (int i = 0; i <= SLOTS; i++)
         close(fds[i]);
     close_master();
+}
+
+static void test_limits_full_slots_evict_one(void **state)
+{
+    (void)state;
+    int fds[SLOTS + 1];
+    fill_slots(fds);
+    for (int i = 0; i < SLOTS; i++)
+        if (is_dropped(fds[i]))
+            fail_msg("connection %d of %d dropped with no one waiting for its slot", i, SLOTS);
+    fds[SLOTS] = raw_connect(1000);
+    assert_true(fds[SLOTS] >= 0);
+    accept_rounds();
+    expect_oldest_evicted(fds);
 }
 
 /* ---- (3) slow and hostile peers in socket mode ---- */
@@ -412,7 +413,7 @@ static int slow_peers(void *arg)
         ripc__sock_set_nonblock(fd[i], 1);
         left[i] = SLOW_MAX_MESSAGE - 1;
     }
-    uint64_t quiet_since = now_ms();
+    uint64_t quiet_since = ripc_test_now_ms();
     while (!atomic_load(&M.sh->release)) {
         int moved = 0, open = 0;
         for (int i = 0; i < SLOW_PEERS; i++) {
@@ -435,8 +436,8 @@ static int slow_peers(void *arg)
             }
         }
         if (moved)
-            quiet_since = now_ms();
-        else if (now_ms() - quiet_since > 300)
+            quiet_since = ripc_test_now_ms();
+        else if (ripc_test_now_ms() - quiet_since > 300)
             atomic_store(&M.sh->ready, 1); /* everything stalls */
         if (!moved)
             usleep(10000);
@@ -518,8 +519,8 @@ static void test_limits_slow_socket_peers(void **state)
     open_master(fresh_unix_url(), &opt);
     size_t rss0 = rss_bytes(), peak = rss0;
     pid_t att = spawn(slow_peers, NULL);
-    uint64_t end = now_ms() + 60000;
-    while (!atomic_load(&M.sh->ready) && now_ms() < end) {
+    uint64_t end = ripc_test_now_ms() + 60000;
+    while (!atomic_load(&M.sh->ready) && ripc_test_now_ms() < end) {
         assert_true(ripc_server_poll(M.s, 10) >= 0);
         size_t r = rss_bytes();
         peak = r > peak ? r : peak;
@@ -527,9 +528,9 @@ static void test_limits_slow_socket_peers(void **state)
     assert_true(atomic_load(&M.sh->ready));
     /* Nothing to do but wait for stalled peers: no spinning. */
     double c0 = ripc_test_cpu_seconds();
-    uint64_t t0 = now_ms();
+    uint64_t t0 = ripc_test_now_ms();
     SERVE_UNTIL(0, 1000);
-    double used = ripc_test_cpu_seconds() - c0, wall = (double)(now_ms() - t0) / 1e3;
+    double used = ripc_test_cpu_seconds() - c0, wall = (double)(ripc_test_now_ms() - t0) / 1e3;
     printf("master CPU with stalled peers: %.3f s in %.3f s\n", used, wall);
     if (used > wall / 10)
         fail_msg("the master burnt %.3f s of CPU in %.3f s with stalled peers", used, wall);
@@ -538,7 +539,7 @@ static void test_limits_slow_socket_peers(void **state)
     expect_honest_served(RIPC_TRANSPORT_SOCKET);
     pid_t big = spawn(honest_large, NULL);
     int st = -1;
-    for (end = now_ms() + 40000; now_ms() < end;) {
+    for (end = ripc_test_now_ms() + 40000; ripc_test_now_ms() < end;) {
         assert_true(ripc_server_poll(M.s, 10) >= 0);
         size_t r = rss_bytes();
         peak = r > peak ? r : peak;
@@ -668,10 +669,10 @@ static void test_limits_trickling_socket_peers(void **state)
     assert_int_equal(M.joined, TRICKLERS);
     /* The headers are in; the honest worker's handshake takes several
      * rounds more, in which the master grows the tricklers' buffers. */
-    uint64_t t0 = now_ms();
+    uint64_t t0 = ripc_test_now_ms();
     pid_t big = spawn(honest_large, NULL);
     SERVE_UNTIL(M.left_stalled > 0, 30000);
-    uint64_t dropped_ms = now_ms() - t0;
+    uint64_t dropped_ms = ripc_test_now_ms() - t0;
     int st = serve_until_exit(big, 40000);
     printf("first trickler dropped (-ETIMEDOUT) after %llu ms, %d of %d in all; honest large "
            "request: exit %d\n",
@@ -764,9 +765,9 @@ static void test_limits_out_of_descriptors(void **state)
     assert_true(refused > 0);
     /* At the limit with nothing to do: no spinning. */
     double c0 = ripc_test_cpu_seconds();
-    uint64_t t0 = now_ms();
+    uint64_t t0 = ripc_test_now_ms();
     SERVE_UNTIL(0, 500);
-    double used = ripc_test_cpu_seconds() - c0, wall = (double)(now_ms() - t0) / 1e3;
+    double used = ripc_test_cpu_seconds() - c0, wall = (double)(ripc_test_now_ms() - t0) / 1e3;
     if (used > wall / 10)
         fail_msg("the master burnt %.3f s of CPU in %.3f s out of descriptors", used, wall);
     /* Workers leave: the master takes new ones again. */
@@ -788,31 +789,14 @@ static void test_limits_out_of_descriptors(void **state)
 static void test_limits_evict_with_event_pending(void **state)
 {
     (void)state;
-    ripc_options opt = {.connect_timeout_ms = 60000};
-    open_master(fresh_unix_url(), &opt);
-    enum { SLOTS = 256, BATCH = 32 };
     int fds[SLOTS + 1];
-    for (int i = 0; i < SLOTS; i++) {
-        fds[i] = raw_connect(1000);
-        assert_true(fds[i] >= 0);
-        if (i % BATCH == BATCH - 1)
-            for (int r = 0; r < 3; r++)
-                assert_true(ripc_server_poll(M.s, 0) >= 0);
-    }
+    fill_slots(fds);
     fds[SLOTS] = raw_connect(1000); /* the listener is ready first ... */
     assert_true(fds[SLOTS] >= 0);
     uint8_t junk = 0x5a; /* ... then the oldest handshake's socket */
     assert_int_equal(send(fds[0], &junk, 1, MSG_NOSIGNAL), 1);
-    for (int r = 0; r < 3; r++)
-        assert_true(ripc_server_poll(M.s, 0) >= 0);
-    struct pollfd pf = {.fd = fds[0], .events = POLLIN};
-    assert_int_equal(poll(&pf, 1, 5000), 1); /* evicted (or refused for its junk) */
-    for (int i = 1; i <= SLOTS; i++)
-        if (is_dropped(fds[i]))
-            fail_msg("connection %d dropped too: one arrival evicts one", i);
-    for (int i = 0; i <= SLOTS; i++)
-        close(fds[i]);
-    close_master();
+    accept_rounds();
+    expect_oldest_evicted(fds); /* (or refused for its junk) */
 }
 
 int main(int argc, char **argv)
