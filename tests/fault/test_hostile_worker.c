@@ -53,15 +53,12 @@
 /* ---- state shared by the master and its children ---- */
 
 struct shared {
-    _Atomic int stop_good; /* master -> good worker: finish up */
-    _Atomic int good_ok;   /* requests completed */
-    _Atomic int good_bad;  /* requests failed (with the error in good_err) */
-    _Atomic int good_err;
+    _Atomic int stop_good;    /* master -> good worker: finish up */
+    ripc_test_tally good;     /* the good worker's requests (the master resets max_ms) */
     _Atomic int hostile_done; /* hostile -> master: the damage is done */
     _Atomic int release;      /* master -> hostile: you may go now */
     _Atomic int pause;        /* master -> good worker: hold on */
     _Atomic int paused;       /* good worker -> master: holding */
-    _Atomic int good_max_ms;  /* good worker: its slowest request (the master resets it) */
     _Atomic int hostile_ms;   /* hostile -> master: how long its attack took */
 };
 
@@ -217,10 +214,9 @@ static int good_worker(void)
     ripc_options opt = {.name = "good"};
     int rc = ripc_client_open(&c, M.url, &opt);
     if (rc < 0) {
-        atomic_store(&M.sh->good_err, rc);
+        atomic_store(&M.sh->good.err, rc);
         return 2;
     }
-    unsigned char buf[256];
     for (uint64_t seq = 1, extra = GOOD_EXTRA; extra > 0; seq++) {
         if (atomic_load(&M.sh->stop_good))
             extra--;
@@ -229,21 +225,11 @@ static int good_worker(void)
             usleep(1000);
         }
         atomic_store(&M.sh->paused, 0);
-        size_t len = (size_t)(seq * 37 % sizeof buf); /* sizes that wrap the ring */
-        ripc_test_fill(buf, len, seq);
-        ripc_msg r;
-        uint64_t t0 = now_ms();
-        rc = ripc_client_request(c, T_ECHO, buf, len, &r, 5000);
-        int ms = (int)(now_ms() - t0);
-        if (ms > atomic_load(&M.sh->good_max_ms))
-            atomic_store(&M.sh->good_max_ms, ms);
-        if (rc < 0 || r.len != len || !ripc_test_check(r.data, len, seq)) {
-            atomic_store(&M.sh->good_err, rc < 0 ? rc : -EBADMSG);
-            atomic_fetch_add(&M.sh->good_bad, 1);
+        size_t len = (size_t)(seq * 37 % 256); /* sizes that wrap the ring */
+        if (ripc_test_echo_request(c, T_ECHO, seq, len, 5000, &M.sh->good) < 0) {
             ripc_client_close(c);
             return 3;
         }
-        atomic_fetch_add(&M.sh->good_ok, 1);
     }
     ripc_client_close(c);
     return 0;
@@ -367,7 +353,7 @@ static void wait_hostile_exit(void)
  * have seen itself dropped; the good worker must still be making progress. */
 static void expect_left(const char *name, int reason)
 {
-    int ok0 = atomic_load(&M.sh->good_ok);
+    int ok0 = atomic_load(&M.sh->good.ok);
     PUMP_UNTIL(find(M.left, M.nl, name) != NULL, 10000);
     const struct rec *r = find(M.left, M.nl, name);
     if (!r)
@@ -377,8 +363,8 @@ static void expect_left(const char *name, int reason)
                  ripc_strerror(r->reason), reason, ripc_strerror(reason));
     wait_hostile_exit();
     assert_null(find(M.left, M.nl, "good"));
-    PUMP_UNTIL(atomic_load(&M.sh->good_ok) > ok0 + 5, 5000);
-    assert_true(atomic_load(&M.sh->good_ok) > ok0 + 5);
+    PUMP_UNTIL(atomic_load(&M.sh->good.ok) > ok0 + 5, 5000);
+    assert_true(atomic_load(&M.sh->good.ok) > ok0 + 5);
 }
 
 static void finish_good(void)
@@ -387,10 +373,10 @@ static void finish_good(void)
     PUMP_UNTIL(M.good == 0 && find(M.left, M.nl, "good"), 30000);
     if (M.good != 0 || M.good_status != 0)
         fail_msg("good worker: status %d, %d ok, %d failed (%s)", M.good_status,
-                 atomic_load(&M.sh->good_ok), atomic_load(&M.sh->good_bad),
-                 ripc_strerror(atomic_load(&M.sh->good_err)));
-    assert_int_equal(atomic_load(&M.sh->good_bad), 0);
-    assert_true(atomic_load(&M.sh->good_ok) >= GOOD_EXTRA);
+                 atomic_load(&M.sh->good.ok), atomic_load(&M.sh->good.bad),
+                 ripc_strerror(atomic_load(&M.sh->good.err)));
+    assert_int_equal(atomic_load(&M.sh->good.bad), 0);
+    assert_true(atomic_load(&M.sh->good.ok) >= GOOD_EXTRA);
     const struct rec *g = find(M.left, M.nl, "good");
     assert_non_null(g);
     assert_int_equal(g->reason, RIPC_LEFT_BYE);
@@ -935,9 +921,9 @@ static void test_hostile_handshake(void **state)
             /* While the stalled connection is open the master serves on. */
             PUMP_UNTIL(atomic_load(&M.sh->hostile_done), 5000);
             assert_true(atomic_load(&M.sh->hostile_done));
-            int ok0 = atomic_load(&M.sh->good_ok);
-            PUMP_UNTIL(atomic_load(&M.sh->good_ok) > ok0 + 100, 10000);
-            assert_true(atomic_load(&M.sh->good_ok) > ok0 + 100);
+            int ok0 = atomic_load(&M.sh->good.ok);
+            PUMP_UNTIL(atomic_load(&M.sh->good.ok) > ok0 + 100, 10000);
+            assert_true(atomic_load(&M.sh->good.ok) > ok0 + 100);
             assert_int_equal(ripc_server_peer_count(M.s), 1);
             atomic_store(&M.sh->release, 1);
         }
@@ -1041,7 +1027,7 @@ static void test_hostile_deaf_worker(void **state)
     (void)state;
     memset(&DEAF, 0, sizeof DEAF);
     start_hostile(hostile_deaf, 0);
-    int ok0 = atomic_load(&M.sh->good_ok);
+    int ok0 = atomic_load(&M.sh->good.ok);
     /* Without the stall rule each reply would wait 1 s: 300 s in all. */
     PUMP_UNTIL(DEAF.handled == DEAF_REQUESTS, 30000);
     assert_int_equal(DEAF.handled, DEAF_REQUESTS);
@@ -1049,8 +1035,8 @@ static void test_hostile_deaf_worker(void **state)
     assert_int_equal(DEAF.timedout, 1); /* one reply waited, then none did */
     assert_int_equal(DEAF.again, DEAF_REQUESTS - DEAF.ok - 1);
     assert_int_equal(DEAF.other, 0);
-    PUMP_UNTIL(atomic_load(&M.sh->good_ok) > ok0 + 5, 5000);
-    assert_true(atomic_load(&M.sh->good_ok) > ok0 + 5);
+    PUMP_UNTIL(atomic_load(&M.sh->good.ok) > ok0 + 5, 5000);
+    assert_true(atomic_load(&M.sh->good.ok) > ok0 + 5);
     atomic_store(&M.sh->release, 1);
     wait_hostile_exit();
     finish_good();
@@ -1120,13 +1106,13 @@ static int hostile_unread(int variant)
 static void test_hostile_unread_unhandled(void **state)
 {
     (void)state;
-    atomic_store(&M.sh->good_max_ms, 0);
+    atomic_store(&M.sh->good.max_ms, 0);
     uint64_t dropped0 = ripc_server_dropped(M.s);
     start_hostile(hostile_unread, 0);
     PUMP_UNTIL(atomic_load(&M.sh->hostile_done) || M.hostile == 0, 30000);
     if (!atomic_load(&M.sh->hostile_done))
         fail_msg("the unread worker did not finish (exit %d)", M.hostile_status);
-    int good_ms = atomic_load(&M.sh->good_max_ms), bad_ms = atomic_load(&M.sh->hostile_ms);
+    int good_ms = atomic_load(&M.sh->good.max_ms), bad_ms = atomic_load(&M.sh->hostile_ms);
     print_message("unread: %d loops in %d ms; the good worker's slowest request %d ms\n",
                   UNREAD_LOOPS, bad_ms, good_ms);
     assert_int_equal(ripc_server_dropped(M.s) - dropped0, UNREAD_FILL + 2 * UNREAD_LOOPS);
@@ -1172,7 +1158,7 @@ static void test_hostile_blocking_bells(void **state)
     PUMP_UNTIL(atomic_load(&M.sh->hostile_done), 5000);
     const struct rec *j = find(M.joined, M.nj, "bells");
     assert_non_null(j);
-    int ok0 = atomic_load(&M.sh->good_ok), sent = 0, full = 0;
+    int ok0 = atomic_load(&M.sh->good.ok), sent = 0, full = 0;
     unsigned char payload[32] = {0};
     /* Far more rings than a doorbell socket buffers: a blocking write in the
      * master would hang here (the test's timeout), not fail an assert. */
@@ -1191,8 +1177,8 @@ static void test_hostile_blocking_bells(void **state)
     }
     print_message("bells: %d sent, %d found the ring full\n", sent, full);
     /* 3000 rings is well past what a doorbell socket buffers. */
-    PUMP_UNTIL(atomic_load(&M.sh->good_ok) > ok0 + 5, 5000);
-    assert_true(atomic_load(&M.sh->good_ok) > ok0 + 5);
+    PUMP_UNTIL(atomic_load(&M.sh->good.ok) > ok0 + 5, 5000);
+    assert_true(atomic_load(&M.sh->good.ok) > ok0 + 5);
     atomic_store(&M.sh->release, 1);
     wait_hostile_exit();
     finish_good();
@@ -1874,9 +1860,9 @@ static void test_hostile_unread_from_join(void **state)
         start_hostile(hostile_unread_from_join, v);
         PUMP_UNTIL(atomic_load(&M.sh->hostile_done), 10000);
         assert_true(atomic_load(&M.sh->hostile_done));
-        int ok0 = atomic_load(&M.sh->good_ok);
-        PUMP_UNTIL(atomic_load(&M.sh->good_ok) > ok0 + 5, 5000);
-        assert_true(atomic_load(&M.sh->good_ok) > ok0 + 5);
+        int ok0 = atomic_load(&M.sh->good.ok);
+        PUMP_UNTIL(atomic_load(&M.sh->good.ok) > ok0 + 5, 5000);
+        assert_true(atomic_load(&M.sh->good.ok) > ok0 + 5);
         atomic_store(&M.sh->release, 1);
         expect_left(v ? "unread-join-sock" : "unread-join", -EPIPE);
         pthread_join(SENDER.th, NULL);

@@ -63,7 +63,8 @@
 #define LARGE_BYTES 4096u
 
 struct shared {
-    _Atomic int good_ok, good_bad, good_err, good_max_ms, stop_good;
+    ripc_test_tally good;
+    _Atomic int stop_good;
     _Atomic int hostile_done; /* hostile -> master: all sent, own copy closed */
     _Atomic int release;      /* master -> hostile: you may go (and your listener) */
     _Atomic int holding;      /* master -> hostile: inside the T_HOLD handler */
@@ -138,26 +139,15 @@ static int good_worker(void)
     ripc_options opt = {.name = "good"};
     int rc = ripc_client_open(&c, M.url, &opt);
     if (rc < 0) {
-        atomic_store(&M.sh->good_err, rc);
+        atomic_store(&M.sh->good.err, rc);
         return 2;
     }
-    unsigned char buf[64];
     for (uint64_t seq = 1; !atomic_load(&M.sh->stop_good); seq++) {
-        ripc_test_fill(buf, sizeof buf, seq);
-        ripc_msg r;
-        uint64_t t0 = now_ms();
         /* Far longer than the linger time: a stall shows as a slow answer. */
-        rc = ripc_client_request(c, T_ECHO, buf, sizeof buf, &r, 4 * LINGER_S * 1000);
-        int ms = (int)(now_ms() - t0);
-        if (ms > atomic_load(&M.sh->good_max_ms))
-            atomic_store(&M.sh->good_max_ms, ms);
-        if (rc < 0 || r.len != sizeof buf || !ripc_test_check(r.data, sizeof buf, seq)) {
-            atomic_store(&M.sh->good_err, rc < 0 ? rc : -EBADMSG);
-            atomic_fetch_add(&M.sh->good_bad, 1);
+        if (ripc_test_echo_request(c, T_ECHO, seq, 64, 4 * LINGER_S * 1000, &M.sh->good) < 0) {
             ripc_client_close(c);
             return 3;
         }
-        atomic_fetch_add(&M.sh->good_ok, 1);
     }
     ripc_client_close(c);
     return 0;
@@ -325,8 +315,8 @@ static int setup(void **state)
     assert_true(M.good >= 0);
     if (M.good == 0)
         _exit(good_worker());
-    WAIT_FOR(atomic_load(&M.sh->good_ok) >= 5 || atomic_load(&M.sh->good_bad), 10000);
-    assert_true(atomic_load(&M.sh->good_ok) >= 5);
+    WAIT_FOR(atomic_load(&M.sh->good.ok) >= 5 || atomic_load(&M.sh->good.bad), 10000);
+    assert_true(atomic_load(&M.sh->good.ok) >= 5);
     return 0;
 }
 
@@ -349,7 +339,7 @@ static int teardown(void **state)
 
 static void run_case(int which)
 {
-    atomic_store(&M.sh->good_max_ms, 0);
+    atomic_store(&M.sh->good.max_ms, 0);
     uint64_t t0 = now_ms();
     fflush(stdout);
     M.hostile = fork();
@@ -378,16 +368,16 @@ static void run_case(int which)
         assert_true(atomic_load(&M.notes) > 0);
         break;
     }
-    int ok0 = atomic_load(&M.sh->good_ok);
-    WAIT_FOR(atomic_load(&M.sh->good_ok) >= ok0 + AFTER || atomic_load(&M.sh->good_bad),
+    int ok0 = atomic_load(&M.sh->good.ok);
+    WAIT_FOR(atomic_load(&M.sh->good.ok) >= ok0 + AFTER || atomic_load(&M.sh->good.bad),
              4 * LINGER_S * 1000);
-    int max_ms = atomic_load(&M.sh->good_max_ms);
+    int max_ms = atomic_load(&M.sh->good.max_ms);
     print_message("good worker: slowest request %d ms (%d ok, %d failed), case took %.1f s\n",
-                  max_ms, atomic_load(&M.sh->good_ok), atomic_load(&M.sh->good_bad),
+                  max_ms, atomic_load(&M.sh->good.ok), atomic_load(&M.sh->good.bad),
                   (double)(now_ms() - t0) / 1e3);
-    if (atomic_load(&M.sh->good_bad))
-        fail_msg("a good request failed: %s", ripc_strerror(atomic_load(&M.sh->good_err)));
-    assert_true(atomic_load(&M.sh->good_ok) >= ok0 + AFTER);
+    if (atomic_load(&M.sh->good.bad))
+        fail_msg("a good request failed: %s", ripc_strerror(atomic_load(&M.sh->good.err)));
+    assert_true(atomic_load(&M.sh->good.ok) >= ok0 + AFTER);
     if (max_ms > BOUND_MS)
         fail_msg("a good request took %d ms: the dispatch thread was held", max_ms);
 }

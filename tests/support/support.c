@@ -375,3 +375,27 @@ int ripc_test_echo_master(ripc_server **out, const char *url, const ripc_options
     ripc_server_handle(*out, echo_type, ripc_test_on_echo, NULL);
     return 0;
 }
+
+int ripc_test_echo_request(ripc_client *c, uint16_t type, uint64_t seq, size_t len, int timeout_ms,
+                           ripc_test_tally *t)
+{
+    unsigned char buf[4096];
+    if (len > sizeof buf)
+        abort();
+    ripc_test_fill(buf, len, seq);
+    ripc_msg r;
+    uint64_t t0 = ripc_test_now_ms();
+    int rc = ripc_client_request(c, type, buf, len, &r, timeout_ms);
+    int ms = (int)(ripc_test_now_ms() - t0);
+    if (ms > atomic_load(&t->max_ms))
+        atomic_store(&t->max_ms, ms);
+    if (rc == 0 && (r.len != len || !ripc_test_check(r.data, len, seq)))
+        rc = -EBADMSG;
+    if (rc < 0) {
+        atomic_store(&t->err, rc);
+        atomic_fetch_add(&t->bad, 1);
+        return rc;
+    }
+    atomic_fetch_add(&t->ok, 1);
+    return 0;
+}

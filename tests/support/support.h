@@ -3,6 +3,7 @@
 #define RIPC_TEST_SUPPORT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -118,6 +119,20 @@ void ripc_test_on_count(ripc_peer *from, const ripc_msg *msg, void *arg);
  * negative errno after saying why on stderr. */
 int ripc_test_echo_master(ripc_server **out, const char *url, const ripc_options *opt,
                           uint16_t echo_type);
+
+/* A well-behaved worker's tally, in memory it shares with the master. */
+typedef struct ripc_test_tally {
+    _Atomic int ok;     /* requests answered with their own bytes */
+    _Atomic int bad;    /* requests that failed, the last error in err */
+    _Atomic int err;    /* (-EBADMSG: other bytes came back) */
+    _Atomic int max_ms; /* the slowest request (the master may reset it) */
+} ripc_test_tally;
+
+/* One request of type `type` on c: len bytes (at most 4096) filled from
+ * seq, answered within timeout_ms with the same bytes, timed and counted
+ * in t. 0, or the error (also in t->err). */
+int ripc_test_echo_request(ripc_client *c, uint16_t type, uint64_t seq, size_t len, int timeout_ms,
+                           ripc_test_tally *t);
 
 /* ripc_server_run(s, threads) on a thread of its own, for a test that
  * stops or closes the server from another. */
