@@ -93,13 +93,6 @@
 enum { K_BYE, K_EXIT, K_KILL, K_HS, K_HOSTILE, K_N };
 static const char *const kind_name[K_N] = {"bye", "exit", "kill", "hs", "hostile"};
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /* ==== worker side (a re-executed child: never calls cmocka) ==== */
 
 static const char *W_url;
@@ -195,8 +188,8 @@ static int kill_child(uint64_t *rng)
     if (rc < 0)
         return wfail("kill: open", rc);
     int at = (int)(ripc_test_rand(rng) % 24);
-    uint64_t end = now_ms() + 20000; /* never killed: the parent is gone */
-    for (int i = 0; now_ms() < end; i++) {
+    uint64_t end = ripc_test_now_ms() + 20000; /* never killed: the parent is gone */
+    for (int i = 0; ripc_test_now_ms() < end; i++) {
         if (i == at && write(W_ready, "k", 1) != 1)
             return 3;
         uint64_t r = ripc_test_rand(rng);
@@ -356,13 +349,13 @@ static int worker_main(uint64_t seed, int cycles)
     for (int i = 0; i < cycles; i++) {
         unsigned r = (unsigned)(ripc_test_rand(&rng) % 100);
         int k = r < 35 ? K_BYE : r < 50 ? K_EXIT : r < 65 ? K_KILL : r < 85 ? K_HS : K_HOSTILE;
-        uint64_t t0 = now_ms();
+        uint64_t t0 = ripc_test_now_ms();
         if (cycle[k](&rng) != 0) {
             printf("worker %llu: cycle %d (%s) failed\n", (unsigned long long)seed, i,
                    kind_name[k]);
             return 1;
         }
-        ms[k] += now_ms() - t0;
+        ms[k] += ripc_test_now_ms() - t0;
         count[k]++;
     }
     /* cycles and milliseconds per kind */
@@ -558,8 +551,9 @@ static void run_workers(const char *mode, int cycles, uint64_t seed0)
  * the workers are gone, so each of them ends). */
 static void settle(void)
 {
-    uint64_t end = now_ms() + 10000;
-    while (now_ms() < end && (ripc_server_peer_count(C.s) != 0 || measure(0).sockets != 1))
+    uint64_t end = ripc_test_now_ms() + 10000;
+    while (ripc_test_now_ms() < end &&
+           (ripc_server_peer_count(C.s) != 0 || measure(0).sockets != 1))
         usleep(2000);
 }
 
@@ -609,7 +603,7 @@ static void churn(const char *mode)
 
     const char *env = getenv("RIPC_CHURN_CYCLES");
     int cycles = env && *env ? atoi(env) : 10000;
-    uint64_t t0 = now_ms();
+    uint64_t t0 = ripc_test_now_ms();
     run_workers(mode, WARMUP, 1000);
     settle();
     struct usage a = measure(0);
@@ -618,16 +612,16 @@ static void churn(const char *mode)
         fail_msg("after the warm-up: %d sockets open, %u peers", a.sockets,
                  ripc_server_peer_count(C.s));
     }
-    uint64_t t1 = now_ms();
+    uint64_t t1 = ripc_test_now_ms();
     run_workers(mode, (cycles + WORKERS - 1) / WORKERS, 2000);
-    uint64_t t2 = now_ms();
+    uint64_t t2 = ripc_test_now_ms();
     settle();
     struct usage b = measure(0);
     print_message("%s: warm-up %.1f s, %d cycles %.1f s, settled in %.1f s; fds %d -> %d, "
                   "memfds %d -> %d, threads %d -> %d, " MEM_NAME " %.2f -> %.2f MiB\n",
                   mode, (double)(t1 - t0) / 1e3, cycles, (double)(t2 - t1) / 1e3,
-                  (double)(now_ms() - t2) / 1e3, a.fds, b.fds, a.memfds, b.memfds, a.threads,
-                  b.threads, (double)a.rss / 1048576.0, (double)b.rss / 1048576.0);
+                  (double)(ripc_test_now_ms() - t2) / 1e3, a.fds, b.fds, a.memfds, b.memfds,
+                  a.threads, b.threads, (double)a.rss / 1048576.0, (double)b.rss / 1048576.0);
     int joined = 0;
     for (int k = 0; k < K_N; k++) {
         print_message("  %-8s joined %d, left %d\n", kind_name[k], atomic_load(&C.nj[k]),

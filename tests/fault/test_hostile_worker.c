@@ -87,13 +87,6 @@ static struct {
 
 static pthread_mutex_t rec_mu = PTHREAD_MUTEX_INITIALIZER;
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /* ---- the master ---- */
 
 static struct {
@@ -201,8 +194,8 @@ static void pump(void)
 /* Serve until cond holds or ms pass. */
 #define PUMP_UNTIL(cond, ms)                                                                       \
     do {                                                                                           \
-        uint64_t end_ = now_ms() + (ms);                                                           \
-        while (!(cond) && now_ms() < end_)                                                         \
+        uint64_t end_ = ripc_test_now_ms() + (ms);                                                 \
+        while (!(cond) && ripc_test_now_ms() < end_)                                               \
             pump();                                                                                \
     } while (0)
 
@@ -307,8 +300,8 @@ static int h_note_taken(hconn *h, ripc_ring *r)
     if (ripc_ring_push(r, rec, sizeof rec) < 0)
         return 4;
     h_ring_master(h);
-    for (uint64_t end = now_ms() + 10000; ripc_ring_used(r) > 0;) /* the master took it */
-        if (now_ms() > end)
+    for (uint64_t end = ripc_test_now_ms() + 10000; ripc_ring_used(r) > 0;) /* the master took it */
+        if (ripc_test_now_ms() > end)
             return 5;
         else
             sched_yield();
@@ -585,8 +578,8 @@ static int hostile_control(int variant)
         if (send(h.sock, fr, 10, MSG_NOSIGNAL) != 10)
             return 4;
         atomic_store(&M.sh->hostile_done, 1);
-        for (uint64_t end = now_ms() + 30000; !atomic_load(&M.sh->release);)
-            if (now_ms() > end)
+        for (uint64_t end = ripc_test_now_ms() + 30000; !atomic_load(&M.sh->release);)
+            if (ripc_test_now_ms() > end)
                 return 5;
             else
                 usleep(1000);
@@ -607,9 +600,9 @@ static void expect_master_idle(const char *hostile, const char *what)
     PUMP_UNTIL(atomic_load(&M.sh->paused), 5000);
     assert_true(atomic_load(&M.sh->paused));
     double c0 = ripc_test_cpu_seconds();
-    uint64_t t0 = now_ms();
+    uint64_t t0 = ripc_test_now_ms();
     PUMP_UNTIL(0, 300);
-    double used = ripc_test_cpu_seconds() - c0, wall = (double)(now_ms() - t0) / 1e3;
+    double used = ripc_test_cpu_seconds() - c0, wall = (double)(ripc_test_now_ms() - t0) / 1e3;
     if (used > wall / 3)
         fail_msg("the master burnt %.3f s of CPU in %.3f s %s", used, wall, what);
     assert_null(find(M.left, M.nl, hostile));
@@ -898,8 +891,8 @@ static int hostile_handshake(int variant)
         if (send(sock, buf, RIPC_FRAME_HDR / 2, MSG_NOSIGNAL) != RIPC_FRAME_HDR / 2)
             return 3;
         atomic_store(&M.sh->hostile_done, 1);
-        for (uint64_t end = now_ms() + 30000; !atomic_load(&M.sh->release);)
-            if (now_ms() > end)
+        for (uint64_t end = ripc_test_now_ms() + 30000; !atomic_load(&M.sh->release);)
+            if (ripc_test_now_ms() > end)
                 return 4;
             else
                 usleep(1000);
@@ -983,8 +976,8 @@ static void test_hostile_tail_scribble(void **state)
 /* Push one record, waiting (up to 20 s) for room; then ring. 0 or -1. */
 static int h_push(hconn *h, ripc_ring *p, const void *rec, size_t len)
 {
-    for (uint64_t end = now_ms() + 20000; ripc_ring_push(p, rec, len) == -EAGAIN;) {
-        if (now_ms() > end)
+    for (uint64_t end = ripc_test_now_ms() + 20000; ripc_ring_push(p, rec, len) == -EAGAIN;) {
+        if (ripc_test_now_ms() > end)
             return -1;
         h_ring_master(h); /* our own wake-ups: we never arm a sleep flag */
         sched_yield();
@@ -1064,8 +1057,8 @@ static int h_push_wait(hconn *h, ripc_ring *p, uint64_t id)
 /* Until the master has taken (and answered, or not) all we sent. */
 static int h_wait_taken(hconn *h, ripc_ring *p)
 {
-    for (uint64_t end = now_ms() + 20000; ripc_ring_used(p) > 0; sched_yield()) {
-        if (now_ms() > end)
+    for (uint64_t end = ripc_test_now_ms() + 20000; ripc_ring_used(p) > 0; sched_yield()) {
+        if (ripc_test_now_ms() > end)
             return -1;
         h_ring_master(h);
     }
@@ -1089,7 +1082,7 @@ static int hostile_unread(int variant)
     if (h_wait_taken(&h, p) < 0)
         return 5;
     /* Far more answers than the ring holds: it is full now. */
-    uint64_t t0 = now_ms();
+    uint64_t t0 = ripc_test_now_ms();
     for (int i = 0; i < UNREAD_LOOPS; i++) {
         const void *rec;
         size_t len;
@@ -1099,7 +1092,7 @@ static int hostile_unread(int variant)
         if (h_push_wait(&h, p, ++id) < 0 || h_push_wait(&h, p, ++id) < 0 || h_wait_taken(&h, p) < 0)
             return 7;
     }
-    atomic_store(&M.sh->hostile_ms, (int)(now_ms() - t0));
+    atomic_store(&M.sh->hostile_ms, (int)(ripc_test_now_ms() - t0));
     return h_done_stay();
 }
 
@@ -1243,8 +1236,8 @@ static int trunc_expect_shm_open; /* the shm_open run (seccomp filter on) */
  * 10 s. */
 static int await_flag(_Atomic int *flag)
 {
-    for (uint64_t end = now_ms() + 10000; !atomic_load(flag);)
-        if (now_ms() > end)
+    for (uint64_t end = ripc_test_now_ms() + 10000; !atomic_load(flag);)
+        if (ripc_test_now_ms() > end)
             return -1;
         else
             sched_yield();
@@ -1470,7 +1463,7 @@ static void test_hostile_truncate_signals_blocked(void **state)
     pid_t pid = ripc_test_spawn_self(argv, NULL, NULL, &out);
     assert_true(pid > 0);
     int st = -1;
-    for (uint64_t end = now_ms() + 30000; now_ms() < end; usleep(10000)) {
+    for (uint64_t end = ripc_test_now_ms() + 30000; ripc_test_now_ms() < end; usleep(10000)) {
         int w;
         if (waitpid(pid, &w, WNOHANG) == pid) {
             st = WIFEXITED(w) ? WEXITSTATUS(w) : 128 + WTERMSIG(w);
@@ -1684,8 +1677,8 @@ static int hostile_scribbler(int n)
         survived += ripc__sock_alive(h.sock);
         memset(h.w2m_data, 0xA5, (size_t)h.w.ring_bytes);
         h_ring_master(&h);
-        for (uint64_t end = now_ms() + 20000; ripc__sock_alive(h.sock); sched_yield()) {
-            if (now_ms() > end)
+        for (uint64_t end = ripc_test_now_ms() + 20000; ripc__sock_alive(h.sock); sched_yield()) {
+            if (ripc_test_now_ms() > end)
                 return 10;
             swallow(&h);
         }
@@ -1725,8 +1718,8 @@ static void scribble_under_run(unsigned threads)
     M.running = 1;
     unsigned char note[64];
     memset(note, 0x5A, sizeof note);
-    uint64_t end = now_ms() + 120000;
-    while (M.hostile != 0 && now_ms() < end) {
+    uint64_t end = ripc_test_now_ms() + 120000;
+    while (M.hostile != 0 && ripc_test_now_ms() < end) {
         /* Sends from outside the dispatch threads, to the scribbler of the
          * moment (the last to join), meet its scribbles too. */
         int nj = M.nj;
@@ -1819,7 +1812,7 @@ static void join_unread(ripc_peer *p)
     /* Stay in `joined` until the send waits for room (shm: the worker sees
      * the flag it arms; socket: the sender sleeps), so that it waits while
      * no loop owns the worker. */
-    for (uint64_t end = now_ms() + 10000; now_ms() < end; usleep(1000)) {
+    for (uint64_t end = ripc_test_now_ms() + 10000; ripc_test_now_ms() < end; usleep(1000)) {
         if (sock && atomic_load(&SENDER.tid) && asleep(atomic_load(&SENDER.tid)))
             atomic_store(&M.sh->hostile_done, 1);
         if (atomic_load(&M.sh->hostile_done))
@@ -1830,20 +1823,20 @@ static void join_unread(ripc_peer *p)
 static int hostile_unread_from_join(int variant)
 {
     hconn h;
-    uint64_t end = now_ms() + 10000;
+    uint64_t end = ripc_test_now_ms() + 10000;
     if (variant == 0) {
         if (h_open(&h, "unread-join") < 0)
             return 2;
         while (atomic_load(&h.m2w->wait.w.producer_sleeping) == 0)
-            if (now_ms() > end)
+            if (ripc_test_now_ms() > end)
                 return 3;
         atomic_store(&M.sh->hostile_done, 1);
     } else if (ripc_test_hopen(&h, M.url, "unread-join-sock", 0, RIPC_XPORT_SOCKET) < 0) {
         return 2;
     }
     /* Still never reading: the master must serve on and let us go. */
-    for (end = now_ms() + 5000; !atomic_load(&M.sh->release);)
-        if (now_ms() > end)
+    for (end = ripc_test_now_ms() + 5000; !atomic_load(&M.sh->release);)
+        if (ripc_test_now_ms() > end)
             return 11; /* the master is stuck: leaving unsticks it */
         else
             usleep(1000);

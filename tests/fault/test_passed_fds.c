@@ -82,18 +82,11 @@ static struct {
     _Atomic int left_hostile, left_reason;
 } M;
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /* Wait (polling, bounded) for a condition another process or thread sets. */
 #define WAIT_FOR(cond, ms)                                                                         \
     do {                                                                                           \
-        uint64_t end_ = now_ms() + (ms);                                                           \
-        while (!(cond) && now_ms() < end_)                                                         \
+        uint64_t end_ = ripc_test_now_ms() + (ms);                                                 \
+        while (!(cond) && ripc_test_now_ms() < end_)                                               \
             usleep(1000);                                                                          \
     } while (0)
 
@@ -340,7 +333,7 @@ static int teardown(void **state)
 static void run_case(int which)
 {
     atomic_store(&M.sh->good.max_ms, 0);
-    uint64_t t0 = now_ms();
+    uint64_t t0 = ripc_test_now_ms();
     fflush(stdout);
     M.hostile = fork();
     assert_true(M.hostile >= 0);
@@ -374,7 +367,7 @@ static void run_case(int which)
     int max_ms = atomic_load(&M.sh->good.max_ms);
     print_message("good worker: slowest request %d ms (%d ok, %d failed), case took %.1f s\n",
                   max_ms, atomic_load(&M.sh->good.ok), atomic_load(&M.sh->good.bad),
-                  (double)(now_ms() - t0) / 1e3);
+                  (double)(ripc_test_now_ms() - t0) / 1e3);
     if (atomic_load(&M.sh->good.bad))
         fail_msg("a good request failed: %s", ripc_strerror(atomic_load(&M.sh->good.err)));
     assert_true(atomic_load(&M.sh->good.ok) >= ok0 + AFTER);

@@ -91,13 +91,6 @@ static struct {
 
 /* ---- helpers ---- */
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static void xwrite(int fd, const char *b)
 {
     while (write(fd, b, 1) != 1)
@@ -301,7 +294,7 @@ static ripc_client *w_open(void)
 /* A blocking call of the worker returned: on time? Tell the test it did. */
 static void w_returned(const char *what, uint64_t t0, int tmo)
 {
-    uint64_t el = now_ms() - t0;
+    uint64_t el = ripc_test_now_ms() - t0;
     WCHECK(el <= (uint64_t)tmo + SLACK_MS, "%s with a %d ms timeout took %llu ms", what, tmo,
            (unsigned long long)el);
     xwrite(g.note[1], "p");
@@ -318,7 +311,7 @@ static int w_stall(const struct tcase *t)
 
     /* A request whose reply cannot come. */
     mk(buf, t->size, 0);
-    uint64_t t0 = now_ms();
+    uint64_t t0 = ripc_test_now_ms();
     rc = ripc_client_request(c, T_ECHO, buf, t->size, &r, TMO_MS);
     w_returned("request (waiting for the reply)", t0, TMO_MS);
     WCHECK(rc == -ETIMEDOUT, "request: %s", ripc_strerror(rc));
@@ -329,7 +322,7 @@ static int w_stall(const struct tcase *t)
         WCHECK(i < FILL_LIMIT, "%d sends of %llu bytes went through a stuck master", i,
                (unsigned long long)t->size);
         mk(buf, t->size, seq);
-        t0 = now_ms();
+        t0 = ripc_test_now_ms();
         rc = ripc_client_send(c, T_DATA, buf, t->size, TMO_MS);
         w_returned("send", t0, TMO_MS);
         if (rc != 0) {
@@ -338,23 +331,23 @@ static int w_stall(const struct tcase *t)
         }
         seq++;
     }
-    t0 = now_ms();
+    t0 = ripc_test_now_ms();
     rc = ripc_client_send(c, T_DATA, buf, t->size, 0);
     w_returned("send", t0, 0);
     WCHECK(rc == -EAGAIN, "send, timeout 0, full: %s", ripc_strerror(rc));
 
     /* A request that cannot go out, a recv with nothing to receive. */
-    t0 = now_ms();
+    t0 = ripc_test_now_ms();
     rc = ripc_client_request(c, T_ECHO, buf, t->size, &r, TMO_MS);
     w_returned("request (full)", t0, TMO_MS);
     WCHECK(rc == -ETIMEDOUT, "request (full): %s", ripc_strerror(rc));
-    t0 = now_ms();
+    t0 = ripc_test_now_ms();
     rc = ripc_client_recv(c, &r, TMO_MS);
     w_returned("recv", t0, TMO_MS);
     WCHECK(rc == -ETIMEDOUT, "recv: %s", ripc_strerror(rc));
 
     if (t->call) { /* worker_close */
-        t0 = now_ms();
+        t0 = ripc_test_now_ms();
         ripc_client_close(c);
         w_returned("close", t0, CLOSE_MS);
         xwrite(g.note[1], "T");
@@ -491,9 +484,9 @@ static void master_case(const struct tcase *t)
         if (i >= FILL_LIMIT)
             fail_msg("%d calls went through to a worker that does not read", i);
         int err;
-        uint64_t t0 = now_ms();
+        uint64_t t0 = ripc_test_now_ms();
         int n = master_call(t, id, bufs, seq, &err);
-        uint64_t el = now_ms() - t0;
+        uint64_t el = ripc_test_now_ms() - t0;
         if (el > (uint64_t)tmo + SLACK_MS)
             fail_msg("%s %s, %llu bytes: %s with a %d ms timeout took %llu ms", g_tname,
                      call_name(t->call), (unsigned long long)t->size, call_name(t->call), tmo,
@@ -558,9 +551,9 @@ static void open_case(const struct tcase *t)
     ripc_options o = opts();
     o.connect_timeout_ms = 3000;
     ripc_client *c = NULL;
-    uint64_t t0 = now_ms();
+    uint64_t t0 = ripc_test_now_ms();
     int rc = ripc_client_open(&c, g.url, &o);
-    uint64_t el = now_ms() - t0;
+    uint64_t el = ripc_test_now_ms() - t0;
     xwrite(g.go[1], "S");
     pthread_join(th, NULL);
     close(lfd);
