@@ -376,13 +376,14 @@ static void test_limits_full_slots_evict_one(void **state)
 #define SLOW_MAX_MESSAGE ((uint64_t)4 << 20)
 #define SLOW_PEERS       40
 
-/* A socket-mode handshake done by hand: the socket, or -1. */
-static int socket_mode_peer(const char *name)
+/* A socket-mode handshake done by hand (the master's max_message to
+ * *max_message when not NULL): the socket, or -1. */
+static int socket_mode_peer(const char *name, uint64_t *max_message)
 {
     int sock = raw_connect(5000);
     if (sock < 0)
         return -1;
-    if (ripc_test_socket_hello(sock, name, NULL) < 0) {
+    if (ripc_test_socket_hello(sock, name, max_message) < 0) {
         close(sock);
         return -1;
     }
@@ -401,7 +402,7 @@ static int slow_peers(void *arg)
     for (int i = 0; i < SLOW_PEERS; i++) {
         char name[32];
         snprintf(name, sizeof name, "slow-%d", i);
-        if ((fd[i] = socket_mode_peer(name)) < 0)
+        if ((fd[i] = socket_mode_peer(name, NULL)) < 0)
             return 2;
         uint8_t hdr[RIPC_FRAME_HDR];
         ripc__frame f = {.ftype = RIPC_FRAME_MSG, .type = T_ECHO, .len = SLOW_MAX_MESSAGE};
@@ -568,7 +569,7 @@ static int deaf_peers(void *arg)
     for (int i = 0; i < SLOW_PEERS; i++) {
         char name[32];
         snprintf(name, sizeof name, "deaf-%d", i);
-        if ((fds[i] = socket_mode_peer(name)) < 0)
+        if ((fds[i] = socket_mode_peer(name, NULL)) < 0)
             return 2;
     }
     atomic_store(&M.sh->ready, 1);
@@ -629,8 +630,8 @@ static int tricklers(void *arg)
         char name[32];
         snprintf(name, sizeof name, "trickle-%d", i);
         uint64_t max = 0;
-        int sock = raw_connect(5000);
-        if (sock < 0 || ripc_test_socket_hello(sock, name, &max) < 0 || max != TRICKLE_MAX_MSG)
+        int sock = socket_mode_peer(name, &max);
+        if (sock < 0 || max != TRICKLE_MAX_MSG)
             return 2;
         uint8_t hdr[RIPC_FRAME_HDR + 1] = {0};
         ripc__frame f = {.ftype = RIPC_FRAME_MSG, .type = T_ECHO, .len = max};
