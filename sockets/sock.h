@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The control channel's sockets: addresses, listen/connect/accept, descriptor
- * passing and peer credentials. POSIX implementation: sockets/sock_posix.c
- * (a Windows one comes with the Windows issue).
+ * passing and peer credentials. One file per concept: sockets/addr.c
+ * (parse/format, portable), and for POSIX listen_posix.c (listen, unlink,
+ * accept), dial_posix.c (connect), conn_posix.c (send/receive with
+ * descriptors, liveness), cred_posix.c (peer credentials), sharing
+ * sock_posix.h (a Windows set comes with the Windows issue).
  *
  * Every descriptor made here is close-on-exec. Functions return 0 or a
  * negative errno; where a `why` buffer is taken it gets one line of detail.
