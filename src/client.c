@@ -142,23 +142,46 @@ int ripc_client_send(ripc_client *c, uint16_t type, const void *data, uint64_t l
 
 static int stash_incoming(ripc_client *c);
 
-/* Socket mode, a one-way send that has waited a slice for the queue: go on
- * in slices of 2 ms, taking what the master sent into the stash between
- * them (see stash_incoming: a master handler sending to us must not wait
- * for us while we wait for it). Out of line: the common send never comes
- * here. */
+/*
+ * Socket mode, a frame that cannot go at once: wait for the outbound queue
+ * or the socket (ripc__outq_wait) and try again. A one-way send waits in
+ * slices of 2 ms, taking what the master sent into the stash between them
+ * (see stash_incoming: a master handler sending to us must not wait for us
+ * while we wait for it); a request waits for its deadline in one piece.
+ * Every call goes down (client -> outq -> frames), none comes back up.
+ * Out of line: the common send never comes here.
+ */
 #define SEND_SLICE_NS 2000000u
-__attribute__((noinline, cold)) static int send_socket_wait(ripc_client *c, const ripc__frame *f,
-                                                            const void *data, uint64_t deadline)
+
+/* Where the slice that begins now ends (requests: no slices). */
+static uint64_t slice_end(uint64_t deadline, int slices)
 {
+    uint64_t now = ripc__now_ns();
+    return slices && deadline > now && deadline - now > SEND_SLICE_NS ? now + SEND_SLICE_NS
+                                                                      : deadline;
+}
+
+__attribute__((noinline, cold)) static int send_socket_wait(ripc_client *c, const ripc__frame *f,
+                                                            const void *data, uint64_t deadline,
+                                                            int flags)
+{
+    int slices = !(flags & RIPC_OUTQ_NOW);
+    uint64_t end = slice_end(deadline, slices);
     for (;;) {
-        if (ripc__expired(deadline))
-            return -ETIMEDOUT;
-        int more = stash_incoming(c);
-        if (more < 0)
-            return more;
-        int rc = ripc__outq_send(c->outq, f, data, deadline, 0, SEND_SLICE_NS);
-        if (rc != -ETIMEDOUT)
+        int rc = ripc__outq_wait(c->outq, end), again = RIPC_OUTQ_AGAIN;
+        if (rc == -ETIMEDOUT) {
+            if (ripc__expired(deadline))
+                return -ETIMEDOUT;
+            int more = stash_incoming(c);
+            if (more < 0)
+                return more;
+            end = slice_end(deadline, slices);
+            again = 0; /* a new slice: the frame chooses its way afresh */
+        } else if (rc < 0) {
+            return rc;
+        }
+        rc = ripc__outq_try_send(c->outq, f, data, flags | again);
+        if (rc != -EAGAIN)
             return rc;
     }
 }
@@ -174,13 +197,12 @@ __attribute__((noinline)) static int send_socket(ripc_client *c, uint16_t type, 
     if (len > c->ch.max_message)
         return -EMSGSIZE;
     ripc__frame f = {.ftype = RIPC_FRAME_MSG, .kind = kind, .type = type, .id = id, .len = len};
-    int rc = kind == RIPC_KIND_REQUEST
-                 ? ripc__outq_send_now(c->outq, &f, data, deadline)
-                 : ripc__outq_send(c->outq, &f, data, deadline, nowait, SEND_SLICE_NS);
-    if (!nowait && kind != RIPC_KIND_REQUEST && rc == -ETIMEDOUT)
-        rc = send_socket_wait(c, &f, data, deadline);
-    if (rc == -ETIMEDOUT && nowait)
-        rc = -EAGAIN;
+    int flags = kind == RIPC_KIND_REQUEST ? RIPC_OUTQ_NOW : 0;
+    int rc = ripc__outq_try_send(c->outq, &f, data, flags);
+    if (rc == -EAGAIN && !nowait)
+        rc = send_socket_wait(c, &f, data, deadline, flags);
+    if (rc == -EINPROGRESS) /* begun: finish it, or hand its rest on, by the deadline */
+        rc = ripc__outq_finish(c->outq, deadline);
     if (rc == -EPIPE)
         c->peer_gone = 1;
     return rc;

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Frames on a stream socket (socket mode): a receive buffer that reads in
- * large chunks and hands out whole frames, and a sender that never leaves a
- * torn frame behind. The format is src/proto.h.
+ * large chunks and hands out whole frames, and a frame written over several
+ * non-blocking writes (its callers, src/outq.c and src/server_sockmode.c,
+ * decide how long to wait and what becomes of a rest). Nothing here calls
+ * back into them. The format is src/proto.h.
  */
 #ifndef RIPC_SRC_FRAMES_H
 #define RIPC_SRC_FRAMES_H
@@ -122,29 +124,6 @@ int ripc__frame_out_keep(ripc__frame_out *o);
 /* Forget the frame (its copy is freed). */
 void ripc__frame_out_end(ripc__frame_out *o);
 
-/*
- * Write one frame (header + payload). Waits for room up to deadline
- * (shm/clock.h; RIPC_DEADLINE_NEVER forever) but once the first byte is out the
- * frame is finished whatever the deadline says, so the stream stays framed.
- * Returns 0, -ETIMEDOUT (nothing written by the deadline), -EPIPE, or
- * another -errno.
- */
-int ripc__frame_send(int fd, const ripc__frame *f, const void *payload, uint64_t deadline);
-/*
- * The same, except that a frame begun is not finished past the deadline:
- * what is left unsent comes back in *rest (malloc'd, *rest_len bytes; NULL
- * when all went out), for the caller to write before anything else. Returns
- * 0 (all out, or the rest in *rest), -ETIMEDOUT (nothing written), -EPIPE,
- * -ENOMEM (the rest could not be kept: the stream is broken).
- */
-int ripc__frame_send_part(int fd, const ripc__frame *f, const void *payload, uint64_t deadline,
-                          uint8_t **rest, size_t *rest_len);
-/* The same, with two deadlines: `deadline` for the first byte, `finish` for
- * the rest of a frame begun (a caller that waits in short slices must not
- * have a slice cut a large frame it may still finish). */
-int ripc__frame_send_part_until(int fd, const ripc__frame *f, const void *payload,
-                                uint64_t deadline, uint64_t finish, uint8_t **rest,
-                                size_t *rest_len);
 /* Wait until fd is writable: 0, -ETIMEDOUT at the deadline, -EPIPE. */
 int ripc__frame_wait_out(int fd, uint64_t deadline);
 

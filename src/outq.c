@@ -26,9 +26,17 @@ struct ripc__outq {
      * framing. */
     uint8_t *tail;
     size_t tail_len;
+    /* A direct frame part written: the caller finishes it (ripc__outq_finish)
+     * from its own payload while busy is set. */
+    ripc__frame_out cur;
     int busy;         /* somebody is writing to fd (or a tail waits) */
     _Atomic int stop; /* read by the writer outside the lock, mid-write */
     int err;          /* first write error, sticky */
+    /* Counts what a waiting sender may wake for (a batch taken or written,
+     * a direct frame ended); `seen` is its value at the sender's last
+     * -EAGAIN. */
+    unsigned moves, seen;
+    int direct; /* the way chosen for the frame of the last -EAGAIN */
     int started;
     pthread_t th;
     uint64_t last_ns;
@@ -46,6 +54,13 @@ static int wait_until(ripc__outq *q, uint64_t deadline)
     struct timespec ts = ripc__timespec_at(deadline);
     pthread_cond_clockwait(&q->cv, &q->mu, CLOCK_MONOTONIC, &ts);
     return 0;
+}
+
+/* Something moved (mutex held): wake whoever waits for it. */
+static void progress(ripc__outq *q)
+{
+    q->moves++;
+    pthread_cond_broadcast(&q->cv);
 }
 
 /* The writer's write: all of b, waiting for room in slices so that close
@@ -89,8 +104,8 @@ static void *writer(void *arg)
         size_t n;
         int is_tail = q->tail != NULL;
         if (is_tail) {
-            /* busy was left set for it by write_direct: nothing else goes
-             * out until it has. */
+            /* busy was left set for it by ripc__outq_finish: nothing else
+             * goes out until it has. */
             b = q->tail;
             n = q->tail_len;
             q->tail = NULL;
@@ -108,7 +123,7 @@ static void *writer(void *arg)
             q->spare = b;
             q->len = 0;
             q->busy = 1;
-            pthread_cond_broadcast(&q->cv); /* room for senders */
+            progress(q); /* room for senders */
         }
         int err = q->err;
         pthread_mutex_unlock(&q->mu);
@@ -119,7 +134,7 @@ static void *writer(void *arg)
         q->busy = 0;
         if (rc < 0 && !q->err)
             q->err = rc;
-        pthread_cond_broadcast(&q->cv);
+        progress(q);
     }
     pthread_mutex_unlock(&q->mu);
     return NULL;
@@ -154,29 +169,11 @@ int ripc__outq_open(ripc__outq **out, int fd, size_t cap)
     return 0;
 }
 
-/* Write f now, as the one writer (mutex held on entry and exit). The first
- * byte must go by `deadline`; a frame begun but not finished by `finish`
- * still counts as sent: its rest goes to the writer thread. */
-static int write_direct(ripc__outq *q, const ripc__frame *f, const void *payload, uint64_t deadline,
-                        uint64_t finish)
+/* The caller's direct frame is done with (mutex held): rc is how it ended.
+ * Returns what the caller gets. */
+static int end_direct(ripc__outq *q, int rc)
 {
-    q->busy = 1;
-    pthread_mutex_unlock(&q->mu);
-    uint8_t *rest;
-    size_t rest_len;
-    int rc = ripc__frame_send_part_until(q->fd, f, payload, deadline, finish, &rest, &rest_len);
-    pthread_mutex_lock(&q->mu);
-    if (rc == 0 && rest) {
-        q->tail = rest;
-        q->tail_len = rest_len;
-        if (start_writer(q) == 0) {
-            pthread_cond_broadcast(&q->cv);
-            return 0; /* busy stays set until the writer is done with it */
-        }
-        q->tail = NULL;
-        free(rest);
-        rc = -ENOMEM;
-    }
+    ripc__frame_out_end(&q->cur);
     if (rc == -ENOMEM) {
         /* Part of the frame is out and the rest cannot follow: the stream
          * is broken. End it, so that the peer drops us rather than wait
@@ -187,68 +184,130 @@ static int write_direct(ripc__outq *q, const ripc__frame *f, const void *payload
     q->busy = 0;
     if (rc == -EPIPE && !q->err)
         q->err = -EPIPE;
-    pthread_cond_broadcast(&q->cv);
+    progress(q);
     return rc;
 }
 
-int ripc__outq_send(ripc__outq *q, const ripc__frame *f, const void *payload, uint64_t deadline,
-                    int nowait, uint64_t slice_ns)
+/* Write f now, as the one writer, as much as the socket takes without
+ * waiting (mutex held on entry and exit; nothing queued, nobody writing).
+ * -EINPROGRESS: part of it is out, q->cur holds the rest (over the
+ * caller's payload) and busy stays set for ripc__outq_finish. */
+static int write_direct(ripc__outq *q, const ripc__frame *f, const void *payload)
+{
+    size_t moved = 0;
+    q->busy = 1;
+    pthread_mutex_unlock(&q->mu);
+    ripc__frame_out_begin(&q->cur, f, payload);
+    int rc = ripc__frame_out_write(&q->cur, q->fd, &moved);
+    pthread_mutex_lock(&q->mu);
+    if (rc == -EAGAIN && moved > 0)
+        return -EINPROGRESS;
+    return end_direct(q, rc); /* all out, nothing out (-EAGAIN), or failed */
+}
+
+/* Copy f into the queue for the writer thread (mutex held; room checked). */
+static int enqueue(ripc__outq *q, const ripc__frame *f, const void *payload, size_t need)
+{
+    ripc__frame_encode(q->buf + q->len, f);
+    if (f->len)
+        memcpy(q->buf + q->len + RIPC_FRAME_HDR, payload, (size_t)f->len);
+    q->len += need;
+    int rc = start_writer(q); /* no writer: nothing queued may stay */
+    if (rc == 0)
+        pthread_cond_broadcast(&q->cv);
+    else
+        q->len -= need;
+    return rc;
+}
+
+int ripc__outq_try_send(ripc__outq *q, const ripc__frame *f, const void *payload, int flags)
 {
     size_t need = RIPC_FRAME_HDR + (size_t)f->len;
     uint64_t now = ripc__now_ns();
-    uint64_t finish = nowait ? now : deadline; /* a frame begun may go on until then */
-    if (slice_ns && deadline > now && deadline - now > slice_ns)
-        deadline = now + slice_ns;
     pthread_mutex_lock(&q->mu);
     int rc = q->err;
-    int quiet = q->len == 0 && !q->busy && now - q->last_ns > QUIET_NS;
-    if (rc == 0 && (quiet || need > q->cap)) {
-        /* Quiet stream (no hand-off), or too big to queue (after the queue). */
-        q->last_ns = now;
-        while (rc == 0 && (q->len > 0 || q->busy))
-            rc = nowait ? -EAGAIN : wait_until(q, deadline);
-        if (rc == 0)
-            rc = q->err;
-        if (rc == 0)
-            rc = write_direct(q, f, payload, nowait ? now : deadline, finish);
-        pthread_mutex_unlock(&q->mu);
-        return rc;
-    }
-    q->last_ns = now;
-    while (rc == 0 && q->len + need > q->cap) {
-        if (nowait)
-            rc = -EAGAIN;
-        else
-            rc = wait_until(q, deadline);
-        if (rc == 0)
-            rc = q->err;
-    }
     if (rc == 0) {
-        ripc__frame_encode(q->buf + q->len, f);
-        if (f->len)
-            memcpy(q->buf + q->len + RIPC_FRAME_HDR, payload, (size_t)f->len);
-        q->len += need;
-        rc = start_writer(q); /* no writer: nothing queued may stay */
-        if (rc == 0)
-            pthread_cond_broadcast(&q->cv);
-        else
-            q->len -= need;
+        int ahead = q->len > 0 || q->busy, direct = q->direct;
+        if (!(flags & RIPC_OUTQ_AGAIN)) {
+            int quiet = !ahead && now - q->last_ns > QUIET_NS;
+            direct = (flags & RIPC_OUTQ_NOW) || quiet || need > q->cap;
+            q->last_ns = now;
+        }
+        if (!direct) {
+            rc = q->len + need > q->cap ? -EAGAIN : enqueue(q, f, payload, need);
+            /* No writer thread to be had: nothing is queued (enqueue took
+             * the frame back), so the caller writes it itself rather than
+             * wait for room that no thread will make. */
+            direct = rc == -EAGAIN && !q->started;
+        }
+        if (direct) /* written by the caller, after whatever is ahead of it */
+            rc = ahead ? -EAGAIN : write_direct(q, f, payload);
+        if (rc == -EAGAIN) {
+            q->seen = q->moves; /* what ripc__outq_wait waits to change */
+            q->direct = direct;
+        }
     }
     pthread_mutex_unlock(&q->mu);
     return rc;
 }
 
-int ripc__outq_send_now(ripc__outq *q, const ripc__frame *f, const void *payload, uint64_t deadline)
+int ripc__outq_wait(ripc__outq *q, uint64_t deadline)
 {
     pthread_mutex_lock(&q->mu);
     int rc = q->err;
-    q->last_ns = ripc__now_ns();
-    while (rc == 0 && (q->len > 0 || q->busy))
+    if (rc == 0 && q->moves != q->seen) {
+        pthread_mutex_unlock(&q->mu); /* moved since the try: try again */
+        return 0;
+    }
+    if (rc == 0 && (q->len > 0 || q->busy)) {
+        /* The writer thread is ahead: it broadcasts when it takes a batch
+         * (room) and when it is done with one (idle). */
         rc = wait_until(q, deadline);
-    if (rc == 0)
-        rc = q->err;
-    if (rc == 0)
-        rc = write_direct(q, f, payload, deadline, deadline);
+        if (rc == 0)
+            rc = q->err;
+        pthread_mutex_unlock(&q->mu);
+        return rc;
+    }
+    pthread_mutex_unlock(&q->mu);
+    if (rc != 0)
+        return rc;
+    /* Nothing ahead: what a direct frame waits for is room in the socket.
+     * Only this thread starts writes, so nothing gets ahead meanwhile. */
+    rc = ripc__frame_wait_out(q->fd, deadline);
+    if (rc == -EPIPE) {
+        pthread_mutex_lock(&q->mu);
+        if (!q->err)
+            q->err = -EPIPE;
+        pthread_mutex_unlock(&q->mu);
+    }
+    return rc;
+}
+
+int ripc__outq_finish(ripc__outq *q, uint64_t finish)
+{
+    /* busy is still set from write_direct: the socket is ours, q->cur too. */
+    size_t moved = 0;
+    int rc;
+    do {
+        rc = ripc__frame_wait_out(q->fd, finish);
+        if (rc == 0)
+            rc = ripc__frame_out_write(&q->cur, q->fd, &moved);
+    } while (rc == -EAGAIN);
+    pthread_mutex_lock(&q->mu);
+    if (rc == -ETIMEDOUT) {
+        /* The rest goes to the writer thread; busy stays set until it has
+         * written it, so nothing else goes out before. */
+        rc = ripc__frame_out_keep(&q->cur) < 0 ? -ENOMEM : start_writer(q) < 0 ? -ENOMEM : 0;
+        if (rc == 0) {
+            q->tail = q->cur.own;
+            q->tail_len = q->cur.left;
+            q->cur = (ripc__frame_out){0};
+            pthread_cond_broadcast(&q->cv);
+            pthread_mutex_unlock(&q->mu);
+            return 0;
+        }
+    }
+    rc = end_direct(q, rc);
     pthread_mutex_unlock(&q->mu);
     return rc;
 }

@@ -14,6 +14,9 @@
  * deadline interrupts part way is finished by the writer thread, from a
  * copy of its rest: the caller returns on time (the frame counts as sent)
  * and the stream keeps its framing; later frames wait for it.
+ *
+ * Locking: one sending thread at a time (the client's), plus the writer
+ * thread; `mu` guards the queue, and `busy` says who owns the socket.
  */
 #ifndef RIPC_SRC_OUTQ_H
 #define RIPC_SRC_OUTQ_H
@@ -32,14 +35,38 @@ int ripc__outq_open(ripc__outq **q, int fd, size_t cap);
  * may then end inside a frame. */
 int ripc__outq_close(ripc__outq *q, int timeout_ms);
 
-/* One-way frame: written now or queued. 0, -EAGAIN (queue full, nowait),
- * -ETIMEDOUT, -EPIPE (this or an earlier write failed), -ENOMEM. With
- * slice_ns != 0, waits at most that long past now, whatever the deadline
- * (-ETIMEDOUT then: the caller looks elsewhere and comes back). */
-int ripc__outq_send(ripc__outq *q, const ripc__frame *f, const void *payload, uint64_t deadline,
-                    int nowait, uint64_t slice_ns);
-/* Frame that must go out now (after everything queued). */
-int ripc__outq_send_now(ripc__outq *q, const ripc__frame *f, const void *payload,
-                        uint64_t deadline);
+/*
+ * The sender's three calls, one direction (the client loops over them,
+ * stashing what arrives between waits; nothing here calls back up):
+ *
+ * try_send never waits. A quiet stream, a frame too big for the queue, or
+ * RIPC_OUTQ_NOW (a request: it goes at once, after what is queued) is
+ * written by the caller, as much as the socket takes now; anything else is
+ * queued for the writer thread. 0: the frame went (all written, or queued);
+ * -EAGAIN: nothing of it went and nothing changed (queue full, queue or
+ * writer ahead of a direct frame, socket full): ripc__outq_wait, then try
+ * again; -EINPROGRESS: part of it is written and the rest is still the
+ * caller's payload: call ripc__outq_finish next, nothing else; -EPIPE
+ * (this or an earlier write failed) or another -errno. With
+ * RIPC_OUTQ_AGAIN (the same frame after ripc__outq_wait returned 0) the
+ * frame keeps the way chosen when it got -EAGAIN: one that waited for room
+ * in the queue takes the room when it comes, rather than turn into a
+ * direct write (which waits for the socket without stashing) as soon as
+ * the queue is empty.
+ */
+#define RIPC_OUTQ_NOW   1
+#define RIPC_OUTQ_AGAIN 2
+int ripc__outq_try_send(ripc__outq *q, const ripc__frame *f, const void *payload, int flags);
+/* Wait for what a try_send that returned -EAGAIN waits for: the queue
+ * moving (the writer took or finished a batch) or, with nothing queued or
+ * being written, room in the socket. 0 (something moved; try again),
+ * -ETIMEDOUT at the deadline, -EPIPE, or another -errno. */
+int ripc__outq_wait(ripc__outq *q, uint64_t deadline);
+/* After -EINPROGRESS: write the rest of the frame until `finish`; what is
+ * left then goes to the writer thread from a copy (the frame counts as
+ * sent, the caller returns on time, the stream keeps its framing). 0,
+ * -EPIPE (the write failed, or the rest could not be kept: the stream is
+ * ended) or another -errno. */
+int ripc__outq_finish(ripc__outq *q, uint64_t finish);
 
 #endif
