@@ -3,6 +3,7 @@
  * Credentials of the process at the other end of a unix socket (contract:
  * sockets/sock.h).
  */
+#include "sockets/peereid.h"
 #include "sockets/sock_posix.h"
 
 #include <unistd.h>
@@ -16,7 +17,7 @@ int ripc__sock_peer_cred(intptr_t fd, uint32_t *uid, uint32_t *gid, int32_t *pid
         return fam;
     if (fam != AF_UNIX)
         return -ENOTSUP;
-#if defined(__linux__)
+#if defined(RIPC_HAVE_SO_PEERCRED) && defined(__linux__)
     struct ucred uc;
     socklen_t ul = sizeof uc;
     if (getsockopt((int)fd, SOL_SOCKET, SO_PEERCRED, &uc, &ul) != 0)
@@ -30,7 +31,7 @@ int ripc__sock_peer_cred(intptr_t fd, uint32_t *uid, uint32_t *gid, int32_t *pid
 #else
     uid_t u;
     gid_t g;
-    if (getpeereid((int)fd, &u, &g) != 0)
+    if (ripc__getpeereid((int)fd, &u, &g) != 0)
         return -errno;
     if (uid != NULL)
         *uid = (uint32_t)u;

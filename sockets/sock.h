@@ -143,8 +143,10 @@ int ripc__sock_send_all(intptr_t fd, const void *buf, size_t len);
 int ripc__sock_recv_all(intptr_t fd, void *buf, size_t len, int timeout_ms);
 
 /*
- * Credentials of the process at the other end of a unix socket (SO_PEERCRED,
- * or getpeereid elsewhere). -ENOTSUP for TCP.
+ * Credentials of the process at the other end of a unix socket: Linux
+ * SO_PEERCRED (uid, gid, pid), or getpeereid (sockets/peereid.h: uid and
+ * gid; *pid is -1, unknown) in the portable build and elsewhere. Any of
+ * uid, gid, pid may be NULL. -ENOTSUP for TCP.
  */
 int ripc__sock_peer_cred(intptr_t fd, uint32_t *uid, uint32_t *gid, int32_t *pid);
 

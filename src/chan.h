@@ -12,9 +12,8 @@
 
 #include "ringipc/ring.h"
 #include "ringipc/ringipc.h"
-#include "shm/doorbell.h"
 #include "shm/ring_internal.h"
-#include "shm/segment.h"
+#include "src/platform.h"
 #include "src/large.h"
 
 typedef struct ripc__chan {

@@ -10,7 +10,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "shm/fence.h"
 #include "src/adopt.h"
 #include "src/chan.h"
 #include "src/client_internal.h"

@@ -12,13 +12,10 @@
 
 #include "ringipc/ring.h"
 #include "ringipc/ringipc.h"
-#include "shm/clock.h"
-#include "shm/doorbell.h"
 #include "shm/ring_internal.h"
-#include "shm/segment.h"
 #include "shm/why.h"
-#include "sockets/sock.h"
 #include "src/large.h"
+#include "src/platform.h"
 #include "src/proto.h"
 
 #define RIPC_DEFAULT_RING_BYTES  ((size_t)1 << 20)

@@ -5,7 +5,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "sockets/closer.h"
 #include "src/internal.h"
 #include "src/large.h"
 

@@ -42,7 +42,7 @@
 #include <stdint.h>
 
 #include "ringipc/ring.h"
-#include "shm/segment.h"
+#include "src/platform.h"
 #include "src/proto.h"
 
 #define RIPC_LARGE_SLOTS       4

@@ -3,7 +3,6 @@
  * accessors. How it works: src/server_internal.h. */
 #include <fcntl.h>
 #include <stdlib.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -64,10 +63,7 @@ void ripc_server_stop(ripc_server *s)
     if (!s)
         return;
     atomic_store(&s->stopping, 1);
-    uint64_t one = 1;
-    if (write(s->stopfd, &one, sizeof one) < 0) {
-        /* the counter is already non-zero */
-    }
+    ripc__wake_signal(&s->stop);
 }
 
 /* ---- open / close ---- */
@@ -99,7 +95,7 @@ int ripc_server_url(ripc_server *s, char *buf, size_t len)
 
 int ripc_server_fd(ripc_server *s)
 {
-    return s ? s->loops[0].epfd : -EINVAL;
+    return s ? ripc__poller_fd(s->loops[0].pl) : -EINVAL;
 }
 
 unsigned ripc_server_peer_count(ripc_server *s)
@@ -123,7 +119,8 @@ int ripc_server_open_ex(ripc_server **out, const char *url, const ripc_options *
     ripc_server *s = calloc(1, sizeof *s);
     if (!s)
         return -ENOMEM;
-    s->lfd = s->stopfd = s->spare_fd = -1;
+    s->lfd = s->spare_fd = -1;
+    s->stop.rfd = s->stop.wfd = -1;
     int rc;
     if ((rc = ripc__options_resolve(&s->opt, opt, why, why_len)) < 0 ||
         (rc = ripc__addr_parse(&s->addr, url, why, why_len)) < 0) {
@@ -153,12 +150,7 @@ int ripc_server_open_ex(ripc_server **out, const char *url, const ripc_options *
      * drain it with MSG_DONTWAIT, so a worker cannot make that block either
      * (see pick_worker_db). */
     s->master_db = RIPC_DB_SOCKET;
-    s->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (s->stopfd < 0) {
-        rc = -errno;
-        goto fail;
-    }
-    if ((rc = ripc__tables_open(&s->t)) < 0)
+    if ((rc = ripc__wake_open(&s->stop)) < 0 || (rc = ripc__tables_open(&s->t)) < 0)
         goto fail;
     ripc__peers_set_ops(s->t, &peer_ops);
     s->loops = calloc(MAX_LOOPS, sizeof *s->loops); /* never moves: peers point in */
@@ -173,7 +165,7 @@ int ripc_server_open_ex(ripc_server **out, const char *url, const ripc_options *
     if ((rc = ripc__sock_listen(&s->addr, &lfd, why, why_len)) < 0)
         goto fail;
     s->lfd = (int)lfd;
-    if ((rc = ripc__ep_add(s->loops[0].epfd, s->lfd, &s->ev_listen)) < 0)
+    if ((rc = ripc__loop_watch(&s->loops[0], s->lfd, &s->ev_listen)) < 0)
         goto fail;
     *out = s;
     return 0;
@@ -259,7 +251,7 @@ void ripc_server_close(ripc_server *s)
             break;
         struct loop *L = p->loop;
         if (L == NULL && s->loops)
-            ripc__ep_del(s->loops[0].epfd, p->sock);
+            ripc__poller_del(s->loops[0].pl, p->sock);
         ripc__peer_drop(L, p, -ECANCELED);
     }
     if (s->t) {
@@ -276,8 +268,7 @@ void ripc_server_close(ripc_server *s)
     for (unsigned i = 0; s->loops && i < s->nloops; i++)
         ripc__loop_fini(&s->loops[i]);
     free(s->loops);
-    if (s->stopfd >= 0)
-        close(s->stopfd);
+    ripc__wake_close(&s->stop);
     if (s->spare_fd >= 0)
         close(s->spare_fd);
     pthread_mutex_destroy(&s->all_mu);

@@ -14,8 +14,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "shm/fence.h"
-#include "sockets/closer.h"
 #include "src/adopt.h"
 #include "src/server_internal.h"
 
@@ -88,7 +86,7 @@ static int peer_activate(struct loop *L, struct ripc_peer *p)
 {
     ripc_server *s = p->srv;
     int rc;
-    ripc__ep_del(L->epfd, p->sock);
+    ripc__poller_del(L->pl, p->sock);
     atomic_fetch_add(&p->refs, 1); /* the table's reference */
     /* Active before the insert publishes p: a sender that finds it may
      * mark it broken, which only a joined peer can be. */
@@ -157,8 +155,9 @@ static int check_version(struct ripc_peer *p, const ripc__hello *h)
 }
 
 /* The kernel's word on who connected: its uid must be one we accept, and
- * its pid replaces the one the HELLO claims. A unix socket without
- * credentials is refused; TCP has none (the token stands in). */
+ * its pid, where the platform tells it (not getpeereid: sockets/sock.h),
+ * replaces the one the HELLO claims. A unix socket without credentials is
+ * refused; TCP has none (the token stands in). */
 static int check_credentials(struct ripc_peer *p)
 {
     ripc_server *s = p->srv;
@@ -166,7 +165,8 @@ static int check_credentials(struct ripc_peer *p)
     int32_t pid;
     if (ripc__sock_peer_cred(p->sock, &uid, &gid, &pid) == 0) {
         p->uid = uid;
-        p->pid = pid;
+        if (pid > 0)
+            p->pid = pid;
         if (!ripc__uid_allowed(&s->opt, uid)) {
             send_reject(p, EACCES, "uid %u is not allowed (the master runs as uid %u)", uid,
                         own_uid());
@@ -404,7 +404,7 @@ static int process_hello(struct loop *L, struct ripc_peer *p, const ripc__frame 
 static void hs_fail(struct loop *L, struct ripc_peer *p)
 {
     p->srv->n_hs--;
-    ripc__ep_del(L->epfd, p->sock);
+    ripc__poller_del(L->pl, p->sock);
     ripc__peer_drop(NULL, p, -EPROTO);
 }
 
@@ -439,13 +439,13 @@ void ripc__handshake_readable(struct loop *L, struct ripc_peer *p)
 }
 
 /* Stop accepting for a moment: out of descriptors or memory. A
- * level-triggered listener left in epoll would otherwise spin the loop. */
+ * level-triggered listener left in the poller would otherwise spin the loop. */
 static void pause_listener(struct loop *L)
 {
     ripc_server *s = L->s;
     if (s->listen_paused)
         return;
-    ripc__ep_del(L->epfd, s->lfd);
+    ripc__poller_del(L->pl, s->lfd);
     s->listen_paused = ripc__now_ns() + LISTEN_PAUSE_NS;
 }
 
@@ -479,7 +479,7 @@ void ripc__handshake_sweep(struct loop *L)
     uint64_t now = ripc__now_ns();
     if (s->listen_paused && now >= s->listen_paused) {
         s->listen_paused = 0;
-        ripc__ep_add(L->epfd, s->lfd, &s->ev_listen);
+        ripc__loop_watch(L, s->lfd, &s->ev_listen);
     }
     for (;;) {
         struct ripc_peer *late = NULL;
@@ -504,7 +504,7 @@ static int hs_start(struct loop *L, int fd)
         return -ENOMEM;
     p->hs_deadline = ripc__now_ns() + (uint64_t)s->opt.connect_timeout_ms * 1000000u;
     s->n_hs++;
-    if (ripc__ep_add(L->epfd, p->sock, &p->ev_sock) < 0) {
+    if (ripc__loop_watch(L, p->sock, &p->ev_sock) < 0) {
         s->n_hs--; /* ripc__peer_drop gives back only what an active peer holds */
         ripc__peer_drop(NULL, p, -ENOMEM);
         return -ENOMEM;

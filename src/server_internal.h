@@ -7,12 +7,12 @@
  *   server_handshake.c  accept, HELLO checks, transport choice, WELCOME/REJECT
  *   server_send.c       send, batch, broadcast, replies, waiting for room
  *   server_sockmode.c   socket mode: frames in, tails out, receive budget
- *   server_loop.c       the loops: epoll, waiting, spinning, dispatch
+ *   server_loop.c       the loops: the poller, waiting, spinning, dispatch
  *
  * Three kinds of object:
  *
  *   ripc_server      listener, options, the RCU tables, 1..n loops
- *   struct loop      one dispatch thread's world: an epoll set (doorbells,
+ *   struct loop      one dispatch thread's world: a poller (doorbells,
  *                    control sockets; loop 0 also the listener) and the list
  *                    of peers whose inbound ring it alone consumes
  *   ripc_peer        one worker: its channel (two rings + doorbells), its
@@ -42,11 +42,11 @@
 #define RIPC_SRC_SERVER_INTERNAL_H
 
 #include <errno.h>
-#include <sys/epoll.h>
 
 #include "src/chan.h"
 #include "src/frames.h"
 #include "src/internal.h"
+#include "src/platform.h"
 #include "src/tables.h"
 
 enum { EV_LISTEN = 1, EV_STOP, EV_SOCK, EV_BELL, EV_WAKE };
@@ -90,7 +90,7 @@ struct ripc_peer {
     int xport;   /* RIPC_XPORT_SHM or RIPC_XPORT_SOCKET */
     ripc__rx rx; /* socket mode: frames read ahead */
     /* socket mode, owning loop only: the receive buffer is full and may not
-     * grow (budget); the socket is out of epoll until that changes */
+     * grow (budget); the socket is out of the poller until that changes */
     int rx_blocked;
     ripc__pace rx_pace; /* the frame being read holds budget: its progress */
     /* socket mode, under the send lock: a frame begun and not yet written
@@ -122,8 +122,8 @@ struct ripc_peer {
 struct loop {
     ripc_server *s;
     int idx;
-    int epfd;
-    int wakefd; /* eventfd: new peers were handed over */
+    ripc__poller *pl;
+    ripc__wake wake; /* new peers were handed over */
     struct evsrc ev_wake;
     struct ripc_peer **peers; /* active peers this loop consumes: loop thread only */
     size_t n, cap;
@@ -148,7 +148,7 @@ struct ripc_server {
     ripc_options opt;
     ripc__addr addr;
     int lfd;
-    int stopfd;
+    ripc__wake stop; /* signalled by ripc_server_stop; in every loop's poller */
     ripc__tables *t;
     struct loop *loops;
     unsigned nloops;
@@ -169,7 +169,7 @@ struct ripc_server {
     ripc__rx_budget tx_budget;     /* socket-mode frames being sent beyond the same base */
     unsigned n_hs;                 /* connections still in the handshake (loop 0) */
     int spare_fd;                  /* held in reserve to refuse workers when out of fds */
-    uint64_t listen_paused;        /* listener out of epoll until then (0: in) */
+    uint64_t listen_paused;        /* listener out of the poller until then (0: in) */
     /* close() from any thread: see ripc_server_close */
     _Atomic int closing;           /* close has begun: waits for room end */
     _Atomic int misuse;            /* close from a dispatch thread: run/poll say -EDEADLK */
@@ -184,16 +184,10 @@ struct ripc_server {
 extern _Thread_local struct loop *ripc__tls_loop
     __attribute__((visibility("hidden"), tls_model("local-dynamic")));
 
-static inline int ripc__ep_add(int epfd, int fd, struct evsrc *ev)
+/* Watch fd for reading in L's poller, reporting ev. 0 or -errno. */
+static inline int ripc__loop_watch(struct loop *L, int fd, struct evsrc *ev)
 {
-    struct epoll_event e = {.events = EPOLLIN, .data.ptr = ev};
-    return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &e) == 0 ? 0 : -errno;
-}
-
-static inline void ripc__ep_del(int epfd, int fd)
-{
-    if (fd >= 0)
-        epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
+    return ripc__poller_add(L->pl, fd, RIPC_POLL_IN, ev);
 }
 
 /* ---- server_peer.c ---- */
@@ -266,9 +260,8 @@ void ripc__handshake_sweep(struct loop *L);
 
 /* ---- server_loop.c ---- */
 
-/* A loop's epoll set and wake-up eventfd, with the server's stop eventfd
- * in it. Open (loop 0) or run (the others), no loop thread running. 0 or
- * -errno (ripc__loop_fini cleans up either way). */
+/* A loop's poller and wake handle, with the server's stop handle in it. Open (loop 0) or run (the
+ * others), no loop thread running. 0 or -errno (ripc__loop_fini cleans up either way). */
 int ripc__loop_init(ripc_server *s, struct loop *L, int idx);
 /* Close and free what ripc__loop_init made, and L's lists. */
 void ripc__loop_fini(struct loop *L);
@@ -281,14 +274,14 @@ int ripc__loop_poll(ripc_server *s, int timeout_ms);
  * The caller counts itself in users. 0 or -EMFILE. */
 int ripc__loop_run(ripc_server *s, unsigned threads);
 
-/* Wake L's thread from its epoll wait. Any thread. */
+/* Wake L's thread from its poller wait. Any thread. */
 void ripc__loop_wake(struct loop *L);
 /* An active peer goes to the least loaded loop: adopted at once when that
  * is L, else handed over (L's thread, loop 0). p's adoption failing ends
  * it (the drop comes in L's next dispatch). */
 void ripc__loop_place(struct loop *L, struct ripc_peer *p);
 
-/* Take p off L: its list and its epoll set (socket and doorbell). L's own
+/* Take p off L: its list and its poller (socket and doorbell). L's own
  * thread, or close once no loop runs. */
 void ripc__loop_forget(struct loop *L, struct ripc_peer *p);
 
@@ -307,12 +300,12 @@ void ripc__sockmode_release(struct loop *L, struct ripc_peer *p);
  * -ECANCELED (close has begun). */
 int ripc__sockmode_send(struct ripc_peer *p, const ripc__frame *f, const void *data,
                         uint64_t deadline);
-/* EPOLLOUT on p's socket on (a tail waits) or off. Send lock held. */
+/* Writability of p's socket watched (a tail waits) or not. Send lock held. */
 void ripc__sockmode_watch(struct ripc_peer *p, int on);
 /* p's socket is writable: write its tail. The owning loop, no lock held. */
 void ripc__sockmode_writable(struct ripc_peer *p);
 /* p's socket is readable: read ahead, within the receive budget (a full
- * buffer takes p's socket out of epoll until it has room). The owning loop. */
+ * buffer takes p's socket out of the poller until it has room). The owning loop. */
 void ripc__sockmode_readable(struct loop *L, struct ripc_peer *p);
 /* After p's frames were dispatched: memory back, p's socket watched again
  * when its buffer has room, and p dropped (-ETIMEDOUT) when it holds budget

@@ -2,7 +2,7 @@
 /*
  * The loops. Each is one dispatch thread's world (src/server_internal.h):
  * it consumes its peers' inbound rings (or their frames, in socket mode),
- * calls the handlers, spins or sleeps in epoll per the wait strategy, and
+ * calls the handlers, spins or sleeps in its poller per the wait strategy, and
  * handles what wakes it: the listener and handshakes (loop 0), control
  * sockets, doorbells, hand-overs. poll() runs rounds of loop 0; run()
  * starts loops 1..n-1 on threads of their own and runs loop 0 itself.
@@ -10,10 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
-#include "shm/fence.h"
 #include "src/server_internal.h"
 
 _Thread_local struct loop *ripc__tls_loop __attribute__((tls_model("local-dynamic")));
@@ -27,26 +24,21 @@ int ripc__loop_init(ripc_server *s, struct loop *L, int idx)
     L->s = s;
     L->idx = idx;
     L->cache_type = -1;
-    L->wakefd = -1;
+    L->wake.rfd = L->wake.wfd = -1;
     pthread_mutex_init(&L->in_mu, NULL);
-    L->epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (L->epfd < 0)
-        return -errno;
-    L->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (L->wakefd < 0)
-        return -errno;
+    int rc = ripc__poller_open(&L->pl);
+    if (rc < 0 || (rc = ripc__wake_open(&L->wake)) < 0)
+        return rc;
     L->ev_wake = (struct evsrc){EV_WAKE, NULL};
-    int rc = ripc__ep_add(L->epfd, s->stopfd, &s->ev_stop);
-    return rc ? rc : ripc__ep_add(L->epfd, L->wakefd, &L->ev_wake);
+    rc = ripc__loop_watch(L, s->stop.rfd, &s->ev_stop);
+    return rc ? rc : ripc__loop_watch(L, L->wake.rfd, &L->ev_wake);
 }
 
 void ripc__loop_fini(struct loop *L)
 {
-    if (L->epfd >= 0)
-        close(L->epfd);
-    if (L->wakefd >= 0)
-        close(L->wakefd);
-    L->epfd = L->wakefd = -1;
+    ripc__poller_close(L->pl);
+    L->pl = NULL;
+    ripc__wake_close(&L->wake);
     free(L->peers);
     free(L->incoming);
     L->peers = L->incoming = NULL;
@@ -78,16 +70,16 @@ static int loop_adopt(struct loop *L, struct ripc_peer *p)
     atomic_fetch_add(&L->count, 1);
     /* Under the send lock: senders read p->loop there (tail_watch), and a
      * socket-mode send made before now (from `joined`, say) may have left
-     * the rest of a frame, which this loop must then write (EPOLLOUT). */
+     * the rest of a frame, which this loop must then write (writability). */
     pthread_mutex_lock(&p->send_mu);
     p->loop = L;
-    rc = ripc__ep_add(L->epfd, p->sock, &p->ev_sock);
+    rc = ripc__loop_watch(L, p->sock, &p->ev_sock);
     if (rc == 0 && ripc__frame_out_left(&p->tail))
         ripc__sockmode_watch(p, 1);
     pthread_mutex_unlock(&p->send_mu);
     if (rc < 0 || (p->ch.bell.wait_fd >= 0 &&
-                   (rc = ripc__ep_add(L->epfd, p->ch.bell.wait_fd, &p->ev_bell)) < 0)) {
-        ripc__ep_del(L->epfd, p->sock);
+                   (rc = ripc__loop_watch(L, p->ch.bell.wait_fd, &p->ev_bell)) < 0)) {
+        ripc__poller_del(L->pl, p->sock);
         L->n--;
         atomic_fetch_sub(&L->count, 1);
         return rc;
@@ -103,8 +95,8 @@ void ripc__loop_forget(struct loop *L, struct ripc_peer *p)
             atomic_fetch_sub(&L->count, 1);
             break;
         }
-    ripc__ep_del(L->epfd, p->sock);
-    ripc__ep_del(L->epfd, p->ch.bell.wait_fd);
+    ripc__poller_del(L->pl, p->sock);
+    ripc__poller_del(L->pl, p->ch.bell.wait_fd);
 }
 
 static void loop_take_incoming(struct loop *L)
@@ -133,10 +125,7 @@ static struct loop *least_loaded(ripc_server *s)
 
 void ripc__loop_wake(struct loop *L)
 {
-    uint64_t one = 1;
-    if (write(L->wakefd, &one, sizeof one) < 0) {
-        /* already signalled */
-    }
+    ripc__wake_signal(&L->wake);
 }
 
 void ripc__loop_place(struct loop *L, struct ripc_peer *p)
@@ -184,7 +173,7 @@ static void active_readable(struct ripc_peer *p)
     if (rc == 0)
         return;
     ripc__peer_end(p, rc == 1 ? RIPC_LEFT_BYE : rc);
-    ripc__ep_del(p->loop->epfd, p->sock); /* nothing more to read from it */
+    ripc__poller_del(p->loop->pl, p->sock); /* nothing more to read from it */
 }
 
 /* No handler took m: counted, and a request answered with -ENOENT at once
@@ -304,7 +293,7 @@ static int loop_dispatch(struct loop *L)
     return total;
 }
 
-/* Arm every ring, sleep in epoll, handle what woke us. */
+/* Arm every ring, sleep in the poller, handle what woke us. */
 static void loop_wait(struct loop *L, int timeout_ms)
 {
     /* Before sleeping: arm every ring, one remote fence for all of them if
@@ -343,27 +332,23 @@ static void loop_wait(struct loop *L, int timeout_ms)
     /* closing as well as stopping: a poll may have consumed close's stop. */
     if (sleep_ok && !atomic_load(&L->has_incoming) && !atomic_load(&L->s->stopping) &&
         !atomic_load(&L->s->closing)) {
-        struct epoll_event ev[64];
+        ripc__poll_event ev[64];
         ripc_server *sv = L->s;
         if (((L->idx == 0 && (sv->n_hs || sv->listen_paused)) || rx_tick) &&
             (timeout_ms < 0 || timeout_ms > RX_RETRY_MS))
             timeout_ms = RX_RETRY_MS; /* handshake deadlines, paused listener, memory */
-        int n = epoll_wait(L->epfd, ev, 64, timeout_ms);
+        int n = ripc__poller_wait(L->pl, ev, 64, timeout_ms);
         for (int i = 0; i < n; i++) {
-            struct evsrc *e = ev[i].data.ptr;
+            struct evsrc *e = ev[i].data;
             switch (e->kind) {
             case EV_LISTEN:
                 ripc__handshake_accept(L);
                 break;
             case EV_STOP:
                 break;
-            case EV_WAKE: {
-                uint64_t v;
-                if (read(L->wakefd, &v, sizeof v) < 0) {
-                    /* raced with another read: fine */
-                }
+            case EV_WAKE:
+                ripc__wake_drain(&L->wake);
                 break;
-            }
             case EV_SOCK: {
                 /* An ending peer's socket is out of the set already; a
                  * broken one is still read until its drop (this round). */
@@ -374,9 +359,9 @@ static void loop_wait(struct loop *L, int timeout_ms)
                     if (e->p->xport != RIPC_XPORT_SOCKET)
                         active_readable(e->p);
                     else {
-                        if (ev[i].events & EPOLLOUT)
+                        if (ev[i].events & RIPC_POLL_OUT)
                             ripc__sockmode_writable(e->p);
-                        if (ev[i].events & ~(uint32_t)EPOLLOUT)
+                        if (ev[i].events & RIPC_POLL_IN)
                             ripc__sockmode_readable(L, e->p);
                     }
                 }
@@ -385,9 +370,9 @@ static void loop_wait(struct loop *L, int timeout_ms)
             case EV_BELL:
                 /* End of stream: the worker closed its end of our doorbell
                  * (it cannot wake us any more; its socket says when it is
-                 * gone). Stop watching it, or epoll reports it forever. */
+                 * gone). Stop watching it, or the poller reports it forever. */
                 if (ripc__doorbell_drain(&e->p->ch.bell) == -EPIPE)
-                    ripc__ep_del(L->epfd, e->p->ch.bell.wait_fd);
+                    ripc__poller_del(L->pl, e->p->ch.bell.wait_fd);
                 if (atomic_load(&e->p->space_waiters)) {
                     pthread_mutex_lock(&e->p->send_mu);
                     pthread_cond_broadcast(&e->p->space_cv);
@@ -493,10 +478,7 @@ int ripc__loop_poll(ripc_server *s, int timeout_ms)
     if (atomic_load(&s->stopping)) {
         /* stop() is for run(); a poller consumes it instead of spinning. */
         atomic_store(&s->stopping, 0);
-        uint64_t v;
-        if (read(s->stopfd, &v, sizeof v) < 0) {
-            /* nothing pending */
-        }
+        ripc__wake_drain(&s->stop);
     }
     if (timeout_ms <= 0)
         return loop_round(L, timeout_ms);
@@ -575,13 +557,10 @@ int ripc__loop_run(ripc_server *s, unsigned threads)
     }
     s->nloops = 1;
     /* Clear the flag before draining: a stop() landing in between leaves
-     * the eventfd readable and the flag set again, which the next run
+     * the stop handle signalled and the flag set again, which the next run
      * honours, instead of being half lost. */
     atomic_store(&s->stopping, 0);
-    uint64_t v;
-    if (read(s->stopfd, &v, sizeof v) < 0) {
-        /* nothing pending */
-    }
+    ripc__wake_drain(&s->stop);
     if (restore)
         pthread_sigmask(SIG_SETMASK, &mask, NULL);
     return 0;

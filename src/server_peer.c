@@ -8,7 +8,6 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "sockets/closer.h"
 #include "src/server_internal.h"
 
 int ripc__peer_try_ref(void *pp)

@@ -29,8 +29,8 @@ void ripc__sockmode_release(struct loop *L, struct ripc_peer *p)
 
 void ripc__sockmode_watch(struct ripc_peer *p, int on)
 {
-    struct epoll_event e = {.events = EPOLLIN | (on ? EPOLLOUT : 0u), .data.ptr = &p->ev_sock};
-    if (p->loop && epoll_ctl(p->loop->epfd, EPOLL_CTL_MOD, p->sock, &e) != 0) {
+    if (p->loop && ripc__poller_mod(p->loop->pl, p->sock, RIPC_POLL_IN | (on ? RIPC_POLL_OUT : 0u),
+                                    &p->ev_sock) != 0) {
         /* not in the set any more (the connection ended): nothing to watch */
     }
 }
@@ -134,7 +134,7 @@ static int sock_wait(struct ripc_peer *p, int own, int budget, uint64_t until)
  * written then: -ETIMEDOUT). The frame is then written as the worker reads
  * until the deadline, when what is left is copied into p's tail (within
  * the budget taken), for the owning loop to write as the worker reads
- * (EPOLLOUT). A worker that does not read therefore costs a sender its
+ * (writable). A worker that does not read therefore costs a sender its
  * timeout, never more; the memory kept for it is bounded; and a frame, once
  * begun, is finished, so the stream keeps its framing.
  */
@@ -219,7 +219,7 @@ void ripc__sockmode_writable(struct ripc_peer *p)
         if (!ripc__frame_out_left(&p->tail))
             ripc__sockmode_watch(p, 0);
         else if (tail_flush(p) == -EPIPE)
-            ripc__sockmode_watch(p, 0); /* the hang-up comes through EPOLLIN/EPOLLHUP */
+            ripc__sockmode_watch(p, 0); /* the hang-up comes as readable */
     }
     pthread_mutex_unlock(&p->send_mu);
 }
@@ -233,21 +233,20 @@ void ripc__sockmode_writable(struct ripc_peer *p)
  */
 static void rx_block(struct loop *L, struct ripc_peer *p)
 {
-    ripc__ep_del(L->epfd, p->sock);
+    ripc__poller_del(L->pl, p->sock);
     if (!p->rx_blocked) {
         p->rx_blocked = 1;
         atomic_fetch_add(&L->s->rx_budget.waiters, 1);
     }
 }
 
-/* The buffer has room again: read the socket (EPOLLOUT too, in case a tail
+/* The buffer has room again: read the socket (writability too, in case a tail
  * waits: ripc__sockmode_writable turns it off when none does). */
 static void rx_unblock(struct loop *L, struct ripc_peer *p)
 {
-    struct epoll_event e = {.events = EPOLLIN | EPOLLOUT, .data.ptr = &p->ev_sock};
     p->rx_blocked = 0;
     atomic_fetch_sub(&L->s->rx_budget.waiters, 1);
-    if (epoll_ctl(L->epfd, EPOLL_CTL_ADD, p->sock, &e) != 0) {
+    if (ripc__poller_add(L->pl, p->sock, RIPC_POLL_IN | RIPC_POLL_OUT, &p->ev_sock) != 0) {
         ripc__peer_end(p, -ENOMEM); /* cannot watch it any more: drop it with a reason */
     }
 }
@@ -278,6 +277,6 @@ void ripc__sockmode_readable(struct loop *L, struct ripc_peer *p)
         rx_block(L, p);
     else if (n < 0) {
         ripc__peer_end(p, -EPIPE);
-        ripc__ep_del(L->epfd, p->sock);
+        ripc__poller_del(L->pl, p->sock);
     }
 }

@@ -292,6 +292,9 @@ RIPC_API const char *ripc_peer_name(const ripc_peer *p);
 /* "shm" or "socket", and a short reason why that transport. */
 RIPC_API const char *ripc_peer_transport(const ripc_peer *p);
 RIPC_API const char *ripc_peer_transport_reason(const ripc_peer *p);
+/* The worker's pid: the kernel's word on a unix socket where the platform
+ * gives one (Linux), else (TCP, getpeereid platforms) what the worker's
+ * HELLO says. */
 RIPC_API int32_t ripc_peer_pid(const ripc_peer *p);
 
 /* The address the server listens on, as a URL ("tcp://127.0.0.1:40321" when
@@ -321,7 +324,9 @@ RIPC_API int ripc_reply_error(ripc_peer *p, const ripc_msg *req, int err, const 
  * the answer can go at once. */
 RIPC_API uint64_t ripc_server_dropped(ripc_server *s);
 
-/* Readable when ripc_server_poll() has work (see there). */
+/* Readable when ripc_server_poll() has work (see there). -ENOTSUP in a
+ * build whose poller has no such descriptor (RIPC_PORTABLE_POSIX: poll(2)),
+ * where an outside event loop calls ripc_server_poll(s, 0) on a timer. */
 RIPC_API int ripc_server_fd(ripc_server *s);
 /* Workers connected now. */
 RIPC_API unsigned ripc_server_peer_count(ripc_server *s);

@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The platform contract: everything the core (src/) needs from the
+ * operating system, and the one header src/ includes for it. Each service
+ * is declared, with its rules, in the header named below; this file says
+ * what each is for and which file provides it on each platform. The core
+ * calls these and nothing OS-specific of its own; a port is a new set of
+ * the files in the right-hand columns, picked by CMakeLists.txt.
+ *
+ *   service                 header             Linux (default)          portable POSIX
+ *                                                                       (RIPC_PORTABLE_POSIX)
+ *   poller, wake handle     sockets/poller.h   poller_epoll.c           poller_poll.c
+ *                                              (epoll, eventfd)         (poll(2), a pipe)
+ *   clocks and deadlines    shm/clock.h        inline: CLOCK_MONOTONIC  the same
+ *                                              (+ _COARSE)
+ *   control sockets,        sockets/sock.h     listen_posix.c,          the same files;
+ *   descriptor passing,                        dial_posix.c,            cred_posix.c with
+ *   peer credentials                           conn_posix.c,            getpeereid: uid, gid,
+ *                                              cred_posix.c (SO_PEER-   pid unknown
+ *                                              CRED: uid, gid, pid)     (peereid_linux.c on glibc)
+ *   closing what a peer     sockets/closer.h   closer_posix.c           closer_posix.c
+ *   passed us
+ *   shared segments         shm/segment.h      segment_posix.c          segment_posix.c
+ *                                              (memfd, sealed; then     (shm_open only)
+ *                                              shm_open)
+ *   guard for unsealable    shm/fault_guard.h  fault_guard.c (SIGBUS)   fault_guard.c
+ *   segments
+ *   doorbells               shm/doorbell.h     doorbell.c + eventfd,    doorbell.c +
+ *                                              futex, socket kinds      doorbell_socket.c
+ *   asymmetric fences       shm/fence.h        fence_linux.c            fence_none.c
+ *                                              (membarrier)             (symmetric fences)
+ *   threads and locks       <pthread.h>        POSIX threads            POSIX threads
+ *
+ * Windows has shm/segment_win32.c and shm/fence_none.c so far; the rest
+ * comes with the Windows port (winpthreads covers the threads on mingw).
+ *
+ * Threads and locks: the core uses POSIX threads directly
+ * (pthread_mutex_t, pthread_cond_t with CLOCK_MONOTONIC, pthread_create /
+ * join, pthread_sigmask), available as winpthreads on mingw. They are part
+ * of this contract as they stand, not wrapped.
+ *
+ * Plain POSIX descriptor calls (close, shutdown, send with MSG_NOSIGNAL,
+ * poll on one descriptor) are used directly in src/ as well; a port without
+ * them wraps them here.
+ *
+ * What the portable POSIX build gives up, and what the core does instead:
+ *   - no sealed memfd: segments are shm_open objects, which a worker could
+ *     truncate; the master's mapping is guarded (shm/fault_guard.h), and a
+ *     large message (over one ring record) cannot travel in shared memory,
+ *     so max_message is capped to a ring record in shm mode (socket mode
+ *     carries any size);
+ *   - no eventfd or futex doorbell: the socket doorbell, without the futex
+ *     sleep word;
+ *   - no membarrier: both sides of every ring keep their full fences;
+ *   - no peer pid from the kernel: a unix-socket peer's pid is what its
+ *     HELLO says (as over TCP), and spinning is decided without it;
+ *   - no pollable descriptor for the whole loop: ripc_server_fd() says
+ *     -ENOTSUP.
+ */
+#ifndef RIPC_SRC_PLATFORM_H
+#define RIPC_SRC_PLATFORM_H
+
+#include <pthread.h>
+
+#include "shm/clock.h"
+#include "shm/doorbell.h"
+#include "shm/fault_guard.h"
+#include "shm/fence.h"
+#include "shm/segment.h"
+#include "sockets/closer.h"
+#include "sockets/poller.h"
+#include "sockets/sock.h"
+
+#endif /* RIPC_SRC_PLATFORM_H */

@@ -1,0 +1,244 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Unit tests for sockets/poller.h, against whichever poller this build has
+ * (epoll by default, poll(2) with RIPC_PORTABLE_POSIX): level-triggered
+ * readiness with a pointer per registration, writability switched on and
+ * off (from another thread while the owner sleeps, too), the wake handle,
+ * and no registration starved when more are ready than one wait takes.
+ * Cross-thread ordering goes through ripc_test_wait_sleeping, never sleeps.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "shm/clock.h"
+#include "sockets/poller.h"
+#include "support/support.h"
+
+static void pair(int sv[2])
+{
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+}
+
+static ripc__poller *open_poller(void)
+{
+    ripc__poller *pl = NULL;
+    assert_int_equal(ripc__poller_open(&pl), 0);
+    assert_non_null(pl);
+    return pl;
+}
+
+static void test_poller_level_triggered(void **state)
+{
+    (void)state;
+    ripc__poller *pl = open_poller();
+    int sv[2], tag;
+    pair(sv);
+    ripc__poll_event ev[4];
+    assert_int_equal(ripc__poller_add(pl, sv[0], RIPC_POLL_IN, &tag), 0);
+    assert_int_equal(ripc__poller_wait(pl, ev, 4, 0), 0);
+    assert_int_equal(write(sv[1], "x", 1), 1);
+    for (int round = 0; round < 2; round++) { /* still ready: reported again */
+        assert_int_equal(ripc__poller_wait(pl, ev, 4, 1000), 1);
+        assert_ptr_equal(ev[0].data, &tag);
+        assert_int_equal(ev[0].events, RIPC_POLL_IN);
+    }
+    char c;
+    assert_int_equal(read(sv[0], &c, 1), 1);
+    assert_int_equal(ripc__poller_wait(pl, ev, 4, 0), 0);
+    /* A hang-up is for a read. */
+    close(sv[1]);
+    assert_int_equal(ripc__poller_wait(pl, ev, 4, 1000), 1);
+    assert_true(ev[0].events & RIPC_POLL_IN);
+    ripc__poller_del(pl, sv[0]);
+    assert_int_equal(ripc__poller_wait(pl, ev, 4, 0), 0);
+    close(sv[0]);
+    ripc__poller_close(pl);
+}
+
+static void test_poller_registrations(void **state)
+{
+    (void)state;
+    ripc__poller *pl = open_poller();
+    int sv[2], a, b;
+    pair(sv);
+    ripc__poll_event ev[4];
+    assert_int_equal(ripc__poller_mod(pl, sv[0], RIPC_POLL_IN, &a), -ENOENT);
+    assert_int_equal(ripc__poller_add(pl, sv[0], RIPC_POLL_IN, &a), 0);
+    assert_int_equal(ripc__poller_add(pl, sv[0], RIPC_POLL_IN, &a), -EEXIST);
+    assert_true(ripc__poller_add(pl, -1, RIPC_POLL_IN, &a) < 0);
+    /* Writable all along, but only reported once asked for, with the
+     * pointer of the latest mod. */
+    assert_int_equal(ripc__poller_wait(pl, ev, 4, 0), 0);
+    assert_int_equal(ripc__poller_mod(pl, sv[0], RIPC_POLL_IN | RIPC_POLL_OUT, &b), 0);
+    assert_int_equal(ripc__poller_wait(pl, ev, 4, 0), 1);
+    assert_ptr_equal(ev[0].data, &b);
+    assert_int_equal(ev[0].events, RIPC_POLL_OUT);
+    assert_int_equal(ripc__poller_mod(pl, sv[0], RIPC_POLL_IN, &a), 0);
+    assert_int_equal(ripc__poller_wait(pl, ev, 4, 0), 0);
+    ripc__poller_del(pl, sv[0]);
+    ripc__poller_del(pl, sv[0]); /* not watched: nothing */
+    ripc__poller_del(pl, -1);
+    ripc__poller_del(NULL, sv[0]);
+    assert_int_equal(ripc__poller_mod(pl, sv[0], RIPC_POLL_IN, &a), -ENOENT);
+    close(sv[0]);
+    close(sv[1]);
+    ripc__poller_close(pl);
+    ripc__poller_close(NULL);
+}
+
+/* ---- the owner asleep, another thread acting ---- */
+
+struct sleeper {
+    ripc__poller *pl;
+    _Atomic int tid;
+    int n;
+    ripc__poll_event ev[4];
+    uint64_t ms;
+};
+
+static void *sleeper_main(void *arg)
+{
+    struct sleeper *z = arg;
+    atomic_store(&z->tid, (int)syscall(SYS_gettid));
+    uint64_t t0 = ripc__now_ns();
+    z->n = ripc__poller_wait(z->pl, z->ev, 4, 20000);
+    z->ms = (ripc__now_ns() - t0) / 1000000u;
+    return NULL;
+}
+
+/* Start a thread waiting on pl (20 s) and return once it sleeps. */
+static pthread_t start_sleeper(struct sleeper *z)
+{
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, sleeper_main, z), 0);
+    while (atomic_load(&z->tid) == 0)
+        sched_yield();
+    ripc_test_wait_sleeping(getpid(), atomic_load(&z->tid));
+    return th;
+}
+
+static void test_poller_mod_while_waiting(void **state)
+{
+    (void)state;
+    struct sleeper z = {.pl = open_poller()};
+    int sv[2], tag;
+    pair(sv);
+    assert_int_equal(ripc__poller_add(z.pl, sv[0], RIPC_POLL_IN, &tag), 0);
+    pthread_t th = start_sleeper(&z);
+    /* As a sender turning writability on for the loop asleep. */
+    assert_int_equal(ripc__poller_mod(z.pl, sv[0], RIPC_POLL_IN | RIPC_POLL_OUT, &tag), 0);
+    pthread_join(th, NULL);
+    assert_int_equal(z.n, 1);
+    assert_ptr_equal(z.ev[0].data, &tag);
+    assert_int_equal(z.ev[0].events, RIPC_POLL_OUT);
+    assert_true(z.ms < 10000);
+    close(sv[0]);
+    close(sv[1]);
+    ripc__poller_close(z.pl);
+}
+
+static void test_poller_wake(void **state)
+{
+    (void)state;
+    struct sleeper z = {.pl = open_poller()};
+    ripc__wake w;
+    int tag;
+    assert_int_equal(ripc__wake_open(&w), 0);
+    assert_int_equal(ripc__poller_add(z.pl, w.rfd, RIPC_POLL_IN, &tag), 0);
+    pthread_t th = start_sleeper(&z);
+    ripc__wake_signal(&w);
+    pthread_join(th, NULL);
+    assert_int_equal(z.n, 1);
+    assert_ptr_equal(z.ev[0].data, &tag);
+    assert_true(z.ms < 10000);
+    /* Signals coalesce; one drain takes them all. */
+    for (int i = 0; i < 1000; i++)
+        ripc__wake_signal(&w);
+    assert_int_equal(ripc__poller_wait(z.pl, z.ev, 4, 0), 1);
+    ripc__wake_drain(&w);
+    assert_int_equal(ripc__poller_wait(z.pl, z.ev, 4, 0), 0);
+    ripc__wake_drain(&w); /* nothing pending: returns at once */
+    ripc__poller_del(z.pl, w.rfd);
+    ripc__wake_close(&w);
+    ripc__wake_close(&w); /* closed: nothing */
+    ripc__poller_close(z.pl);
+}
+
+/* More ready than one wait takes: every one is reported within a few
+ * waits, none of them read in between. */
+#define NFD 40
+static void test_poller_no_starvation(void **state)
+{
+    (void)state;
+    ripc__poller *pl = open_poller();
+    int sv[NFD][2], seen[NFD] = {0};
+    for (int i = 0; i < NFD; i++) {
+        pair(sv[i]);
+        assert_int_equal(write(sv[i][1], "x", 1), 1);
+        assert_int_equal(ripc__poller_add(pl, sv[i][0], RIPC_POLL_IN, &seen[i]), 0);
+    }
+    ripc__poll_event ev[8];
+    for (int round = 0; round < 2 * NFD / 8; round++) {
+        int n = ripc__poller_wait(pl, ev, 8, 1000);
+        assert_true(n > 0 && n <= 8);
+        for (int k = 0; k < n; k++)
+            (*(int *)ev[k].data)++;
+    }
+    for (int i = 0; i < NFD; i++) {
+        if (seen[i] == 0)
+            fail_msg("registration %d never reported in %d waits", i, 2 * NFD / 8);
+        close(sv[i][0]);
+        close(sv[i][1]);
+    }
+    ripc__poller_close(pl);
+}
+
+/* The epoll set is itself pollable; the poll(2) poller says -ENOTSUP. */
+static void test_poller_fd(void **state)
+{
+    (void)state;
+    ripc__poller *pl = open_poller();
+    int fd = ripc__poller_fd(pl);
+    if (fd == -ENOTSUP) {
+        ripc__poller_close(pl);
+        print_message("SKIP: this build's poller has no descriptor (poll(2))\n");
+        skip();
+    }
+    assert_true(fd >= 0);
+    int sv[2], tag;
+    pair(sv);
+    assert_int_equal(ripc__poller_add(pl, sv[0], RIPC_POLL_IN, &tag), 0);
+    struct pollfd pf = {.fd = fd, .events = POLLIN};
+    assert_int_equal(poll(&pf, 1, 0), 0);
+    assert_int_equal(write(sv[1], "x", 1), 1);
+    assert_int_equal(poll(&pf, 1, 1000), 1);
+    close(sv[0]);
+    close(sv[1]);
+    ripc__poller_close(pl);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_poller_level_triggered),
+        cmocka_unit_test(test_poller_registrations),
+        cmocka_unit_test(test_poller_mod_while_waiting),
+        cmocka_unit_test(test_poller_wake),
+        cmocka_unit_test(test_poller_no_starvation),
+        cmocka_unit_test(test_poller_fd),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
