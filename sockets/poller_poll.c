@@ -229,8 +229,9 @@ static int snapshot(ripc__poller *pl)
 static int collect(ripc__poller *pl, size_t np, ripc__poll_event *ev, int max)
 {
     int k = 0;
+    size_t first = pl->start, next = first;
     for (size_t j = 0; j < np && k < max; j++) {
-        size_t c = (pl->start + j) % np;
+        size_t c = (first + j) % np;
         short re = pl->pf[c].revents;
         if (!re)
             continue;
@@ -249,8 +250,9 @@ static int collect(ripc__poller *pl, size_t np, ripc__poll_event *ev, int max)
         if (!e)
             continue;
         ev[k++] = (ripc__poll_event){pl->regs[i].data, e};
-        pl->start = c + 1;
+        next = c + 1;
     }
+    pl->start = next;
     return k;
 }
 

@@ -165,7 +165,7 @@ static int check_credentials(struct ripc_peer *p)
     int32_t pid;
     if (ripc__sock_peer_cred(p->sock, &uid, &gid, &pid) == 0) {
         p->uid = uid;
-        if (pid > 0)
+        if (pid >= 0) /* -1: unknown */
             p->pid = pid;
         if (!ripc__uid_allowed(&s->opt, uid)) {
             send_reject(p, EACCES, "uid %u is not allowed (the master runs as uid %u)", uid,

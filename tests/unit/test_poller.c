@@ -177,6 +177,32 @@ static void test_poller_wake(void **state)
     ripc__poller_close(z.pl);
 }
 
+/* Each ready registration once per wait, wherever the wait starts. */
+static void test_poller_each_once(void **state)
+{
+    (void)state;
+    ripc__poller *pl = open_poller();
+    int sv[3][2], tag[3];
+    for (int i = 0; i < 3; i++) {
+        pair(sv[i]);
+        assert_int_equal(ripc__poller_add(pl, sv[i][0], RIPC_POLL_IN, &tag[i]), 0);
+    }
+    assert_int_equal(write(sv[0][1], "x", 1), 1);
+    assert_int_equal(write(sv[2][1], "x", 1), 1);
+    ripc__poll_event ev[4];
+    for (int round = 0; round < 4; round++) {
+        assert_int_equal(ripc__poller_wait(pl, ev, 4, 1000), 2);
+        assert_ptr_not_equal(ev[0].data, ev[1].data);
+        for (int k = 0; k < 2; k++)
+            assert_true(ev[k].data == &tag[0] || ev[k].data == &tag[2]);
+    }
+    for (int i = 0; i < 3; i++) {
+        close(sv[i][0]);
+        close(sv[i][1]);
+    }
+    ripc__poller_close(pl);
+}
+
 /* More ready than one wait takes: every one is reported within a few
  * waits, none of them read in between. */
 #define NFD 40
@@ -237,6 +263,7 @@ int main(void)
         cmocka_unit_test(test_poller_registrations),
         cmocka_unit_test(test_poller_mod_while_waiting),
         cmocka_unit_test(test_poller_wake),
+        cmocka_unit_test(test_poller_each_once),
         cmocka_unit_test(test_poller_no_starvation),
         cmocka_unit_test(test_poller_fd),
     };
