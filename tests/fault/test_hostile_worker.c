@@ -752,9 +752,22 @@ static int hostile_large(int variant)
     return h_finish(&h);
 }
 
+/* Large messages travel in sealed memfds: a build without them (the
+ * portable one) refuses every LARGE frame, honest ones too. 1: skip. */
+static int no_large(void)
+{
+    if (ripc__segment_supported(RIPC_SEG_MEMFD))
+        return 0;
+    print_message("SKIP: large messages need memfd, which this build leaves out\n");
+    finish_good();
+    return 1;
+}
+
 static void test_hostile_large(void **state)
 {
     (void)state;
+    if (no_large())
+        skip();
     run_variants(hostile_large, 'h', 9, 1);
     finish_good();
 }
@@ -847,6 +860,8 @@ static int hostile_unread_frames(int variant)
 static void test_hostile_unread_frames(void **state)
 {
     (void)state;
+    if (no_large())
+        skip();
     int notes0 = M.notes;
     start_hostile(hostile_unread_frames, 0);
     expect_left("hostile-j", -EPROTO);
@@ -1874,8 +1889,6 @@ static void test_hostile_unread_from_join(void **state)
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
-    if (!(ripc__doorbell_caps() & RIPC_DB_CAP(RIPC_DB_EVENTFD)))
-        ripc_test_skip("the hostile worker rings the master through an eventfd");
     if (argc > 1 && strcmp(argv[1], "shm_open") == 0)
         return run_shm_open_cases();
     if (argc > 1 && strcmp(argv[1], "blocked-master") == 0)

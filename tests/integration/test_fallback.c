@@ -35,6 +35,7 @@
 #include <cmocka.h>
 
 #include "ringipc/ringipc.h"
+#include "shm/segment.h"
 #include "support/support.h"
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
@@ -185,6 +186,15 @@ static void need_shim(void)
     print_message("SKIP: LD_PRELOAD shims and sanitizer runtimes do not mix\n");
     skip();
 #endif
+}
+
+/* A case about memfd (refused, or the one that works). */
+static void need_memfd(void)
+{
+    if (!ripc__segment_supported(RIPC_SEG_MEMFD)) {
+        print_message("SKIP: this build has no memfd\n");
+        skip();
+    }
 }
 
 static ripc_server *serve_open(void)
@@ -466,6 +476,7 @@ static void test_fallback_ro_shm_master_refused(void **state)
 {
     (void)state;
     need_shim();
+    need_memfd();
     char wline[512];
     ro_shm_pair("--ro-shm=20", W_MASTER_REFUSED, "peer transport=socket", wline);
     /* Both failures, in the order of the build's preference. */
@@ -488,6 +499,7 @@ static void test_fallback_tiny_shm_master(void **state)
 static void test_fallback_ro_shm_memfd_works(void **state)
 {
     (void)state;
+    need_memfd();
     char wline[512];
     ro_shm_pair("--ro-shm=00", "rc=0 transport=shm reason=shared memory (memfd segment",
                 "peer transport=shm", wline);

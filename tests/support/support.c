@@ -1,6 +1,7 @@
 #include "support/support.h"
 
 #include "ringipc/ringipc.h"
+#include "shm/segment.h"
 #include "sockets/sock.h"
 #include "src/proto.h"
 
@@ -36,6 +37,11 @@
 #include <cmocka.h>
 
 #include "ringipc/ringipc.h"
+
+int ripc_test_shm_large(void)
+{
+    return ripc__segment_supported(RIPC_SEG_MEMFD);
+}
 
 int ripc_test_transport_args(int argc, char **argv, const char **name)
 {
