@@ -124,7 +124,7 @@ static pid_t spawn(int (*fn)(void *), void *arg)
     assert_true(pid >= 0);
     if (pid == 0) {
         int rc = fn(arg); /* never touches the inherited server */
-        fflush(stdout);   /* what it printed, also when stdout is a pipe */
+        fflush(stdout); /* what it printed, also when stdout is a pipe */
         _exit(rc);
     }
     return pid;
