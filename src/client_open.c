@@ -200,6 +200,12 @@ static int handshake(ripc_client *c, uint64_t deadline, char *why, size_t why_le
     c->q_cap = (size_t)w.ring_bytes;
     if (c->ch.max_message > c->ch.max_payload)
         c->q_cap += (size_t)c->ch.max_message; /* room for one large message */
+    else if (!ripc__segment_supported(RIPC_SEG_MEMFD))
+        /* No large messages without memfd (the portable build): the stash
+         * still gets the room the application allows for one message, not
+         * one ring only, so that a request waiting for its reply keeps up
+         * with the one-way messages a default build would keep. */
+        c->q_cap += c->opt.max_message < SIZE_MAX / 2 ? (size_t)c->opt.max_message : SIZE_MAX / 2;
     snprintf(c->reason, sizeof c->reason, "%s", w.reason);
     rc = 0;
 out:

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #include <string.h>
 
-#include "shm/fence.h"
 #include "src/guard.h"
+#include "src/platform.h"
 
 void ripc__guard_init(ripc__guard *g, int asym)
 {
