@@ -220,7 +220,8 @@ RIPC_API int ripc_server_on_peer(ripc_server *s, void (*joined)(ripc_peer *, voi
  * -ECANCELED once ripc_server_close() has begun on another thread,
  * -EDEADLK after a handler called ripc_server_close(). For callers with
  * their own event loop: call ripc_server_poll(s, 0) until it returns 0, then
- * wait for ripc_server_fd() to become readable. Not concurrent with itself
+ * wait for ripc_server_fd() to become readable (where the build has one:
+ * see there). Not concurrent with itself
  * or ripc_server_run().
  */
 RIPC_API int ripc_server_poll(ripc_server *s, int timeout_ms);
