@@ -11,7 +11,8 @@
  * Semantics, the same for both: level-triggered (a descriptor that stays
  * ready is reported by every wait until the condition ends or it is
  * deleted); hang-up and error are reported as RIPC_POLL_IN (the read that
- * follows says which); each registration carries one user pointer, given
+ * follows says which) and RIPC_POLL_HUP, the latter also for a registration
+ * that does not watch readability; each registration carries one user pointer, given
  * back with its events. A descriptor is registered at most once per poller.
  *
  * Threads: one thread waits on a poller at a time (its owner). add, mod and
@@ -29,6 +30,8 @@
 enum {
     RIPC_POLL_IN = 1u,  /* readable, hung up, or in error */
     RIPC_POLL_OUT = 2u, /* writable */
+    RIPC_POLL_HUP = 4u, /* reported only: hung up or in error (with RIPC_POLL_IN),
+                           also where readability is not watched */
 };
 
 typedef struct ripc__poller ripc__poller;

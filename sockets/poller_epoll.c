@@ -78,7 +78,8 @@ int ripc__poller_wait(ripc__poller *pl, ripc__poll_event *ev, int max, int timeo
         /* Anything but writability (data, hang-up, error) is for a read. */
         ev[i].data = e[i].data.ptr;
         ev[i].events = ((e[i].events & ~(uint32_t)EPOLLOUT) ? RIPC_POLL_IN : 0u) |
-                       ((e[i].events & EPOLLOUT) ? RIPC_POLL_OUT : 0u);
+                       ((e[i].events & EPOLLOUT) ? RIPC_POLL_OUT : 0u) |
+                       ((e[i].events & (EPOLLHUP | EPOLLERR)) ? RIPC_POLL_HUP : 0u);
     }
     return n;
 }

@@ -245,6 +245,8 @@ static int collect(ripc__poller *pl, size_t np, ripc__poll_event *ev, int max)
         unsigned e = 0;
         if (re & (POLLIN | POLLHUP | POLLERR))
             e |= RIPC_POLL_IN;
+        if (re & (POLLHUP | POLLERR))
+            e |= RIPC_POLL_HUP;
         if ((re & POLLOUT) && (pl->regs[i].events & RIPC_POLL_OUT))
             e |= RIPC_POLL_OUT;
         if (!e)

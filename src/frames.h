@@ -41,8 +41,11 @@ typedef struct ripc__pace {
 } ripc__pace;
 
 /* `held` bytes of budget are held now (0: none, the rule rests). 1 when a
- * period ended with too little moved while others waited: drop the peer. */
-int ripc__pace_late(ripc__pace *pc, size_t held, int others_wait);
+ * period ended with too little moved while others waited: drop the peer.
+ * `back`: when the owner last came back from being away (coarse clock, 0:
+ * never): a period that began before then starts over, for the bytes did
+ * not move because nobody moved them. */
+int ripc__pace_late(ripc__pace *pc, size_t held, int others_wait, uint64_t back);
 
 typedef struct ripc__rx {
     uint8_t *buf;
@@ -109,6 +112,10 @@ typedef struct ripc__frame_out {
     uint8_t *own; /* the copy data points into, or NULL */
 } ripc__frame_out;
 
+/* What copying n bytes into fresh memory costs here, in ns: an estimate
+ * from the copies ripc__frame_out_keep made (any thread). */
+uint64_t ripc__frame_copy_ns(size_t n);
+
 void ripc__frame_out_begin(ripc__frame_out *o, const ripc__frame *f, const void *payload);
 /* Bytes of the frame not yet written (0: none, or all out). */
 static inline size_t ripc__frame_out_left(const ripc__frame_out *o)
@@ -119,7 +126,8 @@ static inline size_t ripc__frame_out_left(const ripc__frame_out *o)
  * left, -EPIPE, or another -errno. Adds the bytes written to *moved. */
 int ripc__frame_out_write(ripc__frame_out *o, int fd, size_t *moved);
 /* Copy what is not yet written into memory of its own (the sender is about
- * to return): 0 or -ENOMEM (the frame is unchanged). */
+ * to return), in slices whose cost feeds ripc__frame_copy_ns: 0 or -ENOMEM
+ * (the frame is unchanged). */
 int ripc__frame_out_keep(ripc__frame_out *o);
 /* Forget the frame (its copy is freed). */
 void ripc__frame_out_end(ripc__frame_out *o);

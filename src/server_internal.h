@@ -90,8 +90,11 @@ struct ripc_peer {
     int xport;   /* RIPC_XPORT_SHM or RIPC_XPORT_SOCKET */
     ripc__rx rx; /* socket mode: frames read ahead */
     /* socket mode, owning loop only: the receive buffer is full and may not
-     * grow (budget); the socket is out of the poller until that changes */
+     * grow (budget); the socket is not read until that changes */
     int rx_blocked;
+    /* socket mode: the events p's socket is watched for (W_* bits and a
+     * generation, server_sockmode.c: watch_set) */
+    _Atomic unsigned watch;
     ripc__pace rx_pace; /* the frame being read holds budget: its progress */
     /* socket mode, under the send lock: a frame begun and not yet written
      * whole; written before anything else. Its sender writes it while it
@@ -119,6 +122,38 @@ struct ripc_peer {
     struct ripc_peer *all_prev, *all_next;
 };
 
+/*
+ * When a loop stopped watching its sockets (left, 0 while it watches) and
+ * when it last came back after an absence longer than RIPC_AWAY_MS (back):
+ * a worker is not blamed for bytes that did not move while its loop was
+ * away (ripc__pace_late). One for reading (the loop's waits), one for
+ * writing tails (those waits, and a dispatch thread waiting for send
+ * budget, which writes its loop's tails). Coarse clock; the loop's thread.
+ */
+struct presence {
+    uint64_t left, back;
+};
+#define RIPC_AWAY_MS 50
+
+static inline void ripc__presence_arrive(struct presence *pr, uint64_t now)
+{
+    if (pr->left && now - pr->left > RIPC_AWAY_MS * 1000000ull)
+        pr->back = now;
+    pr->left = 0;
+}
+
+static inline void ripc__presence_leave(struct presence *pr, uint64_t now)
+{
+    pr->left = now;
+}
+
+/* For ripc__pace_late, from outside a wait: a loop away for long now is
+ * coming back now. */
+static inline uint64_t ripc__presence_back(const struct presence *pr, uint64_t now)
+{
+    return pr->left && now - pr->left > RIPC_AWAY_MS * 1000000ull ? now : pr->back;
+}
+
 struct loop {
     ripc_server *s;
     int idx;
@@ -136,7 +171,8 @@ struct loop {
     pthread_t th;
     uint64_t next_look; /* busy loop: next non-blocking look at sockets */
     int rx_retry;       /* receive budget was given back: blocked peers try again */
-    unsigned hs_evict;  /* handshakes to evict once this look's events are handled */
+    struct presence rx_here, tx_here;
+    unsigned hs_evict; /* handshakes to evict once this look's events are handled */
     /* handler cache: valid while the table generation is unchanged */
     uint64_t cache_gen;
     int cache_type;
@@ -292,21 +328,27 @@ void ripc__loop_forget(struct loop *L, struct ripc_peer *p);
 void ripc__sockmode_release(struct loop *L, struct ripc_peer *p);
 /* One frame to p, after the rest of any earlier one: a frame over a
  * receive buffer's base first takes its size from the send budget (waiting
- * for it until deadline; nothing written then: -ETIMEDOUT); the frame is
- * written as the worker reads until deadline (p's own loop with the lock
- * held; any other thread without it, in slices); what is left then becomes
- * p's tail, copied. Send lock held. 0, -ETIMEDOUT, -EPIPE (p dropped, or
- * hung up), -ENOMEM (the rest could not be kept: p's stream broken),
- * -ECANCELED (close has begun). */
+ * for it until deadline; a dispatch thread writes its own loop's tails
+ * meanwhile; nothing written then: -ETIMEDOUT). A frame whose copy would
+ * not be done by the deadline is not begun (-ETIMEDOUT), unless nowait (a
+ * send that never waits for the worker, whose copy is its own work). The
+ * frame is written as the worker reads until the deadline (p's own loop
+ * with the lock held; any other thread without it, in slices), less the
+ * time to copy what is left, which then becomes p's tail. Send lock held.
+ * 0, -ETIMEDOUT, -EPIPE (p dropped, or hung up), -ENOMEM (the rest could
+ * not be kept: p's stream broken), -ECANCELED (close has begun). */
 int ripc__sockmode_send(struct ripc_peer *p, const ripc__frame *f, const void *data,
-                        uint64_t deadline);
-/* Writability of p's socket watched (a tail waits) or not. Send lock held. */
+                        uint64_t deadline, int nowait);
+/* Writability of p's socket watched (a tail waits) or not; readability as the
+ * owning loop wants it (not while p's receive buffer is blocked). Send lock
+ * held, or the owning loop. */
 void ripc__sockmode_watch(struct ripc_peer *p, int on);
 /* p's socket is writable: write its tail. The owning loop, no lock held. */
 void ripc__sockmode_writable(struct ripc_peer *p);
-/* p's socket is readable: read ahead, within the receive budget (a full
- * buffer takes p's socket out of the poller until it has room). The owning loop. */
-void ripc__sockmode_readable(struct loop *L, struct ripc_peer *p);
+/* p's socket is readable (or hung up: `events` from the poller): read ahead,
+ * within the receive budget (a full buffer is not read until it has room).
+ * The owning loop. */
+void ripc__sockmode_readable(struct loop *L, struct ripc_peer *p, unsigned events);
 /* After p's frames were dispatched: memory back, p's socket watched again
  * when its buffer has room, and p dropped (-ETIMEDOUT) when it holds budget
  * others wait for with a frame that does not move on (being read, or being

@@ -74,8 +74,8 @@ static int loop_adopt(struct loop *L, struct ripc_peer *p)
     pthread_mutex_lock(&p->send_mu);
     p->loop = L;
     rc = ripc__loop_watch(L, p->sock, &p->ev_sock);
-    if (rc == 0 && ripc__frame_out_left(&p->tail))
-        ripc__sockmode_watch(p, 1);
+    if (rc == 0 && (ripc__frame_out_left(&p->tail) || p->rx_blocked))
+        ripc__sockmode_watch(p, ripc__frame_out_left(&p->tail) != 0);
     pthread_mutex_unlock(&p->send_mu);
     if (rc < 0 || (p->ch.bell.wait_fd >= 0 &&
                    (rc = ripc__loop_watch(L, p->ch.bell.wait_fd, &p->ev_bell)) < 0)) {
@@ -313,9 +313,13 @@ static void loop_wait(struct loop *L, int timeout_ms)
             if (p->xport == RIPC_XPORT_SOCKET) {
                 if (ripc__rx_ready(&p->rx))
                     sleep_ok = 0; /* frames read ahead wait for dispatch */
+                /* Memory to retry, or a stall to notice: receive budget
+                 * held here, or send budget anywhere (its holders may be
+                 * this loop's tails, and a sender may begin to wait for
+                 * it without waking us). */
                 if (p->rx_blocked || p->rx.charged ||
-                    atomic_load_explicit(&L->s->tx_budget.waiters, memory_order_relaxed))
-                    rx_tick = 1; /* memory to retry, or a stall to notice */
+                    atomic_load_explicit(&L->s->tx_budget.used, memory_order_relaxed))
+                    rx_tick = 1;
                 continue;
             }
             ripc__ring_arm_consumer_flag(p->ch.rx);
@@ -337,7 +341,15 @@ static void loop_wait(struct loop *L, int timeout_ms)
         if (((L->idx == 0 && (sv->n_hs || sv->listen_paused)) || rx_tick) &&
             (timeout_ms < 0 || timeout_ms > RX_RETRY_MS))
             timeout_ms = RX_RETRY_MS; /* handshake deadlines, paused listener, memory */
+        /* The loop watches its sockets again (and stops when the wait
+         * ends): a worker is not blamed for its absence (ripc__pace_late). */
+        uint64_t cnow = ripc__coarse_ns();
+        ripc__presence_arrive(&L->rx_here, cnow);
+        ripc__presence_arrive(&L->tx_here, cnow);
         int n = ripc__poller_wait(L->pl, ev, 64, timeout_ms);
+        cnow = ripc__coarse_ns();
+        ripc__presence_leave(&L->rx_here, cnow);
+        ripc__presence_leave(&L->tx_here, cnow);
         for (int i = 0; i < n; i++) {
             struct evsrc *e = ev[i].data;
             switch (e->kind) {
@@ -362,7 +374,7 @@ static void loop_wait(struct loop *L, int timeout_ms)
                         if (ev[i].events & RIPC_POLL_OUT)
                             ripc__sockmode_writable(e->p);
                         if (ev[i].events & RIPC_POLL_IN)
-                            ripc__sockmode_readable(L, e->p);
+                            ripc__sockmode_readable(L, e->p, ev[i].events);
                     }
                 }
                 break;

@@ -153,7 +153,8 @@ static int send_locked(struct ripc_peer *p, uint16_t type, uint8_t kind, uint64_
             int rc = len > p->ch.max_message
                          ? -EMSGSIZE
                          : ripc__sockmode_send(p, &f, data,
-                                               timeout_ms == 0 ? ripc__now_ns() : *deadline);
+                                               timeout_ms == 0 ? ripc__now_ns() : *deadline,
+                                               timeout_ms == 0);
             return rc == -ETIMEDOUT && timeout_ms == 0 ? -EAGAIN : rc;
         }
         ripc__waitfor wf;

@@ -8,6 +8,7 @@
  * tail, which the owning loop writes as the worker reads. A worker holding
  * budget others wait for with a frame that does not move is dropped.
  */
+#include <poll.h>
 #include <stdlib.h>
 #include <time.h>
 #include <sys/socket.h>
@@ -27,12 +28,40 @@ void ripc__sockmode_release(struct loop *L, struct ripc_peer *p)
     ripc__rx_free(&p->rx);
 }
 
+/* p->watch: what p's socket is watched for, and a generation. */
+enum { W_OUT = 1u, W_NOIN = 2u, W_FLAGS = 3u, W_GEN = 4u };
+
+/*
+ * The one place p's poller events change. Two wishes make them, changed by
+ * different threads: writability while a tail waits (senders, under the send
+ * lock, and the owning loop) and no readability while the receive buffer is
+ * blocked (the owning loop; the socket stays in the set, so a tail's
+ * watch is not lost meanwhile, and a hang-up still wakes the loop).
+ * Every change bumps the generation, and whoever changed a wish applies
+ * both until no change came in between: the last poller change is always made
+ * after the last change, whichever thread makes it.
+ */
+static void watch_set(struct ripc_peer *p, unsigned bit, int on)
+{
+    unsigned w = atomic_load(&p->watch), nw;
+    do
+        nw = (((w & ~W_FLAGS) + W_GEN) & ~W_FLAGS) | ((on ? w | bit : w & ~bit) & W_FLAGS);
+    while (!atomic_compare_exchange_weak(&p->watch, &w, nw));
+    struct loop *L = p->loop;
+    if (!L)
+        return; /* no set yet: loop_adopt applies them */
+    do {
+        w = atomic_load(&p->watch);
+        unsigned ev = (w & W_NOIN ? 0u : RIPC_POLL_IN) | (w & W_OUT ? RIPC_POLL_OUT : 0u);
+        if (ripc__poller_mod(L->pl, p->sock, ev, &p->ev_sock) != 0) {
+            /* not in the set any more (the connection ended): nothing to watch */
+        }
+    } while (atomic_load(&p->watch) != w);
+}
+
 void ripc__sockmode_watch(struct ripc_peer *p, int on)
 {
-    if (p->loop && ripc__poller_mod(p->loop->pl, p->sock, RIPC_POLL_IN | (on ? RIPC_POLL_OUT : 0u),
-                                    &p->ev_sock) != 0) {
-        /* not in the set any more (the connection ended): nothing to watch */
-    }
+    watch_set(p, W_OUT, on);
 }
 
 /* What a frame (or the rest of one) of n bytes takes from the send budget:
@@ -80,16 +109,86 @@ static int tail_flush(struct ripc_peer *p)
     return rc == -EAGAIN ? -EAGAIN : -EPIPE;
 }
 
-/* The owning loop: does p hold send budget others wait for with a tail it
+/* The owning loop L: does p hold send budget others wait for with a tail it
  * does not read (ripc__pace_late)? A sender holding the lock is moving it. */
-static int tail_late(struct ripc_peer *p)
+static int tail_late(struct loop *L, struct ripc_peer *p)
 {
     int wait = atomic_load_explicit(&p->srv->tx_budget.waiters, memory_order_relaxed) != 0;
     if (!wait || pthread_mutex_trylock(&p->send_mu) != 0)
         return 0;
-    int late = ripc__pace_late(&p->tail_pace, p->tail_charged, wait);
+    uint64_t back = ripc__presence_back(&L->tx_here, ripc__coarse_ns());
+    int late = ripc__pace_late(&p->tail_pace, p->tail_charged, wait, back);
     pthread_mutex_unlock(&p->send_mu);
     return late;
+}
+
+/*
+ * The owning loop, inside a handler, q's lock held: q's tail is late (see
+ * tail_late) but q cannot be dropped from here. Its budget goes back now;
+ * its stream, torn in the middle of a frame, is shut for writing (a later
+ * send finds -EPIPE), and q ends (-ETIMEDOUT): the loop drops it once the
+ * handler returns.
+ */
+static void tail_abandon(struct ripc_peer *q)
+{
+    tail_end(q);
+    shutdown(q->sock, SHUT_WR);
+    ripc__peer_end(q, -ETIMEDOUT);
+}
+
+#define OWN_POLL 64
+
+/*
+ * For stream_take on a dispatch thread L, p's lock held (let go meanwhile
+ * unless p is L's): the send budget is short, and the tails of L's peers,
+ * which hold part of it, are written by L alone, which waits here. Write
+ * them, and wait (a slice at most) until one of their sockets takes more;
+ * a tail that does not move while others wait is abandoned by the rule
+ * the loop applies (tail_late). 0: look again; otherwise as sock_wait.
+ */
+static int own_tails(struct loop *L, struct ripc_peer *p, int own, uint64_t until)
+{
+    uint64_t now = ripc__now_ns();
+    if (now >= until)
+        return -ETIMEDOUT;
+    if (atomic_load_explicit(&p->srv->closing, memory_order_relaxed))
+        return -ECANCELED;
+    uint64_t end = until - now > 2000000u ? now + 2000000u : until;
+    if (!own)
+        pthread_mutex_unlock(&p->send_mu);
+    uint64_t cnow = ripc__coarse_ns();
+    ripc__presence_arrive(&L->tx_here, cnow);
+    struct pollfd pf[OWN_POLL];
+    int n = 0, freed = 0;
+    for (size_t i = 0; i < L->n; i++) {
+        struct ripc_peer *q = L->peers[i];
+        if (q == p || q->xport != RIPC_XPORT_SOCKET || pthread_mutex_trylock(&q->send_mu) != 0)
+            continue; /* a sender holding q's lock writes its tail itself */
+        size_t held = q->tail_charged;
+        if (atomic_load(&q->state) != P_DEAD && tail_flush(q) == -EAGAIN) {
+            if (ripc__pace_late(&q->tail_pace, q->tail_charged, 1, L->tx_here.back))
+                tail_abandon(q);
+            else if (n < OWN_POLL)
+                pf[n++] = (struct pollfd){.fd = q->sock, .events = POLLOUT};
+        }
+        freed |= q->tail_charged < held;
+        pthread_mutex_unlock(&q->send_mu);
+    }
+    if (!freed) {
+        int ms = (int)((end - now + 999999) / 1000000);
+        if (n == 0 || poll(pf, (nfds_t)n, ms) < 0) {
+            struct timespec ts = ripc__timespec_at(end);
+            while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
+            }
+        }
+    }
+    ripc__presence_leave(&L->tx_here, ripc__coarse_ns());
+    if (!own) {
+        pthread_mutex_lock(&p->send_mu);
+        if (atomic_load(&p->state) == P_DEAD)
+            return -EPIPE;
+    }
+    return 0;
 }
 
 /*
@@ -129,37 +228,66 @@ static int sock_wait(struct ripc_peer *p, int own, int budget, uint64_t until)
 }
 
 /*
- * A frame over a receive buffer's base first takes its size from the send
- * budget all workers share, waiting for it up to the deadline (nothing is
- * written then: -ETIMEDOUT). The frame is then written as the worker reads
- * until the deadline, when what is left is copied into p's tail (within
- * the budget taken), for the owning loop to write as the worker reads
- * (writable). A worker that does not read therefore costs a sender its
- * timeout, never more; the memory kept for it is bounded; and a frame, once
- * begun, is finished, so the stream keeps its framing.
+ * For ripc__sockmode_send, send lock held: the stream is ours once the
+ * frame before ours is out and `charge` bytes of send budget are had,
+ * waiting for both up to the deadline. Waiting for budget counts as
+ * waiting: holders must move (tail_late). A sender on a dispatch thread
+ * writes that loop's tails meanwhile, for nobody else would (own_tails).
+ * 0, or as sock_wait.
  */
-int ripc__sockmode_send(struct ripc_peer *p, const ripc__frame *f, const void *data,
-                        uint64_t deadline)
+static int stream_take(struct ripc_peer *p, int own, size_t charge, uint64_t deadline)
 {
-    int own = ripc__tls_loop != NULL && ripc__tls_loop == p->loop;
-    size_t charge = tail_charge(RIPC_FRAME_HDR + (size_t)f->len);
     ripc__rx_budget *b = &p->srv->tx_budget;
     int rc, waiting = 0;
-    /* The stream is ours once the frame before ours is out and the budget
-     * is had. Waiting for budget counts as waiting: holders must move. */
     while ((rc = tail_flush(p)) != 0 || (rc = ripc__rx_budget_take(b, charge)) != 0) {
         if (rc == -ENOBUFS && !waiting) {
             waiting = 1;
             atomic_fetch_add(&b->waiters, 1);
         }
-        if ((rc != -EAGAIN && rc != -ENOBUFS) ||
-            (rc = sock_wait(p, own, rc == -ENOBUFS, deadline)) < 0)
+        if (rc == -ENOBUFS && ripc__tls_loop)
+            rc = own_tails(ripc__tls_loop, p, own, deadline);
+        else if (rc == -EAGAIN || rc == -ENOBUFS)
+            rc = sock_wait(p, own, rc == -ENOBUFS, deadline);
+        if (rc < 0)
             break;
     }
     if (waiting)
         atomic_fetch_sub(&b->waiters, 1);
+    return rc;
+}
+
+/* What a send may end past its deadline copying the rest of its frame
+ * (about a scheduling slice). */
+#define COPY_SLACK_NS 2000000u
+
+/*
+ * A frame over a receive buffer's base first takes its size from the send
+ * budget all workers share, waiting for it up to the deadline (nothing is
+ * written then: -ETIMEDOUT). The frame is then written as the worker reads
+ * until the deadline less the time to copy what is left, which is then
+ * copied into p's tail (within the budget taken), for the owning loop to
+ * write as the worker reads (writability). A frame that could not even be
+ * copied by its deadline is not begun: its send would end past the
+ * deadline by the copy. A worker that does not read therefore costs a
+ * sender its timeout, never more; the memory kept for it is bounded; and a
+ * frame, once begun, is finished, so the stream keeps its framing.
+ */
+int ripc__sockmode_send(struct ripc_peer *p, const ripc__frame *f, const void *data,
+                        uint64_t deadline, int nowait)
+{
+    int own = ripc__tls_loop != NULL && ripc__tls_loop == p->loop;
+    size_t charge = tail_charge(RIPC_FRAME_HDR + (size_t)f->len);
+    ripc__rx_budget *b = &p->srv->tx_budget;
+    int rc = stream_take(p, own, charge, deadline);
     if (rc < 0)
         return rc;
+    if (charge && !nowait && deadline != RIPC_DEADLINE_NEVER) {
+        uint64_t now = ripc__now_ns(), left = deadline > now ? deadline - now : 0;
+        if (ripc__frame_copy_ns(charge) > left + COPY_SLACK_NS) {
+            ripc__rx_budget_give(b, charge);
+            return -ETIMEDOUT;
+        }
+    }
     ripc__frame_out o;
     ripc__frame_out_begin(&o, f, data);
     size_t moved = 0;
@@ -178,9 +306,9 @@ int ripc__sockmode_send(struct ripc_peer *p, const ripc__frame *f, const void *d
     if (!own)
         ripc__sockmode_watch(p, 1);
     for (;;) {
-        /* Stop in time to copy the rest (well under 1 ns a byte). */
-        size_t left = ripc__frame_out_left(&p->tail);
-        uint64_t stop = deadline > left ? deadline - left : 0;
+        /* Stop in time to copy the rest. */
+        uint64_t cost = ripc__frame_copy_ns(ripc__frame_out_left(&p->tail));
+        uint64_t stop = deadline > cost ? deadline - cost : 0;
         if ((rc = sock_wait(p, own, 0, stop)) < 0)
             break;
         if (p->tail_seq != mine || !ripc__frame_out_left(&p->tail))
@@ -198,6 +326,8 @@ int ripc__sockmode_send(struct ripc_peer *p, const ripc__frame *f, const void *d
     }
     if (rc == -ETIMEDOUT && ripc__frame_out_keep(&p->tail) == 0) {
         ripc__sockmode_watch(p, 1);
+        if (!own && p->loop)
+            ripc__loop_wake(p->loop); /* it looks at the budget's holders (loop_wait) */
         return 0;
     }
     /* The stream is broken or gone: the caller's buffer must not stay. */
@@ -226,29 +356,27 @@ void ripc__sockmode_writable(struct ripc_peer *p)
 
 /*
  * Socket mode: p's receive buffer is full and may not grow (the frame in it
- * waits for budget, or for memory): stop watching the socket, whose data
+ * waits for budget, or for memory): stop reading the socket, whose data
  * waits in the kernel (the worker's sends feel it), or the level-triggered
- * descriptor would wake us for ever. loop_dispatch looks again when the
- * budget frees, and every RX_RETRY_MS.
+ * descriptor would wake us for ever. It stays watched for a tail (writable)
+ * and a hang-up. loop_dispatch looks again when the budget frees, and
+ * every RX_RETRY_MS.
  */
 static void rx_block(struct loop *L, struct ripc_peer *p)
 {
-    ripc__poller_del(L->pl, p->sock);
     if (!p->rx_blocked) {
         p->rx_blocked = 1;
         atomic_fetch_add(&L->s->rx_budget.waiters, 1);
+        watch_set(p, W_NOIN, 1);
     }
 }
 
-/* The buffer has room again: read the socket (writability too, in case a tail
- * waits: ripc__sockmode_writable turns it off when none does). */
+/* The buffer has room again: read the socket. */
 static void rx_unblock(struct loop *L, struct ripc_peer *p)
 {
     p->rx_blocked = 0;
     atomic_fetch_sub(&L->s->rx_budget.waiters, 1);
-    if (ripc__poller_add(L->pl, p->sock, RIPC_POLL_IN | RIPC_POLL_OUT, &p->ev_sock) != 0) {
-        ripc__peer_end(p, -ENOMEM); /* cannot watch it any more: drop it with a reason */
-    }
+    watch_set(p, W_NOIN, 0);
 }
 
 int ripc__sockmode_after_dispatch(struct loop *L, struct ripc_peer *p)
@@ -259,17 +387,29 @@ int ripc__sockmode_after_dispatch(struct loop *L, struct ripc_peer *p)
     if (p->rx_blocked && atomic_load(&p->state) != P_ENDING && !ripc__rx_full(&p->rx))
         rx_unblock(L, p);
     size_t held = p->rx_blocked || !ripc__rx_partial(&p->rx) ? 0 : p->rx.charged;
+    uint64_t back = ripc__presence_back(&L->rx_here, ripc__coarse_ns());
     if (ripc__pace_late(&p->rx_pace, held,
-                        atomic_load_explicit(&s->rx_budget.waiters, memory_order_relaxed) != 0) ||
-        tail_late(p)) {
+                        atomic_load_explicit(&s->rx_budget.waiters, memory_order_relaxed) != 0,
+                        back) ||
+        tail_late(L, p)) {
         ripc__peer_drop(L, p, -ETIMEDOUT);
         return 1;
     }
     return 0;
 }
 
-void ripc__sockmode_readable(struct loop *L, struct ripc_peer *p)
+void ripc__sockmode_readable(struct loop *L, struct ripc_peer *p, unsigned events)
 {
+    if (p->rx_blocked) {
+        /* Not read: only a hang-up or an error brings us here (or readability
+         * reported before the block). A worker gone cannot finish the
+         * frame its buffer waits for. */
+        if (events & RIPC_POLL_HUP) {
+            ripc__peer_end(p, -EPIPE);
+            ripc__poller_del(L->pl, p->sock);
+        }
+        return;
+    }
     long n = ripc__rx_fill(&p->rx, p->sock);
     if (n > 0)
         p->rx_pace.moved += (size_t)n;

@@ -62,8 +62,32 @@ static void test_poller_level_triggered(void **state)
     close(sv[1]);
     assert_int_equal(ripc__poller_wait(pl, ev, 4, 1000), 1);
     assert_true(ev[0].events & RIPC_POLL_IN);
+    assert_true(ev[0].events & RIPC_POLL_HUP);
     ripc__poller_del(pl, sv[0]);
     assert_int_equal(ripc__poller_wait(pl, ev, 4, 0), 0);
+    close(sv[0]);
+    ripc__poller_close(pl);
+}
+
+/* A registration that watches neither readability nor (yet) writability
+ * still hears a hang-up, as RIPC_POLL_HUP: the server's blocked readers
+ * rely on it (src/server_sockmode.c). */
+static void test_poller_hangup_unwatched(void **state)
+{
+    (void)state;
+    ripc__poller *pl = open_poller();
+    int sv[2], tag;
+    pair(sv);
+    ripc__poll_event ev[4];
+    assert_int_equal(ripc__poller_add(pl, sv[0], RIPC_POLL_IN, &tag), 0);
+    assert_int_equal(ripc__poller_mod(pl, sv[0], 0, &tag), 0);
+    assert_int_equal(write(sv[1], "x", 1), 1); /* data alone is not reported */
+    assert_int_equal(ripc__poller_wait(pl, ev, 4, 0), 0);
+    close(sv[1]);
+    assert_int_equal(ripc__poller_wait(pl, ev, 4, 1000), 1);
+    assert_ptr_equal(ev[0].data, &tag);
+    assert_true(ev[0].events & RIPC_POLL_HUP);
+    ripc__poller_del(pl, sv[0]);
     close(sv[0]);
     ripc__poller_close(pl);
 }
@@ -260,6 +284,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_poller_level_triggered),
+        cmocka_unit_test(test_poller_hangup_unwatched),
         cmocka_unit_test(test_poller_registrations),
         cmocka_unit_test(test_poller_mod_while_waiting),
         cmocka_unit_test(test_poller_wake),

@@ -1,0 +1,676 @@
+/*
+ * The master's send budget in socket mode (src/server_sockmode.c): a frame
+ * over a receive buffer's base takes its size from one budget all workers
+ * share, and what a sender leaves at its deadline is a tail the worker's
+ * loop writes as the worker reads. Honest workers that read must get their
+ * messages, a sender must not wait for what only its own thread can do, and
+ * a send ends within its timeout.
+ *
+ *   handler_waits_for_its_own_loop  a handler on the only dispatch thread
+ *                                   sends while the budget is held by tails
+ *                                   that thread writes
+ *   busy_loop_drops_no_reader       the loop is in a long handler while a
+ *                                   sender waits for budget: the tails did
+ *                                   not move because nobody wrote them
+ *   timeout_cut_returns_in_time     a large send with a short timeout to a
+ *                                   worker that does not read
+ *   blocked_reader_keeps_its_tail   a worker whose receive buffer waits for
+ *                                   budget still gets its tail written
+ *
+ * The master is this process (ripc_server_run(1) on a thread); workers are
+ * forked children, ordered by pipes.
+ *
+ * Usage: test_send_budget [test-name-filter]
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "ringipc/ringipc.h"
+#include "sockets/sock.h"
+#include "src/internal.h"
+#include "src/proto.h"
+#include "support/support.h"
+
+#define BIG ((uint64_t)32 << 20)
+
+enum { T_DATA = 1, T_ASK, T_PING, T_BUSY, T_END, T_FRAME };
+
+#define MAX_KIDS 8
+
+static struct {
+    ripc_server *s;
+    char url[128];
+    ripc_test_runner run;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int joined;
+    char names[MAX_KIDS][16];
+    uint32_t ids[MAX_KIDS];
+    _Atomic int left_stalled, left;
+    unsigned char *big; /* BIG bytes, ripc_test_fill(.., 1) */
+    /* handler_waits_for_its_own_loop */
+    _Atomic int ask_rc;
+    _Atomic uint64_t ask_ms;
+    _Atomic int asked;
+    /* busy_loop_drops_no_reader */
+    int busy_fd; /* the handler says it is busy */
+    int busy_ms;
+    /* blocked_reader_keeps_its_tail */
+    _Atomic int frames;
+} M;
+
+static void on_join(ripc_peer *p, void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&M.mu);
+    if (M.joined < MAX_KIDS) {
+        snprintf(M.names[M.joined], sizeof M.names[0], "%s", ripc_peer_name(p));
+        M.ids[M.joined] = ripc_peer_id(p);
+        M.joined++;
+    }
+    pthread_cond_broadcast(&M.cv);
+    pthread_mutex_unlock(&M.mu);
+}
+
+static void on_left(ripc_peer *p, int reason, void *arg)
+{
+    (void)arg;
+    if (reason == -ETIMEDOUT) {
+        print_message("%s dropped as stalled\n", ripc_peer_name(p));
+        atomic_fetch_add(&M.left_stalled, 1);
+    }
+    atomic_fetch_add(&M.left, 1);
+}
+
+/* The id of the worker called name, once n workers joined. */
+static uint32_t id_of(const char *name, int n)
+{
+    uint32_t id = 0;
+    pthread_mutex_lock(&M.mu);
+    while (M.joined < n)
+        pthread_cond_wait(&M.cv, &M.mu);
+    for (int i = 0; i < M.joined; i++)
+        if (strcmp(M.names[i], name) == 0)
+            id = M.ids[i];
+    pthread_mutex_unlock(&M.mu);
+    assert_true(id != 0);
+    return id;
+}
+
+/* A handler sends BIG to the worker "A" from the dispatch thread. */
+static void on_ask(ripc_peer *from, const ripc_msg *m, void *arg)
+{
+    (void)m;
+    (void)arg;
+    uint64_t t0 = ripc_test_now_ms();
+    int rc = ripc_server_send(M.s, ripc_peer_id(from), T_DATA, M.big, BIG, 10000);
+    atomic_store(&M.ask_ms, ripc_test_now_ms() - t0);
+    atomic_store(&M.ask_rc, rc);
+    atomic_store(&M.asked, 1);
+}
+
+static void on_ping(ripc_peer *from, const ripc_msg *m, void *arg)
+{
+    (void)arg;
+    ripc_reply(from, m, "p", 1);
+}
+
+/* The dispatch thread is away: a handler that takes long (the case itself,
+ * not a synchronisation). */
+static void on_busy(ripc_peer *from, const ripc_msg *m, void *arg)
+{
+    (void)from;
+    (void)m;
+    (void)arg;
+    ripc_test_write_all(M.busy_fd, "b", 1);
+    usleep((useconds_t)M.busy_ms * 1000u);
+}
+
+static void on_frame(ripc_peer *from, const ripc_msg *m, void *arg)
+{
+    (void)from;
+    (void)arg;
+    if (m->len == BIG)
+        atomic_fetch_add(&M.frames, 1);
+}
+
+static void open_master(uint64_t max_message)
+{
+    memset(&M, 0, sizeof M);
+    pthread_mutex_init(&M.mu, NULL);
+    pthread_cond_init(&M.cv, NULL);
+    static int n;
+    char url[96];
+    snprintf(url, sizeof url, "unix:/tmp/ripc-budget-%d-%d.sock", (int)getpid(), n++);
+    ripc_options opt = {.max_message = max_message, .transport = RIPC_TRANSPORT_SOCKET};
+    char why[160] = "";
+    int rc = ripc_server_open_ex(&M.s, url, &opt, why, sizeof why);
+    if (rc < 0)
+        fail_msg("server open %s: %s (%s)", url, ripc_strerror(rc), why);
+    ripc_server_url(M.s, M.url, sizeof M.url);
+    ripc_server_on_peer(M.s, on_join, on_left, NULL);
+    ripc_server_handle(M.s, T_ASK, on_ask, NULL);
+    ripc_server_handle(M.s, T_PING, on_ping, NULL);
+    ripc_server_handle(M.s, T_BUSY, on_busy, NULL);
+    ripc_server_handle(M.s, T_FRAME, on_frame, NULL);
+    M.big = malloc((size_t)BIG);
+    assert_non_null(M.big);
+    ripc_test_fill(M.big, (size_t)BIG, 1);
+}
+
+/* Dispatch on a thread of its own, once the workers are forked (a child
+ * forked from a process with more threads than this one would inherit a
+ * dispatch thread's locks). */
+static void start_dispatch(void)
+{
+    assert_int_equal(ripc_test_run_start(&M.run, M.s, 1), 0);
+}
+
+static void close_master(void)
+{
+    ripc_server_stop(M.s);
+    ripc_test_run_join(&M.run);
+    ripc_server_close(M.s);
+    free(M.big);
+}
+
+/* ---- workers (forked children) ---- */
+
+struct kid {
+    const char *name;
+    int go;          /* read a byte from it before the part that matters */
+    int msgs;        /* BIG messages to receive (checked) */
+    int recv_ms;     /* each */
+    int ask, ping;   /* send T_ASK / request T_PING then send T_BUSY first */
+    int hold;        /* then wait for T_END before closing */
+    uint64_t max;    /* max_message */
+    pid_t pid;
+};
+
+static int kid_fail(const char *name, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "worker %s: ", name);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    return 1;
+}
+
+static int kid_main(struct kid *k)
+{
+    ripc_options o = {.name = k->name,
+                      .transport = RIPC_TRANSPORT_SOCKET,
+                      .max_message = k->max,
+                      .connect_timeout_ms = 10000};
+    ripc_client *c;
+    char why[200] = "";
+    int rc = ripc_client_open_ex(&c, M.url, &o, why, sizeof why);
+    if (rc < 0)
+        return kid_fail(k->name, "open: %s (%s)", ripc_strerror(rc), why);
+    char b;
+    if (ripc_test_read_within(k->go, &b, 1, 120000) < 0)
+        return kid_fail(k->name, "go");
+    if (k->ask && (rc = ripc_client_send(c, T_ASK, "a", 1, 5000)) < 0)
+        return kid_fail(k->name, "ask: %s", ripc_strerror(rc));
+    if (k->ping) {
+        ripc_msg r;
+        if ((rc = ripc_client_request(c, T_PING, "p", 1, &r, 10000)) < 0)
+            return kid_fail(k->name, "ping: %s", ripc_strerror(rc));
+        if ((rc = ripc_client_send(c, T_BUSY, "b", 1, 5000)) < 0)
+            return kid_fail(k->name, "busy: %s", ripc_strerror(rc));
+    }
+    for (int i = 0; i < k->msgs; i++) {
+        ripc_msg m;
+        uint64_t t0 = ripc_test_now_ms();
+        if ((rc = ripc_client_recv(c, &m, k->recv_ms)) < 0)
+            return kid_fail(k->name, "recv %d: %s after %llu ms", i, ripc_strerror(rc),
+                            (unsigned long long)(ripc_test_now_ms() - t0));
+        if (m.type == T_END)
+            return kid_fail(k->name, "end after %d of %d", i, k->msgs);
+        if (m.len != BIG || !ripc_test_check(m.data, m.len, 1))
+            return kid_fail(k->name, "message %d wrong (%llu bytes)", i,
+                            (unsigned long long)m.len);
+    }
+    for (ripc_msg m; k->hold;)
+        if ((rc = ripc_client_recv(c, &m, 60000)) < 0 || m.type == T_END)
+            break;
+    ripc_client_close(c);
+    return 0;
+}
+
+static void fork_kids(struct kid *k, int n)
+{
+    fflush(NULL);
+    for (int i = 0; i < n; i++) {
+        k[i].pid = fork();
+        assert_true(k[i].pid >= 0);
+        if (k[i].pid == 0)
+            _exit(kid_main(&k[i]));
+    }
+}
+
+/* Every worker exited 0. */
+static void expect_kids_ok(struct kid *k, int n)
+{
+    int bad = 0;
+    for (int i = 0; i < n; i++) {
+        int st = ripc_test_wait(k[i].pid);
+        if (st != 0) {
+            print_message("worker %s: exit %d\n", k[i].name, st);
+            bad++;
+        }
+    }
+    assert_int_equal(bad, 0);
+}
+
+/* ---- a handler on the only dispatch thread waits for budget that only
+ * that thread can free: it writes those tails while it waits ---- */
+
+static void test_budget_handler_waits_for_its_own_loop(void **state)
+{
+    (void)state;
+    open_master(BIG);
+    int go[2];
+    assert_int_equal(pipe(go), 0);
+    struct kid k[3] = {
+        {.name = "B", .go = go[0], .msgs = 1, .recv_ms = 30000, .max = BIG},
+        {.name = "C", .go = go[0], .msgs = 1, .recv_ms = 30000, .max = BIG},
+        {.name = "A", .go = go[0], .msgs = 1, .recv_ms = 20000, .ask = 1, .max = BIG},
+    };
+    fork_kids(k, 3);
+    close(go[0]);
+    start_dispatch();
+    uint32_t b = id_of("B", 3), c = id_of("C", 3);
+    /* B and C do not read yet: their tails (kept at once: timeout 0) hold
+     * nearly the whole budget. */
+    assert_int_equal(ripc_server_send(M.s, b, T_DATA, M.big, BIG, 0), 0);
+    assert_int_equal(ripc_server_send(M.s, c, T_DATA, M.big, BIG, 0), 0);
+    ripc_test_write_all(go[1], "ggg", 3); /* B, C read; A asks the handler */
+    expect_kids_ok(k, 3);
+    close(go[1]);
+    print_message("the handler's send: %s after %llu ms\n", ripc_strerror(atomic_load(&M.ask_rc)),
+                  (unsigned long long)atomic_load(&M.ask_ms));
+    assert_true(atomic_load(&M.asked));
+    assert_int_equal(atomic_load(&M.ask_rc), 0);
+    assert_int_equal(atomic_load(&M.left_stalled), 0);
+    close_master();
+}
+
+/* ---- the loop is away in a long handler while a sender waits for budget:
+ * the workers holding it read all along, their tails did not move because
+ * nobody wrote them ---- */
+
+struct waiter {
+    uint32_t id;
+    int timeout_ms;
+    _Atomic pid_t tid;
+    int rc;
+};
+
+static void *wait_budget(void *arg)
+{
+    struct waiter *w = arg;
+    atomic_store(&w->tid, (pid_t)syscall(SYS_gettid));
+    w->rc = ripc_server_send(M.s, w->id, T_DATA, M.big, BIG, w->timeout_ms);
+    return NULL;
+}
+
+static void test_budget_busy_loop_drops_no_reader(void **state)
+{
+    (void)state;
+    open_master(BIG);
+    M.busy_ms = RIPC_RX_STALL_MS + 1500; /* longer than a period of the pace rule */
+    int go[2], goa[2], busy[2];
+    assert_int_equal(pipe(go), 0);
+    assert_int_equal(pipe(goa), 0);
+    assert_int_equal(pipe(busy), 0);
+    M.busy_fd = busy[1];
+    struct kid k[4] = {
+        {.name = "B", .go = go[0], .msgs = 1, .recv_ms = 30000, .max = BIG},
+        {.name = "C", .go = go[0], .msgs = 1, .recv_ms = 30000, .max = BIG},
+        {.name = "D", .go = go[0], .msgs = 1, .recv_ms = 30000, .max = BIG},
+        {.name = "A", .go = goa[0], .ping = 1, .hold = 1, .max = BIG},
+    };
+    fork_kids(k, 4);
+    close(go[0]);
+    close(goa[0]);
+    start_dispatch();
+    uint32_t b = id_of("B", 4), c = id_of("C", 4);
+    assert_int_equal(ripc_server_send(M.s, b, T_DATA, M.big, BIG, 0), 0);
+    assert_int_equal(ripc_server_send(M.s, c, T_DATA, M.big, BIG, 0), 0);
+    /* A third waits for budget; once it sleeps, A's request makes the loop
+     * look at the tails with a sender waiting, then keeps it busy. */
+    struct waiter w = {.id = id_of("D", 4), .timeout_ms = 30000};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, wait_budget, &w), 0);
+    while (atomic_load(&w.tid) == 0)
+        sched_yield();
+    ripc_test_wait_sleeping(getpid(), atomic_load(&w.tid));
+    ripc_test_write_all(goa[1], "g", 1);
+    char x;
+    assert_int_equal(ripc_test_read_within(busy[0], &x, 1, 20000), 0);
+    ripc_test_write_all(go[1], "ggg", 3); /* B, C, D read from now on */
+    expect_kids_ok(k, 3);
+    pthread_join(th, NULL);
+    assert_int_equal(ripc_server_send(M.s, id_of("A", 4), T_END, "e", 1, 5000), 0);
+    expect_kids_ok(k + 3, 1);
+    close(goa[1]);
+    print_message("the waiting send: %s\n", ripc_strerror(w.rc));
+    assert_int_equal(w.rc, 0);
+    assert_int_equal(atomic_load(&M.left_stalled), 0);
+    close(go[1]);
+    close(busy[0]);
+    close(busy[1]);
+    close_master();
+}
+
+/* ---- a large send with a short timeout to workers that do not read: it
+ * ends within its timeout (a generous margin), and the stream stays
+ * framed ---- */
+
+#define CUT_LEN  ((uint64_t)64 << 20)
+#define CUT_TMO  10
+#define CUT_KIDS 3
+
+static int cut_kid(const char *name, int go)
+{
+    ripc_options o = {.name = name,
+                      .transport = RIPC_TRANSPORT_SOCKET,
+                      .max_message = CUT_LEN,
+                      .connect_timeout_ms = 10000};
+    ripc_client *c;
+    char why[200] = "";
+    int rc = ripc_client_open_ex(&c, M.url, &o, why, sizeof why);
+    if (rc < 0)
+        return kid_fail(name, "open: %s (%s)", ripc_strerror(rc), why);
+    char b;
+    if (ripc_test_read_within(go, &b, 1, 120000) < 0)
+        return kid_fail(name, "go");
+    for (;;) {
+        ripc_msg m;
+        if ((rc = ripc_client_recv(c, &m, 30000)) < 0)
+            return kid_fail(name, "recv: %s", ripc_strerror(rc));
+        if (m.type == T_END)
+            break;
+        if (m.len != CUT_LEN || !ripc_test_check(m.data, m.len, 2))
+            return kid_fail(name, "message wrong (%llu bytes)", (unsigned long long)m.len);
+    }
+    ripc_client_close(c);
+    return 0;
+}
+
+static void test_budget_timeout_cut_returns_in_time(void **state)
+{
+    (void)state;
+    open_master(CUT_LEN);
+    int go[2];
+    assert_int_equal(pipe(go), 0);
+    pid_t pid[CUT_KIDS];
+    fflush(NULL);
+    for (int i = 0; i < CUT_KIDS; i++) {
+        char name[8];
+        snprintf(name, sizeof name, "K%d", i);
+        pid[i] = fork();
+        assert_true(pid[i] >= 0);
+        if (pid[i] == 0)
+            _exit(cut_kid(name, go[0]));
+    }
+    close(go[0]);
+    start_dispatch();
+    unsigned char *buf = malloc((size_t)CUT_LEN);
+    assert_non_null(buf);
+    ripc_test_fill(buf, (size_t)CUT_LEN, 2);
+    id_of("K0", CUT_KIDS);
+    uint64_t worst = 0;
+    for (int i = 0; i < CUT_KIDS; i++) {
+        uint64_t t0 = ripc_test_now_ms();
+        int rc = ripc_server_send(M.s, M.ids[i], T_DATA, buf, CUT_LEN, CUT_TMO);
+        uint64_t el = ripc_test_now_ms() - t0;
+        print_message("send of %llu MiB, timeout %d ms: %s after %llu ms\n",
+                      (unsigned long long)(CUT_LEN >> 20), CUT_TMO, ripc_strerror(rc),
+                      (unsigned long long)el);
+        assert_true(rc == 0 || rc == -ETIMEDOUT);
+        worst = el > worst ? el : worst;
+    }
+    free(buf);
+    ripc_test_write_all(go[1], "ggg", CUT_KIDS); /* the workers read from now on */
+    for (int i = 0; i < CUT_KIDS; i++)
+        assert_int_equal(ripc_server_send(M.s, M.ids[i], T_END, "e", 1, 30000), 0);
+    for (int i = 0; i < CUT_KIDS; i++)
+        assert_int_equal(ripc_test_wait(pid[i]), 0);
+    close(go[1]);
+    if (worst > CUT_TMO + 100)
+        fail_msg("a send with a %d ms timeout took %llu ms", CUT_TMO, (unsigned long long)worst);
+    close_master();
+}
+
+/* ---- a worker whose receive buffer waits for budget (its socket is not
+ * read) still has its tail written as it reads ----
+ * H1 and H2 hold the receive budget with large frames they send at a
+ * steady pace; W's large frame then waits for that budget. W and X each
+ * get a tail, X reads it at a steady pace, and a third send waits for the
+ * send budget: every worker here moves its bytes in time, so nobody may be
+ * dropped, and W (which reads at once) must get its message. */
+
+#define H_RATE ((uint64_t)10 << 20) /* bytes per second H1, H2 send */
+#define X_RATE ((uint64_t)6 << 20)  /* bytes per second X reads */
+
+enum { R_H1, R_H2, R_W, R_X, R_Y, R_N };
+static const char *const raw_names[R_N] = {"H1", "H2", "W", "X", "Y"};
+
+/* Bytes sent on fd that the master has not read yet (unix sockets). */
+static int unread(int fd)
+{
+    int n = 0;
+    return ioctl(fd, SIOCOUTQ, &n) == 0 ? n : -1;
+}
+
+static int raw_connect(void)
+{
+    ripc__addr a;
+    intptr_t fd;
+    if (ripc__addr_parse(&a, M.url, NULL, 0) < 0 || ripc__sock_connect(&a, &fd, 10000, NULL, 0) < 0)
+        return -1;
+    return (int)fd;
+}
+
+struct raw {
+    int fd;
+    uint8_t hdr[RIPC_FRAME_HDR];
+    uint64_t out, out_total; /* frame bytes sent (header first) */
+    uint64_t in, in_total;   /* bytes of the master's frame received */
+    uint64_t out_rate, in_rate; /* bytes per second at most (0: any) */
+};
+
+/* Send what the pace allows (and the socket takes) of r's frame. */
+static int raw_send(struct raw *r, uint64_t elapsed_ms, const uint8_t *payload)
+{
+    while (r->out < r->out_total) {
+        uint64_t allow = r->out_rate ? r->out_rate * elapsed_ms / 1000 + RIPC_FRAME_HDR : UINT64_MAX;
+        if (r->out >= allow)
+            return 0;
+        uint64_t want = (r->out_total < allow ? r->out_total : allow) - r->out;
+        const uint8_t *p = r->out < RIPC_FRAME_HDR ? r->hdr + r->out
+                                                    : payload + (r->out - RIPC_FRAME_HDR);
+        if (r->out < RIPC_FRAME_HDR && want > RIPC_FRAME_HDR - r->out)
+            want = RIPC_FRAME_HDR - r->out;
+        ssize_t k = send(r->fd, p, want > (1u << 20) ? (1u << 20) : (size_t)want,
+                         MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (k < 0)
+            return errno == EAGAIN ? 0 : -1;
+        r->out += (uint64_t)k;
+    }
+    return 0;
+}
+
+/* Read what the pace allows of the master's frame, checking its payload. */
+static int raw_recv(struct raw *r, uint64_t elapsed_ms, uint8_t *scratch, const uint8_t *expect)
+{
+    while (r->in < r->in_total) {
+        uint64_t allow = r->in_rate ? r->in_rate * elapsed_ms / 1000 : UINT64_MAX;
+        if (r->in >= allow)
+            return 0;
+        uint64_t want = (r->in_total < allow ? r->in_total : allow) - r->in;
+        ssize_t k = recv(r->fd, scratch, want > (1u << 20) ? (1u << 20) : (size_t)want,
+                         MSG_DONTWAIT);
+        if (k == 0 || (k < 0 && errno != EAGAIN))
+            return -1;
+        if (k < 0)
+            return 0;
+        for (ssize_t i = 0; i < k; i++) {
+            uint64_t at = r->in + (uint64_t)i;
+            if (at >= RIPC_FRAME_HDR && scratch[i] != expect[at - RIPC_FRAME_HDR])
+                return -2;
+        }
+        r->in += (uint64_t)k;
+    }
+    return 0;
+}
+
+static int raw_kid(int up, int go)
+{
+    uint8_t *payload = malloc((size_t)BIG), *scratch = malloc((size_t)1 << 20);
+    if (!payload || !scratch)
+        return kid_fail("raw", "malloc");
+    ripc_test_fill(payload, (size_t)BIG, 1); /* what the master sends too */
+    struct raw r[R_N];
+    memset(r, 0, sizeof r);
+    for (int i = 0; i < R_N; i++) {
+        uint64_t max = 0;
+        if ((r[i].fd = raw_connect()) < 0 || ripc_test_socket_hello(r[i].fd, raw_names[i], &max) < 0 ||
+            max != BIG)
+            return kid_fail(raw_names[i], "handshake");
+        ripc__sock_set_nonblock(r[i].fd, 1);
+    }
+    for (int i = R_H1; i <= R_W; i++) {
+        ripc__frame f = {.ftype = RIPC_FRAME_MSG, .type = T_FRAME, .len = BIG};
+        ripc__frame_encode(r[i].hdr, &f);
+        r[i].out_total = RIPC_FRAME_HDR + BIG;
+        r[i].out_rate = i == R_W ? 0 : H_RATE;
+    }
+    r[R_W].in_total = r[R_X].in_total = r[R_Y].in_total = RIPC_FRAME_HDR + BIG;
+    r[R_X].in_rate = X_RATE;
+    /* H1 and H2 first: once the master read their headers it holds the
+     * receive budget for their frames. Then W's frame, refused that budget:
+     * W sends what its socket takes and stops there. */
+    for (int i = R_H1; i <= R_H2; i++) {
+        if (raw_send(&r[i], 100, payload) < 0)
+            return kid_fail(raw_names[i], "send");
+        for (uint64_t t0 = ripc_test_now_ms(); unread(r[i].fd) > 0;)
+            if (ripc_test_now_ms() - t0 > 20000)
+                return kid_fail(raw_names[i], "the master does not read");
+            else
+                usleep(1000);
+    }
+    r[R_W].out_total = RIPC_FRAME_HDR + (1u << 20);
+    if (raw_send(&r[R_W], 0, payload) < 0)
+        return kid_fail("W", "send");
+    r[R_W].out_total = RIPC_FRAME_HDR + BIG;
+    ripc_test_write_all(up, "r", 1);
+    char b;
+    if (ripc_test_read_within(go, &b, 1, 120000) < 0)
+        return kid_fail("raw", "go");
+    uint64_t t0 = ripc_test_now_ms();
+    for (;;) {
+        uint64_t el = ripc_test_now_ms() - t0 + 100;
+        int done = 1;
+        for (int i = 0; i < R_N; i++) {
+            if (raw_send(&r[i], el, payload) < 0)
+                return kid_fail(raw_names[i], "send: dropped after %llu ms",
+                                (unsigned long long)el);
+            int rc = raw_recv(&r[i], el, scratch, payload);
+            if (rc < 0)
+                return kid_fail(raw_names[i], rc == -2 ? "bytes wrong" : "recv: dropped after %llu ms",
+                                (unsigned long long)el);
+            done &= r[i].out == r[i].out_total && r[i].in == r[i].in_total;
+        }
+        if (done)
+            break;
+        if (el > 60000)
+            return kid_fail("raw", "not done after 60 s (W got %llu of %llu)",
+                            (unsigned long long)r[R_W].in, (unsigned long long)r[R_W].in_total);
+        usleep(2000);
+    }
+    free(payload);
+    free(scratch);
+    for (int i = 0; i < R_N; i++)
+        close(r[i].fd);
+    return 0;
+}
+
+static void test_budget_blocked_reader_keeps_its_tail(void **state)
+{
+    (void)state;
+    open_master(BIG);
+    int up[2], go[2];
+    assert_int_equal(pipe(up), 0);
+    assert_int_equal(pipe(go), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(raw_kid(up[1], go[0]));
+    start_dispatch();
+    char b;
+    assert_int_equal(ripc_test_read_within(up[0], &b, 1, 60000), 0);
+    uint32_t w = id_of("W", R_N), x = id_of("X", R_N);
+    assert_int_equal(ripc_server_send(M.s, w, T_DATA, M.big, BIG, 0), 0);
+    assert_int_equal(ripc_server_send(M.s, x, T_DATA, M.big, BIG, 0), 0);
+    struct waiter wy = {.id = id_of("Y", R_N), .timeout_ms = 60000};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, wait_budget, &wy), 0);
+    while (atomic_load(&wy.tid) == 0)
+        sched_yield();
+    ripc_test_wait_sleeping(getpid(), atomic_load(&wy.tid));
+    ripc_test_write_all(go[1], "g", 1);
+    int st = ripc_test_wait(pid);
+    pthread_join(th, NULL);
+    print_message("raw workers: exit %d; the waiting send: %s; frames in: %d\n", st,
+                  ripc_strerror(wy.rc), atomic_load(&M.frames));
+    assert_int_equal(st, 0);
+    assert_int_equal(wy.rc, 0);
+    assert_int_equal(atomic_load(&M.left_stalled), 0);
+    for (int i = 0; i < 4; i++) {
+        close(i < 2 ? up[i] : go[i - 2]);
+    }
+    close_master();
+}
+
+int main(int argc, char **argv)
+{
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_budget_handler_waits_for_its_own_loop),
+        cmocka_unit_test(test_budget_busy_loop_drops_no_reader),
+        cmocka_unit_test(test_budget_timeout_cut_returns_in_time),
+        cmocka_unit_test(test_budget_blocked_reader_keeps_its_tail),
+    };
+    static char filter[128];
+    if (argc > 1) {
+        snprintf(filter, sizeof filter, "*%s*", argv[1]);
+        cmocka_set_test_filter(filter);
+    }
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
