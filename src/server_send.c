@@ -150,11 +150,11 @@ static int send_locked(struct ripc_peer *p, uint16_t type, uint8_t kind, uint64_
                 *deadline = ripc__deadline(timeout_ms);
             ripc__frame f = {
                 .ftype = RIPC_FRAME_MSG, .kind = kind, .type = type, .id = id, .len = len};
-            int rc = len > p->ch.max_message
-                         ? -EMSGSIZE
-                         : ripc__sockmode_send(p, &f, data,
-                                               timeout_ms == 0 ? ripc__now_ns() : *deadline,
-                                               timeout_ms == 0);
+            int rc =
+                len > p->ch.max_message
+                    ? -EMSGSIZE
+                    : ripc__sockmode_send(p, &f, data, timeout_ms == 0 ? ripc__now_ns() : *deadline,
+                                          timeout_ms == 0);
             return rc == -ETIMEDOUT && timeout_ms == 0 ? -EAGAIN : rc;
         }
         ripc__waitfor wf;

@@ -198,12 +198,12 @@ static void close_master(void)
 
 struct kid {
     const char *name;
-    int go;          /* read a byte from it before the part that matters */
-    int msgs;        /* BIG messages to receive (checked) */
-    int recv_ms;     /* each */
-    int ask, ping;   /* send T_ASK / request T_PING then send T_BUSY first */
-    int hold;        /* then wait for T_END before closing */
-    uint64_t max;    /* max_message */
+    int go;        /* read a byte from it before the part that matters */
+    int msgs;      /* BIG messages to receive (checked) */
+    int recv_ms;   /* each */
+    int ask, ping; /* send T_ASK / request T_PING then send T_BUSY first */
+    int hold;      /* then wait for T_END before closing */
+    uint64_t max;  /* max_message */
     pid_t pid;
 };
 
@@ -250,8 +250,7 @@ static int kid_main(struct kid *k)
         if (m.type == T_END)
             return kid_fail(k->name, "end after %d of %d", i, k->msgs);
         if (m.len != BIG || !ripc_test_check(m.data, m.len, 1))
-            return kid_fail(k->name, "message %d wrong (%llu bytes)", i,
-                            (unsigned long long)m.len);
+            return kid_fail(k->name, "message %d wrong (%llu bytes)", i, (unsigned long long)m.len);
     }
     for (ripc_msg m; k->hold;)
         if ((rc = ripc_client_recv(c, &m, 60000)) < 0 || m.type == T_END)
@@ -499,8 +498,8 @@ static int raw_connect(void)
 struct raw {
     int fd;
     uint8_t hdr[RIPC_FRAME_HDR];
-    uint64_t out, out_total; /* frame bytes sent (header first) */
-    uint64_t in, in_total;   /* bytes of the master's frame received */
+    uint64_t out, out_total;    /* frame bytes sent (header first) */
+    uint64_t in, in_total;      /* bytes of the master's frame received */
     uint64_t out_rate, in_rate; /* bytes per second at most (0: any) */
 };
 
@@ -508,12 +507,13 @@ struct raw {
 static int raw_send(struct raw *r, uint64_t elapsed_ms, const uint8_t *payload)
 {
     while (r->out < r->out_total) {
-        uint64_t allow = r->out_rate ? r->out_rate * elapsed_ms / 1000 + RIPC_FRAME_HDR : UINT64_MAX;
+        uint64_t allow =
+            r->out_rate ? r->out_rate * elapsed_ms / 1000 + RIPC_FRAME_HDR : UINT64_MAX;
         if (r->out >= allow)
             return 0;
         uint64_t want = (r->out_total < allow ? r->out_total : allow) - r->out;
-        const uint8_t *p = r->out < RIPC_FRAME_HDR ? r->hdr + r->out
-                                                    : payload + (r->out - RIPC_FRAME_HDR);
+        const uint8_t *p =
+            r->out < RIPC_FRAME_HDR ? r->hdr + r->out : payload + (r->out - RIPC_FRAME_HDR);
         if (r->out < RIPC_FRAME_HDR && want > RIPC_FRAME_HDR - r->out)
             want = RIPC_FRAME_HDR - r->out;
         ssize_t k = send(r->fd, p, want > (1u << 20) ? (1u << 20) : (size_t)want,
@@ -533,8 +533,8 @@ static int raw_recv(struct raw *r, uint64_t elapsed_ms, uint8_t *scratch, const 
         if (r->in >= allow)
             return 0;
         uint64_t want = (r->in_total < allow ? r->in_total : allow) - r->in;
-        ssize_t k = recv(r->fd, scratch, want > (1u << 20) ? (1u << 20) : (size_t)want,
-                         MSG_DONTWAIT);
+        ssize_t k =
+            recv(r->fd, scratch, want > (1u << 20) ? (1u << 20) : (size_t)want, MSG_DONTWAIT);
         if (k == 0 || (k < 0 && errno != EAGAIN))
             return -1;
         if (k < 0)
@@ -559,8 +559,8 @@ static int raw_kid(int up, int go)
     memset(r, 0, sizeof r);
     for (int i = 0; i < R_N; i++) {
         uint64_t max = 0;
-        if ((r[i].fd = raw_connect()) < 0 || ripc_test_socket_hello(r[i].fd, raw_names[i], &max) < 0 ||
-            max != BIG)
+        if ((r[i].fd = raw_connect()) < 0 ||
+            ripc_test_socket_hello(r[i].fd, raw_names[i], &max) < 0 || max != BIG)
             return kid_fail(raw_names[i], "handshake");
         ripc__sock_set_nonblock(r[i].fd, 1);
     }
@@ -602,7 +602,8 @@ static int raw_kid(int up, int go)
                                 (unsigned long long)el);
             int rc = raw_recv(&r[i], el, scratch, payload);
             if (rc < 0)
-                return kid_fail(raw_names[i], rc == -2 ? "bytes wrong" : "recv: dropped after %llu ms",
+                return kid_fail(raw_names[i],
+                                rc == -2 ? "bytes wrong" : "recv: dropped after %llu ms",
                                 (unsigned long long)el);
             done &= r[i].out == r[i].out_total && r[i].in == r[i].in_total;
         }
