@@ -114,7 +114,9 @@ uint32_t ripc__doorbell_seq(const ripc__doorbell *db);
 
 /* Consume pending rings without sleeping (eventfd read / socket drain).
  * -EPIPE when the ringing end is closed (socket kind: every ringer is gone,
- * which for a worker means the master died or dropped it), else 0. */
+ * which for a worker means the master died or dropped it), -EPROTO when a
+ * ring came with descriptors attached (socket kind: the ringer broke the
+ * protocol; they are disposed of), else 0. */
 int ripc__doorbell_drain(ripc__doorbell *db);
 
 #endif /* RIPC_SHM_DOORBELL_H */

@@ -135,7 +135,8 @@ void ripc__doorbell_socket_ring(ripc__doorbell *db)
 }
 
 /* Read all queued bytes. Returns 1 if any came, 0 if none was there,
- * -EPIPE at end of stream with nothing before it, or another -errno.
+ * -EPIPE at end of stream with nothing before it, -EPROTO when a ring came
+ * with descriptors, or another -errno.
  * Descriptors a peer attaches to its rings are disposed of
  * (sockets/closer.h), not dropped by the kernel in this thread. */
 static int drain_bytes(int fd)
@@ -154,6 +155,8 @@ static int drain_bytes(int fd)
             return got ? 1 : -EPIPE;
         if (n == -EAGAIN)
             return got;
+        if (n == -EPROTO)
+            return -EPROTO; /* a descriptor with a ring: the ringer broke the rules */
         return got ? 1 : (int)n;
     }
 }
@@ -180,5 +183,6 @@ int ripc__doorbell_socket_wait(ripc__doorbell *db, uint32_t seen, int watch_fd, 
 
 int ripc__doorbell_socket_drain(ripc__doorbell *db)
 {
-    return drain_bytes(db->wait_fd) == -EPIPE ? -EPIPE : 0;
+    int d = drain_bytes(db->wait_fd);
+    return d == -EPIPE || d == -EPROTO ? d : 0;
 }

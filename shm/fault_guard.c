@@ -272,3 +272,14 @@ void ripc__fault_guard_remove(ripc__fault_guard_slot *s)
     }
     pthread_mutex_unlock(&mu);
 }
+
+void ripc__sigmask_own_thread(sigset_t *old)
+{
+    sigset_t mask;
+    sigfillset(&mask);
+    sigdelset(&mask, SIGBUS);
+    sigdelset(&mask, SIGSEGV);
+    sigdelset(&mask, SIGFPE);
+    sigdelset(&mask, SIGILL);
+    pthread_sigmask(SIG_SETMASK, &mask, old);
+}

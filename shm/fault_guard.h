@@ -76,6 +76,7 @@
 #ifndef RIPC_SHM_FAULT_GUARD_H
 #define RIPC_SHM_FAULT_GUARD_H
 
+#include <signal.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -112,5 +113,16 @@ static inline int ripc__fault_guard_hit(ripc__fault_guard_slot *slot)
 {
     return atomic_load_explicit(&slot->state, memory_order_acquire) == RIPC_GUARD_HIT;
 }
+
+/*
+ * The mask for a thread of the library's own that runs none of the
+ * application's signal handlers (the closer, the reclaimer): block every
+ * signal but those a fault raises (SIGBUS, SIGSEGV, SIGFPE, SIGILL), which
+ * the kernel turns into a kill when they are blocked, with no handler run
+ * (this guard's for one). Sets it on the calling thread, writing the mask
+ * it had into *old: call it just before pthread_create (the new thread
+ * inherits it) and restore *old just after. Any thread.
+ */
+void ripc__sigmask_own_thread(sigset_t *old);
 
 #endif /* RIPC_SHM_FAULT_GUARD_H */

@@ -20,25 +20,48 @@
  *
  * ripc__fd_dispose closes at once only what it can tell is cheap (a memfd
  * or other sealable shmem file: its release frees pages and waits for
- * nobody); everything else goes to the closer, one thread per process
- * started at the first such descriptor. The closer turns SO_LINGER off on
- * the sockets it gets (the kernel then sends what is left in the background
- * instead of holding the close), so one lingering socket does not hold up
- * those queued behind it; a file whose close blocks holds the closer alone.
- * The closer never keeps the process alive (detached, all signals blocked),
- * and the library never waits for it: ripc_server_close returns with such
- * descriptors possibly still open (a peer could make that wait last for
- * ever); a test that counts descriptors calls ripc__fd_dispose_wait first.
+ * nobody); everything else goes to the closers, threads of the process
+ * started as they are needed: one at the first such descriptor, another
+ * (up to RIPC_CLOSER_THREADS) whenever more are queued than closers wait
+ * for work. A closer turns SO_LINGER off on the sockets it gets (the
+ * kernel then sends what is left in the background instead of holding the
+ * close), so one lingering socket does not hold up those queued behind it;
+ * a file whose close blocks (a stuck FUSE mount, a unix socket with such
+ * descriptors queued in it) holds one closer, and RIPC_CLOSER_THREADS of
+ * them hold all.
+ *
+ * What the closers hold is bounded by their users, not here (a descriptor
+ * handed over must be kept until it can be closed somewhere): a master
+ * drops every peer that attaches a descriptor where the protocol has none
+ * (so a peer gets at most two messages' worth, 2 x RIPC_SOCK_RECV_FDS, to
+ * the closers before it is gone: the one that broke the rules, and one
+ * read as its socket is disposed of), and accepts no connection while
+ * ripc__fd_dispose_full() says the closers hold RIPC_CLOSER_MAX or more, so
+ * a peer cannot come back to feed them more while they are stuck.
+ *
+ * The closers never keep the process alive (detached, the application's
+ * signals blocked), and the library never waits for them:
+ * ripc_server_close returns with such descriptors possibly still open (a
+ * peer could make that wait last for ever); a test that counts descriptors
+ * calls ripc__fd_dispose_wait first.
+ *
  * Descriptors from honest peers (memfds, and sockets with nothing but those
  * queued) are all closed inline, so an honest master's count is exact.
  * It allocates only under its lock, so fork() never waits for a close in
  * progress; in a child, what was queued stays queued and a new closer takes
- * it at the child's first hand-over.
+ * it at the child's first hand-over (what the parent's closers were closing
+ * as it forked stays open in the child).
  *
  * Any thread may call these, concurrently.
  */
 #ifndef RIPC_SOCKETS_CLOSER_H
 #define RIPC_SOCKETS_CLOSER_H
+
+/* Closer threads at most, per process. */
+#define RIPC_CLOSER_THREADS 4
+/* Descriptors handed over and not yet closed at which
+ * ripc__fd_dispose_full() says so. */
+#define RIPC_CLOSER_MAX 128
 
 /* Close fd, which a peer may have passed us, without running its release
  * on this thread unless it is known to be cheap. Takes fd; never fails (if
@@ -49,6 +72,10 @@ void ripc__fd_dispose(int fd);
  * tests that count descriptors (no deadline: a descriptor whose release
  * blocks makes this block as long); the library itself never waits. */
 void ripc__fd_dispose_wait(void);
+
+/* Do the closers hold RIPC_CLOSER_MAX descriptors or more (handed over, not
+ * yet closed)? Then a master takes no new connection (sockets/closer.h). */
+int ripc__fd_dispose_full(void);
 
 /*
  * Close our end of a socket whose peer may have queued descriptors in it:

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "shm/fault_guard.h"
 #include "sockets/sock.h"
 
 /* Reads of a socket's queue before it is handed over rather than closed
@@ -27,7 +28,8 @@ static struct {
     int *q;              /* descriptors to close, q[0..n) */
     size_t n, cap;
     uint64_t queued, closed; /* handed over / closed (counts, for waits) */
-    int started;             /* the closer runs (in this process) */
+    unsigned threads;        /* closers running (in this process) */
+    unsigned idle;           /* of them, waiting for work */
 } K = {.mu = PTHREAD_MUTEX_INITIALIZER,
        .work = PTHREAD_COND_INITIALIZER,
        .done = PTHREAD_COND_INITIALIZER};
@@ -50,9 +52,10 @@ static void *closer(void *arg)
 {
     (void)arg;
     pthread_mutex_lock(&K.mu);
-    for (;;) {
+    for (;;) { /* counted idle here (closer_start, and the end of a close) */
         while (K.n == 0)
             pthread_cond_wait(&K.work, &K.mu);
+        K.idle--;
         int fd = K.q[--K.n];
         pthread_mutex_unlock(&K.mu);
         /* A lingering socket would hold us for its linger time: without
@@ -64,6 +67,7 @@ static void *closer(void *arg)
         close(fd);
         pthread_mutex_lock(&K.mu);
         K.closed++;
+        K.idle++;
         pthread_cond_broadcast(&K.done);
     }
     return NULL;
@@ -83,11 +87,11 @@ static void fork_parent(void)
 
 static void fork_child(void)
 {
-    /* The closer did not come along. The child holds copies of what was
+    /* The closers did not come along. The child holds copies of what was
      * queued: a new closer, started at the child's first hand-over, closes
      * them (the parent closes its own). */
-    K.started = 0;
-    K.closed = K.queued - K.n;        /* the one in the parent's hands is not ours */
+    K.threads = K.idle = 0;
+    K.closed = K.queued - K.n;        /* those in the parent's hands are not ours */
     pthread_cond_init(&K.work, NULL); /* no waiter came along */
     pthread_cond_init(&K.done, NULL);
     pthread_mutex_unlock(&K.mu);
@@ -101,24 +105,28 @@ static void fork_register(void)
     fork_ok = pthread_atfork(fork_prepare, fork_parent, fork_child) == 0;
 }
 
-/* Give fd to the closer; 0, or -1 when there is none to be had (fd is
+/* One more closer (K.mu held): 0 or -1. */
+static int closer_start(void)
+{
+    sigset_t old;
+    pthread_t th;
+    ripc__sigmask_own_thread(&old); /* no signal of the application's on it */
+    int rc = pthread_create(&th, NULL, closer, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0)
+        return -1;
+    pthread_detach(th);
+    K.threads++;
+    K.idle++; /* until it takes one */
+    return 0;
+}
+
+/* Give fd to the closers; 0, or -1 when there is none to be had (fd is
  * still ours then). Called with K.mu held. */
 static int hand_over(int fd)
 {
-    if (!K.started) {
-        if (!fork_ok)
-            return -1;
-        /* No signal of the application's runs on our thread. */
-        sigset_t all, old;
-        sigfillset(&all);
-        pthread_sigmask(SIG_SETMASK, &all, &old);
-        pthread_t th;
-        K.started = pthread_create(&th, NULL, closer, NULL) == 0;
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
-        if (!K.started)
-            return -1;
-        pthread_detach(th);
-    }
+    if (!fork_ok || (K.threads == 0 && closer_start() < 0))
+        return -1;
     if (K.n == K.cap) {
         size_t cap = K.cap ? 2 * K.cap : 64;
         int *q = realloc(K.q, cap * sizeof *q);
@@ -130,6 +138,10 @@ static int hand_over(int fd)
     K.q[K.n++] = fd;
     K.queued++;
     pthread_cond_signal(&K.work);
+    /* More queued than closers free to take them: those that run are
+     * inside closes that take their time. */
+    if (K.n > K.idle && K.threads < RIPC_CLOSER_THREADS)
+        (void)closer_start();
     return 0;
 }
 
@@ -157,9 +169,17 @@ void ripc__fd_dispose_wait(void)
 {
     pthread_mutex_lock(&K.mu);
     uint64_t upto = K.queued;
-    while (K.started && K.closed < upto)
+    while (K.threads && K.closed < upto)
         pthread_cond_wait(&K.done, &K.mu);
     pthread_mutex_unlock(&K.mu);
+}
+
+int ripc__fd_dispose_full(void)
+{
+    pthread_mutex_lock(&K.mu);
+    uint64_t held = K.queued - K.closed;
+    pthread_mutex_unlock(&K.mu);
+    return held >= RIPC_CLOSER_MAX;
 }
 
 void ripc__sock_dispose(int fd)

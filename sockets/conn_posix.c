@@ -277,7 +277,8 @@ long ripc__sock_try_recv_fds(intptr_t fd, void *buf, size_t len, int *fds, int m
 long ripc__sock_try_recv(intptr_t fd, void *buf, size_t len)
 {
     int have = 0, over = 0;
-    return recv_once((int)fd, buf, len, NULL, 0, &have, &over);
+    long n = recv_once((int)fd, buf, len, NULL, 0, &have, &over);
+    return n >= 0 && over ? -EPROTO : n;
 }
 
 int ripc__sock_send_all(intptr_t fd, const void *buf, size_t len)

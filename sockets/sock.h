@@ -135,7 +135,9 @@ long ripc__sock_try_recv_fds(intptr_t fd, void *buf, size_t len, int *fds, int m
 /* recv(fd, buf, len, MSG_DONTWAIT) for a socket whose peer may attach
  * descriptors where none belong: a recvmsg that takes them and disposes of
  * them (ripc__fd_dispose) rather than let the kernel drop them here. Bytes
- * read (> 0), 0 at end of stream, -EAGAIN, -EPIPE or -errno. */
+ * read (> 0), 0 at end of stream, -EAGAIN, -EPIPE or -errno; -EPROTO when
+ * descriptors came (the bytes that came with them are in buf, but the
+ * peer broke the protocol: no caller expects any here). */
 long ripc__sock_try_recv(intptr_t fd, void *buf, size_t len);
 
 /* Send / receive without descriptors: thin wrappers over the blocking two. */

@@ -79,7 +79,8 @@ void ripc__rx_budget_give(ripc__rx_budget *b, size_t n);
 
 /*
  * Read what the socket has now, without blocking. Returns the bytes read
- * (> 0), 0 when nothing was there, -EPIPE at end of stream, -ENOMEM or
+ * (> 0), 0 when nothing was there, -EPIPE at end of stream, -EPROTO when
+ * the peer attached descriptors (none belong on this stream), -ENOMEM or
  * another -errno. Moves buffered bytes: payload pointers from earlier
  * ripc__rx_next calls are invalid afterwards.
  */

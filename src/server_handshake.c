@@ -413,6 +413,8 @@ void ripc__handshake_readable(struct loop *L, struct ripc_peer *p)
     for (;;) {
         size_t want = p->hs_need ? p->hs_need : RIPC_FRAME_HDR;
         long n = ripc__sock_try_recv(p->sock, p->hs + p->hs_len, want - p->hs_len);
+        if (n == -EPROTO)
+            send_reject(p, EPROTO, "a descriptor attached to the HELLO");
         if (n == 0 || (n < 0 && n != -EAGAIN)) {
             hs_fail(L, p);
             return;
@@ -542,6 +544,14 @@ static int refuse_one(ripc_server *s)
 void ripc__handshake_accept(struct loop *L)
 {
     ripc_server *s = L->s;
+    /* The closers hold many descriptors peers passed, and their closes do
+     * not end: no new connection (sockets/closer.h), or a peer that was
+     * dropped for it could come back to pass more, until our table is
+     * full. The connected peers are served meanwhile. */
+    if (ripc__fd_dispose_full()) {
+        pause_listener(L);
+        return;
+    }
     for (int k = 0; k < ACCEPT_BATCH; k++) {
         intptr_t fd;
         int arc = ripc__sock_accept(s->lfd, &fd);

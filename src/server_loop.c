@@ -379,18 +379,22 @@ static void loop_wait(struct loop *L, int timeout_ms)
                 }
                 break;
             }
-            case EV_BELL:
+            case EV_BELL: {
                 /* End of stream: the worker closed its end of our doorbell
                  * (it cannot wake us any more; its socket says when it is
                  * gone). Stop watching it, or the poller reports it forever. */
-                if (ripc__doorbell_drain(&e->p->ch.bell) == -EPIPE)
+                int drc = ripc__doorbell_drain(&e->p->ch.bell);
+                if (drc == -EPIPE || drc == -EPROTO)
                     ripc__poller_del(L->pl, e->p->ch.bell.wait_fd);
+                if (drc == -EPROTO)
+                    ripc__peer_break(e->p); /* a descriptor with a ring: dropped */
                 if (atomic_load(&e->p->space_waiters)) {
                     pthread_mutex_lock(&e->p->send_mu);
                     pthread_cond_broadcast(&e->p->space_cv);
                     pthread_mutex_unlock(&e->p->send_mu);
                 }
                 break;
+            }
             }
         }
         ripc__handshake_sweep(L);

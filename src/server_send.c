@@ -82,9 +82,12 @@ static int wait_space(struct ripc_peer *p, const ripc__waitfor *wf, uint64_t dea
         }
         if (ready > 0) {
             if (pf[0].revents) {
-                if (ripc__doorbell_drain(&p->ch.bell) == -EPIPE) {
-                    /* The worker closed its end of our doorbell: nothing
-                     * can wake this wait any more. */
+                int drc = ripc__doorbell_drain(&p->ch.bell);
+                if (drc == -EPROTO)
+                    ripc__peer_break(p); /* a descriptor with a ring */
+                if (drc < 0) {
+                    /* The worker closed its end of our doorbell (nothing
+                     * can wake this wait any more), or broke the rules. */
                     ripc__chan_disarm_space(&p->ch);
                     if (!own_loop)
                         atomic_fetch_sub(&p->space_waiters, 1);

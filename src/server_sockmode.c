@@ -415,7 +415,10 @@ void ripc__sockmode_readable(struct loop *L, struct ripc_peer *p, unsigned event
         p->rx_pace.moved += (size_t)n;
     else if (n == -ENOMEM || (n == 0 && ripc__rx_full(&p->rx)))
         rx_block(L, p);
-    else if (n < 0) {
+    else if (n == -EPROTO) {
+        ripc__peer_break(p); /* descriptors with a frame: dropped (-EPROTO) */
+        ripc__poller_del(L->pl, p->sock);
+    } else if (n < 0) {
         ripc__peer_end(p, -EPIPE);
         ripc__poller_del(L->pl, p->sock);
     }

@@ -27,6 +27,7 @@
 #pragma clang attribute pop
 #endif
 
+#include "shm/fault_guard.h"
 #include "src/tables.h"
 #include "src/tsan.h"
 
@@ -143,13 +144,8 @@ static void *reclaimer(void *arg)
 /* Start the reclaimer (R.mu held). Its mask: see "Reclamation". */
 static void reclaimer_start(void)
 {
-    sigset_t mask, old;
-    sigfillset(&mask);
-    sigdelset(&mask, SIGBUS);
-    sigdelset(&mask, SIGSEGV);
-    sigdelset(&mask, SIGFPE);
-    sigdelset(&mask, SIGILL);
-    pthread_sigmask(SIG_SETMASK, &mask, &old);
+    sigset_t old;
+    ripc__sigmask_own_thread(&old);
     R.gen++;
     R.started = pthread_create(&R.th, NULL, reclaimer, (void *)(uintptr_t)R.gen) == 0;
     pthread_sigmask(SIG_SETMASK, &old, NULL);

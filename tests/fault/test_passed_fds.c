@@ -9,7 +9,9 @@
  * worker (ripc_client, another child) keeps busy with requests. Every
  * request of the good worker, from before the hostile child starts until
  * 20 requests after the master has dealt with it, must be answered within
- * 2 s. The ways in:
+ * 2 s. A descriptor anywhere but with a LARGE frame (docs/protocol.md)
+ * breaks the protocol: the worker is dropped (-EPROTO), or its handshake
+ * refused with a REJECT that says why. The ways in:
  *
  *   large_socket     the socket instead of the memfd of a LARGE frame
  *   large_extra      a LARGE frame with a memfd and the socket: one too many
@@ -20,8 +22,19 @@
  *   queued_at_close  queued in the control socket behind junk that gets the
  *                    worker dropped: closing a unix socket releases what is
  *                    queued in it, in the closing thread
+ *
+ * And many: a worker that connects again and again (socket mode), each
+ * time with a frame that carries as many descriptors as the kernel lets
+ * one message carry. The first time, RIPC_CLOSER_THREADS of them are unix
+ * sockets whose close blocks for SLOW_S s (a lingering socket queued in
+ * each, which the closers cannot unlinger), so every closer is held and
+ * the rest wait. Each connection must be dropped (-EPROTO), the good worker
+ * served throughout, the master's descriptors must stay within the bound
+ * of sockets/closer.h (it accepts no connection while the closers hold
+ * RIPC_CLOSER_MAX), and come back to where they were once the closers are
+ * done.
  */
-#include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/sockios.h>
@@ -48,6 +61,7 @@
 
 #include "ringipc/ring.h"
 #include "ringipc/ringipc.h"
+#include "sockets/closer.h"
 #include "sockets/sock.h"
 #include "src/proto.h"
 #include "support/hconn.h"
@@ -61,6 +75,8 @@
 #define BOUND_MS    2000 /* the slowest good request allowed */
 #define AFTER       20   /* good requests after the master dealt with the hostile */
 #define LARGE_BYTES 4096u
+#define MANY_CONNS  8 /* connections of the `many` worker */
+#define SLOW_S      2 /* how long its slow closes take */
 
 struct shared {
     ripc_test_tally good;
@@ -69,6 +85,10 @@ struct shared {
     _Atomic int release;      /* master -> hostile: you may go (and your listener) */
     _Atomic int holding;      /* master -> hostile: inside the T_HOLD handler */
     _Atomic int go;           /* hostile -> master: the T_HOLD handler may return */
+    _Atomic int rejected;     /* hostile -> master: 1 its HELLO was refused as it should be */
+    char reject_why[128];     /* what the REJECT said */
+    _Atomic int many_dropped; /* hostile -> master: `many` connections dropped */
+    _Atomic int many_err;     /* hostile -> master: the step of `many` that failed */
 };
 
 static struct {
@@ -148,33 +168,23 @@ static int good_worker(void)
 
 /* ---- the hostile worker's tools (child side) ---- */
 
-/* A TCP socket whose close would wait LINGER_S seconds: connected to a
- * listener that never accepts (kept open in *listener), its send buffer
- * full, SO_LINGER on. -1 when loopback TCP is not to be had. */
-static int lingering_socket(int *listener)
+/* The master's answer to a HELLO that came with a descriptor: a REJECT
+ * (EPROTO) whose reason names the descriptor, then the end of the stream. */
+static void h_read_reject(int sock)
 {
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t al = sizeof a;
-    int small = 4096;
-    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (l < 0 || setsockopt(l, SOL_SOCKET, SO_RCVBUF, &small, sizeof small) != 0 ||
-        bind(l, (struct sockaddr *)&a, sizeof a) != 0 || listen(l, 1) != 0 ||
-        getsockname(l, (struct sockaddr *)&a, &al) != 0)
-        return -1;
-    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (s < 0 || setsockopt(s, SOL_SOCKET, SO_SNDBUF, &small, sizeof small) != 0 ||
-        connect(s, (struct sockaddr *)&a, al) != 0 || fcntl(s, F_SETFL, O_NONBLOCK) != 0)
-        return -1;
-    static char junk[65536];
-    while (send(s, junk, sizeof junk, MSG_NOSIGNAL) > 0)
-        ;
-    int unsent = 0;
-    struct linger on = {1, LINGER_S};
-    if (ioctl(s, SIOCOUTQ, &unsent) != 0 || unsent == 0 ||
-        setsockopt(s, SOL_SOCKET, SO_LINGER, &on, sizeof on) != 0)
-        return -1;
-    *listener = l;
-    return s;
+    uint8_t fr[RIPC_FRAME_HDR + RIPC_REASON_MAX + 1];
+    ripc__frame f;
+    ripc__sock_set_nonblock(sock, 0);
+    if (ripc__sock_recv_all(sock, fr, RIPC_FRAME_HDR, 4 * LINGER_S * 1000) != 0 ||
+        ripc__frame_decode(fr, &f, RIPC_REASON_MAX) != 0 || f.ftype != RIPC_FRAME_REJECT ||
+        ripc__sock_recv_all(sock, fr + RIPC_FRAME_HDR, (size_t)f.len, 1000) != 0)
+        return;
+    size_t n = (size_t)f.len < sizeof M.sh->reject_why - 1 ? (size_t)f.len
+                                                           : sizeof M.sh->reject_why - 1;
+    memcpy(M.sh->reject_why, fr + RIPC_FRAME_HDR, n);
+    M.sh->reject_why[n] = 0;
+    if (f.type == EPROTO && strstr(M.sh->reject_why, "descriptor") != NULL)
+        atomic_store(&M.sh->rejected, 1);
 }
 
 /* All sent and our copy closed: say so, and keep the listener (and with it
@@ -223,7 +233,7 @@ enum { C_LARGE_SOCKET, C_LARGE_EXTRA, C_HELLO_FD, C_FRAME_FD, C_BELL_FD, C_QUEUE
  * close would be the last one), and reads nothing before all is sent. */
 static int hostile(int which)
 {
-    int listener, ls = lingering_socket(&listener);
+    int listener, ls = ripc_test_lingering_socket(LINGER_S, &listener);
     WCHECK(ls >= 0, "no lingering loopback TCP socket: %s", strerror(errno));
     ripc_test_hconn h;
     ripc_ring *r;
@@ -287,10 +297,98 @@ static int hostile(int which)
     close(ls); /* the master holds the last reference now */
     atomic_store(&M.sh->go, 1);
     ripc_test_hring(&h);
+    if (which == C_HELLO_FD)
+        h_read_reject(sock);
+    return h_done();
+}
+
+/* Send one frame header on sock with n descriptors attached (up to the
+ * kernel's maximum for one message: more than ripc__sock_send_fds takes). */
+static int send_many_fds(int sock, const int *fds, int n)
+{
+    uint8_t fr[RIPC_FRAME_HDR];
+    ripc__frame f = {.ftype = RIPC_FRAME_MSG, .kind = RIPC_KIND_ONEWAY, .type = T_NOTE};
+    ripc__frame_encode(fr, &f);
+    static union {
+        char buf[CMSG_SPACE(sizeof(int) * RIPC_SOCK_RECV_FDS)];
+        struct cmsghdr align;
+    } ctl;
+    struct iovec iov = {.iov_base = fr, .iov_len = sizeof fr};
+    struct msghdr m = {.msg_iov = &iov,
+                       .msg_iovlen = 1,
+                       .msg_control = ctl.buf,
+                       .msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)n)};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)n);
+    memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)n);
+    return sendmsg(sock, &m, MSG_NOSIGNAL) == (ssize_t)sizeof fr ? 0 : -1;
+}
+
+static int hostile_many(void)
+{
+    int listener[RIPC_CLOSER_THREADS], slow[RIPC_CLOSER_THREADS], p[2];
+    for (int i = 0; i < RIPC_CLOSER_THREADS; i++) {
+        slow[i] = ripc_test_slow_close_socket(SLOW_S, &listener[i]);
+        WCHECK(slow[i] >= 0, "no slow-closing socket: %s", strerror(errno));
+    }
+    WCHECK(pipe2(p, O_CLOEXEC) == 0, "pipe");
+    /* The dispatch thread held (as in hostile()) while the first frame
+     * goes and we close our copies of the slow sockets, so that the
+     * master's closes of them are the last. */
+    ripc_test_hconn h;
+    ripc_ring *r;
+    WCHECK(h_open_shm(&h, &r, "holder") == 0, "handshake");
+    int fds[RIPC_SOCK_RECV_FDS];
+    for (int k = 0; k < MANY_CONNS; k++) {
+        for (int i = 0; i < RIPC_SOCK_RECV_FDS; i++) /* each a descriptor of its own there */
+            fds[i] = k == 0 && i < RIPC_CLOSER_THREADS ? slow[i] : p[i & 1];
+        int sock = ripc_test_hconnect(M.url);
+        /* The master may take a while to accept this one: that is the
+         * bound at work (it waits for the closers). */
+        int rc = sock < 0 ? -1 : ripc_test_socket_hello(sock, "hostile", NULL);
+        if (rc == 0 && k == 0) {
+            WCHECK(h_record(r, T_HOLD, 0, 1, "", 0) == 0, "hold");
+            ripc_test_hring(&h);
+            WAIT_FOR(atomic_load(&M.sh->holding), 10000);
+            WCHECK(atomic_load(&M.sh->holding), "the master never held");
+        }
+        if (rc == 0)
+            rc = send_many_fds(sock, fds, RIPC_SOCK_RECV_FDS);
+        if (k == 0) {
+            for (int i = 0; i < RIPC_CLOSER_THREADS; i++)
+                close(slow[i]); /* the master holds the last references */
+            atomic_store(&M.sh->go, 1);
+        }
+        if (rc == 0)
+            rc = ripc_test_hwait_drop(sock, 4 * LINGER_S * 1000) == 0 ? 0 : -2;
+        if (rc < 0) {
+            atomic_store(&M.sh->many_err, (k + 1) * 10 - rc);
+            break;
+        }
+        close(sock);
+        atomic_fetch_add(&M.sh->many_dropped, 1);
+    }
     return h_done();
 }
 
 /* ---- master-side driver ---- */
+
+/* Open descriptors of this process. */
+static int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    int n = 0;
+    if (d == NULL)
+        return -1;
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n - 1; /* the one opendir holds */
+}
 
 static int setup(void **state)
 {
@@ -330,6 +428,8 @@ static int teardown(void **state)
     return 0;
 }
 
+static void good_after(uint64_t t0);
+
 static void run_case(int which)
 {
     atomic_store(&M.sh->good.max_ms, 0);
@@ -343,24 +443,24 @@ static void run_case(int which)
     assert_true(atomic_load(&M.sh->hostile_done));
     /* Until the master has dealt with what was sent (a stall would come
      * before these), then AFTER more good requests. */
-    switch (which) {
-    case C_LARGE_SOCKET:
-    case C_LARGE_EXTRA:
-    case C_QUEUED_AT_CLOSE:
+    if (which == C_HELLO_FD) {
+        WAIT_FOR(atomic_load(&M.sh->rejected), 4 * LINGER_S * 1000);
+        if (!atomic_load(&M.sh->rejected))
+            fail_msg("the HELLO with a descriptor was not refused (REJECT: \"%s\")",
+                     M.sh->reject_why);
+        assert_false(atomic_load(&M.joined_hostile));
+    } else {
         WAIT_FOR(atomic_load(&M.left_hostile), 4 * LINGER_S * 1000);
         assert_true(atomic_load(&M.left_hostile));
         assert_int_equal(atomic_load(&M.left_reason), -EPROTO);
-        break;
-    case C_HELLO_FD:
-        WAIT_FOR(atomic_load(&M.joined_hostile), 4 * LINGER_S * 1000);
-        assert_true(atomic_load(&M.joined_hostile));
-        break;
-    case C_FRAME_FD:
-    case C_BELL_FD:
-        WAIT_FOR(atomic_load(&M.notes) > 0, 4 * LINGER_S * 1000);
-        assert_true(atomic_load(&M.notes) > 0);
-        break;
     }
+    good_after(t0);
+}
+
+/* The master has dealt with the hostile: AFTER more good requests, and
+ * none of them (nor any before) slow or failed. */
+static void good_after(uint64_t t0)
+{
     int ok0 = atomic_load(&M.sh->good.ok);
     WAIT_FOR(atomic_load(&M.sh->good.ok) >= ok0 + AFTER || atomic_load(&M.sh->good.bad),
              4 * LINGER_S * 1000);
@@ -373,6 +473,49 @@ static void run_case(int which)
     assert_true(atomic_load(&M.sh->good.ok) >= ok0 + AFTER);
     if (max_ms > BOUND_MS)
         fail_msg("a good request took %d ms: the dispatch thread was held", max_ms);
+}
+
+static void test_passed_fds_many(void **state)
+{
+    (void)state;
+    atomic_store(&M.sh->good.max_ms, 0);
+    ripc__fd_dispose_wait();
+    int base = count_fds(), peak = base;
+    uint64_t t0 = ripc_test_now_ms();
+    fflush(stdout);
+    M.hostile = fork();
+    assert_true(M.hostile >= 0);
+    if (M.hostile == 0)
+        _exit(hostile_many());
+    while (!atomic_load(&M.sh->hostile_done) && ripc_test_now_ms() < t0 + 8 * LINGER_S * 1000) {
+        int n = count_fds();
+        if (n > peak)
+            peak = n;
+        usleep(500);
+    }
+    assert_true(atomic_load(&M.sh->hostile_done));
+    /* One message's worth where it broke the rules and one more read as
+     * its socket goes, per connection in the master's hands at once (one),
+     * past what the closers may hold before it stops accepting. */
+    int bound = RIPC_CLOSER_MAX + 2 * RIPC_SOCK_RECV_FDS + 16;
+    print_message("descriptors: %d before, %d at the most (bound %d above)\n", base, peak,
+                  bound);
+    if (atomic_load(&M.sh->many_err))
+        fail_msg("hostile worker failed at step %d", atomic_load(&M.sh->many_err));
+    assert_int_equal(atomic_load(&M.sh->many_dropped), MANY_CONNS);
+    assert_int_equal(atomic_load(&M.left_reason), -EPROTO);
+    if (peak > base + bound)
+        fail_msg("the master held %d descriptors more than before (bound %d)", peak - base,
+                 bound);
+    good_after(t0);
+    /* The hostile's holder connection goes with it; then every descriptor
+     * it passed must be closed. */
+    atomic_store(&M.sh->release, 1);
+    assert_int_equal(ripc_test_wait(M.hostile), 0);
+    M.hostile = 0;
+    ripc__fd_dispose_wait();
+    WAIT_FOR(count_fds() == base, 10000);
+    assert_int_equal(count_fds(), base);
 }
 
 static void test_passed_fds_large_socket(void **state)
@@ -423,6 +566,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_passed_fds_frame_fd, setup, teardown),
         cmocka_unit_test_setup_teardown(test_passed_fds_bell_fd, setup, teardown),
         cmocka_unit_test_setup_teardown(test_passed_fds_queued_at_close, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_passed_fds_many, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,8 +5,13 @@
 #include "sockets/sock.h"
 #include "src/proto.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#if defined(__linux__)
+#include <linux/sockios.h>
+#endif
+#include <netinet/in.h>
 #include <sched.h>
 #include <setjmp.h>
 #include <stdatomic.h>
@@ -15,8 +20,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <poll.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -246,6 +253,48 @@ int ripc_test_socket_hello(int sock, const char *name, uint64_t *max_message)
     if (max_message)
         *max_message = w.max_message;
     return 0;
+}
+
+int ripc_test_lingering_socket(int linger_s, int *listener)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    int small = 4096;
+    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (l < 0 || setsockopt(l, SOL_SOCKET, SO_RCVBUF, &small, sizeof small) != 0 ||
+        bind(l, (struct sockaddr *)&a, sizeof a) != 0 || listen(l, 1) != 0 ||
+        getsockname(l, (struct sockaddr *)&a, &al) != 0)
+        return -1;
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (s < 0 || setsockopt(s, SOL_SOCKET, SO_SNDBUF, &small, sizeof small) != 0 ||
+        connect(s, (struct sockaddr *)&a, al) != 0 || fcntl(s, F_SETFL, O_NONBLOCK) != 0)
+        return -1;
+    static char junk[65536];
+    while (send(s, junk, sizeof junk, MSG_NOSIGNAL) > 0)
+        ;
+    struct linger on = {1, linger_s};
+#ifdef SIOCOUTQ
+    int unsent = 0;
+    if (ioctl(s, SIOCOUTQ, &unsent) != 0 || unsent == 0)
+        return -1;
+#endif
+    if (setsockopt(s, SOL_SOCKET, SO_LINGER, &on, sizeof on) != 0)
+        return -1;
+    *listener = l;
+    return s;
+}
+
+int ripc_test_slow_close_socket(int linger_s, int *listener)
+{
+    int sv[2];
+    int ls = ripc_test_lingering_socket(linger_s, listener);
+    if (ls < 0 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+        return -1;
+    if (ripc__sock_send_fds(sv[0], "!", 1, &ls, 1) != 0)
+        return -1;
+    close(ls);
+    close(sv[0]);
+    return sv[1];
 }
 
 double ripc_test_cpu_seconds(void)

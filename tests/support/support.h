@@ -92,6 +92,18 @@ void ripc_test_wait_sleeping(int pid, int tid);
  * welcome us in socket mode. */
 int ripc_test_socket_hello(int sock, const char *name, uint64_t *max_message);
 
+/* A TCP socket whose close waits linger_s seconds: connected over
+ * loopback to a listener that never accepts (kept open in *listener, which
+ * keeps the connection), its send buffer full, SO_LINGER on. -1 when
+ * loopback TCP is not to be had (errno says why). */
+int ripc_test_lingering_socket(int linger_s, int *listener);
+/* A unix socket whose last close waits linger_s seconds even where the
+ * closer turns SO_LINGER off on what it closes: a lingering socket (above)
+ * is queued in it, and its release runs in the thread that closes it. The
+ * caller's copy of the lingering socket is closed; *listener as above.
+ * -1 on failure. */
+int ripc_test_slow_close_socket(int linger_s, int *listener);
+
 /* CPU time this process has used (user + system), in seconds. */
 double ripc_test_cpu_seconds(void);
 

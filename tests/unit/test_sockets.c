@@ -755,6 +755,71 @@ static void test_sockets_fds_ctrunc_eproto(void **state)
     ripc__sock_close(s);
 }
 
+/* A plain try_recv expects no descriptors: one that comes is closed (not
+ * kept, not dropped by the kernel here) and the read says -EPROTO. */
+static void test_sockets_try_recv_fd_eproto(void **state)
+{
+    intptr_t c = -1, s = -1;
+    int p[2], before;
+    char buf[4];
+    (void)state;
+
+    unix_pair("tryfd.sock", &c, &s);
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    before = count_fds();
+    assert_int_equal(ripc__sock_send_fds(c, "ab", 2, p, 2), 0);
+    ripc__sock_set_nonblock(s, 1);
+    assert_int_equal(ripc__sock_try_recv(s, buf, sizeof buf), -EPROTO);
+    assert_int_equal(count_fds(), before);
+    assert_int_equal(ripc__sock_send_all(c, "cd", 2), 0); /* without: as ever */
+    assert_int_equal(ripc__sock_try_recv(s, buf, sizeof buf), 2);
+    close(p[0]);
+    close(p[1]);
+    ripc__sock_close(c);
+    ripc__sock_close(s);
+}
+
+/* The closers block the application's signals, never those a fault
+ * raises: the kernel kills a process whose thread faults with the signal
+ * blocked, before any handler (the SIGBUS guard's) can run. The threads
+ * of this process that block SIGUSR1 are the library's own. */
+static void test_sockets_closer_fault_signals_unblocked(void **state)
+{
+    int p[2], found = 0;
+    (void)state;
+
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    ripc__fd_dispose(p[0]); /* not a memfd: a closer takes it */
+    ripc__fd_dispose(p[1]);
+    ripc__fd_dispose_wait();
+    DIR *d = opendir("/proc/self/task");
+    assert_non_null(d);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        char path[64], line[256];
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "/proc/self/task/%s/status", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        unsigned long long blk = 0;
+        while (fgets(line, sizeof line, f))
+            if (sscanf(line, "SigBlk: %llx", &blk) == 1)
+                break;
+        fclose(f);
+        if (!(blk & (1ull << (SIGUSR1 - 1))))
+            continue;
+        found++;
+        const int faults[] = {SIGBUS, SIGSEGV, SIGFPE, SIGILL};
+        for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++)
+            if (blk & (1ull << (faults[i] - 1)))
+                fail_msg("thread %s blocks signal %d (SigBlk %llx)", e->d_name, faults[i], blk);
+    }
+    closedir(d);
+    assert_true(found > 0);
+}
+
 static void test_sockets_send_fds_bad_args(void **state)
 {
     intptr_t c = -1, s = -1;
@@ -1319,6 +1384,8 @@ int main(void)
         cmocka_unit_test(test_sockets_fds_received_cloexec),
         cmocka_unit_test(test_sockets_fds_too_many_eproto),
         cmocka_unit_test(test_sockets_fds_ctrunc_eproto),
+        cmocka_unit_test(test_sockets_try_recv_fd_eproto),
+        cmocka_unit_test(test_sockets_closer_fault_signals_unblocked),
         cmocka_unit_test(test_sockets_send_fds_bad_args),
         cmocka_unit_test(test_sockets_peer_cred_unix),
         cmocka_unit_test(test_sockets_peer_cred_tcp_enotsup),
