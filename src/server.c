@@ -232,6 +232,14 @@ void ripc_server_close(ripc_server *s)
 {
     if (!s || tls_closing == s) /* from a callback that this close makes (left) */
         return;
+    /* A forked child's copy of its parent's server: everything in it that
+     * could be released is the parent's too (a stop would stop the
+     * parent's loops, a shutdown end its workers' connections, the unlink
+     * take its socket file, and the wait for run() threads that did not
+     * come along never end). Left as it is (include/ringipc/ringipc.h,
+     * "Fork"). */
+    if (s->t && ripc__tables_inherited(s->t))
+        return;
     if (ripc__tls_loop && ripc__tls_loop->s == s) {
         /* From a handler or callback of s: freeing s would pull the loop
          * out from under the dispatch that called us. */

@@ -23,8 +23,12 @@ typedef struct ripc__tables ripc__tables;
 
 int ripc__tables_open(ripc__tables **t);
 /* Frees the tables; the peer table must be empty. Waits until every entry
- * removed so far is freed (peers' references dropped). */
+ * removed so far is freed (peers' references dropped). Tables a forked
+ * child inherited (ripc__tables_inherited) are left as they are there. */
 void ripc__tables_close(ripc__tables *t);
+/* Were t opened before a fork() that made this process (t is a forked
+ * child's copy of its parent's)? Any thread. */
+int ripc__tables_inherited(const ripc__tables *t);
 /* Wait until every lookup under way (ripc__peer_get, ripc__peer_all) has
  * ended. Their `stop` flag is read inside the lookup: set it, then call
  * this, and every lookup either saw it (-ECANCELED), or has returned with

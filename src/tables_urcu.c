@@ -99,7 +99,8 @@ static struct {
     int started, busy;      /* the thread runs; it is inside a batch */
     unsigned gen;           /* which thread is the reclaimer (one that is not stops) */
     unsigned fork_waiting;  /* forks waiting for the batch under way */
-    unsigned tables;        /* tables open */
+    unsigned tables;        /* tables open (by this process) */
+    unsigned forks;         /* forks that made this process (changed in the child only) */
     pthread_t th;
 } R = {.mu = PTHREAD_MUTEX_INITIALIZER,
        .work = PTHREAD_COND_INITIALIZER,
@@ -205,7 +206,8 @@ static void fork_child(void)
     R.started = 0;
     R.head = NULL;
     R.freed = R.queued;
-    R.tables = 0;
+    R.tables = 0; /* the parent's are not ours to close (ripc__tables_inherited) */
+    R.forks++;
     pthread_cond_init(&R.work, NULL); /* no waiter came along */
     pthread_cond_init(&R.done, NULL);
     pthread_mutex_unlock(&R.mu);
@@ -240,6 +242,7 @@ struct ripc__tables {
     struct cds_lfht *peers;
     ripc__peer_ops ops;
     _Atomic uint64_t gen;
+    unsigned forks; /* R.forks when opened: a child's copy of its parent's differs */
 };
 
 static unsigned long hash32(uint32_t x)
@@ -283,6 +286,14 @@ static void tables_gone(void)
         pthread_join(th, NULL);
 }
 
+int ripc__tables_inherited(const ripc__tables *t)
+{
+    pthread_mutex_lock(&R.mu);
+    int inherited = t->forks != R.forks;
+    pthread_mutex_unlock(&R.mu);
+    return inherited;
+}
+
 void ripc__tables_quiesce(void)
 {
     urcu_bp_synchronize_rcu();
@@ -299,6 +310,7 @@ int ripc__tables_open(ripc__tables **out)
         return -ENOMEM;
     pthread_mutex_lock(&R.mu);
     R.tables++;
+    t->forks = R.forks;
     pthread_mutex_unlock(&R.mu);
     /* Fixed sizes, no automatic resize: resizing runs on a liburcu worker
      * thread, with the fork hazards of the call_rcu thread (see above).
@@ -332,8 +344,8 @@ static void pnode_free(struct gone *g)
 
 void ripc__tables_close(ripc__tables *t)
 {
-    if (!t)
-        return;
+    if (!t || ripc__tables_inherited(t))
+        return; /* a parent's: its nodes, its count (R.tables) */
     struct cds_lfht_iter it;
     struct cds_lfht_node *n;
     struct gone *gone = NULL;

@@ -53,8 +53,10 @@
  * (or the default action; one ignored before stays ignored when sent).
  *
  * Fork. A master commonly forks its workers after ripc_server_open(). The
- * child may open clients but must never touch the server it inherited. It
- * may open a server of its own, at any time, with or without exec(). Once a
+ * child may open clients but must never use the server it inherited;
+ * ripc_server_close() on it there does nothing (it releases nothing the
+ * parent shares: no stop, no goodbyes, the socket file stays; the child's
+ * copies of its descriptors are close-on-exec). It may open a server of its own, at any time, with or without exec(). Once a
  * worker has left, the library runs a thread that frees what departed
  * workers leave behind, until the last server is closed (a library
  * unloaded after that leaves no thread); its pthread_atfork() handlers hold that thread

@@ -14,6 +14,7 @@
  * child's copy of the test runner): they print what went wrong to stderr
  * and _exit() non-zero; the master asserts on their exit status.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -2426,6 +2427,88 @@ static void test_mw_fork_child_serves(void **state)
     }
 }
 
+/* ================================================================= 13b */
+
+/* Threads of this process (/proc/self/task). */
+static int count_threads(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+    int n = 0;
+    if (d == NULL)
+        return -1;
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n;
+}
+
+static void fc_nop(ripc_peer *p, const ripc_msg *msg, void *arg)
+{
+    (void)p;
+    (void)msg;
+    (void)arg;
+}
+
+/* A forked child that closes the server it inherited (which it must not
+ * use: the close leaves it alone), then opens one of its own and closes
+ * it: the library's count of the child's tables is its own, so that close
+ * stops the reclaimer its handler changes started, and the child is back
+ * to its one thread. arg: the reading end of the pipe whose writing end
+ * it holds until it ends. */
+static int closes_inherited(int idx, void *arg)
+{
+    (void)idx;
+    close((int)(intptr_t)arg);
+    int threads = count_threads();
+    ripc_server_close(g_fx.m->s);
+    for (int round = 0; round < 2; round++) {
+        char url[sizeof g_fx.url + 16];
+        snprintf(url, sizeof url, "unix:%s/own%d.sock", g_fx.dir, round);
+        ripc_server *s = NULL;
+        char why[256] = "";
+        int rc = ripc_server_open_ex(&s, url, NULL, why, sizeof why);
+        WCHECK(rc == 0, "server open in the child: %s (%s)", ripc_strerror(rc), why);
+        /* A replaced handler goes through the reclaimer: it starts. */
+        WCHECK(ripc_server_handle(s, T_PING, fc_ping, NULL) == 0, "handle");
+        WCHECK(ripc_server_handle(s, T_PING, fc_nop, NULL) == 0, "handle again");
+        ripc_server_close(s);
+        WCHECK(count_threads() == threads, "round %d: %d threads after the close, %d before",
+               round, count_threads(), threads);
+    }
+    return 0;
+}
+
+static void test_mw_fork_child_closes_inherited(void **state)
+{
+    (void)state;
+    struct mctx *m = g_fx.m;
+    ripc_options o = base_opts(RIPC_WAIT_ADAPTIVE);
+    open_server(m, &o);
+    spawn(w_ping_once, 0, NULL);
+    expect_all_left_bye(m, 1);
+    int alive[2]; /* the child holds the writing end until it ends */
+    assert_int_equal(pipe(alive), 0);
+    pid_t pid = spawn(closes_inherited, 0, (void *)(intptr_t)alive[0]);
+    close(alive[1]);
+    struct pollfd pf = {.fd = alive[0], .events = POLLIN};
+    if (poll(&pf, 1, 30000) == 0) {
+        kill(pid, SIGKILL);
+        kid_reap(pid);
+        fail_msg("the child's close of the server it inherited hung (no end after 30 s)");
+    }
+    close(alive[0]);
+    int st = kid_reap(pid);
+    if (st != 0)
+        fail_msg("the child: status %d", st);
+    /* The master goes on: its socket file, its loop, its tables. */
+    spawn(w_ping_once, 1, NULL);
+    expect_all_left_bye(m, 2);
+    assert_int_equal(atomic_load(&m->pings), 2);
+    close_server(m);
+}
+
 /* ================================================================= 14 */
 
 /* fork() while the reclaimer has work, and more keeps arriving: workers
@@ -2549,6 +2632,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_mw_send_from_joined, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mw_stale_socket_and_inuse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mw_fork_child_serves, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mw_fork_child_closes_inherited, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mw_fork_while_reclaiming, setup, teardown),
     };
     return RIPC_TEST_RUN_GROUP("master_worker", g_transport_name, tests);
