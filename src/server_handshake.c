@@ -474,8 +474,12 @@ static void hs_evict_oldest(struct loop *L)
 void ripc__handshake_sweep(struct loop *L)
 {
     ripc_server *s = L->s;
-    for (; L->hs_evict; L->hs_evict--)
+    /* Arrivals counted one eviction each, but handshakes that ended in the
+     * same look (a worker joined, or failed) gave their slots back: evict
+     * only down to the limit. */
+    for (; L->hs_evict && s->n_hs > MAX_HANDSHAKES; L->hs_evict--)
         hs_evict_oldest(L);
+    L->hs_evict = 0;
     if (L->idx != 0 || (s->n_hs == 0 && s->listen_paused == 0))
         return;
     uint64_t now = ripc__now_ns();

@@ -35,6 +35,7 @@
 #include "ringipc/ringipc.h"
 #include "sockets/sock.h"
 #include "src/proto.h"
+#include "support/hconn.h"
 #include "support/support.h"
 
 #define T_ECHO 1
@@ -807,6 +808,30 @@ static void test_limits_evict_with_event_pending(void **state)
     expect_oldest_evicted(fds); /* (or refused for its junk) */
 }
 
+/* ---- (2d) an arrival, and a handshake that ends, in one batch ----
+ * The slots full, a connection arrives, and then the newest handshake
+ * sends its whole HELLO: one look at the sockets finds the listener first
+ * (an eviction is due) and the HELLO after it (a slot frees). The slot the
+ * arrival needed is there then: nobody is evicted. */
+static void test_limits_evict_none_when_one_finishes(void **state)
+{
+    (void)state;
+    int fds[SLOTS + 1];
+    fill_slots(fds);
+    fds[SLOTS] = raw_connect(1000); /* the listener is ready first ... */
+    assert_true(fds[SLOTS] >= 0);
+    uint8_t hello[RIPC_FRAME_HDR + RIPC_HANDSHAKE_MAX]; /* ... then a whole HELLO */
+    size_t n = ripc_test_hello(hello, "late", 0, RIPC_XPORT_SOCKET);
+    assert_int_equal(ripc__sock_send_all(fds[SLOTS - 1], hello, n), 0);
+    accept_rounds();
+    for (int i = 0; i <= SLOTS; i++)
+        if (i != SLOTS - 1 && is_dropped(fds[i]))
+            fail_msg("connection %d dropped: a handshake ended, its slot was free", i);
+    for (int i = 0; i <= SLOTS; i++)
+        close(fds[i]);
+    close_master();
+}
+
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -816,6 +841,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_limits_stalled_handshakes_tcp),
         cmocka_unit_test(test_limits_full_slots_evict_one),
         cmocka_unit_test(test_limits_evict_with_event_pending),
+        cmocka_unit_test(test_limits_evict_none_when_one_finishes),
         cmocka_unit_test(test_limits_slow_socket_peers),
         cmocka_unit_test(test_limits_deaf_socket_peers),
         cmocka_unit_test(test_limits_trickling_socket_peers),
