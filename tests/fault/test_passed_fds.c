@@ -34,7 +34,6 @@
  * RIPC_CLOSER_MAX), and come back to where they were once the closers are
  * done.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/sockios.h>
@@ -375,21 +374,6 @@ static int hostile_many(void)
 
 /* ---- master-side driver ---- */
 
-/* Open descriptors of this process. */
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    struct dirent *e;
-    int n = 0;
-    if (d == NULL)
-        return -1;
-    while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n - 1; /* the one opendir holds */
-}
-
 static int setup(void **state)
 {
     (void)state;
@@ -480,7 +464,7 @@ static void test_passed_fds_many(void **state)
     (void)state;
     atomic_store(&M.sh->good.max_ms, 0);
     ripc__fd_dispose_wait();
-    int base = count_fds(), peak = base;
+    int base = ripc_test_count_fds(), peak = base;
     uint64_t t0 = ripc_test_now_ms();
     fflush(stdout);
     M.hostile = fork();
@@ -488,7 +472,7 @@ static void test_passed_fds_many(void **state)
     if (M.hostile == 0)
         _exit(hostile_many());
     while (!atomic_load(&M.sh->hostile_done) && ripc_test_now_ms() < t0 + 8 * LINGER_S * 1000) {
-        int n = count_fds();
+        int n = ripc_test_count_fds();
         if (n > peak)
             peak = n;
         usleep(500);
@@ -514,8 +498,8 @@ static void test_passed_fds_many(void **state)
     assert_int_equal(ripc_test_wait(M.hostile), 0);
     M.hostile = 0;
     ripc__fd_dispose_wait();
-    WAIT_FOR(count_fds() == base, 10000);
-    assert_int_equal(count_fds(), base);
+    WAIT_FOR(ripc_test_count_fds() == base, 10000);
+    assert_int_equal(ripc_test_count_fds(), base);
 }
 
 static void test_passed_fds_large_socket(void **state)

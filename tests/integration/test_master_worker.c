@@ -14,7 +14,6 @@
  * child's copy of the test runner): they print what went wrong to stderr
  * and _exit() non-zero; the master asserts on their exit status.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -2429,21 +2428,6 @@ static void test_mw_fork_child_serves(void **state)
 
 /* ================================================================= 13b */
 
-/* Threads of this process (/proc/self/task). */
-static int count_threads(void)
-{
-    DIR *d = opendir("/proc/self/task");
-    struct dirent *e;
-    int n = 0;
-    if (d == NULL)
-        return -1;
-    while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n;
-}
-
 static void fc_nop(ripc_peer *p, const ripc_msg *msg, void *arg)
 {
     (void)p;
@@ -2461,7 +2445,7 @@ static int closes_inherited(int idx, void *arg)
 {
     (void)idx;
     close((int)(intptr_t)arg);
-    int threads = count_threads();
+    int threads = ripc_test_count_threads();
     ripc_server_close(g_fx.m->s);
     for (int round = 0; round < 2; round++) {
         char url[sizeof g_fx.url + 16];
@@ -2474,8 +2458,8 @@ static int closes_inherited(int idx, void *arg)
         WCHECK(ripc_server_handle(s, T_PING, fc_ping, NULL) == 0, "handle");
         WCHECK(ripc_server_handle(s, T_PING, fc_nop, NULL) == 0, "handle again");
         ripc_server_close(s);
-        WCHECK(count_threads() == threads, "round %d: %d threads after the close, %d before",
-               round, count_threads(), threads);
+        WCHECK(ripc_test_count_threads() == threads, "round %d: %d threads after the close, %d before",
+               round, ripc_test_count_threads(), threads);
     }
     return 0;
 }

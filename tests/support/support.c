@@ -6,6 +6,7 @@
 #include "src/proto.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #if defined(__linux__)
@@ -295,6 +296,31 @@ int ripc_test_slow_close_socket(int linger_s, int *listener)
     close(ls);
     close(sv[0]);
     return sv[1];
+}
+
+static int count_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int n = 0;
+    if (d == NULL)
+        return -1;
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n;
+}
+
+int ripc_test_count_fds(void)
+{
+    int n = count_entries("/proc/self/fd");
+    return n < 0 ? n : n - 1; /* opendir's own */
+}
+
+int ripc_test_count_threads(void)
+{
+    return count_entries("/proc/self/task");
 }
 
 double ripc_test_cpu_seconds(void)

@@ -104,6 +104,12 @@ int ripc_test_lingering_socket(int linger_s, int *listener);
  * -1 on failure. */
 int ripc_test_slow_close_socket(int linger_s, int *listener);
 
+/* Open descriptors of this process (/proc/self/fd; the one the count
+ * itself opens is not counted), or -1. */
+int ripc_test_count_fds(void);
+/* Threads of this process (/proc/self/task), or -1. */
+int ripc_test_count_threads(void);
+
 /* CPU time this process has used (user + system), in seconds. */
 double ripc_test_cpu_seconds(void);
 
