@@ -56,11 +56,12 @@
  * child may open clients but must never use the server it inherited;
  * ripc_server_close() on it there does nothing (it releases nothing the
  * parent shares: no stop, no goodbyes, the socket file stays; the child's
- * copies of its descriptors are close-on-exec). It may open a server of its own, at any time, with or without exec(). Once a
- * worker has left, the library runs a thread that frees what departed
- * workers leave behind, until the last server is closed (a library
- * unloaded after that leaves no thread); its pthread_atfork() handlers hold that thread
- * between two frees across fork() (a fork never finds it inside the
+ * copies of its descriptors are close-on-exec). It may open a server of
+ * its own, at any time, with or without exec(). Once a worker has left,
+ * the library runs a thread that frees what departed workers leave behind,
+ * until the last server is closed (a library unloaded after that leaves no
+ * thread); its pthread_atfork() handlers hold that thread between two
+ * frees across fork() (a fork never finds it inside the
  * allocator) and run liburcu-bp's fork handlers, so a child's server never
  * waits for a thread that did not come along. A program that uses
  * liburcu-bp itself must therefore not call urcu_bp_before_fork() and its

@@ -178,8 +178,8 @@ static void h_read_reject(int sock)
         ripc__frame_decode(fr, &f, RIPC_REASON_MAX) != 0 || f.ftype != RIPC_FRAME_REJECT ||
         ripc__sock_recv_all(sock, fr + RIPC_FRAME_HDR, (size_t)f.len, 1000) != 0)
         return;
-    size_t n = (size_t)f.len < sizeof M.sh->reject_why - 1 ? (size_t)f.len
-                                                           : sizeof M.sh->reject_why - 1;
+    size_t n =
+        (size_t)f.len < sizeof M.sh->reject_why - 1 ? (size_t)f.len : sizeof M.sh->reject_why - 1;
     memcpy(M.sh->reject_why, fr + RIPC_FRAME_HDR, n);
     M.sh->reject_why[n] = 0;
     if (f.type == EPROTO && strstr(M.sh->reject_why, "descriptor") != NULL)
@@ -482,15 +482,13 @@ static void test_passed_fds_many(void **state)
      * its socket goes, per connection in the master's hands at once (one),
      * past what the closers may hold before it stops accepting. */
     int bound = RIPC_CLOSER_MAX + 2 * RIPC_SOCK_RECV_FDS + 16;
-    print_message("descriptors: %d before, %d at the most (bound %d above)\n", base, peak,
-                  bound);
+    print_message("descriptors: %d before, %d at the most (bound %d above)\n", base, peak, bound);
     if (atomic_load(&M.sh->many_err))
         fail_msg("hostile worker failed at step %d", atomic_load(&M.sh->many_err));
     assert_int_equal(atomic_load(&M.sh->many_dropped), MANY_CONNS);
     assert_int_equal(atomic_load(&M.left_reason), -EPROTO);
     if (peak > base + bound)
-        fail_msg("the master held %d descriptors more than before (bound %d)", peak - base,
-                 bound);
+        fail_msg("the master held %d descriptors more than before (bound %d)", peak - base, bound);
     good_after(t0);
     /* The hostile's holder connection goes with it; then every descriptor
      * it passed must be closed. */

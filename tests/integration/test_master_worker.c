@@ -2458,8 +2458,9 @@ static int closes_inherited(int idx, void *arg)
         WCHECK(ripc_server_handle(s, T_PING, fc_ping, NULL) == 0, "handle");
         WCHECK(ripc_server_handle(s, T_PING, fc_nop, NULL) == 0, "handle again");
         ripc_server_close(s);
-        WCHECK(ripc_test_count_threads() == threads, "round %d: %d threads after the close, %d before",
-               round, ripc_test_count_threads(), threads);
+        WCHECK(ripc_test_count_threads() == threads,
+               "round %d: %d threads after the close, %d before", round, ripc_test_count_threads(),
+               threads);
     }
     return 0;
 }
