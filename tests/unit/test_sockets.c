@@ -20,6 +20,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sched.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -770,15 +771,37 @@ static void test_sockets_try_recv_fd_eproto(void **state)
     ripc__sock_close(s);
 }
 
+/* SigBlk of thread tid of this process, or 0 when it is gone. */
+static unsigned long long sig_blocked(const char *tid)
+{
+    char path[64], line[256];
+    unsigned long long blk = 0;
+    snprintf(path, sizeof path, "/proc/self/task/%s/status", tid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "SigBlk: %llx", &blk) == 1)
+            break;
+    fclose(f);
+    return blk;
+}
+
 /* The closers block the application's signals, never those a fault
  * raises: the kernel kills a process whose thread faults with the signal
  * blocked, before any handler (the SIGBUS guard's) can run. The threads
- * of this process that block SIGUSR1 are the library's own. */
+ * of this process that block SIGUSR1 are the library's own. glibc starts
+ * a thread with every signal blocked and sets the mask it inherits in its
+ * first steps: one seen that way is looked at again, for up to 2 s. */
 static void test_sockets_closer_fault_signals_unblocked(void **state)
 {
+    const int faults[] = {SIGBUS, SIGSEGV, SIGFPE, SIGILL};
+    unsigned long long fault_bits = 0;
     int p[2], found = 0;
     (void)state;
 
+    for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++)
+        fault_bits |= 1ull << (faults[i] - 1);
     assert_int_equal(pipe2(p, O_CLOEXEC), 0);
     ripc__fd_dispose(p[0]); /* not a memfd: a closer takes it */
     ripc__fd_dispose(p[1]);
@@ -787,25 +810,18 @@ static void test_sockets_closer_fault_signals_unblocked(void **state)
     assert_non_null(d);
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
-        char path[64], line[256];
         if (e->d_name[0] == '.')
             continue;
-        snprintf(path, sizeof path, "/proc/self/task/%s/status", e->d_name);
-        FILE *f = fopen(path, "r");
-        if (!f)
-            continue;
-        unsigned long long blk = 0;
-        while (fgets(line, sizeof line, f))
-            if (sscanf(line, "SigBlk: %llx", &blk) == 1)
-                break;
-        fclose(f);
+        unsigned long long blk = sig_blocked(e->d_name);
+        for (int64_t end = now_ms() + 2000; (blk & fault_bits) && now_ms() < end;) {
+            sched_yield();
+            blk = sig_blocked(e->d_name);
+        }
         if (!(blk & (1ull << (SIGUSR1 - 1))))
             continue;
         found++;
-        const int faults[] = {SIGBUS, SIGSEGV, SIGFPE, SIGILL};
-        for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++)
-            if (blk & (1ull << (faults[i] - 1)))
-                fail_msg("thread %s blocks signal %d (SigBlk %llx)", e->d_name, faults[i], blk);
+        if (blk & fault_bits)
+            fail_msg("thread %s blocks a fault's signal (SigBlk %llx)", e->d_name, blk);
     }
     closedir(d);
     assert_true(found > 0);
