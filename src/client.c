@@ -2,7 +2,11 @@
 /*
  * The worker side: send and receive through the rings (or the socket in
  * socket mode), and close. Connecting, HELLO and mapping what WELCOME hands
- * over are in client_open.c. One thread at a time per client.
+ * over are in client_open.c. The public calls' contracts are in ringipc.h.
+ *
+ * Context: everything here runs on the application thread that is inside
+ * the client's guard (GUARDED below), unless its comment says otherwise; no
+ * lock is held. Messages returned are lent until the next call.
  */
 #include <errno.h>
 #include <poll.h>
@@ -17,7 +21,8 @@
 #include "src/internal.h"
 #include "src/outq.h"
 
-/* The message last returned by peek_msg is done with. */
+/* The message last returned by peek_msg is done with. Shared memory:
+ * publishes the consumer index and wakes a master waiting for room. */
 static void release_msg(ripc_client *c)
 {
     if (c->xport == RIPC_XPORT_SHM)
@@ -31,6 +36,7 @@ static void stash_free(ripc_client *c, struct stash *s)
     free(s);
 }
 
+/* Take back what the last recv / request lent the caller. */
 static void release_lent(ripc_client *c)
 {
     if (c->held) {
@@ -43,7 +49,8 @@ static void release_lent(ripc_client *c)
     }
 }
 
-/* The control socket needs attention: large-message frames, BYE or EOF. */
+/* The control socket needs attention: large-message frames, BYE or EOF.
+ * 0 (BYE or EOF set peer_gone: the ring is drained first) or -EPROTO. */
 static int handle_sock(ripc_client *c)
 {
     int rc = ripc__large_read(&c->ch.lg, c->sock, c->ch.max_message);
@@ -58,7 +65,9 @@ static int send_kind(ripc_client *c, uint16_t type, uint8_t kind, uint64_t id, c
 
 /* Socket mode: the next MSG frame, reading what the socket has if needed,
  * without waiting. *at (if not NULL): where it began in the receive buffer,
- * to put it back (c->rx.start = *at) before anything else is read. */
+ * to put it back (c->rx.start = *at) before anything else is read. 0 (*m
+ * points into the buffer until the next read), -EAGAIN (peer_gone set on BYE
+ * or EOF), -EPROTO, -ENOMEM, or a read error. */
 static int sock_peek(ripc_client *c, ripc_msg *m, size_t *at)
 {
     for (;;) {
@@ -95,6 +104,8 @@ static int sock_peek(ripc_client *c, ripc_msg *m, size_t *at)
     }
 }
 
+/* The next message, not waiting: 0 (lent until release_msg), -EAGAIN,
+ * -EPROTO, -ENOMEM. */
 static int peek_msg(ripc_client *c, ripc_msg *m)
 {
     return c->xport == RIPC_XPORT_SHM ? ripc__chan_peek(&c->ch, m) : sock_peek(c, m, NULL);
@@ -142,15 +153,8 @@ int ripc_client_send(ripc_client *c, uint16_t type, const void *data, uint64_t l
 
 static int stash_incoming(ripc_client *c);
 
-/*
- * Socket mode, a frame that cannot go at once: wait for the outbound queue
- * or the socket (ripc__outq_wait) and try again. A one-way send waits in
- * slices of 2 ms, taking what the master sent into the stash between them
- * (see stash_incoming: a master handler sending to us must not wait for us
- * while we wait for it); a request waits for its deadline in one piece.
- * Every call goes down (client -> outq -> frames), none comes back up.
- * Out of line: the common send never comes here.
- */
+/* A one-way socket-mode send that must wait takes what the master sent
+ * into the stash this often (see stash_incoming). */
 #define SEND_SLICE_NS 2000000u
 
 /* Where the slice that begins now ends (requests: no slices). */
@@ -161,6 +165,11 @@ static uint64_t slice_end(uint64_t deadline, int slices)
                                                                       : deadline;
 }
 
+/* Socket mode, a frame that got -EAGAIN: ripc__outq_wait, then try again.
+ * One-way sends wait in slices with stash_incoming between them; a request
+ * waits in one piece. Calls only go down (client -> outq -> frames): see
+ * docs/design.md, Socket mode. Returns what ripc__outq_try_send returns, or
+ * -ETIMEDOUT / an error of the wait or of stash_incoming. */
 __attribute__((noinline, cold)) static int send_socket_wait(ripc_client *c, const ripc__frame *f,
                                                             const void *data, uint64_t deadline,
                                                             int flags)
@@ -187,7 +196,9 @@ __attribute__((noinline, cold)) static int send_socket_wait(ripc_client *c, cons
 }
 
 /* Socket mode send, out of line so that the shared-memory path of send_kind
- * stays small. */
+ * stays small. 0 (written, queued, or its rest handed to the writer
+ * thread), -EAGAIN (nowait), -ETIMEDOUT, -EMSGSIZE, -EPIPE (peer_gone set),
+ * or another -errno. */
 __attribute__((noinline)) static int send_socket(ripc_client *c, uint16_t type, uint8_t kind,
                                                  uint64_t id, const void *data, uint64_t len,
                                                  uint64_t deadline, int nowait)
@@ -234,14 +245,12 @@ static int stash_push(ripc_client *c, const ripc_msg *m)
 
 /*
  * A send waits for room: take what the master sent meanwhile into the
- * stash, as a request does while it waits for its reply. A master handler
- * that is itself sending to us (waiting for room in our inbound ring, or
- * for its large-message buffers to come back) then gets what it waits for,
- * and drains our outbound ring again: without this, both sides would wait
- * for each other until their timeouts. Both transports (socket mode: the
- * frames the socket has now). Returns 1 when the wait may also wake for
- * data (more can be taken), 0 when not (the stash is full, or the caller
- * still holds a message from recv), -EPROTO or a read error.
+ * stash, so that a master handler sending to us is not left waiting for us
+ * (docs/design.md, Requests, replies and errors: "Both sides pushing").
+ * Both transports (socket mode: the frames the socket has now). Returns 1
+ * when the wait may also wake for data (more can be taken), 0 when not (the
+ * stash is full, or the caller still holds a message from recv), -EPROTO or
+ * a read error.
  */
 __attribute__((noinline)) static int stash_incoming(ripc_client *c)
 {
@@ -273,6 +282,9 @@ __attribute__((noinline)) static int stash_incoming(ripc_client *c)
     }
 }
 
+/* Send one message, waiting for room until deadline (nowait: not at all).
+ * 0, -EAGAIN (nowait), -ETIMEDOUT, -EMSGSIZE, -EPIPE (peer_gone set),
+ * -EPROTO, -ENOMEM, or another -errno. */
 static int send_kind(ripc_client *c, uint16_t type, uint8_t kind, uint64_t id, const void *data,
                      uint64_t len, uint64_t deadline, int nowait)
 {
@@ -324,7 +336,9 @@ __attribute__((noinline, cold)) static int error_reply(ripc_client *c, ripc_msg 
 /*
  * Next record from the ring or the stash. want_id != 0: a request waits for
  * the reply with that id; other messages go to the stash. Returns 0 with *m
- * filled (lent until the next call), or a negative errno.
+ * filled (lent until the next call), an error reply's code (see
+ * error_reply), -EAGAIN (nowait), -ETIMEDOUT, -EPIPE, -ENOBUFS (stash
+ * full), -EPROTO, or another -errno.
  */
 static int next_msg(ripc_client *c, ripc_msg *m, uint64_t want_id, uint64_t deadline, int nowait)
 {
@@ -367,23 +381,17 @@ static int next_msg(ripc_client *c, ripc_msg *m, uint64_t want_id, uint64_t dead
         if (c->peer_gone)
             return -EPIPE;
         if (nowait) {
-            /* Leave the consumer armed so ripc_client_fd() turns readable:
-             * rings already consumed first (or the fd would stay readable
-             * and its poller spin), then arm, then look once more. */
+            /* Leave the consumer armed so ripc_client_fd() turns readable. */
             if (c->xport == RIPC_XPORT_SHM) {
-                /* Still armed from an earlier look, and nobody has rung
-                 * since (the ringer clears the flag first): the arm stands,
-                 * and the peek above already looked. A caller polling with
-                 * recv(c, m, 0) in its own loop then pays no syscall per
-                 * empty look (404 -> 25 ns here). Every 64th look is a
-                 * full one, which also notices a master that died without
-                 * ringing (its doorbell hangs up). A caller that polls
-                 * ripc_client_fd() gets full looks only: the fd wakes it
-                 * for a hang-up as well as for a ring, and a hang-up does
-                 * not clear the flag, so only a full look tells them
-                 * apart; it pays for a poll() per empty look anyway. */
+                /* Quick look: still armed from an earlier look and nobody
+                 * has rung since (the ringer clears the flag first), so the
+                 * peek above was enough. Every 64th look is a full one, and
+                 * so is every look once the fd was lent: see docs/design.md,
+                 * The eventcount and doorbells (ripc_client_fd()). */
                 if ((++c->quick_looks & 63) != 0 &&
                     ripc__ring_consumer_flag(c->ch.rx) == RIPC_SLEEP_BELL &&
+                    /* F2: relaxed, pairs with F1 in ripc_client_fd: a
+                     * flag alone, no data rides on it */
                     !atomic_load_explicit(&c->fd_lent, memory_order_relaxed))
                     return -EAGAIN;
                 /* Rings already consumed first (or the fd would stay
@@ -414,6 +422,9 @@ int ripc_client_recv(ripc_client *c, ripc_msg *msg, int timeout_ms)
     GUARDED(c, next_msg(c, msg, 0, ripc__deadline(timeout_ms), timeout_ms == 0));
 }
 
+/* ripc_client_request inside the guard: 0 with *reply lent until the next
+ * call, an error reply's code (< 0; text in err_text), -ETIMEDOUT, -EPIPE,
+ * -EMSGSIZE, -ENOBUFS, -EPROTO, -EINVAL, or another -errno. */
 static int request(ripc_client *c, uint16_t type, const void *data, uint64_t len, ripc_msg *reply,
                    int timeout_ms)
 {
@@ -475,7 +486,8 @@ int ripc_client_fd(ripc_client *c)
 {
     if (!c)
         return -EINVAL;
-    atomic_store_explicit(&c->fd_lent, 1, memory_order_relaxed); /* see next_msg */
+    /* F1: relaxed, pairs with F2 in next_msg. Any thread may ask. */
+    atomic_store_explicit(&c->fd_lent, 1, memory_order_relaxed);
     if (c->xport == RIPC_XPORT_SOCKET)
         return c->sock;
     /* A futex doorbell has no descriptor to poll. */

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Private to the worker side: the client handle, shared by client.c (send,
- * receive, close) and client_open.c (connect and handshake). */
+ * receive, close) and client_open.c (connect and handshake). Every field is
+ * the application thread's inside the client's guard (src/guard.h), except
+ * fd_lent (any thread) and what outq shares with its writer thread. */
 #ifndef RIPC_SRC_CLIENT_INTERNAL_H
 #define RIPC_SRC_CLIENT_INTERNAL_H
 
@@ -47,7 +49,8 @@ struct ripc_client {
 };
 
 /* Free everything c holds, without a goodbye (ripc_client_close sends
- * one). For a client whose open failed part way, too. */
+ * one). For a client whose open failed part way, too. Application thread,
+ * with no other thread inside c; stops and joins the outq writer. */
 void ripc__client_free(ripc_client *c);
 
 #endif /* RIPC_SRC_CLIENT_INTERNAL_H */

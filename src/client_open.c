@@ -3,6 +3,8 @@
  * Opening a client: connect (or take a connected descriptor), check who
  * listens, send HELLO, and set up the transport WELCOME chose: map the
  * segment and adopt the doorbells, or start socket mode's writer queue.
+ * Everything here runs on the thread that opens, before anyone else can see
+ * the client; the blocking steps share one deadline (connect_timeout_ms).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -17,6 +19,8 @@
 #include "src/internal.h"
 #include "src/outq.h"
 
+/* A REJECT's code (positive errno from the master) as open returns it: the
+ * codes a caller can act on pass through, anything else -ECONNREFUSED. */
 static int reject_errno(unsigned code)
 {
     switch (code) {
@@ -32,6 +36,8 @@ static int reject_errno(unsigned code)
     }
 }
 
+/* HELLO's caps: what this process can do (segments, doorbells, fences),
+ * the preferred doorbell in bits 16..19 and the wait mode (src/proto.h). */
 static uint32_t hello_caps(const ripc_options *o)
 {
     uint32_t caps = ripc__doorbell_caps() | RIPC_CAP_SOCKET;
@@ -54,6 +60,11 @@ static uint32_t hello_caps(const ripc_options *o)
     return caps | ((uint32_t)pref << 16);
 }
 
+/* HELLO, then WELCOME or REJECT on c->sock, by deadline; sets up the
+ * transport WELCOME chose (mapped segment and doorbells, or the outq). 0, a
+ * REJECT's code (reject_errno), -EPROTO (malformed WELCOME: why says what),
+ * -ECONNREFUSED, -ETIMEDOUT, -EINVAL, or another -errno. Received
+ * descriptors not taken over are closed on every path. */
 static int handshake(ripc_client *c, uint64_t deadline, char *why, size_t why_len)
 {
     ripc__hello h = {.version_min = RIPC_PROTO_VERSION,
@@ -219,7 +230,7 @@ out:
  * first and pose as the master (and read our HELLO, token included). The
  * master on fd must run as a uid we accept, as we must for it (allow_uids,
  * allow_any_uid). A path socket needs no such check: the master makes its
- * file mode 0600. */
+ * file mode 0600. 0 or -EACCES (why says whose uid). */
 static int master_uid_ok(intptr_t fd, const ripc__addr *a, const ripc_options *o, char *why,
                          size_t why_len)
 {
@@ -268,9 +279,9 @@ static ripc_client *client_new(const ripc_options *opt, int *rc, char *why, size
     return c;
 }
 
-/* c takes fd and shakes hands; c is freed on failure. */
-/* deadline: connect_timeout_ms from the start of the open, for the whole
- * handshake. */
+/* c takes fd and shakes hands, by deadline (connect_timeout_ms from the
+ * start of the open, for the whole handshake). 0 with *out = c, or
+ * handshake's error with c (and fd) freed. */
 static int client_start(ripc_client **out, ripc_client *c, int fd, uint64_t deadline, char *why,
                         size_t why_len)
 {

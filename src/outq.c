@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: MIT */
+/* Socket mode, sending side of a client: see src/outq.h. Functions that say
+ * "mutex held" are called with q->mu held and return with it held. */
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -30,7 +32,7 @@ struct ripc__outq {
      * from its own payload while busy is set. */
     ripc__frame_out cur;
     int busy;         /* somebody is writing to fd (or a tail waits) */
-    _Atomic int stop; /* read by the writer outside the lock, mid-write */
+    _Atomic int stop; /* set under mu; read by the writer outside it too (S1/S2) */
     int err;          /* first write error, sticky */
     /* Counts what a waiting sender may wake for (a batch taken or written,
      * a direct frame ended); `seen` is its value at the sender's last
@@ -64,7 +66,8 @@ static void progress(ripc__outq *q)
 }
 
 /* The writer's write: all of b, waiting for room in slices so that close
- * can stop a writer whose peer no longer reads. */
+ * can stop a writer whose peer no longer reads. Writer thread, mutex not
+ * held. 0, -ECANCELED (stop), -EPIPE, or another -errno. */
 static int write_all(ripc__outq *q, const uint8_t *b, size_t n)
 {
     size_t done = 0;
@@ -77,6 +80,8 @@ static int write_all(ripc__outq *q, const uint8_t *b, size_t n)
         if (w < 0 && errno == EINTR)
             continue;
         if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            /* S2: seq_cst, pairs with S1 in ripc__outq_close; a flag, no
+             * data rides on it */
             if (atomic_load(&q->stop))
                 return -ECANCELED;
             struct pollfd pf = {.fd = q->fd, .events = POLLOUT};
@@ -89,6 +94,8 @@ static int write_all(ripc__outq *q, const uint8_t *b, size_t n)
     return 0;
 }
 
+/* The writer thread: writes a waiting tail, else the whole queue, until
+ * stop with nothing left. The first error is kept in q->err (sticky). */
 static void *writer(void *arg)
 {
     ripc__outq *q = arg;
@@ -140,7 +147,8 @@ static void *writer(void *arg)
     return NULL;
 }
 
-/* Start the writer thread if it is not running (mutex held). */
+/* Start the writer thread if it is not running (mutex held). 0, or -EAGAIN
+ * when no thread can be had (nothing was started). */
 static int start_writer(ripc__outq *q)
 {
     if (!q->started && pthread_create(&q->th, NULL, writer, q) == 0)
@@ -205,7 +213,8 @@ static int write_direct(ripc__outq *q, const ripc__frame *f, const void *payload
     return end_direct(q, rc); /* all out, nothing out (-EAGAIN), or failed */
 }
 
-/* Copy f into the queue for the writer thread (mutex held; room checked). */
+/* Copy f into the queue for the writer thread (mutex held; room checked).
+ * 0, or -EAGAIN with nothing queued when no writer thread can be had. */
 static int enqueue(ripc__outq *q, const ripc__frame *f, const void *payload, size_t need)
 {
     ripc__frame_encode(q->buf + q->len, f);
@@ -321,7 +330,7 @@ int ripc__outq_close(ripc__outq *q, int timeout_ms)
     while (q->started && (q->len > 0 || q->busy) && !q->err)
         if (wait_until(q, deadline) < 0)
             break;
-    q->stop = 1;
+    q->stop = 1; /* S1: seq_cst, pairs with S2 in write_all */
     if ((q->len > 0 || q->busy) && !q->err)
         q->err = -ECANCELED; /* give up on what is left: the writer exits */
     q->len = 0;

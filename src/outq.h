@@ -1,22 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Socket mode, sending side of a client: batched writes without a latency
- * penalty for lone messages.
+ * penalty for lone messages (docs/design.md, Socket mode: "the writer
+ * thread").
  *
- * A message sent when the stream is quiet (nothing queued, nothing being
- * written, no send in the last 20 us) is written at once by the caller. A
- * message that follows closely on others is appended to a bounded queue and
- * a writer thread, started on first use, writes everything queued with one
- * system call per batch: while it is in write(), the next messages gather.
- * Requests (which wait for an answer anyway) go out at once, after what is
- * queued. The queue bound is the back-pressure: a full queue waits up to the
- * caller's deadline, like a full ring. A frame written directly that the
- * deadline interrupts part way is finished by the writer thread, from a
- * copy of its rest: the caller returns on time (the frame counts as sent)
- * and the stream keeps its framing; later frames wait for it.
- *
- * Locking: one sending thread at a time (the client's), plus the writer
- * thread; `mu` guards the queue, and `busy` says who owns the socket.
+ * Context: one sending thread at a time (the application thread inside the
+ * client's guard), plus the writer thread; `mu` guards the queue, and `busy`
+ * says who owns the socket. No call here returns with `mu` held.
  */
 #ifndef RIPC_SRC_OUTQ_H
 #define RIPC_SRC_OUTQ_H
@@ -28,11 +18,14 @@
 
 typedef struct ripc__outq ripc__outq;
 
+/* A queue of cap bytes writing to fd (non-blocking; still the caller's to
+ * close). 0 with *q, or -ENOMEM. The writer thread starts on first use. */
 int ripc__outq_open(ripc__outq **q, int fd, size_t cap);
 /* Flush what is queued (waiting at most timeout_ms, then up to the
  * writer's 100 ms poll slice for it to notice), stop the writer, free.
  * Returns 0 when everything went out, else a negative errno: the stream
- * may then end inside a frame. */
+ * may then end inside a frame. The sending thread, with no send under way;
+ * q NULL is 0. */
 int ripc__outq_close(ripc__outq *q, int timeout_ms);
 
 /*
