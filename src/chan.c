@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The ring path of one worker: two SPSC rings in one segment, a doorbell
- * each way, and the wait strategies. Used by both the client and the server.
+ * each way, and the wait strategies. Used by both the client and the server;
+ * who may call what: src/chan.h. The ring's own barriers (publication,
+ * eventcount) are in shm/ring.c.
  */
 #include <errno.h>
 #include <sched.h>
@@ -80,7 +82,8 @@ void ripc__chan_close(ripc__chan *ch)
     ripc__segment_close(&ch->seg);
 }
 
-/* The peer slept (its flag was `how`): wake it the way it asked for. */
+/* The peer slept (its flag was `how`, taken from it by our exchange, so no
+ * other waker rings for the same sleep): wake it the way it asked for. */
 static inline void wake_peer(ripc__chan *ch, uint32_t how)
 {
     if (how == RIPC_SLEEP_WORD)
@@ -89,7 +92,8 @@ static inline void wake_peer(ripc__chan *ch, uint32_t how)
         ripc__doorbell_ring(&ch->peer_bell);
 }
 
-/* A large message: marker in the ring, payload in a memfd (src/large.h). */
+/* A large message: marker in the ring, payload in a memfd, in the order
+ * src/large.h gives. Producer; returns as ripc__chan_try_send. */
 static int try_send_large(ripc__chan *ch, uint16_t type, uint8_t kind, uint64_t id,
                           const void *data, uint64_t len, ripc__waitfor *w)
 {
@@ -186,6 +190,7 @@ void ripc__chan_space_wake(ripc__chan *ch)
         wake_peer(ch, how);
 }
 
+/* Does what *w waits for hold now? Loads only, nothing armed. */
 static int ready(ripc__chan *ch, const ripc__waitfor *w)
 {
     switch (w->what) {

@@ -3,6 +3,13 @@
  * The channel: one worker's pair of rings in one shared segment, seen from
  * either side (the master's peer or the worker's client), with the
  * doorbells and the wait strategy that go with them.
+ *
+ * Context. Producer calls (try_send, arm_space, disarm_space): on the master
+ * any thread holding the peer's send_mu; on the worker the application
+ * thread inside the client's guard. Consumer calls (peek, release*,
+ * space_wake): the dispatch loop that owns the peer (space_wake also a
+ * sender on that loop, send_mu held), or the worker's application thread.
+ * None takes a lock; none blocks except ripc__chan_wait.
  */
 #ifndef RIPC_SRC_CHAN_H
 #define RIPC_SRC_CHAN_H
@@ -43,43 +50,57 @@ typedef struct ripc__waitfor {
     uint64_t arg;
 } ripc__waitfor;
 
-/* Segment layout: ring worker->master at 0, ring master->worker after it. */
+/* Segment layout: ring worker->master at 0, ring master->worker after it.
+ * The size for two rings of ring_bytes each (0: ring_bytes invalid). */
 size_t ripc__chan_seg_bytes(size_t ring_bytes);
-/* Master: create the segment and format both rings. */
+/* Master, in the handshake (loop 0): create ch->seg and format both rings.
+ * 0, -EINVAL, or the segment's -errno with its reason in why; nothing is
+ * left open on failure. */
 int ripc__chan_create_segment(ripc__chan *ch, size_t ring_bytes, char *why, size_t why_len);
-/* Attach the rings: master = 1 (rx = w->m), worker = 0 (rx = m->w). */
+/* Attach the rings in ch->seg: master = 1 (rx = w->m), worker = 0 (rx =
+ * m->w). 0, or -EPROTO (segment too small, corrupt ring header) with
+ * tx and rx NULL. Before the channel is used by anyone else. */
 int ripc__chan_attach(ripc__chan *ch, size_t ring_bytes, int master);
+/* Detach the rings, close doorbells, segment and large-message buffers.
+ * Master: under send_mu (no sender may be inside); worker: free. Idempotent
+ * after ripc__chan_init. */
 void ripc__chan_close(ripc__chan *ch);
 
 /* Zero the parts of a channel that hold descriptors (before anything else). */
 void ripc__chan_init(ripc__chan *ch);
 
 /*
- * Put a message in tx if it can go now: 0, -EAGAIN (*w says what to wait
- * for), -EMSGSIZE, -EPROTO (our ring is corrupt, or the peer does not read
- * the frames of large messages), or for a large message -ENOMEM / -EPIPE.
- * Rings the peer's doorbell when the peer sleeps. Never blocks.
+ * Producer. Put a message in tx if it can go now: 0, -EAGAIN (*w says what
+ * to wait for), -EMSGSIZE, -EPROTO (our ring is corrupt, or the peer does
+ * not read the frames of large messages), or for a large message -ENOMEM /
+ * -EPIPE. Rings the peer's doorbell when the peer sleeps. Never blocks.
  */
 int ripc__chan_try_send(ripc__chan *ch, uint16_t type, uint8_t kind, uint64_t id, const void *data,
                         uint64_t len, ripc__waitfor *w);
-/* Look at the next message in rx without waiting: 0, -EAGAIN, -EPROTO. A
- * large message's payload is mapped until the release. */
+/* Consumer. Look at the next message in rx without waiting: 0, -EAGAIN,
+ * -EPROTO, or -ENOMEM (a large payload could not be mapped). m->data points
+ * into the ring (or a large payload's mapping) until the release; the same
+ * message again until then. */
 int ripc__chan_peek(ripc__chan *ch, ripc_msg *m);
-/* Drop the message returned by peek; wake a producer waiting for room. */
+/* Consumer. Drop the message returned by peek (unmapping a large payload)
+ * and publish the consumer index; wake: also wake a producer that sleeps
+ * for room. */
 void ripc__chan_release(ripc__chan *ch, int wake);
 /* The same without publishing the consumer index (ripc__ring_release_lazy). */
 void ripc__chan_release_lazy(ripc__chan *ch);
-/* Sender side of the eventcount for *w: 1 when it already holds (not
- * armed), else armed; disarm after the wait. */
+/* Producer. Sender side of the eventcount for *w: 1 when it already holds
+ * (not armed), else 0 and armed; disarm after the wait. */
 int ripc__chan_arm_space(ripc__chan *ch, const ripc__waitfor *w);
 void ripc__chan_disarm_space(ripc__chan *ch);
-/* After releases with wake = 0: one check for a sleeping producer. */
+/* Consumer. After releases with wake = 0, or lazy ones once
+ * ripc__ring_publish_tail has run: wake a producer that sleeps for room. */
 void ripc__chan_space_wake(ripc__chan *ch);
 /*
- * Wait until rx has a record (w NULL or RIPC_CHAN_DATA) or what *w says holds,
- * per the channel's wait strategy. Returns 0 when the condition holds, 1 when
- * the control socket needs attention (readable or hung up), -ETIMEDOUT, or
- * -EPIPE.
+ * Worker only (the master waits in its loops and senders). Wait until rx has
+ * a record (w NULL or RIPC_CHAN_DATA) or what *w says holds, per the
+ * channel's wait strategy. Returns 0 when the condition holds, 1 when the
+ * control socket needs attention (readable or hung up), -ETIMEDOUT, or
+ * -EPIPE. Leaves nothing armed.
  */
 int ripc__chan_wait(ripc__chan *ch, const ripc__waitfor *w, uint64_t deadline);
 

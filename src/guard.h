@@ -1,31 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * One thread at a time, checked without a locked instruction on the way in.
- *
- * A guard admits one thread; a second thread that arrives while one is
- * inside is refused (ripc__guard_enter returns NULL) and must change
- * nothing. The guard is biased: the thread that used it last (its owner)
- * enters with plain stores and loads, ordered by a compiler barrier only;
- * any other thread takes the slow path, which revokes the bias with an
- * asymmetric fence (shm/fence.h) before it looks at the owner's flag. A
- * program that keeps a client on one thread never pays for a fence; one that
- * hands it to another thread pays one fence (a few microseconds) at the
- * first call there. Without asymmetric fences the owner's way in has a full
- * fence, the price of the atomic exchange it replaces.
- *
- * Each thread that ever entered has a slot with a flag only that thread
- * writes, so a thread that read a stale owner and is about to fail can never
- * clear another thread's flag. Slots are never reused while the guard lives
- * (a reused slot could be taken by a stale thread that still holds its
- * address); threads beyond RIPC_GUARD_SLOTS hold the slow path's lock for
- * the whole call instead of owning a slot.
+ * One thread at a time, checked without a locked instruction on the way in:
+ * a second thread that arrives while one is inside is refused
+ * (ripc__guard_enter returns NULL) and must change nothing. The guard is
+ * biased towards the thread that used it last; why, the slots, and the cost:
+ * docs/design.md, Threads and ownership ("The worker").
  *
  * The protocol (owner O in the fast path, revoker R holding g->lock):
  *   O: load owner == s; s->in = 1; barrier B1; load owner == s  -> inside
  *   R: owner = NULL;    barrier B2 (remote);   load s->in == 0  -> take over
  * B2 orders every running thread: if O's store to s->in came before it, R
  * sees the flag and refuses itself; if after, O's second load of owner is
- * after R's store and fails.
+ * after R's store and fails. The other pairs: O1/O2 (owner published with
+ * its slot), L1/L2 (the slow path's lock), I1/I2 (a flag lowered on leave,
+ * read by the next revoker).
  */
 #ifndef RIPC_SRC_GUARD_H
 #define RIPC_SRC_GUARD_H
@@ -53,15 +41,19 @@ typedef struct ripc__guard {
  * a call that holds the lock throughout. NULL: another thread is inside. */
 typedef void *ripc__guard_token;
 
-/* Before any thread enters. asym: ripc__remote_fence_init() returned 1. */
+/* Before any thread enters (no ordering: the guard is published with the
+ * client). asym: ripc__remote_fence_init() returned 1. */
 void ripc__guard_init(ripc__guard *g, int asym);
 
-/* Any thread that is not the owner, or the owner after a lost race. */
+/* Any thread that is not the owner, or the owner after a lost race. Never
+ * waits: a token, or NULL when another thread is inside or takes over. */
 ripc__guard_token ripc__guard_enter_slow(ripc__guard *g);
 
+/* Any thread, on the way into a client call: a token for leave, or NULL
+ * (another thread is inside: return -EBUSY, change nothing). */
 static inline ripc__guard_token ripc__guard_enter(ripc__guard *g)
 {
-    /* Acquire: pairs with the release that published s (and s->tid). */
+    /* O2: acquire, pairs with O1 in ripc__guard_enter_slow (s and s->tid). */
     struct ripc__guard_slot *s = atomic_load_explicit(&g->owner, memory_order_acquire);
     if (s && pthread_equal(s->tid, pthread_self())) {
         atomic_store_explicit(&s->in, 1, memory_order_relaxed);
@@ -70,21 +62,20 @@ static inline ripc__guard_token ripc__guard_enter(ripc__guard *g)
             atomic_signal_fence(memory_order_seq_cst);
         else
             atomic_thread_fence(memory_order_seq_cst);
-        if (atomic_load_explicit(&g->owner, memory_order_acquire) == s)
+        if (atomic_load_explicit(&g->owner, memory_order_acquire) == s) /* O2 */
             return s;
-        atomic_store_explicit(&s->in, 0, memory_order_release);
+        atomic_store_explicit(&s->in, 0, memory_order_release); /* I1 */
     }
     return ripc__guard_enter_slow(g);
 }
 
-/* The thread that entered, with the token it got. The release store pairs
- * with the acquire load of the flag by the next thread to take over, so a
- * client handed between threads sees its state as the last one left it. */
+/* The thread that entered, with the token it got. A client handed between
+ * threads is seen by the next one as the last one left it: */
 static inline void ripc__guard_leave(ripc__guard *g, ripc__guard_token t)
 {
-    if (t == (void *)g)
+    if (t == (void *)g) /* L2: release, pairs with L1 in ripc__guard_enter_slow */
         atomic_store_explicit(&g->lock, 0, memory_order_release);
-    else
+    else /* I1: release, pairs with I2 in ripc__guard_enter_slow */
         atomic_store_explicit(&((struct ripc__guard_slot *)t)->in, 0, memory_order_release);
 }
 

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Internals shared across src/: limits, options and small helpers (the
- * channel has src/chan.h, the clock shm/clock.h). */
+ * channel has src/chan.h, the clock shm/clock.h). Every helper here may be
+ * called from any thread and takes no lock of the library's. */
 #ifndef RIPC_SRC_INTERNAL_H
 #define RIPC_SRC_INTERNAL_H
 
@@ -27,18 +28,11 @@
 #define RIPC_DEFAULT_CONNECT_MS  5000
 #define RIPC_REPLY_TIMEOUT_MS    1000
 /*
- * The master's memory for socket-mode workers' receive buffers: each has
- * RIPC_RX_BASE (256 KiB) of its own; beyond that a buffer grows (for a frame
- * larger than its base) only with bytes from one budget shared by all
- * workers: max(RIPC_RX_SERVER_BUDGET, 2 x max_message + 128 KiB). A worker
- * refused is not read until budget frees (back-pressure through its
- * socket). Frames sent to workers have a second budget of the same size: a
- * frame over RIPC_RX_BASE takes its size from it before its first byte (the
- * send waits for it up to its timeout), so that what the worker has not
- * read when the sender's timeout comes can be kept. A worker holding budget
- * of either kind while others wait for it must move at least
- * 1/RIPC_RX_STALL_SHARE of it every RIPC_RX_STALL_MS, or it is dropped
- * (-ETIMEDOUT): see ripc__pace_late.
+ * The master's memory for socket-mode workers beyond RIPC_RX_BASE each: a
+ * receive budget and a send budget, each max(RIPC_RX_SERVER_BUDGET,
+ * 2 x max_message + 128 KiB); a holder others wait for must move a
+ * RIPC_RX_STALL_SHARE-th of it every RIPC_RX_STALL_MS (ripc__pace_late).
+ * See docs/design.md, Socket mode.
  */
 #define RIPC_RX_SERVER_BUDGET ((size_t)64 << 20)
 #define RIPC_RX_STALL_MS      2000
@@ -50,8 +44,10 @@
 #define RIPC_MIN_MAX_MESSAGE ((uint64_t)256)
 
 /* ---- util.c ---- */
-/* May a wait spin, given the peer's pid (0: unknown)? See util.c. */
+/* May a wait spin, given the peer's pid (0: unknown)? 1 or 0, from both
+ * processes' CPU affinity (system calls: at open, not per wait). */
 int ripc__spin_ok(int32_t peer_pid);
+/* One spin-wait pause (x86 pause, arm64 yield); no ordering. */
 void ripc__cpu_relax(void);
 /* Lock mu, waiting until a deadline (shm/clock.h; RIPC_DEADLINE_NEVER: for
  * ever). 0, ETIMEDOUT, or another pthread error (positive, as pthread's). */
@@ -64,12 +60,15 @@ void ripc__cond_init_monotonic(pthread_cond_t *cv);
  * guard can run (shm/fault_guard.h). 0 or -errno. */
 int ripc__sigbus_unblock(sigset_t *old);
 /* Is uid one the options accept as the other side's: our own effective
- * uid, one in allow_uids, or any with allow_any_uid? */
+ * uid, one in allow_uids, or any with allow_any_uid? 1 or 0. */
 int ripc__uid_allowed(const ripc_options *o, uint32_t uid);
 /* Effective options: checked (values out of range and a RIPC_TRANSPORT
  * that names no transport are -EINVAL, with the field and value in why),
- * defaults filled in, RIPC_TRANSPORT applied. */
+ * defaults filled in, RIPC_TOKEN and RIPC_TRANSPORT applied (getenv: at
+ * open). 0 or -EINVAL. out's pointers still point into in (or environ). */
 int ripc__options_resolve(ripc_options *out, const ripc_options *in, char *why, size_t why_len);
+/* 1 when ring_bytes is a power of two within [RIPC_MIN_RING_BYTES,
+ * RIPC_MAX_RING_BYTES], else 0. */
 int ripc__ring_bytes_ok(size_t ring_bytes);
 
 #endif

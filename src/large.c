@@ -27,7 +27,8 @@ static void close_fd(int *fd)
     *fd = -1;
 }
 
-/* x is no longer idle-and-counted (taken, or about to be closed). */
+/* x is no longer idle-and-counted (taken, or about to be closed). The
+ * budget's count is relaxed: it publishes nothing. */
 static void uncount(ripc__large *lg, ripc__large_buf *x)
 {
     if (x->counted && lg->budget)
@@ -35,7 +36,8 @@ static void uncount(ripc__large *lg, ripc__large_buf *x)
     x->counted = 0;
 }
 
-/* x came back idle: may it stay within the shared budget? Counts it if so. */
+/* x came back idle: may it stay within the shared budget? Counts it if so
+ * (relaxed, as uncount). */
 static int count(ripc__large *lg, ripc__large_buf *x)
 {
     if (!lg->budget)

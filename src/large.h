@@ -1,38 +1,20 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Large messages in shared-memory mode: payloads over max_inline (or over
- * what a ring record holds) travel in a memfd, and a marker record keeps
- * their place in the ring.
+ * Large messages in shared-memory mode: payloads over max_inline travel in a
+ * memfd, and a marker record keeps their place in the ring. Why, and the
+ * memory bounds: docs/design.md, Large messages; the bytes: docs/protocol.md.
  *
- * Sender, for one message:
- *   1. take a payload buffer from the channel's pool (at most
- *      RIPC_LARGE_SLOTS in flight; a busy one is free again once the
- *      consumer's ring index passes its marker);
- *   2. reserve the marker record in the ring;
- *   3. copy the payload into the buffer (a memfd sealed against shrinking);
- *   4. send a LARGE frame carrying the memfd (SCM_RIGHTS) on the control
- *      socket;
- *   5. commit the marker {type, kind, id, flags LARGE, u64 len}.
- * The frame is in the receiver's socket before the marker is visible, so a
- * receiver that meets a marker finds its frame without waiting; frames and
- * markers pair up in order. The receiver maps the memfd read-only (no copy
- * through the kernel), hands the mapping to the handler or to recv, and
- * unmaps it when it releases the marker, which is also what tells the
- * sender that the buffer is free.
+ * Sender, for one message (src/chan.c, try_send_large):
+ *   1. ripc__large_get: a buffer from the channel's pool;
+ *   2. reserve the marker record in the ring, copy the payload in;
+ *   3. ripc__large_send_frame: the LARGE frame with the memfd;
+ *   4. commit the marker {type, kind, id, flags LARGE, u64 len}, then
+ *      ripc__large_sent.
+ * The frame is in the receiver's socket before the marker is visible.
  *
- * Why a memfd and not the payload streamed on the socket: measured on the
- * 2-vCPU test machine, 16 MiB messages, the reused memfd moves 2.5 GB/s
- * against 0.85 GB/s for the same bytes over a unix socket (and a fresh
- * memfd per message, 0.7 GB/s, loses to the socket: new tmpfs pages are
- * the expensive part, hence the pool). Idle buffers above RIPC_LARGE_KEEP
- * bytes per channel are closed when they come back, and so are those over
- * a budget shared by several channels where one is set (the master's: all
- * its workers together keep at most RIPC_LARGE_SERVER_KEEP idle, not
- * RIPC_LARGE_KEEP times the number of workers).
- *
- * Every byte from the peer is hostile: frames are checked against the
- * marker, the length against max_message, and only a memfd sealed against
- * shrinking is mapped (shm/segment.h ripc__segment_map_sealed).
+ * Context: the sending calls are the channel's producer's, the receiving
+ * ones (read, take, done) its consumer's (src/chan.h says which thread);
+ * a budget is any thread's. Every byte from the peer is checked before use.
  */
 #ifndef RIPC_SRC_LARGE_H
 #define RIPC_SRC_LARGE_H
@@ -49,7 +31,8 @@
 #define RIPC_LARGE_KEEP        ((size_t)32 << 20)
 #define RIPC_LARGE_SERVER_KEEP ((size_t)64 << 20)
 
-/* Idle bytes kept by several channels together (any thread). */
+/* Idle bytes kept by several channels together (any thread; a count only,
+ * relaxed: it publishes nothing). */
 typedef struct ripc__large_budget {
     _Atomic size_t idle;
     size_t cap;
@@ -84,52 +67,62 @@ typedef struct ripc__large {
     ripc__segment lent; /* mapping of the payload handed out */
 } ripc__large;
 
+/* Empty, every descriptor -1; budget NULL. */
 void ripc__large_init(ripc__large *lg);
+/* Close every buffer and queued descriptor, give idle bytes back to the
+ * budget; lg is as after init, its budget kept. The channel's owner, with
+ * neither side in use (master: send_mu held, the loop done with it). */
 void ripc__large_free(ripc__large *lg);
 
 /*
- * Read the frames the control socket has now, without blocking. LARGE frames
- * are queued for their markers. Returns 0 (nothing more for now), 1 (BYE),
- * -EPIPE (end of stream or error) or -EPROTO (anything else: a bad header,
- * a frame type that has no business here, descriptors where none belong, a
- * LARGE frame over max_message or beyond the queue).
+ * Consumer. Read the frames the control socket has now, without blocking.
+ * LARGE frames are queued for their markers. Returns 0 (nothing more for
+ * now), 1 (BYE), -EPIPE (end of stream or error) or -EPROTO (anything else: a
+ * bad header, a frame type that has no business here, descriptors where none
+ * belong, a LARGE frame over max_message or beyond the queue); -EPROTO is
+ * sticky.
  */
 int ripc__large_read(ripc__large *lg, int sock, uint64_t max_message);
 
 /*
- * A marker record was peeked (payload: the 8-byte length). Pair it with the
- * next queued frame (reading the socket once more if none is queued), check
- * that they agree, and map the payload: *data valid until ripc__large_done.
- * 0 or -EPROTO (why says what was wrong).
+ * Consumer. A marker record was peeked (payload: the 8-byte length). Pair it
+ * with the next queued frame (reading the socket once more if none is
+ * queued), check that they agree, and map the payload read-only: *data valid
+ * until ripc__large_done; a second take before then returns the same. 0,
+ * -EPROTO, or -ENOMEM (the mapping failed here); after a failure every later
+ * take is -EPROTO.
  */
 int ripc__large_take(ripc__large *lg, int sock, uint64_t max_message, uint16_t type, uint8_t kind,
                      uint64_t id, const void *marker, size_t marker_len, const void **data,
                      uint64_t *len);
 
-/* The payload handed out by take is done with: unmap it. */
+/* Consumer. The payload handed out by take is done with: unmap it. */
 void ripc__large_done(ripc__large *lg);
 
 /*
- * Sending, step 1: a free buffer of at least len bytes, reclaiming those the
- * consumer of tx is done with. -EAGAIN when all slots are in flight (*wait_pos:
- * the ring position to wait for), -ENOMEM / -errno when no memfd can be made.
+ * Producer, step 1: a free buffer of at least len bytes (*b, still the
+ * pool's), reclaiming those the consumer of tx is done with. 0, -EAGAIN when
+ * the pool must wait for one in flight (*wait_pos: the ring position to wait
+ * for), -ENOMEM / -errno when no memfd can be made.
  */
 int ripc__large_get(ripc__large *lg, ripc_ring *tx, uint64_t len, ripc__large_buf **b,
                     uint64_t *wait_pos);
 
-/* Step 5, once the marker is committed: b is in flight until the consumer's
- * index reaches `until` (ring position after the marker). */
+/* Producer, step 4, once the marker is committed: b is in flight until the
+ * consumer's index reaches `until` (ring position after the marker). */
 void ripc__large_sent(ripc__large *lg, ripc__large_buf *b, uint64_t until);
 
 /*
- * Step 4: write a LARGE frame with b's descriptor, without waiting: 0,
- * -EPROTO (the peer's socket is full: it takes markers without reading their
- * frames, or a frame went out in part), -EPIPE.
+ * Producer, step 3: write a LARGE frame with b's descriptor, without
+ * waiting (master: send_mu may be held): 0, -EPROTO (the peer's socket is
+ * full: it takes markers without reading their frames, or a frame went out
+ * in part), -EPIPE.
  */
 int ripc__large_send_frame(int sock, const ripc__frame *f, const ripc__large_buf *b);
 
-/* The peer is being dropped: free the pages of every buffer, in flight or
- * not, whoever still holds a descriptor, and close them. */
+/* The peer is being dropped (master, send_mu held): free the pages of every
+ * buffer, in flight or not, whoever still holds a descriptor, and close
+ * them. */
 void ripc__large_punch_out(ripc__large *lg);
 
 #endif

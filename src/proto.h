@@ -3,18 +3,20 @@
  * The wire format, all of it: control-channel frames, the handshake payloads,
  * and the message header that prefixes every record in a ring. Little-endian
  * on the wire whatever the host. No OS calls here: unit-tested and fuzzed
- * alone (tests/unit/test_proto.c, tests/fuzz/fuzz_proto.c).
+ * alone (tests/unit/test_proto.c, tests/fuzz/fuzz_proto.c). Every function
+ * is pure (any thread, no state); every decoder treats its input as hostile.
+ * Byte by byte, with the rules: docs/protocol.md.
  *
  * Frame: a 32-byte header, then `len` payload bytes.
  *
  *   off size field
  *   0   4    magic "RIPC"
  *   4   1    frame type (RIPC_FRAME_*)
- *   5   1    kind (MSG: RIPC_ONEWAY / _REQUEST / _REPLY; else 0)
- *   6   2    message type (MSG) / reject code (REJECT) / 0
+ *   5   1    kind (MSG, LARGE: RIPC_KIND_*; else 0)
+ *   6   2    message type (MSG, LARGE) / reject code (REJECT) / 0
  *   8   4    flags (reserved, 0)
  *   12  4    reserved, 0
- *   16  8    request id (MSG) / 0
+ *   16  8    request id (MSG, LARGE) / 0
  *   24  8    payload length (64-bit: no 2 GiB / 4 GiB ceiling)
  *
  * A decoder checks magic, type, kind, the reserved fields, and the length
@@ -36,7 +38,7 @@ enum {
     RIPC_FRAME_HELLO = 1,   /* worker -> master: ripc__hello */
     RIPC_FRAME_WELCOME = 2, /* master -> worker: ripc__welcome (+ fds) */
     RIPC_FRAME_REJECT = 3,  /* master -> worker: code in `type`, reason text */
-    RIPC_FRAME_MSG = 4,     /* a message (socket mode, or a large payload) */
+    RIPC_FRAME_MSG = 4,     /* socket mode: a message, of any size */
     RIPC_FRAME_BYE = 5,     /* clean goodbye, either way, empty */
     RIPC_FRAME_LARGE = 6,   /* shm mode: a large payload's memfd (SCM_RIGHTS); kind,
                              * type, id and len repeat the ring marker's, and no
@@ -71,7 +73,8 @@ enum {
  * worker's wait strategy (RIPC_WAIT_*). */
 #define RIPC_CAP_WAIT_SHIFT 20
 
-/* Reject codes: positive errno values the client returns negated. */
+/* REJECT codes: positive errno values; the client returns those a caller
+ * can act on negated, the rest as -ECONNREFUSED (client_open.c). */
 
 typedef struct ripc__frame {
     uint8_t ftype;
@@ -116,6 +119,7 @@ static inline uint64_t ripc__get64(const uint8_t *p)
     return v;
 }
 
+/* Encode a frame header (reserved fields zero); no checks. */
 static inline void ripc__frame_encode(uint8_t out[RIPC_FRAME_HDR], const ripc__frame *f)
 {
     ripc__put32(out, RIPC_PROTO_MAGIC);
@@ -184,6 +188,7 @@ typedef struct ripc__hello {
 /* HELLO payload: fixed 40 bytes, then name (name_len), then token. */
 #define RIPC_HELLO_FIXED 40u
 
+/* Returns the payload length, or 0 when it does not fit in cap bytes. */
 static inline size_t ripc__hello_encode(uint8_t *out, size_t cap, const ripc__hello *h)
 {
     size_t nlen = strnlen(h->name, RIPC_NAME_MAX);
@@ -206,7 +211,9 @@ static inline size_t ripc__hello_encode(uint8_t *out, size_t cap, const ripc__he
     return need;
 }
 
-/* Returns 0 or -EPROTO (short, lengths that do not add up, NUL in name). */
+/* Returns 0 or -EPROTO (short, lengths that do not add up, reserved bytes
+ * not zero, NUL in name). Versions, caps and sizes are the master's to
+ * judge. */
 static inline int ripc__hello_decode(const uint8_t *in, size_t len, ripc__hello *h)
 {
     if (len < RIPC_HELLO_FIXED)
@@ -237,9 +244,9 @@ static inline int ripc__hello_decode(const uint8_t *in, size_t len, ripc__hello 
 typedef struct ripc__welcome {
     uint16_t version;  /* chosen protocol version */
     uint8_t transport; /* RIPC_XPORT_* */
-    uint8_t nfds;      /* descriptors attached: segment, worker bell, master bell */
+    uint8_t nfds;      /* descriptors attached: segment, master bell, worker bell */
     uint32_t peer_id;
-    uint32_t caps;       /* chosen: RIPC_DB_CAP(worker doorbell kind) | RIPC_DB_CAP(master's) */
+    uint32_t caps;       /* chosen: RIPC_CAP_FAST_W2M / _FAST_M2W / _SLEEP_WORD */
     uint8_t worker_db;   /* doorbell kind the worker sleeps on */
     uint8_t master_db;   /* doorbell kind the worker rings to wake the master */
     uint16_t reason_len; /* why this transport (text follows the fixed part) */
@@ -252,6 +259,7 @@ typedef struct ripc__welcome {
 
 #define RIPC_WELCOME_FIXED 48u
 
+/* Returns the payload length, or 0 when it does not fit in cap bytes. */
 static inline size_t ripc__welcome_encode(uint8_t *out, size_t cap, const ripc__welcome *w)
 {
     size_t rlen = strnlen(w->reason, RIPC_REASON_MAX);
@@ -274,6 +282,9 @@ static inline size_t ripc__welcome_encode(uint8_t *out, size_t cap, const ripc__
     return RIPC_WELCOME_FIXED + rlen;
 }
 
+/* Returns 0 or -EPROTO (short, lengths that do not add up, unknown
+ * transport, more than 3 descriptors, NUL in reason). Version, sizes and
+ * descriptor count against the doorbell kinds are the worker's to check. */
 static inline int ripc__welcome_decode(const uint8_t *in, size_t len, ripc__welcome *w)
 {
     if (len < RIPC_WELCOME_FIXED)
@@ -307,26 +318,17 @@ static inline int ripc__welcome_decode(const uint8_t *in, size_t len, ripc__welc
 
 /* ---- error replies ----
  *
- * The master answers a request with an error instead of a result (no
- * handler took the request's type, or a handler called ripc_reply_error) by
- * a REPLY whose message type is RIPC_MSG_ERROR, a type in the reserved range
- * that users cannot send. It travels like any reply: in shm mode a ring
- * record (header below: type RIPC_MSG_ERROR, kind RIPC_KIND_REPLY, flags as
- * for any message, id = the request's id), in socket mode a MSG frame (kind
- * RIPC_KIND_REPLY, type RIPC_MSG_ERROR, id = the request's id). Its payload,
- * the same in both transports:
+ * A request answered with an error gets a REPLY of message type
+ * RIPC_MSG_ERROR (reserved: users cannot send it) with the request's id, in
+ * either transport. Its payload:
  *
  *   off  size  field
  *   0    4     code: the positive errno value, 1..RIPC_ERR_CODE_MAX,
  *              little-endian (the worker's request returns it negated)
  *   4    n     text: 0..RIPC_ERR_TEXT_MAX bytes, no NUL, not terminated
  *
- * The text is cut to fit the peer's max_message. A worker that gets a
- * payload shorter than 4 bytes or longer than 4 + RIPC_ERR_TEXT_MAX, a code
- * outside 1..RIPC_ERR_CODE_MAX, a NUL in the text, or any other reserved
- * type in a reply, treats it as the master breaking the protocol (-EPROTO,
- * as for a corrupt record). Workers send no reserved types at all: the
- * master drops a worker that does (-EPROTO).
+ * Anything else in a reply of a reserved type is the master breaking the
+ * protocol (-EPROTO). The rules: docs/protocol.md, Error replies.
  */
 #define RIPC_MSG_ERROR    0xF000u
 #define RIPC_ERR_FIXED    4u
@@ -384,6 +386,8 @@ static inline int ripc__err_decode(const uint8_t *in, uint64_t len, uint32_t *co
 #define RIPC_MARKER_BYTES 8u
 #define RIPC_MSGF_KNOWN   0x1u
 
+/* Encode a message header into a reserved record (the producer's own
+ * memory until the commit publishes it). */
 static inline void ripc__msg_encode(uint8_t out[RIPC_MSG_HDR], uint16_t type, uint8_t kind,
                                     uint8_t flags, uint64_t id)
 {
@@ -394,7 +398,8 @@ static inline void ripc__msg_encode(uint8_t out[RIPC_MSG_HDR], uint16_t type, ui
     memcpy(out + 8, &id, 8);
 }
 
-/* Decode from shared memory: each word read once, then checked. */
+/* Decode from shared memory: each word read once, then checked. 0 or
+ * -EPROTO (reserved bits, unknown kind or flags). */
 static inline int ripc__msg_decode(const uint8_t in[RIPC_MSG_HDR], uint16_t *type, uint8_t *kind,
                                    uint8_t *flags, uint64_t *id)
 {

@@ -5,12 +5,12 @@
  * lock-free hash tables (tables_urcu.c, the only file built with
  * _LGPL_SOURCE).
  *
- * Context: every function may be called from any thread. Lookups return a
- * reference (peers) or a copy (handlers), so nothing is used after the
- * read-side critical section ends. Removed entries are freed after a grace
- * period on the library's reclaimer thread, which is held between batches
- * across fork(): a forked child may open tables of its own (tables_urcu.c,
- * "Fork").
+ * Context: every function may be called from any thread, with no lock of
+ * the library's held (removals and close may wait for a grace period, and
+ * the peers' unref runs on the reclaimer). Lookups return a reference
+ * (peers) or a copy (handlers), so nothing is used after the read-side
+ * critical section ends. Removed entries are freed after a grace period on
+ * the library's reclaimer thread (docs/design.md, Threads and ownership).
  */
 #ifndef RIPC_SRC_TABLES_H
 #define RIPC_SRC_TABLES_H
@@ -21,10 +21,12 @@
 
 typedef struct ripc__tables ripc__tables;
 
+/* 0 with *t, -ENOMEM, or the -errno of registering the fork handlers. */
 int ripc__tables_open(ripc__tables **t);
 /* Frees the tables; the peer table must be empty. Waits until every entry
  * removed so far is freed (peers' references dropped). Tables a forked
- * child inherited (ripc__tables_inherited) are left as they are there. */
+ * child inherited (ripc__tables_inherited) are left as they are there.
+ * NULL is a no-op. */
 void ripc__tables_close(ripc__tables *t);
 /* Were t opened before a fork() that made this process (t is a forked
  * child's copy of its parent's)? Any thread. */
@@ -36,8 +38,10 @@ int ripc__tables_inherited(const ripc__tables *t);
  * flag any more. */
 void ripc__tables_quiesce(void);
 
-/* Handlers: set (fn NULL removes); lookup copies fn/arg out. Returns 1 when
- * found. The generation counter changes on every set (for caches). */
+/* Handlers: set (fn NULL removes; 0 or -ENOMEM); get copies fn/arg out
+ * and returns 1 when found, else 0. The generation changes after every set
+ * (release), so a cache that reads it (acquire) and then looks up sees the
+ * change (G1/G2 in tables_urcu.c). */
 int ripc__handler_set(ripc__tables *t, uint16_t type, ripc_handler fn, void *arg);
 int ripc__handler_get(ripc__tables *t, uint16_t type, ripc_handler *fn, void **arg);
 uint64_t ripc__handler_gen(ripc__tables *t);
@@ -49,17 +53,19 @@ typedef struct ripc__peer_ops {
     void (*unref)(void *peer);  /* drop a ref (frees at 0) */
 } ripc__peer_ops;
 void ripc__peers_set_ops(ripc__tables *t, const ripc__peer_ops *ops);
-/* Insert (takes over one reference). -EEXIST if the id is in use. */
+/* Insert (takes over one reference on success). 0, -EEXIST if the id is in
+ * use, or -ENOMEM. */
 int ripc__peer_insert(ripc__tables *t, uint32_t id, void *peer);
 /* Remove; the table's reference is dropped after a grace period, on the
  * reclaimer thread. */
 void ripc__peer_remove(ripc__tables *t, uint32_t id);
-/* Find by id and take a reference: 0 (*out set), -ENOENT, or -ECANCELED
- * when *stop is set (see ripc__tables_quiesce). */
+/* Find by id and take a reference (the caller's to unref): 0 (*out set),
+ * -ENOENT (absent, or its count already 0), or -ECANCELED when *stop is set
+ * (see ripc__tables_quiesce). */
 int ripc__peer_get(ripc__tables *t, uint32_t id, const _Atomic int *stop, void **out);
 /* Every peer, each with a reference taken: *out is malloc'd (free it and
- * unref each). Returns the count, -ENOMEM, or -ECANCELED when *stop is
- * set (nothing to free then). */
+ * unref each). Returns the count (short of all when the array could not
+ * grow), -ENOMEM, or -ECANCELED when *stop is set (nothing to free then). */
 int ripc__peer_all(ripc__tables *t, const _Atomic int *stop, void ***out);
 
 #endif

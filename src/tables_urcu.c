@@ -32,56 +32,18 @@
 #include "src/tsan.h"
 
 /*
- * Reclamation. A node taken out of a table is freed (and a peer's table
- * reference dropped) after urcu_bp_synchronize_rcu(), on a thread of our
- * own, the reclaimer, started at the first removal: a grace period can
- * last long (urcu-bp sleeps 10 ms at a time while a reader that was
- * preempted inside its section finishes; 0.2 to 0.8 s seen with four
- * threads sending on two busy CPUs), which no dispatch thread should wait.
- * liburcu's own call_rcu thread is not used: it does not survive fork(),
- * so a forked child's server waited for it for ever on close; pausing it
- * around fork (call_rcu_before_fork) costs every fork of the process its
- * 10 ms poll, and its child handler starts a new thread inside fork().
- *
- * The reclaimer lives while tables are open: the close of the last one,
- * once its frees are done, stops it and joins it (a library unloaded with
- * dlclose leaves no thread behind), and the next removal starts it again.
- * It blocks the signals of the application, not those a fault raises
- * (SIGBUS, SIGSEGV, SIGFPE, SIGILL): the kernel kills a process whose
- * thread faults with the signal blocked, and the library's SIGBUS guard
- * (shm/fault_guard.c) promises its threads leave SIGBUS unblocked.
- *
- * Fork. Handlers are registered once, at the first table (glibc removes
- * them when the library is unloaded: __cxa_finalize unregisters the
- * pthread_atfork handlers of a DSO). Before fork() they wait until the
- * reclaimer is between batches and hold it there (so it is never inside
- * free() when the process forks: ASan's allocator does not lock itself
- * around fork, and a child would inherit its lock), and take urcu-bp's
- * grace-period and registry locks (urcu_bp_before_fork). A fork that
- * waits keeps the reclaimer from starting its next batch (`fork_waiting`):
- * removals that keep arriving would otherwise keep it busy, batch after
- * batch, and the fork waiting for ever. In the child: urcu-bp forgets the
- * reader records of the threads that did not come along (one caught
- * inside a lookup would hold up every grace period of the child); the
- * reclaimer, which did not come along either, is started again at the
- * child's first removal; what it had queued belongs to the inherited
- * server, which the child never touches, and stays where it is, and the
- * child counts only the tables it opens itself. A child may then open a
- * server of its own.
- *
- * ThreadSanitizer does not see liburcu's ordering (the library is not
- * instrumented). Tell it what liburcu guarantees: a node's contents,
- * written before it is added, happen before a reader's look at them
- * (released on the node before the add, acquired on it before a match or
- * a walk reads it); and whatever a reader did in its critical section
- * happens before the free that follows the grace period (released on
- * rcu_hb as the reader leaves, acquired on it after synchronize).
+ * Removed nodes are freed after a grace period on the library's own
+ * reclaimer thread, which is held between batches across fork(); TSan is
+ * told liburcu's ordering (T1/T2 on nodes, U1/U2 on rcu_hb). See
+ * docs/design.md, Threads and ownership: "The reclaimer thread", "Fork",
+ * "ThreadSanitizer".
  */
 static char rcu_hb;
 
+/* Leave a read-side section. */
 static void read_unlock(void)
 {
-    RIPC_TSAN_RELEASE(&rcu_hb);
+    RIPC_TSAN_RELEASE(&rcu_hb); /* U1: pairs with U2 after each synchronize */
     urcu_bp_read_unlock();
 }
 
@@ -110,7 +72,7 @@ static struct {
 static void free_batch(struct gone *g)
 {
     urcu_bp_synchronize_rcu();
-    RIPC_TSAN_ACQUIRE(&rcu_hb);
+    RIPC_TSAN_ACQUIRE(&rcu_hb); /* U2: pairs with U1 in read_unlock */
     while (g) {
         struct gone *next = g->next;
         g->free(g);
@@ -118,6 +80,8 @@ static void free_batch(struct gone *g)
     }
 }
 
+/* The reclaimer thread: frees batches until it is stopped (R.started
+ * cleared) or replaced (R.gen moved on, in a forked child). */
 static void *reclaimer(void *arg)
 {
     unsigned gen = (unsigned)(uintptr_t)arg;
@@ -142,7 +106,8 @@ static void *reclaimer(void *arg)
     return NULL;
 }
 
-/* Start the reclaimer (R.mu held). Its mask: see "Reclamation". */
+/* Start the reclaimer (R.mu held); R.started says whether it runs. Its
+ * signal mask: docs/design.md, "The reclaimer thread". */
 static void reclaimer_start(void)
 {
     sigset_t old;
@@ -152,8 +117,9 @@ static void reclaimer_start(void)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
-/* Hand a removed node over (without the read lock). Without a reclaimer
- * (it could not be started) the caller frees it after the grace period. */
+/* Hand a removed node over (any thread, outside a read-side section: it
+ * may wait for a grace period). Without a reclaimer (it could not be
+ * started) the caller frees it after the grace period itself. */
 static void retire(struct gone *g, void (*fn)(struct gone *))
 {
     g->free = fn;
@@ -173,7 +139,8 @@ static void retire(struct gone *g, void (*fn)(struct gone *))
     pthread_mutex_unlock(&R.mu);
 }
 
-/* Wait until every node handed over so far is freed. */
+/* Wait until every node handed over so far is freed (takes R.mu; never
+ * from the reclaimer). */
 static void reclaim_wait(void)
 {
     pthread_mutex_lock(&R.mu);
@@ -183,6 +150,8 @@ static void reclaim_wait(void)
     pthread_mutex_unlock(&R.mu);
 }
 
+/* pthread_atfork handlers: prepare returns with R.mu held and the
+ * reclaimer between batches; parent and child let go of it. */
 static void fork_prepare(void)
 {
     pthread_mutex_lock(&R.mu);
@@ -255,15 +224,16 @@ static unsigned long hash32(uint32_t x)
     return x;
 }
 
+/* cds_lfht match callbacks, inside a read-side section. */
 static int match_type(struct cds_lfht_node *n, const void *key)
 {
-    RIPC_TSAN_ACQUIRE(n);
+    RIPC_TSAN_ACQUIRE(n); /* T2: pairs with T1 where the node was added */
     return caa_container_of(n, struct hnode, node)->type == *(const uint16_t *)key;
 }
 
 static int match_id(struct cds_lfht_node *n, const void *key)
 {
-    RIPC_TSAN_ACQUIRE(n);
+    RIPC_TSAN_ACQUIRE(n); /* T2 */
     return caa_container_of(n, struct pnode, node)->id == *(const uint32_t *)key;
 }
 
@@ -297,7 +267,7 @@ int ripc__tables_inherited(const ripc__tables *t)
 void ripc__tables_quiesce(void)
 {
     urcu_bp_synchronize_rcu();
-    RIPC_TSAN_ACQUIRE(&rcu_hb);
+    RIPC_TSAN_ACQUIRE(&rcu_hb); /* U2 */
 }
 
 int ripc__tables_open(ripc__tables **out)
@@ -313,7 +283,7 @@ int ripc__tables_open(ripc__tables **out)
     t->forks = R.forks;
     pthread_mutex_unlock(&R.mu);
     /* Fixed sizes, no automatic resize: resizing runs on a liburcu worker
-     * thread, with the fork hazards of the call_rcu thread (see above).
+     * thread, with the fork hazards of the call_rcu thread (design.md).
      * 256 / 1024 buckets keep chains short for a few thousand workers. */
     t->handlers = cds_lfht_new_flavor(256, 256, 256, 0, &urcu_bp_flavor, NULL);
     t->peers = cds_lfht_new_flavor(1024, 1024, 1024, 0, &urcu_bp_flavor, NULL);
@@ -393,12 +363,14 @@ int ripc__handler_set(ripc__tables *t, uint16_t type, ripc_handler fn, void *arg
         h->type = type;
         h->fn = fn;
         h->arg = arg;
-        RIPC_TSAN_RELEASE(&h->node); /* its contents, before it is seen */
+        RIPC_TSAN_RELEASE(&h->node); /* T1: its contents, before it is seen */
         old = cds_lfht_add_replace(t->handlers, hash32(type), match_type, &type, &h->node);
     }
     read_unlock();
     if (old)
         retire(&caa_container_of(old, struct hnode, node)->gone, hnode_free);
+    /* G1: release, pairs with G2 in ripc__handler_gen: a loop that sees the
+     * new generation looks the handler up again and finds this change. */
     atomic_fetch_add_explicit(&t->gen, 1, memory_order_release);
     return 0;
 }
@@ -422,7 +394,7 @@ int ripc__handler_get(ripc__tables *t, uint16_t type, ripc_handler *fn, void **a
 
 uint64_t ripc__handler_gen(ripc__tables *t)
 {
-    return atomic_load_explicit(&t->gen, memory_order_acquire);
+    return atomic_load_explicit(&t->gen, memory_order_acquire); /* G2: pairs with G1 */
 }
 
 void ripc__peers_set_ops(ripc__tables *t, const ripc__peer_ops *ops)
@@ -439,7 +411,7 @@ int ripc__peer_insert(ripc__tables *t, uint32_t id, void *peer)
     p->id = id;
     p->peer = peer;
     p->ops = t->ops;
-    RIPC_TSAN_RELEASE(&p->node); /* its contents and the peer's, before they are seen */
+    RIPC_TSAN_RELEASE(&p->node); /* T1: its contents and the peer's, before they are seen */
     urcu_bp_read_lock();
     struct cds_lfht_node *n = cds_lfht_add_unique(t->peers, hash32(id), match_id, &id, &p->node);
     read_unlock();
@@ -468,7 +440,8 @@ int ripc__peer_get(ripc__tables *t, uint32_t id, const _Atomic int *stop, void *
     struct cds_lfht_iter it;
     int rc = -ENOENT;
     urcu_bp_read_lock();
-    /* Inside the section: see ripc__tables_quiesce. */
+    /* Q2: seq_cst, inside the section; pairs with Q1, the caller's store of
+     * *stop before ripc__tables_quiesce (server.c, shut). */
     if (atomic_load(stop)) {
         read_unlock();
         return -ECANCELED;
@@ -495,14 +468,14 @@ int ripc__peer_all(ripc__tables *t, const _Atomic int *stop, void ***out)
     struct cds_lfht_iter it;
     struct cds_lfht_node *nd;
     urcu_bp_read_lock();
-    if (atomic_load(stop)) { /* see ripc__peer_get */
+    if (atomic_load(stop)) { /* Q2: see ripc__peer_get */
         read_unlock();
         free(v);
         return -ECANCELED;
     }
     cds_lfht_for_each(t->peers, &it, nd) /* not _entry: see ripc__tables_close */
     {
-        RIPC_TSAN_ACQUIRE(nd);
+        RIPC_TSAN_ACQUIRE(nd); /* T2 */
         struct pnode *p = caa_container_of(nd, struct pnode, node);
         if (n == cap) {
             void **nv = realloc(v, 2 * cap * sizeof *v);

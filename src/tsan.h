@@ -6,7 +6,8 @@
  * and RIPC_TSAN_RELEASE tell TSan about an ordering it cannot see (memory
  * ordered by an uninstrumented library, such as liburcu's publication of a
  * hash-table node): a release on an address happens before every later
- * acquire on it. Both are nothing outside TSan builds.
+ * acquire on it. Each use names its partner like an atomic does (T1/T2,
+ * U1/U2 in tables_urcu.c). Both are nothing outside TSan builds.
  */
 #ifndef RIPC_SRC_TSAN_H
 #define RIPC_SRC_TSAN_H

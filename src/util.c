@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* Small helpers shared across src/: contracts in src/internal.h. */
 #include <errno.h>
 #include <sched.h>
 #include <stdio.h>
