@@ -17,6 +17,8 @@ static _Thread_local ripc_server *tls_closing; /* close() under way on this thre
  * closing, then load users): either we see closing or close sees us. */
 static int users_enter(ripc_server *s)
 {
+    /* C1: seq_cst add, then load; pairs with C2 in shut (store, then the
+     * loads of wait_drained). */
     atomic_fetch_add(&s->users, 1);
     if (atomic_load(&s->closing)) {
         atomic_fetch_sub(&s->users, 1);
@@ -34,6 +36,8 @@ static int users_leave(ripc_server *s, int rc)
     else if (atomic_load_explicit(&s->misuse, memory_order_relaxed) &&
              atomic_exchange(&s->misuse, 0))
         rc = -EDEADLK;
+    /* D1: release, pairs with D2 in wait_drained: our last touch of s
+     * happens before close frees it. */
     atomic_fetch_sub_explicit(&s->users, 1, memory_order_release);
     return rc;
 }
@@ -62,6 +66,8 @@ void ripc_server_stop(ripc_server *s)
 {
     if (!s)
         return;
+    /* seq_cst flag, read by every loop after its poller wakes for the
+     * stop handle (server_loop.c); no data rides on it. */
     atomic_store(&s->stopping, 1);
     ripc__wake_signal(&s->stop);
 }
@@ -204,6 +210,7 @@ static void cancel_waits(ripc_server *s)
 static void wait_drained(_Atomic unsigned *n)
 {
     struct timespec nap = {0, 200000};
+    /* D2: seq_cst load, pairs with D1 (users_leave) and D3 (ripc__peer_free) */
     while (atomic_load(n) != 0)
         nanosleep(&nap, NULL);
 }
@@ -212,6 +219,8 @@ static void wait_drained(_Atomic unsigned *n)
  * later one returns -ECANCELED. */
 static void shut(ripc_server *s)
 {
+    /* C2 / Q1: seq_cst; pairs with C1 in users_enter and with Q2, the load
+     * inside ripc__peer_get / ripc__peer_all's read-side section. */
     atomic_store(&s->closing, 1);
     /* A sender that looked at closing before we set it is inside its
      * lookup: wait until it has its peer (peer_structs counts it, and

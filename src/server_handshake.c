@@ -88,8 +88,8 @@ static int peer_activate(struct loop *L, struct ripc_peer *p)
     int rc;
     ripc__poller_del(L->pl, p->sock);
     atomic_fetch_add(&p->refs, 1); /* the table's reference */
-    /* Active before the insert publishes p: a sender that finds it may
-     * mark it broken, which only a joined peer can be. */
+    /* Active before the insert publishes p (T1 in tables_urcu.c): a sender
+     * that finds it may mark it broken, which only a joined peer can be. */
     atomic_store(&p->state, P_ACTIVE);
     if ((rc = ripc__peer_insert(s->t, p->id, p)) < 0) {
         atomic_store(&p->state, P_HANDSHAKE); /* nobody could find it */

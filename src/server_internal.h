@@ -18,21 +18,11 @@
  *   ripc_peer        one worker: its channel (two rings + doorbells), its
  *                    control socket, a send lock for outbound producers
  *
- * Peer lifetime: references. The peer table holds one (dropped after a
- * grace period once removed, on the reclaimer thread: src/tables.h), the
- * owning loop holds one; senders that look a
- * peer up take one for the duration of the send. The rings are unmapped when
- * the peer is dropped, under the send lock, after its state is P_DEAD: a
- * sender checks the state under the same lock before it touches the ring.
- *
- * Closing, from any thread but a loop's: `closing` is set (no wait for a
- * worker starts any more; a peer lookup sees it inside its read-side
- * section, and close waits for the lookups under way), every control
- * socket is shut (every wait under way ends), close waits for run() and
- * poll() to return (`users`), drops the peers, and frees the loops and the
- * server only once every peer struct is gone (`peer_structs`): a sender
- * still holding a peer it looked up may touch p->loop and p->srv until it
- * lets go.
+ * Peer lifetime (references; rings unmapped under the send lock once
+ * P_DEAD) and closing: docs/design.md, Threads and ownership. Atomic pairs
+ * are labelled where they are used: C1/C2 and D1..D3 (close), Q1/Q2 (the
+ * lookup's stop flag), R1/R2 (references), H1/H2 (hand-over), W1/W2
+ * (senders waiting for room).
  *
  * Contracts below name the calling thread: "the owning loop" is the thread
  * running the loop p->loop (or close, once no loop runs); "loop 0" is the
@@ -243,6 +233,8 @@ void ripc__peer_free(struct ripc_peer *p);
 static inline void ripc__peer_unref(void *pp)
 {
     struct ripc_peer *p = pp;
+    /* R2: acq_rel, pairs with R1 (ripc__peer_try_ref) and with every other
+     * holder's R2: all their accesses to p happen before the free. */
     if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) == 1)
         ripc__peer_free(p);
 }

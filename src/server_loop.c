@@ -143,6 +143,8 @@ void ripc__loop_place(struct loop *L, struct ripc_peer *p)
     pthread_mutex_lock(&T->in_mu);
     vec_push(&T->incoming, &T->nin, &T->incap, p);
     atomic_fetch_add(&T->count, 1); /* counted now so placement spreads */
+    /* H1: seq_cst, pairs with H2 in loop_dispatch; the list itself is under
+     * in_mu, and the wake below covers a loop that read 0 just before. */
     atomic_store(&T->has_incoming, 1);
     pthread_mutex_unlock(&T->in_mu);
     /* Wake T: it has not armed this peer's ring yet. */
@@ -246,6 +248,7 @@ static int dispatch_frames(struct loop *L, struct ripc_peer *p, int *rc)
 
 static int loop_dispatch(struct loop *L)
 {
+    /* H2: acquire, pairs with H1 in ripc__loop_place */
     if (atomic_load_explicit(&L->has_incoming, memory_order_acquire))
         loop_take_incoming(L);
     int total = 0;
@@ -388,6 +391,8 @@ static void loop_wait(struct loop *L, int timeout_ms)
                     ripc__poller_del(L->pl, e->p->ch.bell.wait_fd);
                 if (drc == -EPROTO)
                     ripc__peer_break(e->p); /* a descriptor with a ring: dropped */
+                /* W2: seq_cst, pairs with W1 in wait_space (server_send.c):
+                 * a sender counted before it armed is woken here. */
                 if (atomic_load(&e->p->space_waiters)) {
                     pthread_mutex_lock(&e->p->send_mu);
                     pthread_cond_broadcast(&e->p->space_cv);

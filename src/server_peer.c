@@ -14,6 +14,8 @@ int ripc__peer_try_ref(void *pp)
 {
     struct ripc_peer *p = pp;
     int r = atomic_load_explicit(&p->refs, memory_order_relaxed);
+    /* R1: a CAS from a nonzero count only; with R2 (ripc__peer_unref) a
+     * count that reached 0 stays 0, so nobody revives a peer being freed. */
     while (r > 0)
         if (atomic_compare_exchange_weak(&p->refs, &r, r + 1))
             return 1;
@@ -58,7 +60,8 @@ void ripc__peer_free(struct ripc_peer *p)
     pthread_mutex_destroy(&p->send_mu);
     pthread_cond_destroy(&p->space_cv);
     free(p);
-    /* The last touch of s by a sender that held p: close waits for it. */
+    /* The last touch of s by a sender that held p: close waits for it.
+     * D3: release, pairs with D2 in wait_drained (server.c). */
     atomic_fetch_sub_explicit(&s->peer_structs, 1, memory_order_release);
 }
 

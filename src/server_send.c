@@ -52,7 +52,8 @@ static int wait_space(struct ripc_peer *p, const ripc__waitfor *wf, uint64_t dea
         ripc__ring_publish_tail(p->ch.rx);
         ripc__chan_space_wake(&p->ch);
     } else {
-        atomic_fetch_add(&p->space_waiters, 1); /* before arming: see EV_BELL */
+        /* W1: seq_cst, before arming; pairs with W2 in loop_wait (EV_BELL) */
+        atomic_fetch_add(&p->space_waiters, 1);
     }
     if (ripc__chan_arm_space(&p->ch, wf)) {
         if (!own_loop)
