@@ -9,6 +9,8 @@
 #include "src/frames.h"
 #include "src/internal.h"
 
+/* The budget's `used` is a count only: relaxed, it publishes nothing (the
+ * bytes it stands for are each owner's own). */
 int ripc__rx_budget_take(ripc__rx_budget *b, size_t n)
 {
     if (!b || n == 0)
@@ -262,6 +264,8 @@ static void copy_measured(uint8_t *dst, const uint8_t *src, size_t n)
             continue; /* too short to say much */
         uint64_t per = ns * (COPY_SLICE / k);
         per = per < 250000 ? 250000 : per > 32000000 ? 32000000 : per;
+        /* Relaxed, an estimate with no partner: two threads racing here lose
+         * one sample, which the average does not miss. */
         uint64_t cur = atomic_load_explicit(&copy_ns_per_mib, memory_order_relaxed);
         atomic_store_explicit(&copy_ns_per_mib, (cur + per) / 2, memory_order_relaxed);
     }
