@@ -99,8 +99,8 @@ static int format(void *mem, size_t mem_len, size_t capacity, int zero_data)
     h->consts.c.max_payload = ripc_ring_max_payload(capacity);
     atomic_store_explicit(&h->prod.head, 0, memory_order_relaxed);
     atomic_store_explicit(&h->cons.tail, 0, memory_order_relaxed);
-    /* The magic goes last, with release: whoever sees it (acquire in
-     * attach) sees a complete header. */
+    /* M1: the magic goes last, with release; pairs with M2 in attach:
+     * whoever sees it sees a complete header. */
     __atomic_store_n(&h->consts.c.magic, RIPC_RING_MAGIC, __ATOMIC_RELEASE);
     return 0;
 }
@@ -172,7 +172,7 @@ int ripc_ring_attach(ripc_ring **out, void *mem, size_t mem_len, int role)
 
     struct ripc_ring_hdr *h = mem;
     /* Read every constant exactly once into locals; only the locals are used
-     * from here on. Pairs with the release store of magic in format. */
+     * from here on. M2: acquire, pairs with M1 in format. */
     uint64_t magic = __atomic_load_n(&h->consts.c.magic, __ATOMIC_ACQUIRE);
     uint32_t version = __atomic_load_n(&h->consts.c.version, __ATOMIC_RELAXED);
     uint32_t hdr_bytes = __atomic_load_n(&h->consts.c.hdr_bytes, __ATOMIC_RELAXED);
@@ -237,7 +237,7 @@ size_t ripc_ring_payload_max(const ripc_ring *r)
 }
 
 /* Producer: read the consumer index and check it against our own head.
- * Acquire pairs with the consumer's release store in ripc_ring_release():
+ * T2: acquire, pairs with T1, the consumer's store in ripc_ring_release():
  * the consumer is done reading the space before we overwrite it. */
 static int refresh_tail(ripc_ring *r)
 {
@@ -350,6 +350,8 @@ static inline int commit_publish(ripc_ring *r, size_t len, int sc)
         __atomic_store_n((uint64_t *)r->data, rec, __ATOMIC_RELAXED);
         rec = ripc__rec_pack((uint32_t)(r->res_pad - RIPC_REC_HDR), RIPC_REC_PAD | RIPC_REC_VALID);
     }
+    /* P1: publishes the record, release (seq_cst for commit_wake's Dekker
+     * pair); pairs with P2 in ripc_ring_peek. */
     if (sc)
         __atomic_store_n((uint64_t *)(r->data + off), rec, __ATOMIC_SEQ_CST);
     else
@@ -364,7 +366,7 @@ static inline int commit_publish(ripc_ring *r, size_t len, int sc)
     }
     r->pos += r->res_pad + size;
     r->reserved = 0;
-    /* Release: pairs with the acquire in refresh_head (ripc_ring_used). */
+    /* H1: release, pairs with H2 in refresh_head (ripc_ring_used). */
     atomic_store_explicit(&r->hdr->prod.head, r->pos, memory_order_release);
     return 1;
 }
@@ -387,7 +389,7 @@ int ripc_ring_push(ripc_ring *r, const void *buf, size_t len)
 }
 
 /* Consumer, slow path only (ripc_ring_used): read the producer index and
- * check it. Acquire pairs with the release store of head in commit_publish.
+ * check it. H2: acquire, pairs with H1, the store of head in commit_publish.
  * head never moves backwards, stays aligned and is at most capacity - 8
  * ahead of our position; it may also lag our position, because we take a
  * record as soon as its header is published and head is stored after it:
@@ -432,7 +434,7 @@ int ripc_ring_peek(ripc_ring *r, const void **buf, size_t *len)
         return 0;
     }
     uint64_t off = r->pos & r->mask;
-    uint64_t h = load_slot(r, off, __ATOMIC_ACQUIRE);
+    uint64_t h = load_slot(r, off, __ATOMIC_ACQUIRE); /* P2: pairs with P1 */
     if (h == 0)
         return -EAGAIN;
     uint64_t skip = 0;
@@ -469,8 +471,8 @@ void ripc_ring_release(ripc_ring *r)
         return;
     r->pos += r->peek_skip + r->peek_size;
     r->peeked = 0;
-    /* Release: our reads of the record are done before the producer, whose
-     * acquire load (refresh_tail) sees this tail, reuses the space. */
+    /* T1: release, pairs with T2 (refresh_tail): our reads of the record
+     * are done before the producer that sees this tail reuses the space. */
     atomic_store_explicit(&r->hdr->cons.tail, r->pos, memory_order_release);
 }
 
@@ -523,7 +525,7 @@ int ripc__ring_writable(ripc_ring *r, size_t len)
     uint64_t total = room_for(r, len, NULL);
     if (r->capacity - (r->pos - r->peer) >= total)
         return 1;
-    uint64_t tail = atomic_load_explicit(&r->hdr->cons.tail, memory_order_acquire);
+    uint64_t tail = atomic_load_explicit(&r->hdr->cons.tail, memory_order_acquire); /* T2 */
     return r->capacity - (r->pos - tail) >= total; /* garbage: reserve will say */
 }
 
@@ -608,7 +610,7 @@ uint64_t ripc__ring_pos(const ripc_ring *r)
 
 int ripc__ring_consumed(ripc_ring *r, uint64_t pos)
 {
-    uint64_t tail = atomic_load_explicit(&r->hdr->cons.tail, memory_order_acquire);
+    uint64_t tail = atomic_load_explicit(&r->hdr->cons.tail, memory_order_acquire); /* T2 */
     return r->dead || (int64_t)(tail - pos) >= 0;
 }
 
@@ -695,7 +697,6 @@ void ripc__ring_release_lazy(ripc_ring *r)
 
 void ripc__ring_publish_tail(ripc_ring *r)
 {
-    /* Release: pairs with the producer's acquire in refresh_tail, as in
-     * ripc_ring_release(). */
+    /* T1: release, pairs with T2 (refresh_tail), as in ripc_ring_release(). */
     atomic_store_explicit(&r->hdr->cons.tail, r->pos, memory_order_release);
 }
