@@ -3,7 +3,6 @@
 #include "shm/doorbell_common.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 
 #include "shm/clock.h"
@@ -37,21 +36,4 @@ int ripc__doorbell_poll(int fd, int watch_fd, uint64_t deadline)
          * reported: any bit set means "look at this fd". */
         return (p[0].revents ? 1 : 0) | (p[1].revents ? 2 : 0);
     }
-}
-
-int ripc__doorbell_fd_prepare(int fd, int nonblock)
-{
-    int fl = fcntl(fd, F_GETFD);
-    if (fl < 0)
-        return -errno;
-    if (!(fl & FD_CLOEXEC) && fcntl(fd, F_SETFD, fl | FD_CLOEXEC) < 0)
-        return -errno;
-    if (nonblock) {
-        fl = fcntl(fd, F_GETFL);
-        if (fl < 0)
-            return -errno;
-        if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
-            return -errno;
-    }
-    return 0;
 }

@@ -18,8 +18,4 @@
  */
 int ripc__doorbell_poll(int fd, int watch_fd, uint64_t deadline);
 
-/* Make a received descriptor close-on-exec and, if asked, non-blocking.
- * Returns 0 or -errno (-EBADF: not a descriptor). */
-int ripc__doorbell_fd_prepare(int fd, int nonblock);
-
 #endif /* RIPC_SHM_DOORBELL_COMMON_H */

@@ -16,6 +16,7 @@
 #include "shm/clock.h"
 #include "shm/doorbell_common.h"
 #include "shm/doorbell_impl.h"
+#include "sockets/sock.h"
 
 #if defined(RIPC_HAVE_EVENTFD)
 
@@ -48,7 +49,7 @@ int ripc__doorbell_eventfd_adopt(ripc__doorbell *db, int wait_fd, int ring_fd,
 {
     (void)word;
     int fd = wait_fd >= 0 ? wait_fd : ring_fd;
-    int rc = ripc__doorbell_fd_prepare(fd, 1);
+    int rc = ripc__fd_prepare(fd, 1);
     if (rc < 0)
         return rc;
     db->kind = RIPC_DB_EVENTFD;

@@ -42,7 +42,7 @@ static int no_sigpipe(int fd)
 
 static int make_pair(int sv[2])
 {
-#if defined(SOCK_CLOEXEC) && defined(SOCK_NONBLOCK)
+#if !defined(RIPC_PORTABLE_POSIX) && defined(SOCK_CLOEXEC) && defined(SOCK_NONBLOCK)
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) < 0)
         return -errno;
     return 0;
@@ -51,9 +51,9 @@ static int make_pair(int sv[2])
      * could leak the fds into a child; nothing better exists. */
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
         return -errno;
-    int rc = ripc__doorbell_fd_prepare(sv[0], 1);
+    int rc = ripc__fd_prepare(sv[0], 1);
     if (rc == 0)
-        rc = ripc__doorbell_fd_prepare(sv[1], 1);
+        rc = ripc__fd_prepare(sv[1], 1);
     if (rc < 0) {
         close(sv[0]);
         close(sv[1]);
@@ -100,7 +100,7 @@ static int check_sock(int fd)
         return -errno;
     if (!S_ISSOCK(st.st_mode))
         return -ENOTSOCK;
-    return ripc__doorbell_fd_prepare(fd, 1);
+    return ripc__fd_prepare(fd, 1);
 }
 
 int ripc__doorbell_socket_adopt(ripc__doorbell *db, int wait_fd, int ring_fd,

@@ -17,11 +17,17 @@
 #define set_why ripc__set_why
 
 /* Linux has an abstract namespace for unix sockets (sun_path[0] = 0): names
- * that are no files, gone with the last socket bound to them. */
-#ifdef __linux__
+ * that are no files, gone with the last socket bound to them. The portable
+ * build leaves it out, as it does the other Linux extras. */
+#if defined(__linux__) && !defined(RIPC_PORTABLE_POSIX)
 #define HAVE_ABSTRACT 1
+#define NO_ABSTRACT_WHY ""
+#elif defined(__linux__)
+#define HAVE_ABSTRACT 0
+#define NO_ABSTRACT_WHY ", and this is the portable build (RIPC_PORTABLE_POSIX)"
 #else
 #define HAVE_ABSTRACT 0
+#define NO_ABSTRACT_WHY ""
 #endif
 
 /* ---- addresses ---- */
@@ -51,9 +57,9 @@ static int parse_unix(ripc__addr *a, const char *path, char *why, size_t why_len
     }
     if (path[0] == '@' && !HAVE_ABSTRACT) {
         set_why(why, why_len, 0,
-                "'unix:%s': abstract unix sockets exist only on Linux (use a path, or "
+                "'unix:%s': abstract unix sockets exist only on Linux%s (use a path, or "
                 "unix:./%s for a file of that name)",
-                path, path);
+                path, NO_ABSTRACT_WHY, path);
         return -ENOTSUP;
     }
     if (path[0] == '@' && n == 1) {

@@ -87,4 +87,14 @@ int ripc__fd_dispose_full(void);
  */
 void ripc__sock_dispose(int fd);
 
+/* Close a descriptor of our own, or one whose release is known to be cheap
+ * (a mapped memfd, a doorbell end we made), on this thread. fd < 0:
+ * nothing. */
+void ripc__fd_close(int fd);
+
+/* A descriptor held in reserve (on /dev/null, close-on-exec), to be closed
+ * when the table is full so that one more can be had for a moment: the
+ * descriptor, or -errno. */
+int ripc__fd_reserve(void);
+
 #endif /* RIPC_SOCKETS_CLOSER_H */

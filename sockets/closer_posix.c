@@ -155,6 +155,18 @@ static void defer(int fd)
         close(fd); /* no thread or no memory: better here than a leak */
 }
 
+void ripc__fd_close(int fd)
+{
+    if (fd >= 0)
+        (void)close(fd);
+}
+
+int ripc__fd_reserve(void)
+{
+    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    return fd >= 0 ? fd : -errno;
+}
+
 void ripc__fd_dispose(int fd)
 {
     if (fd < 0)

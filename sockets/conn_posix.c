@@ -34,6 +34,69 @@ void ripc__sock_close(intptr_t fd)
         close((int)fd);
 }
 
+int ripc__fd_prepare(int fd, int nonblock)
+{
+    int fl = fcntl(fd, F_GETFD);
+    if (fl < 0)
+        return -errno;
+    if (!(fl & FD_CLOEXEC) && fcntl(fd, F_SETFD, fl | FD_CLOEXEC) < 0)
+        return -errno;
+    if (nonblock) {
+        fl = fcntl(fd, F_GETFL);
+        if (fl < 0)
+            return -errno;
+        if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+            return -errno;
+    }
+    return 0;
+}
+
+void ripc__sock_shutdown(intptr_t fd, int how)
+{
+    (void)shutdown((int)fd, how == RIPC_SOCK_SHUT_WR ? SHUT_WR : SHUT_RDWR);
+}
+
+/* ---- waiting ---- */
+
+#define SOCK_WAIT_MAX 8
+
+int ripc__sock_wait_many(ripc__sock_watch *w, int n, uint64_t deadline)
+{
+    struct pollfd pf[SOCK_WAIT_MAX];
+    if (n < 0 || n > SOCK_WAIT_MAX)
+        return -EINVAL;
+    for (int i = 0; i < n; i++) {
+        short ev = 0;
+        if (w[i].events & RIPC_SOCK_IN)
+            ev |= POLLIN;
+        if (w[i].events & RIPC_SOCK_OUT)
+            ev |= POLLOUT;
+        if (w[i].events & RIPC_SOCK_HUP)
+            ev |= POLLRDHUP;
+        pf[i] = (struct pollfd){.fd = (int)w[i].fd, .events = ev};
+        w[i].ready = 0;
+    }
+    int r;
+    do
+        r = poll(pf, (nfds_t)n, ripc__remaining_ms(deadline));
+    while (r < 0 && errno == EINTR);
+    if (r <= 0)
+        return r < 0 ? -errno : 0;
+    for (int i = 0; i < n; i++) {
+        short re = pf[i].revents;
+        w[i].ready = ((re & POLLIN) ? RIPC_SOCK_IN : 0) | ((re & POLLOUT) ? RIPC_SOCK_OUT : 0) |
+                     ((re & (POLLERR | POLLHUP | POLLNVAL | POLLRDHUP)) ? RIPC_SOCK_HUP : 0);
+    }
+    return r;
+}
+
+int ripc__sock_wait(intptr_t fd, int events, uint64_t deadline)
+{
+    ripc__sock_watch w = {.fd = fd, .events = events};
+    int r = ripc__sock_wait_many(&w, 1, deadline);
+    return r > 0 ? w.ready : r;
+}
+
 /* ---- data and descriptors ---- */
 
 typedef union {
@@ -64,12 +127,25 @@ static void attach_fds(struct msghdr *m, fd_control *ctl, const int *fds, int nf
     memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
 }
 
+/* One non-blocking sendmsg: bytes sent, -EAGAIN, -EPIPE or -errno. */
+static long send_once(int fd, const struct msghdr *m)
+{
+    ssize_t n;
+    do
+        n = sendmsg(fd, m, SEND_NOSIGNAL | MSG_DONTWAIT);
+    while (n < 0 && errno == EINTR);
+    if (n >= 0)
+        return (long)n;
+    if (errno == EAGAIN || errno == EWOULDBLOCK)
+        return -EAGAIN;
+    return errno == EPIPE || errno == ECONNRESET ? -EPIPE : -errno;
+}
+
 long ripc__sock_try_send_fds(intptr_t fd, const void *buf, size_t len, const int *fds, int nfds)
 {
     fd_control ctl;
     struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
     struct msghdr m;
-    ssize_t n;
 
     if (nfds < 0 || nfds > SOCK_MAX_FDS || (nfds > 0 && (fds == NULL || len == 0)))
         return -EINVAL;
@@ -77,14 +153,23 @@ long ripc__sock_try_send_fds(intptr_t fd, const void *buf, size_t len, const int
     m.msg_iov = &iov;
     m.msg_iovlen = 1;
     attach_fds(&m, &ctl, fds, nfds);
-    do
-        n = sendmsg((int)fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
-    while (n < 0 && errno == EINTR);
-    if (n >= 0)
-        return (long)n;
-    if (errno == EAGAIN || errno == EWOULDBLOCK)
-        return -EAGAIN;
-    return errno == EPIPE || errno == ECONNRESET ? -EPIPE : -errno;
+    return send_once((int)fd, &m);
+}
+
+long ripc__sock_try_send2(intptr_t fd, const void *a, size_t alen, const void *b, size_t blen)
+{
+    struct iovec iov[2];
+    struct msghdr m;
+    int n = 0;
+
+    if (alen)
+        iov[n++] = (struct iovec){.iov_base = (void *)a, .iov_len = alen};
+    if (blen)
+        iov[n++] = (struct iovec){.iov_base = (void *)b, .iov_len = blen};
+    memset(&m, 0, sizeof m);
+    m.msg_iov = iov;
+    m.msg_iovlen = (size_t)n;
+    return send_once((int)fd, &m);
 }
 
 int ripc__sock_send_fds(intptr_t fd, const void *buf, size_t len, const int *fds, int nfds)
@@ -107,7 +192,7 @@ int ripc__sock_send_fds(intptr_t fd, const void *buf, size_t len, const int *fds
          * has taken at least one byte, then never again. */
         if (done == 0)
             attach_fds(&m, &ctl, fds, nfds);
-        n = sendmsg((int)fd, &m, MSG_NOSIGNAL);
+        n = sendmsg((int)fd, &m, SEND_NOSIGNAL);
         if (n > 0) {
             done += (size_t)n;
             continue;
@@ -151,6 +236,9 @@ static int take_fds(struct msghdr *m, int *fds, int max_fds, int *have)
         for (size_t i = 0; i < k; i++) {
             int x;
             memcpy(&x, CMSG_DATA(c) + i * sizeof(int), sizeof x);
+#ifndef SOCK_ATOMIC_CLOEXEC
+            (void)ripc__fd_prepare(x, 0);
+#endif
             if (*have < max_fds) {
                 fds[(*have)++] = x;
             } else {
@@ -192,7 +280,7 @@ int ripc__sock_recv_fds(intptr_t fd, void *buf, size_t len, int *fds, int max_fd
         m.msg_iovlen = 1;
         m.msg_control = ctl.buf;
         m.msg_controllen = sizeof ctl.buf;
-        n = recvmsg((int)fd, &m, MSG_CMSG_CLOEXEC);
+        n = recvmsg((int)fd, &m, RECV_CLOEXEC);
         if (n < 0) {
             int err = errno;
             if (err == EINTR)
@@ -249,7 +337,7 @@ static long recv_once(int fd, void *buf, size_t len, int *fds, int max_fds, int 
     m.msg_control = ctl.buf;
     m.msg_controllen = sizeof ctl.buf;
     do
-        n = recvmsg(fd, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+        n = recvmsg(fd, &m, MSG_DONTWAIT | RECV_CLOEXEC);
     while (n < 0 && errno == EINTR);
     if (n < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK)

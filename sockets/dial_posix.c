@@ -89,7 +89,7 @@ static int connect_unix(const ripc__addr *a, int *out, uint64_t deadline, char *
     r = unix_sockaddr(a, &sun, &slen, why, why_len);
     if (r != 0)
         return r;
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    fd = sock_new(AF_UNIX, SOCK_STREAM, 0);
     if (fd < 0) {
         r = -errno;
         set_why(why, why_len, -r, "socket");
@@ -122,7 +122,7 @@ static int connect_tcp(const ripc__addr *a, int *out, uint64_t deadline, char *w
     r = -EHOSTUNREACH;
     /* "localhost" may give ::1 then 127.0.0.1: try each until one answers. */
     for (ai = res; ai != NULL; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
+        fd = sock_new(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
         if (fd < 0) {
             r = -errno;
             continue;

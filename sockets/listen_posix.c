@@ -36,7 +36,7 @@ static int reclaim_stale(const ripc__addr *a, const struct sockaddr_un *sun, soc
         set_why(why, why_len, 0, "%s exists and is not a socket", a->path);
         return -EEXIST;
     }
-    probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    probe = sock_new(AF_UNIX, SOCK_STREAM, 0);
     if (probe < 0) {
         err = errno;
         set_why(why, why_len, err, "socket");
@@ -85,7 +85,7 @@ static int reclaim_stale(const ripc__addr *a, const struct sockaddr_un *sun, soc
 static int listen_abstract(const ripc__addr *a, const struct sockaddr_un *sun, socklen_t slen,
                            intptr_t *out, char *why, size_t why_len)
 {
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    int fd = sock_new(AF_UNIX, SOCK_STREAM, 0);
     if (fd < 0) {
         int err = errno;
         set_why(why, why_len, err, "socket");
@@ -119,7 +119,7 @@ static int listen_unix(ripc__addr *a, intptr_t *out, char *why, size_t why_len)
     r = reclaim_stale(a, &sun, slen, why, why_len);
     if (r != 0)
         return r;
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    fd = sock_new(AF_UNIX, SOCK_STREAM, 0);
     if (fd < 0) {
         err = errno;
         set_why(why, why_len, err, "socket");
@@ -183,7 +183,7 @@ static int listen_tcp(ripc__addr *a, intptr_t *out, char *why, size_t why_len)
         return r;
     for (ai = res; ai != NULL; ai = ai->ai_next) {
         int one = 1;
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
+        fd = sock_new(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
         if (fd < 0) {
             err = errno;
             step = "socket";
@@ -259,8 +259,7 @@ int ripc__sock_accept(intptr_t lfd, intptr_t *fd)
 {
     *fd = -1;
     for (;;) {
-        /* Linux: the accepted socket does not inherit O_NONBLOCK, so it is blocking. */
-        int nfd = accept4((int)lfd, NULL, NULL, SOCK_CLOEXEC);
+        int nfd = sock_accept_new((int)lfd);
         if (nfd >= 0) {
             int fam = sock_family(nfd);
             if (fam == AF_INET || fam == AF_INET6)

@@ -94,6 +94,37 @@ int ripc__sock_accept(intptr_t lfd, intptr_t *fd);
 int ripc__sock_set_nonblock(intptr_t fd, int on);
 void ripc__sock_close(intptr_t fd);
 
+/* Make a descriptor (a socket, pipe or any file) close-on-exec, and
+ * non-blocking when nonblock; for descriptors made without atomic flags.
+ * 0 or -errno. */
+int ripc__fd_prepare(int fd, int nonblock);
+
+/* Shut a connected socket down: RIPC_SOCK_SHUT_WR ends our sending (the peer
+ * reads the end of the stream after what was sent), RIPC_SOCK_SHUT_RDWR
+ * both ways (ends every wait of another thread on it). Errors ignored (a
+ * socket already shut or reset needs nothing more). */
+enum { RIPC_SOCK_SHUT_WR = 1, RIPC_SOCK_SHUT_RDWR = 2 };
+void ripc__sock_shutdown(intptr_t fd, int how);
+
+/*
+ * Wait for sockets (or any pollable descriptor: pipes, doorbell ends).
+ * events: RIPC_SOCK_IN (readable), RIPC_SOCK_OUT (writable), RIPC_SOCK_HUP
+ * (the peer ended its stream, where the system tells: Linux POLLRDHUP;
+ * elsewhere only a full hang-up shows). ready gets what holds, out of
+ * those asked, plus RIPC_SOCK_HUP for an error or hang-up, asked or not.
+ * Returns how many descriptors are ready (> 0), 0 when the deadline
+ * (shm/clock.h) passed first, or -errno; a signal does not end the wait.
+ * ripc__sock_wait is the one-descriptor form: ready's mask, 0 or -errno.
+ */
+enum { RIPC_SOCK_IN = 1, RIPC_SOCK_OUT = 2, RIPC_SOCK_HUP = 4 };
+typedef struct ripc__sock_watch {
+    intptr_t fd;
+    int events;
+    int ready;
+} ripc__sock_watch;
+int ripc__sock_wait_many(ripc__sock_watch *w, int n, uint64_t deadline);
+int ripc__sock_wait(intptr_t fd, int events, uint64_t deadline);
+
 /*
  * Send all len bytes (blocking socket; loops over partial writes, retries
  * EINTR, never raises SIGPIPE), attaching nfds descriptors (<= 8) to the first
@@ -130,6 +161,9 @@ int ripc__sock_recv_fds(intptr_t fd, void *buf, size_t len, int *fds, int max_fd
  * ones are disposed of, the ones kept stay counted).
  */
 long ripc__sock_try_send_fds(intptr_t fd, const void *buf, size_t len, const int *fds, int nfds);
+/* try_send of two pieces in one call (a frame's header and its payload):
+ * bytes sent from a then b (> 0), -EAGAIN, -EPIPE or -errno. */
+long ripc__sock_try_send2(intptr_t fd, const void *a, size_t alen, const void *b, size_t blen);
 long ripc__sock_try_recv_fds(intptr_t fd, void *buf, size_t len, int *fds, int max_fds, int *nfds);
 
 /* recv(fd, buf, len, MSG_DONTWAIT) for a socket whose peer may attach

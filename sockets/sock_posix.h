@@ -4,9 +4,13 @@
  * dial_posix.c, conn_posix.c, cred_posix.c); not a contract, only those
  * files include it (the contract is sockets/sock.h).
  *
- * Written for Linux; the BSDs have the same calls (SOCK_CLOEXEC, accept4,
- * MSG_NOSIGNAL, MSG_CMSG_CLOEXEC). Every descriptor is created close-on-exec
- * atomically, so a fork+exec in another thread never inherits one.
+ * Every descriptor made or received here is close-on-exec. The default
+ * Linux build sets that atomically (SOCK_CLOEXEC, accept4,
+ * MSG_CMSG_CLOEXEC), so a fork+exec in another thread never inherits one;
+ * the portable build (RIPC_PORTABLE_POSIX, and systems without those
+ * flags) sets it with fcntl right after the call, which leaves that window
+ * open. Without MSG_NOSIGNAL (macOS), each socket made or accepted here
+ * gets SO_NOSIGPIPE instead.
  *
  * Blocking model: listeners are non-blocking (the caller polls them); every
  * connected socket handed out is blocking, and time limits are enforced with
@@ -28,8 +32,81 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #define set_why ripc__set_why
+
+/* ---- close-on-exec, non-blocking, no SIGPIPE ---- */
+
+#if !defined(RIPC_PORTABLE_POSIX) && defined(SOCK_CLOEXEC) && defined(SOCK_NONBLOCK) && \
+    defined(MSG_CMSG_CLOEXEC)
+#define SOCK_ATOMIC_CLOEXEC 1
+#define RECV_CLOEXEC        MSG_CMSG_CLOEXEC
+#else
+#define RECV_CLOEXEC 0 /* take_fds sets FD_CLOEXEC on what arrives */
+#endif
+
+#ifdef MSG_NOSIGNAL
+#define SEND_NOSIGNAL MSG_NOSIGNAL
+#else
+#define SEND_NOSIGNAL 0 /* sock_prepare sets SO_NOSIGPIPE on the socket */
+#endif
+
+/* Close-on-exec, non-blocking when nonblock, and no SIGPIPE on a send to a
+ * gone peer: what every socket made or accepted here needs where the
+ * flags of the call itself could not say it. 0 or -errno. */
+static inline int sock_prepare(int fd, int nonblock)
+{
+    int rc = ripc__fd_prepare(fd, nonblock);
+#if !defined(MSG_NOSIGNAL) && defined(SO_NOSIGPIPE)
+    int one = 1;
+    if (rc == 0 && setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one) != 0)
+        rc = -errno;
+#endif
+    return rc;
+}
+
+/* socket(2) for a close-on-exec, non-blocking socket: the descriptor, or -1
+ * with errno set. */
+static inline int sock_new(int domain, int type, int proto)
+{
+#ifdef SOCK_ATOMIC_CLOEXEC
+    return socket(domain, type | SOCK_CLOEXEC | SOCK_NONBLOCK, proto);
+#else
+    int fd = socket(domain, type, proto);
+    if (fd < 0)
+        return -1;
+    int rc = sock_prepare(fd, 1);
+    if (rc < 0) {
+        (void)close(fd);
+        errno = -rc;
+        return -1;
+    }
+    return fd;
+#endif
+}
+
+/* accept(2) for a close-on-exec, blocking socket: the descriptor, or -1 with
+ * errno set (a failure to prepare it closes it and says EINTR: try the next
+ * connection). */
+static inline int sock_accept_new(int lfd)
+{
+#ifdef SOCK_ATOMIC_CLOEXEC
+    /* Linux: the accepted socket does not inherit O_NONBLOCK, so it is blocking. */
+    return accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+#else
+    /* The BSDs hand down the listener's O_NONBLOCK: clear it. */
+    int fd = accept(lfd, NULL, NULL);
+    if (fd < 0)
+        return -1;
+    if (sock_prepare(fd, 0) < 0 || ripc__sock_set_nonblock(fd, 0) < 0) {
+        (void)close(fd);
+        errno = EINTR;
+        return -1;
+    }
+    return fd;
+#endif
+}
 
 /* ---- time limits (deadlines: shm/clock.h) ---- */
 

@@ -247,7 +247,7 @@ int ripc__chan_wait(ripc__chan *ch, const ripc__waitfor *w, uint64_t deadline)
                     if (!ripc__sock_alive(ch->sock))
                         return 1;
                     next_check = now + 1000000u;
-                    sched_yield(); /* let a co-scheduled peer run */
+                    ripc__yield(); /* let a co-scheduled peer run */
                 }
                 if (now >= spin_end)
                     break;
@@ -257,7 +257,7 @@ int ripc__chan_wait(ripc__chan *ch, const ripc__waitfor *w, uint64_t deadline)
         /* Spin mode on one CPU: spinning would only steal the peer's CPU,
          * so yield between looks. */
         for (unsigned i = 1;; i++) {
-            sched_yield();
+            ripc__yield();
             if (ready(ch, w))
                 return 0;
             if ((i & 15) == 0) {

@@ -118,13 +118,10 @@ static int wait_msg(ripc_client *c, uint64_t deadline)
         int rc = ripc__chan_wait(&c->ch, NULL, deadline);
         return rc == 1 ? handle_sock(c) : rc;
     }
-    struct pollfd pf = {.fd = c->sock, .events = POLLIN};
-    int n = poll(&pf, 1, ripc__remaining_ms(deadline));
+    int n = ripc__sock_wait(c->sock, RIPC_SOCK_IN, deadline);
     if (n == 0)
         return -ETIMEDOUT;
-    if (n < 0 && errno != EINTR)
-        return -errno;
-    return 0;
+    return n < 0 ? n : 0;
 }
 
 /*
@@ -513,7 +510,7 @@ void ripc__client_free(ripc_client *c)
     ripc__chan_close(&c->ch);
     ripc__rx_free(&c->rx);
     if (c->sock >= 0)
-        close(c->sock);
+        ripc__sock_close(c->sock);
     free(c);
 }
 
@@ -533,7 +530,7 @@ void ripc_client_close(ripc_client *c)
         uint8_t bye[RIPC_FRAME_HDR];
         ripc__frame f = {.ftype = RIPC_FRAME_BYE};
         ripc__frame_encode(bye, &f);
-        send(c->sock, bye, sizeof bye, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)ripc__sock_try_send_fds(c->sock, bye, sizeof bye, NULL, 0);
     }
     ripc__client_free(c);
 }

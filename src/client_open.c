@@ -70,7 +70,7 @@ static int handshake(ripc_client *c, uint64_t deadline, char *why, size_t why_le
     ripc__hello h = {.version_min = RIPC_PROTO_VERSION,
                      .version_max = RIPC_PROTO_VERSION,
                      .caps = hello_caps(&c->opt),
-                     .pid = (uint32_t)getpid(),
+                     .pid = (uint32_t)ripc__self_pid(),
                      .transport = (uint32_t)c->opt.transport,
                      .ring_bytes = c->opt.ring_bytes,
                      .max_message = c->opt.max_message};
@@ -222,7 +222,7 @@ static int handshake(ripc_client *c, uint64_t deadline, char *why, size_t why_le
 out:
     for (int i = 0; i < 3; i++)
         if (fds[i] >= 0)
-            close(fds[i]);
+            ripc__fd_close(fds[i]);
     return rc;
 }
 
@@ -246,7 +246,7 @@ static int master_uid_ok(intptr_t fd, const ripc__addr *a, const ripc_options *o
     ripc__set_why(why, why_len, 0,
                   "the master at unix:%s runs as uid %u, not ours (%u) nor one in allow_uids: "
                   "anybody may bind an abstract name",
-                  a->path, uid, (unsigned)geteuid());
+                  a->path, uid, (unsigned)ripc__self_euid());
     return -EACCES;
 }
 
@@ -329,14 +329,14 @@ int ripc__client_open_fd(ripc_client **out, int fd, const ripc_options *opt, cha
 {
     if (!out || fd < 0) {
         if (fd >= 0)
-            close(fd);
+            ripc__sock_close(fd);
         return -EINVAL;
     }
     *out = NULL;
     int rc;
     ripc_client *c = client_new(opt, &rc, why, why_len);
     if (!c) {
-        close(fd);
+        ripc__sock_close(fd);
         return rc;
     }
     return client_start(out, c, fd, ripc__deadline(c->opt.connect_timeout_ms), why, why_len);

@@ -184,16 +184,14 @@ int ripc__rx_next(ripc__rx *rx, ripc__frame *f, const uint8_t **payload, uint64_
 
 int ripc__frame_wait_out(int fd, uint64_t deadline)
 {
-    struct pollfd pf = {.fd = fd, .events = POLLOUT};
-    int ms = ripc__remaining_ms(deadline);
-    if (ms == 0)
+    if (ripc__remaining_ms(deadline) == 0)
         return -ETIMEDOUT;
-    int n = poll(&pf, 1, ms);
+    int n = ripc__sock_wait(fd, RIPC_SOCK_OUT, deadline);
     if (n < 0)
-        return errno == EINTR ? 0 : -errno;
+        return n;
     if (n == 0)
         return -ETIMEDOUT;
-    if (pf.revents & (POLLERR | POLLHUP))
+    if (n & RIPC_SOCK_HUP)
         return -EPIPE;
     return 0;
 }
@@ -210,14 +208,8 @@ void ripc__frame_out_begin(ripc__frame_out *o, const ripc__frame *f, const void 
 int ripc__frame_out_write(ripc__frame_out *o, int fd, size_t *moved)
 {
     while (ripc__frame_out_left(o)) {
-        struct iovec iov[2];
-        int n = 0;
-        if (o->hdr_left)
-            iov[n++] = (struct iovec){o->hdr + RIPC_FRAME_HDR - o->hdr_left, o->hdr_left};
-        if (o->left)
-            iov[n++] = (struct iovec){(void *)o->data, o->left};
-        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
-        ssize_t w = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        long w = ripc__sock_try_send2(fd, o->hdr + RIPC_FRAME_HDR - o->hdr_left, o->hdr_left,
+                                      o->data, o->left);
         if (w > 0) {
             size_t k = (size_t)w, h = k < o->hdr_left ? k : o->hdr_left;
             o->hdr_left -= h;
@@ -228,11 +220,7 @@ int ripc__frame_out_write(ripc__frame_out *o, int fd, size_t *moved)
             *moved += k;
             continue;
         }
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return -EAGAIN;
-        return w == 0 || errno == EPIPE || errno == ECONNRESET ? -EPIPE : -errno;
+        return w == 0 ? -EPIPE : (int)w;
     }
     return 0;
 }

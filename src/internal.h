@@ -44,21 +44,8 @@
 #define RIPC_MIN_MAX_MESSAGE ((uint64_t)256)
 
 /* ---- util.c ---- */
-/* May a wait spin, given the peer's pid (0: unknown)? 1 or 0, from both
- * processes' CPU affinity (system calls: at open, not per wait). */
-int ripc__spin_ok(int32_t peer_pid);
-/* One spin-wait pause (x86 pause, arm64 yield); no ordering. */
+/* ripc__spin_ok, ripc__mutex_lock_until and the like: platform/thread.h. */
 void ripc__cpu_relax(void);
-/* Lock mu, waiting until a deadline (shm/clock.h; RIPC_DEADLINE_NEVER: for
- * ever). 0, ETIMEDOUT, or another pthread error (positive, as pthread's). */
-int ripc__mutex_lock_until(pthread_mutex_t *mu, uint64_t deadline);
-/* A condition variable whose timed waits use CLOCK_MONOTONIC. */
-void ripc__cond_init_monotonic(pthread_cond_t *cv);
-/* Unblock SIGBUS in the calling thread (and the threads it creates from
- * now on), writing the mask it had into *old: a fault on a truncated
- * shm_open segment with SIGBUS blocked kills the process before the fault
- * guard can run (shm/fault_guard.h). 0 or -errno. */
-int ripc__sigbus_unblock(sigset_t *old);
 /* Is uid one the options accept as the other side's: our own effective
  * uid, one in allow_uids, or any with allow_any_uid? 1 or 0. */
 int ripc__uid_allowed(const ripc_options *o, uint32_t uid);

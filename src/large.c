@@ -152,7 +152,7 @@ int ripc__large_take(ripc__large *lg, int sock, uint64_t max_message, uint16_t t
     if (in->f.type == type && in->f.kind == kind && in->f.id == id && in->f.len == want)
         rc = ripc__segment_map_sealed(&lg->lent, fd, (size_t)want, NULL, 0);
     if (rc == 0)
-        close(fd); /* the mapping holds the file: not its last reference */
+        ripc__fd_close(fd); /* the mapping holds the file: not its last reference */
     else
         ripc__fd_dispose(fd);
     if (rc < 0) {

@@ -53,8 +53,7 @@ static int wait_until(ripc__outq *q, uint64_t deadline)
     }
     if (ripc__expired(deadline))
         return -ETIMEDOUT;
-    struct timespec ts = ripc__timespec_at(deadline);
-    pthread_cond_clockwait(&q->cv, &q->mu, CLOCK_MONOTONIC, &ts);
+    ripc__cond_wait_until(&q->cv, &q->mu, deadline);
     return 0;
 }
 
@@ -72,24 +71,22 @@ static int write_all(ripc__outq *q, const uint8_t *b, size_t n)
 {
     size_t done = 0;
     while (done < n) {
-        ssize_t w = send(q->fd, b + done, n - done, MSG_NOSIGNAL | MSG_DONTWAIT);
+        long w = ripc__sock_try_send_fds(q->fd, b + done, n - done, NULL, 0);
         if (w > 0) {
             done += (size_t)w;
             continue;
         }
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        if (w == -EAGAIN) {
             /* S2: seq_cst, pairs with S1 in ripc__outq_close; a flag, no
              * data rides on it */
             if (atomic_load(&q->stop))
                 return -ECANCELED;
-            struct pollfd pf = {.fd = q->fd, .events = POLLOUT};
-            if (poll(&pf, 1, 100) > 0 && (pf.revents & (POLLERR | POLLHUP)))
+            int r = ripc__sock_wait(q->fd, RIPC_SOCK_OUT, ripc__deadline(100));
+            if (r > 0 && (r & RIPC_SOCK_HUP))
                 return -EPIPE;
             continue;
         }
-        return (w < 0 && errno != EPIPE && errno != ECONNRESET) ? -errno : -EPIPE;
+        return w == 0 ? -EPIPE : (int)w;
     }
     return 0;
 }
@@ -186,7 +183,7 @@ static int end_direct(ripc__outq *q, int rc)
         /* Part of the frame is out and the rest cannot follow: the stream
          * is broken. End it, so that the peer drops us rather than wait
          * for the rest of the frame. */
-        shutdown(q->fd, SHUT_WR);
+        ripc__sock_shutdown(q->fd, RIPC_SOCK_SHUT_WR);
         rc = -EPIPE;
     }
     q->busy = 0;

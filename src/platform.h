@@ -62,6 +62,7 @@
 
 #include <pthread.h>
 
+#include "platform/thread.h"
 #include "shm/clock.h"
 #include "shm/doorbell.h"
 #include "shm/fault_guard.h"

@@ -139,7 +139,7 @@ int ripc_server_open_ex(ripc_server **out, const char *url, const ripc_options *
         s->opt.connect_timeout_ms = RIPC_DEFAULT_CONNECT_MS;
     pthread_mutex_init(&s->all_mu, NULL);
     atomic_init(&s->next_id, 1);
-    s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    s->spare_fd = ripc__fd_reserve();
     s->ev_listen = (struct evsrc){EV_LISTEN, NULL};
     s->ev_stop = (struct evsrc){EV_STOP, NULL};
     uint32_t dbcaps = ripc__doorbell_caps();
@@ -196,7 +196,7 @@ static void cancel_waits(ripc_server *s)
 {
     pthread_mutex_lock(&s->all_mu);
     for (struct ripc_peer *p = s->all; p; p = p->all_next) {
-        shutdown(p->sock, SHUT_RDWR);
+        ripc__sock_shutdown(p->sock, RIPC_SOCK_SHUT_RDWR);
         if (ripc__peer_joined(atomic_load(&p->state)) && p->ch.peer_bell.word)
             ripc__doorbell_ring_word(&p->ch.peer_bell);
         pthread_cond_broadcast(&p->space_cv);
@@ -209,10 +209,9 @@ static void cancel_waits(ripc_server *s)
  * counted were all woken, so this is short. */
 static void wait_drained(_Atomic unsigned *n)
 {
-    struct timespec nap = {0, 200000};
     /* D2: seq_cst load, pairs with D1 (users_leave) and D3 (ripc__peer_free) */
     while (atomic_load(n) != 0)
-        nanosleep(&nap, NULL);
+        ripc__nap_ns(200000);
 }
 
 /* Close's first half, all of shutdown: every call under way ends, every
@@ -280,14 +279,14 @@ void ripc_server_close(ripc_server *s)
     wait_drained(&s->peer_structs);
     if (s->lfd >= 0) {
         ripc__sock_unlink(&s->addr, s->lfd); /* before close: see sock.h */
-        close(s->lfd);
+        ripc__sock_close(s->lfd);
     }
     for (unsigned i = 0; s->loops && i < s->nloops; i++)
         ripc__loop_fini(&s->loops[i]);
     free(s->loops);
     ripc__wake_close(&s->stop);
     if (s->spare_fd >= 0)
-        close(s->spare_fd);
+        ripc__fd_close(s->spare_fd);
     pthread_mutex_destroy(&s->all_mu);
     free(s);
     tls_closing = NULL;

@@ -42,7 +42,7 @@ static void send_reject(struct ripc_peer *p, int code, const char *fmt, ...)
     ripc__frame_encode(buf, &f);
     ripc__sock_set_nonblock(p->sock, 0);
     /* Best effort, bounded: the socket buffer takes a frame this small. */
-    send(p->sock, buf, RIPC_FRAME_HDR + (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    (void)ripc__sock_try_send_fds(p->sock, buf, RIPC_FRAME_HDR + (size_t)n, NULL, 0);
 }
 
 /*
@@ -77,7 +77,7 @@ static int token_equal(const char *want, size_t wl, const uint8_t *got, size_t g
 
 static uint32_t own_uid(void)
 {
-    return (uint32_t)geteuid();
+    return ripc__self_euid();
 }
 
 /* Handshake done: table, callbacks, then a loop (joined runs before any
@@ -362,11 +362,11 @@ static int shm_welcome(struct loop *L, struct ripc_peer *p, const ripc__hello *h
     /* What the worker now holds we no longer need. */
     ripc__segment_close_fd(&p->ch.seg);
     if (p->ch.bell.ring_fd != p->ch.bell.wait_fd) {
-        close(p->ch.bell.ring_fd);
+        ripc__fd_close(p->ch.bell.ring_fd);
         p->ch.bell.ring_fd = -1;
     }
     if (wdb == RIPC_DB_SOCKET) {
-        close(p->ch.peer_bell.wait_fd);
+        ripc__fd_close(p->ch.peer_bell.wait_fd);
         p->ch.peer_bell.wait_fd = -1;
     }
     return peer_activate(L, p);
@@ -528,7 +528,7 @@ static int refuse_one(ripc_server *s)
 {
     if (s->spare_fd < 0)
         return -EMFILE;
-    close(s->spare_fd);
+    ripc__fd_close(s->spare_fd);
     intptr_t fd;
     int rc = ripc__sock_accept(s->lfd, &fd);
     if (rc == 0) {
@@ -538,10 +538,10 @@ static int refuse_one(ripc_server *s)
          * unread bytes resets it, and the worker could lose the REJECT.
          * Shut for reading too: a unix worker can queue nothing (no
          * descriptors) after that read. */
-        shutdown((int)fd, SHUT_RDWR);
+        ripc__sock_shutdown(fd, RIPC_SOCK_SHUT_RDWR);
         ripc__sock_dispose((int)fd);
     }
-    s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    s->spare_fd = ripc__fd_reserve();
     return rc;
 }
 

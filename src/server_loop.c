@@ -544,7 +544,7 @@ int ripc__loop_run(ripc_server *s, unsigned threads)
                 for (unsigned k = 1; k <= i; k++)
                     ripc__loop_fini(&loops[k]);
                 if (restore)
-                    pthread_sigmask(SIG_SETMASK, &mask, NULL);
+                    ripc__sigmask_restore(&mask);
                 return -EMFILE;
             }
         s->nloops = threads;
@@ -583,6 +583,6 @@ int ripc__loop_run(ripc_server *s, unsigned threads)
     atomic_store(&s->stopping, 0);
     ripc__wake_drain(&s->stop);
     if (restore)
-        pthread_sigmask(SIG_SETMASK, &mask, NULL);
+        ripc__sigmask_restore(&mask);
     return 0;
 }

@@ -109,7 +109,7 @@ void ripc__peer_drop(struct loop *L, struct ripc_peer *p, int reason)
     /* A worker asleep on its futex word would see the hang-up only when its
      * slice ends: shut the socket, then wake it. */
     if (p->sock >= 0)
-        shutdown(p->sock, SHUT_RDWR);
+        ripc__sock_shutdown(p->sock, RIPC_SOCK_SHUT_RDWR);
     ripc__doorbell_hangup(&p->ch.bell); /* nothing more queued in them either */
     ripc__doorbell_hangup(&p->ch.peer_bell);
     if (p->ch.peer_bell.word)

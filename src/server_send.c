@@ -63,9 +63,8 @@ static int wait_space(struct ripc_peer *p, const ripc__waitfor *wf, uint64_t dea
     if (read_bell) {
         /* The socket only for hang-ups: frames of large messages may wait
          * there for their markers, and POLLIN would spin us. */
-        struct pollfd pf[2] = {{.fd = p->ch.bell.wait_fd, .events = POLLIN},
-                               {.fd = p->sock, .events = POLLRDHUP}};
-        int ms = (int)((until - now + 999999) / 1000000);
+        ripc__sock_watch pf[2] = {{.fd = p->ch.bell.wait_fd, .events = RIPC_SOCK_IN},
+                                  {.fd = p->sock, .events = RIPC_SOCK_HUP}};
         /* Not p's loop: let go of the lock while we wait, as the wait on
          * space_cv does. The loop that is to adopt p takes it to set
          * p->loop (until then we keep coming here), and a drop takes it;
@@ -73,7 +72,7 @@ static int wait_space(struct ripc_peer *p, const ripc__waitfor *wf, uint64_t dea
          * either of them for as long as its timeout (-1: for good). */
         if (!own_loop)
             pthread_mutex_unlock(&p->send_mu);
-        int ready = poll(pf, 2, ms);
+        int ready = ripc__sock_wait_many(pf, 2, until);
         if (!own_loop) {
             pthread_mutex_lock(&p->send_mu);
             if (atomic_load(&p->state) == P_DEAD) { /* dropped meanwhile: the rings are gone */
@@ -82,7 +81,7 @@ static int wait_space(struct ripc_peer *p, const ripc__waitfor *wf, uint64_t dea
             }
         }
         if (ready > 0) {
-            if (pf[0].revents) {
+            if (pf[0].ready) {
                 int drc = ripc__doorbell_drain(&p->ch.bell);
                 if (drc == -EPROTO)
                     ripc__peer_break(p); /* a descriptor with a ring */
@@ -99,7 +98,7 @@ static int wait_space(struct ripc_peer *p, const ripc__waitfor *wf, uint64_t dea
                 if (!own_loop && p->loop)
                     ripc__loop_wake(p->loop);
             }
-            if (pf[1].revents && !ripc__sock_alive(p->sock)) {
+            if (pf[1].ready && !ripc__sock_alive(p->sock)) {
                 ripc__chan_disarm_space(&p->ch);
                 if (!own_loop)
                     atomic_fetch_sub(&p->space_waiters, 1);
@@ -109,8 +108,7 @@ static int wait_space(struct ripc_peer *p, const ripc__waitfor *wf, uint64_t dea
         if (!own_loop)
             atomic_fetch_sub(&p->space_waiters, 1);
     } else {
-        struct timespec ts = ripc__timespec_at(until);
-        int w = pthread_cond_clockwait(&p->space_cv, &p->send_mu, CLOCK_MONOTONIC, &ts);
+        int w = ripc__cond_wait_until(&p->space_cv, &p->send_mu, until);
         atomic_fetch_sub(&p->space_waiters, 1);
         /* ripc__peer_drop may have run while we slept without the lock: the rings
          * are gone then, touch nothing. */

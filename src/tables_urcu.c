@@ -27,7 +27,7 @@
 #pragma clang attribute pop
 #endif
 
-#include "shm/fault_guard.h"
+#include "src/platform.h"
 #include "src/tables.h"
 #include "src/tsan.h"
 
@@ -114,7 +114,7 @@ static void reclaimer_start(void)
     ripc__sigmask_own_thread(&old);
     R.gen++;
     R.started = pthread_create(&R.th, NULL, reclaimer, (void *)(uintptr_t)R.gen) == 0;
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    ripc__sigmask_restore(&old);
 }
 
 /* Hand a removed node over (any thread, outside a read-side section: it

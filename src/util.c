@@ -1,72 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* Small helpers shared across src/: contracts in src/internal.h. */
 #include <errno.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "src/internal.h"
-#include "src/tsan.h"
-
-int ripc__spin_ok(int32_t peer_pid)
-{
-    /* Spinning pays only when the two sides can run at the same time: we
-     * may use two CPUs, or the peer is allowed a CPU we are not on. Two
-     * processes confined to one and the same CPU (taskset -c 0) must not
-     * spin: each spin would only delay the peer it waits for. */
-    cpu_set_t ours, theirs;
-    if (sched_getaffinity(0, sizeof ours, &ours) != 0)
-        return 0;
-    if (CPU_COUNT(&ours) >= 2)
-        return 1;
-    if (peer_pid <= 0 || sched_getaffinity(peer_pid, sizeof theirs, &theirs) != 0)
-        return 0;
-    CPU_OR(&theirs, &theirs, &ours);
-    return CPU_COUNT(&theirs) >= 2;
-}
-
-int ripc__mutex_lock_until(pthread_mutex_t *mu, uint64_t deadline)
-{
-    if (deadline == RIPC_DEADLINE_NEVER)
-        return pthread_mutex_lock(mu);
-#ifndef RIPC_TSAN
-    struct timespec ts = ripc__timespec_at(deadline);
-    return pthread_mutex_clocklock(mu, CLOCK_MONOTONIC, &ts);
-#else
-    /* TSan's runtime (clang 14) does not intercept pthread_mutex_clocklock:
-     * it would miss every lock taken that way and report the unlock as one
-     * of an unlocked mutex. pthread_mutex_timedlock it does know; its
-     * CLOCK_REALTIME deadline moves with the wall clock, which a test run
-     * can live with and a release build must not (clock steps would
-     * stretch or cut the wait). */
-    uint64_t now = ripc__now_ns(), left = deadline > now ? deadline - now : 0;
-    struct timespec rt;
-    clock_gettime(CLOCK_REALTIME, &rt);
-    uint64_t at = (uint64_t)rt.tv_sec * 1000000000ull + (uint64_t)rt.tv_nsec + left;
-    rt = ripc__timespec_at(at);
-    return pthread_mutex_timedlock(mu, &rt);
-#endif
-}
-
-void ripc__cond_init_monotonic(pthread_cond_t *cv)
-{
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(cv, &ca);
-    pthread_condattr_destroy(&ca);
-}
-
-int ripc__sigbus_unblock(sigset_t *old)
-{
-    sigset_t bus;
-    sigemptyset(&bus);
-    sigaddset(&bus, SIGBUS);
-    return -pthread_sigmask(SIG_UNBLOCK, &bus, old);
-}
 
 void ripc__cpu_relax(void)
 {
@@ -79,7 +18,7 @@ void ripc__cpu_relax(void)
 
 int ripc__uid_allowed(const ripc_options *o, uint32_t uid)
 {
-    if (o->allow_any_uid || uid == (uint32_t)geteuid())
+    if (o->allow_any_uid || uid == ripc__self_euid())
         return 1;
     for (size_t i = 0; i < o->n_allow_uids; i++)
         if (o->allow_uids && o->allow_uids[i] == uid)

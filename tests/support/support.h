@@ -44,6 +44,12 @@ int ripc_test_run_group(const char *suite, const char *transport_name,
  * caps max_message at a ring record there. 1/0. */
 int ripc_test_shm_large(void);
 
+/* The Linux abstract unix namespace ("unix:@name"): the portable build
+ * refuses it with -ENOTSUP (sockets/addr.c), as other systems do. */
+#if defined(__linux__) && !defined(RIPC_PORTABLE_POSIX)
+#define RIPC_TEST_ABSTRACT 1
+#endif
+
 /* Print "SKIP: <reason>" and exit 77 (ctest counts the test as skipped). */
 _Noreturn void ripc_test_skip(const char *fmt, ...);
 

@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * platform/thread.h with POSIX alone (the portable build, macOS, the
+ * BSDs): no clock-taking lock, no CPU affinity.
+ */
+#include "platform/thread.h"
+
+#include <errno.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "shm/clock.h"
+
+/* Without affinity, the CPUs online: one CPU alone never spins. A peer
+ * confined with us to one CPU of several is not seen (it spins, for at
+ * most spin_us per wait). */
+int ripc__spin_ok(int32_t peer_pid)
+{
+    (void)peer_pid;
+    return sysconf(_SC_NPROCESSORS_ONLN) >= 2;
+}
+
+/* pthread_mutex_timedlock measures CLOCK_REALTIME (and macOS lacks it):
+ * try, and nap between tries, doubling from 10 us up to 1 ms and never
+ * past the deadline. A lock given back during a nap waits for the nap's
+ * end; the callers hold it for short sections. */
+int ripc__mutex_lock_until(pthread_mutex_t *mu, uint64_t deadline)
+{
+    if (deadline == RIPC_DEADLINE_NEVER)
+        return pthread_mutex_lock(mu);
+    uint64_t nap = 10000;
+    for (;;) {
+        int rc = pthread_mutex_trylock(mu);
+        if (rc != EBUSY)
+            return rc;
+        uint64_t left = ripc__remaining_ns(deadline);
+        if (left == 0)
+            return ETIMEDOUT;
+        ripc__nap_ns(nap < left ? nap : left);
+        if (nap < 1000000)
+            nap *= 2;
+    }
+}
+
+int ripc__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, uint64_t deadline)
+{
+    if (deadline == RIPC_DEADLINE_NEVER)
+        return pthread_cond_wait(cv, mu);
+    struct timespec ts = ripc__timespec_at(deadline);
+    return pthread_cond_timedwait(cv, mu, &ts);
+}
