@@ -4,8 +4,9 @@
  * sockets/poller.h): what any POSIX system has.
  *
  * The registrations live in a table under a mutex. A wait copies the table
- * into a pollfd array of its own, with an interrupt pipe as the last entry,
- * and polls that. A change made by another thread while the owner polls
+ * into a pollfd array of its own (sized by the add that grew the table: a
+ * wait never allocates), with an interrupt pipe as the last entry, and
+ * polls that. A change made by another thread while the owner polls
  * (a sender turning writability on) writes to the interrupt pipe: the wait
  * wakes, takes the change in and polls again. What poll reports is checked
  * against the table as it is then: events of a registration deleted or
@@ -33,9 +34,10 @@ struct ripc__poller {
     size_t n, cap;
     int polling;       /* under mu: the owner is inside poll() */
     size_t start;      /* owner only: where the next wait starts reporting */
-    struct pollfd *pf; /* owner only: the wait's copy, n + 1 entries */
+    struct pollfd *pf; /* owner only: the wait's copy, cap + 1 entries */
     void **pdata;      /* owner only: the data each copied entry had */
-    size_t pcap;
+    struct pollfd *next_pf; /* under mu: larger copy arrays, made by an add */
+    void **next_pdata;      /* that grew the table, for the next wait to take */
     ripc__wake intr; /* a change from another thread ends the poll */
 };
 
@@ -95,14 +97,47 @@ void ripc__wake_drain(ripc__wake *w)
         ;
 }
 
+/*
+ * Under mu (or before anybody else has pl): room for twice the
+ * registrations, and copy arrays for a table that full, made here so that
+ * a wait never allocates (a wait that could not copy the table would fail
+ * at once, and a loop that retries it would spin while memory is short).
+ * The owner may be polling its copy without mu: the new arrays wait in
+ * next_pf / next_pdata until its next snapshot. -ENOMEM changes nothing.
+ */
+static int grow(ripc__poller *pl)
+{
+    size_t nc = pl->cap ? pl->cap * 2 : 16;
+    struct pollfd *pf = malloc((nc + 1) * sizeof *pf);
+    void **pd = malloc((nc + 1) * sizeof *pd);
+    struct reg *nr = pf && pd ? realloc(pl->regs, nc * sizeof *nr) : NULL;
+    if (!nr) {
+        free(pf);
+        free(pd);
+        return -ENOMEM;
+    }
+    pl->regs = nr;
+    pl->cap = nc;
+    free(pl->next_pf);
+    free(pl->next_pdata);
+    pl->next_pf = pf;
+    pl->next_pdata = pd;
+    return 0;
+}
+
 int ripc__poller_open(ripc__poller **out)
 {
     *out = NULL;
     ripc__poller *pl = calloc(1, sizeof *pl);
     if (!pl)
         return -ENOMEM;
-    int rc = ripc__wake_open(&pl->intr);
+    int rc = grow(pl);
+    if (rc == 0)
+        rc = ripc__wake_open(&pl->intr);
     if (rc < 0) {
+        free(pl->regs);
+        free(pl->next_pf);
+        free(pl->next_pdata);
         free(pl);
         return rc;
     }
@@ -120,6 +155,8 @@ void ripc__poller_close(ripc__poller *pl)
     free(pl->regs);
     free(pl->pf);
     free(pl->pdata);
+    free(pl->next_pf);
+    free(pl->next_pdata);
     free(pl);
 }
 
@@ -148,14 +185,7 @@ int ripc__poller_add(ripc__poller *pl, int fd, unsigned events, void *data)
     if (find(pl, fd) < pl->n) {
         rc = -EEXIST;
     } else if (pl->n == pl->cap) {
-        size_t nc = pl->cap ? pl->cap * 2 : 16;
-        struct reg *nr = realloc(pl->regs, nc * sizeof *nr);
-        if (nr) {
-            pl->regs = nr;
-            pl->cap = nc;
-        } else {
-            rc = -ENOMEM;
-        }
+        rc = grow(pl);
     }
     if (rc == 0) {
         pl->regs[pl->n++] = (struct reg){fd, events, data};
@@ -199,20 +229,17 @@ void ripc__poller_del(ripc__poller *pl, int fd)
     pthread_mutex_unlock(&pl->mu);
 }
 
-/* Under mu: copy the table for poll(), the interrupt pipe last. */
-static int snapshot(ripc__poller *pl)
+/* Under mu, by the owner: copy the table for poll(), the interrupt pipe
+ * last, into arrays an add made big enough (grow). */
+static void snapshot(ripc__poller *pl)
 {
-    if (pl->n + 1 > pl->pcap) {
-        size_t nc = pl->cap + 1;
-        struct pollfd *pf = realloc(pl->pf, nc * sizeof *pf);
-        if (pf)
-            pl->pf = pf;
-        void **pd = realloc(pl->pdata, nc * sizeof *pd);
-        if (pd)
-            pl->pdata = pd;
-        if (!pf || !pd)
-            return -ENOMEM;
-        pl->pcap = nc;
+    if (pl->next_pf) {
+        free(pl->pf);
+        free(pl->pdata);
+        pl->pf = pl->next_pf;
+        pl->pdata = pl->next_pdata;
+        pl->next_pf = NULL;
+        pl->next_pdata = NULL;
     }
     for (size_t i = 0; i < pl->n; i++) {
         short ev = (short)(((pl->regs[i].events & RIPC_POLL_IN) ? POLLIN : 0) |
@@ -221,7 +248,6 @@ static int snapshot(ripc__poller *pl)
         pl->pdata[i] = pl->regs[i].data;
     }
     pl->pf[pl->n] = (struct pollfd){.fd = pl->intr.rfd, .events = POLLIN};
-    return 0;
 }
 
 /* Under mu: the events of the copy's entries, as the table now asks for
@@ -263,12 +289,10 @@ int ripc__poller_wait(ripc__poller *pl, ripc__poll_event *ev, int max, int timeo
     uint64_t deadline = ripc__deadline(timeout_ms);
     for (;;) {
         pthread_mutex_lock(&pl->mu);
-        int rc = snapshot(pl);
+        snapshot(pl);
         size_t np = pl->n;
-        pl->polling = rc == 0;
+        pl->polling = 1;
         pthread_mutex_unlock(&pl->mu);
-        if (rc < 0)
-            return rc;
         int r = poll(pl->pf, (nfds_t)np + 1, timeout_ms == 0 ? 0 : ripc__remaining_ms(deadline));
         int err = errno;
         pthread_mutex_lock(&pl->mu);
