@@ -2,7 +2,8 @@
 /*
  * platform/thread.h on glibc: locks and condition waits on CLOCK_MONOTONIC
  * deadlines as single calls (pthread_mutex_clocklock,
- * pthread_cond_clockwait), and CPU affinity for the spin decision.
+ * pthread_cond_clockwait, clock_nanosleep), and CPU affinity for the spin
+ * decision.
  */
 #include "platform/thread.h"
 
@@ -46,6 +47,13 @@ int ripc__mutex_lock_until(pthread_mutex_t *mu, uint64_t deadline)
     rt = ripc__timespec_at(at);
     return pthread_mutex_timedlock(mu, &rt);
 #endif
+}
+
+void ripc__nap_until(uint64_t deadline)
+{
+    struct timespec ts = ripc__timespec_at(deadline);
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
+    }
 }
 
 int ripc__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, uint64_t deadline)

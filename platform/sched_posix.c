@@ -42,6 +42,14 @@ int ripc__mutex_lock_until(pthread_mutex_t *mu, uint64_t deadline)
     }
 }
 
+/* clock_nanosleep is optional in POSIX (macOS lacks it): relative naps. */
+void ripc__nap_until(uint64_t deadline)
+{
+    uint64_t left;
+    while ((left = ripc__remaining_ns(deadline)) > 0)
+        ripc__nap_ns(left);
+}
+
 int ripc__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, uint64_t deadline)
 {
     if (deadline == RIPC_DEADLINE_NEVER)

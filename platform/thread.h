@@ -7,13 +7,14 @@
  *
  * Files: platform/thread_posix.c (any POSIX: masks, naps, ids, monotonic
  * condition variables) and one of platform/sched_linux.c (glibc's
- * pthread_mutex_clocklock, pthread_cond_clockwait, sched_getaffinity) or
- * platform/sched_posix.c (the portable build and other systems: trylock
- * with naps, pthread_cond_timedwait on a CLOCK_MONOTONIC condition
- * variable, sysconf(_SC_NPROCESSORS_ONLN)).
+ * pthread_mutex_clocklock, pthread_cond_clockwait, clock_nanosleep,
+ * sched_getaffinity) or platform/sched_posix.c (the portable build and
+ * other systems: trylock with naps, pthread_cond_timedwait on a
+ * CLOCK_MONOTONIC condition variable, relative naps,
+ * sysconf(_SC_NPROCESSORS_ONLN)).
  *
- * Plain pthread calls (mutexes, condition variables, create / join) are
- * used directly by the core: see src/platform.h. Any thread may call
+ * Plain pthread calls (mutexes, condition variables, create / join /
+ * atfork) are used directly by the core: see src/platform.h. Any thread may call
  * everything here.
  */
 #ifndef RIPC_PLATFORM_THREAD_H
@@ -56,6 +57,10 @@ void ripc__sigmask_restore(const sigset_t *mask);
 
 /* Sleep for about ns nanoseconds (a signal may cut it short). */
 void ripc__nap_ns(uint64_t ns);
+
+/* Sleep until a deadline (shm/clock.h; not RIPC_DEADLINE_NEVER), signals
+ * or not. */
+void ripc__nap_until(uint64_t deadline);
 
 /* Let another thread or process have the CPU. Inline: spin loops call it. */
 static inline void ripc__yield(void)

@@ -6,7 +6,6 @@
  * eventcount) are in shm/ring.c.
  */
 #include <errno.h>
-#include <sched.h>
 #include <string.h>
 
 #include "src/chan.h"

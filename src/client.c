@@ -9,11 +9,8 @@
  * lock is held. Messages returned are lent until the next call.
  */
 #include <errno.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "src/chan.h"
 #include "src/client_internal.h"

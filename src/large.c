@@ -1,9 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Large messages in shared-memory mode: see src/large.h. */
 #include <errno.h>
-#include <fcntl.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "src/internal.h"
 #include "src/large.h"

@@ -2,13 +2,10 @@
 /* Socket mode, sending side of a client: see src/outq.h. Functions that say
  * "mutex held" are called with q->mu held and return with it held. */
 #include <errno.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
-#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "src/frames.h"
 #include "src/internal.h"

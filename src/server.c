@@ -1,11 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The master's public face: open, run, poll, stop, close, and small
  * accessors. How it works: src/server_internal.h. */
-#include <fcntl.h>
 #include <stdlib.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "src/server_internal.h"
 

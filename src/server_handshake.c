@@ -6,13 +6,10 @@
  * channel and answer WELCOME or REJECT. An accepted worker goes to a loop
  * (ripc__loop_place).
  */
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "src/adopt.h"
 #include "src/server_internal.h"

@@ -6,9 +6,7 @@
  * its timeout, without holding the dispatch thread of anyone else.
  */
 #include <limits.h>
-#include <poll.h>
 #include <stdlib.h>
-#include <unistd.h>
 
 #include "src/server_internal.h"
 

@@ -10,8 +10,6 @@
  */
 #include <poll.h>
 #include <stdlib.h>
-#include <time.h>
-#include <sys/socket.h>
 
 #include "src/server_internal.h"
 
@@ -213,9 +211,7 @@ static int sock_wait(struct ripc_peer *p, int own, int budget, uint64_t until)
     if (!own)
         pthread_mutex_unlock(&p->send_mu);
     if (budget) {
-        struct timespec ts = ripc__timespec_at(end);
-        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
-        }
+        ripc__nap_until(end);
     } else {
         rc = ripc__frame_wait_out(sock, end);
     }
