@@ -15,11 +15,16 @@
  *                                              (+ _COARSE)
  *   control sockets,        sockets/sock.h     listen_posix.c,          the same files;
  *   descriptor passing,                        dial_posix.c,            cred_posix.c with
- *   peer credentials                           conn_posix.c,            getpeereid: uid, gid,
- *                                              cred_posix.c (SO_PEER-   pid unknown
- *                                              CRED: uid, gid, pid)     (peereid_linux.c on glibc)
+ *   peer credentials,                          conn_posix.c,            getpeereid: uid, gid,
+ *   waiting on one or a                        cred_posix.c (SO_PEER-   pid unknown
+ *   few descriptors,                           CRED: uid, gid, pid);    (peereid_linux.c on glibc);
+ *   shutdown, sends                            close-on-exec atomic     socket/accept/recvmsg
+ *                                              (SOCK_CLOEXEC, accept4,  then fcntl; SO_NOSIGPIPE
+ *                                              MSG_CMSG_CLOEXEC)        where no MSG_NOSIGNAL;
+ *                                                                       no unix:@name (-ENOTSUP)
  *   closing what a peer     sockets/closer.h   closer_posix.c           closer_posix.c
- *   passed us
+ *   passed us; plain
+ *   closes, a reserve fd
  *   shared segments         shm/segment.h      segment_posix.c          segment_posix.c
  *                                              (memfd, sealed; then     (shm_open only)
  *                                              shm_open)
@@ -30,18 +35,27 @@
  *   asymmetric fences       shm/fence.h        fence_linux.c            fence_none.c
  *                                              (membarrier)             (symmetric fences)
  *   threads and locks       <pthread.h>        POSIX threads            POSIX threads
+ *   timed locks and waits,  platform/thread.h  thread_posix.c +         thread_posix.c +
+ *   spin decision, signal                      sched_linux.c (clock-    sched_posix.c (trylock
+ *   masks, naps, yield,                        lock, clockwait,         and naps, timedwait on a
+ *   pid, euid                                  clock_nanosleep,         monotonic cond, relative
+ *                                              sched_getaffinity)       naps, CPUs online)
  *
  * Windows has shm/segment_win32.c and shm/fence_none.c so far; the rest
  * comes with the Windows port (winpthreads covers the threads on mingw).
  *
- * Threads and locks: the core uses POSIX threads directly
- * (pthread_mutex_t, pthread_cond_t with CLOCK_MONOTONIC, pthread_create /
- * join, pthread_sigmask), available as winpthreads on mingw. They are part
- * of this contract as they stand, not wrapped.
+ * Threads and locks: POSIX threads are this contract's thread layer, used
+ * by the core as they stand, not wrapped: pthread_mutex_t (init, destroy,
+ * lock, trylock, unlock), pthread_cond_t (init, destroy, wait, signal,
+ * broadcast), pthread_create / join, pthread_once, pthread_atfork,
+ * pthread_self / equal, and _Thread_local. mingw-w64's winpthreads provides them on Windows. What
+ * POSIX does not give everywhere in one form (waits on a CLOCK_MONOTONIC
+ * deadline, CPU affinity, signal masks, absolute naps) is in
+ * platform/thread.h.
  *
- * Plain POSIX descriptor calls (close, shutdown, send with MSG_NOSIGNAL,
- * poll on one descriptor) are used directly in src/ as well; a port without
- * them wraps them here.
+ * Everything else src/ needs of the OS (descriptors, sockets, sleeping,
+ * ids) goes through the headers above; src/ calls no system function of
+ * its own beyond plain C (memory, strings, getenv) and that thread layer.
  *
  * What the portable POSIX build gives up, and what the core does instead:
  *   - no sealed memfd: segments are shm_open objects, which a worker could
