@@ -58,7 +58,7 @@ void ripc__sock_shutdown(intptr_t fd, int how)
 
 /* ---- waiting ---- */
 
-#define SOCK_WAIT_MAX 8
+#define SOCK_WAIT_MAX RIPC_SOCK_WAIT_MAX
 
 int ripc__sock_wait_many(ripc__sock_watch *w, int n, uint64_t deadline)
 {

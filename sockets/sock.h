@@ -114,9 +114,11 @@ void ripc__sock_shutdown(intptr_t fd, int how);
  * those asked, plus RIPC_SOCK_HUP for an error or hang-up, asked or not.
  * Returns how many descriptors are ready (> 0), 0 when the deadline
  * (shm/clock.h) passed first, or -errno; a signal does not end the wait.
+ * A poll(2) on the caller's stack: for a few descriptors, not a loop's.
  * ripc__sock_wait is the one-descriptor form: ready's mask, 0 or -errno.
  */
 enum { RIPC_SOCK_IN = 1, RIPC_SOCK_OUT = 2, RIPC_SOCK_HUP = 4 };
+#define RIPC_SOCK_WAIT_MAX 64 /* n at most: more is -EINVAL */
 typedef struct ripc__sock_watch {
     intptr_t fd;
     int events;

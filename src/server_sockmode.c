@@ -8,7 +8,6 @@
  * tail, which the owning loop writes as the worker reads. A worker holding
  * budget others wait for with a frame that does not move is dropped.
  */
-#include <poll.h>
 #include <stdlib.h>
 
 #include "src/server_internal.h"
@@ -130,11 +129,12 @@ static int tail_late(struct loop *L, struct ripc_peer *p)
 static void tail_abandon(struct ripc_peer *q)
 {
     tail_end(q);
-    shutdown(q->sock, SHUT_WR);
+    ripc__sock_shutdown(q->sock, RIPC_SOCK_SHUT_WR);
     ripc__peer_end(q, -ETIMEDOUT);
 }
 
 #define OWN_POLL 64
+_Static_assert(OWN_POLL <= RIPC_SOCK_WAIT_MAX, "one ripc__sock_wait_many");
 
 /*
  * For stream_take on a dispatch thread L, p's lock held (let go meanwhile
@@ -156,7 +156,7 @@ static int own_tails(struct loop *L, struct ripc_peer *p, int own, uint64_t unti
         pthread_mutex_unlock(&p->send_mu);
     uint64_t cnow = ripc__coarse_ns();
     ripc__presence_arrive(&L->tx_here, cnow);
-    struct pollfd pf[OWN_POLL];
+    ripc__sock_watch pf[OWN_POLL];
     int n = 0, freed = 0;
     for (size_t i = 0; i < L->n; i++) {
         struct ripc_peer *q = L->peers[i];
@@ -167,18 +167,14 @@ static int own_tails(struct loop *L, struct ripc_peer *p, int own, uint64_t unti
             if (ripc__pace_late(&q->tail_pace, q->tail_charged, 1, L->tx_here.back))
                 tail_abandon(q);
             else if (n < OWN_POLL)
-                pf[n++] = (struct pollfd){.fd = q->sock, .events = POLLOUT};
+                pf[n++] = (ripc__sock_watch){.fd = q->sock, .events = RIPC_SOCK_OUT};
         }
         freed |= q->tail_charged < held;
         pthread_mutex_unlock(&q->send_mu);
     }
     if (!freed) {
-        int ms = (int)((end - now + 999999) / 1000000);
-        if (n == 0 || poll(pf, (nfds_t)n, ms) < 0) {
-            struct timespec ts = ripc__timespec_at(end);
-            while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
-            }
-        }
+        if (n == 0 || ripc__sock_wait_many(pf, n, end) < 0)
+            ripc__nap_until(end);
     }
     ripc__presence_leave(&L->tx_here, ripc__coarse_ns());
     if (!own) {
