@@ -379,7 +379,9 @@ int ripc__sockmode_after_dispatch(struct loop *L, struct ripc_peer *p)
     if (p->rx_blocked && atomic_load(&p->state) != P_ENDING && !ripc__rx_full(&p->rx))
         rx_unblock(L, p);
     size_t held = p->rx_blocked || !ripc__rx_partial(&p->rx) ? 0 : p->rx.charged;
-    uint64_t back = ripc__presence_back(&L->rx_here, ripc__coarse_ns());
+    /* Nothing held (the usual case): pace_late only resets, and the clock
+     * is not read. */
+    uint64_t back = held ? ripc__presence_back(&L->rx_here, ripc__coarse_ns()) : 0;
     if (ripc__pace_late(&p->rx_pace, held,
                         atomic_load_explicit(&s->rx_budget.waiters, memory_order_relaxed) != 0,
                         back) ||
