@@ -54,6 +54,14 @@ int ripc__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, uint64_t dead
 {
     if (deadline == RIPC_DEADLINE_NEVER)
         return pthread_cond_wait(cv, mu);
+#if defined(__APPLE__)
+    /* Relative to now: macOS has no monotonic absolute timed wait. */
+    uint64_t left = ripc__remaining_ns(deadline);
+    struct timespec rel = {.tv_sec = (time_t)(left / 1000000000u),
+                           .tv_nsec = (long)(left % 1000000000u)};
+    return pthread_cond_timedwait_relative_np(cv, mu, &rel);
+#else
     struct timespec ts = ripc__timespec_at(deadline);
     return pthread_cond_timedwait(cv, mu, &ts);
+#endif
 }

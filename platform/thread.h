@@ -10,7 +10,9 @@
  * pthread_mutex_clocklock, pthread_cond_clockwait, clock_nanosleep,
  * sched_getaffinity) or platform/sched_posix.c (the portable build and
  * other systems: trylock with naps, pthread_cond_timedwait on a
- * CLOCK_MONOTONIC condition variable, relative naps,
+ * CLOCK_MONOTONIC condition variable (macOS, which cannot set a condition
+ * variable's clock: pthread_cond_timedwait_relative_np; not built by CI),
+ * relative naps,
  * sysconf(_SC_NPROCESSORS_ONLN)).
  *
  * Plain pthread calls (mutexes, condition variables, create / join /
