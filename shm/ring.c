@@ -351,7 +351,8 @@ static inline int commit_publish(ripc_ring *r, size_t len, int sc)
         rec = ripc__rec_pack((uint32_t)(r->res_pad - RIPC_REC_HDR), RIPC_REC_PAD | RIPC_REC_VALID);
     }
     /* P1: publishes the record, release (seq_cst for commit_wake's Dekker
-     * pair); pairs with P2 in ripc_ring_peek. */
+     * pair, E3); pairs with P2 in ripc_ring_peek and E2 in
+     * ripc__ring_consumer_recheck. */
     if (sc)
         __atomic_store_n((uint64_t *)(r->data + off), rec, __ATOMIC_SEQ_CST);
     else
@@ -507,7 +508,24 @@ size_t ripc_ring_used(ripc_ring *r)
     return ahead <= r->capacity ? (size_t)ahead : 0; /* head lagging: 0 */
 }
 
-/* ---- eventcount (shm/ring_internal.h) ---- */
+/* ---- eventcount (shm/ring_internal.h) ----
+ *
+ * Two Dekker pairs on the wait line, each side a store then a load:
+ *
+ *   data   consumer: E1 store consumer_sleeping, E2 load the header slot
+ *          producer: E3 store the header slot (P1), E4 load the flag
+ *   space  producer: K1 store producer_sleeping, K2 load tail
+ *          consumer: K3 store tail (T1), K4 load the flag
+ *
+ * Each side puts a full fence between its store and its load (seq_cst
+ * operations, or a seq_cst fence), so at least one load sees the other
+ * side's store: the waker rings, or the sleeper does not sleep. With
+ * asymmetric fences (fastpub, fastspace) the waker's fence is a compiler
+ * barrier and the sleeper's ripc__remote_fence, between its store and its
+ * load, stands in for it (shm/fence.h). The waker's exchange of the flag
+ * to 0 lets only the first waker after an arm ring. A disarm is relaxed:
+ * a waker that still sees the flag rings once for nothing.
+ */
 
 int ripc__ring_readable(ripc_ring *r)
 {
@@ -546,12 +564,13 @@ int ripc__ring_fastpub(const ripc_ring *r)
 
 void ripc__ring_arm_consumer_flag(ripc_ring *r)
 {
+    /* E1: seq_cst, pairs with E4 in commit_wake */
     atomic_store_explicit(&r->hdr->wait.w.consumer_sleeping, RIPC_SLEEP_BELL, memory_order_seq_cst);
 }
 
 int ripc__ring_consumer_recheck(ripc_ring *r)
 {
-    /* seq_cst load of the header slot at our position, the word whose store
+    /* E2: seq_cst load of the header slot at our position, the word whose store
      * publishes the next record (commit_publish): pairs with that seq_cst
      * store in commit_wake, or (fastpub) with the remote fence the caller
      * issued after arming. Not head: head may lag what we already took, and
@@ -566,6 +585,8 @@ int ripc__ring_consumer_recheck(ripc_ring *r)
 
 int ripc__ring_arm_consumer_as(ripc_ring *r, uint32_t how)
 {
+    /* E1, as in ripc__ring_arm_consumer_flag; the remote fence stands
+     * between it and E2 when the producer publishes without a fence. */
     atomic_store_explicit(&r->hdr->wait.w.consumer_sleeping, how, memory_order_seq_cst);
     if (r->fastpub)
         ripc__remote_fence();
@@ -590,10 +611,12 @@ void ripc__ring_disarm_consumer(ripc_ring *r)
 int ripc__ring_arm_producer(ripc_ring *r, size_t len, uint32_t how)
 {
     struct ripc_ring_wait *w = &r->hdr->wait.w;
+    /* K1: seq_cst, pairs with K4 in space_wake */
     atomic_store_explicit(&w->producer_sleeping, how, memory_order_seq_cst);
     if (r->fastspace)
         ripc__remote_fence(); /* the consumer's space_wake has no fence */
-    /* Pairs with the fence in space_wake. */
+    /* K2: seq_cst, pairs with K3 (the tail store and the fence in
+     * space_wake). */
     uint64_t total = room_for(r, len, NULL);
     uint64_t tail = atomic_load_explicit(&r->hdr->cons.tail, memory_order_seq_cst);
     if (r->dead || r->capacity - (r->pos - tail) >= total) {
@@ -617,10 +640,10 @@ int ripc__ring_consumed(ripc_ring *r, uint64_t pos)
 int ripc__ring_arm_producer_pos(ripc_ring *r, uint64_t pos, uint32_t how)
 {
     struct ripc_ring_wait *w = &r->hdr->wait.w;
-    atomic_store_explicit(&w->producer_sleeping, how, memory_order_seq_cst);
+    atomic_store_explicit(&w->producer_sleeping, how, memory_order_seq_cst); /* K1 */
     if (r->fastspace)
         ripc__remote_fence();
-    /* Pairs with the fence in space_wake, as in arm_producer. */
+    /* K2: pairs with K3 in space_wake, as in arm_producer. */
     uint64_t tail = atomic_load_explicit(&r->hdr->cons.tail, memory_order_seq_cst);
     if (r->dead || (int64_t)(tail - pos) >= 0) {
         atomic_store_explicit(&w->producer_sleeping, 0, memory_order_relaxed);
@@ -654,9 +677,10 @@ uint32_t ripc__ring_commit_wake(ripc_ring *r, size_t len)
          * in our instruction stream. If it falls after our header store,
          * the consumer's re-check sees the header; if before, our flag
          * load, which comes after the header store, sees the flag. */
-        if (!commit_publish(r, len, 0))
+        if (!commit_publish(r, len, 0)) /* E3, release */
             return 0;
         atomic_signal_fence(memory_order_seq_cst);
+        /* E4: pairs with E1, through the consumer's remote fence */
         if (atomic_load_explicit(flag, memory_order_relaxed) == 0)
             return 0;
         return atomic_exchange_explicit(flag, 0, memory_order_acq_rel);
@@ -664,9 +688,10 @@ uint32_t ripc__ring_commit_wake(ripc_ring *r, size_t len)
     /* seq_cst header store (one locked instruction on x86): publishes the
      * record like the release store of ripc_ring_commit, and is ordered
      * before the seq_cst flag load in the single total order. */
-    if (!commit_publish(r, len, 1))
+    if (!commit_publish(r, len, 1)) /* E3, seq_cst */
         return 0;
-    /* Cheap look first: a flag that is clear costs no RMW. */
+    /* E4: seq_cst, pairs with E1 (arm_consumer). Cheap look first: a flag
+     * that is clear costs no RMW. */
     if (atomic_load_explicit(flag, memory_order_seq_cst) == 0)
         return 0;
     return atomic_exchange_explicit(flag, 0, memory_order_acq_rel);
@@ -674,15 +699,16 @@ uint32_t ripc__ring_commit_wake(ripc_ring *r, size_t len)
 
 uint32_t ripc__ring_space_wake(ripc_ring *r)
 {
-    /* Orders our earlier release stores of tail before the flag load
-     * (Dekker with arm_producer). With fastspace, the producer's remote
-     * fence plays that part (the argument of commit_wake, mirrored). */
+    /* K3: orders our earlier release stores of tail (T1) before the flag
+     * load K4 (Dekker with K1/K2 in arm_producer). With fastspace, the
+     * producer's remote fence plays that part (the argument of
+     * commit_wake, mirrored). */
     if (r->fastspace)
         atomic_signal_fence(memory_order_seq_cst);
     else
         atomic_thread_fence(memory_order_seq_cst);
     _Atomic uint32_t *flag = &r->hdr->wait.w.producer_sleeping;
-    if (atomic_load_explicit(flag, memory_order_relaxed) == 0)
+    if (atomic_load_explicit(flag, memory_order_relaxed) == 0) /* K4, after the fence */
         return 0;
     return atomic_exchange_explicit(flag, 0, memory_order_acq_rel);
 }

@@ -1,4 +1,7 @@
 /* SPDX-License-Identifier: MIT */
+/* Frames on a stream socket: see src/frames.h. One thread per ripc__rx and
+ * per ripc__frame_out at a time (their owners' locks or threads); only the
+ * budgets and the copy estimate are shared. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,7 +54,8 @@ int ripc__pace_late(ripc__pace *pc, size_t held, int others_wait, uint64_t back)
     return late;
 }
 
-/* What a buffer of cap bytes owes the budget: 0 or -ENOBUFS. */
+/* Settle what a buffer of cap bytes owes the budget (take more, or give
+ * back): 0, or -ENOBUFS with nothing changed. */
 static int rx_charge(ripc__rx *rx, size_t cap)
 {
     if (!rx->budget)
@@ -92,7 +96,9 @@ int ripc__rx_partial(const ripc__rx *rx)
     return rx->end > rx->start && !ripc__rx_ready(rx);
 }
 
-/* Make room for at least `want` more bytes after end (compact, then grow). */
+/* Make room for at least `want` more bytes after end (compact, then grow):
+ * 0, -ENOBUFS (the budget refused) or -ENOMEM, the buffer unchanged but
+ * perhaps compacted. */
 static int rx_room(ripc__rx *rx, size_t want)
 {
     if (rx->start > 0 && (rx->start == rx->end || rx->cap - rx->end < want)) {
@@ -235,6 +241,7 @@ uint64_t ripc__frame_copy_ns(size_t n)
     return (uint64_t)(n >> 10) * (per >> 10) + 1000;
 }
 
+/* memcpy in slices of COPY_SLICE, each long one timed into the estimate. */
 static void copy_measured(uint8_t *dst, const uint8_t *src, size_t n)
 {
     while (n) {

@@ -79,7 +79,8 @@ void ripc__rx_budget_give(ripc__rx_budget *b, size_t n);
 
 /*
  * Read what the socket has now, without blocking. Returns the bytes read
- * (> 0), 0 when nothing was there, -EPIPE at end of stream, -EPROTO when
+ * (> 0), 0 when nothing was there or the buffer is full of frames not yet
+ * taken, -EPIPE at end of stream, -EPROTO when
  * the peer attached descriptors (none belong on this stream), -ENOMEM or
  * another -errno. Moves buffered bytes: payload pointers from earlier
  * ripc__rx_next calls are invalid afterwards.
@@ -117,6 +118,8 @@ typedef struct ripc__frame_out {
  * from the copies ripc__frame_out_keep made (any thread). */
 uint64_t ripc__frame_copy_ns(size_t n);
 
+/* Start frame f, its payload the caller's (not copied: see
+ * ripc__frame_out_keep). Any earlier frame in o is forgotten, not freed. */
 void ripc__frame_out_begin(ripc__frame_out *o, const ripc__frame *f, const void *payload);
 /* Bytes of the frame not yet written (0: none, or all out). */
 static inline size_t ripc__frame_out_left(const ripc__frame_out *o)

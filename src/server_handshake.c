@@ -21,6 +21,8 @@
  * are read in between (the listener is level-triggered, it comes back). */
 #define ACCEPT_BATCH 64
 
+/* REJECT with code (a positive errno) and a reason, best effort: the
+ * caller drops p whatever happens here. Loop 0; leaves p's socket blocking. */
 static void send_reject(struct ripc_peer *p, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -72,21 +74,24 @@ static int token_equal(const char *want, size_t wl, const uint8_t *got, size_t g
     return diff == 0;
 }
 
+/* For the REJECT's text only. */
 static uint32_t own_uid(void)
 {
     return ripc__self_euid();
 }
 
 /* Handshake done: table, callbacks, then a loop (joined runs before any
- * handler). */
+ * handler). Loop 0. 0, or the insert's -errno with p still handshaking
+ * (the caller drops it). */
 static int peer_activate(struct loop *L, struct ripc_peer *p)
 {
     ripc_server *s = p->srv;
     int rc;
     ripc__poller_del(L->pl, p->sock);
     atomic_fetch_add(&p->refs, 1); /* the table's reference */
-    /* Active before the insert publishes p (T1 in tables_urcu.c): a sender
-     * that finds it may mark it broken, which only a joined peer can be. */
+    /* A1: active before the insert publishes p (T1 in tables_urcu.c): a
+     * sender that finds it may mark it broken, which only a joined peer can
+     * be. */
     atomic_store(&p->state, P_ACTIVE);
     if ((rc = ripc__peer_insert(s->t, p->id, p)) < 0) {
         atomic_store(&p->state, P_HANDSHAKE); /* nobody could find it */
@@ -120,7 +125,8 @@ static int send_welcome(struct ripc_peer *p, ripc__welcome *w, const int *fds, i
 }
 
 /* Socket mode for p: WELCOME without descriptors; every message will be a
- * frame on the control socket. */
+ * frame on the control socket. Loop 0. 0 (p active), or -errno: the caller
+ * drops p. */
 static int socket_welcome(struct loop *L, struct ripc_peer *p, uint64_t maxmsg, const char *why)
 {
     ripc_server *s = p->srv;
@@ -140,6 +146,7 @@ static int socket_welcome(struct loop *L, struct ripc_peer *p, uint64_t maxmsg, 
 
 /* ---- HELLO, step by step: each check sends its REJECT and returns <0 ---- */
 
+/* The worker's range of protocol versions must hold ours. */
 static int check_version(struct ripc_peer *p, const ripc__hello *h)
 {
     if (h->version_min > RIPC_PROTO_VERSION || h->version_max < RIPC_PROTO_VERSION) {
@@ -309,7 +316,8 @@ static int shm_doorbells(struct ripc_peer *p, const ripc__hello *h, size_t ring,
 }
 
 /* Shared memory for p, its segment made: rings, fences, sizes, doorbells,
- * then WELCOME with the descriptors the worker is to hold. */
+ * then WELCOME with the descriptors the worker is to hold. Loop 0. 0 (p
+ * active), or -errno: the caller drops p. */
 static int shm_welcome(struct loop *L, struct ripc_peer *p, const ripc__hello *h, size_t ring,
                        int wdb, uint64_t maxmsg)
 {
@@ -398,6 +406,8 @@ static int process_hello(struct loop *L, struct ripc_peer *p, const ripc__frame 
     return rc < 0 ? rc : shm_welcome(L, p, &h, ring, wdb, maxmsg);
 }
 
+/* A handshake ends without a join (bad HELLO, hang-up, deadline, evicted):
+ * its slot back, its socket out of loop 0's poller, p dropped. Loop 0. */
 static void hs_fail(struct loop *L, struct ripc_peer *p)
 {
     p->srv->n_hs--;

@@ -22,7 +22,8 @@
  * P_DEAD) and closing: docs/design.md, Threads and ownership. Atomic pairs
  * are labelled where they are used: C1/C2 and D1..D3 (close), Q1/Q2 (the
  * lookup's stop flag), R1/R2 (references), H1/H2 (hand-over), W1/W2
- * (senders waiting for room).
+ * (senders waiting for room), V1/V2 (p->watch), N1/N2 (budget waiters),
+ * A1 and Z1/Z2 (the peer's state, below).
  *
  * Contracts below name the calling thread: "the owning loop" is the thread
  * running the loop p->loop (or close, once no loop runs); "loop 0" is the
@@ -52,12 +53,25 @@ enum { EV_LISTEN = 1, EV_STOP, EV_SOCK, EV_BELL, EV_WAKE };
  *                loop drops it (-EPROTO) without draining
  *   P_DEAD       dropped: rings and socket gone, only references remain
  *
- * HANDSHAKE -> ACTIVE: loop 0, before the table insert (so that whoever
- * finds p there finds it active). ACTIVE -> ENDING: the owning loop (CAS,
- * ripc__peer_end). ACTIVE or ENDING -> BROKEN: any sender, send lock held
- * (CAS, ripc__peer_break): BROKEN wins over ENDING, never the reverse. Any
- * -> DEAD: ripc__peer_drop, send lock held (so no sender marks it broken
- * meanwhile, and the owning loop is the thread dropping it).
+ * Who moves it (every store and CAS seq_cst):
+ *
+ *   from            to         by                          how
+ *   HANDSHAKE       ACTIVE     loop 0, before the insert   store (A1)
+ *   ACTIVE          HANDSHAKE  loop 0, the insert failed   store (nobody found p)
+ *   ACTIVE          ENDING     the owning loop             CAS, ripc__peer_end
+ *   ACTIVE, ENDING  BROKEN     a sender (send lock held),  CAS, ripc__peer_break
+ *                              or the owning loop
+ *   any             DEAD       ripc__peer_drop: the owning store, send lock
+ *                              loop, or close (no loop     held (Z1)
+ *                              runs)
+ *
+ * BROKEN wins over ENDING, never the reverse (ripc__peer_end moves only
+ * from ACTIVE), and neither CAS moves a DEAD peer. A1: the table insert
+ * publishes p (T1 in tables_urcu.c), so whoever finds p there sees at
+ * least ACTIVE. Z1/Z2: senders load the state under the send lock (Z2), so
+ * one that sees anything but DEAD may touch the rings until it lets go.
+ * The owning loop reads ENDING and BROKEN without the lock: flags, no data
+ * rides on them; a sender's BROKEN comes with a ripc__loop_wake.
  */
 enum { P_HANDSHAKE = 0, P_ACTIVE, P_ENDING, P_BROKEN, P_DEAD };
 
@@ -204,9 +218,9 @@ struct ripc_server {
 };
 
 /* The loop this thread is inside (loop_round), or NULL: a sender on p's
- * own loop must not wait for that loop. Defined in server_loop.c; accessed
- * as the one static in server.c was (local-dynamic: never through another
- * module's TLS). */
+ * own loop must not wait for that loop. Defined in server_loop.c; hidden
+ * and local-dynamic, so that it is never resolved through another module's
+ * TLS. */
 extern _Thread_local struct loop *ripc__tls_loop
     __attribute__((visibility("hidden"), tls_model("local-dynamic")));
 
@@ -246,8 +260,9 @@ static inline void ripc__peer_unref(void *pp)
  * once no loop runs; no lock held. */
 void ripc__peer_drop(struct loop *L, struct ripc_peer *p, int reason);
 /* p's outbound channel is broken for good: flag it for the owning loop,
- * which alone may drop p (-EPROTO), and wake that loop. Any sender, send
- * lock held. */
+ * which alone may drop p (-EPROTO), and wake that loop. A sender with the
+ * send lock held, or the owning loop (which needs no lock: it is the thread
+ * that drops p). */
 void ripc__peer_break(struct ripc_peer *p);
 /* p's connection ended (reason: RIPC_LEFT_BYE or -errno): P_ENDING, so
  * that the owning loop drains its ring and then drops it with the reason.
@@ -305,12 +320,14 @@ int ripc__loop_run(ripc_server *s, unsigned threads);
 /* Wake L's thread from its poller wait. Any thread. */
 void ripc__loop_wake(struct loop *L);
 /* An active peer goes to the least loaded loop: adopted at once when that
- * is L, else handed over (L's thread, loop 0). p's adoption failing ends
- * it (the drop comes in L's next dispatch). */
+ * is L, else handed over (L's thread, loop 0). L failing to adopt p ends
+ * it (the drop comes in L's next dispatch); the loop it was handed to
+ * failing to adopt it ends it too, but leaves it on no loop's list: only
+ * close drops it then. */
 void ripc__loop_place(struct loop *L, struct ripc_peer *p);
 
 /* Take p off L: its list and its poller (socket and doorbell). L's own
- * thread, or close once no loop runs. */
+ * thread, or any thread while L's does not run (run's end, close). */
 void ripc__loop_forget(struct loop *L, struct ripc_peer *p);
 
 /* ---- server_sockmode.c ---- */

@@ -46,6 +46,7 @@ void ripc__loop_fini(struct loop *L)
     pthread_mutex_destroy(&L->in_mu);
 }
 
+/* Append p to a growing array of peers. 0 or -ENOMEM (the array as it was). */
 static int vec_push(struct ripc_peer ***v, size_t *n, size_t *cap, struct ripc_peer *p)
 {
     if (*n == *cap) {
@@ -60,15 +61,17 @@ static int vec_push(struct ripc_peer ***v, size_t *n, size_t *cap, struct ripc_p
     return 0;
 }
 
-/* Register an active peer with loop L (called by L's own thread, or while
- * no loop thread runs). */
+/* Register an active peer with loop L: its list, its count, p->loop, and
+ * its socket and doorbell in L's poller. L's own thread, or any thread
+ * while L's does not run (run's start and end). 0, or -errno with p on no list of L's
+ * (p->loop may be L already). */
 static int loop_adopt(struct loop *L, struct ripc_peer *p)
 {
     int rc = vec_push(&L->peers, &L->n, &L->cap, p);
     if (rc < 0)
         return rc;
     atomic_fetch_add(&L->count, 1);
-    /* Under the send lock: senders read p->loop there (tail_watch), and a
+    /* Under the send lock: senders read p->loop there (watch_set), and a
      * socket-mode send made before now (from `joined`, say) may have left
      * the rest of a frame, which this loop must then write (writability). */
     pthread_mutex_lock(&p->send_mu);
@@ -99,6 +102,9 @@ void ripc__loop_forget(struct loop *L, struct ripc_peer *p)
     ripc__poller_del(L->pl, p->ch.bell.wait_fd);
 }
 
+/* Adopt the peers handed over to L (ripc__loop_place); one that cannot be
+ * adopted ends (-ENOMEM), on no list. L's own thread, or run's end once L's
+ * thread is gone. */
 static void loop_take_incoming(struct loop *L)
 {
     pthread_mutex_lock(&L->in_mu);
@@ -114,6 +120,8 @@ static void loop_take_incoming(struct loop *L)
     pthread_mutex_unlock(&L->in_mu);
 }
 
+/* The running loop with the fewest peers (counts read without a lock: a
+ * hint, a race costs balance only). Loop 0's thread. */
 static struct loop *least_loaded(ripc_server *s)
 {
     struct loop *best = &s->loops[0];
@@ -197,6 +205,8 @@ __attribute__((noinline, cold)) static void unhandled(ripc_server *s, struct rip
     }
 }
 
+/* Call m's handler (the type's, else the catch-all of type 0), through L's
+ * cache while the handler table's generation holds (G2 in tables_urcu.c). */
 static void dispatch_one(struct loop *L, struct ripc_peer *p, ripc_msg *m)
 {
     ripc_server *s = L->s;
@@ -246,6 +256,9 @@ static int dispatch_frames(struct loop *L, struct ripc_peer *p, int *rc)
     return n;
 }
 
+/* Take the peers handed over, then up to BATCH messages from each peer of
+ * L, and drop the peers that are due (broken, late with budget, or ended
+ * and drained). L's thread. The count dispatched. */
 static int loop_dispatch(struct loop *L)
 {
     /* H2: acquire, pairs with H1 in ripc__loop_place */
@@ -515,6 +528,7 @@ int ripc__loop_poll(ripc_server *s, int timeout_ms)
     }
 }
 
+/* A loop's thread (and loop 0's in run): rounds until stop. */
 static void *loop_main(void *arg)
 {
     struct loop *L = arg;

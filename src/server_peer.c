@@ -64,6 +64,8 @@ void ripc__peer_free(struct ripc_peer *p)
     atomic_fetch_sub_explicit(&s->peer_structs, 1, memory_order_release);
 }
 
+/* Take p off the list of all peers (close's list), under all_mu. Whoever
+ * drops p, before its socket and segment go (cancel_waits relies on it). */
 static void all_unlink(ripc_server *s, struct ripc_peer *p)
 {
     pthread_mutex_lock(&s->all_mu);
@@ -87,6 +89,8 @@ void ripc__peer_drop(struct loop *L, struct ripc_peer *p, int reason)
     if (L)
         ripc__loop_forget(L, p);
     pthread_mutex_lock(&p->send_mu);
+    /* Z1: under the send lock; pairs with Z2, every sender's load of the
+     * state under that lock (server_internal.h, the state table). */
     atomic_store(&p->state, P_DEAD);
     pthread_cond_broadcast(&p->space_cv);
     pthread_mutex_unlock(&p->send_mu);
@@ -126,6 +130,7 @@ void ripc__peer_drop(struct loop *L, struct ripc_peer *p, int reason)
 void ripc__peer_break(struct ripc_peer *p)
 {
     int st = atomic_load(&p->state);
+    /* A CAS from ACTIVE or ENDING only: it never revives a DEAD peer. */
     while ((st == P_ACTIVE || st == P_ENDING) &&
            !atomic_compare_exchange_weak(&p->state, &st, P_BROKEN))
         ;

@@ -10,6 +10,8 @@
 
 #include "src/server_internal.h"
 
+/* p's send lock, waiting for it until deadline: 0, -EAGAIN when the
+ * deadline passed first (nothing was tried), or another -errno. */
 static int lock_send(struct ripc_peer *p, uint64_t deadline)
 {
     int rc = ripc__mutex_lock_until(&p->send_mu, deadline);
@@ -73,7 +75,8 @@ static int wait_space(struct ripc_peer *p, const ripc__waitfor *wf, uint64_t dea
         int ready = ripc__sock_wait_many(pf, 2, until);
         if (!own_loop) {
             pthread_mutex_lock(&p->send_mu);
-            if (atomic_load(&p->state) == P_DEAD) { /* dropped meanwhile: the rings are gone */
+            /* Z2: the lock is ours again; dropped meanwhile, the rings are gone */
+            if (atomic_load(&p->state) == P_DEAD) {
                 atomic_fetch_sub(&p->space_waiters, 1);
                 return -EPIPE;
             }
@@ -138,12 +141,14 @@ static int peer_lock(struct ripc_peer *p, int timeout_ms, uint64_t *deadline)
 }
 
 /* One message to p, its send lock held. Waits for room up to the deadline
- * (read from the clock on the first wait). */
+ * (read from the clock on the first wait; timeout 0: never waits, -EAGAIN).
+ * 0, -EPIPE (p dropped), -EPROTO (p broke the channel: flagged for its
+ * loop), or a wait's or the channel's -errno. */
 static int send_locked(struct ripc_peer *p, uint16_t type, uint8_t kind, uint64_t id,
                        const void *data, uint64_t len, int timeout_ms, uint64_t *deadline)
 {
     for (;;) {
-        if (atomic_load(&p->state) == P_DEAD)
+        if (atomic_load(&p->state) == P_DEAD) /* Z2: pairs with Z1 in ripc__peer_drop */
             return -EPIPE;
         if (p->xport == RIPC_XPORT_SOCKET) {
             if (*deadline == 0)
@@ -183,6 +188,8 @@ static int cut_by_close(struct ripc_peer *p, int rc)
                                                                                         : rc;
 }
 
+/* One message to p (which the caller holds a reference on): checks, the
+ * send lock, send_locked. Any thread, no lock held. */
 static int peer_send(struct ripc_peer *p, uint16_t type, uint8_t kind, uint64_t id,
                      const void *data, uint64_t len, int timeout_ms)
 {

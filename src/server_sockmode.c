@@ -40,6 +40,8 @@ enum { W_OUT = 1u, W_NOIN = 2u, W_FLAGS = 3u, W_GEN = 4u };
  */
 static void watch_set(struct ripc_peer *p, unsigned bit, int on)
 {
+    /* V1: seq_cst CAS, the wish and a new generation; pairs with V2 of
+     * whichever thread applies the wishes now. */
     unsigned w = atomic_load(&p->watch), nw;
     do
         nw = (((w & ~W_FLAGS) + W_GEN) & ~W_FLAGS) | ((on ? w | bit : w & ~bit) & W_FLAGS);
@@ -53,6 +55,9 @@ static void watch_set(struct ripc_peer *p, unsigned bit, int on)
         if (ripc__poller_mod(L->pl, p->sock, ev, &p->ev_sock) != 0) {
             /* not in the set any more (the connection ended): nothing to watch */
         }
+        /* V2: seq_cst, after the poller change; pairs with every V1. The
+         * same generation: the next V1 comes after this load, and the
+         * thread behind it applies again after our change. */
     } while (atomic_load(&p->watch) != w);
 }
 
@@ -110,6 +115,8 @@ static int tail_flush(struct ripc_peer *p)
  * does not read (ripc__pace_late)? A sender holding the lock is moving it. */
 static int tail_late(struct loop *L, struct ripc_peer *p)
 {
+    /* N2: relaxed, pairs with N1 (stream_take): a count, no data; a waiter
+     * not seen yet is judged for at the next period. */
     int wait = atomic_load_explicit(&p->srv->tx_budget.waiters, memory_order_relaxed) != 0;
     if (!wait || pthread_mutex_trylock(&p->send_mu) != 0)
         return 0;
@@ -234,6 +241,8 @@ static int stream_take(struct ripc_peer *p, int own, size_t charge, uint64_t dea
     while ((rc = tail_flush(p)) != 0 || (rc = ripc__rx_budget_take(b, charge)) != 0) {
         if (rc == -ENOBUFS && !waiting) {
             waiting = 1;
+            /* N1: seq_cst count of who waits for budget; pairs with N2 in
+             * tail_late. No wake-up: holders' loops look on a tick. */
             atomic_fetch_add(&b->waiters, 1);
         }
         if (rc == -ENOBUFS && ripc__tls_loop)
@@ -358,12 +367,13 @@ static void rx_block(struct loop *L, struct ripc_peer *p)
 {
     if (!p->rx_blocked) {
         p->rx_blocked = 1;
+        /* N1: as in stream_take; pairs with N2 in ripc__sockmode_after_dispatch */
         atomic_fetch_add(&L->s->rx_budget.waiters, 1);
         watch_set(p, W_NOIN, 1);
     }
 }
 
-/* The buffer has room again: read the socket. */
+/* The buffer has room again: read the socket. The owning loop, p blocked. */
 static void rx_unblock(struct loop *L, struct ripc_peer *p)
 {
     p->rx_blocked = 0;
@@ -382,6 +392,7 @@ int ripc__sockmode_after_dispatch(struct loop *L, struct ripc_peer *p)
     /* Nothing held (the usual case): pace_late only resets, and the clock
      * is not read. */
     uint64_t back = held ? ripc__presence_back(&L->rx_here, ripc__coarse_ns()) : 0;
+    /* N2: relaxed, pairs with N1 in rx_block, as in tail_late. */
     if (ripc__pace_late(&p->rx_pace, held,
                         atomic_load_explicit(&s->rx_budget.waiters, memory_order_relaxed) != 0,
                         back) ||
