@@ -105,6 +105,11 @@ unsigned ripc_server_peer_count(ripc_server *s)
     return s ? atomic_load(&s->npeers) : 0;
 }
 
+unsigned ripc_server_parked_count(ripc_server *s)
+{
+    return s ? atomic_load_explicit(&s->nparked, memory_order_relaxed) : 0;
+}
+
 uint64_t ripc_server_dropped(ripc_server *s)
 {
     return s ? atomic_load_explicit(&s->dropped, memory_order_relaxed) : 0;

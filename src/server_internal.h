@@ -124,6 +124,12 @@ struct ripc_peer {
     uint64_t hs_deadline; /* a HELLO not complete by then: dropped */
     /* all peers, for close */
     struct ripc_peer *all_prev, *all_next;
+    /* Its place in its loop's list, and whether it is parked there (the
+     * loop's active set, server_loop.c): the owning loop only. */
+    size_t slot;
+    int parked;
+    unsigned idle_sweeps; /* sweeps since it last had a message */
+    _Atomic int notice;   /* another thread wants the owning loop to look at it */
 };
 
 /*
@@ -164,8 +170,14 @@ struct loop {
     ripc__poller *pl;
     ripc__wake wake; /* new peers were handed over */
     struct evsrc ev_wake;
-    struct ripc_peer **peers; /* active peers this loop consumes: loop thread only */
-    size_t n, cap;
+    /* Peers this loop consumes (loop thread only): [0, nact) the active
+     * set, looked at every pass; [nact, n) parked: found empty for a while,
+     * their rings armed, brought back by their doorbell (server_loop.c). */
+    struct ripc_peer **peers;
+    size_t n, nact, cap;
+    uint64_t next_sweep; /* coarse clock: next look for peers to park */
+    unsigned busy_rounds; /* rounds that found messages, since the last look */
+    _Atomic int notice;   /* some peer's notice is set (ripc__loop_notice) */
     pthread_mutex_t in_mu; /* hand-over of new peers from loop 0 */
     struct ripc_peer **incoming;
     size_t nin, incap;
@@ -198,6 +210,7 @@ struct ripc_server {
     _Atomic uint32_t next_id;
     _Atomic int stopping;
     _Atomic unsigned npeers;
+    _Atomic unsigned nparked; /* peers parked in their loops (server_loop.c) */
     pthread_mutex_t all_mu;
     struct ripc_peer *all;
     struct evsrc ev_listen, ev_stop;
@@ -329,6 +342,10 @@ void ripc__loop_place(struct loop *L, struct ripc_peer *p);
 /* Take p off L: its list and its poller (socket and doorbell). L's own
  * thread, or any thread while L's does not run (run's end, close). */
 void ripc__loop_forget(struct loop *L, struct ripc_peer *p);
+/* The owning loop must look at p again (it may be parked, its ring armed):
+ * p broke, or someone else drained its doorbell. Any thread; p's own loop
+ * brings p back at once, another thread flags it and wakes the loop. */
+void ripc__loop_notice(struct ripc_peer *p);
 
 /* ---- server_sockmode.c ---- */
 

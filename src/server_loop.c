@@ -61,13 +61,111 @@ static int vec_push(struct ripc_peer ***v, size_t *n, size_t *cap, struct ripc_p
     return 0;
 }
 
-/* Register an active peer with loop L: its list, its count, p->loop, and
- * its socket and doorbell in L's poller. L's own thread, or any thread
- * while L's does not run (run's start and end). 0, or -errno with p on no list of L's
- * (p->loop may be L already). */
-static int loop_adopt(struct loop *L, struct ripc_peer *p)
+/* Must the owning loop drop p (-EPROTO)? Its outbound channel broke, or the
+ * worker cut its segment under our mapping (shm/fault_guard.h: the access
+ * that faulted completed on zeros, on whatever thread made it). */
+static int peer_broken(struct ripc_peer *p)
+{
+    return atomic_load(&p->state) == P_BROKEN || ripc__segment_faulted(&p->ch.seg);
+}
+
+/* Is a drop of p due (it ended, broke, or its segment faulted)? The owning
+ * loop, before it sleeps. */
+static int drop_due(struct ripc_peer *p)
+{
+    return atomic_load(&p->state) != P_ACTIVE || ripc__segment_faulted(&p->ch.seg);
+}
+
+/*
+ * The active set. A loop's list holds its active peers first, [0, nact),
+ * and its parked ones after them, [nact, n); each peer knows its slot. A
+ * pass (dispatch, spin) looks at the active set only, so its cost does not
+ * grow with idle workers. A shm peer whose ring stayed empty over
+ * PARK_SWEEPS sweeps (about a coarse tick each) is parked: its ring armed
+ * as for a sleep (flag, one remote fence for the whole sweep, re-check), and
+ * left armed. Its worker's next commit sees the flag and rings our
+ * doorbell; the poller reports it (EV_BELL) and the peer is back in the
+ * active set. A loop that stays busy looks at its poller every LOOK_ROUNDS
+ * busy rounds while peers are parked, so a parked worker's next message
+ * waits at most that long for a busy loop (a sleeping loop wakes at once).
+ * Socket-mode peers stay active: their frames arrive through the poller.
+ */
+#define PARK_SWEEPS 2
+#define LOOK_ROUNDS 256
+#define LOOK_SPINS  1024
+#define SWEEP_MS    5
+
+static void put(struct loop *L, size_t i, struct ripc_peer *p)
+{
+    L->peers[i] = p;
+    p->slot = i;
+}
+
+static void swap(struct loop *L, size_t i, size_t j)
+{
+    struct ripc_peer *a = L->peers[i];
+    put(L, i, L->peers[j]);
+    put(L, j, a);
+}
+
+/* Append p to L's active set. */
+static int list_add(struct loop *L, struct ripc_peer *p)
 {
     int rc = vec_push(&L->peers, &L->n, &L->cap, p);
+    if (rc < 0)
+        return rc;
+    put(L, L->n - 1, p);
+    swap(L, L->n - 1, L->nact++);
+    p->parked = 0;
+    p->idle_sweeps = 0;
+    return 0;
+}
+
+/* Take the peer at slot i off L's list, keeping the two parts apart. */
+static void list_del(struct loop *L, size_t i)
+{
+    size_t last = L->n - 1;
+    if (L->peers[i]->parked)
+        atomic_fetch_sub_explicit(&L->s->nparked, 1, memory_order_relaxed);
+    L->peers[i]->parked = 0;
+    if (i < L->nact) {
+        size_t la = --L->nact;
+        if (i != la)
+            put(L, i, L->peers[la]);
+        i = la; /* the hole is now the first parked slot */
+    }
+    if (i != last)
+        put(L, i, L->peers[last]);
+    L->n--;
+}
+
+static void park(struct loop *L, size_t i)
+{
+    atomic_fetch_add_explicit(&L->s->nparked, 1, memory_order_relaxed);
+    L->peers[i]->parked = 1;
+    swap(L, i, --L->nact);
+}
+
+/* p back in L's active set (no-op when it is there). Its flag goes down:
+ * the dispatch looks at its ring again, the worker need not ring. */
+static void readmit(struct loop *L, struct ripc_peer *p)
+{
+    if (!p->parked || p->loop != L)
+        return;
+    atomic_fetch_sub_explicit(&L->s->nparked, 1, memory_order_relaxed);
+    p->parked = 0;
+    p->idle_sweeps = 0;
+    swap(L, p->slot, L->nact++);
+    ripc__ring_disarm_consumer(p->ch.rx);
+}
+
+/* Register an active peer with loop L: its list (active set), its count,
+ * p->loop, and its socket and doorbell in L's poller. L's own thread, or any
+ * thread while L's does not run (run's start and end). 0, or -errno with p
+ * on no list of L's (p->loop may be L already). */
+static int loop_adopt(struct loop *L, struct ripc_peer *p)
+{
+    int rc = list_add(L, p);
     if (rc < 0)
         return rc;
     atomic_fetch_add(&L->count, 1);
@@ -83,7 +181,7 @@ static int loop_adopt(struct loop *L, struct ripc_peer *p)
     if (rc < 0 || (p->ch.bell.wait_fd >= 0 &&
                    (rc = ripc__loop_watch(L, p->ch.bell.wait_fd, &p->ev_bell)) < 0)) {
         ripc__poller_del(L->pl, p->sock);
-        L->n--;
+        list_del(L, p->slot);
         atomic_fetch_sub(&L->count, 1);
         return rc;
     }
@@ -92,14 +190,45 @@ static int loop_adopt(struct loop *L, struct ripc_peer *p)
 
 void ripc__loop_forget(struct loop *L, struct ripc_peer *p)
 {
-    for (size_t i = 0; i < L->n; i++)
-        if (L->peers[i] == p) {
-            L->peers[i] = L->peers[--L->n];
-            atomic_fetch_sub(&L->count, 1);
-            break;
-        }
+    if (p->slot < L->n && L->peers[p->slot] == p) {
+        list_del(L, p->slot);
+        atomic_fetch_sub(&L->count, 1);
+    }
     ripc__poller_del(L->pl, p->sock);
     ripc__poller_del(L->pl, p->ch.bell.wait_fd);
+}
+
+void ripc__loop_notice(struct ripc_peer *p)
+{
+    struct loop *L = p->loop;
+    if (!L)
+        return;
+    if (ripc__tls_loop == L) {
+        readmit(L, p);
+        return;
+    }
+    /* N1: seq_cst, both; pair with N2 in take_notices: the loop that clears
+     * L's flag then finds p's. The wake covers a loop about to sleep. */
+    atomic_store(&p->notice, 1);
+    atomic_store(&L->notice, 1);
+    ripc__loop_wake(L);
+}
+
+/* Bring back the parked peers someone asked us to look at, and those whose
+ * drop is due. Rare (a break, a doorbell drained by a sender): one walk of
+ * the parked peers. */
+static void take_notices(struct loop *L)
+{
+    /* N2: seq_cst, pairs with N1 in ripc__loop_notice */
+    if (!atomic_load_explicit(&L->notice, memory_order_relaxed) || !atomic_exchange(&L->notice, 0))
+        return;
+    /* A peer brought back trades slots with the first parked one, which
+     * was looked at already: [nact, i) stays "looked at, still parked". */
+    for (size_t i = L->nact; i < L->n; i++) {
+        struct ripc_peer *p = L->peers[i];
+        if (atomic_exchange(&p->notice, 0) || drop_due(p))
+            readmit(L, p);
+    }
 }
 
 /* Adopt the peers handed over to L (ripc__loop_place); one that cannot be
@@ -143,8 +272,9 @@ void ripc__loop_place(struct loop *L, struct ripc_peer *p)
         int rc = loop_adopt(L, p);
         if (rc < 0) {
             ripc__peer_end(p, rc);
-            vec_push(&L->peers, &L->n, &L->cap, p); /* so the drop finds it */
             p->loop = L;
+            if (list_add(L, p) < 0) /* so the drop finds it */
+                ripc__peer_drop(NULL, p, rc);
         }
         return;
     }
@@ -157,21 +287,6 @@ void ripc__loop_place(struct loop *L, struct ripc_peer *p)
     pthread_mutex_unlock(&T->in_mu);
     /* Wake T: it has not armed this peer's ring yet. */
     ripc__loop_wake(T);
-}
-
-/* Must the owning loop drop p (-EPROTO)? Its outbound channel broke, or the
- * worker cut its segment under our mapping (shm/fault_guard.h: the access
- * that faulted completed on zeros, on whatever thread made it). */
-static int peer_broken(struct ripc_peer *p)
-{
-    return atomic_load(&p->state) == P_BROKEN || ripc__segment_faulted(&p->ch.seg);
-}
-
-/* Is a drop of p due (it ended, broke, or its segment faulted)? The owning
- * loop, before it sleeps. */
-static int drop_due(struct ripc_peer *p)
-{
-    return atomic_load(&p->state) != P_ACTIVE || ripc__segment_faulted(&p->ch.seg);
 }
 
 /* An active shm peer's control socket is readable: large-message frames,
@@ -256,16 +371,16 @@ static int dispatch_frames(struct loop *L, struct ripc_peer *p, int *rc)
     return n;
 }
 
-/* Take the peers handed over, then up to BATCH messages from each peer of
- * L, and drop the peers that are due (broken, late with budget, or ended
- * and drained). L's thread. The count dispatched. */
+/* Take the peers handed over, then up to BATCH messages from each active
+ * peer of L, and drop the peers that are due (broken, late with budget, or
+ * ended and drained). L's thread. The count dispatched. */
 static int loop_dispatch(struct loop *L)
 {
     /* H2: acquire, pairs with H1 in ripc__loop_place */
     if (atomic_load_explicit(&L->has_incoming, memory_order_acquire))
         loop_take_incoming(L);
     int total = 0;
-    for (size_t i = 0; i < L->n; i++) {
+    for (size_t i = 0; i < L->nact; i++) {
         struct ripc_peer *p = L->peers[i];
         int n = 0, rc = 0;
         if (p->xport == RIPC_XPORT_SOCKET) {
@@ -295,6 +410,7 @@ static int loop_dispatch(struct loop *L)
         if (n) {
             ripc__ring_publish_tail(p->ch.rx);
             ripc__chan_space_wake(&p->ch);
+            p->idle_sweeps = 0;
         }
     after:
         total += n;
@@ -309,18 +425,59 @@ static int loop_dispatch(struct loop *L)
     return total;
 }
 
+/* Park the active shm peers whose rings stayed empty over PARK_SWEEPS
+ * sweeps: arm each, one remote fence for all of them, re-check each; one
+ * with data (or a faulted segment) stays active. Once per coarse tick at
+ * most; the cost is the active set's, once. */
+static void loop_sweep(struct loop *L)
+{
+    uint64_t now = ripc__coarse_ns();
+    if (now < L->next_sweep)
+        return;
+    L->next_sweep = now + 1000000u;
+    int cand = 0, remote = 0;
+    for (size_t i = 0; i < L->nact; i++) {
+        struct ripc_peer *p = L->peers[i];
+        if (p->xport != RIPC_XPORT_SHM || ++p->idle_sweeps < PARK_SWEEPS || drop_due(p))
+            continue;
+        ripc__ring_arm_consumer_flag(p->ch.rx);
+        remote |= ripc__ring_fastpub(p->ch.rx);
+        p->parked = -1; /* armed, to be re-checked */
+        cand = 1;
+    }
+    if (!cand)
+        return;
+    if (remote)
+        ripc__remote_fence();
+    /* Downwards: a peer parked trades slots with the last active one,
+     * which was re-checked already. */
+    for (size_t i = L->nact; i-- > 0;) {
+        struct ripc_peer *p = L->peers[i];
+        if (p->parked != -1)
+            continue;
+        p->parked = 0;
+        if (ripc__ring_consumer_recheck(p->ch.rx) || ripc__segment_faulted(&p->ch.seg))
+            p->idle_sweeps = 0; /* data came (flag cleared), or arming faulted */
+        else
+            park(L, i);
+    }
+}
+
 /* Arm every ring, sleep in the poller, handle what woke us. */
 static void loop_wait(struct loop *L, int timeout_ms)
 {
-    /* Before sleeping: arm every ring, one remote fence for all of them if
+    take_notices(L);
+    loop_sweep(L);
+    /* Before sleeping: arm every active ring (parked ones are), one remote fence for all of them if
      * any uses asymmetric fences, then look at each once more. A look
      * without sleeping (timeout 0) needs no arming. */
     size_t armed = 0;
+    int unparked = 0; /* a shm ring was armed here: its peer is not parked yet */
     int sleep_ok = !L->rx_retry, rx_tick = 0;
     L->rx_retry = 0;
     if (timeout_ms != 0) {
         int remote = 0;
-        for (; armed < L->n && sleep_ok; armed++) {
+        for (; armed < L->nact && sleep_ok; armed++) {
             struct ripc_peer *p = L->peers[armed];
             if (drop_due(p)) {
                 sleep_ok = 0; /* a drop is due */
@@ -340,6 +497,7 @@ static void loop_wait(struct loop *L, int timeout_ms)
             }
             ripc__ring_arm_consumer_flag(p->ch.rx);
             remote |= ripc__ring_fastpub(p->ch.rx);
+            unparked = 1;
         }
         if (sleep_ok && remote)
             ripc__remote_fence();
@@ -357,6 +515,10 @@ static void loop_wait(struct loop *L, int timeout_ms)
         if (((L->idx == 0 && (sv->n_hs || sv->listen_paused)) || rx_tick) &&
             (timeout_ms < 0 || timeout_ms > RX_RETRY_MS))
             timeout_ms = RX_RETRY_MS; /* handshake deadlines, paused listener, memory */
+        /* Active rings not parked yet: wake for the sweeps that park them
+         * (PARK_SWEEPS of them at most), then sleep for as long as asked. */
+        if (unparked && (timeout_ms < 0 || timeout_ms > SWEEP_MS))
+            timeout_ms = SWEEP_MS;
         /* The loop watches its sockets again (and stops when the wait
          * ends): a worker is not blamed for its absence (ripc__pace_late). */
         uint64_t cnow = ripc__coarse_ns();
@@ -384,6 +546,7 @@ static void loop_wait(struct loop *L, int timeout_ms)
                 if (st == P_HANDSHAKE)
                     ripc__handshake_readable(L, e->p);
                 else if (st == P_ACTIVE || st == P_BROKEN) {
+                    readmit(L, e->p);
                     if (e->p->xport != RIPC_XPORT_SOCKET)
                         active_readable(e->p);
                     else {
@@ -396,6 +559,7 @@ static void loop_wait(struct loop *L, int timeout_ms)
                 break;
             }
             case EV_BELL: {
+                readmit(L, e->p); /* data, most likely: its worker saw the flag */
                 /* End of stream: the worker closed its end of our doorbell
                  * (it cannot wake us any more; its socket says when it is
                  * gone). Stop watching it, or the poller reports it forever. */
@@ -416,8 +580,11 @@ static void loop_wait(struct loop *L, int timeout_ms)
             }
         }
         ripc__handshake_sweep(L);
+        take_notices(L);
     }
-    for (size_t i = 0; i < armed && i < L->n; i++)
+    /* [0, nact) holds active peers only, whatever moved meanwhile: a
+     * parked ring keeps its flag. */
+    for (size_t i = 0; i < armed && i < L->nact; i++)
         if (L->peers[i]->xport == RIPC_XPORT_SHM)
             ripc__ring_disarm_consumer(L->peers[i]->ch.rx);
 }
@@ -427,13 +594,14 @@ static void loop_wait(struct loop *L, int timeout_ms)
  * sleeping (accept, handshakes, BYE; a caller with its own event loop only
  * ever polls with 0), and when that yields nothing either, return with every
  * ring armed, so that the next commit rings our doorbell and
- * ripc_server_fd() turns readable (like ripc_client_recv(c, m, 0)).
+ * ripc_server_fd() turns readable (like ripc_client_recv(c, m, 0)); parked
+ * rings are armed already.
  */
 static int poll_nowait(struct loop *L)
 {
     loop_wait(L, 0);
     int n = loop_dispatch(L);
-    for (size_t i = 0; n == 0 && i < L->n; i++) {
+    for (size_t i = 0; n == 0 && i < L->nact; i++) {
         struct ripc_peer *p = L->peers[i];
         int ready = p->xport == RIPC_XPORT_SOCKET ? ripc__rx_ready(&p->rx)
                                                   : ripc__ring_arm_consumer(p->ch.rx);
@@ -453,10 +621,12 @@ static int loop_round(struct loop *L, int timeout_ms)
     int n = loop_dispatch(L);
     if (n > 0) {
         /* Busy: still look at the sockets (joins, goodbyes, dead workers,
-         * handshake deadlines) about once a millisecond. */
+         * handshake deadlines) about once a millisecond, and at the parked
+         * peers' doorbells every LOOK_ROUNDS busy rounds. */
         uint64_t now = ripc__coarse_ns(); /* every round: the cheap clock */
-        if (now >= L->next_look) {
+        if (now >= L->next_look || (L->nact < L->n && ++L->busy_rounds >= LOOK_ROUNDS)) {
             L->next_look = now + 1000000u;
+            L->busy_rounds = 0;
             loop_wait(L, 0);
         }
         goto out;
@@ -466,8 +636,11 @@ static int loop_round(struct loop *L, int timeout_ms)
         goto out;
     }
     ripc_server *s = L->s;
+    /* Adaptive spins for active peers only (a parked one rings); spin mode
+     * spins whenever it has peers, looking at its poller for parked ones. */
+    size_t spinners = s->opt.wait == RIPC_WAIT_SPIN ? L->n : L->nact;
     int spin = 0;
-    for (size_t k = 0; k < L->n && !spin; k++)
+    for (size_t k = 0; k < spinners && !spin; k++)
         spin = L->peers[k]->ch.spin_us > 0;
     if (s->opt.wait != RIPC_WAIT_BLOCK && spin) {
         /* The clock is first read after 64 looks: a request that lands
@@ -478,11 +651,17 @@ static int loop_round(struct loop *L, int timeout_ms)
         for (unsigned i = 1;; i++) {
             ripc__cpu_relax();
             int any = 0;
-            for (size_t k = 0; k < L->n && !any; k++)
+            for (size_t k = 0; k < L->nact && !any; k++)
                 any =
                     L->peers[k]->xport == RIPC_XPORT_SHM && ripc__ring_readable(L->peers[k]->ch.rx);
             if (any) {
                 n = loop_dispatch(L);
+                /* A request loop's rounds mostly find their message here:
+                 * they count as busy ones for the parked peers' look. */
+                if (L->nact < L->n && ++L->busy_rounds >= LOOK_ROUNDS) {
+                    L->busy_rounds = 0;
+                    loop_wait(L, 0);
+                }
                 goto out;
             }
             if ((i & 63) == 0) {
@@ -493,6 +672,11 @@ static int loop_round(struct loop *L, int timeout_ms)
                     end = now + budget;
                 else if (now >= end)
                     break;
+                if ((i & (LOOK_SPINS - 1)) == 0 && L->nact < L->n) {
+                    loop_wait(L, 0); /* a parked worker's doorbell */
+                    if ((n = loop_dispatch(L)) > 0)
+                        goto out;
+                }
             }
         }
         if (s->opt.wait == RIPC_WAIT_SPIN)

@@ -134,8 +134,7 @@ void ripc__peer_break(struct ripc_peer *p)
     while ((st == P_ACTIVE || st == P_ENDING) &&
            !atomic_compare_exchange_weak(&p->state, &st, P_BROKEN))
         ;
-    if (p->loop)
-        ripc__loop_wake(p->loop);
+    ripc__loop_notice(p); /* it may be parked: nobody would look at it */
 }
 
 void ripc__peer_end(struct ripc_peer *p, int reason)

@@ -94,10 +94,10 @@ static int wait_space(struct ripc_peer *p, const ripc__waitfor *wf, uint64_t dea
                         atomic_fetch_sub(&p->space_waiters, 1);
                     return -EPIPE;
                 }
-                /* The bell may also have announced data to a program that
-                 * polls ripc_server_fd(): we took that from it, give it back. */
-                if (!own_loop && p->loop)
-                    ripc__loop_wake(p->loop);
+                /* The bell may also have announced data (p parked, or a
+                 * program that polls ripc_server_fd()): we took that from
+                 * its loop, give it back. */
+                ripc__loop_notice(p);
             }
             if (pf[1].ready && !ripc__sock_alive(p->sock)) {
                 ripc__chan_disarm_space(&p->ch);
