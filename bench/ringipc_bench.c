@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "bench.h"
+#include "workers.h"
 
 #define MAX_SIZES         8
 #define MAX_ROWS          256
@@ -172,28 +173,28 @@ static void usage(FILE *f)
             "  --large SIZE     one-way rows for the large-message path at SIZE (default\n"
             "                   16M; 0: none)\n"
             "  --json FILE, --csv FILE   also write the results there\n"
-            "  --plot FILE.png  draw latency and throughput per size (needs gnuplot)\n",
+            "  --plot FILE.png  draw latency and throughput per size (needs gnuplot)\n"
+            "  --workers LIST   instead: one master with many workers, e.g. 0,1,8,64,256,1000\n"
+            "                   (idle + 1 busy: round trip; 1..256 all sending: msgs/s;\n"
+            "                   run(1) and run(2); master CPU; --only idle: the first)\n",
             MAX_REPS, DEFAULT_BUDGET_MS);
 }
 
 int main(int argc, char **argv)
 {
-    static const struct option lo[] = {{"quick", no_argument, NULL, 'q'},
-                                       {"repeat", required_argument, NULL, 'r'},
-                                       {"size", required_argument, NULL, 's'},
-                                       {"only", required_argument, NULL, 'o'},
-                                       {"time", required_argument, NULL, 't'},
-                                       {"json", required_argument, NULL, 'j'},
-                                       {"csv", required_argument, NULL, 'c'},
-                                       {"plot", required_argument, NULL, 'p'},
-                                       {"large", required_argument, NULL, 'L'},
-                                       {"help", no_argument, NULL, 'h'},
-                                       {0, 0, 0, 0}};
+    static const struct option lo[] = {
+        {"quick", no_argument, NULL, 'q'},       {"repeat", required_argument, NULL, 'r'},
+        {"size", required_argument, NULL, 's'},  {"only", required_argument, NULL, 'o'},
+        {"time", required_argument, NULL, 't'},  {"json", required_argument, NULL, 'j'},
+        {"csv", required_argument, NULL, 'c'},   {"plot", required_argument, NULL, 'p'},
+        {"large", required_argument, NULL, 'L'}, {"workers", required_argument, NULL, 'w'},
+        {"help", no_argument, NULL, 'h'},        {0, 0, 0, 0}};
     size_t sizes[MAX_SIZES] = {64, 1024, 65536, 1 << 20};
     size_t large = (size_t)16 << 20;
     int nsizes = 4, user_sizes = 0, reps = 3, quick = 0, ch;
     double budget_s = DEFAULT_BUDGET_MS / 1e3;
     const char *only = NULL, *json = NULL, *csv = NULL, *plot = NULL;
+    int wcounts[16], nw = 0;
 
     while ((ch = getopt_long(argc, argv, "qr:s:o:t:h", lo, NULL)) != -1) {
         switch (ch) {
@@ -246,6 +247,18 @@ int main(int argc, char **argv)
         case 'p':
             plot = optarg;
             break;
+        case 'w':
+            for (const char *p = optarg; *p && nw < 16;) {
+                char *e;
+                long v = strtol(p, &e, 10);
+                if (e == p || v < 0 || v > 4096 || (*e && *e != ',')) {
+                    fprintf(stderr, "ringipc-bench: bad --workers %s\n", optarg);
+                    return 2;
+                }
+                wcounts[nw++] = (int)v;
+                p = *e ? e + 1 : e;
+            }
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -256,6 +269,8 @@ int main(int argc, char **argv)
     }
     if (quick)
         budget_s /= 5;
+    if (nw)
+        return workers_main(wcounts, nw, reps, budget_s, !only || strcmp(only, "idle") != 0);
 
     /* The driver waits for its children with sigtimedwait(SIGCHLD). */
     sigset_t chld;
