@@ -57,6 +57,8 @@
 #ifndef RIPC_SOCKETS_CLOSER_H
 #define RIPC_SOCKETS_CLOSER_H
 
+#include <stdint.h>
+
 /* Closer threads at most, per process. */
 #define RIPC_CLOSER_THREADS 4
 /* Descriptors handed over and not yet closed at which
@@ -96,5 +98,13 @@ void ripc__fd_close(int fd);
  * when the table is full so that one more can be had for a moment: the
  * descriptor, or -errno. */
 int ripc__fd_reserve(void);
+
+/* The descriptor limit (RLIMIT_NOFILE): a master holds 3 descriptors per
+ * worker, and the usual soft limit of 1024 would stop it near 340 workers.
+ * Raise the soft limit to the hard one (once per process), unless the
+ * environment says RIPC_NOFILE=keep. 0, or -errno. */
+int ripc__fd_limit_raise(void);
+/* The soft limit now (0: none known, or unlimited). */
+uint64_t ripc__fd_limit(void);
 
 #endif /* RIPC_SOCKETS_CLOSER_H */

@@ -8,6 +8,8 @@
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -159,6 +161,28 @@ void ripc__fd_close(int fd)
 {
     if (fd >= 0)
         (void)close(fd);
+}
+
+int ripc__fd_limit_raise(void)
+{
+    const char *keep = getenv("RIPC_NOFILE");
+    if (keep && strcmp(keep, "keep") == 0)
+        return 0;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return -errno;
+    if (rl.rlim_cur == rl.rlim_max)
+        return 0;
+    rl.rlim_cur = rl.rlim_max;
+    return setrlimit(RLIMIT_NOFILE, &rl) == 0 ? 0 : -errno;
+}
+
+uint64_t ripc__fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        return 0;
+    return (uint64_t)rl.rlim_cur;
 }
 
 int ripc__fd_reserve(void)

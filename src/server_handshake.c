@@ -540,7 +540,10 @@ static int refuse_one(ripc_server *s)
     int rc = ripc__sock_accept(s->lfd, &fd);
     if (rc == 0) {
         struct ripc_peer tmp = {.sock = (int)fd};
-        send_reject(&tmp, EMFILE, "master out of descriptors (%s)", ripc_strerror(-EMFILE));
+        send_reject(&tmp, EMFILE,
+                    "master out of descriptors: its limit of %llu open files (RLIMIT_NOFILE) "
+                    "is reached",
+                    (unsigned long long)ripc__fd_limit());
         /* Read what the worker sent first: closing a TCP socket with
          * unread bytes resets it, and the worker could lose the REJECT.
          * Shut for reading too: a unix worker can queue nothing (no

@@ -125,7 +125,7 @@ static pid_t spawn(int (*fn)(void *), void *arg)
     assert_true(pid >= 0);
     if (pid == 0) {
         int rc = fn(arg); /* never touches the inherited server */
-        fflush(stdout); /* what it printed, also when stdout is a pipe */
+        fflush(stdout);   /* what it printed, also when stdout is a pipe */
         _exit(rc);
     }
     return pid;
@@ -770,6 +770,11 @@ static void test_limits_out_of_descriptors(void **state)
             fail_msg("worker %d refused without the reason: %s", i, FR->why[i]);
     }
     printf("%d workers joined, %d refused with the reason\n", ok, refused);
+    int named = 0;
+    for (int i = 0; i < FD_WORKERS; i++)
+        named += FR->rc[i] != 0 && strstr(FR->why[i], "RLIMIT_NOFILE") != NULL;
+    if (named == 0)
+        fail_msg("no refused worker was told which limit was reached");
     assert_true(ok > 0);
     assert_true(refused > 0);
     /* At the limit with nothing to do: no spinning. */
@@ -832,6 +837,46 @@ static void test_limits_evict_none_when_one_finishes(void **state)
     close_master();
 }
 
+/* ---- (5) ripc_server_open raises the soft descriptor limit ---- */
+
+/* In a child: soft limit lowered to 256, a server opened; the soft limit
+ * is then the hard one, or stays 256 with RIPC_NOFILE=keep. 0 when so. */
+static int nofile_child(void *arg)
+{
+    int keep = (int)(intptr_t)arg;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_max <= 256)
+        return 77;
+    rl.rlim_cur = 256;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 77;
+    if (keep)
+        setenv("RIPC_NOFILE", "keep", 1);
+    ripc_server *s;
+    if (ripc_server_open(&s, fresh_unix_url(), NULL) != 0)
+        return 2;
+    struct rlimit now;
+    getrlimit(RLIMIT_NOFILE, &now);
+    ripc_server_close(s);
+    printf("soft limit after open%s: %llu (hard %llu)\n", keep ? " (RIPC_NOFILE=keep)" : "",
+           (unsigned long long)now.rlim_cur, (unsigned long long)now.rlim_max);
+    return now.rlim_cur == (keep ? 256 : rl.rlim_max) ? 0 : 1;
+}
+
+static void test_limits_open_raises_nofile(void **state)
+{
+    (void)state;
+    for (int keep = 0; keep < 2; keep++) {
+        pid_t pid = spawn(nofile_child, (void *)(intptr_t)keep);
+        int st;
+        assert_int_equal(waitpid(pid, &st, 0), pid);
+        assert_true(WIFEXITED(st));
+        if (WEXITSTATUS(st) == 77)
+            skip();
+        assert_int_equal(WEXITSTATUS(st), 0);
+    }
+}
+
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -846,6 +891,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_limits_deaf_socket_peers),
         cmocka_unit_test(test_limits_trickling_socket_peers),
         cmocka_unit_test(test_limits_out_of_descriptors),
+        cmocka_unit_test(test_limits_open_raises_nofile),
     };
     static char filter[128];
     if (argc > 1) {
