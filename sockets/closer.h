@@ -100,7 +100,7 @@ void ripc__fd_close(int fd);
 int ripc__fd_reserve(void);
 
 /* The descriptor limit (RLIMIT_NOFILE): a master holds 3 descriptors per
- * worker, and the usual soft limit of 1024 would stop it near 340 workers.
+ * worker, and the usual soft limit of 1024 stops it after a few hundred.
  * Raise the soft limit to the hard one (once per process), unless the
  * environment says RIPC_NOFILE=keep. 0, or -errno. */
 int ripc__fd_limit_raise(void);

@@ -140,8 +140,8 @@ int ripc_server_open_ex(ripc_server **out, const char *url, const ripc_options *
         s->opt.connect_timeout_ms = RIPC_DEFAULT_CONNECT_MS;
     pthread_mutex_init(&s->all_mu, NULL);
     atomic_init(&s->next_id, 1);
-    /* 3 descriptors per worker: the usual soft limit would stop us near
-     * 340 (RIPC_NOFILE=keep leaves it as it is: README). */
+    /* 3 descriptors per worker: the usual soft limit (1024) would stop us
+     * after a few hundred (RIPC_NOFILE=keep leaves it as it is: README). */
     (void)ripc__fd_limit_raise();
     s->spare_fd = ripc__fd_reserve();
     s->ev_listen = (struct evsrc){EV_LISTEN, NULL};
