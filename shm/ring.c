@@ -377,6 +377,11 @@ void ripc_ring_commit(ripc_ring *r, size_t len)
     (void)commit_publish(r, len, 0);
 }
 
+void ripc__ring_abandon(ripc_ring *r)
+{
+    r->reserved = 0;
+}
+
 int ripc_ring_push(ripc_ring *r, const void *buf, size_t len)
 {
     void *dst;

@@ -77,6 +77,10 @@ int ripc__ring_reserve_urgent(ripc_ring *r, size_t len, void **buf);
  * the consumer's sleep flag when it was asleep (RIPC_SLEEP_*: the caller
  * must wake it so), else 0. */
 uint32_t ripc__ring_commit_wake(ripc_ring *r, size_t len);
+/* Producer: drop the open reservation unpublished (a loan abandoned, or one
+ * whose commit failed). Nothing was stored in the ring: the slot at our
+ * position still holds 0, so the consumer never sees the bytes written. */
+void ripc__ring_abandon(ripc_ring *r);
 /* Consumer: after one or more releases, the producer's sleep flag when it
  * was asleep waiting for space (wake it so), else 0. */
 uint32_t ripc__ring_space_wake(ripc_ring *r);

@@ -91,10 +91,18 @@ static inline void wake_peer(ripc__chan *ch, uint32_t how)
         ripc__doorbell_ring(&ch->peer_bell);
 }
 
-/* A large message: marker in the ring, payload in a memfd, in the order
- * src/large.h gives. Producer; returns as ripc__chan_try_send. */
-static int try_send_large(ripc__chan *ch, uint16_t type, uint8_t kind, uint64_t id,
-                          const void *data, uint64_t len, ripc__waitfor *w)
+/* Publish the record reserved in tx (rec_len bytes) and wake the peer if
+ * it sleeps. */
+static inline void publish(ripc__chan *ch, size_t rec_len)
+{
+    uint32_t how = ripc__ring_commit_wake(ch->tx, rec_len);
+    if (how)
+        wake_peer(ch, how);
+}
+
+/* A large loan: a buffer from the pool, and its marker record in the ring
+ * (steps 1 and 2 of src/large.h). Returns as ripc__chan_reserve. */
+static int reserve_large(ripc__chan *ch, uint64_t len, ripc__loan *l, void **buf, ripc__waitfor *w)
 {
     ripc__large_buf *b;
     int rc = ripc__large_get(&ch->lg, ch->tx, len, &b, &w->arg);
@@ -102,25 +110,87 @@ static int try_send_large(ripc__chan *ch, uint16_t type, uint8_t kind, uint64_t 
         w->what = RIPC_CHAN_CONSUMED;
     if (rc < 0)
         return rc;
-    void *buf;
-    if ((rc = ripc_ring_reserve(ch->tx, RIPC_MSG_HDR + RIPC_MARKER_BYTES, &buf)) < 0) {
+    void *rec;
+    if ((rc = ripc_ring_reserve(ch->tx, RIPC_MSG_HDR + RIPC_MARKER_BYTES, &rec)) < 0) {
         w->what = RIPC_CHAN_ROOM;
         w->arg = RIPC_MSG_HDR + RIPC_MARKER_BYTES;
         return rc;
     }
-    memcpy(b->seg.base, data, (size_t)len);
-    ripc__frame f = {.ftype = RIPC_FRAME_LARGE, .kind = kind, .type = type, .id = id, .len = len};
-    /* Frame first: a receiver that sees the marker finds the frame. An
-     * uncommitted reservation is simply dropped if this fails. */
-    if ((rc = ripc__large_send_frame(ch->sock, &f, b)) < 0)
-        return rc;
-    ripc__msg_encode(buf, type, kind, RIPC_MSGF_LARGE, id);
-    memcpy((unsigned char *)buf + RIPC_MSG_HDR, &len, sizeof len);
-    uint32_t how = ripc__ring_commit_wake(ch->tx, RIPC_MSG_HDR + RIPC_MARKER_BYTES);
-    if (how)
-        wake_peer(ch, how);
-    ripc__large_sent(&ch->lg, b, ripc__ring_pos(ch->tx));
+    l->rec = rec;
+    l->b = b;
+    l->cap = len;
+    *buf = b->seg.base;
     return 0;
+}
+
+int ripc__chan_reserve(ripc__chan *ch, uint64_t len, ripc__loan *l, void **buf, ripc__waitfor *w)
+{
+    w->also_data = 0;
+    if (len > ch->max_message)
+        return -EMSGSIZE;
+    if (len > ch->max_inline)
+        return reserve_large(ch, len, l, buf, w);
+    void *rec;
+    int rc = ripc_ring_reserve(ch->tx, RIPC_MSG_HDR + (size_t)len, &rec);
+    if (rc < 0) {
+        w->what = RIPC_CHAN_ROOM;
+        w->arg = RIPC_MSG_HDR + len;
+        return rc;
+    }
+    l->rec = rec;
+    l->b = NULL;
+    l->cap = len;
+    *buf = l->rec + RIPC_MSG_HDR;
+    return 0;
+}
+
+void ripc__chan_abandon(ripc__chan *ch, ripc__loan *l)
+{
+    ripc__ring_abandon(ch->tx);
+    l->rec = NULL;
+    l->b = NULL;
+}
+
+int ripc__chan_commit(ripc__chan *ch, ripc__loan *l, uint16_t type, uint8_t kind, uint64_t id,
+                      uint64_t len)
+{
+    ripc__large_buf *b = l->b;
+    if (!b || len <= RIPC_MARKER_BYTES) {
+        if (b && len) /* short enough for the marker's own room */
+            memcpy(l->rec + RIPC_MSG_HDR, b->seg.base, (size_t)len);
+        ripc__msg_encode(l->rec, type, kind, 0, id);
+        publish(ch, RIPC_MSG_HDR + (size_t)len);
+        l->rec = NULL;
+        l->b = NULL;
+        return 0;
+    }
+    ripc__frame f = {.ftype = RIPC_FRAME_LARGE, .kind = kind, .type = type, .id = id, .len = len};
+    /* Frame first: a receiver that sees the marker finds the frame. */
+    int rc = ripc__large_send_frame(ch->sock, &f, b);
+    if (rc < 0) {
+        ripc__chan_abandon(ch, l);
+        return rc;
+    }
+    ripc__msg_encode(l->rec, type, kind, RIPC_MSGF_LARGE, id);
+    memcpy(l->rec + RIPC_MSG_HDR, &len, sizeof len);
+    publish(ch, RIPC_MSG_HDR + RIPC_MARKER_BYTES);
+    ripc__large_sent(&ch->lg, b, ripc__ring_pos(ch->tx));
+    l->rec = NULL;
+    l->b = NULL;
+    return 0;
+}
+
+/* A large message sent by copy: a loan filled from data. */
+static int try_send_large(ripc__chan *ch, uint16_t type, uint8_t kind, uint64_t id,
+                          const void *data, uint64_t len, ripc__waitfor *w)
+{
+    ripc__loan l;
+    void *buf;
+    int rc = reserve_large(ch, len, &l, &buf, w);
+    if (rc < 0)
+        return rc;
+    memcpy(buf, data, (size_t)len);
+    return ripc__chan_commit(ch, &l, type, kind, id, len);
 }
 
 int ripc__chan_try_send(ripc__chan *ch, uint16_t type, uint8_t kind, uint64_t id, const void *data,
@@ -144,9 +214,7 @@ int ripc__chan_try_send(ripc__chan *ch, uint16_t type, uint8_t kind, uint64_t id
     ripc__msg_encode(buf, type, kind, 0, id);
     if (len)
         memcpy((unsigned char *)buf + RIPC_MSG_HDR, data, (size_t)len);
-    uint32_t how = ripc__ring_commit_wake(ch->tx, total);
-    if (how)
-        wake_peer(ch, how);
+    publish(ch, total);
     return 0;
 }
 

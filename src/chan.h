@@ -77,6 +77,38 @@ void ripc__chan_init(ripc__chan *ch);
  */
 int ripc__chan_try_send(ripc__chan *ch, uint16_t type, uint8_t kind, uint64_t id, const void *data,
                         uint64_t len, ripc__waitfor *w);
+/* A loan: room reserved in tx for one message that its sender writes in
+ * place, published by ripc__chan_commit or dropped by ripc__chan_abandon.
+ * The producer's; while one is open nothing else is produced on tx (the
+ * ring holds one reservation at a time). */
+typedef struct ripc__loan {
+    unsigned char *rec; /* the ring record: message header, then payload or marker */
+    ripc__large_buf *b; /* large: the payload's buffer (still the pool's), else NULL */
+    uint64_t cap;       /* payload bytes reserved */
+} ripc__loan;
+
+/*
+ * Producer. Reserve room for a message of up to len bytes and point *buf at
+ * its payload: in the ring record itself when len <= max_inline, else in a
+ * large-message buffer, its marker record reserved beside it (steps 1-2 of
+ * src/large.h, without the copy). Nothing is visible to the peer until the
+ * commit. 0, -EAGAIN (*w says what to wait for), -EMSGSIZE, -EPROTO, or for
+ * a large message -ENOMEM / -errno. Never blocks.
+ */
+int ripc__chan_reserve(ripc__chan *ch, uint64_t len, ripc__loan *l, void **buf, ripc__waitfor *w);
+/*
+ * Producer. Publish the loan as a message of len <= l->cap bytes and ring
+ * the peer when it sleeps; a large one in the order src/large.h gives
+ * (frame, then marker). A large loan committed with len <=
+ * RIPC_MARKER_BYTES goes inline in its marker record instead (a marker may
+ * not say 0). The loan ends whatever the result: 0, or (large) -EPROTO /
+ * -EPIPE with nothing published. Never blocks.
+ */
+int ripc__chan_commit(ripc__chan *ch, ripc__loan *l, uint16_t type, uint8_t kind, uint64_t id,
+                      uint64_t len);
+/* Producer. Drop the loan unpublished; a large buffer stays the pool's. */
+void ripc__chan_abandon(ripc__chan *ch, ripc__loan *l);
+
 /* Consumer. Look at the next message in rx without waiting: 0, -EAGAIN,
  * -EPROTO, or -ENOMEM (a large payload could not be mapped). m->data points
  * into the ring (or a large payload's mapping) until the release; the same

@@ -141,8 +141,9 @@ int ripc_client_send(ripc_client *c, uint16_t type, const void *data, uint64_t l
 {
     if (!c || (len && !data) || type >= RIPC_TYPE_RESERVED)
         return -EINVAL;
-    GUARDED(c, send_kind(c, type, RIPC_KIND_ONEWAY, 0, data, len, ripc__deadline(timeout_ms),
-                         timeout_ms == 0));
+    GUARDED(c, c->loan_open ? -EBUSY
+                            : send_kind(c, type, RIPC_KIND_ONEWAY, 0, data, len,
+                                        ripc__deadline(timeout_ms), timeout_ms == 0));
 }
 
 static int stash_incoming(ripc_client *c);
@@ -276,6 +277,20 @@ __attribute__((noinline)) static int stash_incoming(ripc_client *c)
     }
 }
 
+/* Shared memory: a send or a reserve got -EAGAIN for *w. Take what the
+ * master sent meanwhile (stash_incoming), then wait until *w holds or
+ * something else needs a look: 0 (try again), -ETIMEDOUT, -EPIPE, -EPROTO,
+ * or another -errno. */
+__attribute__((noinline)) static int wait_room(ripc_client *c, ripc__waitfor *w, uint64_t deadline)
+{
+    int more = stash_incoming(c);
+    if (more < 0)
+        return more;
+    w->also_data = more;
+    int rc = ripc__chan_wait(&c->ch, w, deadline);
+    return rc == 1 ? handle_sock(c) : rc;
+}
+
 /* Send one message, waiting for room until deadline (nowait: not at all).
  * 0, -EAGAIN (nowait), -ETIMEDOUT, -EMSGSIZE, -EPIPE (peer_gone set),
  * -EPROTO, -ENOMEM, or another -errno. */
@@ -295,14 +310,7 @@ static int send_kind(ripc_client *c, uint16_t type, uint8_t kind, uint64_t id, c
             return rc;
         if (nowait)
             return -EAGAIN;
-        int more = stash_incoming(c);
-        if (more < 0)
-            return more;
-        w.also_data = more;
-        rc = ripc__chan_wait(&c->ch, &w, deadline);
-        if (rc == 1)
-            rc = handle_sock(c);
-        if (rc < 0)
+        if ((rc = wait_room(c, &w, deadline)) < 0)
             return rc;
     }
 }
@@ -428,6 +436,8 @@ static int request(ripc_client *c, uint16_t type, const void *data, uint64_t len
     }
     if (!c || !reply || (len && !data) || type >= RIPC_TYPE_RESERVED)
         return -EINVAL;
+    if (c->loan_open)
+        return -EBUSY;
     uint64_t id = ++c->next_id;
     /* Send first, then release the reply the caller held: the release's
      * fence (space_wake) then runs while the request is on its way, not
@@ -446,6 +456,132 @@ static int request(ripc_client *c, uint16_t type, const void *data, uint64_t len
         return rc == -EAGAIN ? -ETIMEDOUT : rc;
     rc = next_msg(c, reply, id, deadline, 0);
     return rc == -EAGAIN && !c->err_code ? -ETIMEDOUT : rc;
+}
+
+/* ---- loans: ripc_client_reserve / _commit / _abandon ---- */
+
+/* Socket mode keeps a lent buffer up to this size for the next loan. */
+#define LOAN_KEEP ((size_t)1 << 20)
+
+/* Shared memory: the ring record (or a large buffer and its marker),
+ * waiting for room as a send does. Returns as ripc__chan_reserve, or
+ * -ETIMEDOUT, -EPIPE (peer_gone set), or an error of the wait. */
+static int lend_shm(ripc_client *c, uint64_t len, void **buf, int timeout_ms)
+{
+    uint64_t deadline = ripc__deadline(timeout_ms);
+    for (;;) {
+        if (c->peer_gone)
+            return -EPIPE;
+        ripc__waitfor w;
+        int rc = ripc__chan_reserve(&c->ch, len, &c->loan, buf, &w);
+        if (rc == -EPIPE)
+            c->peer_gone = 1;
+        if (rc != -EAGAIN)
+            return rc;
+        if (timeout_ms == 0)
+            return -EAGAIN;
+        if ((rc = wait_room(c, &w, deadline)) < 0)
+            return rc;
+    }
+}
+
+/* Socket mode: the library's buffer, grown to len (its old bytes need not
+ * survive). 0 or -ENOMEM. */
+static int lend_sock(ripc_client *c, uint64_t len, void **buf)
+{
+    size_t want = len ? (size_t)len : 1;
+    if (want > c->sbuf_cap) {
+        unsigned char *p = malloc(want);
+        if (!p)
+            return -ENOMEM;
+        free(c->sbuf);
+        c->sbuf = p;
+        c->sbuf_cap = want;
+    }
+    *buf = c->sbuf;
+    return 0;
+}
+
+static int loan_reserve(ripc_client *c, uint64_t len, void **buf, int timeout_ms)
+{
+    if (c->loan_open)
+        return -EBUSY;
+    if (c->peer_gone)
+        return -EPIPE;
+    if (len > c->ch.max_message)
+        return -EMSGSIZE;
+    int rc =
+        c->xport == RIPC_XPORT_SOCKET ? lend_sock(c, len, buf) : lend_shm(c, len, buf, timeout_ms);
+    if (rc < 0)
+        return rc;
+    c->loan_open = 1;
+    c->loan_cap = len;
+    c->loan_timeout_ms = timeout_ms;
+    return 0;
+}
+
+/* The loan is over (committed, failed, or abandoned). */
+static void loan_end(ripc_client *c)
+{
+    c->loan_open = 0;
+    if (c->sbuf_cap > LOAN_KEEP) {
+        free(c->sbuf);
+        c->sbuf = NULL;
+        c->sbuf_cap = 0;
+    }
+}
+
+static int loan_commit(ripc_client *c, uint16_t type, uint64_t len)
+{
+    if (!c->loan_open || len > c->loan_cap || type >= RIPC_TYPE_RESERVED)
+        return -EINVAL; /* the loan, if any, stays open */
+    int rc;
+    if (c->xport == RIPC_XPORT_SOCKET) {
+        int ms = c->loan_timeout_ms;
+        rc = send_socket(c, type, RIPC_KIND_ONEWAY, 0, c->sbuf, len, ripc__deadline(ms), ms == 0);
+        if (rc == -EAGAIN || rc == -ETIMEDOUT)
+            return rc; /* none of it went: the loan stays open */
+    } else if (c->peer_gone) {
+        ripc__chan_abandon(&c->ch, &c->loan);
+        rc = -EPIPE;
+    } else {
+        rc = ripc__chan_commit(&c->ch, &c->loan, type, RIPC_KIND_ONEWAY, 0, len);
+        if (rc == -EPIPE)
+            c->peer_gone = 1;
+    }
+    loan_end(c);
+    return rc;
+}
+
+static int loan_abandon(ripc_client *c)
+{
+    if (!c->loan_open)
+        return -EINVAL;
+    if (c->xport == RIPC_XPORT_SHM)
+        ripc__chan_abandon(&c->ch, &c->loan);
+    loan_end(c);
+    return 0;
+}
+
+int ripc_client_reserve(ripc_client *c, uint64_t len, void **buf, int timeout_ms)
+{
+    if (!c || !buf)
+        return -EINVAL;
+    GUARDED(c, loan_reserve(c, len, buf, timeout_ms));
+}
+
+int ripc_client_commit(ripc_client *c, uint16_t type, uint64_t len)
+{
+    if (!c)
+        return -EINVAL;
+    GUARDED(c, loan_commit(c, type, len));
+}
+
+int ripc_client_abandon(ripc_client *c)
+{
+    if (!c)
+        return -EINVAL;
+    GUARDED(c, loan_abandon(c));
 }
 
 const char *ripc_client_error(const ripc_client *c)
@@ -506,6 +642,7 @@ void ripc__client_free(ripc_client *c)
     ripc__outq_close(c->outq, 0);
     ripc__chan_close(&c->ch);
     ripc__rx_free(&c->rx);
+    free(c->sbuf);
     if (c->sock >= 0)
         ripc__sock_close(c->sock);
     free(c);

@@ -43,6 +43,14 @@ struct ripc_client {
     struct stash *q_head, *q_tail;
     size_t q_bytes, q_cap;
     struct stash *lent; /* stash entry lent to the caller */
+    /* A loan (ripc_client_reserve) open until commit or abandon: sends and
+     * requests meanwhile are -EBUSY. */
+    int loan_open;
+    uint64_t loan_cap;   /* payload bytes reserved */
+    int loan_timeout_ms; /* socket mode: how long commit waits for the socket */
+    ripc__loan loan;     /* shared memory: the reservation in the ring */
+    unsigned char *sbuf; /* socket mode: the library buffer lent */
+    size_t sbuf_cap;
     char reason[RIPC_REASON_MAX + 1];
     int err_code; /* the last request ended with an error reply: its code (< 0) */
     char err_text[RIPC_ERR_TEXT_MAX + 1]; /* and its text (ripc_client_error) */

@@ -19,7 +19,8 @@
  *   -ECANCELED   the server is closing (ripc_server_close)
  *   -EDEADLK     ripc_server_close was called from the server's own dispatch
  *                thread (run/poll return it; see ripc_server_close)
- *   -EBUSY       another thread is inside a call on the same client
+ *   -EBUSY       another thread is inside a call on the same client, or
+ *                the client holds a loan (ripc_client_reserve)
  *   -ENOMEM, -EADDRINUSE
  * A request answered with ripc_reply_error() returns the code the master's
  * handler chose (ripc_client_error() has its text). ripc_strerror() gives
@@ -29,9 +30,9 @@
  * Threads. A server may be used from any thread: send, broadcast, reply and
  * stop are thread-safe; poll and run are not concurrent with each other. A
  * client handle is used by one thread at a time: ripc_client_send, _request
- * and _recv called while another thread is inside one of them on the same
- * client return -EBUSY at once and change nothing (nothing is sent, no
- * message or reply is taken). Handing a client from thread to thread
+ * and _recv (and the loan calls, _reserve, _commit, _abandon) called while
+ * another thread is inside one of them on the same client return -EBUSY at
+ * once and change nothing (nothing is sent, no message or reply is taken). Handing a client from thread to thread
  * between calls is fine. ripc_server_close may run while other threads
  * are inside the server's calls: see there.
  *
@@ -410,6 +411,57 @@ RIPC_API int ripc_client_open_ex(ripc_client **c, const char *url, const ripc_op
  */
 RIPC_API int ripc_client_send(ripc_client *c, uint16_t type, const void *data, uint64_t len,
                               int timeout_ms);
+/*
+ * Zero-copy sends (loans). Reserve room for a message of up to len bytes,
+ * write it at *buf, then commit it with its type and final length (<= len):
+ *
+ *   void *p;
+ *   if (ripc_client_reserve(c, n, &p, 1000) == 0) {
+ *       size_t used = fill(p, n);
+ *       ripc_client_commit(c, MY_TYPE, used);
+ *   }
+ *
+ * The same calls work on every path, so code written against them runs
+ * everywhere: up to max_inline the buffer is the ring record itself; above
+ * it, the large-message buffer (a memfd the master maps, no byte copied);
+ * in socket mode a library buffer that commit writes to the socket as
+ * ripc_client_send would. The master sees nothing until the commit: a
+ * worker that dies, or abandons the loan, between the two leaves no trace
+ * but its bytes in free space. Between reserve and commit the caller holds
+ * the channel to the master: ripc_client_send, _request and a second
+ * _reserve return -EBUSY (recv is fine). Messages keep their order with the
+ * client's sends.
+ *
+ * *buf is the caller's from reserve until commit or abandon, writable (its
+ * prior contents are undefined; 8-byte aligned in shared memory, malloc's
+ * alignment in socket mode); do not read it for anything the master may
+ * have written (the ring's memory is shared with it). A client's loan may
+ * be committed from another thread than the one that reserved it (one at a
+ * time, as every client call).
+ *
+ * ripc_client_reserve waits up to timeout_ms for room as ripc_client_send
+ * does (room in the ring for the record, or a large-message buffer back
+ * from the master; messages that arrive meanwhile are kept for recv).
+ * Returns 0 with *buf set, -EAGAIN (timeout 0) / -ETIMEDOUT, -EMSGSIZE
+ * (len > max_message), -EPIPE (the master is gone), -EBUSY (a loan is
+ * already open, or another thread is inside a call on c), -EINVAL (c or buf
+ * NULL), -ENOMEM, -EPROTO.
+ */
+RIPC_API int ripc_client_reserve(ripc_client *c, uint64_t len, void **buf, int timeout_ms);
+/*
+ * Publish the open loan as a one-way message of `len` bytes (len <= the
+ * length reserved) of type `type`. Shared memory: never waits. Socket mode:
+ * waits for room in the socket up to the timeout_ms given to reserve
+ * (counted from the commit) and may return -EAGAIN (timeout 0) /
+ * -ETIMEDOUT: none of it went, the loan stays open (commit again or
+ * abandon). -EINVAL: no loan open, len larger than reserved, or a reserved
+ * type (the loan stays open). Any other return ends the loan: 0 (sent),
+ * -EPIPE (the master is gone), -EPROTO, or another -errno (nothing sent).
+ */
+RIPC_API int ripc_client_commit(ripc_client *c, uint16_t type, uint64_t len);
+/* Drop the open loan: nothing is sent, the next send or reserve may go.
+ * 0, or -EINVAL when no loan is open (-EBUSY: another thread is inside). */
+RIPC_API int ripc_client_abandon(ripc_client *c);
 /*
  * Receive the next message from the master (one-way or broadcast). msg->data
  * stays valid until the next recv/request on this client. Replies to
