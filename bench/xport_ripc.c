@@ -3,6 +3,8 @@
  * ringipc rows: the server child is the master, the client child the worker.
  *   round trip  ripc_client_request (type 1) -> handler -> ripc_reply
  *   one-way     ripc_client_send (type 2) -> handler reads every byte
+ *   loan rows   the same one-way messages written in place:
+ *               ripc_client_reserve, write, ripc_client_commit
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -114,6 +116,21 @@ static int ripc_send(void *end, const void *buf, size_t len)
     return ripc_client_send(e->c, T_ONEWAY, buf, len, -1);
 }
 
+/* The producer writes every byte of the message where it goes (the copying
+ * rows' bytes, which their send copies from the client's buffer), then
+ * commits it. */
+static int ripc_send_loan(void *end, const void *buf, size_t len)
+{
+    struct ripc_end *e = end;
+    void *p;
+    int rc = ripc_client_reserve(e->c, len, &p, -1);
+    if (rc < 0)
+        return rc;
+    memcpy(p, buf, sizeof(uint64_t)); /* the sequence number */
+    memset((unsigned char *)p + sizeof(uint64_t), 0xa5, len - sizeof(uint64_t));
+    return ripc_client_commit(e->c, T_ONEWAY, len);
+}
+
 static int ripc_call(void *end, const void *buf, size_t len, const void **rbuf, size_t *rlen)
 {
     struct ripc_end *e = end;
@@ -162,6 +179,17 @@ const struct xport xp_ripc_spin =
     RIPC_XPORT("ringipc spin", RIPC_WAIT_SPIN, RIPC_TRANSPORT_SHM, 0, 0);
 const struct xport xp_ripc_adaptive =
     RIPC_XPORT("ringipc adaptive", RIPC_WAIT_ADAPTIVE, RIPC_TRANSPORT_SHM, 0, 0);
+/* Beside "ringipc adaptive" one-way: the same channel, loans for copies. */
+const struct xport xp_ripc_loan = {
+    .name = "ringipc adaptive loan",
+    .flags = XP_ONEWAY,
+    .arg = &(const struct variant){RIPC_WAIT_ADAPTIVE, RIPC_TRANSPORT_SHM, 0, 0},
+    .open = ripc_open,
+    .send = ripc_send_loan,
+    .call = ripc_call,
+    .serve = ripc_serve,
+    .close = ripc_close,
+};
 const struct xport xp_ripc_block =
     RIPC_XPORT("ringipc block", RIPC_WAIT_BLOCK, RIPC_TRANSPORT_SHM, 0, 0);
 const struct xport xp_ripc_socket =
@@ -185,6 +213,18 @@ const struct xport xp_ripc_large = {
     .na = large_na,
     .open = ripc_open,
     .send = ripc_send,
+    .call = ripc_call,
+    .serve = ripc_serve,
+    .close = ripc_close,
+};
+
+const struct xport xp_ripc_large_loan = {
+    .name = "ringipc large loan (memfd)",
+    .flags = XP_ONEWAY,
+    .arg = &(const struct variant){RIPC_WAIT_BLOCK, RIPC_TRANSPORT_SHM, 0, 1},
+    .na = large_na,
+    .open = ripc_open,
+    .send = ripc_send_loan,
     .call = ripc_call,
     .serve = ripc_serve,
     .close = ripc_close,

@@ -1,7 +1,8 @@
 # Write the C block of README.md that follows the marker line
-# "<!-- example_readme -->" to OUT, so that the README's example is built and
-# run by the tests (examples/CMakeLists.txt) and cannot drift from the API.
-# cmake -DREADME=<README.md> -DOUT=<file.c> -P readme_extract.cmake
+# "<!-- MARKER -->" (default example_readme) to OUT, so that the README's
+# examples are built (and the first run) by the tests
+# (examples/CMakeLists.txt) and cannot drift from the API.
+# cmake -DREADME=<README.md> -DOUT=<file.c> [-DMARKER=<name>] -P readme_extract.cmake
 
 # Cut `text` at the first `what` in it: what follows `what` (skip 1) or
 # what precedes it (skip 0); fail the build with `fail` when it is missing.
@@ -20,8 +21,11 @@ function(cut text what skip fail out)
   set(${out} "${rest}" PARENT_SCOPE)
 endfunction()
 
+if(NOT MARKER)
+  set(MARKER example_readme)
+endif()
 file(READ "${README}" text)
-cut("${text}" "<!-- example_readme -->" 1 "no '<!-- example_readme -->' marker" text)
-cut("${text}" "```c\n" 1 "no ```c block after the example_readme marker" text)
-cut("${text}" "\n```" 0 "the example_readme block is not closed" code)
+cut("${text}" "<!-- ${MARKER} -->" 1 "no '<!-- ${MARKER} -->' marker" text)
+cut("${text}" "```c\n" 1 "no ```c block after the ${MARKER} marker" text)
+cut("${text}" "\n```" 0 "the ${MARKER} block is not closed" code)
 file(WRITE "${OUT}" "/* Extracted from README.md by examples/readme_extract.cmake. */\n${code}\n")
