@@ -47,7 +47,7 @@ static void print_rtt(const struct row *r)
     char p[5][24], sz[24];
     for (int m = M_P50; m <= M_MAX; m++)
         us_str(r->med.v[m], p[m - M_P50], sizeof p[0]);
-    printf("%-20s %5s %8s %8s %8s %8s %8s %7.3fx %6.0f%% %6.0f%%\n", r->x->name,
+    printf("%-26s %5s %8s %8s %8s %8s %8s %7.3fx %6.0f%% %6.0f%%\n", r->x->name,
            size_str(r->size, sz, sizeof sz), p[0], p[1], p[2], p[3], p[4], r->ratio_med,
            r->med.v[M_CCPU], r->med.v[M_SCPU]);
 }
@@ -55,7 +55,7 @@ static void print_rtt(const struct row *r)
 static void print_oneway(const struct row *r)
 {
     char sz[24];
-    printf("%-20s %5s %12.0f %10.1f %7.2fx %6.0f%% %6.0f%%\n", r->x->name,
+    printf("%-26s %5s %12.0f %10.1f %7.2fx %6.0f%% %6.0f%%\n", r->x->name,
            size_str(r->size, sz, sizeof sz), r->med.v[M_RATE], r->med.v[M_BPS] / 1e6, r->ratio_med,
            r->med.v[M_CCPU], r->med.v[M_SCPU]);
 }
@@ -65,11 +65,11 @@ static void print_section(const struct report *rp, int oneway)
     size_t last = 0;
     if (!oneway)
         printf("\nRound trip (microseconds): the client sends SIZE bytes, the server echoes them\n"
-               "%-20s %5s %8s %8s %8s %8s %8s %8s %7s %7s\n",
+               "%-26s %5s %8s %8s %8s %8s %8s %8s %7s %7s\n",
                "row", "size", "p50", "p90", "p99", "p99.9", "max", "vs unix", "cpu cli", "cpu srv");
     else
         printf("\nOne-way: the client sends SIZE-byte messages, the server reads every byte\n"
-               "%-20s %5s %12s %10s %8s %7s %7s\n",
+               "%-26s %5s %12s %10s %8s %7s %7s\n",
                "row", "size", "msgs/s", "MB/s", "vs unix", "cpu snd", "cpu rcv");
     for (int i = 0; i < rp->nrows; i++) {
         const struct row *r = &rp->rows[i];
@@ -81,7 +81,7 @@ static void print_section(const struct report *rp, int oneway)
         last = r->size;
         if (r->status[0]) {
             if (r->show_status)
-                printf("%-20s %5s   %s\n", r->x->name, size_str(r->size, sz, sizeof sz), r->status);
+                printf("%-26s %5s   %s\n", r->x->name, size_str(r->size, sz, sizeof sz), r->status);
         } else if (oneway) {
             print_oneway(r);
         } else {
@@ -111,6 +111,24 @@ static void print_floors(const struct report *rp)
     }
 }
 
+/* Loans against the copying send of the same channel, one-way (msgs/s). */
+static void print_loans(const struct report *rp)
+{
+    static const char *const pairs[][2] = {{"ringipc adaptive loan", "ringipc adaptive"},
+                                           {"ringipc large loan (memfd)", "ringipc large (memfd)"}};
+    for (int i = 0; i < rp->nrows; i++) {
+        const struct row *r = &rp->rows[i];
+        for (size_t k = 0; k < sizeof pairs / sizeof pairs[0]; k++) {
+            if (!r->oneway || r->status[0] || !is_row(r, pairs[k][0]))
+                continue;
+            const struct row *b = find(rp, pairs[k][1], r->size, 1);
+            if (b && b->med.v[M_RATE] > 0)
+                printf("%-26s %8zu B: msgs/s %.2fx %s\n", r->x->name, r->size,
+                       r->med.v[M_RATE] / b->med.v[M_RATE], b->x->name);
+        }
+    }
+}
+
 void report_table(const struct report *rp)
 {
     printf("ringipc-bench: %s; server on CPU %d, client on CPU %d; %d repetitions "
@@ -119,6 +137,7 @@ void report_table(const struct report *rp)
     print_section(rp, 0);
     print_section(rp, 1);
     print_floors(rp);
+    print_loans(rp);
     printf("\nEvery number is the median over the repetitions (max: the largest seen). 'vs unix':\n"
            "p50 (round trip) or msgs/s (one-way) divided by the unix socket's of the same size\n"
            "and repetition. cpu cli/snd, srv/rcv: user+sys CPU (getrusage) each process burned\n"
