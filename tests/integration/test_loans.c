@@ -411,6 +411,7 @@ struct victim {
 static int kid_victim(void *arg)
 {
     struct victim *v = arg;
+    close(v->up[0]);
     ripc_client *c;
     if (kid_open(&c))
         return 1;
@@ -418,7 +419,7 @@ static int kid_victim(void *arg)
     int rc = ripc_client_reserve(c, v->len, &p, 10000);
     if (rc < 0)
         return kid_fail("reserve: %s", ripc_strerror(rc));
-    ripc_test_fill(p, (size_t)v->len / 2, 0); /* half of it */
+    ripc_test_fill(p, (size_t)v->len / 2, 0); /* half of it, for T_VICTIM */
     ripc_test_write_all(v->up[1], "r", 1);
     for (;;)
         pause(); /* until the SIGKILL */
@@ -433,6 +434,8 @@ struct bystander {
 static int kid_bystander(void *arg)
 {
     struct bystander *b = arg;
+    close(b->up[0]);
+    close(b->down[1]); /* the parent's end only: its exit is our EOF */
     ripc_client *c;
     if (kid_open(&c))
         return 1;
@@ -493,6 +496,7 @@ static void test_loans_worker_killed_holding_a_loan(void **state)
     ripc_test_write_all(b.down[1], "g", 1);
     master_check(good, 2);
     assert_int_equal(atomic_load(&M.victim), 0);
+    assert_int_equal(ripc_server_dropped(M.s), 0); /* nothing of any type came */
     close(b.up[0]);
     close(b.up[1]);
     close(b.down[0]);
@@ -511,6 +515,8 @@ static const struct step k_errs[] = {{64, 64}, {300, 200}, {2 * MIB, 2 * MIB}};
 static int kid_errors(void *arg)
 {
     struct errs *e = arg;
+    close(e->up[0]);
+    close(e->down[1]);
     ripc_client *c;
     if (kid_open(&c))
         return 1;
