@@ -100,6 +100,26 @@ static inline void publish(ripc__chan *ch, size_t rec_len)
         wake_peer(ch, how);
 }
 
+/* The loan's record: rec_len bytes in tx (message header first), for a
+ * payload of len bytes in b (NULL: in the record). Returns as
+ * ripc__chan_reserve. */
+static int reserve_rec(ripc__chan *ch, size_t rec_len, uint64_t len, ripc__large_buf *b,
+                       ripc__loan *l, void **buf, ripc__waitfor *w)
+{
+    void *rec;
+    int rc = ripc_ring_reserve(ch->tx, rec_len, &rec);
+    if (rc < 0) {
+        w->what = RIPC_CHAN_ROOM;
+        w->arg = rec_len;
+        return rc;
+    }
+    l->rec = rec;
+    l->b = b;
+    l->cap = len;
+    *buf = b ? b->seg.base : l->rec + RIPC_MSG_HDR;
+    return 0;
+}
+
 /* A large loan: a buffer from the pool, and its marker record in the ring
  * (steps 1 and 2 of src/large.h). Returns as ripc__chan_reserve. */
 static int reserve_large(ripc__chan *ch, uint64_t len, ripc__loan *l, void **buf, ripc__waitfor *w)
@@ -110,17 +130,7 @@ static int reserve_large(ripc__chan *ch, uint64_t len, ripc__loan *l, void **buf
         w->what = RIPC_CHAN_CONSUMED;
     if (rc < 0)
         return rc;
-    void *rec;
-    if ((rc = ripc_ring_reserve(ch->tx, RIPC_MSG_HDR + RIPC_MARKER_BYTES, &rec)) < 0) {
-        w->what = RIPC_CHAN_ROOM;
-        w->arg = RIPC_MSG_HDR + RIPC_MARKER_BYTES;
-        return rc;
-    }
-    l->rec = rec;
-    l->b = b;
-    l->cap = len;
-    *buf = b->seg.base;
-    return 0;
+    return reserve_rec(ch, RIPC_MSG_HDR + RIPC_MARKER_BYTES, len, b, l, buf, w);
 }
 
 int ripc__chan_reserve(ripc__chan *ch, uint64_t len, ripc__loan *l, void **buf, ripc__waitfor *w)
@@ -130,18 +140,7 @@ int ripc__chan_reserve(ripc__chan *ch, uint64_t len, ripc__loan *l, void **buf, 
         return -EMSGSIZE;
     if (len > ch->max_inline)
         return reserve_large(ch, len, l, buf, w);
-    void *rec;
-    int rc = ripc_ring_reserve(ch->tx, RIPC_MSG_HDR + (size_t)len, &rec);
-    if (rc < 0) {
-        w->what = RIPC_CHAN_ROOM;
-        w->arg = RIPC_MSG_HDR + len;
-        return rc;
-    }
-    l->rec = rec;
-    l->b = NULL;
-    l->cap = len;
-    *buf = l->rec + RIPC_MSG_HDR;
-    return 0;
+    return reserve_rec(ch, RIPC_MSG_HDR + (size_t)len, len, NULL, l, buf, w);
 }
 
 void ripc__chan_abandon(ripc__chan *ch, ripc__loan *l)
