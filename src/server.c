@@ -143,6 +143,8 @@ int ripc_server_open_ex(ripc_server **out, const char *url, const ripc_options *
     /* 3 descriptors per worker: the usual soft limit (1024) would stop us
      * after a few hundred (RIPC_NOFILE=keep leaves it as it is: README). */
     (void)ripc__fd_limit_raise();
+    static _Atomic uint64_t serials;
+    s->serial = atomic_fetch_add_explicit(&serials, 1, memory_order_relaxed) + 1;
     s->spare_fd = ripc__fd_reserve();
     s->ev_listen = (struct evsrc){EV_LISTEN, NULL};
     s->ev_stop = (struct evsrc){EV_STOP, NULL};

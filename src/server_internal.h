@@ -36,6 +36,7 @@
 
 #include "src/chan.h"
 #include "src/frames.h"
+#include "src/guard.h"
 #include "src/internal.h"
 #include "src/platform.h"
 #include "src/tables.h"
@@ -68,12 +69,18 @@ enum { EV_LISTEN = 1, EV_STOP, EV_SOCK, EV_BELL, EV_WAKE };
  * BROKEN wins over ENDING, never the reverse (ripc__peer_end moves only
  * from ACTIVE), and neither CAS moves a DEAD peer. A1: the table insert
  * publishes p (T1 in tables_urcu.c), so whoever finds p there sees at
- * least ACTIVE. Z1/Z2: senders load the state under the send lock (Z2), so
- * one that sees anything but DEAD may touch the rings until it lets go.
+ * least ACTIVE. Z1/Z2: senders load the state under the send lock (Z2:
+ * send_mu, or a sender's bias, which a drop withdraws before Z1), so one
+ * that sees anything but DEAD may touch the rings until it lets go.
  * The owning loop reads ENDING and BROKEN without the lock: flags, no data
  * rides on them; a sender's BROKEN comes with a ripc__loop_wake.
  */
 enum { P_HANDSHAKE = 0, P_ACTIVE, P_ENDING, P_BROKEN, P_DEAD };
+
+/* Threads that may hold a peer's bias over its life (more fall back to the
+ * mutex), and the sends in a row through the mutex that earn it. */
+#define RIPC_BIAS_SLOTS  4
+#define RIPC_BIAS_STREAK 256
 
 struct evsrc {
     int kind;
@@ -113,6 +120,16 @@ struct ripc_peer {
     struct loop *loop;
     struct evsrc ev_sock, ev_bell;
     pthread_mutex_t send_mu;
+    /* The send lock's fast path (server_send.c, "The bias"): the thread
+     * whose slot this is holds the lock while its slot's flag is up, without
+     * send_mu. Granted and revoked under send_mu; slots are never reused
+     * while p lives (a thread that read a stale bias may still write its
+     * own slot's flag). */
+    struct ripc__guard_slot *_Atomic bias;
+    struct ripc__guard_slot bias_slots[RIPC_BIAS_SLOTS];
+    int bias_nslots;     /* slots handed out, under send_mu */
+    pthread_t bias_cand; /* under send_mu: the thread of the last slow-path sends */
+    unsigned bias_streak; /* ...and how many in a row */
     pthread_cond_t space_cv;
     _Atomic int space_waiters;
     _Atomic int reply_stalled; /* a reply timed out: later ones do not wait */
@@ -208,6 +225,7 @@ struct ripc_server {
     void (*left)(ripc_peer *, int, void *);
     void *cb_arg;
     _Atomic uint32_t next_id;
+    uint64_t serial; /* unique per server opened in this process: senders' caches */
     _Atomic int stopping;
     _Atomic unsigned npeers;
     _Atomic unsigned nparked; /* peers parked in their loops (server_loop.c) */
@@ -265,6 +283,13 @@ static inline void ripc__peer_unref(void *pp)
     if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) == 1)
         ripc__peer_free(p);
 }
+
+/* Take p's send lock to exclude every sender: send_mu, then the bias
+ * withdrawn (waiting for its holder to leave the fast path). Any thread, no
+ * lock held; ripc__peer_revoke_bias alone after taking send_mu otherwise
+ * (trylock, a condition wait). Unlock with pthread_mutex_unlock. */
+void ripc__peer_lock(struct ripc_peer *p);
+void ripc__peer_revoke_bias(struct ripc_peer *p);
 
 /* End p: off its loop L (NULL: in no loop's list), P_DEAD under the send
  * lock (senders waiting are woken and see it), off the table with `left`

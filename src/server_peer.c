@@ -79,6 +79,39 @@ static void all_unlink(ripc_server *s, struct ripc_peer *p)
     pthread_mutex_unlock(&s->all_mu);
 }
 
+void ripc__peer_revoke_bias(struct ripc_peer *p)
+{
+    struct ripc__guard_slot *b = atomic_load_explicit(&p->bias, memory_order_relaxed);
+    if (!b)
+        return;
+    atomic_store_explicit(&p->bias, NULL, memory_order_relaxed);
+    if (pthread_equal(b->tid, pthread_self()))
+        return; /* ours, and we are here, not in the fast path */
+    /* S2: after the bias was withdrawn, before its holder's flag is read;
+     * pairs with S1 in bias_enter (server_send.c): either the holder's
+     * flag store comes before it and we see the flag, or the holder's
+     * second load of the bias comes after it and fails. A bias is granted
+     * only where ripc__remote_fence_init() said 1. */
+    atomic_thread_fence(memory_order_seq_cst);
+    ripc__remote_fence();
+    /* S4: acquire, pairs with S3 (bias_leave): what the holder wrote in
+     * the fast path happens before what we write under the lock. The fast
+     * path never blocks: this wait is one message's copy, or a preempted
+     * holder's time slice. */
+    for (unsigned i = 0; atomic_load_explicit(&b->in, memory_order_acquire); i++) {
+        if (i < 64)
+            ripc__cpu_relax();
+        else
+            ripc__yield();
+    }
+}
+
+void ripc__peer_lock(struct ripc_peer *p)
+{
+    pthread_mutex_lock(&p->send_mu);
+    ripc__peer_revoke_bias(p);
+}
+
 void ripc__peer_drop(struct loop *L, struct ripc_peer *p, int reason)
 {
     ripc_server *s = p->srv;
@@ -88,7 +121,7 @@ void ripc__peer_drop(struct loop *L, struct ripc_peer *p, int reason)
         reason = -ECANCELED;
     if (L)
         ripc__loop_forget(L, p);
-    pthread_mutex_lock(&p->send_mu);
+    ripc__peer_lock(p);
     /* Z1: under the send lock; pairs with Z2, every sender's load of the
      * state under that lock (server_internal.h, the state table). */
     atomic_store(&p->state, P_DEAD);
@@ -102,7 +135,8 @@ void ripc__peer_drop(struct loop *L, struct ripc_peer *p, int reason)
             s->left(p, reason, s->cb_arg);
     }
     /* The rings and the segment go now (no sender can touch them: P_DEAD
-     * is set under the send lock); the struct goes with its last reference. */
+     * is set under the send lock, and no bias is granted once it is); the
+     * struct goes with its last reference. */
     pthread_mutex_lock(&p->send_mu);
     /* Large-message buffers of a worker that is gone or broke the rules:
      * their pages go now, even if it keeps descriptors of them. Not when the

@@ -4,6 +4,13 @@
  * reply or an error reply. A sender holds the peer's send lock; when the
  * outbound ring is full it waits for room (the worker's doorbell), up to
  * its timeout, without holding the dispatch thread of anyone else.
+ *
+ * The common case, a thread that streams to one worker, takes no locked
+ * instruction per message (each would wait for the previous message's
+ * stores to reach the worker's cache): the peer comes from a per-thread
+ * cache inside one RCU read-side section, without a reference, and the
+ * send lock from the peer's bias. Rules: docs/design.md, Threads and
+ * ownership ("Senders").
  */
 #include <limits.h>
 #include <stdlib.h>
@@ -74,7 +81,7 @@ static int wait_space(struct ripc_peer *p, const ripc__waitfor *wf, uint64_t dea
             pthread_mutex_unlock(&p->send_mu);
         int ready = ripc__sock_wait_many(pf, 2, until);
         if (!own_loop) {
-            pthread_mutex_lock(&p->send_mu);
+            ripc__peer_lock(p);
             /* Z2: the lock is ours again; dropped meanwhile, the rings are gone */
             if (atomic_load(&p->state) == P_DEAD) {
                 atomic_fetch_sub(&p->space_waiters, 1);
@@ -110,6 +117,7 @@ static int wait_space(struct ripc_peer *p, const ripc__waitfor *wf, uint64_t dea
             atomic_fetch_sub(&p->space_waiters, 1);
     } else {
         int w = ripc__cond_wait_until(&p->space_cv, &p->send_mu, until);
+        ripc__peer_revoke_bias(p); /* granted to another sender meanwhile */
         atomic_fetch_sub(&p->space_waiters, 1);
         /* ripc__peer_drop may have run while we slept without the lock: the rings
          * are gone then, touch nothing. */
@@ -137,6 +145,154 @@ static int peer_lock(struct ripc_peer *p, int timeout_ms, uint64_t *deadline)
         *deadline = ripc__deadline(timeout_ms);
         rc = lock_send(p, *deadline);
     }
+    if (rc == 0)
+        ripc__peer_revoke_bias(p);
+    return rc;
+}
+
+/*
+ * The bias. A thread that sent RIPC_BIAS_STREAK messages in a row to p
+ * through send_mu is given p's bias: from then on it holds the send lock by
+ * raising its slot's flag and checking the bias again (no locked
+ * instruction), for sends that need not wait. Anyone else who takes send_mu
+ * withdraws the bias first (ripc__peer_revoke_bias: a remote fence, then it
+ * waits for the flag to fall), so the holder goes through the mutex again
+ * until it earns the bias anew. Labels: S1/S2 (the Dekker pair, with an
+ * asymmetric fence), S3/S4 (leaving), S5/S6 (the grant).
+ */
+
+/* Enter p's send lock through its bias: the caller's slot, or NULL (not
+ * the holder, or withdrawn meanwhile). */
+static inline struct ripc__guard_slot *bias_enter(struct ripc_peer *p)
+{
+    /* S6: acquire, pairs with S5 in bias_earn (the slot's tid). */
+    struct ripc__guard_slot *b = atomic_load_explicit(&p->bias, memory_order_acquire);
+    if (!b || !pthread_equal(b->tid, pthread_self()))
+        return NULL;
+    atomic_store_explicit(&b->in, 1, memory_order_relaxed);
+    /* S1: pairs with S2, the revoker's remote fence. */
+    atomic_signal_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&p->bias, memory_order_relaxed) == b)
+        return b;
+    atomic_store_explicit(&b->in, 0, memory_order_release);
+    return NULL;
+}
+
+static inline void bias_leave(struct ripc__guard_slot *b)
+{
+    atomic_store_explicit(&b->in, 0, memory_order_release); /* S3: pairs with S4 */
+}
+
+/* A send through send_mu went through (lock held): count it, and give the
+ * bias to a thread that keeps sending to a shared-memory peer. */
+static void bias_earn(struct ripc_peer *p)
+{
+    pthread_t me = pthread_self();
+    if (p->bias_streak == 0 || !pthread_equal(p->bias_cand, me)) {
+        p->bias_cand = me;
+        p->bias_streak = 1;
+        return;
+    }
+    if (p->bias_streak < RIPC_BIAS_STREAK) {
+        p->bias_streak++;
+        return;
+    }
+    if (atomic_load_explicit(&p->bias, memory_order_relaxed) || p->xport != RIPC_XPORT_SHM ||
+        !ripc__remote_fence_init())
+        return;
+    struct ripc__guard_slot *b = NULL;
+    for (int i = 0; i < p->bias_nslots && !b; i++)
+        if (pthread_equal(p->bias_slots[i].tid, me))
+            b = &p->bias_slots[i];
+    if (!b) {
+        if (p->bias_nslots == RIPC_BIAS_SLOTS)
+            return;
+        b = &p->bias_slots[p->bias_nslots++];
+        b->tid = me;
+        atomic_store_explicit(&b->in, 0, memory_order_relaxed);
+    }
+    atomic_store_explicit(&p->bias, b, memory_order_release); /* S5: pairs with S6 */
+}
+
+/* Messages to p through its bias, inside the read-side section that keeps
+ * p, all under one entry (a batch is not interleaved with another thread's
+ * sends while it needs no wait). *done counts those that went. 0: all
+ * went; 1: the rest must go the slow way (not the holder, or a message
+ * would have to wait, or is large); else a send's error for msgs[*done].
+ * The fast path never blocks and never writes a socket. */
+static int bias_send(struct ripc_peer *p, const ripc_out *msgs, size_t n, int timeout_ms,
+                     size_t *done)
+{
+    *done = 0;
+    struct ripc__guard_slot *b = bias_enter(p);
+    if (!b)
+        return 1;
+    int rc = 0;
+    if (atomic_load_explicit(&p->state, memory_order_relaxed) == P_DEAD) /* Z2, under the bias */
+        rc = -EPIPE;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (msgs[i].len > p->ch.max_inline) {
+            rc = 1;
+            break;
+        }
+        ripc__waitfor wf;
+        rc = ripc__chan_try_send(&p->ch, msgs[i].type, RIPC_KIND_ONEWAY, 0, msgs[i].data,
+                                 msgs[i].len, &wf);
+        if (rc == -EPROTO || ripc__segment_faulted(&p->ch.seg)) {
+            ripc__peer_break(p); /* as in send_locked */
+            rc = -EPROTO;
+        } else if (rc == -EAGAIN && timeout_ms != 0) {
+            rc = 1;
+        } else if (rc == 0) {
+            *done = i + 1;
+        }
+    }
+    bias_leave(b);
+    return rc;
+}
+
+/* The last peer this thread looked up, for the next send to the same id:
+ * valid while the server's removal count is unchanged (V1/V2 in
+ * tables_urcu.c), so it is used only inside a read-side section and never
+ * outlives a removal. */
+static _Thread_local struct {
+    const ripc_server *s;
+    uint64_t serial, removed;
+    uint32_t id;
+    struct ripc_peer *p;
+} last_peer __attribute__((tls_model("local-dynamic")));
+
+/* Inside a read-side section: the peer with this id (no reference), NULL
+ * when there is none; -ECANCELED in *rc once close has begun. */
+static struct ripc_peer *peer_find(ripc_server *s, uint32_t id, int *rc)
+{
+    /* Q2: seq_cst, inside the section, as in ripc__peer_get. */
+    if (atomic_load(&s->closing)) {
+        *rc = -ECANCELED;
+        return NULL;
+    }
+    *rc = -ENOENT;
+    uint64_t removed = ripc__peers_removed(s->t);
+    if (last_peer.s == s && last_peer.serial == s->serial && last_peer.id == id &&
+        last_peer.removed == removed)
+        return last_peer.p;
+    struct ripc_peer *p = ripc__peer_find(s->t, id);
+    if (p) {
+        last_peer.s = s;
+        last_peer.serial = s->serial;
+        last_peer.removed = removed;
+        last_peer.id = id;
+        last_peer.p = p;
+    }
+    return p;
+}
+
+/* The slow way, from inside the section that found p: a reference, then
+ * out of the section. 0, or -ENOENT (p is on its way out). */
+static int peer_hold(struct ripc_peer *p)
+{
+    int rc = ripc__peer_try_ref(p) ? 0 : -ENOENT;
+    ripc__tables_read_unlock();
     return rc;
 }
 
@@ -202,6 +358,8 @@ static int peer_send(struct ripc_peer *p, uint16_t type, uint8_t kind, uint64_t 
     if (rc < 0)
         return rc;
     rc = send_locked(p, type, kind, id, data, len, timeout_ms, &deadline);
+    if (rc == 0)
+        bias_earn(p);
     pthread_mutex_unlock(&p->send_mu);
     return rc < 0 ? cut_by_close(p, rc) : rc;
 }
@@ -211,9 +369,20 @@ int ripc_server_send(ripc_server *s, uint32_t peer_id, uint16_t type, const void
 {
     if (!s || type >= RIPC_TYPE_RESERVED || (len && !data))
         return -EINVAL; /* before the lookup: a bad call is not "no such peer" */
-    void *p;
-    int rc = ripc__peer_get(s->t, peer_id, &s->closing, &p);
-    if (rc < 0)
+    int rc;
+    ripc__tables_read_lock();
+    struct ripc_peer *p = peer_find(s, peer_id, &rc);
+    if (!p) {
+        ripc__tables_read_unlock();
+        return rc;
+    }
+    ripc_out one = {.type = type, .data = data, .len = len};
+    size_t done;
+    if ((rc = bias_send(p, &one, 1, timeout_ms, &done)) <= 0) {
+        ripc__tables_read_unlock();
+        return rc < 0 ? cut_by_close(p, rc) : rc;
+    }
+    if ((rc = peer_hold(p)) < 0)
         return rc;
     rc = peer_send(p, type, RIPC_KIND_ONEWAY, 0, data, len, timeout_ms);
     ripc__peer_unref(p);
@@ -228,23 +397,33 @@ int ripc_server_send_batch(ripc_server *s, uint32_t peer_id, const ripc_out *msg
     for (size_t i = 0; i < n; i++)
         if (msgs[i].type >= RIPC_TYPE_RESERVED || (msgs[i].len && !msgs[i].data))
             return -EINVAL;
-    void *pv;
-    int rc = ripc__peer_get(s->t, peer_id, &s->closing, &pv);
-    if (rc < 0)
-        return rc;
-    struct ripc_peer *p = pv;
-    if (n == 0) {
-        ripc__peer_unref(p);
-        return 0;
+    int rc;
+    ripc__tables_read_lock();
+    struct ripc_peer *p = peer_find(s, peer_id, &rc);
+    if (!p || n == 0) {
+        ripc__tables_read_unlock();
+        return p ? 0 : rc;
     }
+    /* Through the bias while messages go without waiting; the rest (a
+     * wait, a large message) the slow way, after them. */
+    size_t i;
+    if ((rc = bias_send(p, msgs, n, timeout_ms, &i)) <= 0) {
+        if (rc < 0)
+            rc = cut_by_close(p, rc);
+        ripc__tables_read_unlock();
+        return i > 0 || rc == 0 ? (int)i : rc;
+    }
+    if ((rc = peer_hold(p)) < 0)
+        return i > 0 ? (int)i : rc;
     uint64_t deadline = 0;
     rc = peer_lock(p, timeout_ms, &deadline);
-    size_t i = 0;
     if (rc == 0) {
         for (; i < n; i++)
             if ((rc = send_locked(p, msgs[i].type, RIPC_KIND_ONEWAY, 0, msgs[i].data, msgs[i].len,
                                   timeout_ms, &deadline)) < 0)
                 break;
+        if (i == n)
+            bias_earn(p);
         pthread_mutex_unlock(&p->send_mu);
     }
     if (rc < 0)

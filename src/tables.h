@@ -68,4 +68,22 @@ int ripc__peer_get(ripc__tables *t, uint32_t id, const _Atomic int *stop, void *
  * grow), -ENOMEM, or -ECANCELED when *stop is set (nothing to free then). */
 int ripc__peer_all(ripc__tables *t, const _Atomic int *stop, void ***out);
 
+/*
+ * The send fast path (server_send.c): a peer used inside one read-side
+ * critical section without a reference of its own. The table's reference
+ * is dropped only after a grace period, so a peer found in the table (or
+ * cached and checked against the removal count, below) stays allocated
+ * until ripc__tables_read_unlock. Nothing in the section may block, wait
+ * for a grace period or take a lock that a grace period waits behind.
+ */
+void ripc__tables_read_lock(void);
+void ripc__tables_read_unlock(void);
+/* Inside the section: the peer with this id, or NULL; no reference taken. */
+void *ripc__peer_find(ripc__tables *t, uint32_t id);
+/* Removals so far. Inside the section: a peer found while the count read
+ * c (acquire) stays allocated in every later section that reads c again
+ * (it was not removed before that section began, so its grace period has
+ * not ended). V1/V2 in tables_urcu.c. */
+uint64_t ripc__peers_removed(ripc__tables *t);
+
 #endif

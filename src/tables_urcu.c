@@ -210,6 +210,7 @@ struct ripc__tables {
     struct cds_lfht *peers;
     ripc__peer_ops ops;
     _Atomic uint64_t gen;
+    _Atomic uint64_t removed; /* peers removed (ripc__peers_removed) */
     unsigned forks; /* R.forks when opened: a child's copy of its parent's differs */
 };
 
@@ -430,8 +431,14 @@ void ripc__peer_remove(ripc__tables *t, uint32_t id)
     if (n && cds_lfht_del(t->peers, n) != 0)
         n = NULL; /* someone else removed it */
     read_unlock();
-    if (n)
+    if (n) {
+        /* V1: release, before the grace period that ends with the unref;
+         * pairs with V2 in ripc__peers_removed. A section that began after
+         * that grace period began sees the new count, so a cache that still
+         * reads the old one is inside a section the grace period waits for. */
+        atomic_fetch_add_explicit(&t->removed, 1, memory_order_release);
         retire(&caa_container_of(n, struct pnode, node)->gone, pnode_free);
+    }
 }
 
 int ripc__peer_get(ripc__tables *t, uint32_t id, const _Atomic int *stop, void **out)
@@ -456,6 +463,29 @@ int ripc__peer_get(ripc__tables *t, uint32_t id, const _Atomic int *stop, void *
     }
     read_unlock();
     return rc;
+}
+
+void ripc__tables_read_lock(void)
+{
+    urcu_bp_read_lock();
+}
+
+void ripc__tables_read_unlock(void)
+{
+    read_unlock();
+}
+
+void *ripc__peer_find(ripc__tables *t, uint32_t id)
+{
+    struct cds_lfht_iter it;
+    cds_lfht_lookup(t->peers, hash32(id), match_id, &id, &it);
+    struct cds_lfht_node *n = cds_lfht_iter_get_node(&it);
+    return n ? caa_container_of(n, struct pnode, node)->peer : NULL;
+}
+
+uint64_t ripc__peers_removed(ripc__tables *t)
+{
+    return atomic_load_explicit(&t->removed, memory_order_acquire); /* V2: pairs with V1 */
 }
 
 int ripc__peer_all(ripc__tables *t, const _Atomic int *stop, void ***out)
