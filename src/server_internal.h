@@ -285,11 +285,13 @@ static inline void ripc__peer_unref(void *pp)
 }
 
 /* Take p's send lock to exclude every sender: send_mu, then the bias
- * withdrawn (waiting for its holder to leave the fast path). Any thread, no
- * lock held; ripc__peer_revoke_bias alone after taking send_mu otherwise
+ * withdrawn (waiting for its holder to leave the fast path). keep_own 1:
+ * a sender's own bias stays (it is here, not in the fast path); 0: the bias
+ * goes whoever holds it (a drop, the loop adopting p). Any thread, no lock
+ * held; ripc__peer_revoke_bias alone after taking send_mu otherwise
  * (trylock, a condition wait). Unlock with pthread_mutex_unlock. */
-void ripc__peer_lock(struct ripc_peer *p);
-void ripc__peer_revoke_bias(struct ripc_peer *p);
+void ripc__peer_lock(struct ripc_peer *p, int keep_own);
+void ripc__peer_revoke_bias(struct ripc_peer *p, int keep_own);
 
 /* End p: off its loop L (NULL: in no loop's list), P_DEAD under the send
  * lock (senders waiting are woken and see it), off the table with `left`

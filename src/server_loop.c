@@ -172,7 +172,7 @@ static int loop_adopt(struct loop *L, struct ripc_peer *p)
     /* Under the send lock: senders read p->loop there (watch_set), and a
      * socket-mode send made before now (from `joined`, say) may have left
      * the rest of a frame, which this loop must then write (writability). */
-    ripc__peer_lock(p);
+    ripc__peer_lock(p, 0);
     p->loop = L;
     rc = ripc__loop_watch(L, p->sock, &p->ev_sock);
     if (rc == 0 && (ripc__frame_out_left(&p->tail) || p->rx_blocked))

@@ -79,14 +79,17 @@ static void all_unlink(ripc_server *s, struct ripc_peer *p)
     pthread_mutex_unlock(&s->all_mu);
 }
 
-void ripc__peer_revoke_bias(struct ripc_peer *p)
+void ripc__peer_revoke_bias(struct ripc_peer *p, int keep_own)
 {
     struct ripc__guard_slot *b = atomic_load_explicit(&p->bias, memory_order_relaxed);
     if (!b)
         return;
+    int own = pthread_equal(b->tid, pthread_self());
+    if (own && keep_own)
+        return;
     atomic_store_explicit(&p->bias, NULL, memory_order_relaxed);
-    if (pthread_equal(b->tid, pthread_self()))
-        return; /* ours, and we are here, not in the fast path */
+    if (own)
+        return; /* we are here, not in the fast path */
     /* S2: after the bias was withdrawn, before its holder's flag is read;
      * pairs with S1 in bias_enter (server_send.c): either the holder's
      * flag store comes before it and we see the flag, or the holder's
@@ -106,10 +109,10 @@ void ripc__peer_revoke_bias(struct ripc_peer *p)
     }
 }
 
-void ripc__peer_lock(struct ripc_peer *p)
+void ripc__peer_lock(struct ripc_peer *p, int keep_own)
 {
     pthread_mutex_lock(&p->send_mu);
-    ripc__peer_revoke_bias(p);
+    ripc__peer_revoke_bias(p, keep_own);
 }
 
 void ripc__peer_drop(struct loop *L, struct ripc_peer *p, int reason)
@@ -121,7 +124,7 @@ void ripc__peer_drop(struct loop *L, struct ripc_peer *p, int reason)
         reason = -ECANCELED;
     if (L)
         ripc__loop_forget(L, p);
-    ripc__peer_lock(p);
+    ripc__peer_lock(p, 0);
     /* Z1: under the send lock; pairs with Z2, every sender's load of the
      * state under that lock (server_internal.h, the state table). */
     atomic_store(&p->state, P_DEAD);

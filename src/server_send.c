@@ -81,7 +81,7 @@ static int wait_space(struct ripc_peer *p, const ripc__waitfor *wf, uint64_t dea
             pthread_mutex_unlock(&p->send_mu);
         int ready = ripc__sock_wait_many(pf, 2, until);
         if (!own_loop) {
-            ripc__peer_lock(p);
+            ripc__peer_lock(p, 1);
             /* Z2: the lock is ours again; dropped meanwhile, the rings are gone */
             if (atomic_load(&p->state) == P_DEAD) {
                 atomic_fetch_sub(&p->space_waiters, 1);
@@ -117,7 +117,7 @@ static int wait_space(struct ripc_peer *p, const ripc__waitfor *wf, uint64_t dea
             atomic_fetch_sub(&p->space_waiters, 1);
     } else {
         int w = ripc__cond_wait_until(&p->space_cv, &p->send_mu, until);
-        ripc__peer_revoke_bias(p); /* granted to another sender meanwhile */
+        ripc__peer_revoke_bias(p, 1); /* granted to another sender meanwhile */
         atomic_fetch_sub(&p->space_waiters, 1);
         /* ripc__peer_drop may have run while we slept without the lock: the rings
          * are gone then, touch nothing. */
@@ -146,7 +146,7 @@ static int peer_lock(struct ripc_peer *p, int timeout_ms, uint64_t *deadline)
         rc = lock_send(p, *deadline);
     }
     if (rc == 0)
-        ripc__peer_revoke_bias(p);
+        ripc__peer_revoke_bias(p, 1);
     return rc;
 }
 
