@@ -252,7 +252,7 @@ static int bias_send(struct ripc_peer *p, const ripc_out *msgs, size_t n, int ti
 }
 
 /* The last peer this thread looked up, for the next send to the same id:
- * valid while the server's removal count is unchanged (V1/V2 in
+ * valid while the server's removal count is unchanged (X1/X2 in
  * tables_urcu.c), so it is used only inside a read-side section and never
  * outlives a removal. */
 static _Thread_local struct {

@@ -83,7 +83,7 @@ void *ripc__peer_find(ripc__tables *t, uint32_t id);
 /* Removals so far. Inside the section: a peer found while the count read
  * c (acquire) stays allocated in every later section that reads c again
  * (it was not removed before that section began, so its grace period has
- * not ended). V1/V2 in tables_urcu.c. */
+ * not ended). X1/X2 in tables_urcu.c. */
 uint64_t ripc__peers_removed(ripc__tables *t);
 
 #endif

@@ -432,8 +432,8 @@ void ripc__peer_remove(ripc__tables *t, uint32_t id)
         n = NULL; /* someone else removed it */
     read_unlock();
     if (n) {
-        /* V1: release, before the grace period that ends with the unref;
-         * pairs with V2 in ripc__peers_removed. A section that began after
+        /* X1: release, before the grace period that ends with the unref;
+         * pairs with X2 in ripc__peers_removed. A section that began after
          * that grace period began sees the new count, so a cache that still
          * reads the old one is inside a section the grace period waits for. */
         atomic_fetch_add_explicit(&t->removed, 1, memory_order_release);
@@ -485,7 +485,7 @@ void *ripc__peer_find(ripc__tables *t, uint32_t id)
 
 uint64_t ripc__peers_removed(ripc__tables *t)
 {
-    return atomic_load_explicit(&t->removed, memory_order_acquire); /* V2: pairs with V1 */
+    return atomic_load_explicit(&t->removed, memory_order_acquire); /* X2: pairs with X1 */
 }
 
 int ripc__peer_all(ripc__tables *t, const _Atomic int *stop, void ***out)
