@@ -148,8 +148,9 @@ void report_table(const struct report *rp)
            "spinning cores: the hardware floor); shm flag + payload also copies the payload,\n"
            "on lines of its own. POSIX mq: queue depth 8. ZeroMQ: ZMQ_PAIR sockets, NNG:\n"
            "pair1 sockets, both over ipc://. ringipc round trip: ripc_client_request -> master\n"
-           "handler -> ripc_reply; one-way: ripc_client_send -> handler reads every byte. Every\n"
-           "message carries a sequence number checked on arrival.\n");
+           "handler -> ripc_reply; one-way: ripc_client_send -> handler reads every byte;\n"
+           "ringipc to worker: ripc_server_send (one message per call) -> ripc_client_recv.\n"
+           "Every message carries a sequence number checked on arrival.\n");
 }
 
 /* ---- machine-readable ---- */

@@ -5,6 +5,8 @@
  *   one-way     ripc_client_send (type 2) -> handler reads every byte
  *   loan rows   the same one-way messages written in place:
  *               ripc_client_reserve, write, ripc_client_commit
+ * except "ringipc to worker" (one-way only), where the sending child is the
+ * master: ripc_server_send -> ripc_client_recv reads every byte.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -228,4 +230,154 @@ const struct xport xp_ripc_large_loan = {
     .call = ripc_call,
     .serve = ripc_serve,
     .close = ripc_close,
+};
+
+/*
+ * The master's stream to a worker: here the bench's sending side is the
+ * master (ripc_server_send, one message per call, no dispatch thread) and
+ * its receiving side the worker (ripc_client_recv, reading every byte).
+ * The receiver starts first, so the master listens at a path set before the
+ * fork and the worker connects once it is there. The end marker comes back
+ * as a worker's message.
+ */
+struct m2w_end {
+    struct xp_run *run;
+    ripc_server *srv;
+    ripc_client *c;
+    _Atomic uint32_t peer;
+    int echoed;
+    void *echo;
+    size_t echo_len;
+};
+
+static int m2w_setup(struct xp_run *r)
+{
+    static unsigned serial;
+    snprintf(r->path[0], sizeof r->path[0], "/tmp/ringipc-bench-%d-m2w%u.sock", (int)getpid(),
+             serial++);
+    return 0;
+}
+
+static void m2w_teardown(struct xp_run *r)
+{
+    unlink(r->path[0]);
+}
+
+static void m2w_joined(ripc_peer *p, void *arg)
+{
+    struct m2w_end *e = arg;
+    atomic_store(&e->peer, ripc_peer_id(p));
+}
+
+static void m2w_echo(ripc_peer *p, const ripc_msg *m, void *arg)
+{
+    struct m2w_end *e = arg;
+    (void)p;
+    e->echo_len = m->len < e->run->size ? (size_t)m->len : e->run->size;
+    memcpy(e->echo, m->data, e->echo_len);
+    e->echoed = 1;
+}
+
+static int m2w_open(struct xp_run *r, int side, void **end)
+{
+    ripc_options o = options(r);
+    char why[200] = "", url[160];
+    struct m2w_end *e = calloc(1, sizeof *e);
+    if (e == NULL || (e->echo = malloc(r->size)) == NULL) {
+        free(e);
+        return -ENOMEM;
+    }
+    e->run = r;
+    *end = e;
+    if (side == XP_SERVER)
+        return 0; /* the worker connects in serve(), once the master listens */
+    snprintf(url, sizeof url, "unix:%s", r->path[0]);
+    int rc = ripc_server_open_ex(&e->srv, url, &o, why, sizeof why);
+    if (rc < 0) {
+        xp_fail(r->pg, "ringipc master open: %s (%s)", ripc_strerror(rc), why);
+        return rc;
+    }
+    ripc_server_on_peer(e->srv, m2w_joined, NULL, e);
+    ripc_server_handle(e->srv, T_ONEWAY, m2w_echo, e);
+    double deadline = xp_now() + 10;
+    while (atomic_load(&e->peer) == 0 && !atomic_load(&r->pg->failed) && xp_now() < deadline)
+        ripc_server_poll(e->srv, 10);
+    return atomic_load(&e->peer) ? 0 : -ETIMEDOUT;
+}
+
+static int m2w_send(void *end, const void *buf, size_t len)
+{
+    struct m2w_end *e = end;
+    return ripc_server_send(e->srv, atomic_load(&e->peer), T_ONEWAY, buf, len, -1);
+}
+
+static int m2w_call(void *end, const void *buf, size_t len, const void **rbuf, size_t *rlen)
+{
+    struct m2w_end *e = end;
+    int rc = m2w_send(end, buf, len);
+    double deadline = xp_now() + 10;
+    while (rc >= 0 && !e->echoed && xp_now() < deadline)
+        rc = ripc_server_poll(e->srv, 10);
+    if (rc < 0)
+        return rc;
+    if (!e->echoed)
+        return -ETIMEDOUT;
+    e->echoed = 0;
+    *rbuf = e->echo;
+    *rlen = e->echo_len;
+    return 0;
+}
+
+static int m2w_serve(void *end, struct xp_sink *k)
+{
+    struct m2w_end *e = end;
+    struct xp_page *pg = e->run->pg;
+    ripc_options o = options(e->run);
+    char why[200] = "", url[160];
+    snprintf(url, sizeof url, "unix:%s", e->run->path[0]);
+    double deadline = xp_now() + 10;
+    int rc;
+    while ((rc = ripc_client_open_ex(&e->c, url, &o, why, sizeof why)) < 0) {
+        if (xp_now() > deadline || atomic_load(&pg->failed)) {
+            xp_fail(pg, "ringipc worker open: %s (%s)", ripc_strerror(rc), why);
+            return rc;
+        }
+        usleep(1000); /* the master is not listening yet */
+    }
+    for (;;) {
+        ripc_msg m;
+        if ((rc = ripc_client_recv(e->c, &m, 1000)) == -ETIMEDOUT && !atomic_load(&pg->failed))
+            continue;
+        if (rc < 0)
+            return rc;
+        int a = xp_sink_take(k, m.data, (size_t)m.len);
+        if (a < 0)
+            return a;
+        if ((a & XP_TAKE_ECHO) && (rc = ripc_client_send(e->c, T_ONEWAY, m.data, m.len, -1)) < 0)
+            return rc;
+        if (a & XP_TAKE_LAST)
+            return 0;
+    }
+}
+
+static void m2w_close(void *end)
+{
+    struct m2w_end *e = end;
+    ripc_client_close(e->c);
+    ripc_server_close(e->srv);
+    free(e->echo);
+    free(e);
+}
+
+const struct xport xp_ripc_m2w = {
+    .name = "ringipc to worker",
+    .flags = XP_ONEWAY,
+    .arg = &(const struct variant){RIPC_WAIT_ADAPTIVE, RIPC_TRANSPORT_SHM, 0, 0},
+    .setup = m2w_setup,
+    .open = m2w_open,
+    .send = m2w_send,
+    .call = m2w_call,
+    .serve = m2w_serve,
+    .close = m2w_close,
+    .teardown = m2w_teardown,
 };
