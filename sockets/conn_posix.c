@@ -250,6 +250,29 @@ static int take_fds(struct msghdr *m, int *fds, int max_fds, int *have)
     return overflow;
 }
 
+/* One recvmsg (flags: 0 or MSG_DONTWAIT) with room for every descriptor the
+ * message may carry; they go to fds[*have .. max_fds), the rest are
+ * disposed of (*over set, as with MSG_CTRUNC). Bytes, 0 at end of stream,
+ * or -errno as recvmsg set it (EINTR and EAGAIN too: the caller decides). */
+static long recv_msg(int fd, void *buf, size_t len, int flags, int *fds, int max_fds, int *have,
+                     int *over)
+{
+    fd_recv_control ctl;
+    struct iovec iov = {.iov_base = buf, .iov_len = len};
+    struct msghdr m;
+
+    memset(&m, 0, sizeof m);
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = ctl.buf;
+    m.msg_controllen = sizeof ctl.buf;
+    ssize_t n = recvmsg(fd, &m, flags | RECV_CLOEXEC);
+    if (n < 0)
+        return -errno;
+    *over = take_fds(&m, fds, max_fds, have) || (m.msg_flags & MSG_CTRUNC);
+    return (long)n;
+}
+
 int ripc__sock_recv_fds(intptr_t fd, void *buf, size_t len, int *fds, int max_fds, int *nfds,
                         int timeout_ms)
 {
@@ -257,17 +280,12 @@ int ripc__sock_recv_fds(intptr_t fd, void *buf, size_t len, int *fds, int max_fd
     char *p = buf;
     size_t got = 0;
     int have = 0, r = 0;
-    fd_recv_control ctl;
 
     if (nfds != NULL)
         *nfds = 0;
     if (max_fds < 0 || (max_fds > 0 && (fds == NULL || nfds == NULL)))
         return -EINVAL;
     while (got < len) {
-        struct iovec iov = {.iov_base = p + got, .iov_len = len - got};
-        struct msghdr m;
-        ssize_t n;
-
         if (deadline != RIPC_DEADLINE_NEVER) {
             r = wait_fd((int)fd, POLLIN, deadline);
             if (r == 0)
@@ -275,14 +293,10 @@ int ripc__sock_recv_fds(intptr_t fd, void *buf, size_t len, int *fds, int max_fd
             if (r <= 0)
                 goto fail;
         }
-        memset(&m, 0, sizeof m);
-        m.msg_iov = &iov;
-        m.msg_iovlen = 1;
-        m.msg_control = ctl.buf;
-        m.msg_controllen = sizeof ctl.buf;
-        n = recvmsg((int)fd, &m, RECV_CLOEXEC);
+        int over = 0;
+        long n = recv_msg((int)fd, p + got, len - got, 0, fds, max_fds, &have, &over);
         if (n < 0) {
-            int err = errno;
+            int err = (int)-n;
             if (err == EINTR)
                 continue;
             if (err == EAGAIN || err == EWOULDBLOCK) {
@@ -295,11 +309,11 @@ int ripc__sock_recv_fds(intptr_t fd, void *buf, size_t len, int *fds, int max_fd
             r = err == ECONNRESET ? -EPIPE : -err;
             goto fail;
         }
-        /* Descriptors first: whatever happens next, none may leak. More than
-         * the caller takes, or MSG_CTRUNC (no room left in our descriptor
-         * table: the kernel has dropped the rest): the stream is not ours
-         * to trust any more. */
-        if (take_fds(&m, fds, max_fds, &have) || (m.msg_flags & MSG_CTRUNC)) {
+        /* Descriptors first (recv_msg took them): whatever happens next,
+         * none may leak. More than the caller takes, or MSG_CTRUNC (no room
+         * left in our descriptor table: the kernel has dropped the rest):
+         * the stream is not ours to trust any more. */
+        if (over) {
             r = -EPROTO;
             goto fail;
         }
@@ -321,31 +335,17 @@ fail:
     return r;
 }
 
-/* One non-blocking recvmsg with room for every descriptor the message may
- * carry; they go to fds[*have .. max_fds), the rest are disposed of (*over
- * set, as with MSG_CTRUNC). Bytes, 0 at end of stream, or -errno. */
+/* recv_msg without waiting: bytes, 0 at end of stream, -EAGAIN, -EPIPE
+ * (reset too) or -errno; descriptors as there. */
 static long recv_once(int fd, void *buf, size_t len, int *fds, int max_fds, int *have, int *over)
 {
-    fd_recv_control ctl;
-    struct iovec iov = {.iov_base = buf, .iov_len = len};
-    struct msghdr m;
-    ssize_t n;
-
-    memset(&m, 0, sizeof m);
-    m.msg_iov = &iov;
-    m.msg_iovlen = 1;
-    m.msg_control = ctl.buf;
-    m.msg_controllen = sizeof ctl.buf;
+    long n;
     do
-        n = recvmsg(fd, &m, MSG_DONTWAIT | RECV_CLOEXEC);
-    while (n < 0 && errno == EINTR);
-    if (n < 0) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
-            return -EAGAIN;
-        return errno == ECONNRESET ? -EPIPE : -errno;
-    }
-    *over = take_fds(&m, fds, max_fds, have) || (m.msg_flags & MSG_CTRUNC);
-    return (long)n;
+        n = recv_msg(fd, buf, len, MSG_DONTWAIT, fds, max_fds, have, over);
+    while (n == -EINTR);
+    if (n == -EAGAIN || n == -EWOULDBLOCK)
+        return -EAGAIN;
+    return n == -ECONNRESET ? -EPIPE : n;
 }
 
 long ripc__sock_try_recv_fds(intptr_t fd, void *buf, size_t len, int *fds, int max_fds, int *nfds)
