@@ -18,9 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/sockios.h>
 #include <sys/epoll.h>
-#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -204,16 +202,6 @@ static void serve_until_ready(int ms)
     assert_true(atomic_load(&M.sh->ready));
 }
 
-static int raw_connect(int timeout_ms)
-{
-    ripc__addr a;
-    intptr_t fd;
-    if (ripc__addr_parse(&a, M.url, NULL, 0) < 0 ||
-        ripc__sock_connect(&a, &fd, timeout_ms, NULL, 0) < 0)
-        return -1;
-    return (int)fd;
-}
-
 /* Block until the master says release (or 60 s). */
 static void hold_until_release(void)
 {
@@ -229,7 +217,7 @@ static int connect_n_dropped(void *arg)
 {
     int n = *(const int *)arg, ok = 0;
     for (int i = 0; i < n; i++) {
-        int fd = raw_connect(1000);
+        int fd = ripc_test_hconnect_within(M.url, 1000);
         if (fd < 0)
             continue;
         struct pollfd pf = {.fd = fd, .events = POLLIN};
@@ -261,7 +249,7 @@ static void test_limits_epoll_failure_slot(void **state)
     /* A connection that has not said HELLO keeps its slot until its
      * deadline: joining next to it must not evict it, which a master that
      * believed its slots full (leaked by the failures) would do. */
-    int silent = raw_connect(1000);
+    int silent = ripc_test_hconnect_within(M.url, 1000);
     assert_true(silent >= 0);
     expect_honest_served(RIPC_TRANSPORT_AUTO);
     SERVE_UNTIL(0, 50);
@@ -278,7 +266,7 @@ static int stall_connections(void *arg)
 {
     int n = *(const int *)arg, *fds = calloc((size_t)n, sizeof *fds), ok = 0;
     for (int i = 0; i < n; i++)
-        if ((fds[i] = raw_connect(200)) >= 0)
+        if ((fds[i] = ripc_test_hconnect_within(M.url, 200)) >= 0)
             ok++;
     atomic_store(&M.sh->count, ok);
     atomic_store(&M.sh->ready, 1);
@@ -341,7 +329,7 @@ static void fill_slots(int fds[SLOTS + 1])
     open_master(fresh_unix_url(), &opt);
     /* A batch at a time, each accepted before the next. */
     for (int i = 0; i < SLOTS; i++) {
-        fds[i] = raw_connect(1000);
+        fds[i] = ripc_test_hconnect_within(M.url, 1000);
         assert_true(fds[i] >= 0);
         if (i % 32 == 31)
             accept_rounds();
@@ -371,7 +359,7 @@ static void test_limits_full_slots_evict_one(void **state)
     for (int i = 0; i < SLOTS; i++)
         if (is_dropped(fds[i]))
             fail_msg("connection %d of %d dropped with no one waiting for its slot", i, SLOTS);
-    fds[SLOTS] = raw_connect(1000);
+    fds[SLOTS] = ripc_test_hconnect_within(M.url, 1000);
     assert_true(fds[SLOTS] >= 0);
     accept_rounds();
     expect_oldest_evicted(fds);
@@ -386,7 +374,7 @@ static void test_limits_full_slots_evict_one(void **state)
  * *max_message when not NULL): the socket, or -1. */
 static int socket_mode_peer(const char *name, uint64_t *max_message)
 {
-    int sock = raw_connect(5000);
+    int sock = ripc_test_hconnect_within(M.url, 5000);
     if (sock < 0)
         return -1;
     if (ripc_test_socket_hello(sock, name, max_message) < 0) {
@@ -621,13 +609,6 @@ static void test_limits_deaf_socket_peers(void **state)
 #define TRICKLERS       2
 #define TRICKLE_MAX_MSG ((uint64_t)64 << 20)
 
-/* Bytes sent on fd that the master has not read yet (unix sockets). */
-static int unread(int fd)
-{
-    int n = 0;
-    return ioctl(fd, SIOCOUTQ, &n) == 0 ? n : -1;
-}
-
 static int tricklers(void *arg)
 {
     (void)arg;
@@ -649,7 +630,7 @@ static int tricklers(void *arg)
     /* Ready once the master has read the headers (and so holds the budget
      * for both frames: it grows a buffer as soon as it sees a header). */
     for (int i = 0; i < TRICKLERS; i++)
-        while (unread(fd[i]) > 0)
+        while (ripc_test_unread(fd[i]) > 0)
             usleep(1000);
     atomic_store(&M.sh->ready, 1);
     int open = TRICKLERS;
@@ -805,7 +786,7 @@ static void test_limits_evict_with_event_pending(void **state)
     (void)state;
     int fds[SLOTS + 1];
     fill_slots(fds);
-    fds[SLOTS] = raw_connect(1000); /* the listener is ready first ... */
+    fds[SLOTS] = ripc_test_hconnect_within(M.url, 1000); /* the listener is ready first ... */
     assert_true(fds[SLOTS] >= 0);
     uint8_t junk = 0x5a; /* ... then the oldest handshake's socket */
     assert_int_equal(send(fds[0], &junk, 1, MSG_NOSIGNAL), 1);
@@ -823,7 +804,7 @@ static void test_limits_evict_none_when_one_finishes(void **state)
     (void)state;
     int fds[SLOTS + 1];
     fill_slots(fds);
-    fds[SLOTS] = raw_connect(1000); /* the listener is ready first ... */
+    fds[SLOTS] = ripc_test_hconnect_within(M.url, 1000); /* the listener is ready first ... */
     assert_true(fds[SLOTS] >= 0);
     uint8_t hello[RIPC_FRAME_HDR + RIPC_HANDSHAKE_MAX]; /* ... then a whole HELLO */
     size_t n = ripc_test_hello(hello, "late", 0, RIPC_XPORT_SOCKET);

@@ -35,8 +35,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/sockios.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -49,6 +47,7 @@
 #include "sockets/sock.h"
 #include "src/internal.h"
 #include "src/proto.h"
+#include "support/hconn.h"
 #include "support/support.h"
 
 #define BIG ((uint64_t)32 << 20)
@@ -479,22 +478,6 @@ static void test_budget_timeout_cut_returns_in_time(void **state)
 enum { R_H1, R_H2, R_W, R_X, R_Y, R_N };
 static const char *const raw_names[R_N] = {"H1", "H2", "W", "X", "Y"};
 
-/* Bytes sent on fd that the master has not read yet (unix sockets). */
-static int unread(int fd)
-{
-    int n = 0;
-    return ioctl(fd, SIOCOUTQ, &n) == 0 ? n : -1;
-}
-
-static int raw_connect(void)
-{
-    ripc__addr a;
-    intptr_t fd;
-    if (ripc__addr_parse(&a, M.url, NULL, 0) < 0 || ripc__sock_connect(&a, &fd, 10000, NULL, 0) < 0)
-        return -1;
-    return (int)fd;
-}
-
 struct raw {
     int fd;
     uint8_t hdr[RIPC_FRAME_HDR];
@@ -559,7 +542,7 @@ static int raw_kid(int up, int go)
     memset(r, 0, sizeof r);
     for (int i = 0; i < R_N; i++) {
         uint64_t max = 0;
-        if ((r[i].fd = raw_connect()) < 0 ||
+        if ((r[i].fd = ripc_test_hconnect_within(M.url, 10000)) < 0 ||
             ripc_test_socket_hello(r[i].fd, raw_names[i], &max) < 0 || max != BIG)
             return kid_fail(raw_names[i], "handshake");
         ripc__sock_set_nonblock(r[i].fd, 1);
@@ -578,7 +561,7 @@ static int raw_kid(int up, int go)
     for (int i = R_H1; i <= R_H2; i++) {
         if (raw_send(&r[i], 100, payload) < 0)
             return kid_fail(raw_names[i], "send");
-        for (uint64_t t0 = ripc_test_now_ms(); unread(r[i].fd) > 0;)
+        for (uint64_t t0 = ripc_test_now_ms(); ripc_test_unread(r[i].fd) > 0;)
             if (ripc_test_now_ms() - t0 > 20000)
                 return kid_fail(raw_names[i], "the master does not read");
             else

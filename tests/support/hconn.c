@@ -1,9 +1,13 @@
 #include "support/hconn.h"
 
 #include <errno.h>
+#if defined(__linux__)
+#include <linux/sockios.h>
+#endif
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -13,13 +17,30 @@
 #include "sockets/sock.h"
 #include "support/support.h"
 
-int ripc_test_hconnect(const char *url)
+int ripc_test_hconnect_within(const char *url, int timeout_ms)
 {
     ripc__addr a;
     intptr_t fd;
-    if (ripc__addr_parse(&a, url, NULL, 0) < 0 || ripc__sock_connect(&a, &fd, 5000, NULL, 0) < 0)
+    if (ripc__addr_parse(&a, url, NULL, 0) < 0 ||
+        ripc__sock_connect(&a, &fd, timeout_ms, NULL, 0) < 0)
         return -1;
     return (int)fd;
+}
+
+int ripc_test_hconnect(const char *url)
+{
+    return ripc_test_hconnect_within(url, 5000);
+}
+
+int ripc_test_unread(int fd)
+{
+#ifdef SIOCOUTQ
+    int n = 0;
+    return ioctl(fd, SIOCOUTQ, &n) == 0 ? n : -1;
+#else
+    (void)fd;
+    return -1;
+#endif
 }
 
 size_t ripc_test_hello(uint8_t *out, const char *name, uint64_t ring_bytes, int transport)

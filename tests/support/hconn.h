@@ -25,8 +25,14 @@ typedef struct ripc_test_hconn {
     unsigned char *w2m_data;
 } ripc_test_hconn;
 
-/* Connect to url without a handshake: the socket, or -1. */
+/* Connect to url without a handshake, waiting up to timeout_ms: the
+ * socket, or -1. */
+int ripc_test_hconnect_within(const char *url, int timeout_ms);
+/* The same within 5 s. */
 int ripc_test_hconnect(const char *url);
+/* Bytes sent on fd that its peer has not read yet (a unix socket: what
+ * waits in the peer's receive queue), or -1 where that cannot be told. */
+int ripc_test_unread(int fd);
 /* The HELLO frame a real client sends (src/client.c), into out (at least
  * RIPC_FRAME_HDR + RIPC_HANDSHAKE_MAX bytes); returns its length. transport
  * RIPC_XPORT_SOCKET asks for socket mode, anything else offers shm. */
