@@ -49,7 +49,11 @@ ripc__guard_token ripc__guard_enter_slow(ripc__guard *g)
     struct ripc__guard_slot *cur = atomic_load_explicit(&g->owner, memory_order_relaxed);
     if (cur && cur != s) {
         atomic_store_explicit(&g->owner, NULL, memory_order_relaxed);
-        atomic_thread_fence(memory_order_seq_cst);
+        /* B2 is a full barrier on this thread as well, whichever way it
+         * goes: a seq_cst fence, or membarrier, which orders the caller's
+         * accesses across the call (shm/fence.h: "the caller's included")
+         * and falls back to a seq_cst fence. It alone orders the store
+         * above before the load of cur->in below. */
         revoke_fence(g); /* B2 */
         /* I2: acquire, pairs with I1 (ripc__guard_leave): what cur did
          * inside happens before we take over. */
