@@ -18,6 +18,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -40,33 +41,66 @@ static ripc__poller *open_poller(void)
     return pl;
 }
 
+/* The cases on one connection: a poller, a socket pair (sv[0] the end
+ * watched, sv[1] its peer) and a tag to register with. Teardown closes
+ * what a case left open (a case that closes an end sets it to -1). */
+struct fx {
+    ripc__poller *pl;
+    int sv[2];
+    int tag;
+};
+
+static int fx_setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    f->pl = open_poller();
+    pair(f->sv);
+    *state = f;
+    return 0;
+}
+
+static int fx_teardown(void **state)
+{
+    struct fx *f = *state;
+    for (int i = 0; i < 2; i++)
+        if (f->sv[i] >= 0)
+            close(f->sv[i]);
+    ripc__poller_close(f->pl);
+    free(f);
+    return 0;
+}
+
+/* The peer hangs up. */
+static void fx_hang_up(struct fx *f)
+{
+    close(f->sv[1]);
+    f->sv[1] = -1;
+}
+
 static void test_poller_level_triggered(void **state)
 {
-    (void)state;
-    ripc__poller *pl = open_poller();
-    int sv[2], tag;
-    pair(sv);
+    struct fx *f = *state;
+    ripc__poller *pl = f->pl;
     ripc__poll_event ev[4];
-    assert_int_equal(ripc__poller_add(pl, sv[0], RIPC_POLL_IN, &tag), 0);
+    assert_int_equal(ripc__poller_add(pl, f->sv[0], RIPC_POLL_IN, &f->tag), 0);
     assert_int_equal(ripc__poller_wait(pl, ev, 4, 0), 0);
-    assert_int_equal(write(sv[1], "x", 1), 1);
+    assert_int_equal(write(f->sv[1], "x", 1), 1);
     for (int round = 0; round < 2; round++) { /* still ready: reported again */
         assert_int_equal(ripc__poller_wait(pl, ev, 4, 1000), 1);
-        assert_ptr_equal(ev[0].data, &tag);
+        assert_ptr_equal(ev[0].data, &f->tag);
         assert_int_equal(ev[0].events, RIPC_POLL_IN);
     }
     char c;
-    assert_int_equal(read(sv[0], &c, 1), 1);
+    assert_int_equal(read(f->sv[0], &c, 1), 1);
     assert_int_equal(ripc__poller_wait(pl, ev, 4, 0), 0);
     /* A hang-up is for a read. */
-    close(sv[1]);
+    fx_hang_up(f);
     assert_int_equal(ripc__poller_wait(pl, ev, 4, 1000), 1);
     assert_true(ev[0].events & RIPC_POLL_IN);
     assert_true(ev[0].events & RIPC_POLL_HUP);
-    ripc__poller_del(pl, sv[0]);
+    ripc__poller_del(pl, f->sv[0]);
     assert_int_equal(ripc__poller_wait(pl, ev, 4, 0), 0);
-    close(sv[0]);
-    ripc__poller_close(pl);
 }
 
 /* A registration that watches neither readability nor (yet) writability
@@ -74,30 +108,25 @@ static void test_poller_level_triggered(void **state)
  * rely on it (src/server_sockmode.c). */
 static void test_poller_hangup_unwatched(void **state)
 {
-    (void)state;
-    ripc__poller *pl = open_poller();
-    int sv[2], tag;
-    pair(sv);
+    struct fx *f = *state;
+    ripc__poller *pl = f->pl;
     ripc__poll_event ev[4];
-    assert_int_equal(ripc__poller_add(pl, sv[0], RIPC_POLL_IN, &tag), 0);
-    assert_int_equal(ripc__poller_mod(pl, sv[0], 0, &tag), 0);
-    assert_int_equal(write(sv[1], "x", 1), 1); /* data alone is not reported */
+    assert_int_equal(ripc__poller_add(pl, f->sv[0], RIPC_POLL_IN, &f->tag), 0);
+    assert_int_equal(ripc__poller_mod(pl, f->sv[0], 0, &f->tag), 0);
+    assert_int_equal(write(f->sv[1], "x", 1), 1); /* data alone is not reported */
     assert_int_equal(ripc__poller_wait(pl, ev, 4, 0), 0);
-    close(sv[1]);
+    fx_hang_up(f);
     assert_int_equal(ripc__poller_wait(pl, ev, 4, 1000), 1);
-    assert_ptr_equal(ev[0].data, &tag);
+    assert_ptr_equal(ev[0].data, &f->tag);
     assert_true(ev[0].events & RIPC_POLL_HUP);
-    ripc__poller_del(pl, sv[0]);
-    close(sv[0]);
-    ripc__poller_close(pl);
+    ripc__poller_del(pl, f->sv[0]);
 }
 
 static void test_poller_registrations(void **state)
 {
-    (void)state;
-    ripc__poller *pl = open_poller();
-    int sv[2], a, b;
-    pair(sv);
+    struct fx *f = *state;
+    ripc__poller *pl = f->pl;
+    int *sv = f->sv, a, b;
     ripc__poll_event ev[4];
     assert_int_equal(ripc__poller_mod(pl, sv[0], RIPC_POLL_IN, &a), -ENOENT);
     assert_int_equal(ripc__poller_add(pl, sv[0], RIPC_POLL_IN, &a), 0);
@@ -117,9 +146,6 @@ static void test_poller_registrations(void **state)
     ripc__poller_del(pl, -1);
     ripc__poller_del(NULL, sv[0]);
     assert_int_equal(ripc__poller_mod(pl, sv[0], RIPC_POLL_IN, &a), -ENOENT);
-    close(sv[0]);
-    close(sv[1]);
-    ripc__poller_close(pl);
     ripc__poller_close(NULL);
 }
 
@@ -156,22 +182,17 @@ static pthread_t start_sleeper(struct sleeper *z)
 
 static void test_poller_mod_while_waiting(void **state)
 {
-    (void)state;
-    struct sleeper z = {.pl = open_poller()};
-    int sv[2], tag;
-    pair(sv);
-    assert_int_equal(ripc__poller_add(z.pl, sv[0], RIPC_POLL_IN, &tag), 0);
+    struct fx *f = *state;
+    struct sleeper z = {.pl = f->pl};
+    assert_int_equal(ripc__poller_add(z.pl, f->sv[0], RIPC_POLL_IN, &f->tag), 0);
     pthread_t th = start_sleeper(&z);
     /* As a sender turning writability on for the loop asleep. */
-    assert_int_equal(ripc__poller_mod(z.pl, sv[0], RIPC_POLL_IN | RIPC_POLL_OUT, &tag), 0);
+    assert_int_equal(ripc__poller_mod(z.pl, f->sv[0], RIPC_POLL_IN | RIPC_POLL_OUT, &f->tag), 0);
     pthread_join(th, NULL);
     assert_int_equal(z.n, 1);
-    assert_ptr_equal(z.ev[0].data, &tag);
+    assert_ptr_equal(z.ev[0].data, &f->tag);
     assert_int_equal(z.ev[0].events, RIPC_POLL_OUT);
     assert_true(z.ms < 10000);
-    close(sv[0]);
-    close(sv[1]);
-    ripc__poller_close(z.pl);
 }
 
 static void test_poller_wake(void **state)
@@ -259,25 +280,18 @@ static void test_poller_no_starvation(void **state)
 /* The epoll set is itself pollable; the poll(2) poller says -ENOTSUP. */
 static void test_poller_fd(void **state)
 {
-    (void)state;
-    ripc__poller *pl = open_poller();
-    int fd = ripc__poller_fd(pl);
+    struct fx *f = *state;
+    int fd = ripc__poller_fd(f->pl);
     if (fd == -ENOTSUP) {
-        ripc__poller_close(pl);
         print_message("SKIP: this build's poller has no descriptor (poll(2))\n");
         skip();
     }
     assert_true(fd >= 0);
-    int sv[2], tag;
-    pair(sv);
-    assert_int_equal(ripc__poller_add(pl, sv[0], RIPC_POLL_IN, &tag), 0);
+    assert_int_equal(ripc__poller_add(f->pl, f->sv[0], RIPC_POLL_IN, &f->tag), 0);
     struct pollfd pf = {.fd = fd, .events = POLLIN};
     assert_int_equal(poll(&pf, 1, 0), 0);
-    assert_int_equal(write(sv[1], "x", 1), 1);
+    assert_int_equal(write(f->sv[1], "x", 1), 1);
     assert_int_equal(poll(&pf, 1, 1000), 1);
-    close(sv[0]);
-    close(sv[1]);
-    ripc__poller_close(pl);
 }
 
 /* ---- a wait under memory exhaustion ---- */
@@ -356,14 +370,14 @@ static void test_poller_wait_without_memory(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_poller_level_triggered),
-        cmocka_unit_test(test_poller_hangup_unwatched),
-        cmocka_unit_test(test_poller_registrations),
-        cmocka_unit_test(test_poller_mod_while_waiting),
+        cmocka_unit_test_setup_teardown(test_poller_level_triggered, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_poller_hangup_unwatched, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_poller_registrations, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_poller_mod_while_waiting, fx_setup, fx_teardown),
         cmocka_unit_test(test_poller_wake),
         cmocka_unit_test(test_poller_each_once),
         cmocka_unit_test(test_poller_no_starvation),
-        cmocka_unit_test(test_poller_fd),
+        cmocka_unit_test_setup_teardown(test_poller_fd, fx_setup, fx_teardown),
         cmocka_unit_test(test_poller_wait_without_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
