@@ -120,6 +120,7 @@ struct ripc_peer {
     ripc__pace tail_pace; /* the owning loop's, under the send lock */
     ripc__chan ch;
     struct loop *loop;
+    struct ripc_peer *in_next; /* on a loop's hand-over list (its in_mu) */
     struct evsrc ev_sock, ev_bell;
     pthread_mutex_t send_mu;
     /* The send lock's fast path (server_send.c, "The bias"): the thread
@@ -197,9 +198,10 @@ struct loop {
     uint64_t next_sweep; /* coarse clock: next look for peers to park */
     unsigned busy_rounds; /* rounds that found messages, since the last look */
     _Atomic int notice;   /* some peer's notice is set (ripc__loop_notice) */
-    pthread_mutex_t in_mu; /* hand-over of new peers from loop 0 */
-    struct ripc_peer **incoming;
-    size_t nin, incap;
+    /* Hand-over of new peers from loop 0: a list through ripc_peer.in_next
+     * (nothing to allocate, so a hand-over cannot fail), oldest first. */
+    pthread_mutex_t in_mu;
+    struct ripc_peer *in_head, **in_tail;
     _Atomic int has_incoming;
     _Atomic unsigned count; /* peers owned, for placement (any thread reads) */
     _Atomic int active;     /* its thread is inside loop_round: someone reads the bells */
@@ -362,10 +364,11 @@ int ripc__loop_run(ripc_server *s, unsigned threads);
 /* Wake L's thread from its poller wait. Any thread. */
 void ripc__loop_wake(struct loop *L);
 /* An active peer goes to the least loaded loop: adopted at once when that
- * is L, else handed over (L's thread, loop 0). L failing to adopt p ends
- * it (the drop comes in L's next dispatch); the loop it was handed to
- * failing to adopt it ends it too, but leaves it on no loop's list: only
- * close drops it then. */
+ * is L, else handed over (L's thread, loop 0; the hand-over itself cannot
+ * fail). A loop that cannot adopt p (no memory for its list, or its poller
+ * refuses p's descriptors) drops it there and then with that error: its
+ * worker sees the connection end, and `left`, as `joined` was called,
+ * gets the error. */
 void ripc__loop_place(struct loop *L, struct ripc_peer *p);
 
 /* Take p off L: its list and its poller (socket and doorbell). L's own

@@ -25,6 +25,7 @@ int ripc__loop_init(ripc_server *s, struct loop *L, int idx)
     L->idx = idx;
     L->cache_type = -1;
     L->wake.rfd = L->wake.wfd = -1;
+    L->in_tail = &L->in_head;
     pthread_mutex_init(&L->in_mu, NULL);
     int rc = ripc__poller_open(&L->pl);
     if (rc < 0 || (rc = ripc__wake_open(&L->wake)) < 0)
@@ -40,9 +41,10 @@ void ripc__loop_fini(struct loop *L)
     L->pl = NULL;
     ripc__wake_close(&L->wake);
     free(L->peers);
-    free(L->incoming);
-    L->peers = L->incoming = NULL;
-    L->n = L->cap = L->nin = L->incap = 0;
+    L->peers = NULL;
+    L->n = L->cap = 0;
+    L->in_head = NULL;
+    L->in_tail = &L->in_head;
     pthread_mutex_destroy(&L->in_mu);
 }
 
@@ -231,22 +233,34 @@ static void take_notices(struct loop *L)
     }
 }
 
-/* Adopt the peers handed over to L (ripc__loop_place); one that cannot be
- * adopted ends (-ENOMEM), on no list. L's own thread, or run's end once L's
- * thread is gone. */
-static void loop_take_incoming(struct loop *L)
+/* p, in no loop's list or poller, goes to L; when L cannot take it, it is
+ * dropped with the error (its worker sees the connection end; `left` gets
+ * the error). L's own thread, or run() while no other loop runs. */
+static void adopt_or_drop(struct loop *L, struct ripc_peer *p)
+{
+    int rc = loop_adopt(L, p);
+    if (rc < 0)
+        ripc__peer_drop(NULL, p, rc); /* loop_adopt left nothing behind in L */
+}
+
+/* The peers handed over to L, taken off its list, go to T (L itself, or
+ * loop 0 when run() ends). */
+static void loop_take_incoming(struct loop *L, struct loop *T)
 {
     pthread_mutex_lock(&L->in_mu);
-    for (size_t i = 0; i < L->nin; i++) {
-        struct ripc_peer *p = L->incoming[i];
-        atomic_fetch_sub(&L->count, 1); /* loop_adopt counts it again */
-        if (loop_adopt(L, p) < 0) {
-            ripc__peer_end(p, -ENOMEM);
-        }
-    }
-    L->nin = 0;
+    struct ripc_peer *p = L->in_head;
+    L->in_head = NULL;
+    L->in_tail = &L->in_head;
     atomic_store(&L->has_incoming, 0);
     pthread_mutex_unlock(&L->in_mu);
+    /* Without in_mu: a drop calls `left`. */
+    while (p) {
+        struct ripc_peer *next = p->in_next;
+        p->in_next = NULL;
+        atomic_fetch_sub(&L->count, 1); /* loop_adopt counts it again */
+        adopt_or_drop(T, p);
+        p = next;
+    }
 }
 
 /* The running loop with the fewest peers (counts read without a lock: a
@@ -269,17 +283,13 @@ void ripc__loop_place(struct loop *L, struct ripc_peer *p)
 {
     struct loop *T = least_loaded(L->s);
     if (T == L) {
-        int rc = loop_adopt(L, p);
-        if (rc < 0) {
-            ripc__peer_end(p, rc);
-            p->loop = L;
-            if (list_add(L, p) < 0) /* so the drop finds it */
-                ripc__peer_drop(NULL, p, rc);
-        }
+        adopt_or_drop(L, p);
         return;
     }
     pthread_mutex_lock(&T->in_mu);
-    vec_push(&T->incoming, &T->nin, &T->incap, p);
+    p->in_next = NULL;
+    *T->in_tail = p;
+    T->in_tail = &p->in_next;
     atomic_fetch_add(&T->count, 1); /* counted now so placement spreads */
     /* H1: seq_cst, pairs with H2 in loop_dispatch; the list itself is under
      * in_mu, and the wake below covers a loop that read 0 just before. */
@@ -378,7 +388,7 @@ static int loop_dispatch(struct loop *L)
 {
     /* H2: acquire, pairs with H1 in ripc__loop_place */
     if (atomic_load_explicit(&L->has_incoming, memory_order_acquire))
-        loop_take_incoming(L);
+        loop_take_incoming(L, L);
     int total = 0;
     for (size_t i = 0; i < L->nact; i++) {
         struct ripc_peer *p = L->peers[i];
@@ -752,7 +762,7 @@ int ripc__loop_run(ripc_server *s, unsigned threads)
                 continue;
             struct ripc_peer *p = L0->peers[i];
             ripc__loop_forget(L0, p);
-            loop_adopt(&loops[i % threads], p);
+            adopt_or_drop(&loops[i % threads], p);
         }
         for (; started < threads; started++)
             if (pthread_create(&loops[started].th, NULL, loop_main, &loops[started]) != 0) {
@@ -766,11 +776,11 @@ int ripc__loop_run(ripc_server *s, unsigned threads)
     /* Back to one loop: its peers return to loop 0 for poll(). */
     for (unsigned i = 1; i < s->nloops; i++) {
         struct loop *L = &loops[i];
-        loop_take_incoming(L);
+        loop_take_incoming(L, &loops[0]);
         while (L->n) {
             struct ripc_peer *p = L->peers[L->n - 1];
             ripc__loop_forget(L, p);
-            loop_adopt(&loops[0], p);
+            adopt_or_drop(&loops[0], p);
         }
         ripc__loop_fini(L);
     }

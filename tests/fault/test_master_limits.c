@@ -1,10 +1,12 @@
 /*
  * The master's limits under hostile or unlucky conditions: its accept path
  * (handshake slots, a failing epoll registration, floods of connections
- * that never say HELLO), memory for socket-mode peers that announce large
- * frames and stall, running out of descriptors, and descriptors passed by a
- * worker whose close() blocks. The master is this process, driven by
- * ripc_server_poll(); attackers and honest workers are forked children.
+ * that never say HELLO), a dispatch loop that cannot take a new peer,
+ * memory for socket-mode peers that announce large frames and stall,
+ * running out of descriptors, and descriptors passed by a worker whose
+ * close() blocks. The master is this process, driven by ripc_server_poll()
+ * (ripc_server_run(2) where a second loop is the point); attackers and
+ * honest workers are forked children.
  * Every case ends with an honest worker served within its connect timeout.
  */
 #include <errno.h>
@@ -31,6 +33,7 @@
 #include <cmocka.h>
 
 #include "ringipc/ringipc.h"
+#include "sockets/closer.h"
 #include "sockets/sock.h"
 #include "src/proto.h"
 #include "support/hconn.h"
@@ -47,11 +50,23 @@
 /* ---- a test-only fault: epoll registrations of connections fail ----
  * This executable's epoll_ctl takes the place of libc's for the library
  * linked into it (the static build): while fail_conn_adds is set, adding a
- * connected socket fails as the kernel does when it runs out of memory. */
+ * connected socket fails as the kernel does when it runs out of memory.
+ * While fail_other_set is an epoll set's descriptor (loop 0's), one
+ * registration in any other set (another loop's) fails so, after
+ * other_set_pass have gone through. */
 static _Atomic int fail_conn_adds;
+static _Atomic int fail_other_set = -1, other_set_pass, other_set_failed;
 
 int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 {
+    int keep = atomic_load(&fail_other_set);
+    if (op == EPOLL_CTL_ADD && keep >= 0 && epfd != keep &&
+        atomic_fetch_sub(&other_set_pass, 1) == 0) {
+        atomic_store(&fail_other_set, -1);
+        atomic_fetch_add(&other_set_failed, 1);
+        errno = ENOMEM;
+        return -1;
+    }
     if (op == EPOLL_CTL_ADD && atomic_load(&fail_conn_adds)) {
         int listening = 0;
         socklen_t sl = sizeof listening;
@@ -75,7 +90,8 @@ static struct {
     ripc_server *s;
     char url[128];
     struct shared *sh;
-    int joined, left, left_stalled;
+    /* callbacks: on the polling thread, or on run()'s loops */
+    _Atomic int joined, left, left_stalled, left_reason;
 } M;
 
 static void on_join(ripc_peer *p, void *arg)
@@ -89,6 +105,7 @@ static void on_leave(ripc_peer *p, int reason, void *arg)
 {
     (void)p;
     (void)arg;
+    M.left_reason = reason;
     M.left++;
     M.left_stalled += reason == -ETIMEDOUT;
 }
@@ -858,6 +875,129 @@ static void test_limits_open_raises_nofile(void **state)
     }
 }
 
+/* ---- (6) a loop that cannot take a new peer drops it ----
+ * Under run(2) the second worker is handed from loop 0 to loop 1, which
+ * registers its socket (and in shm mode its doorbell) in its own epoll set.
+ * When a registration fails, as when the kernel is out of memory, the
+ * peer must be dropped there and then: its worker sees the connection end,
+ * `left` gets the error, the master keeps none of its descriptors, and the
+ * next worker is taken on that loop as usual. */
+
+/* Wait (no sleeps to order anything: a bounded look at a condition that
+ * other threads make true) until cond holds or ms pass. */
+#define WAIT_UNTIL(cond, ms)                                                                       \
+    do {                                                                                           \
+        uint64_t end_ = ripc_test_now_ms() + (ms);                                                 \
+        while (!(cond) && ripc_test_now_ms() < end_)                                               \
+            usleep(1000);                                                                          \
+    } while (0)
+
+/* Joins in transport (intptr_t) and stays until released. */
+static int holding_worker(void *arg)
+{
+    ripc_options opt = {.name = "holder",
+                        .token = TOKEN,
+                        .transport = (int)(intptr_t)arg,
+                        .connect_timeout_ms = HONEST_TIMEOUT_MS};
+    ripc_client *c;
+    int rc = ripc_client_open(&c, M.url, &opt);
+    if (rc < 0) {
+        printf("holder: open: %s\n", ripc_strerror(rc));
+        return 2;
+    }
+    hold_until_release();
+    ripc_client_close(c);
+    return 0;
+}
+
+/* Joins in transport (intptr_t); the master then drops it: its recv must
+ * say so (-EPIPE) well within its timeout. */
+static int dropped_worker(void *arg)
+{
+    ripc_options opt = {.name = "unplaced",
+                        .token = TOKEN,
+                        .transport = (int)(intptr_t)arg,
+                        .connect_timeout_ms = HONEST_TIMEOUT_MS};
+    ripc_client *c;
+    int rc = ripc_client_open(&c, M.url, &opt);
+    if (rc < 0) {
+        printf("unplaced: open: %s\n", ripc_strerror(rc));
+        return 2;
+    }
+    ripc_msg m;
+    rc = ripc_client_recv(c, &m, HONEST_TIMEOUT_MS);
+    ripc_client_close(c);
+    if (rc != -EPIPE) {
+        printf("unplaced: recv: %s, expected the connection's end\n", ripc_strerror(rc));
+        return 3;
+    }
+    return 0;
+}
+
+/* pass: registrations in loop 1's set that succeed before the one that
+ * fails (shm mode: 0 the socket, 1 the doorbell). */
+static void adopt_failure(int transport, int pass)
+{
+    ripc_options opt = {.token = TOKEN};
+    open_master(fresh_unix_url(), &opt);
+    int ep0 = ripc_server_fd(M.s);
+    if (ep0 == -ENOTSUP) {
+        close_master();
+        print_message("SKIP: the fault comes through epoll_ctl; this build polls with poll(2)\n");
+        skip();
+    }
+    ripc_test_runner run;
+    assert_int_equal(ripc_test_run_start(&run, M.s, 2), 0);
+    pid_t holder = spawn(holding_worker, (void *)(intptr_t)transport); /* loop 0 */
+    WAIT_UNTIL(M.joined == 1, 2 * HONEST_TIMEOUT_MS);
+    assert_int_equal(M.joined, 1);
+    ripc__fd_dispose_wait();
+    int fds0 = ripc_test_count_fds();
+    atomic_store(&other_set_failed, 0);
+    atomic_store(&other_set_pass, pass);
+    atomic_store(&fail_other_set, ep0);
+    int st = ripc_test_wait(spawn(dropped_worker, (void *)(intptr_t)transport)); /* loop 1 */
+    atomic_store(&fail_other_set, -1);
+    print_message("%s, registration %d in loop 1 failed: worker exit %d, left %d (%s)\n",
+                  transport == RIPC_TRANSPORT_SOCKET ? "socket" : "shm", pass, st, M.left,
+                  ripc_strerror(M.left_reason));
+    assert_int_equal(atomic_load(&other_set_failed), 1);
+    assert_int_equal(st, 0);
+    assert_int_equal(M.joined, 2);
+    assert_int_equal(M.left, 1);
+    assert_int_equal(M.left_reason, -ENOMEM);
+    assert_int_equal(ripc_server_peer_count(M.s), 1);
+    ripc__fd_dispose_wait();
+    assert_int_equal(ripc_test_count_fds(), fds0);
+    /* Loop 1 is still the least loaded: the next worker goes there. */
+    assert_int_equal(ripc_test_wait(spawn(honest_worker, (void *)(intptr_t)transport)), 0);
+    atomic_store(&M.sh->release, 1);
+    assert_int_equal(ripc_test_wait(holder), 0);
+    WAIT_UNTIL(M.left == 3, 10000);
+    assert_int_equal(M.left, 3);
+    ripc_server_stop(M.s);
+    assert_int_equal(ripc_test_run_join(&run), 0);
+    close_master();
+}
+
+static void test_limits_adopt_failure_shm_socket(void **state)
+{
+    (void)state;
+    adopt_failure(RIPC_TRANSPORT_SHM, 0);
+}
+
+static void test_limits_adopt_failure_shm_doorbell(void **state)
+{
+    (void)state;
+    adopt_failure(RIPC_TRANSPORT_SHM, 1);
+}
+
+static void test_limits_adopt_failure_socket_mode(void **state)
+{
+    (void)state;
+    adopt_failure(RIPC_TRANSPORT_SOCKET, 0);
+}
+
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -873,6 +1013,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_limits_trickling_socket_peers),
         cmocka_unit_test(test_limits_out_of_descriptors),
         cmocka_unit_test(test_limits_open_raises_nofile),
+        cmocka_unit_test(test_limits_adopt_failure_shm_socket),
+        cmocka_unit_test(test_limits_adopt_failure_shm_doorbell),
+        cmocka_unit_test(test_limits_adopt_failure_socket_mode),
     };
     static char filter[128];
     if (argc > 1) {
