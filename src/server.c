@@ -139,6 +139,7 @@ int ripc_server_open_ex(ripc_server **out, const char *url, const ripc_options *
     if (s->opt.connect_timeout_ms < 0)
         s->opt.connect_timeout_ms = RIPC_DEFAULT_CONNECT_MS;
     pthread_mutex_init(&s->all_mu, NULL);
+    ripc__sockmode_line_init(&s->tx_line);
     atomic_init(&s->next_id, 1);
     /* 3 descriptors per worker: the usual soft limit (1024) would stop us
      * after a few hundred (RIPC_NOFILE=keep leaves it as it is: README). */
@@ -196,7 +197,8 @@ int ripc_server_open(ripc_server **s, const char *url, const ripc_options *opt)
  * doorbell (it watches the socket too), and tells the worker: its calls
  * see the end of the stream, as after a BYE (one asleep on its futex word
  * is woken to look, as in ripc__peer_drop). space_cv waiters look at `closing`
- * when woken (see wait_space). Under all_mu, a linked peer's socket and
+ * when woken (see wait_space), and so do senders in line for the send
+ * budget. Under all_mu, a linked peer's socket and
  * segment are still there: ripc__peer_drop unlinks p before it closes them. */
 static void cancel_waits(ripc_server *s)
 {
@@ -208,6 +210,7 @@ static void cancel_waits(ripc_server *s)
         pthread_cond_broadcast(&p->space_cv);
     }
     pthread_mutex_unlock(&s->all_mu);
+    ripc__sockmode_budget_wake(s); /* senders in line for the send budget */
 }
 
 /* close: wait for a count to drain. Naps rather than a condition variable:
@@ -294,6 +297,7 @@ void ripc_server_close(ripc_server *s)
     if (s->spare_fd >= 0)
         ripc__fd_close(s->spare_fd);
     pthread_mutex_destroy(&s->all_mu);
+    ripc__sockmode_line_fini(&s->tx_line);
     free(s);
     tls_closing = NULL;
 }

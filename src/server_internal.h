@@ -217,6 +217,24 @@ struct loop {
     void *cache_arg;
 };
 
+/*
+ * Senders waiting for the send budget (server_sockmode.c), in the order
+ * they came: only the first may take budget, and one that comes while
+ * others wait goes behind them. Lock order: a peer's send lock, then mu.
+ */
+struct tx_waiter {
+    struct tx_waiter *next;
+    size_t charge; /* what it waits for */
+    int in_line;
+};
+
+struct tx_line {
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* monotonic: the first's frame fits, a peer dropped, close */
+    struct tx_waiter *head, **tail;
+    _Atomic unsigned queued; /* in line: a giver with none does not lock mu */
+};
+
 struct ripc_server {
     ripc_options opt;
     ripc__addr addr;
@@ -242,6 +260,7 @@ struct ripc_server {
     ripc__large_budget large_idle; /* idle large-message buffers, all workers */
     ripc__rx_budget rx_budget;     /* socket-mode receive buffers beyond their base */
     ripc__rx_budget tx_budget;     /* socket-mode frames being sent beyond the same base */
+    struct tx_line tx_line;        /* senders waiting for tx_budget */
     unsigned n_hs;                 /* connections still in the handshake (loop 0) */
     int spare_fd;                  /* held in reserve to refuse workers when out of fds */
     uint64_t listen_paused;        /* listener out of the poller until then (0: in) */
@@ -381,13 +400,25 @@ void ripc__loop_notice(struct ripc_peer *p);
 
 /* ---- server_sockmode.c ---- */
 
+/* The send budget's line: with the server (open; close, once no sender
+ * is left). */
+void ripc__sockmode_line_init(struct tx_line *q);
+void ripc__sockmode_line_fini(struct tx_line *q);
+/* n bytes of send budget go back; the first sender in line is woken when
+ * its frame now fits. Any thread (a send lock may be held). */
+void ripc__sockmode_budget_give(ripc_server *s, size_t n);
+/* Every sender waiting in line for the send budget looks again: a peer
+ * was dropped (its senders end, -EPIPE) or close has begun (-ECANCELED).
+ * Any thread; no send lock held. */
+void ripc__sockmode_budget_wake(ripc_server *s);
+
 /* p's receive buffer goes now, with the budget it holds; blocked workers
  * on L (NULL: none) look again at once. The owning loop, from a drop. */
 void ripc__sockmode_release(struct loop *L, struct ripc_peer *p);
 /* One frame to p, after the rest of any earlier one: a frame over a
  * receive buffer's base first takes its size from the send budget (waiting
- * for it until deadline; a dispatch thread writes its own loop's tails
- * meanwhile; nothing written then: -ETIMEDOUT). A frame whose copy would
+ * for it in line until deadline; a dispatch thread writes its own loop's
+ * tails meanwhile; nothing written then: -ETIMEDOUT). A frame whose copy would
  * not be done by the deadline is not begun (-ETIMEDOUT), unless nowait (a
  * send that never waits for the worker, whose copy is its own work). The
  * frame is written as the worker reads until the deadline (p's own loop

@@ -52,7 +52,7 @@ void ripc__peer_free(struct ripc_peer *p)
 {
     ripc_server *s = p->srv;
     ripc__frame_out_end(&p->tail);
-    ripc__rx_budget_give(&p->srv->tx_budget, p->tail_charged);
+    ripc__sockmode_budget_give(s, p->tail_charged);
     ripc__chan_close(&p->ch);
     ripc__rx_free(&p->rx);
     ripc__sock_dispose(p->sock); /* descriptors queued in it: sockets/closer.h */
@@ -130,6 +130,8 @@ void ripc__peer_drop(struct loop *L, struct ripc_peer *p, int reason)
     atomic_store(&p->state, P_DEAD);
     pthread_cond_broadcast(&p->space_cv);
     pthread_mutex_unlock(&p->send_mu);
+    if (p->xport == RIPC_XPORT_SOCKET)
+        ripc__sockmode_budget_wake(s); /* its senders in line for budget end */
     all_unlink(s, p);
     if (was_active) {
         ripc__peer_remove(s->t, p->id);

@@ -7,6 +7,8 @@
  * all workers; one a sender could not finish within its deadline leaves a
  * tail, which the owning loop writes as the worker reads. A worker holding
  * budget others wait for with a frame that does not move is dropped.
+ * Senders refused budget wait in line (struct tx_line), woken as it comes
+ * back.
  */
 #include <stdlib.h>
 
@@ -66,6 +68,155 @@ void ripc__sockmode_watch(struct ripc_peer *p, int on)
     watch_set(p, W_OUT, on);
 }
 
+/* ---- the send budget's line ----
+ * A sender refused budget joins the line and waits there in the order it
+ * came: only the first may take, and a sender that comes while others wait
+ * goes behind them (it looks at `queued` first), so a large frame is not
+ * starved by smaller ones that keep fitting in what comes back. Off the
+ * dispatch threads a sender sleeps on the line's condition variable until
+ * it is first and its frame fits (every give looks), a peer is dropped,
+ * close begins, or its deadline; a sender on a dispatch thread writes its
+ * loop's tails meanwhile and looks again after each slice (own_tails). */
+
+void ripc__sockmode_line_init(struct tx_line *q)
+{
+    pthread_mutex_init(&q->mu, NULL);
+    ripc__cond_init_monotonic(&q->cv);
+    q->head = NULL;
+    q->tail = &q->head;
+    atomic_init(&q->queued, 0);
+}
+
+void ripc__sockmode_line_fini(struct tx_line *q)
+{
+    pthread_mutex_destroy(&q->mu);
+    pthread_cond_destroy(&q->cv);
+}
+
+/* Line lock held: does the first one's frame fit in the budget now? */
+static int first_fits(ripc_server *s)
+{
+    const struct tx_waiter *w = s->tx_line.head;
+    size_t used = atomic_load_explicit(&s->tx_budget.used, memory_order_relaxed);
+    return w && w->charge <= s->tx_budget.cap && used <= s->tx_budget.cap - w->charge;
+}
+
+/* Line lock held: w leaves; a new first one looks, if its frame fits. */
+static void line_remove(ripc_server *s, struct tx_waiter *w)
+{
+    struct tx_line *q = &s->tx_line;
+    struct tx_waiter **at = &q->head;
+    while (*at != w)
+        at = &(*at)->next;
+    *at = w->next;
+    if (q->tail == &w->next)
+        q->tail = at;
+    w->in_line = 0;
+    atomic_fetch_sub(&q->queued, 1);
+    if (at == &q->head && first_fits(s))
+        pthread_cond_broadcast(&q->cv);
+}
+
+static void line_leave(ripc_server *s, struct tx_waiter *w)
+{
+    if (!w->in_line)
+        return;
+    pthread_mutex_lock(&s->tx_line.mu);
+    line_remove(s, w);
+    pthread_mutex_unlock(&s->tx_line.mu);
+}
+
+void ripc__sockmode_budget_give(ripc_server *s, size_t n)
+{
+    if (!n)
+        return;
+    ripc__rx_budget_give(&s->tx_budget, n);
+    /* B1: pairs with B2 (budget_take): this give's look at the line sees
+     * a sender that joined it, or that sender's look at the budget sees
+     * what was given. */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&s->tx_line.queued, memory_order_relaxed) == 0)
+        return;
+    pthread_mutex_lock(&s->tx_line.mu);
+    if (first_fits(s))
+        pthread_cond_broadcast(&s->tx_line.cv);
+    pthread_mutex_unlock(&s->tx_line.mu);
+}
+
+void ripc__sockmode_budget_wake(ripc_server *s)
+{
+    /* B1 as in a give, for the state or `closing` stored before. */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&s->tx_line.queued, memory_order_relaxed) == 0)
+        return;
+    pthread_mutex_lock(&s->tx_line.mu);
+    pthread_cond_broadcast(&s->tx_line.cv);
+    pthread_mutex_unlock(&s->tx_line.mu);
+}
+
+/* Send lock held: take `charge` bytes of send budget, in line. 0: taken (w
+ * out of line); -ENOBUFS: not now, w in line (until it takes, or
+ * line_leave). */
+static int budget_take(ripc_server *s, struct tx_waiter *w, size_t charge)
+{
+    struct tx_line *q = &s->tx_line;
+    if (charge == 0)
+        return 0;
+    if (!w->in_line && atomic_load_explicit(&q->queued, memory_order_relaxed) == 0 &&
+        ripc__rx_budget_take(&s->tx_budget, charge) == 0)
+        return 0;
+    pthread_mutex_lock(&q->mu);
+    if (!w->in_line) {
+        w->charge = charge;
+        w->next = NULL;
+        *q->tail = w;
+        q->tail = &w->next;
+        w->in_line = 1;
+        atomic_fetch_add_explicit(&q->queued, 1, memory_order_relaxed);
+        /* B2: pairs with B1 (gives, wakes) */
+        atomic_thread_fence(memory_order_seq_cst);
+    }
+    int rc = -ENOBUFS;
+    if (q->head == w && ripc__rx_budget_take(&s->tx_budget, charge) == 0) {
+        line_remove(s, w);
+        rc = 0;
+    }
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+/*
+ * For stream_take off the dispatch threads, p's lock held (let go
+ * meanwhile), w in line: sleep until w is first and its frame fits, p is
+ * dropped, close begins, or `until`. 0: look again; otherwise as
+ * sock_wait.
+ */
+static int budget_wait(struct ripc_peer *p, struct tx_waiter *w, uint64_t until)
+{
+    ripc_server *s = p->srv;
+    struct tx_line *q = &s->tx_line;
+    int rc = 0;
+    pthread_mutex_unlock(&p->send_mu);
+    pthread_mutex_lock(&q->mu);
+    while (!(q->head == w && first_fits(s))) {
+        if (atomic_load(&s->closing)) {
+            rc = -ECANCELED;
+            break;
+        }
+        if (atomic_load(&p->state) == P_DEAD) {
+            rc = -EPIPE;
+            break;
+        }
+        if (ripc__cond_wait_until(&q->cv, &q->mu, until) == ETIMEDOUT) {
+            rc = -ETIMEDOUT;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&q->mu);
+    pthread_mutex_lock(&p->send_mu);
+    return atomic_load(&p->state) == P_DEAD ? -EPIPE : rc;
+}
+
 /* What a frame (or the rest of one) of n bytes takes from the send budget:
  * the bytes beyond a receive buffer's base (small ones are free). */
 static size_t tail_charge(size_t n)
@@ -78,7 +229,7 @@ static size_t tail_charge(size_t n)
 static void tail_end(struct ripc_peer *p)
 {
     ripc__frame_out_end(&p->tail);
-    ripc__rx_budget_give(&p->srv->tx_budget, p->tail_charged);
+    ripc__sockmode_budget_give(p->srv, p->tail_charged);
     p->tail_charged = 0;
 }
 
@@ -88,7 +239,7 @@ static void tail_recharge(struct ripc_peer *p)
 {
     size_t keep = tail_charge(ripc__frame_out_left(&p->tail));
     if (keep < p->tail_charged) {
-        ripc__rx_budget_give(&p->srv->tx_budget, p->tail_charged - keep);
+        ripc__sockmode_budget_give(p->srv, p->tail_charged - keep);
         p->tail_charged = keep;
     }
 }
@@ -194,30 +345,25 @@ static int own_tails(struct loop *L, struct ripc_peer *p, int own, uint64_t unti
 
 /*
  * For ripc__sockmode_send, send lock held: wait until p's socket may take
- * more, or (budget) a short while for the send budget, which has no
- * wake-up; never past `until`. A thread other than p's loop lets go of the
+ * more, never past `until`. A thread other than p's loop lets go of the
  * lock meanwhile (see wait_space) and waits in slices: the descriptor may
  * be closed and its number reused while it waits. 0: look again,
  * -ETIMEDOUT: until has passed, -EPIPE: p was dropped (or hung up),
  * -ECANCELED: close has begun.
  */
-static int sock_wait(struct ripc_peer *p, int own, int budget, uint64_t until)
+static int sock_wait(struct ripc_peer *p, int own, uint64_t until)
 {
     uint64_t now = ripc__now_ns();
     if (now >= until)
         return -ETIMEDOUT;
     if (atomic_load_explicit(&p->srv->closing, memory_order_relaxed))
         return -ECANCELED;
-    uint64_t slice = budget ? 2000000u : own ? UINT64_MAX : 10000000u;
+    uint64_t slice = own ? UINT64_MAX : 10000000u;
     uint64_t end = until - now > slice ? now + slice : until;
-    int sock = p->sock, rc = 0;
+    int sock = p->sock, rc;
     if (!own)
         pthread_mutex_unlock(&p->send_mu);
-    if (budget) {
-        ripc__nap_until(end);
-    } else {
-        rc = ripc__frame_wait_out(sock, end);
-    }
+    rc = ripc__frame_wait_out(sock, end);
     if (!own) {
         pthread_mutex_lock(&p->send_mu);
         if (atomic_load(&p->state) == P_DEAD)
@@ -230,30 +376,40 @@ static int sock_wait(struct ripc_peer *p, int own, int budget, uint64_t until)
  * For ripc__sockmode_send, send lock held: the stream is ours once the
  * frame before ours is out and `charge` bytes of send budget are had,
  * waiting for both up to the deadline. Waiting for budget counts as
- * waiting: holders must move (tail_late). A sender on a dispatch thread
- * writes that loop's tails meanwhile, for nobody else would (own_tails).
- * 0, or as sock_wait.
+ * waiting: holders must move (tail_late). Budget is waited for in line; a
+ * sender on a dispatch thread writes that loop's tails meanwhile, for
+ * nobody else would (own_tails). One that must wait for its peer's socket
+ * (another sender's frame to p came first) leaves the line meanwhile:
+ * the first in line must not hold up the others for one worker. 0, or as
+ * sock_wait.
  */
 static int stream_take(struct ripc_peer *p, int own, size_t charge, uint64_t deadline)
 {
-    ripc__rx_budget *b = &p->srv->tx_budget;
+    ripc_server *s = p->srv;
+    struct tx_waiter w = {0};
     int rc, waiting = 0;
-    while ((rc = tail_flush(p)) != 0 || (rc = ripc__rx_budget_take(b, charge)) != 0) {
-        if (rc == -ENOBUFS && !waiting) {
-            waiting = 1;
-            /* N1: seq_cst count of who waits for budget; pairs with N2 in
-             * tail_late. No wake-up: holders' loops look on a tick. */
-            atomic_fetch_add(&b->waiters, 1);
+    for (;;) {
+        if ((rc = tail_flush(p)) == 0 && (rc = budget_take(s, &w, charge)) == 0)
+            break;
+        if (rc == -ENOBUFS) {
+            if (!waiting) {
+                waiting = 1;
+                /* N1: seq_cst count of who waits for budget; pairs with N2
+                 * in tail_late. */
+                atomic_fetch_add(&s->tx_budget.waiters, 1);
+            }
+            rc = ripc__tls_loop ? own_tails(ripc__tls_loop, p, own, deadline)
+                                : budget_wait(p, &w, deadline);
+        } else if (rc == -EAGAIN) {
+            line_leave(s, &w);
+            rc = sock_wait(p, own, deadline);
         }
-        if (rc == -ENOBUFS && ripc__tls_loop)
-            rc = own_tails(ripc__tls_loop, p, own, deadline);
-        else if (rc == -EAGAIN || rc == -ENOBUFS)
-            rc = sock_wait(p, own, rc == -ENOBUFS, deadline);
         if (rc < 0)
             break;
     }
+    line_leave(s, &w);
     if (waiting)
-        atomic_fetch_sub(&b->waiters, 1);
+        atomic_fetch_sub(&s->tx_budget.waiters, 1);
     return rc;
 }
 
@@ -278,14 +434,13 @@ int ripc__sockmode_send(struct ripc_peer *p, const ripc__frame *f, const void *d
 {
     int own = ripc__tls_loop != NULL && ripc__tls_loop == p->loop;
     size_t charge = tail_charge(RIPC_FRAME_HDR + (size_t)f->len);
-    ripc__rx_budget *b = &p->srv->tx_budget;
     int rc = stream_take(p, own, charge, deadline);
     if (rc < 0)
         return rc;
     if (charge && !nowait && deadline != RIPC_DEADLINE_NEVER) {
         uint64_t now = ripc__now_ns(), left = deadline > now ? deadline - now : 0;
         if (ripc__frame_copy_ns(charge) > left + COPY_SLACK_NS) {
-            ripc__rx_budget_give(b, charge);
+            ripc__sockmode_budget_give(p->srv, charge);
             return -ETIMEDOUT;
         }
     }
@@ -294,7 +449,7 @@ int ripc__sockmode_send(struct ripc_peer *p, const ripc__frame *f, const void *d
     size_t moved = 0;
     rc = ripc__frame_out_write(&o, p->sock, &moved);
     if (rc != -EAGAIN) { /* all out at once (or the stream is gone) */
-        ripc__rx_budget_give(b, charge);
+        ripc__sockmode_budget_give(p->srv, charge);
         return rc == 0 ? 0 : -EPIPE;
     }
     /* The rest is p's tail from now on: whoever writes to p writes it first
@@ -310,7 +465,7 @@ int ripc__sockmode_send(struct ripc_peer *p, const ripc__frame *f, const void *d
         /* Stop in time to copy the rest. */
         uint64_t cost = ripc__frame_copy_ns(ripc__frame_out_left(&p->tail));
         uint64_t stop = deadline > cost ? deadline - cost : 0;
-        if ((rc = sock_wait(p, own, 0, stop)) < 0)
+        if ((rc = sock_wait(p, own, stop)) < 0)
             break;
         if (p->tail_seq != mine || !ripc__frame_out_left(&p->tail))
             return 0; /* out: another thread may have finished it */

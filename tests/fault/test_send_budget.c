@@ -16,6 +16,9 @@
  *                                   worker that does not read
  *   blocked_reader_keeps_its_tail   a worker whose receive buffer waits for
  *                                   budget still gets its tail written
+ *   waiters_served_in_line          senders waiting for budget get it in the
+ *                                   order they came, and sleep until it
+ *                                   comes back (no naps to look)
  *
  * The master is this process (ripc_server_run(1) on a thread); workers are
  * forked children, ordered by pipes.
@@ -642,6 +645,146 @@ static void test_budget_blocked_reader_keeps_its_tail(void **state)
     close_master();
 }
 
+/* ---- senders waiting for the send budget get it in the order they came,
+ * and each sleeps until budget comes back ----
+ * The workers are sockets of this process, handshaken by hand: a frame the
+ * master sends shows as bytes waiting in one (FIONREAD) without being read,
+ * and reading one whole gives its budget back. H0 and H1 hold the budget
+ * with tails (two frames of BIG fill it), then LINE_N senders queue for it,
+ * one after another, each to a worker of its own that does not read yet.
+ * Budget comes back one frame at a time (a holder read whole); whoever
+ * takes it writes the start of its frame at once, and keeps the budget
+ * until its worker reads: so the order in which the workers see bytes is
+ * the order in which the senders got budget. */
+
+#define LINE_N 4
+
+/* A socket-mode worker called name, handshaken by hand, connected to M.url. */
+static int line_connect(const char *name)
+{
+    int fd = raw_connect();
+    uint64_t max = 0;
+    assert_true(fd >= 0);
+    assert_int_equal(ripc_test_socket_hello(fd, name, &max), 0);
+    assert_int_equal(max, BIG);
+    return fd;
+}
+
+/* Read one whole frame of BIG from the master on fd (within a generous
+ * bound: the master writes it as we read). */
+static void read_frame(int fd, unsigned char *scratch)
+{
+    for (uint64_t left = RIPC_FRAME_HDR + BIG; left;) {
+        size_t n = left > ((size_t)1 << 20) ? (size_t)1 << 20 : (size_t)left;
+        if (ripc_test_read_within(fd, scratch, n, 30000) < 0)
+            fail_msg("a frame did not come whole (%llu bytes left)", (unsigned long long)left);
+        left -= n;
+    }
+}
+
+/* Of the workers d[0..n) not done yet, wait (30 s at most) until one has
+ * bytes from the master: a mask of those that have. */
+static unsigned wait_bytes(const int *d, int n, unsigned done)
+{
+    struct pollfd pf[LINE_N];
+    for (int i = 0; i < n; i++)
+        pf[i] = (struct pollfd){.fd = done & (1u << i) ? -1 : d[i], .events = POLLIN};
+    int r = poll(pf, (nfds_t)n, 30000);
+    assert_true(r > 0);
+    unsigned got = 0;
+    for (int i = 0; i < n; i++)
+        if (pf[i].revents & POLLIN)
+            got |= 1u << i;
+    return got;
+}
+
+/* Times thread tid of this process went to sleep (and so woke) so far. */
+static long sleeps_of(pid_t tid)
+{
+    char path[64], line[128];
+    snprintf(path, sizeof path, "/proc/self/task/%d/status", (int)tid);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    long v = -1;
+    while (fgets(line, sizeof line, f))
+        (void)sscanf(line, "voluntary_ctxt_switches: %ld", &v);
+    fclose(f);
+    assert_true(v >= 0);
+    return v;
+}
+
+static void test_budget_waiters_served_in_line(void **state)
+{
+    (void)state;
+    open_master(BIG);
+    start_dispatch();
+    int h[2], d[LINE_N];
+    char name[8];
+    for (int i = 0; i < 2; i++) {
+        snprintf(name, sizeof name, "H%d", i);
+        h[i] = line_connect(name);
+    }
+    for (int i = 0; i < LINE_N; i++) {
+        snprintf(name, sizeof name, "D%d", i);
+        d[i] = line_connect(name);
+    }
+    for (int i = 0; i < 2; i++) {
+        snprintf(name, sizeof name, "H%d", i);
+        assert_int_equal(ripc_server_send(M.s, id_of(name, 2 + LINE_N), T_DATA, M.big, BIG, 0), 0);
+    }
+    struct waiter w[LINE_N];
+    pthread_t th[LINE_N];
+    for (int i = 0; i < LINE_N; i++) {
+        snprintf(name, sizeof name, "D%d", i);
+        w[i] = (struct waiter){.id = id_of(name, 2 + LINE_N), .timeout_ms = 60000};
+        assert_int_equal(pthread_create(&th[i], NULL, wait_budget, &w[i]), 0);
+        while (atomic_load(&w[i].tid) == 0)
+            sched_yield();
+        ripc_test_wait_sleeping(getpid(), atomic_load(&w[i].tid)); /* in line */
+    }
+    /* Nothing comes back for a while (a window to count in, not an
+     * ordering): the last in line sleeps through it. A sender that naps
+     * to look for budget wakes dozens of times here. */
+    pid_t last = atomic_load(&w[LINE_N - 1].tid);
+    long s0 = sleeps_of(last);
+    usleep(300000);
+    long woke = sleeps_of(last) - s0;
+    print_message("the last in line woke %ld times in 300 ms without budget\n", woke);
+    if (woke > 10)
+        fail_msg("a sender waiting for budget woke %ld times while none came back", woke);
+    unsigned char *scratch = malloc((size_t)1 << 20);
+    assert_non_null(scratch);
+    /* One frame of budget back at a time: H0, H1, then each worker served. */
+    unsigned done = 0;
+    int order[LINE_N], norder = 0;
+    for (int step = 0; step < LINE_N; step++) {
+        read_frame(step < 2 ? h[step] : d[order[step - 2]], scratch);
+        unsigned got = wait_bytes(d, LINE_N, done);
+        for (int i = 0; i < LINE_N; i++)
+            if (got & (1u << i)) {
+                order[norder++] = i;
+                done |= 1u << i;
+            }
+        print_message("budget back (%d): worker D%d has bytes%s\n", step, order[norder - 1],
+                      __builtin_popcount(got) > 1 ? ", and others" : "");
+        assert_int_equal(__builtin_popcount(got), 1);
+        assert_int_equal(order[step], step); /* the order they came in */
+    }
+    for (int i = LINE_N - 2; i < LINE_N; i++)
+        read_frame(d[order[i]], scratch);
+    for (int i = 0; i < LINE_N; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(w[i].rc, 0);
+    }
+    free(scratch);
+    assert_int_equal(atomic_load(&M.left_stalled), 0);
+    for (int i = 0; i < LINE_N; i++)
+        close(d[i]);
+    close(h[0]);
+    close(h[1]);
+    close_master();
+}
+
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -650,6 +793,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_budget_busy_loop_drops_no_reader),
         cmocka_unit_test(test_budget_timeout_cut_returns_in_time),
         cmocka_unit_test(test_budget_blocked_reader_keeps_its_tail),
+        cmocka_unit_test(test_budget_waiters_served_in_line),
     };
     static char filter[128];
     if (argc > 1) {
