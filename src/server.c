@@ -199,7 +199,14 @@ int ripc_server_open(ripc_server **s, const char *url, const ripc_options *opt)
  * is woken to look, as in ripc__peer_drop). space_cv waiters look at `closing`
  * when woken (see wait_space), and so do senders in line for the send
  * budget. Under all_mu, a linked peer's socket and
- * segment are still there: ripc__peer_drop unlinks p before it closes them. */
+ * segment are still there: ripc__peer_drop unlinks p before it closes them.
+ * space_cv is woken under the send lock, which its waiter holds from its
+ * look at `closing` until it sleeps, so that no wake-up is lost to a wait
+ * about to begin (it would cost a slice of 10 ms). Holders of the lock let
+ * go of it soon once the socket is shut (their waits watch it); a bound all
+ * the same, after which the broadcast goes without the lock. */
+#define CANCEL_LOCK_MS 20
+
 static void cancel_waits(ripc_server *s)
 {
     pthread_mutex_lock(&s->all_mu);
@@ -207,7 +214,10 @@ static void cancel_waits(ripc_server *s)
         ripc__sock_shutdown(p->sock, RIPC_SOCK_SHUT_RDWR);
         if (ripc__peer_joined(atomic_load(&p->state)) && p->ch.peer_bell.word)
             ripc__doorbell_ring_word(&p->ch.peer_bell);
+        int locked = ripc__mutex_lock_until(&p->send_mu, ripc__deadline(CANCEL_LOCK_MS)) == 0;
         pthread_cond_broadcast(&p->space_cv);
+        if (locked)
+            pthread_mutex_unlock(&p->send_mu);
     }
     pthread_mutex_unlock(&s->all_mu);
     ripc__sockmode_budget_wake(s); /* senders in line for the send budget */
@@ -230,12 +240,15 @@ static void shut(ripc_server *s)
     /* C2 / Q1: seq_cst; pairs with C1 in users_enter and with Q2, the load
      * inside ripc__peer_get / ripc__peer_all's read-side section. */
     atomic_store(&s->closing, 1);
+    /* Every call blocked now ends at once, not after the grace period
+     * below (with lookups under way, urcu-bp waits for it in naps of 10 ms). */
+    ripc_server_stop(s);
+    cancel_waits(s);
     /* A sender that looked at closing before we set it is inside its
-     * lookup: wait until it has its peer (peer_structs counts it, and
-     * cancel_waits below reaches its waits) or is gone. Every lookup from
+     * lookup: wait until it has its peer (peer_structs counts it) or is
+     * gone, then reach the wait it may have begun since. Every lookup from
      * here on sees closing. */
     ripc__tables_quiesce();
-    ripc_server_stop(s);
     cancel_waits(s);
 }
 

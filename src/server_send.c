@@ -33,8 +33,8 @@ static int lock_send(struct ripc_peer *p, uint64_t deadline)
  * dispatching at all, we poll the doorbell ourselves; waits come in slices
  * of 10 ms, after which the caller looks again. Once close has begun, no
  * wait starts: -ECANCELED (close shuts p's socket, which ends a poll here
- * at once, and wakes space_cv; a wake-up lost to that unlocked broadcast
- * costs one slice).
+ * at once, and wakes space_cv under the send lock: a waiter that looked at
+ * `closing` before is asleep by then).
  */
 static int wait_space(struct ripc_peer *p, const ripc__waitfor *wf, uint64_t deadline)
 {

@@ -9,11 +9,12 @@
  * ends, so that no goodbye races with the close under test. Events are
  * ordered by these pipes and by the master's callbacks, never by sleeps.
  *
- * "Returns within 100 ms" is checked generously, with a bound of 2 s from
- * the moment ripc_server_close() is called: that tells returning from
- * hanging on a loaded machine or under a sanitizer (0.1-30 ms here when
- * idle; 0.5 s seen under ASan at a load average of 19 on 2 CPUs). A close
- * that does not return within 10 s fails the test there and then.
+ * "Returns within 100 ms" is measured, not asserted: each case prints the
+ * latency of every blocked call from the moment ripc_server_close() began
+ * and the worst of them, for the record. The assertion is a bound of 2 s,
+ * which tells returning from hanging on a loaded machine or under a
+ * sanitizer (0.5 s seen under ASan at a load average of 19 on 2 CPUs). A
+ * close that does not return within 10 s fails the test there and then.
  *
  * Usage: test_server_close [shm|socket] [test-name-filter]
  */
@@ -185,6 +186,10 @@ static struct {
     /* the closer */
     int close_pipe[2];
     pthread_t close_th;
+    /* the slowest blocked call to return after close began, this case */
+    uint64_t worst_ns;
+    char worst_what[32];
+    int measured;
 } G;
 
 static void on_join(ripc_peer *p, void *arg)
@@ -408,6 +413,11 @@ static void check_returned(const char *what, int rc, uint64_t t, uint64_t t0)
 {
     print_message("%-22s %-28s %+.1f ms after close began\n", what, ripc_strerror(rc),
                   (double)((int64_t)(t - t0)) / 1e6);
+    if (t >= t0 && (!G.measured || t - t0 > G.worst_ns)) {
+        G.worst_ns = t - t0;
+        snprintf(G.worst_what, sizeof G.worst_what, "%s", what);
+    }
+    G.measured++;
     if (rc >= 0)
         fail_msg("%s: returned %d, expected an error", what, rc);
     if (t < t0)
@@ -465,6 +475,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
+    if (G.measured)
+        print_message("worst of %d blocked calls: %.1f ms after close began (%s)\n", G.measured,
+                      (double)G.worst_ns / 1e6, G.worst_what);
     if (G.s)
         ripc_server_close(G.s);
     join_run();
