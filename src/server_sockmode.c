@@ -131,7 +131,7 @@ void ripc__sockmode_budget_give(ripc_server *s, size_t n)
     if (!n)
         return;
     ripc__rx_budget_give(&s->tx_budget, n);
-    /* B1: pairs with B2 (budget_take): this give's look at the line sees
+    /* J1: pairs with J2 (budget_take): this give's look at the line sees
      * a sender that joined it, or that sender's look at the budget sees
      * what was given. */
     atomic_thread_fence(memory_order_seq_cst);
@@ -145,7 +145,7 @@ void ripc__sockmode_budget_give(ripc_server *s, size_t n)
 
 void ripc__sockmode_budget_wake(ripc_server *s)
 {
-    /* B1 as in a give, for the state or `closing` stored before. */
+    /* J1 as in a give, for the state or `closing` stored before. */
     atomic_thread_fence(memory_order_seq_cst);
     if (atomic_load_explicit(&s->tx_line.queued, memory_order_relaxed) == 0)
         return;
@@ -173,7 +173,7 @@ static int budget_take(ripc_server *s, struct tx_waiter *w, size_t charge)
         q->tail = &w->next;
         w->in_line = 1;
         atomic_fetch_add_explicit(&q->queued, 1, memory_order_relaxed);
-        /* B2: pairs with B1 (gives, wakes) */
+        /* J2: pairs with J1 (gives, wakes) */
         atomic_thread_fence(memory_order_seq_cst);
     }
     int rc = -ENOBUFS;
