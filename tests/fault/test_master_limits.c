@@ -173,23 +173,33 @@ static int serve_until_exit(pid_t pid, int ms)
 
 /* ---- the honest worker ---- */
 
+/* A worker called name joins in transport (intptr_t) within its connect
+ * timeout: 0, or it says why and returns 2 (its exit code). */
+static int worker_open(const char *name, void *transport, ripc_client **c)
+{
+    ripc_options opt = {.name = name,
+                        .token = TOKEN,
+                        .transport = (int)(intptr_t)transport,
+                        .connect_timeout_ms = HONEST_TIMEOUT_MS};
+    char why[200] = "";
+    uint64_t t0 = ripc_test_now_ms();
+    int rc = ripc_client_open_ex(c, M.url, &opt, why, sizeof why);
+    if (rc < 0) {
+        printf("%s: open after %llu ms: %s (%s)\n", name,
+               (unsigned long long)(ripc_test_now_ms() - t0), ripc_strerror(rc), why);
+        return 2;
+    }
+    return 0;
+}
+
 /* Connects in transport (intptr_t) within its connect timeout and gets ten
  * echoes: exit 0. */
 static int honest_worker(void *arg)
 {
-    ripc_options opt = {.name = "honest",
-                        .token = TOKEN,
-                        .transport = (int)(intptr_t)arg,
-                        .connect_timeout_ms = HONEST_TIMEOUT_MS};
     ripc_client *c;
-    char why[200] = "";
-    uint64_t t0 = ripc_test_now_ms();
-    int rc = ripc_client_open_ex(&c, M.url, &opt, why, sizeof why);
-    if (rc < 0) {
-        printf("honest: open after %llu ms: %s (%s)\n",
-               (unsigned long long)(ripc_test_now_ms() - t0), ripc_strerror(rc), why);
-        return 2;
-    }
+    int rc = worker_open("honest", arg, &c);
+    if (rc)
+        return rc;
     ripc_test_tally t = {0};
     for (uint64_t seq = 1; seq <= 10; seq++) {
         if ((rc = ripc_test_echo_request(c, T_ECHO, seq, 64, HONEST_TIMEOUT_MS, &t)) < 0) {
@@ -895,16 +905,10 @@ static void test_limits_open_raises_nofile(void **state)
 /* Joins in transport (intptr_t) and stays until released. */
 static int holding_worker(void *arg)
 {
-    ripc_options opt = {.name = "holder",
-                        .token = TOKEN,
-                        .transport = (int)(intptr_t)arg,
-                        .connect_timeout_ms = HONEST_TIMEOUT_MS};
     ripc_client *c;
-    int rc = ripc_client_open(&c, M.url, &opt);
-    if (rc < 0) {
-        printf("holder: open: %s\n", ripc_strerror(rc));
-        return 2;
-    }
+    int rc = worker_open("holder", arg, &c);
+    if (rc)
+        return rc;
     hold_until_release();
     ripc_client_close(c);
     return 0;
@@ -914,16 +918,10 @@ static int holding_worker(void *arg)
  * say so (-EPIPE) well within its timeout. */
 static int dropped_worker(void *arg)
 {
-    ripc_options opt = {.name = "unplaced",
-                        .token = TOKEN,
-                        .transport = (int)(intptr_t)arg,
-                        .connect_timeout_ms = HONEST_TIMEOUT_MS};
     ripc_client *c;
-    int rc = ripc_client_open(&c, M.url, &opt);
-    if (rc < 0) {
-        printf("unplaced: open: %s\n", ripc_strerror(rc));
-        return 2;
-    }
+    int rc = worker_open("unplaced", arg, &c);
+    if (rc)
+        return rc;
     ripc_msg m;
     rc = ripc_client_recv(c, &m, HONEST_TIMEOUT_MS);
     ripc_client_close(c);
