@@ -23,9 +23,10 @@
  * are labelled where they are used: C1/C2 and D1..D3 (close), Q1/Q2 (the
  * lookup's stop flag), R1/R2 (references), H1/H2 (hand-over), W1/W2
  * (senders waiting for room), V1/V2 (p->watch), N1/N2 (budget waiters),
- * J1/J2 (the send budget's line), A1 and Z1/Z2 (the peer's state, below),
- * S1..S6 (the send lock's bias), X1/X2 (the removal count that keeps a
- * sender's cached peer valid, tables_urcu.c).
+ * O1/O2 (a parked peer's notice), J1/J2 (the send budget's line), A1 and
+ * Z1/Z2 (the peer's state, below), S1..S6 (the send lock's bias), X1/X2
+ * (the removal count that keeps a sender's cached peer valid,
+ * tables_urcu.c).
  *
  * Contracts below name the calling thread: "the owning loop" is the thread
  * running the loop p->loop (or close, once no loop runs); "loop 0" is the

@@ -209,7 +209,7 @@ void ripc__loop_notice(struct ripc_peer *p)
         readmit(L, p);
         return;
     }
-    /* N1: seq_cst, both; pair with N2 in take_notices: the loop that clears
+    /* O1: seq_cst, both; pair with O2 in take_notices: the loop that clears
      * L's flag then finds p's. The wake covers a loop about to sleep. */
     atomic_store(&p->notice, 1);
     atomic_store(&L->notice, 1);
@@ -221,7 +221,7 @@ void ripc__loop_notice(struct ripc_peer *p)
  * the parked peers. */
 static void take_notices(struct loop *L)
 {
-    /* N2: seq_cst, pairs with N1 in ripc__loop_notice */
+    /* O2: seq_cst, pairs with O1 in ripc__loop_notice */
     if (!atomic_load_explicit(&L->notice, memory_order_relaxed) || !atomic_exchange(&L->notice, 0))
         return;
     /* A peer brought back trades slots with the first parked one, which
