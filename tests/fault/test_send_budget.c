@@ -662,7 +662,7 @@ static void test_budget_blocked_reader_keeps_its_tail(void **state)
 /* A socket-mode worker called name, handshaken by hand, connected to M.url. */
 static int line_connect(const char *name)
 {
-    int fd = raw_connect();
+    int fd = ripc_test_hconnect_within(M.url, 10000);
     uint64_t max = 0;
     assert_true(fd >= 0);
     assert_int_equal(ripc_test_socket_hello(fd, name, &max), 0);
