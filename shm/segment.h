@@ -32,9 +32,10 @@
  * peer (the master: -EPROTO). The process, and every other peer, carries on.
  * No check stands in front of any access. Where the guard cannot be
  * installed (a sanitizer keeping SIGBUS to itself), shm_open segments are
- * refused rather than handed out unguarded. Segments mapped from a peer
+ * refused rather than handed out unguarded. Ring segments mapped from a peer
  * (ripc__segment_map) are not guarded: a worker maps only what its master
- * created, and payload segments (ripc__segment_map_sealed) must be sealed.
+ * created. Payload segments (ripc__segment_map_payload) come from either
+ * side and are guarded unless sealed.
  */
 #ifndef RIPC_SHM_SEGMENT_H
 #define RIPC_SHM_SEGMENT_H
@@ -107,15 +108,19 @@ int ripc__segment_map(ripc__segment *seg, intptr_t fd, size_t len, char *why, si
 
 /*
  * Map, read-only and prefaulted, the first len bytes of a payload segment
- * received from a peer that may be hostile (large messages). Only a memfd
- * sealed against shrinking is accepted, whatever its size beyond len: any
- * other object could be truncated under the mapping and make us fault.
+ * received from a peer that may be hostile (large messages): a regular file
+ * (on Linux: on tmpfs, which a memfd and an shm_open object are) of at
+ * least len bytes. A memfd sealed against shrinking is mapped as it is; any
+ * other object could be truncated under the mapping, so its mapping is
+ * registered with the fault guard (seg->guard; ripc__segment_faulted tells
+ * whether it was cut), like the creator's mapping of an shm_open segment.
  * Never takes ownership of fd (close it after the call; the mapping stays).
- * Returns 0, -EINVAL (len 0 or too large), -EPERM (not a sealed memfd),
- * -EPROTO (smaller than len), -ENOMEM.
+ * Returns 0, -EINVAL (len 0 or too large), -EPERM (not a regular file, not
+ * on tmpfs), -EPROTO (smaller than len), -ENOMEM, -ENOTSUP (the guard
+ * cannot be installed) or another -errno.
  */
-int ripc__segment_map_sealed(ripc__segment *seg, intptr_t fd, size_t len, char *why,
-                             size_t why_len);
+int ripc__segment_map_payload(ripc__segment *seg, intptr_t fd, size_t len, char *why,
+                              size_t why_len);
 
 /* Close the descriptor but keep the mapping (after it was passed on). */
 void ripc__segment_close_fd(ripc__segment *seg);

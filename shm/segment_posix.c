@@ -515,7 +515,20 @@ int ripc__segment_map(ripc__segment *seg, intptr_t fd, size_t len, char *why, si
     return 0;
 }
 
-int ripc__segment_map_sealed(ripc__segment *seg, intptr_t fd, size_t len, char *why, size_t why_len)
+/* Is the object behind fd sealed against shrinking? Only a memfd can be. */
+static int sealed_against_shrink(int fd)
+{
+#ifdef F_GET_SEALS
+    int seals = fcntl(fd, F_GET_SEALS);
+    return seals >= 0 && (seals & F_SEAL_SHRINK);
+#else
+    (void)fd;
+    return 0;
+#endif
+}
+
+int ripc__segment_map_payload(ripc__segment *seg, intptr_t fd, size_t len, char *why,
+                              size_t why_len)
 {
     struct stat st;
     int rc;
@@ -528,23 +541,15 @@ int ripc__segment_map_sealed(ripc__segment *seg, intptr_t fd, size_t len, char *
     rc = check_len(len, why, why_len);
     if (rc != 0)
         return rc;
-#ifdef F_GET_SEALS
-    int seals = fcntl((int)fd, F_GET_SEALS);
-    if (seals < 0 || !(seals & F_SEAL_SHRINK)) {
-        set_why(why, why_len, 0, "payload descriptor is not a memfd sealed against shrinking");
-        return -EPERM;
-    }
-#else
-    set_why(why, why_len, 0, "sealed payload segments need F_GET_SEALS");
-    return -EPERM;
-#endif
     if (fstat((int)fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         set_why(why, why_len, 0, "payload descriptor is not a regular file");
         return -EPERM;
     }
 #ifdef __linux__
-    /* Only tmpfs (memfd, shmem): hugetlbfs honours seals too, but a hole
-     * punched there after we mapped it faults with SIGBUS. */
+    /* Only tmpfs (memfd, /dev/shm): its pages never wait for a device or a
+     * server (a file on a stuck FUSE or NFS mount would hold the reader in
+     * a page fault), and hugetlbfs, which honours seals, faults with SIGBUS
+     * on a hole punched after we mapped it. */
     struct statfs sf;
     if (fstatfs((int)fd, &sf) != 0 || sf.f_type != RIPC_TMPFS_MAGIC) {
         set_why(why, why_len, 0, "payload descriptor is not on tmpfs");
@@ -556,6 +561,7 @@ int ripc__segment_map_sealed(ripc__segment *seg, intptr_t fd, size_t len, char *
                 (long long)st.st_size, len);
         return -EPROTO;
     }
+    int sealed = sealed_against_shrink((int)fd);
     int flags = MAP_SHARED;
 #ifdef MAP_POPULATE
     flags |= MAP_POPULATE; /* one call instead of a fault per page */
@@ -566,10 +572,18 @@ int ripc__segment_map_sealed(ripc__segment *seg, intptr_t fd, size_t len, char *
         set_why(why, why_len, err, "mmap(%zu)", len);
         return -err;
     }
+    /* Unsealed: the sender may truncate it under us from now on (even the
+     * pages just populated go with it). Nothing here touches the mapping
+     * before the guard covers it. */
+    if (!sealed && (rc = ripc__fault_guard_add(p, len, &seg->guard)) != 0) {
+        set_why(why, why_len, -rc, "SIGBUS guard for an unsealed payload");
+        munmap(p, len);
+        return rc;
+    }
     seg->base = p;
     seg->len = len;
     seg->fd = -1;
-    seg->backend = RIPC_SEG_MEMFD;
+    seg->backend = sealed ? RIPC_SEG_MEMFD : RIPC_SEG_SHM_OPEN;
     return 0;
 }
 

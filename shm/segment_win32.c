@@ -58,7 +58,8 @@ int ripc__segment_map(ripc__segment *seg, intptr_t fd, size_t len, char *why, si
     return not_yet(seg, why, why_len);
 }
 
-int ripc__segment_map_sealed(ripc__segment *seg, intptr_t fd, size_t len, char *why, size_t why_len)
+int ripc__segment_map_payload(ripc__segment *seg, intptr_t fd, size_t len, char *why,
+                              size_t why_len)
 {
     (void)fd;
     (void)len;

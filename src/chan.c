@@ -154,6 +154,13 @@ int ripc__chan_commit(ripc__chan *ch, ripc__loan *l, uint16_t type, uint8_t kind
                       uint64_t len)
 {
     ripc__large_buf *b = l->b;
+    /* An unsealed buffer the peer holds a descriptor of (it received it
+     * with an earlier message) may have been cut under us: what was written
+     * landed in the guard's zeros, and the peer broke the rules. */
+    if (b && ripc__segment_faulted(&b->seg)) {
+        ripc__chan_abandon(ch, l);
+        return -EPROTO;
+    }
     if (!b || len <= RIPC_MARKER_BYTES) {
         if (b && len) /* short enough for the marker's own room */
             memcpy(l->rec + RIPC_MSG_HDR, b->seg.base, (size_t)len);
@@ -219,6 +226,8 @@ int ripc__chan_try_send(ripc__chan *ch, uint16_t type, uint8_t kind, uint64_t id
 
 int ripc__chan_peek(ripc__chan *ch, ripc_msg *m)
 {
+    if (ch->lg.bad_take)
+        return -EPROTO; /* a payload was cut under us, or a marker broke */
     const void *buf;
     size_t n;
     int rc = ripc_ring_peek(ch->rx, &buf, &n);
@@ -235,18 +244,20 @@ int ripc__chan_peek(ripc__chan *ch, ripc_msg *m)
     return 0;
 }
 
-void ripc__chan_release(ripc__chan *ch, int wake)
+int ripc__chan_release(ripc__chan *ch, int wake)
 {
-    ripc__large_done(&ch->lg);
+    int rc = ripc__large_done(&ch->lg);
     ripc_ring_release(ch->rx);
     if (wake)
         ripc__chan_space_wake(ch);
+    return rc;
 }
 
-void ripc__chan_release_lazy(ripc__chan *ch)
+int ripc__chan_release_lazy(ripc__chan *ch)
 {
-    ripc__large_done(&ch->lg);
+    int rc = ripc__large_done(&ch->lg);
     ripc__ring_release_lazy(ch->rx);
+    return rc;
 }
 
 void ripc__chan_space_wake(ripc__chan *ch)

@@ -71,9 +71,10 @@ void ripc__chan_init(ripc__chan *ch);
 
 /*
  * Producer. Put a message in tx if it can go now: 0, -EAGAIN (*w says what
- * to wait for), -EMSGSIZE, -EPROTO (our ring is corrupt, or the peer does
- * not read the frames of large messages), or for a large message -ENOMEM /
- * -EPIPE. Rings the peer's doorbell when the peer sleeps. Never blocks.
+ * to wait for), -EMSGSIZE, -EPROTO (our ring is corrupt, the peer does not
+ * read the frames of large messages, or it cut a large-message buffer of
+ * ours), or for a large message -ENOMEM / -EPIPE / -errno (no buffer).
+ * Rings the peer's doorbell when the peer sleeps. Never blocks.
  */
 int ripc__chan_try_send(ripc__chan *ch, uint16_t type, uint8_t kind, uint64_t id, const void *data,
                         uint64_t len, ripc__waitfor *w);
@@ -110,16 +111,18 @@ int ripc__chan_commit(ripc__chan *ch, ripc__loan *l, uint16_t type, uint8_t kind
 void ripc__chan_abandon(ripc__chan *ch, ripc__loan *l);
 
 /* Consumer. Look at the next message in rx without waiting: 0, -EAGAIN,
- * -EPROTO, or -ENOMEM (a large payload could not be mapped). m->data points
- * into the ring (or a large payload's mapping) until the release; the same
- * message again until then. */
+ * -EPROTO (also for good once a large payload failed or was cut), or
+ * -ENOMEM (a large payload could not be mapped). m->data points into the
+ * ring (or a large payload's mapping) until the release; the same message
+ * again until then. */
 int ripc__chan_peek(ripc__chan *ch, ripc_msg *m);
 /* Consumer. Drop the message returned by peek (unmapping a large payload)
  * and publish the consumer index; wake: also wake a producer that sleeps
- * for room. */
-void ripc__chan_release(ripc__chan *ch, int wake);
+ * for room. 0, or -EPROTO when the peer cut the large payload while it was
+ * read (it read as zeros from then on): every later peek is -EPROTO. */
+int ripc__chan_release(ripc__chan *ch, int wake);
 /* The same without publishing the consumer index (ripc__ring_release_lazy). */
-void ripc__chan_release_lazy(ripc__chan *ch);
+int ripc__chan_release_lazy(ripc__chan *ch);
 /* Producer. Sender side of the eventcount for *w: 1 when it already holds
  * (not armed), else 0 and armed; disarm after the wait. */
 int ripc__chan_arm_space(ripc__chan *ch, const ripc__waitfor *w);

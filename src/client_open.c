@@ -39,7 +39,7 @@ static int reject_errno(unsigned code)
  * the preferred doorbell in bits 16..19 and the wait mode (src/proto.h). */
 static uint32_t hello_caps(const ripc_options *o)
 {
-    uint32_t caps = ripc__doorbell_caps() | RIPC_CAP_SOCKET;
+    uint32_t caps = ripc__doorbell_caps() | RIPC_CAP_SOCKET | RIPC_CAP_LARGE_UNSEALED;
     /* Offer shared memory only if we could map a segment here at all. */
     if (o->transport != RIPC_TRANSPORT_SOCKET && ripc__segment_supported(RIPC_SEG_DEFAULT))
         caps |= RIPC_CAP_SHM;
@@ -210,12 +210,6 @@ static int handshake(ripc_client *c, uint64_t deadline, char *why, size_t why_le
     c->q_cap = (size_t)w.ring_bytes;
     if (c->ch.max_message > c->ch.max_payload)
         c->q_cap += (size_t)c->ch.max_message; /* room for one large message */
-    else if (!ripc__segment_supported(RIPC_SEG_MEMFD))
-        /* No large messages without memfd (the portable build): the stash
-         * still gets the room the application allows for one message, not
-         * one ring only, so that a request waiting for its reply keeps up
-         * with the one-way messages a default build would keep. */
-        c->q_cap += c->opt.max_message < SIZE_MAX / 2 ? (size_t)c->opt.max_message : SIZE_MAX / 2;
     snprintf(c->reason, sizeof c->reason, "%s", w.reason);
     rc = 0;
 out:

@@ -148,7 +148,7 @@ int ripc__large_take(ripc__large *lg, int sock, uint64_t max_message, uint16_t t
     in->fd = -1;
     int rc = -EPROTO;
     if (in->f.type == type && in->f.kind == kind && in->f.id == id && in->f.len == want)
-        rc = ripc__segment_map_sealed(&lg->lent, fd, (size_t)want, NULL, 0);
+        rc = ripc__segment_map_payload(&lg->lent, fd, (size_t)want, NULL, 0);
     if (rc == 0)
         ripc__fd_close(fd); /* the mapping holds the file: not its last reference */
     else
@@ -164,15 +164,22 @@ int ripc__large_take(ripc__large *lg, int sock, uint64_t max_message, uint16_t t
     return 0;
 }
 
-void ripc__large_done(ripc__large *lg)
+int ripc__large_done(ripc__large *lg)
 {
+    /* Cut under us while it was read (an unsealed buffer: shm/segment.h):
+     * the reader saw zeros, and the peer has broken the rules. */
+    int cut = lg->lent.base && ripc__segment_faulted(&lg->lent);
     ripc__segment_close(&lg->lent);
+    if (cut)
+        lg->bad_take = 1;
+    return cut ? -EPROTO : 0;
 }
 
 /* ---- sending ---- */
 
-/* Free a buffer's pages whoever still holds the memfd (a peer may keep
- * the descriptor; the seals allow punching holes), then close it. */
+/* Free a buffer's pages whoever still holds its descriptor (a peer may
+ * keep it; a memfd's seals allow punching holes, and so does an shm_open
+ * object, on tmpfs), then close it. */
 static void drop_buf(ripc__large *lg, ripc__large_buf *x)
 {
     uncount(lg, x);
@@ -227,7 +234,7 @@ int ripc__large_get(ripc__large *lg, ripc_ring *tx, uint64_t len, ripc__large_bu
         *b = fit;
         return 0;
     }
-    /* A fresh memfd costs far more than waiting for one in flight (new
+    /* A fresh buffer costs far more than waiting for one in flight (new
      * pages: about 4 us each here, against 1.4 ms to fill 16 MiB): within
      * the budget, wait for a buffer to come back rather than grow the pool. */
     size_t held = 0;
@@ -243,7 +250,9 @@ int ripc__large_get(ripc__large *lg, ripc_ring *tx, uint64_t len, ripc__large_bu
     uint64_t cap = (len + 0xFFFFu) & ~(uint64_t)0xFFFFu;
     if (cap > SIZE_MAX)
         return -ENOMEM;
-    int rc = ripc__segment_create(&spare->seg, (size_t)cap, RIPC_SEG_MEMFD, NULL, 0);
+    /* A sealed memfd where there is one; else shm_open, which the peer maps
+     * under its fault guard (docs/design.md, Large messages). */
+    int rc = ripc__segment_create(&spare->seg, (size_t)cap, RIPC_SEG_DEFAULT, NULL, 0);
     if (rc < 0)
         return rc == -EINVAL ? -ENOMEM : rc;
     *b = spare;

@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Large messages in shared-memory mode: payloads over max_inline travel in a
- * memfd, and a marker record keeps their place in the ring. Why, and the
+ * buffer of their own (a sealed memfd, or an shm_open object the receiver
+ * maps under its fault guard), and a marker record keeps their place in the
+ * ring. Why, and the
  * memory bounds: docs/design.md, Large messages; the bytes: docs/protocol.md.
  *
  * Sender, for one message (src/chan.c, try_send_large):
  *   1. ripc__large_get: a buffer from the channel's pool;
  *   2. reserve the marker record in the ring, copy the payload in;
- *   3. ripc__large_send_frame: the LARGE frame with the memfd;
+ *   3. ripc__large_send_frame: the LARGE frame with the buffer's descriptor;
  *   4. commit the marker {type, kind, id, flags LARGE, u64 len}, then
  *      ripc__large_sent.
  * The frame is in the receiver's socket before the marker is visible.
@@ -39,7 +41,7 @@ typedef struct ripc__large_budget {
 } ripc__large_budget;
 
 typedef struct ripc__large_buf {
-    ripc__segment seg; /* memfd mapped read-write; base NULL when empty */
+    ripc__segment seg; /* memfd or shm_open, read-write; base NULL when empty */
     uint64_t until;    /* busy: until the consumer's index reaches this */
     int busy;
     int counted; /* idle, and its bytes are in the shared budget */
@@ -63,7 +65,8 @@ typedef struct ripc__large {
     int bye;            /* BYE read: nothing may follow */
     int err;            /* sticky: the stream broke the protocol (frames
                          * queued before that still pair with their markers) */
-    int bad_take;       /* a marker failed to pair or map: no more takes */
+    int bad_take;       /* a marker failed to pair or map, or a payload was
+                         * cut under us: nothing more is taken */
     ripc__segment lent; /* mapping of the payload handed out */
 } ripc__large;
 
@@ -96,14 +99,16 @@ int ripc__large_take(ripc__large *lg, int sock, uint64_t max_message, uint16_t t
                      uint64_t id, const void *marker, size_t marker_len, const void **data,
                      uint64_t *len);
 
-/* Consumer. The payload handed out by take is done with: unmap it. */
-void ripc__large_done(ripc__large *lg);
+/* Consumer. The payload handed out by take is done with: unmap it. 0, or
+ * -EPROTO when the peer cut it while it was read (the reader saw zeros
+ * from the fault on: shm/fault_guard.h); every later take is -EPROTO. */
+int ripc__large_done(ripc__large *lg);
 
 /*
  * Producer, step 1: a free buffer of at least len bytes (*b, still the
  * pool's), reclaiming those the consumer of tx is done with. 0, -EAGAIN when
  * the pool must wait for one in flight (*wait_pos: the ring position to wait
- * for), -ENOMEM / -errno when no memfd can be made.
+ * for), -ENOMEM / -errno when no buffer can be made.
  */
 int ripc__large_get(ripc__large *lg, ripc_ring *tx, uint64_t len, ripc__large_buf **b,
                     uint64_t *wait_pos);

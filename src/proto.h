@@ -72,6 +72,10 @@ enum {
 /* HELLO caps bits 16..19: preferred worker doorbell kind; 20..21: the
  * worker's wait strategy (RIPC_WAIT_*). */
 #define RIPC_CAP_WAIT_SHIFT 20
+/* HELLO: takes large-message buffers that cannot be sealed (shm_open),
+ * mapping them under its fault guard; without it, large messages need a
+ * memfd on both sides. */
+#define RIPC_CAP_LARGE_UNSEALED (1u << 24)
 
 /* REJECT codes: positive errno values; the client returns those a caller
  * can act on negated, the rest as -ECONNREFUSED (client_open.c). */

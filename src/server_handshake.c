@@ -328,9 +328,12 @@ static int shm_welcome(struct loop *L, struct ripc_peer *p, const ripc__hello *h
         return rc;
     }
     uint32_t caps = shm_fences(p, h);
-    /* Large messages travel in memfds (src/large.h): both sides must be
-     * able to make them, otherwise a message is at most one ring record. */
-    if (!(h->caps & RIPC_CAP_MEMFD) || !ripc__segment_supported(RIPC_SEG_MEMFD))
+    /* Large messages travel in buffers of their own (src/large.h): sealed
+     * memfds, which any peer maps, or shm_open objects, which only a worker
+     * that maps them under its fault guard takes. Otherwise a message is at
+     * most one ring record. */
+    if (!(h->caps & RIPC_CAP_LARGE_UNSEALED) &&
+        (!(h->caps & RIPC_CAP_MEMFD) || !ripc__segment_supported(RIPC_SEG_MEMFD)))
         maxmsg = maxmsg < p->ch.max_payload ? maxmsg : p->ch.max_payload;
     p->ch.max_message = maxmsg;
     if (maxmsg > p->ch.max_payload && s->opt.max_inline && s->opt.max_inline < p->ch.max_inline)

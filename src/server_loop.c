@@ -414,8 +414,11 @@ static int loop_dispatch(struct loop *L)
             }
             m.peer_id = p->id;
             dispatch_one(L, p, &m);
-            ripc__chan_release_lazy(&p->ch);
             n++;
+            /* A large payload cut while the handler read it: drop the
+             * worker now, before it is handed anything else. */
+            if ((rc = ripc__chan_release_lazy(&p->ch)) < 0)
+                break;
         }
         if (n) {
             ripc__ring_publish_tail(p->ch.rx);

@@ -48,8 +48,11 @@
  * ripc_server_poll, ripc_server_send, ripc_server_send_batch,
  * ripc_server_broadcast, ripc_reply, ripc_reply_error or
  * ripc_server_close must not block SIGBUS (a program that blocks every
- * signal to sigwait() for them should leave SIGBUS out). The library
- * installs its SIGBUS handler with the first such segment and passes
+ * signal to sigwait() for them should leave SIGBUS out). Large messages in
+ * shared memory travel in such segments too there (in either direction: a
+ * worker can cut the one it sent while the master reads it), under the same
+ * rule. The library installs its SIGBUS handler with the first such segment
+ * (in a worker too, whose large messages use them) and passes
  * every SIGBUS not about its segments on to the handler installed before
  * (or the default action; one ignored before stays ignored when sent).
  *

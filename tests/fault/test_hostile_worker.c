@@ -717,7 +717,8 @@ static int hostile_large(int variant)
         fd = pp[0];
         break;
     }
-    case 3: /* a memfd that could be shrunk under the master's mapping */
+    case 3: /* unsealed, and cut to nothing after its frame went out,
+             * before its marker: the master finds it too small */
         fd = h_memfd(H_LARGE, -1);
         break;
     case 4: /* sealed, but smaller than the message */
@@ -746,28 +747,17 @@ static int hostile_large(int variant)
     for (int i = 0; i < frames && fd != -2; i++)
         if (h_large_frame(&h, id, len, fd) < 0)
             return 7;
+    if (variant == 3 && ftruncate(fd, 0) != 0)
+        return 9;
     if (marker_bytes && h_marker(r, 2, len, marker_bytes) < 0)
         return 8;
     h_ring_master(&h);
     return h_finish(&h);
 }
 
-/* Large messages travel in sealed memfds: a build without them (the
- * portable one) refuses every LARGE frame, honest ones too. 1: skip. */
-static int no_large(void)
-{
-    if (ripc__segment_supported(RIPC_SEG_MEMFD))
-        return 0;
-    print_message("SKIP: large messages need memfd, which this build leaves out\n");
-    finish_good();
-    return 1;
-}
-
 static void test_hostile_large(void **state)
 {
     (void)state;
-    if (no_large())
-        skip();
     run_variants(hostile_large, 'h', 9, 1);
     finish_good();
 }
@@ -860,8 +850,6 @@ static int hostile_unread_frames(int variant)
 static void test_hostile_unread_frames(void **state)
 {
     (void)state;
-    if (no_large())
-        skip();
     int notes0 = M.notes;
     start_hostile(hostile_unread_frames, 0);
     expect_left("hostile-j", -EPROTO);
@@ -1395,6 +1383,120 @@ static int teardown_truncate(void **state)
     return 0;
 }
 
+/* ---- (l) a worker that cuts a large-message buffer ----
+ * Large messages travel in buffers of their own. One that cannot be sealed
+ * (shm_open, on every build; the only kind where memfd is refused or not
+ * built) can be truncated by whoever holds its descriptor while the other
+ * side reads or writes it. The master maps such buffers under its fault
+ * guard: the access completes on zeros, and the worker is dropped with
+ * -EPROTO. Variants:
+ *   0: the worker's own buffer, cut while the master's handler reads it;
+ *   1: the master's buffer (a large reply the worker received), cut before
+ *      the master fills it again for the next reply. Only where the
+ *      master's buffers come from shm_open: a memfd refuses the cut. */
+
+#define L_LARGE (256u * 1024)
+
+/* A buffer as a peer without memfd makes it (shm_open, unlinked at once),
+ * len bytes of 0x5A: the descriptor, or -1. */
+static int h_shm_buf(size_t len)
+{
+    char name[64];
+    snprintf(name, sizeof name, "/ripc-hostile-%d", (int)getpid());
+    int fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
+    if (fd < 0)
+        return -1;
+    shm_unlink(name);
+    if (ftruncate(fd, (off_t)len) != 0)
+        return -1;
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED)
+        return -1;
+    memset(p, 0x5A, len);
+    munmap(p, len);
+    return fd;
+}
+
+/* A large message in buffer fd: its frame, then its marker, rung. 0/-1. */
+static int h_send_large(hconn *h, ripc_ring *r, uint16_t type, uint8_t kind, uint64_t id, int fd)
+{
+    if (h_large_frame_k(h, type, kind, id, L_LARGE, fd) < 0 ||
+        h_marker_k(r, type, kind, id, L_LARGE, 8) < 0)
+        return -1;
+    h_ring_master(h);
+    return 0;
+}
+
+static int hostile_large_cut(int variant)
+{
+    hconn h;
+    ripc_ring *r;
+    int rc = h_begin(&h, "hostile-l", variant, &r);
+    if (rc)
+        return rc;
+    int fd = h_shm_buf(L_LARGE), cut = fd;
+    if (fd < 0)
+        return 4;
+    if (variant == 0) {
+        if (h_send_large(&h, r, T_HOLD, RIPC_KIND_ONEWAY, 0, fd) < 0)
+            return 5;
+        if (await_flag(&TS->holding) < 0) /* the handler holds the mapping */
+            return 6;
+    } else {
+        if (h_send_large(&h, r, T_ECHO, RIPC_KIND_REQUEST, 1, fd) < 0)
+            return 5;
+        /* The reply's frame, with the master's buffer. */
+        uint8_t hdr[RIPC_FRAME_HDR];
+        int nfds = 0;
+        if (ripc__sock_recv_fds(h.sock, hdr, sizeof hdr, &cut, 1, &nfds, 10000) < 0 || nfds != 1)
+            return 6;
+    }
+    rc = ftruncate(cut, 0);
+    atomic_store(&TS->err, rc == 0 ? 0 : errno);
+    atomic_store(&TS->truncated, 1);
+    if (rc != 0)
+        return 7;
+    if (variant == 1) {
+        /* Take the reply without reading it (its buffer goes back to the
+         * master's pool), then ask again: the master refills that buffer. */
+        while (atomic_load(&h.m2w->prod.head) == atomic_load(&h.m2w->cons.tail))
+            if (!ripc__sock_alive(h.sock))
+                return 8;
+            else
+                sched_yield();
+        atomic_store(&h.m2w->cons.tail, atomic_load(&h.m2w->prod.head));
+        while (ripc_ring_used(r) > 0 && ripc__sock_alive(h.sock))
+            sched_yield(); /* the master took the first request */
+        if (h_send_large(&h, r, T_ECHO, RIPC_KIND_REQUEST, 2, fd) < 0)
+            return 9;
+    }
+    return h_finish(&h);
+}
+
+static void test_hostile_large_truncate(void **state)
+{
+    (void)state;
+    /* The master's large buffers come from shm_open where memfd is refused
+     * or not built (the portable build). */
+    int shm_open_master = trunc_expect_shm_open || !ripc__segment_supported(RIPC_SEG_MEMFD);
+    for (int v = 0; v < 2; v++) {
+        if (v == 1 && !shm_open_master) {
+            print_message("hostile-l1: the master's buffers are sealed memfds here (the "
+                          "shm_open run covers it)\n");
+            continue;
+        }
+        char name[32];
+        snprintf(name, sizeof name, "hostile-l%d", v);
+        memset(TS, 0, sizeof *TS);
+        int notes0 = M.notes;
+        start_hostile(hostile_large_cut, v);
+        expect_left(name, -EPROTO);
+        assert_int_equal(atomic_load(&TS->err), 0);
+        assert_int_equal(M.notes, notes0);
+    }
+    finish_good();
+}
+
 /* A master that blocks every signal (as programs that sigwait() do) and
  * runs run(2): its dispatch threads must still catch the SIGBUS of a
  * truncated segment. The master is this program run again ("blocked-master":
@@ -1512,6 +1614,8 @@ static int run_shm_open_cases(void)
     trunc_expect_shm_open = 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_hostile_truncate, setup_truncate, teardown_truncate),
+        cmocka_unit_test_setup_teardown(test_hostile_large_truncate, setup_truncate,
+                                        teardown_truncate),
         cmocka_unit_test(test_hostile_truncate_signals_blocked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
@@ -1908,6 +2012,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_hostile_blocking_bells, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_closed_bell, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_truncate, setup_truncate, teardown_truncate),
+        cmocka_unit_test_setup_teardown(test_hostile_large_truncate, setup_truncate,
+                                        teardown_truncate),
         cmocka_unit_test_setup_teardown(test_hostile_own_event_loop, setup_own_loop, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_scribble_run2, setup, teardown_run),
         cmocka_unit_test_setup_teardown(test_hostile_scribble_run4, setup, teardown_run),

@@ -515,11 +515,6 @@ static int teardown(void **state)
 static void test_close_under_load(void **state)
 {
     (void)state;
-    if (g_transport == RIPC_TRANSPORT_SHM && !ripc_test_shm_large()) {
-        print_message("SKIP: no large messages in shm mode without memfd (the socket run has "
-                      "this case)\n");
-        skip();
-    }
     open_master();
     start_run(4);
     struct wk *wr = spawn_worker("recv");

@@ -16,7 +16,7 @@
  *                       a WELCOME just before connect_timeout_ms, and never
  *                       the rest
  * Sizes: 64 B, 1 MiB (larger than the 64 KiB ring: shared memory moves it
- * through the control socket's memfd path), max_message (4 MiB here).
+ * in a buffer of its own, a marker in the ring), max_message (4 MiB here).
  *
  * "Within its timeout" is checked with a generous margin (timeout + 2 s):
  * it tells a call that returned from one that hung, it is not a speed test.
@@ -572,12 +572,6 @@ static void run_case(void **state)
 {
     const struct tcase *t = *state;
     print_message("%s: %s\n", g_tname, t->name);
-    if (g_transport == RIPC_TRANSPORT_SHM && t->size > 64 && !ripc_test_shm_large()) {
-        print_message("SKIP: %llu bytes do not fit a ring record, and this build has no "
-                      "memfd for larger ones\n",
-                      (unsigned long long)t->size);
-        skip();
-    }
     t->fn(t);
 }
 

@@ -2057,22 +2057,9 @@ static int w_push(int idx, void *arg)
     return 0;
 }
 
-/* Shared memory without large messages (no memfd: the portable build)
- * caps max_message at a ring record, and with it what a worker keeps aside
- * while it waits (one ring, plus one message of max_message): a case that
- * needs more, or a message over a ring record, skips. */
-static void need_shm_large(const char *why)
-{
-    if (shm_mode() && !ripc_test_shm_large()) {
-        print_message("SKIP: %s, and this build has no memfd\n", why);
-        skip();
-    }
-}
-
 static void test_mw_both_push(void **state)
 {
     (void)state;
-    need_shm_large("the worker keeps 5000 pushes aside while it sends");
     struct mctx *m = open_adaptive();
     assert_int_equal(ripc_server_handle(m->s, T_PUSH, h_push, m), 0);
     spawn(w_push, 3, NULL);
@@ -2161,7 +2148,6 @@ static int w_slow_b(int idx, void *arg)
 static void test_mw_reader_stalls(void **state)
 {
     (void)state;
-    need_shm_large("4 MiB messages do not fit a ring record");
     struct mctx *m = open_adaptive();
     assert_int_equal(ripc_server_handle(m->s, T_BIG, h_big, m), 0);
     struct kid_pipes kp;
@@ -2202,7 +2188,6 @@ static void test_mw_reader_stalls(void **state)
 static void test_mw_send_from_joined(void **state)
 {
     (void)state;
-    need_shm_large("4 MiB messages do not fit a ring record");
     struct mctx *m = g_fx.m;
     ripc_options o = base_opts(RIPC_WAIT_ADAPTIVE);
     struct kid_pipes kp = {.start = {-1, -1}};

@@ -49,7 +49,8 @@ size_t ripc_test_hello(uint8_t *out, const char *name, uint64_t ring_bytes, int 
     ripc__hello h = {.version_min = RIPC_PROTO_VERSION,
                      .version_max = RIPC_PROTO_VERSION,
                      .caps = sock ? RIPC_CAP_SOCKET
-                                  : ripc__doorbell_caps() | RIPC_CAP_SHM | RIPC_CAP_MEMFD,
+                                  : ripc__doorbell_caps() | RIPC_CAP_SHM | RIPC_CAP_MEMFD |
+                                        RIPC_CAP_LARGE_UNSEALED,
                      .pid = (uint32_t)getpid(),
                      .transport = sock ? RIPC_XPORT_SOCKET : 0,
                      .ring_bytes = ring_bytes};

@@ -46,11 +46,6 @@
 
 #include "ringipc/ringipc.h"
 
-int ripc_test_shm_large(void)
-{
-    return ripc__segment_supported(RIPC_SEG_MEMFD);
-}
-
 int ripc_test_transport_args(int argc, char **argv, const char **name)
 {
     int t = RIPC_TRANSPORT_SHM;

@@ -39,11 +39,6 @@ int ripc_test_run_group(const char *suite, const char *transport_name,
 #define RIPC_TEST_RUN_GROUP(suite, transport_name, tests)                                          \
     ripc_test_run_group((suite), (transport_name), (tests), sizeof(tests) / sizeof((tests)[0]))
 
-/* Can a message larger than one ring record go in shared memory here? It
- * travels in a sealed memfd, which the portable build leaves out: shm mode
- * caps max_message at a ring record there. 1/0. */
-int ripc_test_shm_large(void);
-
 /* The Linux abstract unix namespace ("unix:@name"): the portable build
  * refuses it with -ENOTSUP (sockets/addr.c), as other systems do. */
 #if defined(__linux__) && !defined(RIPC_PORTABLE_POSIX)
