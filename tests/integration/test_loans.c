@@ -652,9 +652,6 @@ int main(int argc, char **argv)
     if ((g_transport = ripc_test_transport_args(argc, argv, &g_transport_name)) < 0)
         return 2;
     signal(SIGPIPE, SIG_IGN);
-    if (g_transport == RIPC_TRANSPORT_SHM && !ripc_test_shm_large())
-        ripc_test_skip("loans above max_inline lend a memfd, which this build leaves out "
-                       "(test_loans socket covers the calls)");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_loans_every_size_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_loans_abandoned, setup, teardown),
