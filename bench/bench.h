@@ -49,6 +49,7 @@ struct row {
     double ratio[MAX_REPS]; /* p50 (round trip) or msgs/s (one-way) over the unix socket's */
     struct result med;      /* medians over repetitions (max: the largest) */
     double ratio_med;
+    double ratio_naive; /* one-way: msgs/s over the naive ring's, median of repetitions */
     int show_status; /* print the status line (a skipped library: once) */
 };
 

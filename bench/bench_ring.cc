@@ -12,8 +12,13 @@
 //   BM_ring_push_pop/N        ripc_ring_push -> ripc_ring_pop (copy both sides)
 //   BM_ring_reserve_commit/N  reserve + write + commit -> peek + release
 //   BM_unix_stream/N          write([u32 len][payload]) -> read(256 KiB) + parse
+//   BM_naive_ring/N           the naive ring (naive_ring.h: no checks) push -> pop
 //
-// Compare items_per_second of BM_ring_*/N with BM_unix_stream/N.
+// Compare items_per_second of BM_ring_push_pop/N with BM_naive_ring/N (the
+// ceiling) and BM_unix_stream/N. The same file builds bench_ring (library
+// sources link-time optimised into the program) and bench_ring_shared /
+// bench_ring_static (the installed package's way: public headers, the shared
+// library or the archive).
 
 #include <benchmark/benchmark.h>
 
@@ -76,6 +81,11 @@ void BM_unix_stream(benchmark::State &state)
     run_link(state, RIPC_BENCH_UNIX_STREAM);
 }
 
+void BM_naive_ring(benchmark::State &state)
+{
+    run_link(state, RIPC_BENCH_NAIVE_RING);
+}
+
 void record_sizes(benchmark::internal::Benchmark *b)
 {
     for (int64_t size : {8, 64, 512, 4096, 64 << 10, 1 << 20})
@@ -88,5 +98,6 @@ void record_sizes(benchmark::internal::Benchmark *b)
 BENCHMARK(BM_ring_push_pop)->Apply(record_sizes);
 BENCHMARK(BM_ring_reserve_commit)->Apply(record_sizes);
 BENCHMARK(BM_unix_stream)->Apply(record_sizes);
+BENCHMARK(BM_naive_ring)->Apply(record_sizes);
 
 BENCHMARK_MAIN();

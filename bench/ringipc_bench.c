@@ -26,8 +26,9 @@
 /* Row order in each table. */
 static const struct xport *const xports[] = {
     &xp_flag_bare,  &xp_flag,        &xp_eventfd,  &xp_unix,      &xp_socketpair,    &xp_pipe,
-    &xp_fifo,       &xp_tcp,         &xp_mq,       &xp_ripc_spin, &xp_ripc_adaptive, &xp_ripc_loan,
-    &xp_ripc_m2w,   &xp_ripc_block,  &xp_ripc_socket, &xp_ripc_tcp, &xp_zmq,       &xp_nng,
+    &xp_fifo,       &xp_tcp,         &xp_mq,       &xp_naive,     &xp_ripc_spin,     &xp_ripc_adaptive,
+    &xp_ripc_loan,  &xp_ripc_m2w,    &xp_ripc_block, &xp_ripc_socket, &xp_ripc_tcp,  &xp_zmq,
+    &xp_nng,
 };
 #define NXPORTS (sizeof xports / sizeof xports[0])
 
@@ -119,7 +120,7 @@ static int add_rows(struct row *rows, const size_t *sizes, int nsizes, const cha
                 if (!(x->flags & (oneway ? XP_ONEWAY : XP_RTT)))
                     continue;
                 if (only && !strstr(x->name, only) && x != &xp_unix && x != &xp_flag_bare &&
-                    x != &xp_eventfd)
+                    x != &xp_eventfd && x != &xp_naive)
                     continue;
                 add_row(&rows[n++], x, sizes[z], oneway, z == 0);
             }
@@ -134,16 +135,35 @@ static int add_rows(struct row *rows, const size_t *sizes, int nsizes, const cha
     return n;
 }
 
+/* The measured row of transport x at r's size and direction, or NULL. */
+static struct row *peer_row(struct row *rows, int nrows, const struct row *r,
+                            const struct xport *x)
+{
+    for (int j = 0; j < nrows; j++)
+        if (rows[j].x == x && rows[j].size == r->size && rows[j].oneway == r->oneway &&
+            !rows[j].status[0])
+            return &rows[j];
+    return NULL;
+}
+
+/* Median over repetitions of a's msgs/s over b's, repetition by repetition. */
+static double rate_ratio(const struct row *a, const struct row *b)
+{
+    double v[MAX_REPS];
+    int n = a->reps < b->reps ? a->reps : b->reps;
+    for (int k = 0; k < n; k++)
+        v[k] = a->rep[k].v[M_RATE] / b->rep[k].v[M_RATE];
+    return median(v, n);
+}
+
 static void summarise(struct row *rows, int nrows)
 {
     for (int i = 0; i < nrows; i++) {
-        struct row *r = &rows[i], *base = NULL;
+        struct row *r = &rows[i], *base = peer_row(rows, nrows, r, &xp_unix);
+        struct row *naive = peer_row(rows, nrows, r, &xp_naive);
         if (r->status[0])
             continue;
-        for (int j = 0; j < nrows; j++)
-            if (rows[j].x == &xp_unix && rows[j].size == r->size && rows[j].oneway == r->oneway &&
-                !rows[j].status[0])
-                base = &rows[j];
+        r->ratio_naive = naive && r->oneway ? rate_ratio(r, naive) : 0;
         for (int m = 0; m < M_COUNT; m++) {
             double v[MAX_REPS];
             for (int k = 0; k < r->reps; k++)

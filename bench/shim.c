@@ -37,6 +37,7 @@
 #include <sys/prctl.h>
 #endif
 
+#include "naive_ring.h"
 #include "ringipc/ring.h"
 
 #define LINE             128            /* matches the ring's header lines */
@@ -70,6 +71,7 @@ struct ripc_bench_link {
     size_t map_len;
     struct control *ctl;
     ripc_ring *ring;    /* producer handle */
+    struct naive_end naive; /* NAIVE_RING: producer end */
     unsigned char *src; /* push sources / reserve payload source / stream frame */
     size_t nsrc;        /* push sources (see ripc_bench_send) */
     unsigned spins;
@@ -232,6 +234,44 @@ static void consume_ring(struct control *c, void *mem, size_t mem_len, int mode,
     ripc_ring_detach(r);
 }
 
+/* The naive ring's consumer: pop (copy out) like PUSH_POP, no checks. */
+static void consume_naive(struct control *c, void *mem, size_t cap, size_t len)
+{
+    struct checker k = {c, len, 0};
+    struct naive_end e;
+    unsigned char *buf = malloc(len);
+
+    if (buf == NULL) {
+        consumer_fail(c, -ENOMEM, "consumer: no memory for %zu bytes", len);
+        return;
+    }
+    memset(buf, 0, len);
+    naive_attach(&e, mem, cap);
+    for (size_t off = 0; off < naive_ring_bytes(cap); off += 4096)
+        (void)*(volatile unsigned char *)((unsigned char *)mem + off);
+    c->preempted = preemptions();
+    atomic_store_explicit(&c->ready, 1, memory_order_release);
+    for (;;) {
+        uint64_t seq = SEQ_END - 1;
+        size_t got = 0;
+        int rc = naive_pop(&e, buf, len, &got);
+
+        if (rc == -EAGAIN) {
+            cpu_relax();
+            continue;
+        }
+        if (rc < 0) {
+            consumer_fail(c, rc, "naive consumer: %d", rc);
+            break;
+        }
+        if (got >= sizeof seq)
+            memcpy(&seq, buf, sizeof seq);
+        if (check_record(&k, seq, got))
+            break;
+    }
+    free(buf);
+}
+
 /*
  * Stream receiver: frames may straddle reads (and a 1 MiB frame spans
  * several), so parse with a small state machine that keeps only the length
@@ -324,6 +364,8 @@ static void consumer_main(struct ripc_bench_link *l, int fd)
         consumer_fail(c, rc, "consumer: cannot pin to CPU %d: %s", l->cpu_consumer, strerror(-rc));
     else if (l->mode == RIPC_BENCH_UNIX_STREAM)
         consume_stream(c, fd, l->len);
+    else if (l->mode == RIPC_BENCH_NAIVE_RING)
+        consume_naive(c, l->map + CTL_BYTES, l->naive.cap, l->len);
     else
         consume_ring(c, l->map + CTL_BYTES, l->map_len - CTL_BYTES, l->mode, l->len);
     atomic_store_explicit(&c->exited, 1, memory_order_release);
@@ -353,11 +395,18 @@ static inline int spin_once(struct ripc_bench_link *l)
     return consumer_gone(l);
 }
 
+static inline int link_push(struct ripc_bench_link *l, const void *buf, size_t len)
+{
+    if (l->mode == RIPC_BENCH_NAIVE_RING)
+        return naive_push(&l->naive, buf, len);
+    return ripc_ring_push(l->ring, buf, len);
+}
+
 static int ring_push_spin(struct ripc_bench_link *l, const void *buf, size_t len)
 {
     int rc;
 
-    while ((rc = ripc_ring_push(l->ring, buf, len)) == -EAGAIN)
+    while ((rc = link_push(l, buf, len)) == -EAGAIN)
         if (spin_once(l))
             return -EPIPE;
     if (rc < 0)
@@ -397,7 +446,8 @@ int ripc_bench_send(ripc_bench_link *l, uint64_t seq)
     int rc;
 
     switch (l->mode) {
-    case RIPC_BENCH_PUSH_POP: {
+    case RIPC_BENCH_PUSH_POP:
+    case RIPC_BENCH_NAIVE_RING: {
         /* Record seq goes out of source seq % nsrc, whose sequence number was
          * written nsrc records ago. Writing it just before the push would
          * make push's wide loads wait on a failed store-to-load forward,
@@ -498,7 +548,7 @@ int ripc_bench_open(ripc_bench_link **out, int mode, size_t record_len, char *wh
     *out = NULL;
     if (record_len < sizeof(uint64_t) || record_len > UINT32_MAX ||
         (mode != RIPC_BENCH_PUSH_POP && mode != RIPC_BENCH_RESERVE_COMMIT &&
-         mode != RIPC_BENCH_UNIX_STREAM)) {
+         mode != RIPC_BENCH_UNIX_STREAM && mode != RIPC_BENCH_NAIVE_RING)) {
         say(why, why_len, "bad mode %d or record size %zu (>= 8 needed)", mode, record_len);
         return -EINVAL;
     }
@@ -535,7 +585,7 @@ int ripc_bench_open(ripc_bench_link **out, int mode, size_t record_len, char *wh
             link_free(l);
             return -EMSGSIZE;
         }
-        l->map_len += ripc_ring_size(cap);
+        l->map_len += mode == RIPC_BENCH_NAIVE_RING ? naive_ring_bytes(cap) : ripc_ring_size(cap);
     }
     l->map = mmap(NULL, l->map_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (l->map == MAP_FAILED) {
@@ -547,7 +597,9 @@ int ripc_bench_open(ripc_bench_link **out, int mode, size_t record_len, char *wh
     }
     memset(l->map, 0, l->map_len); /* fault every page in now, not while timing */
     l->ctl = (struct control *)l->map;
-    l->nsrc = mode == RIPC_BENCH_PUSH_POP && record_len <= 4096 ? PUSH_SOURCES : 1;
+    l->nsrc = (mode == RIPC_BENCH_PUSH_POP || mode == RIPC_BENCH_NAIVE_RING) && record_len <= 4096
+                  ? PUSH_SOURCES
+                  : 1;
     l->src = malloc(l->nsrc * record_len + FRAME_HDR);
     if (l->src == NULL) {
         say(why, why_len, "out of memory");
@@ -566,6 +618,8 @@ int ripc_bench_open(ripc_bench_link **out, int mode, size_t record_len, char *wh
             return rc;
         }
         l->sock = sv[0];
+    } else if (mode == RIPC_BENCH_NAIVE_RING) {
+        naive_attach(&l->naive, l->map + CTL_BYTES, cap);
     } else {
         rc = ripc_ring_format(l->map + CTL_BYTES, l->map_len - CTL_BYTES, cap);
         if (rc == 0)

@@ -16,6 +16,9 @@
  *   RIPC_BENCH_UNIX_STREAM     socketpair(AF_UNIX, SOCK_STREAM); one write()
  *                              per [u32 len][payload] frame, the consumer
  *                              reads 256 KiB at a time and parses frames.
+ *   RIPC_BENCH_NAIVE_RING      the naive ring (naive_ring.h, no checks) in
+ *                              the same mapping, push/pop like PUSH_POP:
+ *                              the ceiling the ring rows are held against.
  *
  * Every record's first 8 bytes hold its sequence number (0, 1, 2, ...); the
  * consumer checks order and length and reports the first mismatch through a
@@ -43,6 +46,7 @@ enum {
     RIPC_BENCH_PUSH_POP = 1,
     RIPC_BENCH_RESERVE_COMMIT = 2,
     RIPC_BENCH_UNIX_STREAM = 3,
+    RIPC_BENCH_NAIVE_RING = 4,
 };
 
 typedef struct ripc_bench_link ripc_bench_link;

@@ -10,7 +10,9 @@
  * polls the header slot at its own position (format 2, shm/ring_layout.h),
  * so one cache miss brings it both "there is a record" and the record.
  */
+#define RIPC_RING_NO_INLINE /* this file defines the out-of-line functions */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,6 +55,17 @@ static inline void demote(const void *p)
  * demoted at commit; beyond it the copy dominates and thousands of hints
  * only slow it (64 KiB round trip: 10.1 -> 11.8 us with them). */
 #define URGENT_MAX_BYTES 2048u
+
+/* The inline fast paths of the public header (struct ripc_ring_fast) take
+ * a record only while this is 0: not on a dead ring, and not while a
+ * reservation or a peeked record is open (the library's own bookkeeping
+ * then decides). Called after every change of the three. */
+_Static_assert(offsetof(struct ripc_ring, f) == 0, "the inline fast paths cast the handle");
+
+static inline void sync_slow(ripc_ring *r)
+{
+    r->f.slow = (uint32_t)(r->dead | r->reserved | r->peeked);
+}
 
 static int is_pow2(uint64_t x)
 {
@@ -117,7 +130,7 @@ int ripc__ring_format_zeroed(void *mem, size_t mem_len, size_t capacity)
 
 static inline uint64_t load_slot(const ripc_ring *r, uint64_t off, int order)
 {
-    return __atomic_load_n((const uint64_t *)(r->data + off), order);
+    return __atomic_load_n((const uint64_t *)(r->f.data + off), order);
 }
 
 /*
@@ -136,7 +149,7 @@ static int find_end(ripc_ring *r, uint64_t head, uint64_t tail, uint64_t *end)
     for (;;) {
         if (p - head > r->capacity)
             return -EPROTO;
-        uint64_t off = p & r->mask, to_end = r->capacity - off;
+        uint64_t off = p & r->f.mask, to_end = r->capacity - off;
         uint64_t h = load_slot(r, off, __ATOMIC_ACQUIRE);
         if (h == 0)
             break;
@@ -146,7 +159,7 @@ static int find_end(ripc_ring *r, uint64_t head, uint64_t tail, uint64_t *end)
             p += to_end;
             continue;
         }
-        if (flags != RIPC_REC_VALID || len > r->max_payload || ripc__rec_size(len) > to_end)
+        if (flags != RIPC_REC_VALID || len > r->f.max_payload || ripc__rec_size(len) > to_end)
             return -EPROTO;
         p += ripc__rec_size(len);
     }
@@ -193,10 +206,10 @@ int ripc_ring_attach(ripc_ring **out, void *mem, size_t mem_len, int role)
     if (r == NULL)
         return -ENOMEM;
     r->hdr = h;
-    r->data = (unsigned char *)mem + RIPC_RING_HDR_BYTES;
+    r->f.data = (unsigned char *)mem + RIPC_RING_HDR_BYTES;
     r->capacity = capacity;
-    r->mask = capacity - 1;
-    r->max_payload = max_payload;
+    r->f.mask = capacity - 1;
+    r->f.max_payload = max_payload;
     r->role = role;
 
     /* Start from the indices as they stand: a side may re-attach to a live
@@ -215,8 +228,9 @@ int ripc_ring_attach(ripc_ring **out, void *mem, size_t mem_len, int role)
         free(r);
         return rc;
     }
-    r->pos = role == RIPC_RING_PRODUCER ? head : tail;
-    r->peer = role == RIPC_RING_PRODUCER ? tail : head;
+    r->f.pos = role == RIPC_RING_PRODUCER ? head : tail;
+    r->f.index = role == RIPC_RING_PRODUCER ? (uint64_t *)&h->prod.head : (uint64_t *)&h->cons.tail;
+    r->f.peer = role == RIPC_RING_PRODUCER ? tail : head;
     *out = r;
     return 0;
 }
@@ -233,7 +247,7 @@ size_t ripc_ring_capacity(const ripc_ring *r)
 
 size_t ripc_ring_payload_max(const ripc_ring *r)
 {
-    return (size_t)r->max_payload;
+    return (size_t)r->f.max_payload;
 }
 
 /* Producer: read the consumer index and check it against our own head.
@@ -243,11 +257,12 @@ static int refresh_tail(ripc_ring *r)
 {
     uint64_t tail = atomic_load_explicit(&r->hdr->cons.tail, memory_order_acquire);
     /* tail may only move forward, never past head, and stays aligned. */
-    if (tail - r->peer > r->pos - r->peer || (tail & (RIPC_RING_ALIGN - 1)) != 0) {
+    if (tail - r->f.peer > r->f.pos - r->f.peer || (tail & (RIPC_RING_ALIGN - 1)) != 0) {
         r->dead = 1;
+        sync_slow(r);
         return -EPROTO;
     }
-    r->peer = tail;
+    r->f.peer = tail;
     return 0;
 }
 
@@ -257,7 +272,7 @@ static int refresh_tail(ripc_ring *r)
 static inline uint64_t room_for(const ripc_ring *r, size_t len, uint64_t *pad_out)
 {
     uint64_t need = ripc__rec_size(len);
-    uint64_t to_end = r->capacity - (r->pos & r->mask);
+    uint64_t to_end = r->capacity - (r->f.pos & r->f.mask);
     uint64_t pad = need > to_end ? to_end : 0;
     if (pad_out != NULL)
         *pad_out = pad;
@@ -268,24 +283,25 @@ static inline int reserve(ripc_ring *r, size_t len, void **buf, int urgent)
 {
     if (r->dead)
         return -EPROTO;
-    if (len > r->max_payload)
+    if (len > r->f.max_payload)
         return -EMSGSIZE;
 
     uint64_t pad;
     uint64_t total = room_for(r, len, &pad);
     uint64_t need = ripc__rec_size(len);
 
-    if (r->capacity - (r->pos - r->peer) < total) {
+    if (r->capacity - (r->f.pos - r->f.peer) < total) {
         int rc = refresh_tail(r);
         if (rc < 0)
             return rc;
-        if (r->capacity - (r->pos - r->peer) < total)
+        if (r->capacity - (r->f.pos - r->f.peer) < total)
             return -EAGAIN;
     }
     r->res_pad = pad;
     r->res_len = len;
     r->reserved = 1;
-    uint64_t at = pad ? 0 : r->pos & r->mask;
+    sync_slow(r);
+    uint64_t at = pad ? 0 : r->f.pos & r->f.mask;
     /* Urgent: ask for every line the record and its spare slot touch before
      * the payload is written (and demote them at commit). An idle consumer
      * polls the header slot, so it holds that line shared; without this the
@@ -302,13 +318,13 @@ static inline int reserve(ripc_ring *r, size_t len, void **buf, int urgent)
      * lines are then the ones the consumer is reading right now (64 B
      * through a full ring: 100 -> 40 M/s). */
     r->res_urgent = urgent && need <= URGENT_MAX_BYTES &&
-                    r->capacity - (r->pos - r->peer) - total >= 2 * RIPC_RING_LINE;
+                    r->capacity - (r->f.pos - r->f.peer) - total >= 2 * RIPC_RING_LINE;
     if (r->res_urgent)
         for (uint64_t k = at & ~(uint64_t)(CACHE_LINE - 1); k <= at + need; k += CACHE_LINE)
-            prefetch_w(r->data + (k & r->mask));
+            prefetch_w(r->f.data + (k & r->f.mask));
     if (r->capacity >= 4096)
-        prefetch_w(r->data + ((at + need + 512) & r->mask));
-    *buf = r->data + at + RIPC_REC_HDR;
+        prefetch_w(r->f.data + ((at + need + 512) & r->f.mask));
+    *buf = r->f.data + at + RIPC_REC_HDR;
     return 0;
 }
 
@@ -340,35 +356,36 @@ static inline int commit_publish(ripc_ring *r, size_t len, int sc)
         return 0;
     if (len > r->res_len)
         len = r->res_len;
-    uint64_t off = r->pos & r->mask;
+    uint64_t off = r->f.pos & r->f.mask;
     uint64_t at = r->res_pad ? 0 : off;
     uint64_t size = ripc__rec_size(len);
     uint64_t rec = ripc__rec_pack((uint32_t)len, RIPC_REC_VALID);
-    __atomic_store_n((uint64_t *)(r->data + ((at + size) & r->mask)), 0, __ATOMIC_RELAXED);
+    __atomic_store_n((uint64_t *)(r->f.data + ((at + size) & r->f.mask)), 0, __ATOMIC_RELAXED);
     if (r->res_pad) {
         /* Ordered before the pad by the pad's release. */
-        __atomic_store_n((uint64_t *)r->data, rec, __ATOMIC_RELAXED);
+        __atomic_store_n((uint64_t *)r->f.data, rec, __ATOMIC_RELAXED);
         rec = ripc__rec_pack((uint32_t)(r->res_pad - RIPC_REC_HDR), RIPC_REC_PAD | RIPC_REC_VALID);
     }
     /* P1: publishes the record, release (seq_cst for commit_wake's Dekker
      * pair, E3); pairs with P2 in ripc_ring_peek and E2 in
      * ripc__ring_consumer_recheck. */
     if (sc)
-        __atomic_store_n((uint64_t *)(r->data + off), rec, __ATOMIC_SEQ_CST);
+        __atomic_store_n((uint64_t *)(r->f.data + off), rec, __ATOMIC_SEQ_CST);
     else
-        __atomic_store_n((uint64_t *)(r->data + off), rec, __ATOMIC_RELEASE);
+        __atomic_store_n((uint64_t *)(r->f.data + off), rec, __ATOMIC_RELEASE);
     if (r->res_urgent) {
         /* Someone polls for this record: hand its lines (and the spare
          * slot's, which that reader polls next) to the shared cache. */
         for (uint64_t k = at & ~(uint64_t)(CACHE_LINE - 1); k <= at + size; k += CACHE_LINE)
-            demote(r->data + (k & r->mask));
+            demote(r->f.data + (k & r->f.mask));
         if (r->res_pad)
-            demote(r->data + off);
+            demote(r->f.data + off);
     }
-    r->pos += r->res_pad + size;
+    r->f.pos += r->res_pad + size;
     r->reserved = 0;
+    sync_slow(r);
     /* H1: release, pairs with H2 in refresh_head (ripc_ring_used). */
-    atomic_store_explicit(&r->hdr->prod.head, r->pos, memory_order_release);
+    atomic_store_explicit(&r->hdr->prod.head, r->f.pos, memory_order_release);
     return 1;
 }
 
@@ -403,19 +420,21 @@ int ripc_ring_push(ripc_ring *r, const void *buf, size_t len)
 static int refresh_head(ripc_ring *r)
 {
     uint64_t head = atomic_load_explicit(&r->hdr->prod.head, memory_order_acquire);
-    uint64_t ahead = head - r->pos, lag = r->pos - head;
-    if ((head & (RIPC_RING_ALIGN - 1)) != 0 || head - r->peer > r->pos + r->capacity - r->peer ||
+    uint64_t ahead = head - r->f.pos, lag = r->f.pos - head;
+    if ((head & (RIPC_RING_ALIGN - 1)) != 0 || head - r->f.peer > r->f.pos + r->capacity - r->f.peer ||
         (ahead > r->capacity - RIPC_REC_SPARE && lag >= r->capacity)) {
         r->dead = 1;
+        sync_slow(r);
         return -EPROTO;
     }
-    r->peer = head;
+    r->f.peer = head;
     return 0;
 }
 
 static int fail(ripc_ring *r)
 {
     r->dead = 1;
+    sync_slow(r);
     return -EPROTO;
 }
 
@@ -435,11 +454,11 @@ int ripc_ring_peek(ripc_ring *r, const void **buf, size_t *len)
     if (r->dead)
         return -EPROTO;
     if (r->peeked) {
-        *buf = r->data + ((r->pos + r->peek_skip) & r->mask) + RIPC_REC_HDR;
+        *buf = r->f.data + ((r->f.pos + r->peek_skip) & r->f.mask) + RIPC_REC_HDR;
         *len = r->peek_len;
         return 0;
     }
-    uint64_t off = r->pos & r->mask;
+    uint64_t off = r->f.pos & r->f.mask;
     uint64_t h = load_slot(r, off, __ATOMIC_ACQUIRE); /* P2: pairs with P1 */
     if (h == 0)
         return -EAGAIN;
@@ -460,13 +479,14 @@ int ripc_ring_peek(ripc_ring *r, const void **buf, size_t *len)
     }
     uint32_t rlen = ripc__rec_len(h);
     uint64_t size = ripc__rec_size(rlen);
-    if (rlen > r->max_payload || size > r->capacity - off)
+    if (rlen > r->f.max_payload || size > r->capacity - off)
         return fail(r);
     r->peeked = 1;
+    sync_slow(r);
     r->peek_skip = skip;
     r->peek_size = size;
     r->peek_len = rlen;
-    *buf = r->data + off + RIPC_REC_HDR;
+    *buf = r->f.data + off + RIPC_REC_HDR;
     *len = rlen;
     return 0;
 }
@@ -475,11 +495,12 @@ void ripc_ring_release(ripc_ring *r)
 {
     if (!r->peeked)
         return;
-    r->pos += r->peek_skip + r->peek_size;
+    r->f.pos += r->peek_skip + r->peek_size;
     r->peeked = 0;
+    sync_slow(r);
     /* T1: release, pairs with T2 (refresh_tail): our reads of the record
      * are done before the producer that sees this tail reuses the space. */
-    atomic_store_explicit(&r->hdr->cons.tail, r->pos, memory_order_release);
+    atomic_store_explicit(&r->hdr->cons.tail, r->f.pos, memory_order_release);
 }
 
 int ripc_ring_pop(ripc_ring *r, void *buf, size_t cap, size_t *len)
@@ -505,11 +526,11 @@ size_t ripc_ring_used(ripc_ring *r)
     if (r->role == RIPC_RING_PRODUCER) {
         if (refresh_tail(r) < 0)
             return 0;
-        return (size_t)(r->pos - r->peer);
+        return (size_t)(r->f.pos - r->f.peer);
     }
     if (refresh_head(r) < 0)
         return 0;
-    uint64_t ahead = r->peer - r->pos;
+    uint64_t ahead = r->f.peer - r->f.pos;
     return ahead <= r->capacity ? (size_t)ahead : 0; /* head lagging: 0 */
 }
 
@@ -538,7 +559,7 @@ int ripc__ring_readable(ripc_ring *r)
         return 1; /* let the caller's peek report it */
     /* The slot peek reads first: nonzero is a record (or garbage for peek
      * to report). Relaxed: peek loads it again with acquire. */
-    return load_slot(r, r->pos & r->mask, __ATOMIC_RELAXED) != 0;
+    return load_slot(r, r->f.pos & r->f.mask, __ATOMIC_RELAXED) != 0;
 }
 
 int ripc__ring_writable(ripc_ring *r, size_t len)
@@ -546,10 +567,10 @@ int ripc__ring_writable(ripc_ring *r, size_t len)
     if (r->dead)
         return 1; /* the caller's reserve reports -EPROTO */
     uint64_t total = room_for(r, len, NULL);
-    if (r->capacity - (r->pos - r->peer) >= total)
+    if (r->capacity - (r->f.pos - r->f.peer) >= total)
         return 1;
     uint64_t tail = atomic_load_explicit(&r->hdr->cons.tail, memory_order_acquire); /* T2 */
-    return r->capacity - (r->pos - tail) >= total; /* garbage: reserve will say */
+    return r->capacity - (r->f.pos - tail) >= total; /* garbage: reserve will say */
 }
 
 void ripc__ring_set_fastpub(ripc_ring *r, int on)
@@ -580,7 +601,7 @@ int ripc__ring_consumer_recheck(ripc_ring *r)
      * store in commit_wake, or (fastpub) with the remote fence the caller
      * issued after arming. Not head: head may lag what we already took, and
      * is not the store the Dekker argument is about. */
-    uint64_t h = load_slot(r, r->pos & r->mask, __ATOMIC_SEQ_CST);
+    uint64_t h = load_slot(r, r->f.pos & r->f.mask, __ATOMIC_SEQ_CST);
     if (h != 0 || r->peeked || r->dead) {
         atomic_store_explicit(&r->hdr->wait.w.consumer_sleeping, 0, memory_order_relaxed);
         return 1;
@@ -624,7 +645,7 @@ int ripc__ring_arm_producer(ripc_ring *r, size_t len, uint32_t how)
      * space_wake). */
     uint64_t total = room_for(r, len, NULL);
     uint64_t tail = atomic_load_explicit(&r->hdr->cons.tail, memory_order_seq_cst);
-    if (r->dead || r->capacity - (r->pos - tail) >= total) {
+    if (r->dead || r->capacity - (r->f.pos - tail) >= total) {
         atomic_store_explicit(&w->producer_sleeping, 0, memory_order_relaxed);
         return 1;
     }
@@ -633,7 +654,7 @@ int ripc__ring_arm_producer(ripc_ring *r, size_t len, uint32_t how)
 
 uint64_t ripc__ring_pos(const ripc_ring *r)
 {
-    return r->pos;
+    return r->f.pos;
 }
 
 int ripc__ring_consumed(ripc_ring *r, uint64_t pos)
@@ -722,12 +743,13 @@ void ripc__ring_release_lazy(ripc_ring *r)
 {
     if (!r->peeked)
         return;
-    r->pos += r->peek_skip + r->peek_size;
+    r->f.pos += r->peek_skip + r->peek_size;
     r->peeked = 0;
+    sync_slow(r);
 }
 
 void ripc__ring_publish_tail(ripc_ring *r)
 {
     /* T1: release, pairs with T2 (refresh_tail), as in ripc_ring_release(). */
-    atomic_store_explicit(&r->hdr->cons.tail, r->pos, memory_order_release);
+    atomic_store_explicit(&r->hdr->cons.tail, r->f.pos, memory_order_release);
 }

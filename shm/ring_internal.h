@@ -11,13 +11,13 @@
 #include "shm/ring_layout.h"
 
 struct ripc_ring {
+    /* First: what the public header's inline fast paths use (data, mask,
+     * max_payload: private copies of the constants, read once; pos: our own
+     * index, head (producer) or tail (consumer); peer: producer: cached
+     * tail, consumer: last head it read; slow: see sync_slow in ring.c). */
+    struct ripc_ring_fast f;
     struct ripc_ring_hdr *hdr;
-    unsigned char *data;
-    uint64_t capacity; /* private copies of the constants, read once */
-    uint64_t mask;
-    uint64_t max_payload;
-    uint64_t pos;  /* our own index: head (producer) or tail (consumer) */
-    uint64_t peer; /* producer: cached tail; consumer: last head it read */
+    uint64_t capacity;
     int role;
     int dead;      /* -EPROTO seen: the ring is never used again */
     int fastpub;   /* data direction uses asymmetric fences (shm/fence.h) */

@@ -159,6 +159,129 @@ RIPC_API int ripc_ring_pop(ripc_ring *r, void *buf, size_t cap, size_t *len);
  */
 RIPC_API size_t ripc_ring_used(ripc_ring *r);
 
+/*
+ * Inline fast paths. With GCC or Clang and optimisation on, ripc_ring_push()
+ * and ripc_ring_pop() compile into the caller for the common record (nothing
+ * open, no wrap, room by the consumer index the producer last read, a
+ * well-formed header), so a program linking the shared library or the
+ * archive pays no call per record. Everything else (a full ring, a wrap, a
+ * record to validate the long way, a dead ring) calls the library's
+ * reserve/commit and peek/release, which hold the whole contract above.
+ * The inline pop reads the peer's header once and checks it like
+ * ripc_ring_peek() (committed, known flags, length within the maximum and
+ * the data area) before it copies; anything else goes to the library. The
+ * library symbols stay: -O0 builds, other compilers and older programs call
+ * them, and define RIPC_RING_NO_INLINE to call them always.
+ *
+ * struct ripc_ring_fast is the start of every handle, the part the inline
+ * code reads and writes; its layout and the shared-memory format it assumes
+ * (layout version 2, shm/ring_layout.h in the sources) are part of the ABI
+ * for the library's major version. Only the inline code touches it; the
+ * library sets `slow` whenever the inline code must not take a record.
+ */
+struct ripc_ring_fast {
+    unsigned char *data;  /* the data area */
+    uint64_t *index;      /* the index this side publishes: head or tail */
+    uint64_t mask;        /* capacity - 1 */
+    uint64_t max_payload; /* read once at attach, checked */
+    uint64_t pos;         /* this side's index */
+    uint64_t peer;        /* producer: the consumer index last read and checked */
+    uint32_t slow;        /* nonzero: call the library (dead, reservation or peek open) */
+    uint32_t spare;
+};
+
+#if defined(__GNUC__) && defined(__OPTIMIZE__) && !defined(RIPC_RING_NO_INLINE)
+#include <errno.h>
+#include <string.h>
+
+/* gnu_inline: these bodies are only ever inlined; a call the compiler does
+ * not inline goes to the library's exported function of the same name. */
+#define RIPC_RING_INLINE_ extern __inline__ __attribute__((__gnu_inline__))
+#define RIPC_RING_VALID_ ((uint64_t)2 << 32) /* the committed bit of a header */
+/* No ring's max_payload reaches it; a bound the compiler can see, so that it
+ * never warns about a copy that only a constant oversized len would reach. */
+#define RIPC_RING_PAYLOAD_LIMIT_ (RIPC_RING_MAX_CAPACITY / 2)
+
+RIPC_RING_INLINE_ int ripc_ring_push(ripc_ring *r, const void *buf, size_t len)
+{
+    struct ripc_ring_fast *f = (struct ripc_ring_fast *)(void *)r;
+    uint64_t need = ((uint64_t)len + 15) & ~(uint64_t)7; /* header + payload, padded */
+    uint64_t off = f->pos & f->mask, cap = f->mask + 1;
+    /* Room for the record and the spare header slot after it, without a
+     * pad (need <= cap - off); len within the maximum keeps need small. */
+    if (__builtin_expect(f->slow == 0 && len <= RIPC_RING_PAYLOAD_LIMIT_ && len <= f->max_payload &&
+                             need <= cap - off &&
+                             cap - (f->pos - f->peer) >= need + 8,
+                         1)) {
+        unsigned char *rec = f->data + off;
+        if (len != 0)
+            memcpy(rec + 8, buf, len);
+        /* The slot after the record reads "empty" until the next commit. */
+        __atomic_store_n((uint64_t *)(void *)(f->data + ((off + need) & f->mask)), 0,
+                         __ATOMIC_RELAXED);
+        /* Publishes the record: release, pairs with the consumer's acquire
+         * load of this slot (ripc_ring_peek, ripc_ring_pop). */
+        __atomic_store_n((uint64_t *)(void *)rec, (uint64_t)len | RIPC_RING_VALID_,
+                         __ATOMIC_RELEASE);
+        f->pos += need;
+        /* head, for ripc_ring_used() and re-attach: release, as the library. */
+        __atomic_store_n(f->index, f->pos, __ATOMIC_RELEASE);
+        return 0;
+    }
+    void *dst;
+    int rc = ripc_ring_reserve(r, len, &dst);
+    if (rc < 0)
+        return rc;
+    if (len != 0 && len <= RIPC_RING_PAYLOAD_LIMIT_) /* reserved: always */
+        memcpy(dst, buf, len);
+    ripc_ring_commit(r, len);
+    return 0;
+}
+
+RIPC_RING_INLINE_ int ripc_ring_pop(ripc_ring *r, void *buf, size_t cap, size_t *len)
+{
+    struct ripc_ring_fast *f = (struct ripc_ring_fast *)(void *)r;
+    if (__builtin_expect(f->slow == 0, 1)) {
+        uint64_t off = f->pos & f->mask;
+        /* One acquire load of the header slot at our position, pairs with
+         * the producer's publishing store; every check below is on this copy. */
+        uint64_t h = __atomic_load_n((const uint64_t *)(const void *)(f->data + off),
+                                     __ATOMIC_ACQUIRE);
+        if (h == 0)
+            return -EAGAIN;
+        uint64_t n = (uint32_t)h, size = (n + 15) & ~(uint64_t)7;
+        if (__builtin_expect((h & ~(uint64_t)UINT32_MAX) == RIPC_RING_VALID_ &&
+                                 n <= f->max_payload && size <= f->mask + 1 - off && n <= cap,
+                             1)) {
+            *len = (size_t)n;
+            if (n != 0)
+                memcpy(buf, f->data + off + 8, (size_t)n);
+            f->pos += size;
+            /* tail: release, our reads of the record are done before the
+             * producer that sees it reuses the space. */
+            __atomic_store_n(f->index, f->pos, __ATOMIC_RELEASE);
+            return 0;
+        }
+    }
+    const void *src;
+    size_t n;
+    int rc = ripc_ring_peek(r, &src, &n);
+    if (rc < 0)
+        return rc;
+    *len = n;
+    if (n > cap)
+        return -EMSGSIZE;
+    if (n != 0)
+        memcpy(buf, src, n);
+    ripc_ring_release(r);
+    return 0;
+}
+
+#undef RIPC_RING_PAYLOAD_LIMIT_
+#undef RIPC_RING_VALID_
+#undef RIPC_RING_INLINE_
+#endif /* inline fast paths */
+
 #ifdef __cplusplus
 }
 #endif

@@ -27,4 +27,18 @@ cmake --build "$work/b" >/dev/null
 LD_LIBRARY_PATH="$libdir" "$work/b/use_shared"
 "$work/b/use_static"
 LD_LIBRARY_PATH="$libdir" "$work/b/use_pkgconfig"
-echo "package: find_package (shared, static) and pkg-config consumers built and ran"
+LD_LIBRARY_PATH="$libdir" "$work/b/use_noinline"
+[ ! -x "$work/b/use_cxx" ] || "$work/b/use_cxx"
+# An optimised build against the installed header takes ripc_ring_push and
+# ripc_ring_pop inline: the object calls only their slow paths.
+cc=${CC:-cc}
+if command -v "$cc" >/dev/null && command -v nm >/dev/null; then
+  "$cc" -O2 -c -I"$work/prefix/include" "$src/tests/package/use_ring.c" -o "$work/use_ring.o"
+  calls=$(nm -u "$work/use_ring.o" | awk '{print $2}' | grep -E '^_?ripc_ring_(push|pop)$' || true)
+  [ -z "$calls" ] || { echo "not inlined from the installed header: $calls"; exit 1; }
+  "$cc" -O2 -DRIPC_RING_NO_INLINE -c -I"$work/prefix/include" "$src/tests/package/use_ring.c" \
+    -o "$work/use_ring_noinline.o"
+  nm -u "$work/use_ring_noinline.o" | grep -q 'ripc_ring_push' ||
+    { echo "RIPC_RING_NO_INLINE still inlines"; exit 1; }
+fi
+echo "package: find_package (shared, static, C++), pkg-config and out-of-line consumers built and ran; push/pop inlined"

@@ -471,10 +471,18 @@ static void test_ring_attach_tail_ahead_of_head(void **state)
     assert_null(r);
 }
 
+/* Which call meets the corrupt record first: peek, or pop (whose fast path
+ * is inlined from the public header and checks the header itself). */
+static int pop_first;
+
 static void expect_dead_consumer(struct fixture *f)
 {
     const void *buf;
     size_t n;
+    if (pop_first) {
+        static unsigned char out[CAP];
+        assert_int_equal(ripc_ring_pop(f->c, out, sizeof out, &n), -EPROTO);
+    }
     assert_int_equal(ripc_ring_peek(f->c, &buf, &n), -EPROTO);
     /* Sticky: the ring stays dead whatever the memory says later. */
     assert_int_equal(ripc_ring_peek(f->c, &buf, &n), -EPROTO);
@@ -695,6 +703,59 @@ static void test_ring_corrupt_record_flags(void **state)
     fixture_free(f);
 }
 
+/* The same hostile records met by ripc_ring_pop first. */
+static void test_ring_pop_corrupt_record_length(void **state)
+{
+    pop_first = 1;
+    test_ring_corrupt_record_length(state);
+    pop_first = 0;
+}
+
+static void test_ring_pop_corrupt_record_flags(void **state)
+{
+    pop_first = 1;
+    test_ring_corrupt_record_flags(state);
+    pop_first = 0;
+}
+
+/* push/pop through every path: records that end exactly at the end of the
+ * data area, wraps (pad), a full ring, a buffer too small (the record
+ * stays, and a later pop with room takes it), and zero-length records. */
+static void test_ring_pop_wraps_and_small_buffers(void **state)
+{
+    struct fixture *f = *state;
+    unsigned char in[CAP / 2], out[CAP / 2];
+    uint64_t sent = 0, got = 0;
+    size_t n;
+    for (int round = 0; round < 2000; round++) {
+        size_t len = (size_t)(sent * 37 % 300);
+        ripc_test_fill(in, len, sent);
+        int rc = ripc_ring_push(f->p, in, len);
+        if (rc == -EAGAIN) {
+            /* Full: drain one, with a buffer too small first when it can be. */
+            size_t want = (size_t)(got * 37 % 300);
+            if (want > 0)
+                assert_int_equal(ripc_ring_pop(f->c, out, want - 1, &n), -EMSGSIZE);
+            assert_int_equal(ripc_ring_pop(f->c, out, sizeof out, &n), 0);
+            assert_int_equal(n, want);
+            assert_true(ripc_test_check(out, n, got));
+            got++;
+            continue;
+        }
+        assert_int_equal(rc, 0);
+        sent++;
+    }
+    while (got < sent) {
+        size_t want = (size_t)(got * 37 % 300);
+        assert_int_equal(ripc_ring_pop(f->c, out, sizeof out, &n), 0);
+        assert_int_equal(n, want);
+        assert_true(ripc_test_check(out, n, got));
+        got++;
+    }
+    assert_int_equal(ripc_ring_pop(f->c, out, sizeof out, &n), -EAGAIN);
+    assert_int_equal(ripc_ring_used(f->c), 0);
+}
+
 static void test_ring_corrupt_tail_seen_by_producer(void **state)
 {
     struct fixture *f = *state;
@@ -865,6 +926,16 @@ static void test_ring_random_garbage(void **state)
         for (int i = 0; i < 64; i++) {
             const void *buf;
             size_t n;
+            if (round % 2) {
+                /* pop: copies at most the buffer, never past the ring. */
+                static unsigned char out[256];
+                int rc = ripc_ring_pop(f->c, out, sizeof out, &n);
+                if (rc == -EAGAIN || rc == -EPROTO)
+                    break;
+                assert_int_equal(rc, 0);
+                assert_true(n <= ripc_ring_payload_max(f->c));
+                continue;
+            }
             int rc = ripc_ring_peek(f->c, &buf, &n);
             if (rc == -EAGAIN || rc == -EPROTO)
                 break;
@@ -885,6 +956,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ring_size_and_format_args),
+        cmocka_unit_test_setup_teardown(test_ring_pop_corrupt_record_length, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ring_pop_corrupt_record_flags, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ring_pop_wraps_and_small_buffers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ring_empty, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ring_fifo_order_and_content, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ring_full, setup, teardown),
