@@ -136,8 +136,7 @@ static int add_rows(struct row *rows, const size_t *sizes, int nsizes, const cha
 }
 
 /* The measured row of transport x at r's size and direction, or NULL. */
-static struct row *peer_row(struct row *rows, int nrows, const struct row *r,
-                            const struct xport *x)
+static struct row *peer_row(struct row *rows, int nrows, const struct row *r, const struct xport *x)
 {
     for (int j = 0; j < nrows; j++)
         if (rows[j].x == x && rows[j].size == r->size && rows[j].oneway == r->oneway &&

@@ -93,6 +93,25 @@ int xp_write_all(int fd, const void *buf, size_t len)
     return 0;
 }
 
+int xp_map_shared(struct xp_run *r, size_t len)
+{
+    r->mem_len = len;
+    r->mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (r->mem == MAP_FAILED) {
+        r->mem = NULL;
+        return -errno;
+    }
+    memset(r->mem, 0, len); /* fault the pages in before timing */
+    return 0;
+}
+
+void xp_unmap(struct xp_run *r)
+{
+    if (r->mem)
+        munmap(r->mem, r->mem_len);
+    r->mem = NULL;
+}
+
 int xp_ipc_setup(struct xp_run *r)
 {
     static unsigned serial;

@@ -70,10 +70,10 @@ struct ripc_bench_link {
     unsigned char *map; /* control block + ring */
     size_t map_len;
     struct control *ctl;
-    ripc_ring *ring;    /* producer handle */
+    ripc_ring *ring;        /* producer handle */
     struct naive_end naive; /* NAIVE_RING: producer end */
-    unsigned char *src; /* push sources / reserve payload source / stream frame */
-    size_t nsrc;        /* push sources (see ripc_bench_send) */
+    unsigned char *src;     /* push sources / reserve payload source / stream frame */
+    size_t nsrc;            /* push sources (see ripc_bench_send) */
     unsigned spins;
     int broken;           /* the consumer is gone or the ring failed */
     cpu_set_t saved_cpus; /* caller's affinity, restored by close */

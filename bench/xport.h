@@ -104,6 +104,10 @@ void xp_fail(struct xp_page *pg, const char *fmt, ...);
 int xp_write_all(int fd, const void *buf, size_t len); /* 0 or -errno */
 double xp_now(void);                                   /* seconds, monotonic */
 double xp_cpu(void);                                   /* getrusage user+sys, s */
+/* Shared-memory transports: len bytes of anonymous MAP_SHARED memory in
+ * r->mem, every page faulted in before timing; xp_unmap undoes it. */
+int xp_map_shared(struct xp_run *r, size_t len); /* 0 or -errno */
+void xp_unmap(struct xp_run *r);
 /* ipc:// transports: a socket file path in path[0], its URL in path[1]. */
 int xp_ipc_setup(struct xp_run *r);
 void xp_ipc_teardown(struct xp_run *r);

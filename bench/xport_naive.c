@@ -11,7 +11,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "naive_ring.h"
 #include "xport.h"
@@ -31,21 +30,7 @@ static size_t naive_cap(size_t size)
 
 static int naive_setup(struct xp_run *r)
 {
-    size_t one = naive_ring_bytes(naive_cap(r->size));
-    r->mem_len = 2 * one;
-    r->mem = mmap(NULL, r->mem_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (r->mem == MAP_FAILED) {
-        r->mem = NULL;
-        return -errno;
-    }
-    memset(r->mem, 0, r->mem_len); /* fault the pages in before timing */
-    return 0;
-}
-
-static void naive_teardown(struct xp_run *r)
-{
-    if (r->mem)
-        munmap(r->mem, r->mem_len);
+    return xp_map_shared(r, 2 * naive_ring_bytes(naive_cap(r->size)));
 }
 
 static int naive_open(struct xp_run *r, int side, void **end)
@@ -94,5 +79,5 @@ const struct xport xp_naive = {
     .send = naive_send,
     .recv = naive_recv,
     .close = naive_close,
-    .teardown = naive_teardown,
+    .teardown = xp_unmap,
 };

@@ -18,7 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -388,20 +387,7 @@ static size_t slot_bytes(size_t size)
 
 static int setup_flag(struct xp_run *r)
 {
-    r->mem_len = 2 * slot_bytes(r->size);
-    r->mem = mmap(NULL, r->mem_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (r->mem == MAP_FAILED) {
-        r->mem = NULL;
-        return -errno;
-    }
-    memset(r->mem, 0, r->mem_len); /* fault the pages in before timing */
-    return 0;
-}
-
-static void flag_teardown(struct xp_run *r)
-{
-    if (r->mem)
-        munmap(r->mem, r->mem_len);
+    return xp_map_shared(r, 2 * slot_bytes(r->size));
 }
 
 static int flag_open(struct xp_run *r, int side, void **end)
@@ -477,7 +463,7 @@ const struct xport xp_flag_bare = {
     .send = bare_send,
     .recv = bare_recv,
     .close = flag_close,
-    .teardown = flag_teardown,
+    .teardown = xp_unmap,
 };
 
 const struct xport xp_flag = {
@@ -488,5 +474,5 @@ const struct xport xp_flag = {
     .send = flag_send,
     .recv = flag_recv,
     .close = flag_close,
-    .teardown = flag_teardown,
+    .teardown = xp_unmap,
 };

@@ -421,7 +421,8 @@ static int refresh_head(ripc_ring *r)
 {
     uint64_t head = atomic_load_explicit(&r->hdr->prod.head, memory_order_acquire);
     uint64_t ahead = head - r->f.pos, lag = r->f.pos - head;
-    if ((head & (RIPC_RING_ALIGN - 1)) != 0 || head - r->f.peer > r->f.pos + r->capacity - r->f.peer ||
+    if ((head & (RIPC_RING_ALIGN - 1)) != 0 ||
+        head - r->f.peer > r->f.pos + r->capacity - r->f.peer ||
         (ahead > r->capacity - RIPC_REC_SPARE && lag >= r->capacity)) {
         r->dead = 1;
         sync_slow(r);

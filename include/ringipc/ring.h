@@ -197,7 +197,7 @@ struct ripc_ring_fast {
 /* gnu_inline: these bodies are only ever inlined; a call the compiler does
  * not inline goes to the library's exported function of the same name. */
 #define RIPC_RING_INLINE_ extern __inline__ __attribute__((__gnu_inline__))
-#define RIPC_RING_VALID_ ((uint64_t)2 << 32) /* the committed bit of a header */
+#define RIPC_RING_VALID_  ((uint64_t)2 << 32) /* the committed bit of a header */
 /* No ring's max_payload reaches it; a bound the compiler can see, so that it
  * never warns about a copy that only a constant oversized len would reach. */
 #define RIPC_RING_PAYLOAD_LIMIT_ (RIPC_RING_MAX_CAPACITY / 2)
@@ -210,8 +210,7 @@ RIPC_RING_INLINE_ int ripc_ring_push(ripc_ring *r, const void *buf, size_t len)
     /* Room for the record and the spare header slot after it, without a
      * pad (need <= cap - off); len within the maximum keeps need small. */
     if (__builtin_expect(f->slow == 0 && len <= RIPC_RING_PAYLOAD_LIMIT_ && len <= f->max_payload &&
-                             need <= cap - off &&
-                             cap - (f->pos - f->peer) >= need + 8,
+                             need <= cap - off && cap - (f->pos - f->peer) >= need + 8,
                          1)) {
         unsigned char *rec = f->data + off;
         if (len != 0)
@@ -245,8 +244,8 @@ RIPC_RING_INLINE_ int ripc_ring_pop(ripc_ring *r, void *buf, size_t cap, size_t 
         uint64_t off = f->pos & f->mask;
         /* One acquire load of the header slot at our position, pairs with
          * the producer's publishing store; every check below is on this copy. */
-        uint64_t h = __atomic_load_n((const uint64_t *)(const void *)(f->data + off),
-                                     __ATOMIC_ACQUIRE);
+        uint64_t h =
+            __atomic_load_n((const uint64_t *)(const void *)(f->data + off), __ATOMIC_ACQUIRE);
         if (h == 0)
             return -EAGAIN;
         uint64_t n = (uint32_t)h, size = (n + 15) & ~(uint64_t)7;
