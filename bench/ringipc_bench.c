@@ -25,10 +25,10 @@
 
 /* Row order in each table. */
 static const struct xport *const xports[] = {
-    &xp_flag_bare,  &xp_flag,        &xp_eventfd,  &xp_unix,      &xp_socketpair,    &xp_pipe,
-    &xp_fifo,       &xp_tcp,         &xp_mq,       &xp_naive,     &xp_ripc_spin,     &xp_ripc_adaptive,
-    &xp_ripc_loan,  &xp_ripc_m2w,    &xp_ripc_block, &xp_ripc_socket, &xp_ripc_tcp,  &xp_zmq,
-    &xp_nng,
+    &xp_flag_bare,   &xp_flag,          &xp_eventfd,   &xp_unix,     &xp_socketpair,
+    &xp_pipe,        &xp_fifo,          &xp_tcp,       &xp_mq,       &xp_naive,
+    &xp_ripc_spin,   &xp_ripc_adaptive, &xp_ripc_loan, &xp_ripc_m2w, &xp_ripc_block,
+    &xp_ripc_socket, &xp_ripc_tcp,      &xp_zmq,       &xp_nng,
 };
 #define NXPORTS (sizeof xports / sizeof xports[0])
 
