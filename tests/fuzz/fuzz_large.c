@@ -52,8 +52,9 @@ enum { OP_FRAME, OP_RAW, OP_MARKER, OP_MSG, OP_READ, OP_PEEK, OP_RELEASE, OP_SHU
 
 static volatile uint8_t sink;
 
-/* The frames we sent with exactly one honest memfd, oldest first: what a
- * marker that pairs must map. */
+/* The frames we sent with exactly one honest memfd (sealed or not: an
+ * unsealed one maps under the fault guard), oldest first: what a marker
+ * that pairs must map. */
 struct sent {
     ripc__frame f;
     uint8_t fill[FILL_MAX];
@@ -81,7 +82,7 @@ static void op_frame(int peer, fz_in *in, struct sent *q, size_t *nq)
     uint8_t hdr[RIPC_FRAME_HDR];
     ripc__frame_encode(hdr, &f);
     long n = ripc__sock_try_send_fds(peer, hdr, sizeof hdr, fds, nfds);
-    if (n == (long)sizeof hdr && nfds == 1 && ((how >> 2) & 7) % FZ_FD_KINDS == 0 &&
+    if (n == (long)sizeof hdr && nfds == 1 && ((how >> 2) & 7) % FZ_FD_KINDS <= 1 &&
         f.ftype == RIPC_FRAME_LARGE && *nq < MAX_OPS) {
         struct sent *s = &q[(*nq)++];
         s->f = f;
@@ -186,8 +187,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (ch.lg.lent.base == NULL)
                 break;
             /* A marker paired with a frame: only our honest frames (one
-             * sealed memfd of the right size) can map, so the payload is
-             * the memfd of one we sent with the marker's values. */
+             * memfd of the right size, sealed, or unsealed and mapped under
+             * the fault guard) can map, so the payload is the memfd of one
+             * we sent with the marker's values. */
             CHECK(m.data == ch.lg.lent.base);
             mapped++;
             int found = 0;
