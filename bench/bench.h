@@ -50,7 +50,7 @@ struct row {
     struct result med;      /* medians over repetitions (max: the largest) */
     double ratio_med;
     double ratio_naive; /* one-way: msgs/s over the naive ring's, median of repetitions */
-    int show_status; /* print the status line (a skipped library: once) */
+    int show_status;    /* print the status line (a skipped library: once) */
 };
 
 struct report {
