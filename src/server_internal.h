@@ -8,6 +8,7 @@
  *   server_send.c       send, batch, broadcast, replies, waiting for room
  *   server_sockmode.c   socket mode: frames in, tails out, receive budget
  *   server_loop.c       the loops: the poller, waiting, spinning, dispatch
+ *   server_park.c       a loop's active set: parking idle peers, notices
  *
  * Three kinds of object:
  *
@@ -131,8 +132,8 @@ struct ripc_peer {
      * own slot's flag). */
     struct ripc__guard_slot *_Atomic bias;
     struct ripc__guard_slot bias_slots[RIPC_BIAS_SLOTS];
-    int bias_nslots;     /* slots handed out, under send_mu */
-    pthread_t bias_cand; /* under send_mu: the thread of the last slow-path sends */
+    int bias_nslots;      /* slots handed out, under send_mu */
+    pthread_t bias_cand;  /* under send_mu: the thread of the last slow-path sends */
     unsigned bias_streak; /* ...and how many in a row */
     pthread_cond_t space_cv;
     _Atomic int space_waiters;
@@ -146,7 +147,7 @@ struct ripc_peer {
     /* all peers, for close */
     struct ripc_peer *all_prev, *all_next;
     /* Its place in its loop's list, and whether it is parked there (the
-     * loop's active set, server_loop.c): the owning loop only. */
+     * loop's active set, server_park.c): the owning loop only. */
     size_t slot;
     int parked;
     unsigned idle_sweeps; /* sweeps since it last had a message */
@@ -193,10 +194,10 @@ struct loop {
     struct evsrc ev_wake;
     /* Peers this loop consumes (loop thread only): [0, nact) the active
      * set, looked at every pass; [nact, n) parked: found empty for a while,
-     * their rings armed, brought back by their doorbell (server_loop.c). */
+     * their rings armed, brought back by their doorbell (server_park.c). */
     struct ripc_peer **peers;
     size_t n, nact, cap;
-    uint64_t next_sweep; /* coarse clock: next look for peers to park */
+    uint64_t next_sweep;  /* coarse clock: next look for peers to park */
     unsigned busy_rounds; /* rounds that found messages, since the last look */
     _Atomic int notice;   /* some peer's notice is set (ripc__loop_notice) */
     /* Hand-over of new peers from loop 0: a list through ripc_peer.in_next
@@ -251,7 +252,7 @@ struct ripc_server {
     uint64_t serial; /* unique per server opened in this process: senders' caches */
     _Atomic int stopping;
     _Atomic unsigned npeers;
-    _Atomic unsigned nparked; /* peers parked in their loops (server_loop.c) */
+    _Atomic unsigned nparked; /* peers parked in their loops (server_park.c) */
     pthread_mutex_t all_mu;
     struct ripc_peer *all;
     struct evsrc ev_listen, ev_stop;
@@ -341,6 +342,13 @@ static inline int ripc__peer_joined(int st)
     return st == P_ACTIVE || st == P_ENDING || st == P_BROKEN;
 }
 
+/* Is a drop of p due (it ended, broke, or its segment faulted)? The owning
+ * loop, before it sleeps or parks p. */
+static inline int ripc__peer_drop_due(struct ripc_peer *p)
+{
+    return atomic_load(&p->state) != P_ACTIVE || ripc__segment_faulted(&p->ch.seg);
+}
+
 /* ---- server_send.c ---- */
 
 /* An error reply to request id (src/proto.h, "error replies"); err is a
@@ -394,10 +402,48 @@ void ripc__loop_place(struct loop *L, struct ripc_peer *p);
 /* Take p off L: its list and its poller (socket and doorbell). L's own
  * thread, or any thread while L's does not run (run's end, close). */
 void ripc__loop_forget(struct loop *L, struct ripc_peer *p);
+
+/* ---- server_park.c ----
+ *
+ * A loop's list of peers, L->peers: the active set [0, L->nact), looked at
+ * by every pass, then the parked peers [nact, n), their rings armed, each
+ * peer at p->slot. All of it belongs to L's thread (or to any thread while
+ * L's does not run), but for the notices other threads raise (O1/O2).
+ * s->nparked follows every move in or out of the parked part (relaxed: a
+ * count for ripc_server_parked_count, nothing rides on it).
+ */
+
+/* Append p to L's list, active. L's own thread, or any thread while L's
+ * does not run. 0 or -ENOMEM (the list as it was). */
+int ripc__park_list_add(struct loop *L, struct ripc_peer *p);
+/* Take the peer at slot i off L's list, active or parked (the two parts
+ * stay apart; other peers' slots may change). The same threads. */
+void ripc__park_list_del(struct loop *L, size_t i);
+/* At most once per coarse tick (else it returns at once): park the active
+ * shm peers whose rings stayed empty over a few sweeps. Each ring is armed
+ * (E1), one remote fence covers all of them, and each is re-checked (E2):
+ * a ring with data, or whose segment faulted, stays active. L's thread,
+ * before it looks at its poller (loop_wait). */
+void ripc__park_sweep(struct loop *L);
+/* p, parked on L, back in the active set, its ring's flag lowered. L's
+ * thread; through ripc__park_readmit. */
+void ripc__park_unpark(struct loop *L, struct ripc_peer *p);
+/* p back in L's active set, when it is parked there (else nothing): the
+ * dispatch looks at its ring again, its worker need not ring. L's thread.
+ * Inline: the poller's every event for p passes here. */
+static inline void ripc__park_readmit(struct loop *L, struct ripc_peer *p)
+{
+    if (p->parked && p->loop == L)
+        ripc__park_unpark(L, p);
+}
 /* The owning loop must look at p again (it may be parked, its ring armed):
  * p broke, or someone else drained its doorbell. Any thread; p's own loop
- * brings p back at once, another thread flags it and wakes the loop. */
+ * brings p back at once, another thread flags it (O1) and wakes the loop. */
 void ripc__loop_notice(struct ripc_peer *p);
+/* Bring back the parked peers someone flagged (ripc__loop_notice; O2 reads
+ * L's flag), and those whose drop is due: one walk of the parked part, when
+ * L's flag is up (else one relaxed load). L's thread, around its waits. */
+void ripc__park_take_notices(struct loop *L);
 
 /* ---- server_sockmode.c ---- */
 

@@ -5,7 +5,8 @@
  * calls the handlers, spins or sleeps in its poller per the wait strategy, and
  * handles what wakes it: the listener and handshakes (loop 0), control
  * sockets, doorbells, hand-overs. poll() runs rounds of loop 0; run()
- * starts loops 1..n-1 on threads of their own and runs loop 0 itself.
+ * starts loops 1..n-1 on threads of their own and runs loop 0 itself. Which
+ * of a loop's peers a pass looks at (the active set, parking): server_park.c.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,21 +49,6 @@ void ripc__loop_fini(struct loop *L)
     pthread_mutex_destroy(&L->in_mu);
 }
 
-/* Append p to a growing array of peers. 0 or -ENOMEM (the array as it was). */
-static int vec_push(struct ripc_peer ***v, size_t *n, size_t *cap, struct ripc_peer *p)
-{
-    if (*n == *cap) {
-        size_t nc = *cap ? *cap * 2 : 8;
-        struct ripc_peer **nv = realloc(*v, nc * sizeof *nv);
-        if (!nv)
-            return -ENOMEM;
-        *v = nv;
-        *cap = nc;
-    }
-    (*v)[(*n)++] = p;
-    return 0;
-}
-
 /* Must the owning loop drop p (-EPROTO)? Its outbound channel broke, or the
  * worker cut its segment under our mapping (shm/fault_guard.h: the access
  * that faulted completed on zeros, on whatever thread made it). */
@@ -71,95 +57,14 @@ static int peer_broken(struct ripc_peer *p)
     return atomic_load(&p->state) == P_BROKEN || ripc__segment_faulted(&p->ch.seg);
 }
 
-/* Is a drop of p due (it ended, broke, or its segment faulted)? The owning
- * loop, before it sleeps. */
-static int drop_due(struct ripc_peer *p)
-{
-    return atomic_load(&p->state) != P_ACTIVE || ripc__segment_faulted(&p->ch.seg);
-}
-
-/*
- * The active set. A loop's list holds its active peers first, [0, nact),
- * and its parked ones after them, [nact, n); each peer knows its slot. A
- * pass (dispatch, spin) looks at the active set only, so its cost does not
- * grow with idle workers. A shm peer whose ring stayed empty over
- * PARK_SWEEPS sweeps (about a coarse tick each) is parked: its ring armed
- * as for a sleep (flag, one remote fence for the whole sweep, re-check), and
- * left armed. Its worker's next commit sees the flag and rings our
- * doorbell; the poller reports it (EV_BELL) and the peer is back in the
- * active set. A loop that stays busy looks at its poller every LOOK_ROUNDS
- * busy rounds while peers are parked, so a parked worker's next message
- * waits at most that long for a busy loop (a sleeping loop wakes at once).
- * Socket-mode peers stay active: their frames arrive through the poller.
- */
-#define PARK_SWEEPS 2
+/* A busy loop looks at its poller every LOOK_ROUNDS busy rounds while peers
+ * are parked (the adaptive spin every LOOK_SPINS looks), so a parked
+ * worker's next message waits at most that long for a busy loop (a sleeping
+ * loop wakes at once); a loop about to sleep with shm rings not parked yet
+ * wakes after SWEEP_MS for the sweeps that park them (server_park.c). */
 #define LOOK_ROUNDS 256
 #define LOOK_SPINS  1024
 #define SWEEP_MS    5
-
-static void put(struct loop *L, size_t i, struct ripc_peer *p)
-{
-    L->peers[i] = p;
-    p->slot = i;
-}
-
-static void swap(struct loop *L, size_t i, size_t j)
-{
-    struct ripc_peer *a = L->peers[i];
-    put(L, i, L->peers[j]);
-    put(L, j, a);
-}
-
-/* Append p to L's active set. */
-static int list_add(struct loop *L, struct ripc_peer *p)
-{
-    int rc = vec_push(&L->peers, &L->n, &L->cap, p);
-    if (rc < 0)
-        return rc;
-    put(L, L->n - 1, p);
-    swap(L, L->n - 1, L->nact++);
-    p->parked = 0;
-    p->idle_sweeps = 0;
-    return 0;
-}
-
-/* Take the peer at slot i off L's list, keeping the two parts apart. */
-static void list_del(struct loop *L, size_t i)
-{
-    size_t last = L->n - 1;
-    if (L->peers[i]->parked)
-        atomic_fetch_sub_explicit(&L->s->nparked, 1, memory_order_relaxed);
-    L->peers[i]->parked = 0;
-    if (i < L->nact) {
-        size_t la = --L->nact;
-        if (i != la)
-            put(L, i, L->peers[la]);
-        i = la; /* the hole is now the first parked slot */
-    }
-    if (i != last)
-        put(L, i, L->peers[last]);
-    L->n--;
-}
-
-static void park(struct loop *L, size_t i)
-{
-    atomic_fetch_add_explicit(&L->s->nparked, 1, memory_order_relaxed);
-    L->peers[i]->parked = 1;
-    swap(L, i, --L->nact);
-}
-
-/* p back in L's active set (no-op when it is there). Its flag goes down:
- * the dispatch looks at its ring again, the worker need not ring. */
-static void readmit(struct loop *L, struct ripc_peer *p)
-{
-    if (!p->parked || p->loop != L)
-        return;
-    atomic_fetch_sub_explicit(&L->s->nparked, 1, memory_order_relaxed);
-    p->parked = 0;
-    p->idle_sweeps = 0;
-    swap(L, p->slot, L->nact++);
-    ripc__ring_disarm_consumer(p->ch.rx);
-}
 
 /* Register an active peer with loop L: its list (active set), its count,
  * p->loop, and its socket and doorbell in L's poller. L's own thread, or any
@@ -167,7 +72,7 @@ static void readmit(struct loop *L, struct ripc_peer *p)
  * on no list of L's (p->loop may be L already). */
 static int loop_adopt(struct loop *L, struct ripc_peer *p)
 {
-    int rc = list_add(L, p);
+    int rc = ripc__park_list_add(L, p);
     if (rc < 0)
         return rc;
     atomic_fetch_add(&L->count, 1);
@@ -183,7 +88,7 @@ static int loop_adopt(struct loop *L, struct ripc_peer *p)
     if (rc < 0 || (p->ch.bell.wait_fd >= 0 &&
                    (rc = ripc__loop_watch(L, p->ch.bell.wait_fd, &p->ev_bell)) < 0)) {
         ripc__poller_del(L->pl, p->sock);
-        list_del(L, p->slot);
+        ripc__park_list_del(L, p->slot);
         atomic_fetch_sub(&L->count, 1);
         return rc;
     }
@@ -193,44 +98,11 @@ static int loop_adopt(struct loop *L, struct ripc_peer *p)
 void ripc__loop_forget(struct loop *L, struct ripc_peer *p)
 {
     if (p->slot < L->n && L->peers[p->slot] == p) {
-        list_del(L, p->slot);
+        ripc__park_list_del(L, p->slot);
         atomic_fetch_sub(&L->count, 1);
     }
     ripc__poller_del(L->pl, p->sock);
     ripc__poller_del(L->pl, p->ch.bell.wait_fd);
-}
-
-void ripc__loop_notice(struct ripc_peer *p)
-{
-    struct loop *L = p->loop;
-    if (!L)
-        return;
-    if (ripc__tls_loop == L) {
-        readmit(L, p);
-        return;
-    }
-    /* O1: seq_cst, both; pair with O2 in take_notices: the loop that clears
-     * L's flag then finds p's. The wake covers a loop about to sleep. */
-    atomic_store(&p->notice, 1);
-    atomic_store(&L->notice, 1);
-    ripc__loop_wake(L);
-}
-
-/* Bring back the parked peers someone asked us to look at, and those whose
- * drop is due. Rare (a break, a doorbell drained by a sender): one walk of
- * the parked peers. */
-static void take_notices(struct loop *L)
-{
-    /* O2: seq_cst, pairs with O1 in ripc__loop_notice */
-    if (!atomic_load_explicit(&L->notice, memory_order_relaxed) || !atomic_exchange(&L->notice, 0))
-        return;
-    /* A peer brought back trades slots with the first parked one, which
-     * was looked at already: [nact, i) stays "looked at, still parked". */
-    for (size_t i = L->nact; i < L->n; i++) {
-        struct ripc_peer *p = L->peers[i];
-        if (atomic_exchange(&p->notice, 0) || drop_due(p))
-            readmit(L, p);
-    }
 }
 
 /* p, in no loop's list or poller, goes to L; when L cannot take it, it is
@@ -438,49 +310,11 @@ static int loop_dispatch(struct loop *L)
     return total;
 }
 
-/* Park the active shm peers whose rings stayed empty over PARK_SWEEPS
- * sweeps: arm each, one remote fence for all of them, re-check each; one
- * with data (or a faulted segment) stays active. Once per coarse tick at
- * most; the cost is the active set's, once. */
-static void loop_sweep(struct loop *L)
-{
-    uint64_t now = ripc__coarse_ns();
-    if (now < L->next_sweep)
-        return;
-    L->next_sweep = now + 1000000u;
-    int cand = 0, remote = 0;
-    for (size_t i = 0; i < L->nact; i++) {
-        struct ripc_peer *p = L->peers[i];
-        if (p->xport != RIPC_XPORT_SHM || ++p->idle_sweeps < PARK_SWEEPS || drop_due(p))
-            continue;
-        ripc__ring_arm_consumer_flag(p->ch.rx);
-        remote |= ripc__ring_fastpub(p->ch.rx);
-        p->parked = -1; /* armed, to be re-checked */
-        cand = 1;
-    }
-    if (!cand)
-        return;
-    if (remote)
-        ripc__remote_fence();
-    /* Downwards: a peer parked trades slots with the last active one,
-     * which was re-checked already. */
-    for (size_t i = L->nact; i-- > 0;) {
-        struct ripc_peer *p = L->peers[i];
-        if (p->parked != -1)
-            continue;
-        p->parked = 0;
-        if (ripc__ring_consumer_recheck(p->ch.rx) || ripc__segment_faulted(&p->ch.seg))
-            p->idle_sweeps = 0; /* data came (flag cleared), or arming faulted */
-        else
-            park(L, i);
-    }
-}
-
 /* Arm every ring, sleep in the poller, handle what woke us. */
 static void loop_wait(struct loop *L, int timeout_ms)
 {
-    take_notices(L);
-    loop_sweep(L);
+    ripc__park_take_notices(L);
+    ripc__park_sweep(L);
     /* Before sleeping: arm every active ring (parked ones are), one remote fence for all of them if
      * any uses asymmetric fences, then look at each once more. A look
      * without sleeping (timeout 0) needs no arming. */
@@ -492,7 +326,7 @@ static void loop_wait(struct loop *L, int timeout_ms)
         int remote = 0;
         for (; armed < L->nact && sleep_ok; armed++) {
             struct ripc_peer *p = L->peers[armed];
-            if (drop_due(p)) {
+            if (ripc__peer_drop_due(p)) {
                 sleep_ok = 0; /* a drop is due */
                 break;
             }
@@ -529,7 +363,7 @@ static void loop_wait(struct loop *L, int timeout_ms)
             (timeout_ms < 0 || timeout_ms > RX_RETRY_MS))
             timeout_ms = RX_RETRY_MS; /* handshake deadlines, paused listener, memory */
         /* Active rings not parked yet: wake for the sweeps that park them
-         * (PARK_SWEEPS of them at most), then sleep for as long as asked. */
+         * (PARK_SWEEPS of them at most, server_park.c), then sleep for as long as asked. */
         if (unparked && (timeout_ms < 0 || timeout_ms > SWEEP_MS))
             timeout_ms = SWEEP_MS;
         /* The loop watches its sockets again (and stops when the wait
@@ -559,7 +393,7 @@ static void loop_wait(struct loop *L, int timeout_ms)
                 if (st == P_HANDSHAKE)
                     ripc__handshake_readable(L, e->p);
                 else if (st == P_ACTIVE || st == P_BROKEN) {
-                    readmit(L, e->p);
+                    ripc__park_readmit(L, e->p);
                     if (e->p->xport != RIPC_XPORT_SOCKET)
                         active_readable(e->p);
                     else {
@@ -572,7 +406,7 @@ static void loop_wait(struct loop *L, int timeout_ms)
                 break;
             }
             case EV_BELL: {
-                readmit(L, e->p); /* data, most likely: its worker saw the flag */
+                ripc__park_readmit(L, e->p); /* data, most likely: its worker saw the flag */
                 /* End of stream: the worker closed its end of our doorbell
                  * (it cannot wake us any more; its socket says when it is
                  * gone). Stop watching it, or the poller reports it forever. */
@@ -593,7 +427,7 @@ static void loop_wait(struct loop *L, int timeout_ms)
             }
         }
         ripc__handshake_sweep(L);
-        take_notices(L);
+        ripc__park_take_notices(L);
     }
     /* [0, nact) holds active peers only, whatever moved meanwhile: a
      * parked ring keeps its flag. */
@@ -618,7 +452,7 @@ static int poll_nowait(struct loop *L)
         struct ripc_peer *p = L->peers[i];
         int ready = p->xport == RIPC_XPORT_SOCKET ? ripc__rx_ready(&p->rx)
                                                   : ripc__ring_arm_consumer(p->ch.rx);
-        if (drop_due(p) || ready) {
+        if (ripc__peer_drop_due(p) || ready) {
             n = loop_dispatch(L); /* data raced in, or a drop is due */
             i = (size_t)-1;       /* the set may have changed: arm from the start */
         }

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Idle workers and the dispatch loop's active set (src/server_loop.c): many
+ * Idle workers and the dispatch loop's active set (src/server_park.c): many
  * idle workers connected beside a busy one (or none), until the master has
  * parked them; then every idle worker sends, and each message must arrive,
  * in order, and each worker's request be answered. With ripc_server_poll,
