@@ -49,24 +49,46 @@ void ripc__guard_init(ripc__guard *g, int asym);
  * waits: a token, or NULL when another thread is inside or takes over. */
 ripc__guard_token ripc__guard_enter_slow(ripc__guard *g);
 
+/*
+ * The owner's side of the protocol above, for any word that holds a bias
+ * (the guard's owner; the master's send lock, src/server_send.c, "The
+ * bias"). The calling thread's slot when *bias names it and still does
+ * after its flag went up and the fence: the caller is inside, and leaves by
+ * lowering the flag (release). Else NULL, the flag down again. Any thread.
+ * *asym: the revoker issues a remote fence (a compiler barrier here, else a
+ * full fence), read only once the bias is found to be ours; recheck: the
+ * order of the second load. Always inlined, so that a constant *asym and
+ * recheck fold in the caller. Labels, the guard's and the
+ * send lock's: the first load O2 / S6 (acquire, pairs with the grant O1 /
+ * S5: the slot and its tid), the fence B1 / S1 (pairs with the revoker's
+ * B2 / S2), the flag lowered again with release, as I1 / S3 (pairs with
+ * I2 / S4).
+ */
+static inline __attribute__((always_inline)) struct ripc__guard_slot *
+ripc__guard_bias_enter(struct ripc__guard_slot *_Atomic *bias, const int *asym,
+                       memory_order recheck)
+{
+    struct ripc__guard_slot *s = atomic_load_explicit(bias, memory_order_acquire);
+    if (!s || !pthread_equal(s->tid, pthread_self()))
+        return NULL;
+    atomic_store_explicit(&s->in, 1, memory_order_relaxed);
+    if (*asym)
+        atomic_signal_fence(memory_order_seq_cst);
+    else
+        atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(bias, recheck) == s)
+        return s;
+    atomic_store_explicit(&s->in, 0, memory_order_release);
+    return NULL;
+}
+
 /* Any thread, on the way into a client call: a token for leave, or NULL
  * (another thread is inside: return -EBUSY, change nothing). */
 static inline ripc__guard_token ripc__guard_enter(ripc__guard *g)
 {
-    /* O2: acquire, pairs with O1 in ripc__guard_enter_slow (s and s->tid). */
-    struct ripc__guard_slot *s = atomic_load_explicit(&g->owner, memory_order_acquire);
-    if (s && pthread_equal(s->tid, pthread_self())) {
-        atomic_store_explicit(&s->in, 1, memory_order_relaxed);
-        /* B1: pairs with the revoker's B2 (ripc__guard_enter_slow). */
-        if (g->asym)
-            atomic_signal_fence(memory_order_seq_cst);
-        else
-            atomic_thread_fence(memory_order_seq_cst);
-        if (atomic_load_explicit(&g->owner, memory_order_acquire) == s) /* O2 */
-            return s;
-        atomic_store_explicit(&s->in, 0, memory_order_release); /* I1 */
-    }
-    return ripc__guard_enter_slow(g);
+    /* O2 both loads: acquire, pairs with O1 in ripc__guard_enter_slow. */
+    struct ripc__guard_slot *s = ripc__guard_bias_enter(&g->owner, &g->asym, memory_order_acquire);
+    return s ? s : ripc__guard_enter_slow(g);
 }
 
 /* The thread that entered, with the token it got. A client handed between

@@ -161,21 +161,15 @@ static int peer_lock(struct ripc_peer *p, int timeout_ms, uint64_t *deadline)
  * asymmetric fence), S3/S4 (leaving), S5/S6 (the grant).
  */
 
-/* Enter p's send lock through its bias: the caller's slot, or NULL (not
- * the holder, or withdrawn meanwhile). */
+/* Enter p's send lock through its bias (src/guard.h): the caller's slot,
+ * or NULL (not the holder, or withdrawn meanwhile). S6: acquire, pairs with
+ * S5 in bias_earn (the slot's tid). S1, a compiler barrier: bias_earn grants
+ * the bias only where the revoker's S2 is a remote fence. The re-check is
+ * relaxed. */
 static inline struct ripc__guard_slot *bias_enter(struct ripc_peer *p)
 {
-    /* S6: acquire, pairs with S5 in bias_earn (the slot's tid). */
-    struct ripc__guard_slot *b = atomic_load_explicit(&p->bias, memory_order_acquire);
-    if (!b || !pthread_equal(b->tid, pthread_self()))
-        return NULL;
-    atomic_store_explicit(&b->in, 1, memory_order_relaxed);
-    /* S1: pairs with S2, the revoker's remote fence. */
-    atomic_signal_fence(memory_order_seq_cst);
-    if (atomic_load_explicit(&p->bias, memory_order_relaxed) == b)
-        return b;
-    atomic_store_explicit(&b->in, 0, memory_order_release);
-    return NULL;
+    static const int asym = 1;
+    return ripc__guard_bias_enter(&p->bias, &asym, memory_order_relaxed);
 }
 
 static inline void bias_leave(struct ripc__guard_slot *b)
