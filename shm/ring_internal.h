@@ -34,6 +34,13 @@ struct ripc_ring {
     uint64_t peek_len;
 };
 
+/* The header slot at byte off of the data area, loaded with order (an
+ * __ATOMIC_* constant): the word that publishes a record (format 2). */
+static inline uint64_t ripc__ring_load_slot(const ripc_ring *r, uint64_t off, int order)
+{
+    return __atomic_load_n((const uint64_t *)(r->f.data + off), order);
+}
+
 /* ripc_ring_format for memory whose data area is already zero (a segment
  * just made: memfd and shm_open pages start zero-filled), without writing
  * it: a 1 GiB ring a worker asks for costs the master no page until used. */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Fuzz target for the SPSC ring (shm/ring.c) against a hostile peer: the
+ * Fuzz target for the SPSC ring (shm/ring.c, ring_attach.c) against a hostile peer: the
  * input is what the other process wrote into the shared memory.
  *
  * A ring of capacity 256 is formatted in an exactly sized heap buffer (ASan
