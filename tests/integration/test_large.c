@@ -19,7 +19,6 @@
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -34,6 +33,7 @@
 
 #include "ringipc/ringipc.h"
 #include "support/support.h"
+#include "support/workers.h"
 
 enum { T_DATA = 1, T_ECHO, T_END, T_BIG, T_PUSH };
 
@@ -46,8 +46,7 @@ static const char *g_filter;
 /* What the master saw (its handlers run on the run() thread). */
 static struct {
     ripc_server *s;
-    pthread_t th;
-    int running; /* the dispatch thread was started (after the fork) */
+    ripc_test_runner run; /* dispatch, started after the fork */
     char url[128];
     char dir[64];
     pthread_mutex_t mu;
@@ -57,19 +56,8 @@ static struct {
     _Atomic int dropped;  /* workers that left other than by goodbye */
     uint64_t next_seq;    /* T_DATA / T_BIG: the sequence expected next */
     _Atomic uint64_t got; /* T_DATA / T_BIG messages that checked out */
-    _Atomic int bad;      /* a message out of order or with wrong bytes */
-    char err[256];
+    ripc_test_failure fail; /* a message out of order or with wrong bytes */
 } M;
-
-static void fail_m(const char *fmt, ...)
-{
-    if (atomic_exchange(&M.bad, 1))
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(M.err, sizeof M.err, fmt, ap);
-    va_end(ap);
-}
 
 /* Payloads: the first 8 bytes carry the sequence number, the rest is
  * ripc_test_fill()'s pattern for that sequence, so a receiver checks both
@@ -94,8 +82,8 @@ static void on_data(ripc_peer *from, const ripc_msg *m, void *arg)
     (void)from;
     (void)arg;
     if (!check_payload(m->data, m->len, M.next_seq))
-        fail_m("message %llu (%llu bytes): wrong order or content", (unsigned long long)M.next_seq,
-               (unsigned long long)m->len);
+        ripc_test_fail_once(&M.fail, "message %llu (%llu bytes): wrong order or content",
+                            (unsigned long long)M.next_seq, (unsigned long long)m->len);
     else
         atomic_fetch_add(&M.got, 1);
     M.next_seq++;
@@ -108,7 +96,7 @@ static void on_echo(ripc_peer *from, const ripc_msg *m, void *arg)
     (void)arg;
     uint64_t seq = 0, want = 0;
     if (m->len < 16) {
-        fail_m("short echo request");
+        ripc_test_fail_once(&M.fail, "short echo request");
         return;
     }
     memcpy(&seq, m->data, 8);
@@ -117,23 +105,16 @@ static void on_echo(ripc_peer *from, const ripc_msg *m, void *arg)
     int ok = ripc_test_check((const unsigned char *)m->data + 16, (size_t)m->len - 16, seq);
     unsigned char *reply = want >= 8 ? malloc((size_t)want) : NULL;
     if (!ok || !reply) {
-        fail_m("echo request %llu damaged", (unsigned long long)seq);
+        ripc_test_fail_once(&M.fail, "echo request %llu damaged", (unsigned long long)seq);
         free(reply);
         return;
     }
     make_payload(reply, want, seq + 1000);
     int rc = ripc_reply(from, m, reply, want);
     if (rc < 0)
-        fail_m("ripc_reply(%llu bytes): %s", (unsigned long long)want, ripc_strerror(rc));
+        ripc_test_fail_once(&M.fail, "ripc_reply(%llu bytes): %s", (unsigned long long)want,
+                            ripc_strerror(rc));
     free(reply);
-}
-
-/* T_END: a request; the reply says how many messages checked out. */
-static void on_end(ripc_peer *from, const ripc_msg *m, void *arg)
-{
-    (void)arg;
-    uint64_t got = atomic_load(&M.got);
-    ripc_reply(from, m, &got, sizeof got);
 }
 
 /* T_PUSH (a request): from the handler, i.e. the dispatch thread, send the
@@ -148,14 +129,14 @@ static void on_push(ripc_peer *from, const ripc_msg *m, void *arg)
     (void)arg;
     unsigned char *buf = malloc(PUSH_LEN);
     if (!buf) {
-        fail_m("malloc");
+        ripc_test_fail_once(&M.fail, "malloc");
         return;
     }
     for (uint64_t i = 0; i < PUSH_N; i++) {
         make_payload(buf, PUSH_LEN, 200 + i);
         int rc = ripc_server_send(M.s, ripc_peer_id(from), T_DATA, buf, PUSH_LEN, 30000);
         if (rc < 0)
-            fail_m("push %llu: %s", (unsigned long long)i, ripc_strerror(rc));
+            ripc_test_fail_once(&M.fail, "push %llu: %s", (unsigned long long)i, ripc_strerror(rc));
     }
     free(buf);
     ripc_reply(from, m, "ok", 2);
@@ -191,13 +172,6 @@ static uint32_t wait_joined(void)
     return id;
 }
 
-static void *run_main(void *arg)
-{
-    (void)arg;
-    ripc_server_run(M.s, 1);
-    return NULL;
-}
-
 static ripc_options opts(uint64_t max_message)
 {
     ripc_options o = {0};
@@ -225,7 +199,7 @@ static int start_master(uint64_t max_message)
     ripc_server_handle(M.s, T_DATA, on_data, NULL);
     ripc_server_handle(M.s, T_BIG, on_data, NULL);
     ripc_server_handle(M.s, T_ECHO, on_echo, NULL);
-    ripc_server_handle(M.s, T_END, on_end, NULL);
+    ripc_server_handle(M.s, T_END, ripc_test_on_count_request, &M.got);
     ripc_server_handle(M.s, T_PUSH, on_push, NULL);
     ripc_server_on_peer(M.s, on_join, on_left, NULL);
     return 0; /* the dispatch thread starts after the worker is forked */
@@ -236,8 +210,8 @@ static int start_master(uint64_t max_message)
  * can leave the child's allocator locked for good under ASan. */
 static void start_dispatch(void)
 {
-    if (!M.running && pthread_create(&M.th, NULL, run_main, NULL) == 0)
-        M.running = 1;
+    if (!M.run.started)
+        ripc_test_run_start(&M.run, M.s, 1);
 }
 
 static int setup(void **state)
@@ -251,9 +225,7 @@ static void master_close(void)
     if (!M.s)
         return;
     ripc_server_stop(M.s);
-    if (M.running)
-        pthread_join(M.th, NULL);
-    M.running = 0;
+    ripc_test_run_join(&M.run);
     ripc_server_close(M.s);
     M.s = NULL;
 }
@@ -268,61 +240,29 @@ static int teardown(void **state)
 
 /* ---- worker side ---- */
 
-static int kid_fail(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "worker: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
-    va_end(ap);
-    return 1;
-}
-
 static int kid_open(ripc_client **c, uint64_t max_message)
 {
     ripc_options o = opts(max_message);
-    int rc = ripc_client_open(c, M.url, &o);
-    if (rc < 0)
-        return kid_fail("open: %s", ripc_strerror(rc));
     const char *want = g_transport == RIPC_TRANSPORT_SOCKET ? "socket" : "shm";
-    if (strcmp(ripc_client_transport(*c), want) != 0)
-        return kid_fail("transport %s, wanted %s", ripc_client_transport(*c), want);
-    return 0;
+    return ripc_test_kid_open(c, M.url, &o, want);
 }
 
 /* Ask the master how many messages checked out on its side. */
 static int kid_end(ripc_client *c, uint64_t want)
 {
-    ripc_msg r;
-    int rc = ripc_client_request(c, T_END, NULL, 0, &r, 30000);
-    if (rc < 0)
-        return kid_fail("end request: %s", ripc_strerror(rc));
-    uint64_t got = 0;
-    if (r.len == sizeof got)
-        memcpy(&got, r.data, sizeof got);
-    if (got != want)
-        return kid_fail("the master checked %llu messages, wanted %llu", (unsigned long long)got,
-                        (unsigned long long)want);
-    return 0;
+    return ripc_test_kid_count(c, T_END, want);
 }
 
 static int fork_kid(int (*fn)(void *), void *arg)
 {
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0)
-        _exit(fn(arg));
+    int pid = ripc_test_fork(fn, arg);
     start_dispatch();
     return pid;
 }
 
 static void master_check(int pid, uint64_t want_got)
 {
-    int st = ripc_test_wait(pid);
-    if (atomic_load(&M.bad))
-        fail_msg("master: %s", M.err);
-    assert_int_equal(st, 0);
+    ripc_test_expect_worker(pid, &M.fail);
     assert_int_equal(atomic_load(&M.got), want_got);
 }
 
@@ -343,15 +283,15 @@ static int kid_mix(void *arg)
         return 1;
     unsigned char *buf = malloc(17 * MIB);
     if (!buf)
-        return kid_fail("malloc");
+        return ripc_test_kid_fail("malloc");
     uint64_t seq = 0;
     for (int r = 0; r < MIX_ROUNDS; r++)
         for (size_t i = 0; i < N_SIZES; i++, seq++) {
             make_payload(buf, k_sizes[i], seq);
             int rc = ripc_client_send(c, T_DATA, buf, k_sizes[i], 30000);
             if (rc < 0)
-                return kid_fail("send %llu bytes: %s", (unsigned long long)k_sizes[i],
-                                ripc_strerror(rc));
+                return ripc_test_kid_fail("send %llu bytes: %s", (unsigned long long)k_sizes[i],
+                                          ripc_strerror(rc));
         }
     /* Requests with every mix of small and large request and reply. */
     static const uint64_t rq[][2] = {{64, 5 * MIB}, {5 * MIB, 64}, {7 * MIB, 9 * MIB}, {32, 32}};
@@ -363,9 +303,10 @@ static int kid_mix(void *arg)
         ripc_msg rep;
         int rc = ripc_client_request(c, T_ECHO, buf, rq[i][0], &rep, 30000);
         if (rc < 0)
-            return kid_fail("request %zu: %s", i, ripc_strerror(rc));
+            return ripc_test_kid_fail("request %zu: %s", i, ripc_strerror(rc));
         if (rep.len != rq[i][1] || !check_payload(rep.data, rep.len, rs + 1000))
-            return kid_fail("reply %zu: %llu bytes, wrong content", i, (unsigned long long)rep.len);
+            return ripc_test_kid_fail("reply %zu: %llu bytes, wrong content", i,
+                                      (unsigned long long)rep.len);
     }
     int rc = kid_end(c, seq);
     free(buf);
@@ -398,21 +339,22 @@ static int kid_both(void *arg)
     unsigned char *buf = malloc(BOTH_LEN);
     char go;
     if (!buf || read(b->go[0], &go, 1) != 1)
-        return kid_fail("setup");
+        return ripc_test_kid_fail("setup");
     /* Everything out before reading anything: the master does the same. */
     for (uint64_t i = 0; i < BOTH_N; i++) {
         make_payload(buf, BOTH_LEN, i);
         int rc = ripc_client_send(c, T_DATA, buf, BOTH_LEN, 60000);
         if (rc < 0)
-            return kid_fail("send %llu: %s", (unsigned long long)i, ripc_strerror(rc));
+            return ripc_test_kid_fail("send %llu: %s", (unsigned long long)i, ripc_strerror(rc));
     }
     for (uint64_t i = 0; i < BOTH_N; i++) {
         ripc_msg m;
         int rc = ripc_client_recv(c, &m, 60000);
         if (rc < 0)
-            return kid_fail("recv %llu: %s", (unsigned long long)i, ripc_strerror(rc));
+            return ripc_test_kid_fail("recv %llu: %s", (unsigned long long)i, ripc_strerror(rc));
         if (m.type != T_DATA || m.len != BOTH_LEN || !check_payload(m.data, m.len, 100 + i))
-            return kid_fail("message %llu from the master is wrong", (unsigned long long)i);
+            return ripc_test_kid_fail("message %llu from the master is wrong",
+                                      (unsigned long long)i);
     }
     int rc = kid_end(c, BOTH_N);
     free(buf);
@@ -453,15 +395,15 @@ static int kid_push(void *arg)
     ripc_msg r;
     int rc = ripc_client_request(c, T_PUSH, "go", 2, &r, 60000);
     if (rc < 0)
-        return kid_fail("push request: %s", ripc_strerror(rc));
+        return ripc_test_kid_fail("push request: %s", ripc_strerror(rc));
     if (r.len != 2 || memcmp(r.data, "ok", 2) != 0)
-        return kid_fail("push reply is wrong");
+        return ripc_test_kid_fail("push reply is wrong");
     for (uint64_t i = 0; i < PUSH_N; i++) {
         ripc_msg m;
         if ((rc = ripc_client_recv(c, &m, 10000)) < 0)
-            return kid_fail("recv %llu: %s", (unsigned long long)i, ripc_strerror(rc));
+            return ripc_test_kid_fail("recv %llu: %s", (unsigned long long)i, ripc_strerror(rc));
         if (m.type != T_DATA || m.len != PUSH_LEN || !check_payload(m.data, m.len, 200 + i))
-            return kid_fail("pushed message %llu is wrong", (unsigned long long)i);
+            return ripc_test_kid_fail("pushed message %llu is wrong", (unsigned long long)i);
     }
     rc = kid_end(c, 0);
     ripc_client_close(c);
@@ -489,20 +431,20 @@ static int kid_gone(void *arg)
         return 1;
     char b;
     if (write(sync[1], "j", 1) != 1 || read(sync[0], &b, 1) != 1) /* the master closed */
-        return kid_fail("sync");
+        return ripc_test_kid_fail("sync");
     for (uint64_t i = 0; i < GONE_N; i++) {
         ripc_msg m;
         int rc = ripc_client_recv(c, &m, 10000);
         if (rc < 0)
-            return kid_fail("recv %llu after the master closed: %s", (unsigned long long)i,
-                            ripc_strerror(rc));
+            return ripc_test_kid_fail("recv %llu after the master closed: %s",
+                                      (unsigned long long)i, ripc_strerror(rc));
         if (m.len != GONE_LEN || !check_payload(m.data, m.len, 300 + i))
-            return kid_fail("message %llu is damaged", (unsigned long long)i);
+            return ripc_test_kid_fail("message %llu is damaged", (unsigned long long)i);
     }
     ripc_msg m;
     int rc = ripc_client_recv(c, &m, 10000);
     if (rc != -EPIPE)
-        return kid_fail("after the last message: %d, wanted -EPIPE", rc);
+        return ripc_test_kid_fail("after the last message: %d, wanted -EPIPE", rc);
     ripc_client_close(c);
     return 0;
 }
@@ -551,21 +493,21 @@ static int kid_limits(void *arg)
         return 1;
     unsigned char *buf = malloc(MIB + 1);
     if (!buf)
-        return kid_fail("malloc");
+        return ripc_test_kid_fail("malloc");
     make_payload(buf, MIB + 1, 0);
     int rc = ripc_client_send(c, T_DATA, buf, MIB + 1, 1000);
     if (rc != -EMSGSIZE)
-        return kid_fail("send of max_message + 1: %d, wanted -EMSGSIZE", rc);
+        return ripc_test_kid_fail("send of max_message + 1: %d, wanted -EMSGSIZE", rc);
     make_payload(buf, MIB, 0);
     if ((rc = ripc_client_send(c, T_DATA, buf, MIB, 10000)) < 0)
-        return kid_fail("send of max_message: %s", ripc_strerror(rc));
+        return ripc_test_kid_fail("send of max_message: %s", ripc_strerror(rc));
     if (write(sync[1], "s", 1) != 1) /* the master may try its sends now */
-        return kid_fail("sync");
+        return ripc_test_kid_fail("sync");
     ripc_msg m;
     if ((rc = ripc_client_recv(c, &m, 30000)) < 0)
-        return kid_fail("recv: %s", ripc_strerror(rc));
+        return ripc_test_kid_fail("recv: %s", ripc_strerror(rc));
     if (m.len != MIB || !check_payload(m.data, m.len, 7))
-        return kid_fail("the master's max_message message is wrong");
+        return ripc_test_kid_fail("the master's max_message message is wrong");
     rc = kid_end(c, 1);
     free(buf);
     ripc_client_close(c);
@@ -613,21 +555,21 @@ static int kid_bcast(void *arg)
         return 1;
     char b;
     if (write(sync[1], "j", 1) != 1 || read(sync[0], &b, 1) != 1) /* the first broadcast is over */
-        return kid_fail("sync");
+        return ripc_test_kid_fail("sync");
     int got_first = 0;
     for (;;) {
         ripc_msg m;
         int rc = ripc_client_recv(c, &m, 60000);
         if (rc < 0)
-            return kid_fail("recv: %s", ripc_strerror(rc));
+            return ripc_test_kid_fail("recv: %s", ripc_strerror(rc));
         if (m.len != BCAST_LEN)
-            return kid_fail("a message of %llu bytes", (unsigned long long)m.len);
+            return ripc_test_kid_fail("a message of %llu bytes", (unsigned long long)m.len);
         if (!got_first && check_payload(m.data, m.len, 1)) {
             got_first = 1;
             continue;
         }
         if (!check_payload(m.data, m.len, 2))
-            return kid_fail("a broadcast arrived damaged");
+            return ripc_test_kid_fail("a broadcast arrived damaged");
         break;
     }
     ripc_client_close(c);
@@ -697,21 +639,22 @@ static int kid_huge(void *arg)
         return 1;
     unsigned char *buf = malloc((size_t)HUGE_LEN);
     if (!buf)
-        return kid_fail("malloc(%llu)", (unsigned long long)HUGE_LEN);
+        return ripc_test_kid_fail("malloc(%llu)", (unsigned long long)HUGE_LEN);
     make_payload(buf, HUGE_LEN, 0);
     int rc = ripc_client_send(c, T_BIG, buf, HUGE_LEN, 300000);
     free(buf);
     if (rc < 0)
-        return kid_fail("send: %s", ripc_strerror(rc));
+        return ripc_test_kid_fail("send: %s", ripc_strerror(rc));
     if ((rc = kid_end(c, 1)) != 0) /* the master checked every byte */
         return rc;
     if (write(sync[1], "s", 1) != 1)
-        return kid_fail("sync");
+        return ripc_test_kid_fail("sync");
     ripc_msg m;
     if ((rc = ripc_client_recv(c, &m, 300000)) < 0)
-        return kid_fail("recv: %s", ripc_strerror(rc));
+        return ripc_test_kid_fail("recv: %s", ripc_strerror(rc));
     if (m.len != HUGE_LEN || !check_payload(m.data, m.len, 9))
-        return kid_fail("the master's %llu-byte message is wrong", (unsigned long long)m.len);
+        return ripc_test_kid_fail("the master's %llu-byte message is wrong",
+                                  (unsigned long long)m.len);
     ripc_client_close(c);
     return 0;
 }

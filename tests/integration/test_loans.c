@@ -15,7 +15,6 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -29,6 +28,7 @@
 
 #include "ringipc/ringipc.h"
 #include "support/support.h"
+#include "support/workers.h"
 
 enum { T_DATA = 1, T_END, T_BLOCK, T_VICTIM, T_FILL };
 
@@ -51,8 +51,7 @@ static size_t g_nsteps;
 
 static struct {
     ripc_server *s;
-    pthread_t th;
-    int running;
+    ripc_test_runner run; /* dispatch, from the first fork on */
     char url[128];
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -62,21 +61,10 @@ static struct {
     uint64_t next;        /* T_DATA: the step expected next */
     _Atomic uint64_t got; /* T_DATA messages that checked out */
     _Atomic int victim;   /* T_VICTIM messages (must stay 0) */
-    _Atomic int bad;
-    char err[256];
+    ripc_test_failure fail;
     int block;    /* T_BLOCK's handler waits while this is set (under mu) */
     int in_block; /* it is waiting (under mu) */
 } M;
-
-static void fail_m(const char *fmt, ...)
-{
-    if (atomic_exchange(&M.bad, 1))
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(M.err, sizeof M.err, fmt, ap);
-    va_end(ap);
-}
 
 /* T_DATA: the next step's length, and every byte filled for its index. */
 static void on_data(ripc_peer *from, const ripc_msg *m, void *arg)
@@ -85,21 +73,14 @@ static void on_data(ripc_peer *from, const ripc_msg *m, void *arg)
     (void)arg;
     uint64_t i = M.next++;
     if (i >= g_nsteps)
-        fail_m("message %llu: more messages than sent", (unsigned long long)i);
+        ripc_test_fail_once(&M.fail, "message %llu: more messages than sent",
+                            (unsigned long long)i);
     else if (m->len != g_steps[i].len || !ripc_test_check(m->data, (size_t)m->len, i))
-        fail_m("message %llu: %llu bytes, wanted %llu, or wrong content / order",
-               (unsigned long long)i, (unsigned long long)m->len,
-               (unsigned long long)g_steps[i].len);
+        ripc_test_fail_once(
+            &M.fail, "message %llu: %llu bytes, wanted %llu, or wrong content / order",
+            (unsigned long long)i, (unsigned long long)m->len, (unsigned long long)g_steps[i].len);
     else
         atomic_fetch_add(&M.got, 1);
-}
-
-/* T_END (a request): how many messages checked out. */
-static void on_end(ripc_peer *from, const ripc_msg *m, void *arg)
-{
-    (void)arg;
-    uint64_t got = atomic_load(&M.got);
-    ripc_reply(from, m, &got, sizeof got);
 }
 
 /* T_BLOCK: hold the dispatch thread (and so this worker's ring) until the
@@ -147,13 +128,6 @@ static void on_left(ripc_peer *p, int reason, void *arg)
     pthread_mutex_unlock(&M.mu);
 }
 
-static void *run_main(void *arg)
-{
-    (void)arg;
-    ripc_server_run(M.s, 1);
-    return NULL;
-}
-
 static ripc_options opts(void)
 {
     ripc_options o = {0};
@@ -178,7 +152,7 @@ static int setup(void **state)
         return -1;
     }
     ripc_server_handle(M.s, T_DATA, on_data, NULL);
-    ripc_server_handle(M.s, T_END, on_end, NULL);
+    ripc_server_handle(M.s, T_END, ripc_test_on_count_request, &M.got);
     ripc_server_handle(M.s, T_BLOCK, on_block, NULL);
     ripc_server_handle(M.s, T_VICTIM, on_victim, NULL);
     ripc_server_handle(M.s, T_FILL, ripc_test_on_count, NULL);
@@ -190,8 +164,8 @@ static int setup(void **state)
  * allocator can leave the child's allocator locked under ASan. */
 static void start_dispatch(void)
 {
-    if (!M.running && pthread_create(&M.th, NULL, run_main, NULL) == 0)
-        M.running = 1;
+    if (!M.run.started)
+        ripc_test_run_start(&M.run, M.s, 1);
 }
 
 static int teardown(void **state)
@@ -202,50 +176,23 @@ static int teardown(void **state)
     pthread_cond_broadcast(&M.cv);
     pthread_mutex_unlock(&M.mu);
     ripc_server_stop(M.s);
-    if (M.running)
-        pthread_join(M.th, NULL);
+    ripc_test_run_join(&M.run);
     ripc_server_close(M.s);
     return 0;
 }
 
 /* ---- worker side ---- */
 
-static int kid_fail(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "worker %d: ", (int)getpid());
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    return 1;
-}
-
 static int kid_open(ripc_client **c)
 {
     ripc_options o = opts();
-    int rc = ripc_client_open(c, M.url, &o);
-    if (rc < 0)
-        return kid_fail("open: %s", ripc_strerror(rc));
-    if (strcmp(ripc_client_transport(*c), g_transport_name) != 0)
-        return kid_fail("transport %s, wanted %s", ripc_client_transport(*c), g_transport_name);
-    return 0;
+    return ripc_test_kid_open(c, M.url, &o, g_transport_name);
 }
 
 /* Ask the master how many T_DATA messages checked out. */
 static int kid_end(ripc_client *c, uint64_t want)
 {
-    ripc_msg r;
-    int rc = ripc_client_request(c, T_END, NULL, 0, &r, 30000);
-    if (rc < 0)
-        return kid_fail("end request: %s", ripc_strerror(rc));
-    uint64_t got = 0;
-    if (r.len == sizeof got)
-        memcpy(&got, r.data, sizeof got);
-    if (got != want)
-        return kid_fail("the master checked %llu messages, wanted %llu", (unsigned long long)got,
-                        (unsigned long long)want);
-    return 0;
+    return ripc_test_kid_count(c, T_END, want);
 }
 
 /* Step i as a loan: reserve, fill in place, commit. */
@@ -254,14 +201,15 @@ static int loan_step(ripc_client *c, uint64_t i)
     void *p = NULL;
     int rc = ripc_client_reserve(c, g_steps[i].res, &p, 30000);
     if (rc < 0)
-        return kid_fail("reserve %llu bytes: %s", (unsigned long long)g_steps[i].res,
-                        ripc_strerror(rc));
+        return ripc_test_kid_fail("reserve %llu bytes: %s", (unsigned long long)g_steps[i].res,
+                                  ripc_strerror(rc));
     if (!p)
-        return kid_fail("reserve gave no buffer");
+        return ripc_test_kid_fail("reserve gave no buffer");
     ripc_test_fill(p, (size_t)g_steps[i].len, i);
     if ((rc = ripc_client_commit(c, T_DATA, g_steps[i].len)) < 0)
-        return kid_fail("commit %llu of %llu bytes: %s", (unsigned long long)g_steps[i].len,
-                        (unsigned long long)g_steps[i].res, ripc_strerror(rc));
+        return ripc_test_kid_fail("commit %llu of %llu bytes: %s",
+                                  (unsigned long long)g_steps[i].len,
+                                  (unsigned long long)g_steps[i].res, ripc_strerror(rc));
     return 0;
 }
 
@@ -271,27 +219,21 @@ static int copy_step(ripc_client *c, uint64_t i, unsigned char *buf)
     ripc_test_fill(buf, (size_t)g_steps[i].len, i);
     int rc = ripc_client_send(c, T_DATA, buf, g_steps[i].len, 30000);
     if (rc < 0)
-        return kid_fail("send %llu bytes: %s", (unsigned long long)g_steps[i].len,
-                        ripc_strerror(rc));
+        return ripc_test_kid_fail("send %llu bytes: %s", (unsigned long long)g_steps[i].len,
+                                  ripc_strerror(rc));
     return 0;
 }
 
 static int fork_kid(int (*fn)(void *), void *arg)
 {
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0)
-        _exit(fn(arg));
+    int pid = ripc_test_fork(fn, arg);
     start_dispatch();
     return pid;
 }
 
 static void master_check(int pid, uint64_t want_got)
 {
-    int st = ripc_test_wait(pid);
-    if (atomic_load(&M.bad))
-        fail_msg("master: %s", M.err);
-    assert_int_equal(st, 0);
+    ripc_test_expect_worker(pid, &M.fail);
     assert_int_equal(atomic_load(&M.got), want_got);
 }
 
@@ -331,7 +273,7 @@ static int kid_sizes(void *arg)
         return 1;
     unsigned char *buf = malloc(10 * MIB);
     if (!buf)
-        return kid_fail("malloc");
+        return ripc_test_kid_fail("malloc");
     for (uint64_t i = 0; i < g_nsteps; i++) {
         uint64_t round = i / N_SIZES;
         int copy = round > 0 && (i + round) % 2 == 0;
@@ -370,19 +312,20 @@ static int kid_abandon(void *arg)
     if (kid_open(&c))
         return 1;
     if (ripc_client_abandon(c) != -EINVAL)
-        return kid_fail("abandon without a loan is not -EINVAL");
+        return ripc_test_kid_fail("abandon without a loan is not -EINVAL");
     static const uint64_t sizes[] = {100, INLINE_MAX + 1, 2 * MIB, 0};
     unsigned char buf[300];
     for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
         void *p;
         int rc = ripc_client_reserve(c, sizes[k], &p, 10000);
         if (rc < 0)
-            return kid_fail("reserve %llu: %s", (unsigned long long)sizes[k], ripc_strerror(rc));
+            return ripc_test_kid_fail("reserve %llu: %s", (unsigned long long)sizes[k],
+                                      ripc_strerror(rc));
         memset(p, 0xA5, (size_t)sizes[k]); /* garbage the master must never see */
         if ((rc = ripc_client_abandon(c)) != 0)
-            return kid_fail("abandon: %s", ripc_strerror(rc));
+            return ripc_test_kid_fail("abandon: %s", ripc_strerror(rc));
         if (ripc_client_commit(c, T_DATA, 0) != -EINVAL)
-            return kid_fail("commit after abandon is not -EINVAL");
+            return ripc_test_kid_fail("commit after abandon is not -EINVAL");
         /* the next message goes, copied or lent, and is the only one */
         if (k < 3 && (k == 0 ? copy_step(c, k, buf) : loan_step(c, k)))
             return 1;
@@ -418,7 +361,7 @@ static int kid_victim(void *arg)
     void *p;
     int rc = ripc_client_reserve(c, v->len, &p, 10000);
     if (rc < 0)
-        return kid_fail("reserve: %s", ripc_strerror(rc));
+        return ripc_test_kid_fail("reserve: %s", ripc_strerror(rc));
     ripc_test_fill(p, (size_t)v->len / 2, 0); /* half of it, for T_VICTIM */
     ripc_test_write_all(v->up[1], "r", 1);
     for (;;)
@@ -442,14 +385,14 @@ static int kid_bystander(void *arg)
     void *p;
     int rc = ripc_client_reserve(c, g_steps[0].res, &p, 10000);
     if (rc < 0)
-        return kid_fail("reserve: %s", ripc_strerror(rc));
+        return ripc_test_kid_fail("reserve: %s", ripc_strerror(rc));
     ripc_test_write_all(b->up[1], "r", 1);
     char x;
     if (ripc_test_read_all(b->down[0], &x, 1) < 0)
-        return kid_fail("sync");
+        return ripc_test_kid_fail("sync");
     ripc_test_fill(p, (size_t)g_steps[0].len, 0);
     if ((rc = ripc_client_commit(c, T_DATA, g_steps[0].len)) < 0)
-        return kid_fail("commit: %s", ripc_strerror(rc));
+        return ripc_test_kid_fail("commit: %s", ripc_strerror(rc));
     if (loan_step(c, 1))
         return 1;
     rc = kid_end(c, 2);
@@ -523,38 +466,38 @@ static int kid_errors(void *arg)
     void *p;
     int rc;
     if ((rc = ripc_client_commit(c, T_DATA, 0)) != -EINVAL)
-        return kid_fail("commit without a loan: %d", rc);
+        return ripc_test_kid_fail("commit without a loan: %d", rc);
     if ((rc = ripc_client_reserve(c, MAX_MSG + 1, &p, 0)) != -EMSGSIZE)
-        return kid_fail("reserve over max_message: %d", rc);
+        return ripc_test_kid_fail("reserve over max_message: %d", rc);
     if ((rc = ripc_client_reserve(c, 64, NULL, 0)) != -EINVAL)
-        return kid_fail("reserve with buf NULL: %d", rc);
+        return ripc_test_kid_fail("reserve with buf NULL: %d", rc);
     /* step 0, with every call refused while the loan is open */
     if ((rc = ripc_client_reserve(c, 64, &p, 1000)) < 0)
-        return kid_fail("reserve: %s", ripc_strerror(rc));
+        return ripc_test_kid_fail("reserve: %s", ripc_strerror(rc));
     ripc_test_fill(p, 64, 0);
     ripc_msg m;
     if ((rc = ripc_client_send(c, T_DATA, "x", 1, 0)) != -EBUSY)
-        return kid_fail("send during a loan: %d", rc);
+        return ripc_test_kid_fail("send during a loan: %d", rc);
     if ((rc = ripc_client_request(c, T_END, NULL, 0, &m, 1000)) != -EBUSY)
-        return kid_fail("request during a loan: %d", rc);
+        return ripc_test_kid_fail("request during a loan: %d", rc);
     void *q;
     if ((rc = ripc_client_reserve(c, 8, &q, 0)) != -EBUSY)
-        return kid_fail("second reserve: %d", rc);
+        return ripc_test_kid_fail("second reserve: %d", rc);
     if ((rc = ripc_client_recv(c, &m, 0)) != -EAGAIN)
-        return kid_fail("recv during a loan: %d", rc);
+        return ripc_test_kid_fail("recv during a loan: %d", rc);
     if ((rc = ripc_client_commit(c, T_DATA, 65)) != -EINVAL)
-        return kid_fail("commit beyond the reservation: %d", rc);
+        return ripc_test_kid_fail("commit beyond the reservation: %d", rc);
     if ((rc = ripc_client_commit(c, RIPC_TYPE_RESERVED, 64)) != -EINVAL)
-        return kid_fail("commit with a reserved type: %d", rc);
+        return ripc_test_kid_fail("commit with a reserved type: %d", rc);
     if ((rc = ripc_client_commit(c, T_DATA, 64)) != 0) /* the loan stayed open */
-        return kid_fail("commit: %s", ripc_strerror(rc));
+        return ripc_test_kid_fail("commit: %s", ripc_strerror(rc));
     /* Hold the master's dispatch, then fill the channel (big messages,
      * then empty ones for the last bytes). */
     if ((rc = ripc_client_send(c, T_BLOCK, NULL, 0, 1000)) < 0)
-        return kid_fail("block: %s", ripc_strerror(rc));
+        return ripc_test_kid_fail("block: %s", ripc_strerror(rc));
     char x;
     if (ripc_test_read_all(e->down[0], &x, 1) < 0) /* the handler holds it */
-        return kid_fail("sync");
+        return ripc_test_kid_fail("sync");
     unsigned char fill[1024];
     memset(fill, 0, sizeof fill);
     /* (A timeout, not 0: in socket mode the writer thread may still take
@@ -563,52 +506,52 @@ static int kid_errors(void *arg)
     while ((rc = ripc_client_send(c, T_FILL, fill, sizeof fill, 50)) == 0)
         n++;
     if (rc != -ETIMEDOUT || n == 0)
-        return kid_fail("filling the channel: %d after %llu", rc, (unsigned long long)n);
+        return ripc_test_kid_fail("filling the channel: %d after %llu", rc, (unsigned long long)n);
     while ((rc = ripc_client_send(c, T_FILL, NULL, 0, 50)) == 0)
         ;
     if (rc != -ETIMEDOUT)
-        return kid_fail("filling the channel to the brim: %d", rc);
+        return ripc_test_kid_fail("filling the channel to the brim: %d", rc);
     if (g_transport == RIPC_TRANSPORT_SHM) {
         if ((rc = ripc_client_reserve(c, 300, &p, 0)) != -EAGAIN)
-            return kid_fail("reserve in a full ring, timeout 0: %d", rc);
+            return ripc_test_kid_fail("reserve in a full ring, timeout 0: %d", rc);
         uint64_t t0 = ripc_test_now_ms();
         if ((rc = ripc_client_reserve(c, 300, &p, 100)) != -ETIMEDOUT)
-            return kid_fail("reserve in a full ring: %d", rc);
+            return ripc_test_kid_fail("reserve in a full ring: %d", rc);
         if ((rc = ripc_client_reserve(c, 2 * MIB, &p, 100)) != -ETIMEDOUT)
-            return kid_fail("large reserve in a full ring: %d", rc);
+            return ripc_test_kid_fail("large reserve in a full ring: %d", rc);
         if (ripc_test_now_ms() - t0 > 5000)
-            return kid_fail("the timeouts took %llu ms",
-                            (unsigned long long)(ripc_test_now_ms() - t0));
+            return ripc_test_kid_fail("the timeouts took %llu ms",
+                                      (unsigned long long)(ripc_test_now_ms() - t0));
         ripc_test_write_all(e->up[1], "f", 1);
         /* Waits for the master to read again. */
         if ((rc = ripc_client_reserve(c, 300, &p, 30000)) < 0)
-            return kid_fail("reserve after the master read: %s", ripc_strerror(rc));
+            return ripc_test_kid_fail("reserve after the master read: %s", ripc_strerror(rc));
         ripc_test_fill(p, 200, 1);
         if ((rc = ripc_client_commit(c, T_DATA, 200)) < 0)
-            return kid_fail("commit: %s", ripc_strerror(rc));
+            return ripc_test_kid_fail("commit: %s", ripc_strerror(rc));
     } else {
         /* Socket mode: the wait is at commit, and a commit that times out
          * leaves the loan open. */
         if ((rc = ripc_client_reserve(c, 300, &p, 100)) < 0)
-            return kid_fail("reserve: %s", ripc_strerror(rc));
+            return ripc_test_kid_fail("reserve: %s", ripc_strerror(rc));
         ripc_test_fill(p, 200, 1);
         if ((rc = ripc_client_commit(c, T_DATA, 200)) != -ETIMEDOUT)
-            return kid_fail("commit to a full socket: %d", rc);
+            return ripc_test_kid_fail("commit to a full socket: %d", rc);
         ripc_test_write_all(e->up[1], "f", 1);
         if ((rc = ripc_client_send(c, T_DATA, "x", 1, 0)) != -EBUSY)
-            return kid_fail("send after a commit timed out: %d (the loan must stay)", rc);
+            return ripc_test_kid_fail("send after a commit timed out: %d (the loan must stay)", rc);
         int tries = 0;
         while ((rc = ripc_client_commit(c, T_DATA, 200)) == -ETIMEDOUT && ++tries < 300)
             ;
         if (rc < 0)
-            return kid_fail("commit after the master read: %s", ripc_strerror(rc));
+            return ripc_test_kid_fail("commit after the master read: %s", ripc_strerror(rc));
     }
     /* step 2: a large one */
     if ((rc = ripc_client_reserve(c, 2 * MIB, &p, 30000)) < 0)
-        return kid_fail("reserve: %s", ripc_strerror(rc));
+        return ripc_test_kid_fail("reserve: %s", ripc_strerror(rc));
     ripc_test_fill(p, 2 * MIB, 2);
     if ((rc = ripc_client_commit(c, T_DATA, 2 * MIB)) < 0)
-        return kid_fail("commit: %s", ripc_strerror(rc));
+        return ripc_test_kid_fail("commit: %s", ripc_strerror(rc));
     rc = kid_end(c, 3);
     ripc_client_close(c);
     return rc;

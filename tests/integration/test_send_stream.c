@@ -18,7 +18,6 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -32,6 +31,7 @@
 
 #include "ringipc/ringipc.h"
 #include "support/support.h"
+#include "support/workers.h"
 
 enum { T_SEQ = 1, T_END };
 
@@ -41,12 +41,6 @@ enum { T_SEQ = 1, T_END };
 
 static int g_transport = RIPC_TRANSPORT_SHM;
 static const char *g_transport_name = "shm";
-
-static void say(const char *line)
-{
-    fputs(line, stdout);
-    fflush(stdout);
-}
 
 /* ---- the worker: checks each sender's order, reports milestones ---- */
 
@@ -68,7 +62,7 @@ static int sink_main(const char *url)
     char why[256] = "";
     int rc = ripc_client_open_ex(&c, url, &o, why, sizeof why);
     WCHECK(rc == 0, "open %s: %s (%s)", url, ripc_strerror(rc), why);
-    say("J\n");
+    ripc_test_say("J\n");
     uint32_t next[SENDERS] = {0};
     int said_m = 0;
     for (;;) {
@@ -78,7 +72,7 @@ static int sink_main(const char *url)
             break; /* the master closed */
         WCHECK(rc == 0, "recv: %s", ripc_strerror(rc));
         if (m.type == T_END) {
-            say("E\n");
+            ripc_test_say("E\n");
             continue;
         }
         uint32_t who, seq;
@@ -94,7 +88,7 @@ static int sink_main(const char *url)
         next[who]++;
         if (!said_m && next[0] >= STREAM_MSGS) {
             said_m = 1;
-            say("M\n"); /* mid-stream: the master may kill us now */
+            ripc_test_say("M\n"); /* mid-stream: the master may kill us now */
         }
     }
     ripc_client_close(c);
@@ -109,22 +103,8 @@ static struct {
     _Atomic uint32_t gone;   /* an id whose `left` has run: sends to it say -ENOENT */
     _Atomic int stop;
     _Atomic uint64_t sent[SENDERS];
-    _Atomic int failed;
-    _Atomic int err_set;
-    char err[512];
+    ripc_test_failure fail;
 } g;
-
-static void fail_once(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void fail_once(const char *fmt, ...)
-{
-    if (atomic_exchange(&g.failed, 1))
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(g.err, sizeof g.err, fmt, ap);
-    va_end(ap);
-    atomic_store(&g.err_set, 1);
-}
 
 static void on_joined(ripc_peer *p, void *arg)
 {
@@ -190,37 +170,35 @@ static void *sender_main(void *arg)
             atomic_fetch_add(&g.sent[me], n);
         }
         if (gone && rc != -ENOENT)
-            fail_once("sender %u: send to %u after it left: %s", me, id,
-                      rc == 0 ? "sent" : ripc_strerror(rc));
+            ripc_test_fail_once(&g.fail, "sender %u: send to %u after it left: %s", me, id,
+                                rc == 0 ? "sent" : ripc_strerror(rc));
         else if (rc != 0 && rc != -ETIMEDOUT && rc != -EAGAIN && rc != -EPIPE && rc != -ENOENT)
-            fail_once("sender %u: send to %u: %s", me, id, ripc_strerror(rc));
+            ripc_test_fail_once(&g.fail, "sender %u: send to %u: %s", me, id, ripc_strerror(rc));
         if (gone || rc == -ENOENT || rc == -EPIPE)
             sched_yield(); /* waiting for the next worker */
     }
     return NULL;
 }
 
-struct wk {
-    pid_t pid;
-    FILE *out;
-};
-
-static struct wk start_sink(const char *url)
+static ripc_test_child start_sink(const char *url)
 {
     char *argv[] = {"test_send_stream", "sink", (char *)g_transport_name, (char *)url, NULL};
-    struct wk w;
-    w.pid = ripc_test_spawn_self(argv, NULL, NULL, &w.out);
-    assert_true(w.pid > 0);
-    return w;
+    return ripc_test_child_spawn(argv, NULL);
 }
 
-static void expect_line(struct wk *w, char what)
+/* The master of one test at a fresh address (into url), in this test's
+ * transport, whose peer callbacks track the current worker and the last
+ * one that left. */
+static void open_master(char *url, size_t len, const char *tag)
 {
-    char line[16];
-    if (!fgets(line, sizeof line, w->out) || line[0] != what) {
-        int st = ripc_test_wait(w->pid);
-        fail_msg("worker %d: expected '%c', it ended with status %d", (int)w->pid, what, st);
-    }
+    ripc_test_unix_url(url, len, tag);
+    ripc_options o;
+    memset(&o, 0, sizeof o);
+    o.transport = g_transport;
+    assert_int_equal(ripc_test_server_open(&g.s, url, &o), 0);
+    atomic_store(&g.target, 0);
+    atomic_store(&g.gone, 0);
+    assert_int_equal(ripc_server_on_peer(g.s, on_joined, on_left, NULL), 0);
 }
 
 static void wait_gone(uint32_t id)
@@ -237,15 +215,7 @@ static void test_send_stream_threads_kill_and_rejoin(void **state)
 {
     (void)state;
     char url[128];
-    ripc_test_unix_url(url, sizeof url, "send-stream");
-    ripc_options o;
-    memset(&o, 0, sizeof o);
-    o.transport = g_transport;
-    char why[256] = "";
-    int rc = ripc_server_open_ex(&g.s, url, &o, why, sizeof why);
-    if (rc != 0)
-        fail_msg("server open: %s (%s)", ripc_strerror(rc), why);
-    assert_int_equal(ripc_server_on_peer(g.s, on_joined, on_left, NULL), 0);
+    open_master(url, sizeof url, "send-stream");
     ripc_test_runner run;
     assert_int_equal(ripc_test_run_start(&run, g.s, 2), 0);
     pthread_t th[SENDERS];
@@ -253,27 +223,26 @@ static void test_send_stream_threads_kill_and_rejoin(void **state)
         assert_int_equal(pthread_create(&th[i], NULL, sender_main, (void *)i), 0);
 
     /* A worker killed in the middle of the streams. */
-    struct wk w = start_sink(url);
-    expect_line(&w, 'J');
-    expect_line(&w, 'M');
+    ripc_test_child w = start_sink(url);
+    ripc_test_child_expect(&w, 'J');
+    ripc_test_child_expect(&w, 'M');
     uint32_t first = atomic_load(&g.target);
     assert_int_equal(kill(w.pid, SIGKILL), 0);
-    assert_int_equal(ripc_test_wait(w.pid), 128 + SIGKILL);
-    fclose(w.out);
+    ripc_test_child_finish(&w, 128 + SIGKILL);
     wait_gone(first);
 
     /* The next one gets every thread's stream in order, to the end. */
     uint64_t before[SENDERS];
-    struct wk w2 = start_sink(url);
-    expect_line(&w2, 'J');
+    ripc_test_child w2 = start_sink(url);
+    ripc_test_child_expect(&w2, 'J');
     for (int i = 0; i < SENDERS; i++)
         before[i] = atomic_load(&g.sent[i]);
-    expect_line(&w2, 'M');
+    ripc_test_child_expect(&w2, 'M');
     /* Every sender reaches the second worker before the streams end (the
      * occasional ones go once per `pace` of sender 0's messages). */
     uint64_t end = ripc_test_now_ms() + 30000;
     for (int i = 0; i < SENDERS; i++)
-        while (atomic_load(&g.sent[i]) == before[i] && !atomic_load(&g.err_set)) {
+        while (atomic_load(&g.sent[i]) == before[i] && !ripc_test_failed(&g.fail)) {
             if (ripc_test_now_ms() > end)
                 fail_msg("sender %d sent nothing to the second worker within 30 s", i);
             sched_yield();
@@ -285,18 +254,16 @@ static void test_send_stream_threads_kill_and_rejoin(void **state)
     assert_int_not_equal(second, first);
     /* From this thread: a first send here (the cache is per thread), then
      * the end marker the worker acknowledges after all that came before. */
-    rc = ripc_server_send(g.s, first, T_SEQ, "x", 1, 0);
+    int rc = ripc_server_send(g.s, first, T_SEQ, "x", 1, 0);
     assert_int_equal(rc, -ENOENT);
     assert_int_equal(ripc_server_send(g.s, second, T_END, NULL, 0, 5000), 0);
-    expect_line(&w2, 'E');
+    ripc_test_child_expect(&w2, 'E');
     ripc_server_stop(g.s);
     assert_int_equal(ripc_test_run_join(&run), 0);
     ripc_server_close(g.s);
     g.s = NULL;
-    assert_int_equal(ripc_test_wait(w2.pid), 0);
-    fclose(w2.out);
-    if (atomic_load(&g.err_set))
-        fail_msg("%s", g.err);
+    ripc_test_child_finish(&w2, 0);
+    ripc_test_assert_no_failure(&g.fail);
     print_message("sent %llu, %llu, %llu\n", (unsigned long long)atomic_load(&g.sent[0]),
                   (unsigned long long)atomic_load(&g.sent[1]),
                   (unsigned long long)atomic_load(&g.sent[2]));
@@ -313,31 +280,20 @@ static void test_send_stream_cached_peer_dropped(void **state)
 {
     (void)state;
     char url[128];
-    ripc_test_unix_url(url, sizeof url, "send-cached");
-    ripc_options o;
-    memset(&o, 0, sizeof o);
-    o.transport = g_transport;
-    char why[256] = "";
-    int rc = ripc_server_open_ex(&g.s, url, &o, why, sizeof why);
-    if (rc != 0)
-        fail_msg("server open: %s (%s)", ripc_strerror(rc), why);
-    atomic_store(&g.target, 0);
-    atomic_store(&g.gone, 0);
-    assert_int_equal(ripc_server_on_peer(g.s, on_joined, on_left, NULL), 0);
-    struct wk w = start_sink(url);
+    open_master(url, sizeof url, "send-cached");
+    ripc_test_child w = start_sink(url);
     while (atomic_load(&g.target) == 0)
         assert_true(ripc_server_poll(g.s, 100) >= 0);
-    expect_line(&w, 'J');
+    ripc_test_child_expect(&w, 'J');
     uint32_t id = atomic_load(&g.target);
     unsigned char buf[PAYLOAD];
     for (uint32_t seq = 0; seq < STREAM_MSGS; seq++) {
         mk_payload(buf, 0, seq);
         assert_int_equal(ripc_server_send(g.s, id, T_SEQ, buf, PAYLOAD, 10000), 0);
     }
-    expect_line(&w, 'M');
+    ripc_test_child_expect(&w, 'M');
     assert_int_equal(kill(w.pid, SIGKILL), 0);
-    assert_int_equal(ripc_test_wait(w.pid), 128 + SIGKILL);
-    fclose(w.out);
+    ripc_test_child_finish(&w, 128 + SIGKILL);
     while (atomic_load(&g.gone) != id)
         assert_true(ripc_server_poll(g.s, 100) >= 0);
     /* Dropped: its rings are unmapped, the struct may be freed. */
@@ -345,23 +301,22 @@ static void test_send_stream_cached_peer_dropped(void **state)
     ripc_out one = {.type = T_SEQ, .data = buf, .len = PAYLOAD};
     assert_int_equal(ripc_server_send_batch(g.s, id, &one, 1, 0), -ENOENT);
     /* Another worker: a send to it works, the old id stays unknown. */
-    struct wk w2 = start_sink(url);
+    ripc_test_child w2 = start_sink(url);
     while (atomic_load(&g.target) == id)
         assert_true(ripc_server_poll(g.s, 100) >= 0);
-    expect_line(&w2, 'J');
+    ripc_test_child_expect(&w2, 'J');
     uint32_t id2 = atomic_load(&g.target);
     mk_payload(buf, 0, 0);
     assert_int_equal(ripc_server_send(g.s, id2, T_SEQ, buf, PAYLOAD, 5000), 0);
     assert_int_equal(ripc_server_send(g.s, id, T_SEQ, buf, PAYLOAD, 0), -ENOENT);
     assert_int_equal(ripc_server_send(g.s, id2, T_END, NULL, 0, 5000), 0);
-    expect_line(&w2, 'E');
+    ripc_test_child_expect(&w2, 'E');
     /* Close with the fast path's peer still connected: the send after close
      * has begun is -ECANCELED as ever (here: the server is gone, so only
      * close itself is checked to end). */
     ripc_server_close(g.s);
     g.s = NULL;
-    assert_int_equal(ripc_test_wait(w2.pid), 0);
-    fclose(w2.out);
+    ripc_test_child_finish(&w2, 0);
 }
 
 int main(int argc, char **argv)

@@ -21,7 +21,6 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -35,6 +34,7 @@
 
 #include "ringipc/ringipc.h"
 #include "support/support.h"
+#include "support/workers.h"
 
 enum { T_MSG = 1, T_REQ, T_PUSH, T_BCAST, T_OPT };
 enum { R_BYE, R_EXIT, R_KILL, R_LINGER, R_NROLES };
@@ -71,12 +71,6 @@ static int ck_payload(const void *data, uint64_t len, uint32_t *idx, uint32_t *s
 
 /* ---- the worker (a separate process) ---- */
 
-static void say(const char *line)
-{
-    fputs(line, stdout);
-    fflush(stdout);
-}
-
 /* Take in whatever the master pushed, without waiting. */
 static void drain(ripc_client *c)
 {
@@ -101,7 +95,7 @@ static int worker_main(const char *url, int role, uint32_t idx)
     char why[256] = "";
     int rc = ripc_client_open_ex(&c, url, &o, why, sizeof why);
     WCHECK(rc == 0, "open %s: %s (%s)", url, ripc_strerror(rc), why);
-    say("J\n");
+    ripc_test_say("J\n");
     uint64_t rs = 0x57E55u + idx;
     unsigned char buf[PAYLOAD_MAX];
     uint32_t n = role == R_KILL ? UINT32_MAX : WORKER_OPS;
@@ -124,7 +118,7 @@ static int worker_main(const char *url, int role, uint32_t idx)
         }
         drain(c);
         if (role == R_KILL && seq == 200)
-            say("M\n"); /* mid-stream: the master kills us now */
+            ripc_test_say("M\n"); /* mid-stream: the master kills us now */
     }
     switch (role) {
     case R_BYE:
@@ -133,7 +127,7 @@ static int worker_main(const char *url, int role, uint32_t idx)
     case R_EXIT:
         _exit(0); /* no goodbye, no cleanup: the master sees the connection end */
     default:      /* R_LINGER */
-        say("D\n");
+        ripc_test_say("D\n");
         for (;;) {
             ripc_msg m;
             rc = ripc_client_recv(c, &m, -1);
@@ -156,22 +150,8 @@ static struct {
     _Atomic uint64_t msgs, reqs, opts, app_sent, app_bcast;
     _Atomic int stop_apps;
     uint32_t next_seq[MAX_IDS]; /* per peer: one dispatch thread at a time */
-    _Atomic int failed;  /* someone is writing err */
-    _Atomic int err_set; /* err is complete */
-    char err[512];
+    ripc_test_failure fail;
 } g;
-
-static void fail_once(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void fail_once(const char *fmt, ...)
-{
-    if (atomic_exchange(&g.failed, 1))
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(g.err, sizeof g.err, fmt, ap);
-    va_end(ap);
-    atomic_store(&g.err_set, 1);
-}
 
 static int role_of(ripc_peer *p)
 {
@@ -187,7 +167,7 @@ static void on_joined(ripc_peer *p, void *arg)
     (void)arg;
     uint32_t id = ripc_peer_id(p);
     if (id == 0 || id >= MAX_IDS || role_of(p) < 0) {
-        fail_once("joined: id %u, name %s", id, ripc_peer_name(p));
+        ripc_test_fail_once(&g.fail, "joined: id %u, name %s", id, ripc_peer_name(p));
         return;
     }
     uint32_t hi = atomic_load(&g.max_id);
@@ -201,7 +181,7 @@ static void on_left(ripc_peer *p, int reason, void *arg)
     (void)arg;
     int r = role_of(p);
     if (r < 0) {
-        fail_once("left: unknown worker %s", ripc_peer_name(p));
+        ripc_test_fail_once(&g.fail, "left: unknown worker %s", ripc_peer_name(p));
         return;
     }
     int want = r == R_BYE ? RIPC_LEFT_BYE : r == R_LINGER ? -ECANCELED : -EPIPE;
@@ -214,12 +194,12 @@ static void h_msg(ripc_peer *p, const ripc_msg *msg, void *arg)
     (void)arg;
     uint32_t idx, seq, id = ripc_peer_id(p);
     if (id >= MAX_IDS || msg->kind != RIPC_ONEWAY || !ck_payload(msg->data, msg->len, &idx, &seq)) {
-        fail_once("peer %u: bad one-way message (kind %u len %llu)", id, msg->kind,
-                  (unsigned long long)msg->len);
+        ripc_test_fail_once(&g.fail, "peer %u: bad one-way message (kind %u len %llu)", id,
+                            msg->kind, (unsigned long long)msg->len);
         return;
     }
     if (seq != g.next_seq[id]) {
-        fail_once("peer %u: message %u, want %u", id, seq, g.next_seq[id]);
+        ripc_test_fail_once(&g.fail, "peer %u: message %u, want %u", id, seq, g.next_seq[id]);
         return;
     }
     g.next_seq[id]++;
@@ -231,12 +211,12 @@ static void h_req(ripc_peer *p, const ripc_msg *msg, void *arg)
     (void)arg;
     uint32_t idx, seq;
     if (msg->kind != RIPC_REQUEST || !ck_payload(msg->data, msg->len, &idx, &seq)) {
-        fail_once("peer %u: bad request", ripc_peer_id(p));
+        ripc_test_fail_once(&g.fail, "peer %u: bad request", ripc_peer_id(p));
         return;
     }
     int rc = ripc_reply(p, msg, msg->data, msg->len);
     if (rc != 0 && !(rc == -EPIPE && role_of(p) == R_KILL)) {
-        fail_once("peer %u: reply: %s", ripc_peer_id(p), ripc_strerror(rc));
+        ripc_test_fail_once(&g.fail, "peer %u: reply: %s", ripc_peer_id(p), ripc_strerror(rc));
         return;
     }
     atomic_fetch_add(&g.reqs, 1);
@@ -269,7 +249,7 @@ static void *app_main(void *arg)
         if (what == 0) {
             rc = ripc_server_broadcast(g.s, T_BCAST, buf, len, 0);
             if (rc < 0)
-                fail_once("app %u: broadcast: %s", me, ripc_strerror(rc));
+                ripc_test_fail_once(&g.fail, "app %u: broadcast: %s", me, ripc_strerror(rc));
             atomic_fetch_add(&g.app_bcast, 1);
         } else if (what == 1) {
             ripc_out out[4];
@@ -277,16 +257,16 @@ static void *app_main(void *arg)
                 out[i] = (ripc_out){.type = T_PUSH, .data = buf, .len = len};
             rc = ripc_server_send_batch(g.s, id, out, 4, 2);
             if (rc < 0 && !send_ok(rc))
-                fail_once("app %u: send_batch: %s", me, ripc_strerror(rc));
+                ripc_test_fail_once(&g.fail, "app %u: send_batch: %s", me, ripc_strerror(rc));
         } else if (what == 2 && me == 0) {
             /* The handler table changes under the dispatch threads' feet. */
             rc = ripc_server_handle(g.s, T_OPT, (seq & 64) ? h_opt : NULL, &g.opts);
             if (rc != 0)
-                fail_once("app %u: handle: %s", me, ripc_strerror(rc));
+                ripc_test_fail_once(&g.fail, "app %u: handle: %s", me, ripc_strerror(rc));
         } else {
             rc = ripc_server_send(g.s, id, T_PUSH, buf, len, what & 1 ? 0 : 2);
             if (!send_ok(rc))
-                fail_once("app %u: send to %u: %s", me, id, ripc_strerror(rc));
+                ripc_test_fail_once(&g.fail, "app %u: send to %u: %s", me, id, ripc_strerror(rc));
             if (rc == 0)
                 atomic_fetch_add(&g.app_sent, 1);
         }
@@ -297,8 +277,7 @@ static void *app_main(void *arg)
 }
 
 struct wk {
-    pid_t pid;
-    FILE *out;
+    ripc_test_child c;
     int role;
 };
 
@@ -308,30 +287,7 @@ static struct wk start_worker(const char *url, int role, int idx)
     snprintf(sidx, sizeof sidx, "%d", idx);
     char *argv[] = {"test_stress",          "worker",   (char *)g_transport_name, (char *)url,
                     (char *)role_name[role], sidx, NULL};
-    struct wk w = {.role = role};
-    w.pid = ripc_test_spawn_self(argv, NULL, NULL, &w.out);
-    assert_true(w.pid > 0);
-    return w;
-}
-
-/* The worker's next milestone line, or fail with how it ended. */
-static void expect_line(struct wk *w, char what)
-{
-    char line[16];
-    if (!fgets(line, sizeof line, w->out) || line[0] != what) {
-        int st = ripc_test_wait(w->pid);
-        fail_msg("%s worker %d: expected '%c', it ended with status %d", role_name[w->role],
-                 (int)w->pid, what, st);
-    }
-}
-
-static void finish_worker(struct wk *w, int want_status)
-{
-    int st = ripc_test_wait(w->pid);
-    fclose(w->out);
-    if (st != want_status)
-        fail_msg("%s worker %d ended with status %d, want %d", role_name[w->role], (int)w->pid, st,
-                 want_status);
+    return (struct wk){.c = ripc_test_child_spawn(argv, role_name[role]), .role = role};
 }
 
 static void test_stress_churn_under_threads(void **state)
@@ -346,10 +302,7 @@ static void test_stress_churn_under_threads(void **state)
     ripc_options o;
     memset(&o, 0, sizeof o);
     o.transport = g_transport;
-    char why[256] = "";
-    int rc = ripc_server_open_ex(&g.s, url, &o, why, sizeof why);
-    if (rc != 0)
-        fail_msg("server open: %s (%s)", ripc_strerror(rc), why);
+    assert_int_equal(ripc_test_server_open(&g.s, url, &o), 0);
     assert_int_equal(ripc_server_on_peer(g.s, on_joined, on_left, NULL), 0);
     assert_int_equal(ripc_server_handle(g.s, T_MSG, h_msg, NULL), 0);
     assert_int_equal(ripc_server_handle(g.s, T_REQ, h_req, NULL), 0);
@@ -370,26 +323,25 @@ static void test_stress_churn_under_threads(void **state)
         for (int i = 0; i < PER_WAVE; i++)
             w[i] = start_worker(url, wave_roles[i], idx++);
         for (int i = 0; i < PER_WAVE; i++) {
-            expect_line(&w[i], 'J');
+            ripc_test_child_expect(&w[i].c, 'J');
             expected[w[i].role]++;
         }
         for (int i = 0; i < PER_WAVE; i++)
             if (w[i].role == R_KILL) {
-                expect_line(&w[i], 'M');
-                assert_int_equal(kill(w[i].pid, SIGKILL), 0);
+                ripc_test_child_expect(&w[i].c, 'M');
+                assert_int_equal(kill(w[i].c.pid, SIGKILL), 0);
             }
         for (int i = 0; i < PER_WAVE; i++)
-            finish_worker(&w[i], w[i].role == R_KILL ? 128 + SIGKILL : 0);
-        if (atomic_load(&g.err_set))
-            fail_msg("%s", g.err);
+            ripc_test_child_finish(&w[i].c, w[i].role == R_KILL ? 128 + SIGKILL : 0);
+        ripc_test_assert_no_failure(&g.fail);
     }
     /* Two workers stay connected through stop and close. */
     struct wk lw[2];
     for (int i = 0; i < 2; i++)
         lw[i] = start_worker(url, R_LINGER, idx++);
     for (int i = 0; i < 2; i++) {
-        expect_line(&lw[i], 'J');
-        expect_line(&lw[i], 'D');
+        ripc_test_child_expect(&lw[i].c, 'J');
+        ripc_test_child_expect(&lw[i].c, 'D');
         expected[R_LINGER]++;
     }
 
@@ -401,12 +353,11 @@ static void test_stress_churn_under_threads(void **state)
     ripc_server_close(g.s);
     g.s = NULL;
     for (int i = 0; i < 2; i++)
-        finish_worker(&lw[i], 0);
+        ripc_test_child_finish(&lw[i].c, 0);
     unlink(path);
     rmdir(dir);
 
-    if (atomic_load(&g.err_set))
-        fail_msg("%s", g.err);
+    ripc_test_assert_no_failure(&g.fail);
     print_message("%d workers; master took %llu messages, %llu requests, %llu optional; "
                   "application threads sent %llu, broadcast %llu times\n",
                   idx, (unsigned long long)g.msgs, (unsigned long long)g.reqs,

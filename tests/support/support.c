@@ -439,15 +439,21 @@ void ripc_test_on_count(ripc_peer *from, const ripc_msg *msg, void *arg)
         atomic_fetch_add((_Atomic int *)arg, 1);
 }
 
+int ripc_test_server_open(ripc_server **out, const char *url, const ripc_options *opt)
+{
+    char why[256] = "";
+    int rc = ripc_server_open_ex(out, url, opt, why, sizeof why);
+    if (rc < 0)
+        fprintf(stderr, "server open %s: %s (%s)\n", url, ripc_strerror(rc), why);
+    return rc;
+}
+
 int ripc_test_echo_master(ripc_server **out, const char *url, const ripc_options *opt,
                           uint16_t echo_type)
 {
-    char why[160] = "";
-    int rc = ripc_server_open_ex(out, url, opt, why, sizeof why);
-    if (rc < 0) {
-        fprintf(stderr, "server open %s: %s (%s)\n", url, ripc_strerror(rc), why);
+    int rc = ripc_test_server_open(out, url, opt);
+    if (rc < 0)
         return rc;
-    }
     ripc_server_handle(*out, echo_type, ripc_test_on_echo, NULL);
     return 0;
 }

@@ -138,6 +138,9 @@ void ripc_test_on_echo(ripc_peer *from, const ripc_msg *msg, void *arg);
 /* A handler that adds one to the _Atomic int arg points to (arg NULL: it
  * takes the message and does nothing). */
 void ripc_test_on_count(ripc_peer *from, const ripc_msg *msg, void *arg);
+/* ripc_server_open_ex, saying on stderr why it failed: 0, or the negative
+ * errno. */
+int ripc_test_server_open(ripc_server **out, const char *url, const ripc_options *opt);
 /* The fault tests' master: a server at url with opt (NULL: the defaults)
  * whose type echo_type replies with the request's own bytes. 0, or a
  * negative errno after saying why on stderr. */

@@ -1,0 +1,81 @@
+/*
+ * Worker processes of the multi-process tests and what their master checks
+ * of them: the first failure among the master's threads, forked workers
+ * that count what the master took, and re-executed workers that report
+ * each milestone as a line on their stdout.
+ */
+#ifndef RIPC_TEST_WORKERS_H
+#define RIPC_TEST_WORKERS_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "ringipc/ringipc.h"
+
+/* ---- the master's side ---- */
+
+/* The first failure seen by the master's threads (handlers, senders): the
+ * later ones are dropped, the first is the cause. Zeroed memory is a record
+ * with no failure. */
+typedef struct ripc_test_failure {
+    _Atomic int claimed; /* a thread is writing msg */
+    _Atomic int set;     /* msg is complete */
+    char msg[512];
+} ripc_test_failure;
+
+/* Record a failure in f unless one is recorded already; any thread. */
+void ripc_test_fail_once(ripc_test_failure *f, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* 1 when f holds a complete failure. */
+int ripc_test_failed(ripc_test_failure *f);
+/* cmocka (test thread only): fail with f's message when it has one. */
+void ripc_test_assert_no_failure(ripc_test_failure *f);
+
+/* A handler for the request that ends a forked worker's run: it replies
+ * with the _Atomic uint64_t arg points to (the messages that checked out). */
+void ripc_test_on_count_request(ripc_peer *from, const ripc_msg *msg, void *arg);
+
+/* Fork a worker that runs fn(arg) and _exit()s with what it returns (stdio
+ * is flushed first, so that nothing buffered is written twice). The pid,
+ * or -1. The child must not call cmocka (see WCHECK). */
+int ripc_test_fork(int (*fn)(void *), void *arg);
+/* cmocka: wait for a forked worker, fail with f's message when the master
+ * recorded one, then assert the worker exited with 0. */
+void ripc_test_expect_worker(int pid, ripc_test_failure *f);
+
+/* ---- a forked worker's side ---- */
+
+/* Say "worker <pid>: <what>" on stderr; returns 1, a failed worker's exit
+ * code. */
+int ripc_test_kid_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Open a client at url with o and check it took the transport named
+ * want ("shm" / "socket"): 0, or 1 after saying why (ripc_test_kid_fail). */
+int ripc_test_kid_open(ripc_client **c, const char *url, const ripc_options *o, const char *want);
+/* Send the request of type `type` that ripc_test_on_count_request answers
+ * and compare the count with want: 0, or 1 after saying why. */
+int ripc_test_kid_count(ripc_client *c, uint16_t type, uint64_t want);
+
+/* ---- workers re-executed (ripc_test_spawn_self) that report by lines ---- */
+
+/* In the worker: write line to stdout and flush it, for the master reading
+ * the pipe to see this milestone at once. */
+void ripc_test_say(const char *line);
+
+typedef struct ripc_test_child {
+    int pid;
+    FILE *out;         /* the worker's stdout */
+    const char *label; /* in failure messages ("worker <pid> (<label>)"); may be NULL */
+} ripc_test_child;
+
+/* cmocka: spawn this program with argv (ripc_test_spawn_self) as a worker,
+ * failing the test when it cannot. */
+ripc_test_child ripc_test_child_spawn(char *const argv[], const char *label);
+/* cmocka: read the worker's next line; fail, saying how the worker ended,
+ * unless the line starts with what. */
+void ripc_test_child_expect(ripc_test_child *w, char what);
+/* cmocka: wait for the worker and close its pipe; fail unless it ended
+ * with want_status (ripc_test_wait's code: 128 + signal when killed). */
+void ripc_test_child_finish(ripc_test_child *w, int want_status);
+
+#endif
