@@ -142,7 +142,7 @@ int ripc_server_open_ex(ripc_server **out, const char *url, const ripc_options *
     ripc__sockmode_line_init(&s->tx_line);
     atomic_init(&s->next_id, 1);
     /* 3 descriptors per worker: the usual soft limit (1024) would stop us
-     * after a few hundred (RIPC_NOFILE=keep leaves it as it is: README). */
+     * after a few hundred (RIPC_NOFILE=keep leaves it as it is: docs/api.md). */
     (void)ripc__fd_limit_raise();
     static _Atomic uint64_t serials;
     s->serial = atomic_fetch_add_explicit(&serials, 1, memory_order_relaxed) + 1;
