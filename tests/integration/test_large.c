@@ -202,16 +202,7 @@ static int start_master(uint64_t max_message)
     ripc_server_handle(M.s, T_END, ripc_test_on_count_request, &M.got);
     ripc_server_handle(M.s, T_PUSH, on_push, NULL);
     ripc_server_on_peer(M.s, on_join, on_left, NULL);
-    return 0; /* the dispatch thread starts after the worker is forked */
-}
-
-/* Start dispatching. Only once the worker is forked: a fork while another
- * thread is inside the allocator (a starting dispatch thread allocates)
- * can leave the child's allocator locked for good under ASan. */
-static void start_dispatch(void)
-{
-    if (!M.run.started)
-        ripc_test_run_start(&M.run, M.s, 1);
+    return 0; /* dispatch starts after the fork (ripc_test_fork_dispatch) */
 }
 
 static int setup(void **state)
@@ -251,19 +242,6 @@ static int kid_open(ripc_client **c, uint64_t max_message)
 static int kid_end(ripc_client *c, uint64_t want)
 {
     return ripc_test_kid_count(c, T_END, want);
-}
-
-static int fork_kid(int (*fn)(void *), void *arg)
-{
-    int pid = ripc_test_fork(fn, arg);
-    start_dispatch();
-    return pid;
-}
-
-static void master_check(int pid, uint64_t want_got)
-{
-    ripc_test_expect_worker(pid, &M.fail);
-    assert_int_equal(atomic_load(&M.got), want_got);
 }
 
 /* ---- 1: sizes around every boundary, interleaved, in order ---- */
@@ -317,8 +295,8 @@ static int kid_mix(void *arg)
 static void test_large_ordered_mix(void **state)
 {
     (void)state;
-    int pid = fork_kid(kid_mix, NULL);
-    master_check(pid, MIX_ROUNDS * N_SIZES);
+    int pid = ripc_test_fork_dispatch(kid_mix, NULL, &M.run, M.s);
+    ripc_test_expect_worker(pid, &M.fail, &M.got, MIX_ROUNDS * N_SIZES);
 }
 
 /* ---- 2: both sides send large messages at the same moment ---- */
@@ -367,7 +345,7 @@ static void test_large_both_ways_at_once(void **state)
     (void)state;
     struct both b;
     assert_int_equal(pipe(b.go), 0);
-    int pid = fork_kid(kid_both, &b);
+    int pid = ripc_test_fork_dispatch(kid_both, &b, &M.run, M.s);
     uint32_t peer = wait_joined();
     unsigned char *buf = malloc(BOTH_LEN);
     assert_non_null(buf);
@@ -381,7 +359,7 @@ static void test_large_both_ways_at_once(void **state)
     free(buf);
     close(b.go[0]);
     close(b.go[1]);
-    master_check(pid, BOTH_N);
+    ripc_test_expect_worker(pid, &M.fail, &M.got, BOTH_N);
 }
 
 /* ---- 2b: large messages arriving while a request waits ---- */
@@ -413,8 +391,8 @@ static int kid_push(void *arg)
 static void test_large_kept_while_a_request_waits(void **state)
 {
     (void)state;
-    int pid = fork_kid(kid_push, NULL);
-    master_check(pid, 0);
+    int pid = ripc_test_fork_dispatch(kid_push, NULL, &M.run, M.s);
+    ripc_test_expect_worker(pid, &M.fail, &M.got, 0);
 }
 
 /* ---- 2c: the master closes right after sending: the worker still drains
@@ -462,7 +440,7 @@ static void test_large_drained_after_master_close(void **state)
     assert_int_equal(pipe(up), 0);
     assert_int_equal(pipe(down), 0);
     int sync[2] = {down[0], up[1]}; /* the worker reads down, writes up */
-    int pid = fork_kid(kid_gone, sync);
+    int pid = ripc_test_fork_dispatch(kid_gone, sync, &M.run, M.s);
     char b;
     assert_int_equal(read(up[0], &b, 1), 1);
     uint32_t peer = wait_joined();
@@ -519,7 +497,7 @@ static void test_large_max_message_both_sides(void **state)
     (void)state;
     int sync[2];
     assert_int_equal(pipe(sync), 0);
-    int pid = fork_kid(kid_limits, sync);
+    int pid = ripc_test_fork_dispatch(kid_limits, sync, &M.run, M.s);
     char s;
     assert_int_equal(read(sync[0], &s, 1), 1);
     uint32_t peer = wait_joined();
@@ -532,7 +510,7 @@ static void test_large_max_message_both_sides(void **state)
     free(buf);
     close(sync[0]);
     close(sync[1]);
-    master_check(pid, 1);
+    ripc_test_expect_worker(pid, &M.fail, &M.got, 1);
 }
 
 /* ---- 3b: a max_message broadcast from an application thread ----
@@ -584,14 +562,10 @@ static void test_large_broadcast_from_an_application_thread(void **state)
     assert_int_equal(pipe(down), 0);
     int sync[2] = {down[0], up[1]}; /* the workers read down, write up */
     int pid[BCAST_WORKERS];
-    fflush(NULL);
-    for (int i = 0; i < BCAST_WORKERS; i++) {
-        pid[i] = fork();
-        assert_true(pid[i] >= 0);
-        if (pid[i] == 0)
-            _exit(kid_bcast(sync));
-    }
-    start_dispatch(); /* after the forks: see start_dispatch */
+    for (int i = 0; i < BCAST_WORKERS; i++)
+        assert_true((pid[i] = ripc_test_fork(kid_bcast, sync)) >= 0);
+    /* Dispatch after the forks: see ripc_test_fork_dispatch. */
+    assert_int_equal(ripc_test_run_start(&M.run, M.s, 1), 0);
     char b;
     for (int i = 0; i < BCAST_WORKERS; i++)
         assert_int_equal(read(up[0], &b, 1), 1);
@@ -670,12 +644,12 @@ static void test_large_over_4gib(void **state)
     (void)state;
     int sync[2];
     assert_int_equal(pipe(sync), 0);
-    int pid = fork_kid(kid_huge, sync);
+    int pid = ripc_test_fork_dispatch(kid_huge, sync, &M.run, M.s);
     close(sync[1]); /* a worker that fails before its turn ends the read */
     char s;
     if (read(sync[0], &s, 1) != 1) { /* the worker failed before its turn */
         close(sync[0]);
-        master_check(pid, 1);
+        ripc_test_expect_worker(pid, &M.fail, &M.got, 1);
         return;
     }
     unsigned char *buf = malloc((size_t)HUGE_LEN);
@@ -685,7 +659,7 @@ static void test_large_over_4gib(void **state)
     free(buf);
     assert_int_equal(rc, 0);
     close(sync[0]);
-    master_check(pid, 1);
+    ripc_test_expect_worker(pid, &M.fail, &M.got, 1);
 }
 
 int main(int argc, char **argv)

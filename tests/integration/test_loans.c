@@ -157,15 +157,7 @@ static int setup(void **state)
     ripc_server_handle(M.s, T_VICTIM, on_victim, NULL);
     ripc_server_handle(M.s, T_FILL, ripc_test_on_count, NULL);
     ripc_server_on_peer(M.s, on_join, on_left, NULL);
-    return 0; /* dispatch starts after the first fork (see start_dispatch) */
-}
-
-/* Only once a worker is forked: a fork while another thread is inside the
- * allocator can leave the child's allocator locked under ASan. */
-static void start_dispatch(void)
-{
-    if (!M.run.started)
-        ripc_test_run_start(&M.run, M.s, 1);
+    return 0; /* dispatch starts after the first fork (ripc_test_fork_dispatch) */
 }
 
 static int teardown(void **state)
@@ -222,19 +214,6 @@ static int copy_step(ripc_client *c, uint64_t i, unsigned char *buf)
         return ripc_test_kid_fail("send %llu bytes: %s", (unsigned long long)g_steps[i].len,
                                   ripc_strerror(rc));
     return 0;
-}
-
-static int fork_kid(int (*fn)(void *), void *arg)
-{
-    int pid = ripc_test_fork(fn, arg);
-    start_dispatch();
-    return pid;
-}
-
-static void master_check(int pid, uint64_t want_got)
-{
-    ripc_test_expect_worker(pid, &M.fail);
-    assert_int_equal(atomic_load(&M.got), want_got);
 }
 
 /* ---- every size boundary, loans and copies interleaved ---- */
@@ -297,8 +276,8 @@ static void test_loans_every_size_in_order(void **state)
         }
     g_steps = g_size_steps;
     g_nsteps = SIZE_ROUNDS * N_SIZES;
-    int pid = fork_kid(kid_sizes, NULL);
-    master_check(pid, g_nsteps);
+    int pid = ripc_test_fork_dispatch(kid_sizes, NULL, &M.run, M.s);
+    ripc_test_expect_worker(pid, &M.fail, &M.got, g_nsteps);
 }
 
 /* ---- abandoned loans: nothing is delivered, the next send goes ---- */
@@ -340,8 +319,8 @@ static void test_loans_abandoned(void **state)
     (void)state;
     g_steps = k_after_abandon;
     g_nsteps = 3;
-    int pid = fork_kid(kid_abandon, NULL);
-    master_check(pid, 3);
+    int pid = ripc_test_fork_dispatch(kid_abandon, NULL, &M.run, M.s);
+    ripc_test_expect_worker(pid, &M.fail, &M.got, 3);
 }
 
 /* ---- a worker killed between reserve and commit ---- */
@@ -410,7 +389,7 @@ static void test_loans_worker_killed_holding_a_loan(void **state)
     struct bystander b;
     assert_int_equal(pipe(b.up), 0);
     assert_int_equal(pipe(b.down), 0);
-    int good = fork_kid(kid_bystander, &b);
+    int good = ripc_test_fork_dispatch(kid_bystander, &b, &M.run, M.s);
     char x;
     assert_int_equal(ripc_test_read_within(b.up[0], &x, 1, 30000), 0);
     /* A victim holding a record in the ring, then one holding a large
@@ -422,7 +401,7 @@ static void test_loans_worker_killed_holding_a_loan(void **state)
         pthread_mutex_lock(&M.mu);
         int left0 = M.left;
         pthread_mutex_unlock(&M.mu);
-        int pid = fork_kid(kid_victim, &v);
+        int pid = ripc_test_fork_dispatch(kid_victim, &v, &M.run, M.s);
         assert_int_equal(ripc_test_read_within(v.up[0], &x, 1, 30000), 0);
         kill(pid, SIGKILL);
         assert_int_equal(ripc_test_wait(pid), 128 + SIGKILL);
@@ -437,7 +416,7 @@ static void test_loans_worker_killed_holding_a_loan(void **state)
     }
     assert_int_equal(atomic_load(&M.victim), 0);
     ripc_test_write_all(b.down[1], "g", 1);
-    master_check(good, 2);
+    ripc_test_expect_worker(good, &M.fail, &M.got, 2);
     assert_int_equal(atomic_load(&M.victim), 0);
     assert_int_equal(ripc_server_dropped(M.s), 0); /* nothing of any type came */
     close(b.up[0]);
@@ -568,7 +547,7 @@ static void test_loans_errors_and_waits(void **state)
     pthread_mutex_lock(&M.mu);
     M.block = 1;
     pthread_mutex_unlock(&M.mu);
-    int pid = fork_kid(kid_errors, &e);
+    int pid = ripc_test_fork_dispatch(kid_errors, &e, &M.run, M.s);
     pthread_mutex_lock(&M.mu);
     while (!M.in_block)
         pthread_cond_wait(&M.cv, &M.mu);
@@ -576,14 +555,14 @@ static void test_loans_errors_and_waits(void **state)
     ripc_test_write_all(e.down[1], "b", 1);
     char x;
     if (ripc_test_read_within(e.up[0], &x, 1, 60000) < 0) {
-        master_check(pid, 0); /* the worker failed first: say why */
+        ripc_test_expect_worker(pid, &M.fail, &M.got, 0); /* the worker failed first: say why */
         fail_msg("the worker never filled the channel");
     }
     pthread_mutex_lock(&M.mu);
     M.block = 0;
     pthread_cond_broadcast(&M.cv);
     pthread_mutex_unlock(&M.mu);
-    master_check(pid, 3);
+    ripc_test_expect_worker(pid, &M.fail, &M.got, 3);
     close(e.up[0]);
     close(e.up[1]);
     close(e.down[0]);

@@ -9,8 +9,6 @@
 
 #include <cmocka.h>
 
-#include "support/support.h"
-
 void ripc_test_fail_once(ripc_test_failure *f, const char *fmt, ...)
 {
     if (atomic_exchange(&f->claimed, 1))
@@ -49,11 +47,21 @@ int ripc_test_fork(int (*fn)(void *), void *arg)
     return pid;
 }
 
-void ripc_test_expect_worker(int pid, ripc_test_failure *f)
+int ripc_test_fork_dispatch(int (*fn)(void *), void *arg, ripc_test_runner *r, ripc_server *s)
+{
+    int pid = ripc_test_fork(fn, arg);
+    if (!r->started)
+        ripc_test_run_start(r, s, 1);
+    return pid;
+}
+
+void ripc_test_expect_worker(int pid, ripc_test_failure *f, _Atomic uint64_t *got,
+                             uint64_t want_got)
 {
     int st = ripc_test_wait(pid);
     ripc_test_assert_no_failure(f);
     assert_int_equal(st, 0);
+    assert_int_equal(atomic_load(got), want_got);
 }
 
 int ripc_test_kid_fail(const char *fmt, ...)

@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include "ringipc/ringipc.h"
+#include "support/support.h"
 
 /* ---- the master's side ---- */
 
@@ -40,9 +41,16 @@ void ripc_test_on_count_request(ripc_peer *from, const ripc_msg *msg, void *arg)
  * is flushed first, so that nothing buffered is written twice). The pid,
  * or -1. The child must not call cmocka (see WCHECK). */
 int ripc_test_fork(int (*fn)(void *), void *arg);
+/* ripc_test_fork, then start r dispatching s on one thread unless it runs
+ * already. Dispatch starts only once a worker is forked: a fork while
+ * another thread is inside the allocator (a starting dispatch thread
+ * allocates) can leave the child's allocator locked for good under ASan. */
+int ripc_test_fork_dispatch(int (*fn)(void *), void *arg, ripc_test_runner *r, ripc_server *s);
 /* cmocka: wait for a forked worker, fail with f's message when the master
- * recorded one, then assert the worker exited with 0. */
-void ripc_test_expect_worker(int pid, ripc_test_failure *f);
+ * recorded one, assert the worker exited with 0 and that *got (the
+ * messages that checked out on the master's side) is want_got. */
+void ripc_test_expect_worker(int pid, ripc_test_failure *f, _Atomic uint64_t *got,
+                             uint64_t want_got);
 
 /* ---- a forked worker's side ---- */
 
