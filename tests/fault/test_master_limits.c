@@ -1022,10 +1022,6 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_limits_adopt_failure_shm_doorbell),
         cmocka_unit_test(test_limits_adopt_failure_socket_mode),
     };
-    static char filter[128];
-    if (argc > 1) {
-        snprintf(filter, sizeof filter, "*%s*", argv[1]);
-        cmocka_set_test_filter(filter);
-    }
+    ripc_test_filter(argc > 1 ? argv[1] : NULL);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

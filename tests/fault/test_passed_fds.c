@@ -539,8 +539,7 @@ static void test_passed_fds_queued_at_close(void **state)
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
-    if (argc > 1)
-        cmocka_set_test_filter(argv[1]);
+    ripc_test_filter(argc > 1 ? argv[1] : NULL);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_passed_fds_large_socket, setup, teardown),
         cmocka_unit_test_setup_teardown(test_passed_fds_large_extra, setup, teardown),

@@ -795,10 +795,6 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_budget_blocked_reader_keeps_its_tail),
         cmocka_unit_test(test_budget_waiters_served_in_line),
     };
-    static char filter[128];
-    if (argc > 1) {
-        snprintf(filter, sizeof filter, "*%s*", argv[1]);
-        cmocka_set_test_filter(filter);
-    }
+    ripc_test_filter(argc > 1 ? argv[1] : NULL);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

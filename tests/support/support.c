@@ -59,12 +59,17 @@ int ripc_test_transport_args(int argc, char **argv, const char **name)
         }
         *name = argv[1];
     }
-    static char filter[128];
-    if (argc > 2) {
-        snprintf(filter, sizeof filter, "*%s*", argv[2]);
+    ripc_test_filter(argc > 2 ? argv[2] : NULL);
+    return t;
+}
+
+void ripc_test_filter(const char *part)
+{
+    static char filter[128]; /* cmocka keeps the pointer */
+    if (part) {
+        snprintf(filter, sizeof filter, "*%s*", part);
         cmocka_set_test_filter(filter);
     }
-    return t;
 }
 
 int ripc_test_run_group(const char *suite, const char *transport_name,

@@ -30,6 +30,8 @@
  * RIPC_TRANSPORT_SOCKET with *name set to "shm" / "socket", and hands the
  * filter to cmocka; -1 after printing the usage. */
 int ripc_test_transport_args(int argc, char **argv, const char **name);
+/* Run only the cmocka tests whose name contains part (NULL: every test). */
+void ripc_test_filter(const char *part);
 
 struct CMUnitTest;
 /* Run a suite's n cmocka tests as the group "<suite>_<transport_name>"
