@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * ringipc-bench: side-by-side round trip and one-way throughput between two
- * processes pinned to two CPUs, for ringipc and the mechanisms it competes
- * with. Every row runs in the same invocation, repetitions interleaved, so
+ * processes pinned to two CPUs (--same-cpu: both to one), for ringipc and the
+ * mechanisms it competes with. Every row runs in the same invocation, repetitions interleaved, so
  * the ratios compare like with like on this machine, now.
  *
  * This file: options, the list of rows, repetitions, medians and ratios.
@@ -32,7 +32,9 @@ static const struct xport *const xports[] = {
 };
 #define NXPORTS (sizeof xports / sizeof xports[0])
 
-static struct cpus pick_cpus(void)
+/* The first two CPUs we may use; both sides on the first when same_cpu is
+ * set or there is only one. */
+static struct cpus pick_cpus(int same_cpu)
 {
     cpu_set_t set;
     int found[2] = {-1, -1}, n = 0;
@@ -40,7 +42,7 @@ static struct cpus pick_cpus(void)
     for (int i = 0; i < CPU_SETSIZE && n < 2; i++)
         if (CPU_ISSET(i, &set))
             found[n++] = i;
-    if (n < 2)
+    if (n < 2 || same_cpu)
         found[1] = found[0]; /* one CPU: both sides share it */
     return (struct cpus){.server = found[0], .client = found[1]};
 }
@@ -109,15 +111,17 @@ static void add_row(struct row *r, const struct xport *x, size_t size, int onewa
         r->show_status = !(x->flags & XP_NOT_BUILT) || first;
 }
 
+/* The rows to measure; same_cpu leaves out those that spin (XP_SPINS). */
 static int add_rows(struct row *rows, const size_t *sizes, int nsizes, const char *only,
-                    size_t large)
+                    size_t large, int same_cpu)
 {
     int n = 0;
     for (int oneway = 0; oneway < 2; oneway++)
         for (int z = 0; z < nsizes; z++)
             for (size_t k = 0; k < NXPORTS; k++) {
                 const struct xport *x = xports[k];
-                if (!(x->flags & (oneway ? XP_ONEWAY : XP_RTT)))
+                if (!(x->flags & (oneway ? XP_ONEWAY : XP_RTT)) ||
+                    (same_cpu && (x->flags & XP_SPINS)))
                     continue;
                 if (only && !strstr(x->name, only) && x != &xp_unix && x != &xp_flag_bare &&
                     x != &xp_eventfd && x != &xp_naive)
@@ -198,22 +202,32 @@ static void usage(FILE *f)
             "  --plot FILE.png  draw latency and throughput per size (needs gnuplot)\n"
             "  --workers LIST   instead: one master with many workers, e.g. 0,1,8,64,256,1000\n"
             "                   (idle + 1 busy: round trip; 1..256 all sending: msgs/s;\n"
-            "                   run(1) and run(2); master CPU; --only idle: the first)\n",
+            "                   run(1) and run(2); master CPU; --only idle: the first)\n"
+            "  --same-cpu       both processes on one CPU (the first we may use), without\n"
+            "                   the rows that spin (shm flags, naive ring, ringipc spin):\n"
+            "                   the sleeping rows and ringipc adaptive, which must not\n"
+            "                   spin there; e.g. --same-cpu --only ringipc --size 64\n",
             MAX_REPS, DEFAULT_BUDGET_MS);
 }
 
 int main(int argc, char **argv)
 {
-    static const struct option lo[] = {
-        {"quick", no_argument, NULL, 'q'},       {"repeat", required_argument, NULL, 'r'},
-        {"size", required_argument, NULL, 's'},  {"only", required_argument, NULL, 'o'},
-        {"time", required_argument, NULL, 't'},  {"json", required_argument, NULL, 'j'},
-        {"csv", required_argument, NULL, 'c'},   {"plot", required_argument, NULL, 'p'},
-        {"large", required_argument, NULL, 'L'}, {"workers", required_argument, NULL, 'w'},
-        {"help", no_argument, NULL, 'h'},        {0, 0, 0, 0}};
+    static const struct option lo[] = {{"quick", no_argument, NULL, 'q'},
+                                       {"repeat", required_argument, NULL, 'r'},
+                                       {"size", required_argument, NULL, 's'},
+                                       {"only", required_argument, NULL, 'o'},
+                                       {"time", required_argument, NULL, 't'},
+                                       {"json", required_argument, NULL, 'j'},
+                                       {"csv", required_argument, NULL, 'c'},
+                                       {"plot", required_argument, NULL, 'p'},
+                                       {"large", required_argument, NULL, 'L'},
+                                       {"workers", required_argument, NULL, 'w'},
+                                       {"same-cpu", no_argument, NULL, 'S'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {0, 0, 0, 0}};
     size_t sizes[MAX_SIZES] = {64, 1024, 65536, 1 << 20};
     size_t large = (size_t)16 << 20;
-    int nsizes = 4, user_sizes = 0, reps = 3, quick = 0, ch;
+    int nsizes = 4, user_sizes = 0, reps = 3, quick = 0, same_cpu = 0, ch;
     double budget_s = DEFAULT_BUDGET_MS / 1e3;
     const char *only = NULL, *json = NULL, *csv = NULL, *plot = NULL;
     int wcounts[16], nw = 0;
@@ -281,6 +295,9 @@ int main(int argc, char **argv)
                 p = *e ? e + 1 : e;
             }
             break;
+        case 'S':
+            same_cpu = 1;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -310,12 +327,12 @@ int main(int argc, char **argv)
         snprintf(command + strlen(command), sizeof command - strlen(command), "%s%s", i ? " " : "",
                  argv[i]);
     struct report rep = {.cpu_model = model,
-                         .cpu = pick_cpus(),
+                         .cpu = pick_cpus(same_cpu),
                          .reps = reps,
                          .budget_s = budget_s,
                          .command = command,
                          .rows = rows,
-                         .nrows = add_rows(rows, sizes, nsizes, only, large)};
+                         .nrows = add_rows(rows, sizes, nsizes, only, large, same_cpu)};
 
     int runs = 0;
     for (int i = 0; i < rep.nrows; i++)

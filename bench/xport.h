@@ -4,7 +4,8 @@
  * that the measuring loops (ringipc_bench.c) are written once.
  *
  * A run has a server process (pinned to the first CPU) and a client process
- * (pinned to the second), both forked by the driver:
+ * (pinned to the second; with --same-cpu to the first too), both forked by
+ * the driver:
  *
  *   driver   setup()                          before fork: pipes, sockets, maps
  *   server   open(SERVER) -> ready -> serve   echo (round trip) or consume (one-way)
@@ -32,6 +33,8 @@ enum {
     XP_ONEWAY = 2u,    /* has one-way rows */
     XP_NOPAYLOAD = 4u, /* carries the sequence number only (eventfd) */
     XP_NOT_BUILT = 8u, /* the library was not found at build time */
+    XP_SPINS = 16u,    /* waits by spinning: with both sides on one CPU it only
+                        * burns the time slice its peer needs (--same-cpu omits it) */
 };
 
 #define XP_MAX_SAMPLES 400000u

@@ -73,7 +73,7 @@ static void naive_close(void *end)
 
 const struct xport xp_naive = {
     .name = "naive ring (bound)",
-    .flags = XP_ONEWAY,
+    .flags = XP_ONEWAY | XP_SPINS,
     .setup = naive_setup,
     .open = naive_open,
     .send = naive_send,

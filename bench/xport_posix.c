@@ -457,7 +457,7 @@ static int bare_recv(void *end, const void **buf, size_t *len)
 
 const struct xport xp_flag_bare = {
     .name = "shm flag (floor)",
-    .flags = XP_RTT | XP_NOPAYLOAD,
+    .flags = XP_RTT | XP_NOPAYLOAD | XP_SPINS,
     .setup = setup_flag,
     .open = flag_open,
     .send = bare_send,
@@ -468,7 +468,7 @@ const struct xport xp_flag_bare = {
 
 const struct xport xp_flag = {
     .name = "shm flag + payload",
-    .flags = XP_RTT,
+    .flags = XP_RTT | XP_SPINS,
     .setup = setup_flag,
     .open = flag_open,
     .send = flag_send,

@@ -170,15 +170,18 @@ static void ripc_close(void *end)
     free(e);
 }
 
-#define RIPC_XPORT(nm, ...)                                                                        \
+#define RIPC_XPORT_F(nm, fl, ...)                                                                  \
     {                                                                                              \
-        .name = nm, .flags = XP_RTT | XP_ONEWAY, .arg = &(const struct variant){__VA_ARGS__},      \
-        .open = ripc_open, .send = ripc_send, .call = ripc_call, .serve = ripc_serve,              \
-        .close = ripc_close,                                                                       \
+        .name = nm, .flags = XP_RTT | XP_ONEWAY | (fl),                                            \
+        .arg = &(const struct variant){__VA_ARGS__}, .open = ripc_open, .send = ripc_send,         \
+        .call = ripc_call, .serve = ripc_serve, .close = ripc_close,                               \
     }
+#define RIPC_XPORT(nm, ...) RIPC_XPORT_F(nm, 0, __VA_ARGS__)
 
+/* On one CPU the library does not spin in spin mode, it yields between
+ * looks: still a busy CPU, left out by --same-cpu like the spinning rows. */
 const struct xport xp_ripc_spin =
-    RIPC_XPORT("ringipc spin", RIPC_WAIT_SPIN, RIPC_TRANSPORT_SHM, 0, 0);
+    RIPC_XPORT_F("ringipc spin", XP_SPINS, RIPC_WAIT_SPIN, RIPC_TRANSPORT_SHM, 0, 0);
 const struct xport xp_ripc_adaptive =
     RIPC_XPORT("ringipc adaptive", RIPC_WAIT_ADAPTIVE, RIPC_TRANSPORT_SHM, 0, 0);
 /* Beside "ringipc adaptive" one-way: the same channel, loans for copies. */
