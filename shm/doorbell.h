@@ -88,7 +88,11 @@ void ripc__doorbell_ring(ripc__doorbell *db);
  * (the caller finds out whether that is data or death), 0 on timeout, or a
  * negative errno. Spurious returns of 1 are allowed: callers re-check their
  * condition. The futex kind cannot poll watch_fd while asleep: it sleeps in
- * slices of at most 50 ms and polls watch_fd between them.
+ * slices of at most 50 ms and polls watch_fd between them, and before the
+ * first unless this thread looked at the same watch_fd less than a clock
+ * tick ago (a request loop sleeps thousands of times a second: one system
+ * call less per sleep; a watch_fd that became ready since is seen after one
+ * slice).
  * `seen` is for the futex kind: the word's value read before the caller
  * armed its sleep flag (the wait returns at once if the word has moved on).
  */

@@ -271,13 +271,16 @@ static int choose_transport(struct ripc_peer *p, const ripc__hello *h, size_t ri
 
 /*
  * Asymmetric fences where both sides registered and the consumer of the
- * ring does not sleep after every message (block mode would pay a remote
- * fence per message; a plain fence is cheaper there). RIPC_CAP_FAST_* bits
- * for the WELCOME.
+ * ring does not sleep after every message. Block mode would pay a remote
+ * fence per message, and so would the other modes where the two sides
+ * cannot run at once (!spins: ripc__spin_ok said no, both then sleep at
+ * once); a plain fence is cheaper there. The worker decides its own
+ * spinning from the same two affinities, so our answer stands for its side
+ * too. RIPC_CAP_FAST_* bits for the WELCOME.
  */
-static uint32_t shm_fences(struct ripc_peer *p, const ripc__hello *h)
+static uint32_t shm_fences(struct ripc_peer *p, const ripc__hello *h, int spins)
 {
-    int mb = ripc__remote_fence_init() && (h->caps & RIPC_CAP_MEMBARRIER);
+    int mb = spins && ripc__remote_fence_init() && (h->caps & RIPC_CAP_MEMBARRIER);
     int w_wait = (int)((h->caps >> RIPC_CAP_WAIT_SHIFT) & 3);
     int fast_w2m = mb && p->srv->opt.wait != RIPC_WAIT_BLOCK;
     int fast_m2w = mb && w_wait != RIPC_WAIT_BLOCK;
@@ -327,7 +330,8 @@ static int shm_welcome(struct loop *L, struct ripc_peer *p, const ripc__hello *h
         send_reject(p, ENOMEM, "ring setup failed");
         return rc;
     }
-    uint32_t caps = shm_fences(p, h);
+    int spins = ripc__spin_ok(p->pid);
+    uint32_t caps = shm_fences(p, h, spins);
     /* Large messages travel in buffers of their own (src/large.h): sealed
      * memfds, which any peer maps, or shm_open objects, which only a worker
      * that maps them under its fault guard takes. Otherwise a message is at
@@ -340,7 +344,7 @@ static int shm_welcome(struct loop *L, struct ripc_peer *p, const ripc__hello *h
         p->ch.max_inline = s->opt.max_inline; /* only where large messages can go */
     p->ch.sock = p->sock;
     p->ch.wait_mode = s->opt.wait;
-    p->ch.spin_us = ripc__spin_ok(p->pid) ? s->opt.spin_us : 0;
+    p->ch.spin_us = spins ? s->opt.spin_us : 0;
     int sleep_word = shm_doorbells(p, h, ring, wdb);
     if (sleep_word < 0)
         return sleep_word;
