@@ -3,13 +3,16 @@
 #   make bench   install missing Debian packages (as root), build Release, run ringipc-bench
 #   make bench-suites the google-benchmark suites (ring, dispatch, request/reply), JSON in
 #                     build-release/bench_*.json; `make bench-ring` is the same
+#   make test-windows install mingw-w64 and wine (as root), cross-build for Windows
+#                     in build-mingw, run the Windows tests under wine
 # BENCH_ARGS passes options to ringipc-bench (e.g. BENCH_ARGS="--size 8,1M --json out.json").
 BUILD       ?= build
 BENCH_BUILD ?= build-release
+WIN_BUILD   ?= build-mingw
 JOBS        ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS  ?=
 
-.PHONY: all test bench bench-suites bench-ring bench-build clean format
+.PHONY: all test test-windows bench bench-suites bench-ring bench-build clean format
 
 all: $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j$(JOBS)
@@ -22,6 +25,12 @@ test:
 	cmake -S . -B $(BUILD) -DRIPC_WERROR=ON $(CMAKE_ARGS)
 	cmake --build $(BUILD) -j$(JOBS)
 	@sh .ci/ctest.sh $(BUILD)
+
+test-windows:
+	@sh .ci/deps.sh windows
+	cmake -S . -B $(WIN_BUILD) --toolchain cmake/toolchain-mingw-w64.cmake -DRIPC_WERROR=ON $(CMAKE_ARGS)
+	cmake --build $(WIN_BUILD) -j$(JOBS)
+	@sh .ci/wine.sh $(WIN_BUILD)
 
 bench-build:
 	@sh .ci/deps.sh bench
@@ -40,4 +49,4 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h' '*.cc')
 
 clean:
-	rm -rf $(BUILD) $(BENCH_BUILD)
+	rm -rf $(BUILD) $(BENCH_BUILD) $(WIN_BUILD)

@@ -3,6 +3,7 @@
 #   .ci/deps.sh test    -> build + tests (iproute2: the netns TCP test)
 #   .ci/deps.sh bench   -> build + benchmarks
 #   .ci/deps.sh ci      -> tests + sanitizer toolchain
+#   .ci/deps.sh windows -> cross-build for Windows, tests under wine
 # As root it installs what is missing with apt-get; otherwise it prints the
 # one command to run and fails. Optional packages (the benchmark's ZeroMQ and
 # NNG rows, its --plot) are installed when possible; without them the build
@@ -15,6 +16,7 @@ case "$what" in
   bench) pkgs="$pkgs libbenchmark-dev"; optional="libzmq3-dev libnng-dev gnuplot-nox" ;;
   ci) pkgs="$pkgs libbenchmark-dev clang libclang-rt-14-dev iproute2" ;;
   test) pkgs="$pkgs libbenchmark-dev iproute2" ;;
+  windows) pkgs="cmake make mingw-w64 wine wine64" ;;
 esac
 missing_of() {
   out=""

@@ -80,6 +80,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h> /* sigset_t, on mingw-w64 */
 
 enum {
     RIPC_GUARD_FREE = 0,   /* slot unused */

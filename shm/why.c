@@ -10,6 +10,10 @@ static const char *err_text(int err, char *buf, size_t len)
 {
 #if defined(__GLIBC__) && defined(_GNU_SOURCE)
     return strerror_r(err, buf, len);
+#elif defined(_WIN32)
+    if (strerror_s(buf, len, err) != 0)
+        snprintf(buf, len, "error %d", err);
+    return buf;
 #else
     if (strerror_r(err, buf, len) != 0)
         snprintf(buf, len, "error %d", err);

@@ -7,7 +7,15 @@
 
 #include <stddef.h>
 
+/* mingw-w64's format checks follow its own printf (C99 with
+ * __USE_MINGW_ANSI_STDIO, which the Windows build sets). */
+#if defined(__MINGW32__)
+#define RIPC_PRINTF_FORMAT gnu_printf
+#else
+#define RIPC_PRINTF_FORMAT printf
+#endif
+
 void ripc__set_why(char *why, size_t why_len, int err, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+    __attribute__((format(RIPC_PRINTF_FORMAT, 4, 5)));
 
 #endif
