@@ -15,4 +15,7 @@ if [ ! -f "$WINEPREFIX/system.reg" ]; then
   wine cmd /c exit 0 >/dev/null 2>&1 || true
   wineserver -w 2>/dev/null || true
 fi
+# One wine server for the whole run (it would start and stop with every
+# test, a few seconds each); it goes 10 s after the last program.
+wineserver -p10 2>/dev/null || true
 exec sh "$(dirname "$0")/ctest.sh" "$dir" "$@"

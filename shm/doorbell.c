@@ -46,6 +46,8 @@ const char *ripc__doorbell_name(int kind)
         return "futex";
     case RIPC_DB_SOCKET:
         return "socket";
+    case RIPC_DB_EVENT:
+        return "event"; /* Windows (doorbell_win32.c) */
     default:
         return "unknown";
     }

@@ -4,7 +4,8 @@
  * The sleep flags and the eventcount protocol live with the ring (see
  * shm/ring_internal.h); a doorbell is just the kernel object the sleeper
  * blocks on. One file per kind: doorbell_eventfd.c (Linux),
- * doorbell_futex.c (Linux), doorbell_socket.c (any POSIX).
+ * doorbell_futex.c (Linux), doorbell_socket.c (any POSIX); on Windows
+ * doorbell_win32.c, the event kind alone.
  *
  *   kind                  wait object             ring                  pollable fd
  *   RIPC_DB_EVENTFD       eventfd (one fd)        write 1               yes
@@ -15,9 +16,13 @@
  *                         holds the read end,     (EAGAIN = already
  *                         the ringer the write    pending: fine)
  *                         end
+ *   RIPC_DB_EVENT         an auto-reset event     SetEvent              no (a waitable
+ *                         (Windows; one handle                          handle)
+ *                         both waits and rings)
  *
  * A doorbell is made by the master, which passes the descriptors to the
- * worker over SCM_RIGHTS. Rings may come at any time, from any thread; a ring
+ * worker over SCM_RIGHTS (on Windows it duplicates the event's handle into
+ * the worker's process, platform/win32.h; the fd fields hold handles). Rings may come at any time, from any thread; a ring
  * that finds the sleeper awake is simply consumed by its next wait. Waits are
  * by one thread at a time.
  */
@@ -32,6 +37,7 @@ enum {
     RIPC_DB_EVENTFD = 1,
     RIPC_DB_FUTEX = 2,
     RIPC_DB_SOCKET = 3,
+    RIPC_DB_EVENT = 4,
 };
 
 /* Capability bits (also sent in HELLO): which kinds this build supports. */
@@ -84,6 +90,9 @@ void ripc__doorbell_ring(ripc__doorbell *db);
 /*
  * Sleep until the doorbell rings, watch_fd (the peer's control socket; -1 =
  * none) becomes readable or hangs up, or timeout_ms passes (-1 = forever).
+ * On Windows watch_fd is a waitable handle instead: the peer's process
+ * (signalled when it ends, however it ends) or an event the control
+ * channel's reader sets.
  * Pending rings are consumed. Returns 1 when rung, 2 when watch_fd is ready
  * (the caller finds out whether that is data or death), 0 on timeout, or a
  * negative errno. Spurious returns of 1 are allowed: callers re-check their

@@ -17,6 +17,14 @@
  * the reader's re-check. Both processes must have registered; where the call
  * is missing (old kernel, seccomp, other OS) ripc__remote_fence_init() says 0
  * and the channel keeps the symmetric fences.
+ *
+ * Windows keeps the symmetric fences too (fence_none.c). Its nearest call,
+ * FlushProcessWriteBuffers, is documented to flush the processors running
+ * threads of the *calling* process (and those of its affinity mask), not
+ * every processor running the peer: the worker's store could still sit in
+ * its CPU's buffer after our flush, and a wake-up would be lost. (wine's
+ * versions, a TLB shootdown of a page of the caller's own, reach the same
+ * CPUs at most.)
  */
 #ifndef RIPC_SHM_FENCE_H
 #define RIPC_SHM_FENCE_H

@@ -41,8 +41,20 @@
  *   pid, euid                                  clock_nanosleep,         monotonic cond, relative
  *                                              sched_getaffinity)       naps, CPUs online)
  *
- * Windows has shm/segment_win32.c and shm/fence_none.c so far; the rest
- * comes with the Windows port (winpthreads covers the threads on mingw).
+ * Windows (mingw-w64, cmake/toolchain-mingw-w64.cmake) so far:
+ *   shared segments         shm/segment_win32.c: CreateFileMapping on the
+ *                           paging file, unnamed, committed; handles passed
+ *                           by DuplicateHandle (platform/win32.h)
+ *   doorbells               shm/doorbell_win32.c: auto-reset events; the
+ *                           peer's process handle is the watched object
+ *   asymmetric fences       shm/fence_none.c (why: shm/fence.h)
+ *   threads and locks       winpthreads
+ *   timed locks and waits   platform/thread_win32.c (relative timed waits,
+ *                           high-resolution timer naps, no signals)
+ *   tables (src/tables.h)   src/tables_win32.c: an SRWLOCK reader/writer table
+ * The poller, the control channel (named pipes) and the closers come with
+ * the rest of the port; until then the Windows build has the rings and the
+ * services above, not the server and the client.
  *
  * Threads and locks: POSIX threads are this contract's thread layer, used
  * by the core as they stand, not wrapped: pthread_mutex_t (init, destroy,

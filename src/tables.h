@@ -3,11 +3,14 @@
  * The server's two lookup tables, read on every message and changed when
  * workers come and go: id -> peer and type -> handler, as liburcu
  * lock-free hash tables (tables_urcu.c, the only file built with
- * _LGPL_SOURCE).
+ * _LGPL_SOURCE); on Windows, where there is no liburcu, hash tables under
+ * an SRWLOCK (tables_win32.c: the grace period is the writer's exclusive
+ * acquisition, and a removed peer's reference is dropped by the remover).
  *
  * Context: every function may be called from any thread, with no lock of
  * the library's held (removals and close may wait for a grace period, and
- * the peers' unref runs on the reclaimer). Lookups return a reference
+ * the peers' unref runs on the reclaimer), and the changes (set, insert,
+ * remove, close, quiesce) never inside a read-side section. Lookups return a reference
  * (peers) or a copy (handlers), so nothing is used after the read-side
  * critical section ends. Removed entries are freed after a grace period on
  * the library's reclaimer thread (docs/design.md, Threads and ownership).
