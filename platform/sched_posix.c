@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * platform/thread.h with POSIX alone (the portable build, macOS, the
- * BSDs): no clock-taking lock, no CPU affinity.
+ * BSDs): no clock-taking lock (platform/naps.c), no CPU affinity.
  */
 #include "platform/thread.h"
 
@@ -18,36 +18,6 @@ int ripc__spin_ok(int32_t peer_pid)
 {
     (void)peer_pid;
     return sysconf(_SC_NPROCESSORS_ONLN) >= 2;
-}
-
-/* pthread_mutex_timedlock measures CLOCK_REALTIME (and macOS lacks it):
- * try, and nap between tries, doubling from 10 us up to 1 ms and never
- * past the deadline. A lock given back during a nap waits for the nap's
- * end; the callers hold it for short sections. */
-int ripc__mutex_lock_until(pthread_mutex_t *mu, uint64_t deadline)
-{
-    if (deadline == RIPC_DEADLINE_NEVER)
-        return pthread_mutex_lock(mu);
-    uint64_t nap = 10000;
-    for (;;) {
-        int rc = pthread_mutex_trylock(mu);
-        if (rc != EBUSY)
-            return rc;
-        uint64_t left = ripc__remaining_ns(deadline);
-        if (left == 0)
-            return ETIMEDOUT;
-        ripc__nap_ns(nap < left ? nap : left);
-        if (nap < 1000000)
-            nap *= 2;
-    }
-}
-
-/* clock_nanosleep is optional in POSIX (macOS lacks it): relative naps. */
-void ripc__nap_until(uint64_t deadline)
-{
-    uint64_t left;
-    while ((left = ripc__remaining_ns(deadline)) > 0)
-        ripc__nap_ns(left);
 }
 
 int ripc__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, uint64_t deadline)

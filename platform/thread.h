@@ -13,7 +13,8 @@
  * CLOCK_MONOTONIC condition variable (macOS, which cannot set a condition
  * variable's clock: pthread_cond_timedwait_relative_np; not built by CI),
  * relative naps,
- * sysconf(_SC_NPROCESSORS_ONLN)).
+ * sysconf(_SC_NPROCESSORS_ONLN)); the trylock and the naps are in
+ * platform/naps.c, which Windows (platform/thread_win32.c) uses too.
  *
  * Plain pthread calls (mutexes, condition variables, create / join /
  * atfork) are used directly by the core: see src/platform.h. Any thread may call

@@ -3,7 +3,7 @@
  * platform/thread.h on Windows, over mingw-w64's winpthreads and Win32:
  * winpthreads' timed waits measure CLOCK_REALTIME, so the waits here are
  * relative to the time left until the monotonic deadline; Windows has no
- * signals to mask.
+ * signals to mask. Timed locks and absolute naps: platform/naps.c.
  */
 #include "platform/thread.h"
 
@@ -26,26 +26,6 @@ int ripc__spin_ok(int32_t peer_pid)
     for (; mine != 0; mine &= mine - 1)
         n++;
     return n >= 2;
-}
-
-/* Trylock and nap between tries, doubling from 10 us up to 1 ms and never
- * past the deadline (winpthreads' timed lock measures the wall clock). */
-int ripc__mutex_lock_until(pthread_mutex_t *mu, uint64_t deadline)
-{
-    if (deadline == RIPC_DEADLINE_NEVER)
-        return pthread_mutex_lock(mu);
-    uint64_t nap = 10000;
-    for (;;) {
-        int rc = pthread_mutex_trylock(mu);
-        if (rc != EBUSY)
-            return rc;
-        uint64_t left = ripc__remaining_ns(deadline);
-        if (left == 0)
-            return ETIMEDOUT;
-        ripc__nap_ns(nap < left ? nap : left);
-        if (nap < 1000000)
-            nap *= 2;
-    }
 }
 
 /* Waits are relative (ripc__cond_wait_until): the clock does not matter. */
@@ -100,13 +80,6 @@ void ripc__nap_ns(uint64_t ns)
     }
     uint64_t ms = (ns + 999999) / 1000000;
     Sleep(ms > 0xfffffffe ? 0xfffffffe : (DWORD)ms);
-}
-
-void ripc__nap_until(uint64_t deadline)
-{
-    uint64_t left;
-    while ((left = ripc__remaining_ns(deadline)) > 0)
-        ripc__nap_ns(left);
 }
 
 int32_t ripc__self_pid(void)

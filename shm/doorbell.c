@@ -35,24 +35,6 @@ uint32_t ripc__doorbell_caps(void)
     return caps;
 }
 
-const char *ripc__doorbell_name(int kind)
-{
-    switch (kind) {
-    case RIPC_DB_NONE:
-        return "none";
-    case RIPC_DB_EVENTFD:
-        return "eventfd";
-    case RIPC_DB_FUTEX:
-        return "futex";
-    case RIPC_DB_SOCKET:
-        return "socket";
-    case RIPC_DB_EVENT:
-        return "event"; /* Windows (doorbell_win32.c) */
-    default:
-        return "unknown";
-    }
-}
-
 /* The futex word must be a naturally aligned u32 (the kernel says -EINVAL
  * otherwise, but only once somebody waits). */
 static int word_ok(_Atomic uint32_t *word)

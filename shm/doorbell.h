@@ -52,7 +52,24 @@ typedef struct ripc__doorbell {
 
 /* Bitmask of RIPC_DB_CAP(kind) for the kinds compiled in and usable. */
 uint32_t ripc__doorbell_caps(void);
-const char *ripc__doorbell_name(int kind);
+/* The kind's name, for messages (every platform's, so inline here). */
+static inline const char *ripc__doorbell_name(int kind)
+{
+    switch (kind) {
+    case RIPC_DB_NONE:
+        return "none";
+    case RIPC_DB_EVENTFD:
+        return "eventfd";
+    case RIPC_DB_FUTEX:
+        return "futex";
+    case RIPC_DB_SOCKET:
+        return "socket";
+    case RIPC_DB_EVENT:
+        return "event";
+    default:
+        return "unknown";
+    }
+}
 
 /*
  * Make a doorbell of `kind`. For RIPC_DB_FUTEX pass the shared word (it must

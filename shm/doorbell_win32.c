@@ -37,24 +37,6 @@ uint32_t ripc__doorbell_caps(void)
     return RIPC_DB_CAP(RIPC_DB_EVENT);
 }
 
-const char *ripc__doorbell_name(int kind)
-{
-    switch (kind) {
-    case RIPC_DB_NONE:
-        return "none";
-    case RIPC_DB_EVENTFD:
-        return "eventfd";
-    case RIPC_DB_FUTEX:
-        return "futex";
-    case RIPC_DB_SOCKET:
-        return "socket";
-    case RIPC_DB_EVENT:
-        return "event";
-    default:
-        return "unknown";
-    }
-}
-
 int ripc__doorbell_open(ripc__doorbell *db, int kind, _Atomic uint32_t *word)
 {
     (void)word;

@@ -171,18 +171,25 @@ static int check_section(HANDLE h, uint64_t *size, char *why, size_t why_len)
     return 0;
 }
 
-int ripc__segment_map(ripc__segment *seg, intptr_t fd, size_t len, char *why, size_t why_len)
+/* What map and map_payload both do first: reset seg, check the arguments
+ * and the section (header comment); its size into *size. */
+static int begin_map(ripc__segment *seg, intptr_t fd, size_t len, uint64_t *size, char *why,
+                     size_t why_len)
 {
     if (why != NULL && why_len > 0)
         why[0] = '\0';
     if (seg == NULL)
         return -EINVAL;
     seg_reset(seg);
-    HANDLE h = ripc__fd_to_handle(fd);
-    if (h == NULL || len == 0 || (uint64_t)len > RIPC_SEG_MAX)
+    if (ripc__fd_to_handle(fd) == NULL || len == 0 || (uint64_t)len > RIPC_SEG_MAX)
         return -EINVAL;
+    return check_section(ripc__fd_to_handle(fd), size, why, why_len);
+}
+
+int ripc__segment_map(ripc__segment *seg, intptr_t fd, size_t len, char *why, size_t why_len)
+{
     uint64_t size;
-    int rc = check_section(h, &size, why, why_len);
+    int rc = begin_map(seg, fd, len, &size, why, why_len);
     if (rc < 0)
         return rc;
     if (size != len && size != page_round(len)) {
@@ -190,7 +197,7 @@ int ripc__segment_map(ripc__segment *seg, intptr_t fd, size_t len, char *why, si
                       (unsigned long long)size, len);
         return -EPROTO;
     }
-    void *base = MapViewOfFile(h, FILE_MAP_READ | FILE_MAP_WRITE, 0, 0, len);
+    void *base = MapViewOfFile(ripc__fd_to_handle(fd), FILE_MAP_READ | FILE_MAP_WRITE, 0, 0, len);
     if (base == NULL)
         return seg_fail(why, why_len, "MapViewOfFile", GetLastError());
     seg->base = base;
@@ -203,16 +210,8 @@ int ripc__segment_map(ripc__segment *seg, intptr_t fd, size_t len, char *why, si
 int ripc__segment_map_payload(ripc__segment *seg, intptr_t fd, size_t len, char *why,
                               size_t why_len)
 {
-    if (why != NULL && why_len > 0)
-        why[0] = '\0';
-    if (seg == NULL)
-        return -EINVAL;
-    seg_reset(seg);
-    HANDLE h = ripc__fd_to_handle(fd);
-    if (h == NULL || len == 0 || (uint64_t)len > RIPC_SEG_MAX)
-        return -EINVAL;
     uint64_t size;
-    int rc = check_section(h, &size, why, why_len);
+    int rc = begin_map(seg, fd, len, &size, why, why_len);
     if (rc < 0)
         return rc;
     if (size < len) {
@@ -220,7 +219,7 @@ int ripc__segment_map_payload(ripc__segment *seg, intptr_t fd, size_t len, char 
                       (unsigned long long)size, len);
         return -EPROTO;
     }
-    void *base = MapViewOfFile(h, FILE_MAP_READ, 0, 0, len);
+    void *base = MapViewOfFile(ripc__fd_to_handle(fd), FILE_MAP_READ, 0, 0, len);
     if (base == NULL)
         return seg_fail(why, why_len, "MapViewOfFile", GetLastError());
     if (!committed(base, len)) {

@@ -39,7 +39,8 @@
  *   spin decision, signal                      sched_linux.c (clock-    sched_posix.c (trylock
  *   masks, naps, yield,                        lock, clockwait,         and naps, timedwait on a
  *   pid, euid                                  clock_nanosleep,         monotonic cond, relative
- *                                              sched_getaffinity)       naps, CPUs online)
+ *                                              sched_getaffinity)       naps, CPUs online;
+ *                                                                       naps.c)
  *
  * Windows (mingw-w64, cmake/toolchain-mingw-w64.cmake) so far:
  *   shared segments         shm/segment_win32.c: CreateFileMapping on the
