@@ -66,8 +66,8 @@ void ripc__nap_ns(uint64_t ns)
 #ifndef CREATE_WAITABLE_TIMER_HIGH_RESOLUTION
 #define CREATE_WAITABLE_TIMER_HIGH_RESOLUTION 0x2
 #endif
-    HANDLE t = CreateWaitableTimerExW(NULL, NULL, CREATE_WAITABLE_TIMER_HIGH_RESOLUTION,
-                                      TIMER_ALL_ACCESS);
+    HANDLE t =
+        CreateWaitableTimerExW(NULL, NULL, CREATE_WAITABLE_TIMER_HIGH_RESOLUTION, TIMER_ALL_ACCESS);
     if (t != NULL) {
         LARGE_INTEGER due;
         due.QuadPart = -(LONGLONG)((ns + 99) / 100); /* relative, in 100 ns units */

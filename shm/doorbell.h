@@ -22,9 +22,10 @@
  *
  * A doorbell is made by the master, which passes the descriptors to the
  * worker over SCM_RIGHTS (on Windows it duplicates the event's handle into
- * the worker's process, platform/win32.h; the fd fields hold handles). Rings may come at any time, from any thread; a ring
- * that finds the sleeper awake is simply consumed by its next wait. Waits are
- * by one thread at a time.
+ * the worker's process, platform/win32.h; the fd fields hold handles).
+ * Rings may come at any time, from any thread; a ring that finds the
+ * sleeper awake is simply consumed by its next wait. Waits are by one
+ * thread at a time.
  */
 #ifndef RIPC_SHM_DOORBELL_H
 #define RIPC_SHM_DOORBELL_H

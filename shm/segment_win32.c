@@ -14,10 +14,9 @@
  * What a section we were given must be, before we map it: a section whose
  * size is what the peer says (NtQuerySection, ntdll's, present in every
  * Windows since NT and in wine; it may report the size rounded up to whole
- * pages, the unit a section really has, so len rounded up agrees too), not backed by a file (a file on a share
- * that goes away makes reads fault: a paging-file section cannot), and
- * committed (a SEC_RESERVE section's pages fault until the peer commits
- * them).
+ * pages, the unit a section really has, so len rounded up agrees too), not backed by a file (a file
+ * on a share that goes away makes reads fault: a paging-file section cannot), and committed (a
+ * SEC_RESERVE section's pages fault until the peer commits them).
  */
 #include "shm/segment.h"
 

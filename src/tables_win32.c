@@ -30,7 +30,7 @@
 #include "src/tables.h"
 
 #define HANDLER_BUCKETS 256u
-#define PEER_BUCKETS 1024u
+#define PEER_BUCKETS    1024u
 
 struct hnode {
     struct hnode *next;

@@ -15,7 +15,7 @@
 #include "windows/win_support.h"
 
 #define PEER_ACCESS (EVENT_MODIFY_STATE | SYNCHRONIZE)
-#define ROUNDS 2000
+#define ROUNDS      2000
 
 static void kinds(void)
 {

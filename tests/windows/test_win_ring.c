@@ -20,9 +20,9 @@
 #include "windows/win_support.h"
 
 #define CAPACITY 4096
-#define RECORDS 100000
-#define MAX_LEN 700
-#define WAIT_MS 30000
+#define RECORDS  100000
+#define MAX_LEN  700
+#define WAIT_MS  30000
 
 static size_t rec_len(uint64_t n)
 {
@@ -90,8 +90,8 @@ static void stream(void)
     WCHECK_EQ(ripc__doorbell_open(&space, RIPC_DB_EVENT, NULL), 0);
     win_child c;
     win_child_start(&c, "produce");
-    win_put(c.to,
-            win_give(&c, ripc__fd_to_handle(seg.fd), FILE_MAP_READ | FILE_MAP_WRITE | SECTION_QUERY));
+    win_put(c.to, win_give(&c, ripc__fd_to_handle(seg.fd),
+                           FILE_MAP_READ | FILE_MAP_WRITE | SECTION_QUERY));
     win_put(c.to, len);
     win_put(c.to, win_give(&c, ripc__fd_to_handle(data.ring_fd), EVENT_MODIFY_STATE));
     win_put(c.to, win_give(&c, ripc__fd_to_handle(space.wait_fd), SYNCHRONIZE));

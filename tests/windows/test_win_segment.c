@@ -57,9 +57,9 @@ static void create_refused(void)
     char why[RIPC_SEG_WHY_LEN];
     WCHECK_EQ(ripc__segment_create(&seg, 0, RIPC_SEG_DEFAULT, why, sizeof why), -EINVAL);
     WCHECK(seg.base == NULL && seg.fd == -1);
-    WCHECK_EQ(ripc__segment_create(&seg, (size_t)RIPC_SEG_MAX + 1, RIPC_SEG_DEFAULT, why,
-                                   sizeof why),
-              -EINVAL);
+    WCHECK_EQ(
+        ripc__segment_create(&seg, (size_t)RIPC_SEG_MAX + 1, RIPC_SEG_DEFAULT, why, sizeof why),
+        -EINVAL);
     WCHECK_EQ(ripc__segment_create(&seg, 4096, RIPC_SEG_MEMFD, why, sizeof why), -EOPNOTSUPP);
     WCHECK(strstr(why, "memfd") != NULL);
     WCHECK_EQ(ripc__segment_create(&seg, 4096, RIPC_SEG_SHM_OPEN, NULL, 0), -EOPNOTSUPP);

@@ -196,7 +196,7 @@ static void nested_with_writer(void)
     free(w.f);
 }
 
-#define IDS 64
+#define IDS    64
 #define ROUNDS 20000
 
 struct stress {

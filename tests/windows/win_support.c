@@ -68,8 +68,7 @@ void win_child_start(win_child *c, const char *role)
     c->pid = pi.dwProcessId;
 }
 
-int win_child_args(int argc, char **argv, const char **role, HANDLE *from_parent,
-                   HANDLE *to_parent)
+int win_child_args(int argc, char **argv, const char **role, HANDLE *from_parent, HANDLE *to_parent)
 {
     if (argc != 5 || strcmp(argv[1], "child") != 0)
         return 0;
