@@ -6,6 +6,8 @@
  * eventcount) are in shm/ring.c.
  */
 #include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "src/chan.h"
@@ -184,6 +186,32 @@ int ripc__chan_commit(ripc__chan *ch, ripc__loan *l, uint16_t type, uint8_t kind
     l->rec = NULL;
     l->b = NULL;
     return 0;
+}
+
+int ripc__chan_lend_buf(unsigned char **buf, size_t *cap, uint64_t len, void **out)
+{
+    if (len > SIZE_MAX)
+        return -ENOMEM;
+    size_t want = len ? (size_t)len : 1;
+    if (want > *cap) {
+        unsigned char *p = malloc(want);
+        if (!p)
+            return -ENOMEM;
+        free(*buf);
+        *buf = p;
+        *cap = want;
+    }
+    *out = *buf;
+    return 0;
+}
+
+void ripc__chan_lend_buf_trim(unsigned char **buf, size_t *cap)
+{
+    if (*cap > RIPC_LEND_KEEP) {
+        free(*buf);
+        *buf = NULL;
+        *cap = 0;
+    }
 }
 
 /* A large message sent by copy: a loan filled from data. */

@@ -110,6 +110,15 @@ int ripc__chan_commit(ripc__chan *ch, ripc__loan *l, uint16_t type, uint8_t kind
 /* Producer. Drop the loan unpublished; a large buffer stays the pool's. */
 void ripc__chan_abandon(ripc__chan *ch, ripc__loan *l);
 
+/* Socket mode: a loan is a library buffer, written to the socket at
+ * commit. Point *out at *buf grown to len bytes (its old bytes need not
+ * survive): 0 or -ENOMEM. The owner's, as the loan. */
+int ripc__chan_lend_buf(unsigned char **buf, size_t *cap, uint64_t len, void **out);
+/* The loan is over: a buffer above RIPC_LEND_KEEP goes, a smaller one is
+ * kept for the next loan. */
+void ripc__chan_lend_buf_trim(unsigned char **buf, size_t *cap);
+#define RIPC_LEND_KEEP ((size_t)1 << 20)
+
 /* Consumer. Look at the next message in rx without waiting: 0, -EAGAIN,
  * -EPROTO (also for good once a large payload failed or was cut), or
  * -ENOMEM (a large payload could not be mapped). m->data points into the

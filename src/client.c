@@ -460,9 +460,6 @@ static int request(ripc_client *c, uint16_t type, const void *data, uint64_t len
 
 /* ---- loans: ripc_client_reserve / _commit / _abandon ---- */
 
-/* Socket mode keeps a lent buffer up to this size for the next loan. */
-#define LOAN_KEEP ((size_t)1 << 20)
-
 /* Shared memory: the ring record (or a large buffer and its marker),
  * waiting for room as a send does. Returns as ripc__chan_reserve, or
  * -ETIMEDOUT, -EPIPE (peer_gone set), or an error of the wait. */
@@ -485,23 +482,6 @@ static int lend_shm(ripc_client *c, uint64_t len, void **buf, int timeout_ms)
     }
 }
 
-/* Socket mode: the library's buffer, grown to len (its old bytes need not
- * survive). 0 or -ENOMEM. */
-static int lend_sock(ripc_client *c, uint64_t len, void **buf)
-{
-    size_t want = len ? (size_t)len : 1;
-    if (want > c->sbuf_cap) {
-        unsigned char *p = malloc(want);
-        if (!p)
-            return -ENOMEM;
-        free(c->sbuf);
-        c->sbuf = p;
-        c->sbuf_cap = want;
-    }
-    *buf = c->sbuf;
-    return 0;
-}
-
 static int loan_reserve(ripc_client *c, uint64_t len, void **buf, int timeout_ms)
 {
     if (c->loan_open)
@@ -510,8 +490,8 @@ static int loan_reserve(ripc_client *c, uint64_t len, void **buf, int timeout_ms
         return -EPIPE;
     if (len > c->ch.max_message)
         return -EMSGSIZE;
-    int rc =
-        c->xport == RIPC_XPORT_SOCKET ? lend_sock(c, len, buf) : lend_shm(c, len, buf, timeout_ms);
+    int rc = c->xport == RIPC_XPORT_SOCKET ? ripc__chan_lend_buf(&c->sbuf, &c->sbuf_cap, len, buf)
+                                           : lend_shm(c, len, buf, timeout_ms);
     if (rc < 0)
         return rc;
     c->loan_open = 1;
@@ -524,11 +504,7 @@ static int loan_reserve(ripc_client *c, uint64_t len, void **buf, int timeout_ms
 static void loan_end(ripc_client *c)
 {
     c->loan_open = 0;
-    if (c->sbuf_cap > LOAN_KEEP) {
-        free(c->sbuf);
-        c->sbuf = NULL;
-        c->sbuf_cap = 0;
-    }
+    ripc__chan_lend_buf_trim(&c->sbuf, &c->sbuf_cap);
 }
 
 static int loan_commit(ripc_client *c, uint16_t type, uint64_t len)

@@ -139,6 +139,7 @@ int ripc_server_open_ex(ripc_server **out, const char *url, const ripc_options *
     if (s->opt.connect_timeout_ms < 0)
         s->opt.connect_timeout_ms = RIPC_DEFAULT_CONNECT_MS;
     pthread_mutex_init(&s->all_mu, NULL);
+    pthread_mutex_init(&s->orphan_mu, NULL);
     ripc__sockmode_line_init(&s->tx_line);
     atomic_init(&s->next_id, 1);
     /* 3 descriptors per worker: the usual soft limit (1024) would stop us
@@ -292,6 +293,8 @@ void ripc_server_close(ripc_server *s)
             ripc__poller_del(s->loops[0].pl, p->sock);
         ripc__peer_drop(L, p, -ECANCELED);
     }
+    /* Loans the application still holds must not hold close up. */
+    ripc__loan_end_all(s);
     if (s->t) {
         ripc__tables_close(s->t); /* waits for the deferred frees */
         s->t = NULL;
@@ -310,6 +313,7 @@ void ripc_server_close(ripc_server *s)
     if (s->spare_fd >= 0)
         ripc__fd_close(s->spare_fd);
     pthread_mutex_destroy(&s->all_mu);
+    pthread_mutex_destroy(&s->orphan_mu);
     ripc__sockmode_line_fini(&s->tx_line);
     free(s);
     tls_closing = NULL;

@@ -6,6 +6,7 @@
  *   server_peer.c       references, the peer's state, dropping
  *   server_handshake.c  accept, HELLO checks, transport choice, WELCOME/REJECT
  *   server_send.c       send, batch, broadcast, replies, waiting for room
+ *   server_loan.c       loans: reserve, commit, abandon (zero-copy sends)
  *   server_sockmode.c   socket mode: frames in, tails out, receive budget
  *   server_loop.c       the loops: the poller, waiting, spinning, dispatch
  *   server_park.c       a loop's active set: parking idle peers, notices
@@ -81,6 +82,11 @@ enum { EV_LISTEN = 1, EV_STOP, EV_SOCK, EV_BELL, EV_WAKE };
  */
 enum { P_HANDSHAKE = 0, P_ACTIVE, P_ENDING, P_BROKEN, P_DEAD };
 
+/* ripc_peer.lent: no loan; a loan open; its commit under way (socket mode
+ * may let go of the send lock meanwhile: a second commit or an abandon is
+ * -EBUSY then). */
+enum { L_NONE = 0, L_OPEN, L_COMMITTING };
+
 /* Threads that may hold a peer's bias over its life (more fall back to the
  * mutex), and the sends in a row through the mutex that earn it. */
 #define RIPC_BIAS_SLOTS  4
@@ -138,6 +144,25 @@ struct ripc_peer {
     pthread_cond_t space_cv;
     _Atomic int space_waiters;
     _Atomic int reply_stalled; /* a reply timed out: later ones do not wait */
+    /* A loan (server_loan.c): L_* above, stored under the send lock (read
+     * there or under the bias). While one is open it holds a reference on
+     * p, nothing else is produced to p (other senders wait on space_cv;
+     * p's own loop and the loan's thread get -EBUSY), and a drop leaves
+     * p's rings and large buffers mapped for its end (loan_orphan). */
+    _Atomic int lent;
+    uint64_t loan_cap;       /* payload bytes reserved */
+    int loan_timeout_ms;     /* socket mode: how long commit waits for the socket */
+    pthread_t loan_tid;      /* the thread that reserved */
+    ripc__loan loan;         /* shared memory: the reservation in the ring */
+    unsigned char *loan_buf; /* socket mode: the library's buffer lent */
+    size_t loan_buf_cap;
+    /* Dropped while lent (under the send lock): 1 on s->orphans (so that
+     * commit finds p once the table does not), 2 also with the unmap left
+     * to the loan's end (ripc__peer_drop ran past it); loan_punch: the
+     * large buffers' pages go too at that end (the drop's reason). */
+    int loan_orphan;
+    int loan_punch;
+    struct ripc_peer *orphan_prev, *orphan_next; /* on s->orphans, under orphan_mu */
     char name[RIPC_NAME_MAX + 1];
     char reason[RIPC_REASON_MAX + 1];
     /* handshake */
@@ -271,6 +296,10 @@ struct ripc_server {
     _Atomic int misuse;            /* close from a dispatch thread: run/poll say -EDEADLK */
     _Atomic unsigned users;        /* run() and poll() calls under way */
     _Atomic unsigned peer_structs; /* ripc_peer structs not yet freed */
+    /* Peers dropped while lent, until their loan ends (server_loan.c).
+     * Lock order: a peer's send lock, then orphan_mu. */
+    pthread_mutex_t orphan_mu;
+    struct ripc_peer *orphans;
 };
 
 /* The loop this thread is inside (loop_round), or NULL: a sender on p's
@@ -357,6 +386,33 @@ static inline int ripc__peer_drop_due(struct ripc_peer *p)
  * (-EAGAIN), and the stall mark is left as it is. Any thread, no lock held.
  * 0 or a send's error. */
 int ripc__reply_error(struct ripc_peer *p, uint64_t id, int err, const char *text, int wait);
+
+/* The peer with this id, with a reference: -ENOENT when there is none,
+ * -ECANCELED once close has begun. Any thread, no lock held. */
+int ripc__send_lookup(ripc_server *s, uint32_t id, struct ripc_peer **out);
+/* Take p's send lock (holding a reference on p), waiting for it until the
+ * deadline (*deadline 0: read from the clock when the lock is taken).
+ * 0, or -EAGAIN / -errno (not locked). */
+int ripc__send_lock(struct ripc_peer *p, int timeout_ms, uint64_t *deadline);
+/* Send lock held: wait for what *wf says in p's outbound ring, as a send
+ * does (src/server_send.c, wait_space). 0 (look again), -ETIMEDOUT, -EPIPE
+ * (p dropped: touch its rings no more), -ECANCELED, -errno. */
+int ripc__send_wait_space(struct ripc_peer *p, const ripc__waitfor *wf, uint64_t deadline);
+/* Send lock held, p lent: wait for the loan's end. 0 (look again),
+ * -EAGAIN (timeout 0), -ETIMEDOUT, -EBUSY (this thread is p's loop or
+ * holds the loan: it would wait for itself), -ECANCELED. */
+int ripc__send_wait_unlent(struct ripc_peer *p, int timeout_ms, uint64_t *deadline);
+/* A send's -EPIPE that close caused is -ECANCELED. */
+int ripc__send_cut_by_close(struct ripc_peer *p, int rc);
+
+/* ---- server_loan.c ---- */
+
+/* Send lock held, p P_DEAD: p was lent, its loan goes on (the rings stay
+ * mapped until it ends): put p on s->orphans. From ripc__peer_drop. */
+void ripc__loan_orphan(struct ripc_peer *p);
+/* Close, once every peer was dropped and no loop runs: end the loans
+ * still open (their buffers go: include/ringipc/ringipc.h, close). */
+void ripc__loan_end_all(ripc_server *s);
 
 /* ---- server_handshake.c ---- */
 

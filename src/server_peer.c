@@ -58,6 +58,7 @@ void ripc__peer_free(struct ripc_peer *p)
     ripc__sock_dispose(p->sock); /* descriptors queued in it: sockets/closer.h */
     pthread_mutex_destroy(&p->send_mu);
     pthread_cond_destroy(&p->space_cv);
+    free(p->loan_buf);
     free(p);
     /* The last touch of s by a sender that held p: close waits for it.
      * D3: release, pairs with D2 in wait_drained (server.c). */
@@ -128,6 +129,10 @@ void ripc__peer_drop(struct loop *L, struct ripc_peer *p, int reason)
     /* Z1: under the send lock; pairs with Z2, every sender's load of the
      * state under that lock (server_internal.h, the state table). */
     atomic_store(&p->state, P_DEAD);
+    /* A loan open: its holder may be writing into the rings or a large
+     * buffer; findable on s->orphans before p leaves the table. */
+    if (atomic_load_explicit(&p->lent, memory_order_relaxed))
+        ripc__loan_orphan(p);
     pthread_cond_broadcast(&p->space_cv);
     pthread_mutex_unlock(&p->send_mu);
     if (p->xport == RIPC_XPORT_SOCKET)
@@ -146,8 +151,14 @@ void ripc__peer_drop(struct loop *L, struct ripc_peer *p, int reason)
     /* Large-message buffers of a worker that is gone or broke the rules:
      * their pages go now, even if it keeps descriptors of them. Not when the
      * master closes (-ECANCELED): a live worker may still drain its ring. */
-    if (reason != -ECANCELED)
+    int lent = atomic_load_explicit(&p->lent, memory_order_relaxed) != L_NONE;
+    if (lent) {
+        /* The loan's end unmaps (server_loan.c, loan_end). */
+        p->loan_orphan = 2;
+        p->loan_punch = reason != -ECANCELED;
+    } else if (reason != -ECANCELED) {
         ripc__large_punch_out(&p->ch.lg);
+    }
     /* A worker asleep on its futex word would see the hang-up only when its
      * slice ends: shut the socket, then wake it. */
     if (p->sock >= 0)
@@ -156,7 +167,8 @@ void ripc__peer_drop(struct loop *L, struct ripc_peer *p, int reason)
     ripc__doorbell_hangup(&p->ch.peer_bell);
     if (p->ch.peer_bell.word)
         ripc__doorbell_ring_word(&p->ch.peer_bell);
-    ripc__chan_close(&p->ch);
+    if (!lent)
+        ripc__chan_close(&p->ch);
     pthread_mutex_unlock(&p->send_mu);
     ripc__sockmode_release(L, p);
     /* Descriptors the worker left queued in it are released with it, on

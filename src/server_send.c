@@ -36,7 +36,7 @@ static int lock_send(struct ripc_peer *p, uint64_t deadline)
  * at once, and wakes space_cv under the send lock: a waiter that looked at
  * `closing` before is asleep by then).
  */
-static int wait_space(struct ripc_peer *p, const ripc__waitfor *wf, uint64_t deadline)
+int ripc__send_wait_space(struct ripc_peer *p, const ripc__waitfor *wf, uint64_t deadline)
 {
     if (atomic_load_explicit(&p->srv->closing, memory_order_relaxed))
         return -ECANCELED;
@@ -135,10 +135,33 @@ static int wait_space(struct ripc_peer *p, const ripc__waitfor *wf, uint64_t dea
     return 0;
 }
 
+int ripc__send_wait_unlent(struct ripc_peer *p, int timeout_ms, uint64_t *deadline)
+{
+    /* p's own loop would wait for the application; the loan's thread for
+     * itself (it cannot commit while it waits here). */
+    if ((ripc__tls_loop != NULL && ripc__tls_loop == p->loop) ||
+        pthread_equal(p->loan_tid, pthread_self()))
+        return -EBUSY;
+    if (timeout_ms == 0)
+        return -EAGAIN;
+    if (atomic_load_explicit(&p->srv->closing, memory_order_relaxed))
+        return -ECANCELED;
+    if (*deadline == 0)
+        *deadline = ripc__deadline(timeout_ms);
+    if (ripc__expired(*deadline))
+        return -ETIMEDOUT;
+    /* The loan's end, a drop and close all broadcast space_cv under the
+     * send lock, which we hold from our look at `lent` until we sleep: no
+     * wake-up is lost. */
+    ripc__cond_wait_until(&p->space_cv, &p->send_mu, *deadline);
+    ripc__peer_revoke_bias(p, 1); /* granted to another sender meanwhile */
+    return 0;
+}
+
 /* Take p's send lock. The clock is read only when we have to wait (the lock
  * is taken): a reply is otherwise one clock_gettime (~22 ns here) slower.
  * *deadline 0: not read yet (no real deadline is 0). */
-static int peer_lock(struct ripc_peer *p, int timeout_ms, uint64_t *deadline)
+int ripc__send_lock(struct ripc_peer *p, int timeout_ms, uint64_t *deadline)
 {
     int rc = -pthread_mutex_trylock(&p->send_mu);
     if (rc != 0) {
@@ -224,6 +247,8 @@ static int bias_send(struct ripc_peer *p, const ripc_out *msgs, size_t n, int ti
     int rc = 0;
     if (atomic_load_explicit(&p->state, memory_order_relaxed) == P_DEAD) /* Z2, under the bias */
         rc = -EPIPE;
+    else if (atomic_load_explicit(&p->lent, memory_order_relaxed))
+        rc = 1; /* a loan holds the channel: wait for it the slow way */
     for (size_t i = 0; i < n && rc == 0; i++) {
         if (msgs[i].len > p->ch.max_inline) {
             rc = 1;
@@ -290,6 +315,21 @@ static int peer_hold(struct ripc_peer *p)
     return rc;
 }
 
+int ripc__send_lookup(ripc_server *s, uint32_t id, struct ripc_peer **out)
+{
+    int rc;
+    ripc__tables_read_lock();
+    struct ripc_peer *p = peer_find(s, id, &rc);
+    if (!p) {
+        ripc__tables_read_unlock();
+        return rc;
+    }
+    if ((rc = peer_hold(p)) < 0)
+        return rc;
+    *out = p;
+    return 0;
+}
+
 /* One message to p, its send lock held. Waits for room up to the deadline
  * (read from the clock on the first wait; timeout 0: never waits, -EAGAIN).
  * 0, -EPIPE (p dropped), -EPROTO (p broke the channel: flagged for its
@@ -300,6 +340,12 @@ static int send_locked(struct ripc_peer *p, uint16_t type, uint8_t kind, uint64_
     for (;;) {
         if (atomic_load(&p->state) == P_DEAD) /* Z2: pairs with Z1 in ripc__peer_drop */
             return -EPIPE;
+        if (atomic_load_explicit(&p->lent, memory_order_relaxed)) {
+            int rc = ripc__send_wait_unlent(p, timeout_ms, deadline);
+            if (rc < 0)
+                return rc;
+            continue;
+        }
         if (p->xport == RIPC_XPORT_SOCKET) {
             if (*deadline == 0)
                 *deadline = ripc__deadline(timeout_ms);
@@ -326,13 +372,12 @@ static int send_locked(struct ripc_peer *p, uint16_t type, uint8_t kind, uint64_
             return rc;
         if (*deadline == 0)
             *deadline = ripc__deadline(timeout_ms);
-        if ((rc = wait_space(p, &wf, *deadline)) < 0)
+        if ((rc = ripc__send_wait_space(p, &wf, *deadline)) < 0)
             return rc;
     }
 }
 
-/* A send that close cut short (it shut p's socket) says so. */
-static int cut_by_close(struct ripc_peer *p, int rc)
+int ripc__send_cut_by_close(struct ripc_peer *p, int rc)
 {
     return rc == -EPIPE && atomic_load_explicit(&p->srv->closing, memory_order_relaxed) ? -ECANCELED
                                                                                         : rc;
@@ -348,14 +393,14 @@ static int peer_send(struct ripc_peer *p, uint16_t type, uint8_t kind, uint64_t 
     if (len && data == NULL)
         return -EINVAL;
     uint64_t deadline = 0;
-    int rc = peer_lock(p, timeout_ms, &deadline);
+    int rc = ripc__send_lock(p, timeout_ms, &deadline);
     if (rc < 0)
         return rc;
     rc = send_locked(p, type, kind, id, data, len, timeout_ms, &deadline);
     if (rc == 0)
         bias_earn(p);
     pthread_mutex_unlock(&p->send_mu);
-    return rc < 0 ? cut_by_close(p, rc) : rc;
+    return rc < 0 ? ripc__send_cut_by_close(p, rc) : rc;
 }
 
 int ripc_server_send(ripc_server *s, uint32_t peer_id, uint16_t type, const void *data,
@@ -374,7 +419,7 @@ int ripc_server_send(ripc_server *s, uint32_t peer_id, uint16_t type, const void
     size_t done;
     if ((rc = bias_send(p, &one, 1, timeout_ms, &done)) <= 0) {
         ripc__tables_read_unlock();
-        return rc < 0 ? cut_by_close(p, rc) : rc;
+        return rc < 0 ? ripc__send_cut_by_close(p, rc) : rc;
     }
     if ((rc = peer_hold(p)) < 0)
         return rc;
@@ -403,14 +448,14 @@ int ripc_server_send_batch(ripc_server *s, uint32_t peer_id, const ripc_out *msg
     size_t i;
     if ((rc = bias_send(p, msgs, n, timeout_ms, &i)) <= 0) {
         if (rc < 0)
-            rc = cut_by_close(p, rc);
+            rc = ripc__send_cut_by_close(p, rc);
         ripc__tables_read_unlock();
         return i > 0 || rc == 0 ? (int)i : rc;
     }
     if ((rc = peer_hold(p)) < 0)
         return i > 0 ? (int)i : rc;
     uint64_t deadline = 0;
-    rc = peer_lock(p, timeout_ms, &deadline);
+    rc = ripc__send_lock(p, timeout_ms, &deadline);
     if (rc == 0) {
         for (; i < n; i++)
             if ((rc = send_locked(p, msgs[i].type, RIPC_KIND_ONEWAY, 0, msgs[i].data, msgs[i].len,
@@ -421,7 +466,7 @@ int ripc_server_send_batch(ripc_server *s, uint32_t peer_id, const ripc_out *msg
         pthread_mutex_unlock(&p->send_mu);
     }
     if (rc < 0)
-        rc = cut_by_close(p, rc);
+        rc = ripc__send_cut_by_close(p, rc);
     ripc__peer_unref(p);
     return i > 0 || rc == 0 ? (int)i : rc;
 }

@@ -27,14 +27,15 @@
  * the text. Timeouts are milliseconds: 0 = do not
  * wait, -1 = wait forever (but a dead peer still ends the wait with -EPIPE).
  *
- * Threads. A server may be used from any thread: send, broadcast, reply and
- * stop are thread-safe; poll and run are not concurrent with each other. A
- * client handle is used by one thread at a time: ripc_client_send, _request
- * and _recv (and the loan calls, _reserve, _commit, _abandon) called while
- * another thread is inside one of them on the same client return -EBUSY at
- * once and change nothing (nothing is sent, no message or reply is taken). Handing a client from thread to thread
- * between calls is fine. ripc_server_close may run while other threads
- * are inside the server's calls: see there.
+ * Threads. A server may be used from any thread: send, broadcast, reply,
+ * the loan calls and stop are thread-safe; poll and run are not concurrent
+ * with each other. A client handle is used by one thread at a time:
+ * ripc_client_send, _request and _recv (and the loan calls, _reserve,
+ * _commit, _abandon) called while another thread is inside one of them on
+ * the same client return -EBUSY at once and change nothing (nothing is
+ * sent, no message or reply is taken). Handing a client from thread to
+ * thread between calls is fine. ripc_server_close may run while other
+ * threads are inside the server's calls: see there.
  *
  * Signals. Where segments come from shm_open (memfd_create refused by a
  * seccomp profile or missing, as on older kernels and other systems, or
@@ -46,9 +47,10 @@
  * threads, the calling thread included (its mask is back when run
  * returns), and the library's other threads do the same. Threads that call
  * ripc_server_poll, ripc_server_send, ripc_server_send_batch,
- * ripc_server_broadcast, ripc_reply, ripc_reply_error or
- * ripc_server_close must not block SIGBUS (a program that blocks every
- * signal to sigwait() for them should leave SIGBUS out). Large messages in
+ * ripc_server_broadcast, ripc_reply, ripc_reply_error, the server's loan
+ * calls (and write into a loan's buffer) or ripc_server_close must not
+ * block SIGBUS (a program that blocks every signal to sigwait() for them
+ * should leave SIGBUS out). Large messages in
  * shared memory travel in such segments too there (in either direction: a
  * worker can cut the one it sent while the master reads it), under the same
  * rule. The library installs its SIGBUS handler with the first such segment
@@ -277,6 +279,60 @@ typedef struct ripc_out {
  */
 RIPC_API int ripc_server_send_batch(ripc_server *s, uint32_t peer_id, const ripc_out *msgs,
                                     size_t n, int timeout_ms);
+/*
+ * Zero-copy sends to a worker (loans): the client's loans
+ * (ripc_client_reserve, below) with the worker named by its id. Reserve
+ * room for a message of up to len bytes to peer_id, write it at *buf, then
+ * commit it with its type and final length (<= len), or abandon it. The
+ * same three paths as the client's (the ring record up to max_inline, the
+ * large-message memfd above, a library buffer in socket mode), with the
+ * same guarantees: the worker sees nothing before the commit.
+ *
+ * The loan is the worker's channel's, not a thread's: between reserve and
+ * commit nothing else is sent to that worker. ripc_server_send, _send_batch,
+ * _broadcast, ripc_reply and a second _reserve to it wait for the loan's end
+ * within their own timeouts (timeout 0: -EAGAIN), except from the thread
+ * that reserved and from the dispatch thread that owns the worker (replies
+ * from its handlers), which get -EBUSY at once: they would wait for
+ * themselves. Sends to other workers are not affected. Any thread may
+ * commit or abandon the loan.
+ *
+ * *buf stays valid and writable until commit or abandon, also when the
+ * worker dies or is dropped meanwhile (its memory is released at the
+ * loan's end), but not past ripc_server_close(), which ends every loan
+ * still open and frees its buffer: stop writing to buffers before close
+ * (ripc_server_shutdown, then join the threads that hold loans: their
+ * commits return -ECANCELED). Alignment and reading rules as for the
+ * client's loans (shared memory is shared with the worker: a hostile one
+ * may scribble on it; commit never trusts what it finds there).
+ *
+ * ripc_server_reserve waits up to timeout_ms for an open loan to that
+ * worker to end and for room as ripc_server_send does. Returns 0 with *buf
+ * set, -EAGAIN (timeout 0) / -ETIMEDOUT, -EMSGSIZE (len > the worker's
+ * max_message; len 0 is a valid empty message), -ENOENT (no such peer),
+ * -EPIPE, -EPROTO, -EBUSY (see above), -ECANCELED, -EINVAL (s or buf
+ * NULL), -ENOMEM. *buf is NULL on failure.
+ */
+RIPC_API int ripc_server_reserve(ripc_server *s, uint32_t peer_id, uint64_t len, void **buf,
+                                 int timeout_ms);
+/*
+ * Publish peer_id's open loan as a one-way message of `len` bytes (len <=
+ * reserved) of type `type`. Shared memory: never waits. Socket mode: waits
+ * for room in the socket up to the timeout_ms given to reserve (counted
+ * from the commit); -EAGAIN (timeout 0) / -ETIMEDOUT: none of it went, the
+ * loan stays open (commit again or abandon). -EINVAL: no loan open to that
+ * worker, len larger than reserved, or a reserved type (the loan, if any,
+ * stays open). -EBUSY: another thread's commit of this loan is under way.
+ * Any other return ends the loan: 0 (sent), -EPIPE (the worker died or was
+ * dropped since the reserve: nothing is sent, and its memory goes now),
+ * -EPROTO, -ECANCELED (the server is shutting down: close ends the loan),
+ * -ENOENT (no such peer, and no loan).
+ */
+RIPC_API int ripc_server_commit(ripc_server *s, uint32_t peer_id, uint16_t type, uint64_t len);
+/* Drop peer_id's open loan unsent (also once the worker is gone): the next
+ * send or reserve to it may go. 0, -EINVAL (no loan open), -EBUSY (its
+ * commit is under way), -ENOENT, -ECANCELED (close ends it). */
+RIPC_API int ripc_server_abandon(ripc_server *s, uint32_t peer_id);
 /* Send to every connected worker; returns how many it reached, or
  * -ECANCELED when the server's close began before or during it. The timeout
  * applies to each worker in turn. -EINVAL for a reserved type (or data NULL
@@ -348,7 +404,8 @@ RIPC_API unsigned ripc_server_parked_count(ripc_server *s);
  * Stop, end every worker's connection, free everything. NULL is fine.
  *
  * From any thread but the server's dispatch, while other threads are inside
- * run, poll, send, send_batch, broadcast or reply: close stops the server
+ * run, poll, send, send_batch, broadcast, reply or the loan calls
+ * (reserve, commit, abandon): close stops the server
  * and ends each wait those calls are in, at once (a send waiting for ring
  * or socket room, a wait for the send lock behind it, a poll or run waiting
  * for work); they return -ECANCELED (poll returns its count when it
@@ -381,7 +438,8 @@ RIPC_API void ripc_server_close(ripc_server *s);
  * Close's first half, without the free: ends every call under way on s as
  * close does (they return -ECANCELED; workers see the end of the stream
  * and `left` runs with -ECANCELED as they go) and makes every later call
- * on s return -ECANCELED (run, poll, send, send_batch, broadcast, reply)
+ * on s return -ECANCELED (run, poll, send, send_batch, broadcast, reply,
+ * reserve, commit, abandon)
  * or do what it does on a stopped server (the others), until
  * ripc_server_close(s), which is still needed and may follow at once.
  * Any thread, a handler's included; s stays valid. Waits for the peer
