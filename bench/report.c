@@ -47,7 +47,7 @@ static void print_rtt(const struct row *r)
     char p[5][24], sz[24];
     for (int m = M_P50; m <= M_MAX; m++)
         us_str(r->med.v[m], p[m - M_P50], sizeof p[0]);
-    printf("%-26s %5s %8s %8s %8s %8s %8s %7.3fx %6.0f%% %6.0f%%\n", r->x->name,
+    printf("%-28s %5s %8s %8s %8s %8s %8s %7.3fx %6.0f%% %6.0f%%\n", r->x->name,
            size_str(r->size, sz, sizeof sz), p[0], p[1], p[2], p[3], p[4], r->ratio_med,
            r->med.v[M_CCPU], r->med.v[M_SCPU]);
 }
@@ -55,7 +55,7 @@ static void print_rtt(const struct row *r)
 static void print_oneway(const struct row *r)
 {
     char sz[24];
-    printf("%-26s %5s %12.0f %10.1f %7.2fx %6.0f%% %6.0f%%\n", r->x->name,
+    printf("%-28s %5s %12.0f %10.1f %7.2fx %6.0f%% %6.0f%%\n", r->x->name,
            size_str(r->size, sz, sizeof sz), r->med.v[M_RATE], r->med.v[M_BPS] / 1e6, r->ratio_med,
            r->med.v[M_CCPU], r->med.v[M_SCPU]);
 }
@@ -65,11 +65,11 @@ static void print_section(const struct report *rp, int oneway)
     size_t last = 0;
     if (!oneway)
         printf("\nRound trip (microseconds): the client sends SIZE bytes, the server echoes them\n"
-               "%-26s %5s %8s %8s %8s %8s %8s %8s %7s %7s\n",
+               "%-28s %5s %8s %8s %8s %8s %8s %8s %7s %7s\n",
                "row", "size", "p50", "p90", "p99", "p99.9", "max", "vs unix", "cpu cli", "cpu srv");
     else
         printf("\nOne-way: the client sends SIZE-byte messages, the server reads every byte\n"
-               "%-26s %5s %12s %10s %8s %7s %7s\n",
+               "%-28s %5s %12s %10s %8s %7s %7s\n",
                "row", "size", "msgs/s", "MB/s", "vs unix", "cpu snd", "cpu rcv");
     for (int i = 0; i < rp->nrows; i++) {
         const struct row *r = &rp->rows[i];
@@ -81,7 +81,7 @@ static void print_section(const struct report *rp, int oneway)
         last = r->size;
         if (r->status[0]) {
             if (r->show_status)
-                printf("%-26s %5s   %s\n", r->x->name, size_str(r->size, sz, sizeof sz), r->status);
+                printf("%-28s %5s   %s\n", r->x->name, size_str(r->size, sz, sizeof sz), r->status);
         } else if (oneway) {
             print_oneway(r);
         } else {
@@ -116,8 +116,11 @@ static void print_floors(const struct report *rp)
 /* Loans against the copying send of the same channel, one-way (msgs/s). */
 static void print_loans(const struct report *rp)
 {
-    static const char *const pairs[][2] = {{"ringipc adaptive loan", "ringipc adaptive"},
-                                           {"ringipc large loan (memfd)", "ringipc large (memfd)"}};
+    static const char *const pairs[][2] = {
+        {"ringipc adaptive loan", "ringipc adaptive"},
+        {"ringipc large loan (memfd)", "ringipc large (memfd)"},
+        {"ringipc to worker loan", "ringipc to worker"},
+        {"ringipc to worker memfd loan", "ringipc to worker memfd"}};
     for (int i = 0; i < rp->nrows; i++) {
         const struct row *r = &rp->rows[i];
         for (size_t k = 0; k < sizeof pairs / sizeof pairs[0]; k++) {
@@ -125,7 +128,7 @@ static void print_loans(const struct report *rp)
                 continue;
             const struct row *b = find(rp, pairs[k][1], r->size, 1);
             if (b && b->med.v[M_RATE] > 0)
-                printf("%-26s %8zu B: msgs/s %.2fx %s\n", r->x->name, r->size,
+                printf("%-28s %8zu B: msgs/s %.2fx %s\n", r->x->name, r->size,
                        r->med.v[M_RATE] / b->med.v[M_RATE], b->x->name);
         }
     }
@@ -142,7 +145,7 @@ static void print_ceilings(const struct report *rp)
             continue;
         if (!any++)
             printf("\nOne-way msgs/s over the naive ring's (median of per-repetition ratios):\n");
-        printf("%-26s %8zu B: %.2fx naive ring\n", r->x->name, r->size, r->ratio_naive);
+        printf("%-28s %8zu B: %.2fx naive ring\n", r->x->name, r->size, r->ratio_naive);
     }
 }
 
@@ -167,7 +170,8 @@ void report_table(const struct report *rp)
            "on lines of its own. POSIX mq: queue depth 8. ZeroMQ: ZMQ_PAIR sockets, NNG:\n"
            "pair1 sockets, both over ipc://. ringipc round trip: ripc_client_request -> master\n"
            "handler -> ripc_reply; one-way: ripc_client_send -> handler reads every byte;\n"
-           "ringipc to worker: ripc_server_send (one message per call) -> ripc_client_recv.\n"
+           "ringipc to worker: ripc_server_send (one message per call) -> ripc_client_recv;\n"
+           "its loan rows: ripc_server_reserve, write in place, ripc_server_commit.\n"
            "Every message carries a sequence number checked on arrival. naive ring (bound): a\n"
            "cached-index SPSC ring with 8-byte length headers and no checks (bench/naive_ring.h),\n"
            "the ceiling for the ringipc one-way rows.\n");

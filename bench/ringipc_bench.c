@@ -25,10 +25,10 @@
 
 /* Row order in each table. */
 static const struct xport *const xports[] = {
-    &xp_flag_bare,   &xp_flag,          &xp_eventfd,   &xp_unix,     &xp_socketpair,
-    &xp_pipe,        &xp_fifo,          &xp_tcp,       &xp_mq,       &xp_naive,
-    &xp_ripc_spin,   &xp_ripc_adaptive, &xp_ripc_loan, &xp_ripc_m2w, &xp_ripc_block,
-    &xp_ripc_socket, &xp_ripc_tcp,      &xp_zmq,       &xp_nng,
+    &xp_flag_bare,  &xp_flag,          &xp_eventfd,   &xp_unix,     &xp_socketpair,
+    &xp_pipe,       &xp_fifo,          &xp_tcp,       &xp_mq,       &xp_naive,
+    &xp_ripc_spin,  &xp_ripc_adaptive, &xp_ripc_loan, &xp_ripc_m2w, &xp_ripc_m2w_loan,
+    &xp_ripc_block, &xp_ripc_socket,   &xp_ripc_tcp,  &xp_zmq,      &xp_nng,
 };
 #define NXPORTS (sizeof xports / sizeof xports[0])
 
@@ -130,11 +130,21 @@ static int add_rows(struct row *rows, const size_t *sizes, int nsizes, const cha
             }
     /* The large-message path beside the same bytes over a unix socket,
      * copied and lent. */
+    int unix_large = 0;
     if (large &&
         (!only || strstr(xp_ripc_large.name, only) || strstr(xp_ripc_large_loan.name, only))) {
         add_row(&rows[n++], &xp_unix, large, 1, 1);
+        unix_large = 1;
         add_row(&rows[n++], &xp_ripc_large, large, 1, 1);
         add_row(&rows[n++], &xp_ripc_large_loan, large, 1, 1);
+    }
+    /* The same to the worker, from the master. */
+    if (large && (!only || strstr(xp_ripc_m2w_large.name, only) ||
+                  strstr(xp_ripc_m2w_large_loan.name, only))) {
+        if (!unix_large)
+            add_row(&rows[n++], &xp_unix, large, 1, 1);
+        add_row(&rows[n++], &xp_ripc_m2w_large, large, 1, 1);
+        add_row(&rows[n++], &xp_ripc_m2w_large_loan, large, 1, 1);
     }
     return n;
 }

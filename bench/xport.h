@@ -119,7 +119,8 @@ void xp_ipc_teardown(struct xp_run *r);
 extern const struct xport xp_flag_bare, xp_flag, xp_eventfd, xp_unix, xp_socketpair, xp_pipe,
     xp_fifo, xp_tcp, xp_mq, xp_naive;
 extern const struct xport xp_ripc_spin, xp_ripc_adaptive, xp_ripc_loan, xp_ripc_block,
-    xp_ripc_socket, xp_ripc_tcp, xp_ripc_large, xp_ripc_large_loan, xp_ripc_m2w;
+    xp_ripc_socket, xp_ripc_tcp, xp_ripc_large, xp_ripc_large_loan, xp_ripc_m2w, xp_ripc_m2w_loan,
+    xp_ripc_m2w_large, xp_ripc_m2w_large_loan;
 extern const struct xport xp_zmq, xp_nng;
 
 #endif /* RIPC_BENCH_XPORT_H */

@@ -5,8 +5,9 @@
  *   one-way     ripc_client_send (type 2) -> handler reads every byte
  *   loan rows   the same one-way messages written in place:
  *               ripc_client_reserve, write, ripc_client_commit
- * except "ringipc to worker" (one-way only), where the sending child is the
- * master: ripc_server_send -> ripc_client_recv reads every byte.
+ * except the "ringipc to worker" rows (one-way only), where the sending
+ * child is the master: ripc_server_send -> ripc_client_recv reads every
+ * byte, and its loan rows: ripc_server_reserve, write, ripc_server_commit.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -314,6 +315,20 @@ static int m2w_send(void *end, const void *buf, size_t len)
     return ripc_server_send(e->srv, atomic_load(&e->peer), T_ONEWAY, buf, len, -1);
 }
 
+/* As ripc_send_loan, from the master. */
+static int m2w_send_loan(void *end, const void *buf, size_t len)
+{
+    struct m2w_end *e = end;
+    uint32_t peer = atomic_load(&e->peer);
+    void *p;
+    int rc = ripc_server_reserve(e->srv, peer, len, &p, -1);
+    if (rc < 0)
+        return rc;
+    memcpy(p, buf, sizeof(uint64_t)); /* the sequence number */
+    memset((unsigned char *)p + sizeof(uint64_t), 0xa5, len - sizeof(uint64_t));
+    return ripc_server_commit(e->srv, peer, T_ONEWAY, len);
+}
+
 static int m2w_call(void *end, const void *buf, size_t len, const void **rbuf, size_t *rlen)
 {
     struct m2w_end *e = end;
@@ -372,15 +387,20 @@ static void m2w_close(void *end)
     free(e);
 }
 
-const struct xport xp_ripc_m2w = {
-    .name = "ringipc to worker",
-    .flags = XP_ONEWAY,
-    .arg = &(const struct variant){RIPC_WAIT_ADAPTIVE, RIPC_TRANSPORT_SHM, 0, 0},
-    .setup = m2w_setup,
-    .open = m2w_open,
-    .send = m2w_send,
-    .call = m2w_call,
-    .serve = m2w_serve,
-    .close = m2w_close,
-    .teardown = m2w_teardown,
-};
+#define RIPC_M2W(nm, send_fn, na_fn, is_large)                                                     \
+    {                                                                                              \
+        .name = nm, .flags = XP_ONEWAY,                                                            \
+        .arg = &(const struct variant){RIPC_WAIT_ADAPTIVE, RIPC_TRANSPORT_SHM, 0, is_large},       \
+        .na = na_fn, .setup = m2w_setup, .open = m2w_open, .send = send_fn, .call = m2w_call,      \
+        .serve = m2w_serve, .close = m2w_close, .teardown = m2w_teardown,                          \
+    }
+
+const struct xport xp_ripc_m2w = RIPC_M2W("ringipc to worker", m2w_send, NULL, 0);
+/* Beside it: the same channel, loans for copies (in the ring: rings sized
+ * as for the copies, ring_for). */
+const struct xport xp_ripc_m2w_loan = RIPC_M2W("ringipc to worker loan", m2w_send_loan, NULL, 0);
+/* The large-message path to the worker (1 MiB ring: memfds), copied and
+ * lent. */
+const struct xport xp_ripc_m2w_large = RIPC_M2W("ringipc to worker memfd", m2w_send, large_na, 1);
+const struct xport xp_ripc_m2w_large_loan =
+    RIPC_M2W("ringipc to worker memfd loan", m2w_send_loan, large_na, 1);
