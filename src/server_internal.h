@@ -394,10 +394,13 @@ int ripc__send_lookup(ripc_server *s, uint32_t id, struct ripc_peer **out);
  * deadline (*deadline 0: read from the clock when the lock is taken).
  * 0, or -EAGAIN / -errno (not locked). */
 int ripc__send_lock(struct ripc_peer *p, int timeout_ms, uint64_t *deadline);
-/* Send lock held: wait for what *wf says in p's outbound ring, as a send
- * does (src/server_send.c, wait_space). 0 (look again), -ETIMEDOUT, -EPIPE
- * (p dropped: touch its rings no more), -ECANCELED, -errno. */
-int ripc__send_wait_space(struct ripc_peer *p, const ripc__waitfor *wf, uint64_t deadline);
+/* Send lock held, after a try at p's outbound ring that answered rc (and
+ * *wf): 1 to try again (the wait for room is over: look at p's state
+ * first, the lock was let go), else what to return: rc, -EPROTO (the
+ * channel broken for good, flagged for p's loop), or the wait's -errno
+ * (-ETIMEDOUT, -EPIPE: p dropped, -ECANCELED). */
+int ripc__send_after_try(struct ripc_peer *p, int rc, const ripc__waitfor *wf, int timeout_ms,
+                         uint64_t *deadline);
 /* Send lock held, p lent: wait for the loan's end. 0 (look again),
  * -EAGAIN (timeout 0), -ETIMEDOUT, -EBUSY (this thread is p's loop or
  * holds the loan: it would wait for itself), -ECANCELED. */

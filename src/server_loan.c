@@ -106,18 +106,9 @@ static int lend_locked(struct ripc_peer *p, uint64_t len, void **buf, int timeou
             return ripc__chan_lend_buf(&p->loan_buf, &p->loan_buf_cap, len, buf);
         ripc__waitfor wf;
         rc = ripc__chan_reserve(&p->ch, len, &p->loan, buf, &wf);
-        if (rc == -EPROTO || ripc__segment_faulted(&p->ch.seg)) {
-            /* as in send_locked: the channel is dead for good */
-            if (rc == 0)
-                ripc__chan_abandon(&p->ch, &p->loan);
-            ripc__peer_break(p);
-            return -EPROTO;
-        }
-        if (rc != -EAGAIN || timeout_ms == 0)
-            return rc;
-        if (*deadline == 0)
-            *deadline = ripc__deadline(timeout_ms);
-        if ((rc = ripc__send_wait_space(p, &wf, *deadline)) < 0)
+        if (rc == 0 && ripc__segment_faulted(&p->ch.seg))
+            ripc__chan_abandon(&p->ch, &p->loan); /* -EPROTO below */
+        if ((rc = ripc__send_after_try(p, rc, &wf, timeout_ms, deadline)) <= 0)
             return rc;
     }
 }

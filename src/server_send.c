@@ -36,7 +36,7 @@ static int lock_send(struct ripc_peer *p, uint64_t deadline)
  * at once, and wakes space_cv under the send lock: a waiter that looked at
  * `closing` before is asleep by then).
  */
-int ripc__send_wait_space(struct ripc_peer *p, const ripc__waitfor *wf, uint64_t deadline)
+static int wait_space(struct ripc_peer *p, const ripc__waitfor *wf, uint64_t deadline)
 {
     if (atomic_load_explicit(&p->srv->closing, memory_order_relaxed))
         return -ECANCELED;
@@ -360,21 +360,28 @@ static int send_locked(struct ripc_peer *p, uint16_t type, uint8_t kind, uint64_
         }
         ripc__waitfor wf;
         int rc = ripc__chan_try_send(&p->ch, type, kind, id, data, len, &wf);
-        if (rc == -EPROTO || ripc__segment_faulted(&p->ch.seg)) {
-            /* The worker scribbled on the consumer index of our outbound
-             * ring, takes large messages without reading their frames, or
-             * cut the segment (what we wrote went nowhere): the channel is
-             * dead for good. */
-            ripc__peer_break(p);
-            return -EPROTO;
-        }
-        if (rc != -EAGAIN || timeout_ms == 0)
-            return rc;
-        if (*deadline == 0)
-            *deadline = ripc__deadline(timeout_ms);
-        if ((rc = ripc__send_wait_space(p, &wf, *deadline)) < 0)
+        if ((rc = ripc__send_after_try(p, rc, &wf, timeout_ms, deadline)) <= 0)
             return rc;
     }
+}
+
+int ripc__send_after_try(struct ripc_peer *p, int rc, const ripc__waitfor *wf, int timeout_ms,
+                         uint64_t *deadline)
+{
+    if (rc == -EPROTO || ripc__segment_faulted(&p->ch.seg)) {
+        /* The worker scribbled on the consumer index of our outbound
+         * ring, takes large messages without reading their frames, or
+         * cut the segment (what we wrote went nowhere): the channel is
+         * dead for good. */
+        ripc__peer_break(p);
+        return -EPROTO;
+    }
+    if (rc != -EAGAIN || timeout_ms == 0)
+        return rc;
+    if (*deadline == 0)
+        *deadline = ripc__deadline(timeout_ms);
+    rc = wait_space(p, wf, *deadline);
+    return rc < 0 ? rc : 1;
 }
 
 int ripc__send_cut_by_close(struct ripc_peer *p, int rc)

@@ -209,15 +209,23 @@ struct kid {
     int down[2]; /* the test's word to go on, where it needs one */
 };
 
+/* The worker's ends of k's pipes, a client, and "joined" said. 0 or 1. */
+static int kid_join(struct kid *k, ripc_client **c)
+{
+    close(k->up[0]);
+    close(k->down[1]);
+    if (kid_open(c))
+        return 1;
+    ripc_test_write_all(k->up[1], "j", 1);
+    return 0;
+}
+
 static int kid_receiver(void *arg)
 {
     struct kid *k = arg;
-    close(k->up[0]);
-    close(k->down[1]);
     ripc_client *c;
-    if (kid_open(&c))
+    if (kid_join(k, &c))
         return 1;
-    ripc_test_write_all(k->up[1], "j", 1);
     int rc = kid_expect(c, 1);
     ripc_client_close(c);
     return rc;
@@ -374,12 +382,9 @@ static void test_server_loans_abandoned(void **state)
 static int kid_victim(void *arg)
 {
     struct kid *k = arg;
-    close(k->up[0]);
-    close(k->down[1]);
     ripc_client *c;
-    if (kid_open(&c))
+    if (kid_join(k, &c))
         return 1;
-    ripc_test_write_all(k->up[1], "j", 1);
     for (;;)
         pause(); /* until the SIGKILL */
 }
@@ -471,12 +476,9 @@ static const struct step k_errs[] = {{64, 64, 0}, {300, 200, 0}, {0, 1, 1}};
 static int kid_errors(void *arg)
 {
     struct kid *k = arg;
-    close(k->up[0]);
-    close(k->down[1]);
     ripc_client *c;
-    if (kid_open(&c))
+    if (kid_join(k, &c))
         return 1;
-    ripc_test_write_all(k->up[1], "j", 1);
     char x;
     if (ripc_test_read_all(k->down[0], &x, 1) < 0) /* the master holds a loan */
         return kid_fail("sync");
@@ -628,12 +630,9 @@ static void test_server_loans_two_threads_one_worker(void **state)
 static int kid_until_end(void *arg)
 {
     struct kid *k = arg;
-    close(k->up[0]);
-    close(k->down[1]);
     ripc_client *c;
-    if (kid_open(&c))
+    if (kid_join(k, &c))
         return 1;
-    ripc_test_write_all(k->up[1], "j", 1);
     g_nsteps = 0;
     int rc = kid_expect(c, 1); /* nothing comes; the master goes */
     ripc_client_close(c);
