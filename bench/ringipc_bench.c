@@ -20,7 +20,7 @@
 #include "workers.h"
 
 #define MAX_SIZES         8
-#define MAX_ROWS          256
+#define MAX_ROWS          512
 #define DEFAULT_BUDGET_MS 200
 
 /* Row order in each table. */
