@@ -469,14 +469,26 @@ static void test_budget_timeout_cut_returns_in_time(void **state)
 
 /* ---- a worker whose receive buffer waits for budget (its socket is not
  * read) still has its tail written as it reads ----
- * H1 and H2 hold the receive budget with large frames they send at a
- * steady pace; W's large frame then waits for that budget. W and X each
- * get a tail, X reads it at a steady pace, and a third send waits for the
- * send budget: every worker here moves its bytes in time, so nobody may be
- * dropped, and W (which reads at once) must get its message. */
+ * W and X each get a tail, and a third send (to Y) waits for the send
+ * budget they hold. Then, on one signal, H1 and H2 begin large frames that
+ * take the receive budget, W's large frame is refused that budget, and W
+ * reads its tail at once while X reads at a steady pace. H1 and H2 keep
+ * the last bytes of their frames until W has its whole tail, so W's frame
+ * stays refused until then: its tail must be written while its socket is
+ * not read. Every worker here moves its bytes in time, so nobody may be
+ * dropped.
+ * The pace rule judges holders by the clock, and a holder that waits for a
+ * signal moves nothing: so nobody holds budget others wait for while this
+ * process sets the case up (which under load takes seconds). The tails are
+ * kept before anyone waits; the receive budget is taken only after the
+ * signal; and each holder starts with a lead of more than the rule's share
+ * (1/RIPC_RX_STALL_SHARE of the frame), so the period that was running when
+ * others began to wait is met at once, however late the signal came. */
 
-#define H_RATE ((uint64_t)10 << 20) /* bytes per second H1, H2 send */
-#define X_RATE ((uint64_t)6 << 20)  /* bytes per second X reads */
+#define H_RATE ((uint64_t)5 << 20) /* bytes per second H1, H2 send */
+#define X_RATE ((uint64_t)6 << 20) /* bytes per second X reads (and W, until refused) */
+#define LEAD   (BIG / RIPC_RX_STALL_SHARE + ((uint64_t)2 << 20)) /* moved at once */
+#define HOLD   ((uint64_t)64 << 10) /* of H1's and H2's frames, kept until W has its tail */
 
 enum { R_H1, R_H2, R_W, R_X, R_Y, R_N };
 static const char *const raw_names[R_N] = {"H1", "H2", "W", "X", "Y"};
@@ -486,7 +498,7 @@ struct raw {
     uint8_t hdr[RIPC_FRAME_HDR];
     uint64_t out, out_total;    /* frame bytes sent (header first) */
     uint64_t in, in_total;      /* bytes of the master's frame received */
-    uint64_t out_rate, in_rate; /* bytes per second at most (0: any) */
+    uint64_t out_rate, in_rate; /* bytes per second at most after the lead (0: any) */
 };
 
 /* Send what the pace allows (and the socket takes) of r's frame. */
@@ -494,7 +506,7 @@ static int raw_send(struct raw *r, uint64_t elapsed_ms, const uint8_t *payload)
 {
     while (r->out < r->out_total) {
         uint64_t allow =
-            r->out_rate ? r->out_rate * elapsed_ms / 1000 + RIPC_FRAME_HDR : UINT64_MAX;
+            r->out_rate ? RIPC_FRAME_HDR + LEAD + r->out_rate * elapsed_ms / 1000 : UINT64_MAX;
         if (r->out >= allow)
             return 0;
         uint64_t want = (r->out_total < allow ? r->out_total : allow) - r->out;
@@ -515,7 +527,8 @@ static int raw_send(struct raw *r, uint64_t elapsed_ms, const uint8_t *payload)
 static int raw_recv(struct raw *r, uint64_t elapsed_ms, uint8_t *scratch, const uint8_t *expect)
 {
     while (r->in < r->in_total) {
-        uint64_t allow = r->in_rate ? r->in_rate * elapsed_ms / 1000 : UINT64_MAX;
+        uint64_t allow =
+            r->in_rate ? RIPC_FRAME_HDR + LEAD + r->in_rate * elapsed_ms / 1000 : UINT64_MAX;
         if (r->in >= allow)
             return 0;
         uint64_t want = (r->in_total < allow ? r->in_total : allow) - r->in;
@@ -533,6 +546,13 @@ static int raw_recv(struct raw *r, uint64_t elapsed_ms, uint8_t *scratch, const 
         r->in += (uint64_t)k;
     }
     return 0;
+}
+
+/* Bytes of r's frame the master has read (SIOCOUTQ: sent, not yet read). */
+static uint64_t raw_taken(const struct raw *r)
+{
+    int unread = ripc_test_unread(r->fd);
+    return unread > 0 && (uint64_t)unread < r->out ? r->out - (uint64_t)unread : r->out;
 }
 
 static int raw_kid(int up, int go)
@@ -553,34 +573,19 @@ static int raw_kid(int up, int go)
     for (int i = R_H1; i <= R_W; i++) {
         ripc__frame f = {.ftype = RIPC_FRAME_MSG, .type = T_FRAME, .len = BIG};
         ripc__frame_encode(r[i].hdr, &f);
-        r[i].out_total = RIPC_FRAME_HDR + BIG;
         r[i].out_rate = i == R_W ? 0 : H_RATE;
     }
+    /* W's frame begins once H1 and H2 hold the receive budget (below). */
+    r[R_H1].out_total = r[R_H2].out_total = RIPC_FRAME_HDR + BIG - HOLD;
     r[R_W].in_total = r[R_X].in_total = r[R_Y].in_total = RIPC_FRAME_HDR + BIG;
-    r[R_X].in_rate = X_RATE;
-    /* H1 and H2 first: once the master read their headers it holds the
-     * receive budget for their frames. Then W's frame, refused that budget:
-     * W sends what its socket takes and stops there. */
-    for (int i = R_H1; i <= R_H2; i++) {
-        if (raw_send(&r[i], 100, payload) < 0)
-            return kid_fail(raw_names[i], "send");
-        for (uint64_t t0 = ripc_test_now_ms(); ripc_test_unread(r[i].fd) > 0;)
-            if (ripc_test_now_ms() - t0 > 20000)
-                return kid_fail(raw_names[i], "the master does not read");
-            else
-                usleep(1000);
-    }
-    r[R_W].out_total = RIPC_FRAME_HDR + (1u << 20);
-    if (raw_send(&r[R_W], 0, payload) < 0)
-        return kid_fail("W", "send");
-    r[R_W].out_total = RIPC_FRAME_HDR + BIG;
+    r[R_W].in_rate = r[R_X].in_rate = X_RATE;
     ripc_test_write_all(up, "r", 1);
     char b;
     if (ripc_test_read_within(go, &b, 1, 120000) < 0)
         return kid_fail("raw", "go");
     uint64_t t0 = ripc_test_now_ms();
-    for (;;) {
-        uint64_t el = ripc_test_now_ms() - t0 + 100;
+    for (int refused = 0;;) {
+        uint64_t el = ripc_test_now_ms() - t0;
         int done = 1;
         for (int i = 0; i < R_N; i++) {
             if (raw_send(&r[i], el, payload) < 0)
@@ -592,6 +597,19 @@ static int raw_kid(int up, int go)
                                 rc == -2 ? "bytes wrong" : "recv: dropped after %llu ms",
                                 (unsigned long long)el);
             done &= r[i].out == r[i].out_total && r[i].in == r[i].in_total;
+        }
+        /* The master read past the base of H1's and H2's frames, so it holds
+         * budget for both: W's frame is refused it, and W reads at once. */
+        if (!refused && raw_taken(&r[R_H1]) > RIPC_FRAME_HDR + LEAD &&
+            raw_taken(&r[R_H2]) > RIPC_FRAME_HDR + LEAD) {
+            refused = 1;
+            r[R_W].out_total = RIPC_FRAME_HDR + BIG;
+            r[R_W].in_rate = 0;
+            done = 0;
+        }
+        if (r[R_W].in == r[R_W].in_total && r[R_H1].out_total < RIPC_FRAME_HDR + BIG) {
+            r[R_H1].out_total = r[R_H2].out_total = RIPC_FRAME_HDR + BIG;
+            done = 0;
         }
         if (done)
             break;
