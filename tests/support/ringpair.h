@@ -5,6 +5,7 @@
 #define RIPC_TEST_RINGPAIR_H
 
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -62,7 +63,8 @@ static inline uint64_t ripc_test_sum(uint64_t h, const void *buf, size_t len)
 #define RIPC_TEST_SUM_INIT 0xCBF29CE484222325ULL
 
 /* Back off while the ring is full or empty: spin briefly, then yield so
- * that two processes sharing one CPU (taskset -c 0) still make progress. */
+ * that two processes sharing one CPU (taskset -c 0) still make progress.
+ * Against busy processes on that CPU a yield is slow (see the bell below). */
 static inline void ripc_test_backoff(unsigned *spins)
 {
     if (++*spins < 64) {
@@ -73,5 +75,35 @@ static inline void ripc_test_backoff(unsigned *spins)
     }
     sched_yield();
 }
+
+/*
+ * A bell for the two sides of a test ring in one address space or in
+ * shared memory: each side rings it after every step that may let the
+ * other go on (a commit, a release), and a side that found the ring full or
+ * empty spins briefly, then sleeps on the bell until the other side rings.
+ * A yield is no wait: on a CPU shared with busy processes it hands the CPU
+ * to them for whole time slices while the other side, which would end the
+ * wait, sits in the queue behind them (one record per slice).
+ * The bell orders nothing a race detector would see (relaxed counters, a
+ * raw futex): the ring's own acquire/release pairs still carry every
+ * payload. So a ring may be missed, and a sleep is bounded (1 ms) before
+ * the caller looks at the ring again. Without a futex: a yield.
+ */
+struct ripc_test_bell {
+    _Atomic uint32_t seq;      /* rings so far */
+    _Atomic uint32_t sleepers; /* sides asleep on seq */
+};
+
+struct ripc_test_waiter {
+    struct ripc_test_bell *bell;
+    unsigned spins;
+    uint32_t seen; /* seq before the last look at the ring */
+};
+
+void ripc_test_bell_ring(struct ripc_test_bell *b);
+
+/* Call after each look at the ring that found it full or empty: rings
+ * since the look before it end the sleep at once. */
+void ripc_test_bell_wait(struct ripc_test_waiter *w);
 
 #endif

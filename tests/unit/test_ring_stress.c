@@ -27,6 +27,7 @@ struct ctx {
     size_t max_rec;
     uint64_t sum;
     int err;
+    struct ripc_test_bell bell; /* rung after each commit and each release */
 };
 
 static void *producer(void *arg)
@@ -41,24 +42,25 @@ static void *producer(void *arg)
     uint64_t sum = RIPC_TEST_SUM_INIT;
     for (uint64_t n = 0; n < g_records; n++) {
         size_t len = ripc_test_rec_len(SEED, n, x->max_rec);
-        unsigned spins = 0;
+        struct ripc_test_waiter w = {.bell = &x->bell};
         int rc;
         if (n % 3 == 0) { /* copy helper */
             ripc_test_rec_fill(tmp, len, n);
             while ((rc = ripc_ring_push(p, tmp, len)) == -EAGAIN)
-                ripc_test_backoff(&spins);
+                ripc_test_bell_wait(&w);
             sum = ripc_test_sum(sum, tmp, len);
         } else { /* zero copy; reserve more than we commit every other time */
             size_t want = (n % 2) ? x->max_rec : len;
             void *buf;
             while ((rc = ripc_ring_reserve(p, want, &buf)) == -EAGAIN)
-                ripc_test_backoff(&spins);
+                ripc_test_bell_wait(&w);
             if (rc == 0) {
                 ripc_test_rec_fill(buf, len, n);
                 sum = ripc_test_sum(sum, buf, len);
                 ripc_ring_commit(p, len);
             }
         }
+        ripc_test_bell_ring(&x->bell);
         if (rc != 0) {
             x->err = 2;
             break;
@@ -94,11 +96,11 @@ static void test_ring_stress_two_threads(void **state)
             size_t want = ripc_test_rec_len(SEED, n, x.max_rec);
             size_t len;
             int rc;
-            unsigned spins = 0;
+            struct ripc_test_waiter w = {.bell = &x.bell};
             if (n % 2) {
                 const void *buf;
                 while ((rc = ripc_ring_peek(c, &buf, &len)) == -EAGAIN)
-                    ripc_test_backoff(&spins);
+                    ripc_test_bell_wait(&w);
                 assert_int_equal(rc, 0);
                 assert_int_equal(len, want);
                 assert_true(ripc_test_rec_ok(buf, len, n));
@@ -106,12 +108,13 @@ static void test_ring_stress_two_threads(void **state)
                 ripc_ring_release(c);
             } else {
                 while ((rc = ripc_ring_pop(c, out, x.max_rec, &len)) == -EAGAIN)
-                    ripc_test_backoff(&spins);
+                    ripc_test_bell_wait(&w);
                 assert_int_equal(rc, 0);
                 assert_int_equal(len, want);
                 assert_true(ripc_test_rec_ok(out, len, n));
                 sum = ripc_test_sum(sum, out, len);
             }
+            ripc_test_bell_ring(&x.bell);
         }
         assert_int_equal(pthread_join(t, NULL), 0);
         assert_int_equal(x.err, 0);
