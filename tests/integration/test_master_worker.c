@@ -2474,6 +2474,28 @@ static void test_mw_fork_child_closes_inherited(void **state)
  * server of their own and serve with it. */
 static _Atomic int fr_stop, fr_starved;
 
+/* The churn thread allocates (each handle() call) and the test forks: a
+ * fork while that thread is inside the allocator can leave the child's
+ * allocator locked for good under ASan (clang 14's fork does not take its
+ * allocator's locks). So a fork waits until the churn thread is between two
+ * rounds (fr_mu, taken by the fork's prepare handler; fr_want keeps the
+ * churn thread from taking it again at once). The reclaimer still has the
+ * removals' frees queued when the fork happens. */
+static pthread_mutex_t fr_mu = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic int fr_want;
+
+static void fr_prepare(void)
+{
+    atomic_store(&fr_want, 1);
+    pthread_mutex_lock(&fr_mu);
+}
+
+static void fr_after(void)
+{
+    atomic_store(&fr_want, 0);
+    pthread_mutex_unlock(&fr_mu);
+}
+
 static void fr_nop(ripc_peer *p, const ripc_msg *msg, void *arg)
 {
     (void)p;
@@ -2485,12 +2507,16 @@ static void *fr_churn(void *arg)
 {
     ripc_server *s = arg;
     while (!atomic_load(&fr_stop)) {
+        while (atomic_load(&fr_want))
+            sched_yield(); /* a fork is waiting for us to be between rounds */
+        pthread_mutex_lock(&fr_mu);
         urcu_bp_read_lock();
         for (volatile int i = 0; i < 20000; i++)
             ;
         ripc_server_handle(s, T_SPARE, fr_nop, NULL); /* its own section nests */
         ripc_server_handle(s, T_SPARE, NULL, NULL);
         urcu_bp_read_unlock();
+        pthread_mutex_unlock(&fr_mu);
     }
     return NULL;
 }
@@ -2520,6 +2546,9 @@ static void test_mw_fork_while_reclaiming(void **state)
     open_server(m, &o);
     atomic_store(&fr_stop, 0);
     atomic_store(&fr_starved, 0);
+    static int registered;
+    if (!registered++)
+        assert_int_equal(pthread_atfork(fr_prepare, fr_after, fr_after), 0);
     int prog[2];
     assert_int_equal(pipe(prog), 0);
     pthread_t churn, dog;
