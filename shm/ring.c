@@ -80,6 +80,10 @@ static int refresh_tail(ripc_ring *r)
         return -EPROTO;
     }
     r->f.peer = tail;
+    /* The fill is exact here, and this runs about once per lap of the ring
+     * (and whenever it looks full): the counters' high-water mark. */
+    if (r->f.pos - tail > r->high)
+        __atomic_store_n(&r->high, r->f.pos - tail, __ATOMIC_RELAXED);
     return 0;
 }
 
@@ -473,6 +477,26 @@ int ripc__ring_arm_producer(ripc_ring *r, size_t len, uint32_t how)
 uint64_t ripc__ring_pos(const ripc_ring *r)
 {
     return r->f.pos;
+}
+
+uint64_t ripc__ring_fill(const ripc_ring *r)
+{
+    /* Tail before head: both only grow, so head read later is never
+     * behind the tail read earlier (an honest peer's). */
+    uint64_t tail = atomic_load_explicit(&r->hdr->cons.tail, memory_order_relaxed);
+    uint64_t head = atomic_load_explicit(&r->hdr->prod.head, memory_order_relaxed);
+    uint64_t used = head - tail;
+    return used <= r->capacity ? used : 0;
+}
+
+uint64_t ripc__ring_high(const ripc_ring *r)
+{
+    return __atomic_load_n(&r->high, __ATOMIC_RELAXED);
+}
+
+uint64_t ripc__ring_capacity(const ripc_ring *r)
+{
+    return r->capacity;
 }
 
 int ripc__ring_consumed(ripc_ring *r, uint64_t pos)

@@ -32,6 +32,8 @@ struct ripc_ring {
     uint64_t peek_skip; /* pad bytes before it */
     uint64_t peek_size;
     uint64_t peek_len;
+    /* producer: the most it found queued at a re-read of the tail */
+    uint64_t high;
 };
 
 /* The header slot at byte off of the data area, loaded with order (an
@@ -107,6 +109,18 @@ int ripc__ring_writable(ripc_ring *r, size_t len);
  */
 uint64_t ripc__ring_pos(const ripc_ring *r);
 int ripc__ring_consumed(ripc_ring *r, uint64_t pos);
+
+/*
+ * For the counters (src/stats.h), any thread while the ring stays attached.
+ * fill: the bytes queued now, from the two published indices (relaxed
+ * loads of the shared header; the peer may write anything there, so the
+ * result is clamped to [0, capacity]). high: the most the producer found
+ * queued when it last re-read the consumer's index (the producer writes it
+ * there, a relaxed store; any thread reads it, a relaxed load).
+ */
+uint64_t ripc__ring_fill(const ripc_ring *r);
+uint64_t ripc__ring_high(const ripc_ring *r);
+uint64_t ripc__ring_capacity(const ripc_ring *r);
 int ripc__ring_arm_producer_pos(ripc_ring *r, uint64_t pos, uint32_t how);
 
 /*

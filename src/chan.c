@@ -84,9 +84,11 @@ void ripc__chan_close(ripc__chan *ch)
 }
 
 /* The peer slept (its flag was `how`, taken from it by our exchange, so no
- * other waker rings for the same sleep): wake it the way it asked for. */
-static inline void wake_peer(ripc__chan *ch, uint32_t how)
+ * other waker rings for the same sleep): wake it the way it asked for,
+ * counted in the waker's half h. */
+static inline void wake_peer(ripc__chan *ch, uint32_t how, struct ripc__stats_half *h)
 {
+    ripc__stat_add(&h->bells, 1);
     if (how == RIPC_SLEEP_WORD)
         ripc__doorbell_ring_word(&ch->peer_bell);
     else
@@ -99,7 +101,7 @@ static inline void publish(ripc__chan *ch, size_t rec_len)
 {
     uint32_t how = ripc__ring_commit_wake(ch->tx, rec_len);
     if (how)
-        wake_peer(ch, how);
+        wake_peer(ch, how, &ch->st.out);
 }
 
 /* The loan's record: rec_len bytes in tx (message header first), for a
@@ -163,6 +165,8 @@ int ripc__chan_commit(ripc__chan *ch, ripc__loan *l, uint16_t type, uint8_t kind
         ripc__chan_abandon(ch, l);
         return -EPROTO;
     }
+    /* Counted before it is published: once the peer answers, it is in. */
+    ripc__stat_msg(&ch->st.out, kind, len);
     if (!b || len <= RIPC_MARKER_BYTES) {
         if (b && len) /* short enough for the marker's own room */
             memcpy(l->rec + RIPC_MSG_HDR, b->seg.base, (size_t)len);
@@ -177,8 +181,10 @@ int ripc__chan_commit(ripc__chan *ch, ripc__loan *l, uint16_t type, uint8_t kind
     int rc = ripc__large_send_frame(ch->sock, &f, b);
     if (rc < 0) {
         ripc__chan_abandon(ch, l);
-        return rc;
+        return rc; /* the connection is done: its counts no longer matter */
     }
+    ripc__stat_add(&ch->st.out.large, 1);
+    ripc__stat_add(&ch->st.out.large_bytes, len);
     ripc__msg_encode(l->rec, type, kind, RIPC_MSGF_LARGE, id);
     memcpy(l->rec + RIPC_MSG_HDR, &len, sizeof len);
     publish(ch, RIPC_MSG_HDR + RIPC_MARKER_BYTES);
@@ -248,6 +254,7 @@ int ripc__chan_try_send(ripc__chan *ch, uint16_t type, uint8_t kind, uint64_t id
     ripc__msg_encode(buf, type, kind, 0, id);
     if (len)
         memcpy((unsigned char *)buf + RIPC_MSG_HDR, data, (size_t)len);
+    ripc__stat_msg(&ch->st.out, kind, len);
     publish(ch, total);
     return 0;
 }
@@ -266,14 +273,28 @@ int ripc__chan_peek(ripc__chan *ch, ripc_msg *m)
         return -EPROTO;
     m->data = (const unsigned char *)buf + RIPC_MSG_HDR;
     m->len = n - RIPC_MSG_HDR;
-    if (flags & RIPC_MSGF_LARGE)
-        return ripc__large_take(&ch->lg, ch->sock, ch->max_message, m->type, m->kind, m->id,
-                                m->data, (size_t)m->len, &m->data, &m->len);
+    if (flags & RIPC_MSGF_LARGE) {
+        rc = ripc__large_take(&ch->lg, ch->sock, ch->max_message, m->type, m->kind, m->id, m->data,
+                              (size_t)m->len, &m->data, &m->len);
+        ch->large_len = m->len;
+        return rc;
+    }
     return 0;
+}
+
+/* The message being released was large: counted once, at its release (a
+ * peek may return the same message again). */
+static inline void count_large(ripc__chan *ch)
+{
+    if (ch->lg.lent.base) {
+        ripc__stat_add(&ch->st.in.large, 1);
+        ripc__stat_add(&ch->st.in.large_bytes, ch->large_len);
+    }
 }
 
 int ripc__chan_release(ripc__chan *ch, int wake)
 {
+    count_large(ch);
     int rc = ripc__large_done(&ch->lg);
     ripc_ring_release(ch->rx);
     if (wake)
@@ -283,6 +304,7 @@ int ripc__chan_release(ripc__chan *ch, int wake)
 
 int ripc__chan_release_lazy(ripc__chan *ch)
 {
+    count_large(ch);
     int rc = ripc__large_done(&ch->lg);
     ripc__ring_release_lazy(ch->rx);
     return rc;
@@ -292,7 +314,7 @@ void ripc__chan_space_wake(ripc__chan *ch)
 {
     uint32_t how = ripc__ring_space_wake(ch->rx);
     if (how)
-        wake_peer(ch, how);
+        wake_peer(ch, how, &ch->st.in);
 }
 
 /* Does what *w waits for hold now? Loads only, nothing armed. */
@@ -386,9 +408,12 @@ int ripc__chan_wait(ripc__chan *ch, const ripc__waitfor *w, uint64_t deadline)
         if (now_ready)
             return 0;
         int ms = ripc__remaining_ms(deadline);
+        ripc__stat_add(&ch->st.in.sleeps, 1); /* the worker's thread: it owns both halves */
         int rc = ch->sleep_how == RIPC_SLEEP_WORD
                      ? ripc__doorbell_wait_word(&ch->bell, seen, ch->sock, ms)
                      : ripc__doorbell_wait(&ch->bell, seen, ch->sock, ms);
+        if (rc == 1)
+            ripc__stat_add(&ch->st.in.wakeups, 1);
         if (space)
             ripc__ring_disarm_producer(ch->tx);
         if (!space || w->also_data)

@@ -22,6 +22,7 @@
 #include "shm/ring_internal.h"
 #include "src/platform.h"
 #include "src/large.h"
+#include "src/stats.h"
 
 typedef struct ripc__chan {
     ripc__segment seg;
@@ -37,6 +38,10 @@ typedef struct ripc__chan {
     uint64_t max_message;
     uint64_t max_inline; /* larger payloads go through ripc__large */
     ripc__large lg;
+    uint64_t large_len; /* consumer: the large message peeked, its length */
+    /* Counters (src/stats.h): `in` the consumer's, `out` the producer's,
+     * the same two sides as the calls below. */
+    ripc__stats st;
 } ripc__chan;
 
 /* What a sender waits for: room in tx for `arg` bytes, or the consumer of tx

@@ -18,6 +18,13 @@
 #include "src/internal.h"
 #include "src/outq.h"
 
+/* A message taken in (handed out, stashed, or dropped as a late reply):
+ * counted once, by the client's thread (src/stats.h). */
+static inline void count_in(ripc_client *c, const ripc_msg *m)
+{
+    ripc__stat_msg(&c->ch.st.in, m->kind, m->len);
+}
+
 /* The message last returned by peek_msg is done with. Shared memory:
  * publishes the consumer index and wakes a master waiting for room. */
 static void release_msg(ripc_client *c)
@@ -133,6 +140,8 @@ static int wait_msg(ripc_client *c, uint64_t deadline)
         if (!tok_)                                                                                 \
             return -EBUSY;                                                                         \
         int rc_ = (call);                                                                          \
+        if (__builtin_expect(rc_ == -EPROTO, 0))                                                   \
+            ripc__stat_add(&(c)->ch.st.in.proto, 1);                                               \
         ripc__guard_leave(&(c)->guard, tok_);                                                      \
         return rc_;                                                                                \
     } while (0)
@@ -172,7 +181,10 @@ __attribute__((noinline, cold)) static int send_socket_wait(ripc_client *c, cons
     int slices = !(flags & RIPC_OUTQ_NOW);
     uint64_t end = slice_end(deadline, slices);
     for (;;) {
+        uint64_t t0 = ripc__now_ns();
         int rc = ripc__outq_wait(c->outq, end), again = RIPC_OUTQ_AGAIN;
+        ripc__stat_add(&c->ch.st.out.waits, 1);
+        ripc__stat_add(&c->ch.st.out.wait_ns, ripc__now_ns() - t0);
         if (rc == -ETIMEDOUT) {
             if (ripc__expired(deadline))
                 return -ETIMEDOUT;
@@ -204,6 +216,8 @@ __attribute__((noinline)) static int send_socket(ripc_client *c, uint16_t type, 
         return -EMSGSIZE;
     ripc__frame f = {.ftype = RIPC_FRAME_MSG, .kind = kind, .type = type, .id = id, .len = len};
     int flags = kind == RIPC_KIND_REQUEST ? RIPC_OUTQ_NOW : 0;
+    /* Counted before the master can see it, taken back if it did not go. */
+    ripc__stat_msg(&c->ch.st.out, kind, len);
     int rc = ripc__outq_try_send(c->outq, &f, data, flags);
     if (rc == -EAGAIN && !nowait)
         rc = send_socket_wait(c, &f, data, deadline, flags);
@@ -211,6 +225,8 @@ __attribute__((noinline)) static int send_socket(ripc_client *c, uint16_t type, 
         rc = ripc__outq_finish(c->outq, deadline);
     if (rc == -EPIPE)
         c->peer_gone = 1;
+    if (rc < 0)
+        ripc__stat_unmsg(&c->ch.st.out, kind, len);
     return rc;
 }
 
@@ -229,6 +245,7 @@ static int stash_push(ripc_client *c, const ripc_msg *m)
     s->m = *m;
     memcpy(s->data, m->data, (size_t)m->len);
     c->q_bytes += (size_t)m->len;
+    count_in(c, m);
     if (c->q_tail)
         c->q_tail->next = s;
     else
@@ -262,7 +279,8 @@ __attribute__((noinline)) static int stash_incoming(ripc_client *c)
             return rc == -ENOMEM ? 0 : rc;
         m.peer_id = 0;
         if (m.kind == RIPC_KIND_REPLY) {
-            c->dropped++; /* no request waits: we are sending */
+            count_in(c, &m);
+            ripc__stat_add(&c->ch.st.in.dropped, 1); /* no request waits: we are sending */
             release_msg(c);
             continue;
         }
@@ -287,7 +305,10 @@ __attribute__((noinline)) static int wait_room(ripc_client *c, ripc__waitfor *w,
     if (more < 0)
         return more;
     w->also_data = more;
+    uint64_t t0 = ripc__now_ns();
     int rc = ripc__chan_wait(&c->ch, w, deadline);
+    ripc__stat_add(&c->ch.st.out.waits, 1);
+    ripc__stat_add(&c->ch.st.out.wait_ns, ripc__now_ns() - t0);
     return rc == 1 ? handle_sock(c) : rc;
 }
 
@@ -360,17 +381,19 @@ static int next_msg(ripc_client *c, ripc_msg *m, uint64_t want_id, uint64_t dead
         if (rc == 0) {
             m->peer_id = 0;
             if (m->kind == RIPC_KIND_REPLY) {
+                count_in(c, m);
                 if (want_id && m->id == want_id) {
                     if (m->type >= RIPC_TYPE_RESERVED)
                         return error_reply(c, m);
                     c->held = 1;
                     return 0;
                 }
-                c->dropped++; /* nobody waits for it any more */
+                ripc__stat_add(&c->ch.st.in.dropped, 1); /* nobody waits for it any more */
                 release_msg(c);
                 continue;
             }
             if (!want_id) {
+                count_in(c, m);
                 c->held = 1;
                 return 0;
             }
@@ -602,7 +625,7 @@ int ripc_client_fd(ripc_client *c)
 
 uint64_t ripc_client_dropped(const ripc_client *c)
 {
-    return c ? c->dropped : 0;
+    return c ? ripc__stat_get(&c->ch.st.in.dropped) : 0;
 }
 
 /* ---- close (opening: client_open.c) ---- */

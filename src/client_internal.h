@@ -39,7 +39,6 @@ struct ripc_client {
     _Atomic int fd_lent;  /* ripc_client_fd() was asked: no quick looks */
     ripc__guard guard;    /* one thread inside send / request / recv */
     uint64_t next_id;
-    uint64_t dropped;
     struct stash *q_head, *q_tail;
     size_t q_bytes, q_cap;
     struct stash *lent; /* stash entry lent to the caller */
@@ -54,6 +53,10 @@ struct ripc_client {
     char reason[RIPC_REASON_MAX + 1];
     int err_code; /* the last request ended with an error reply: its code (< 0) */
     char err_text[RIPC_ERR_TEXT_MAX + 1]; /* and its text (ripc_client_error) */
+    /* For ripc_client_stats (any thread reads them): set at open. The
+     * counters themselves are in ch.st (src/stats.h), in socket mode too. */
+    char name[RIPC_NAME_MAX + 1];
+    uint64_t connected_ns;
 };
 
 /* Free everything c holds, without a goodbye (ripc_client_close sends

@@ -37,6 +37,13 @@ static void send_reject(struct ripc_peer *p, int code, const char *fmt, ...)
         n = 0;
     if (n > (int)RIPC_REASON_MAX)
         n = RIPC_REASON_MAX;
+    int why = code == EPROTONOSUPPORT ? RIPC__REFUSED_VERSION
+              : code == EACCES        ? RIPC__REFUSED_CREDENTIALS
+              : code == EMSGSIZE      ? RIPC__REFUSED_LIMITS
+              : code == ENOTSUP       ? RIPC__REFUSED_TRANSPORT
+              : code == EPROTO        ? RIPC__REFUSED_MALFORMED
+                                      : RIPC__REFUSED_RESOURCES;
+    ripc__server_count(&p->srv->st.refused[why]);
     ripc__frame f = {.ftype = RIPC_FRAME_REJECT, .type = (uint16_t)code, .len = (uint64_t)n};
     ripc__frame_encode(buf, &f);
     ripc__sock_set_nonblock(p->sock, 0);
@@ -92,6 +99,7 @@ static int peer_activate(struct loop *L, struct ripc_peer *p)
     /* A1: active before the insert publishes p (T1 in tables_urcu.c): a
      * sender that finds it may mark it broken, which only a joined peer can
      * be. */
+    p->connected_ns = ripc__stats_wall_ns();
     atomic_store(&p->state, P_ACTIVE);
     if ((rc = ripc__peer_insert(s->t, p->id, p)) < 0) {
         atomic_store(&p->state, P_HANDSHAKE); /* nobody could find it */
@@ -101,6 +109,7 @@ static int peer_activate(struct loop *L, struct ripc_peer *p)
     s->n_hs--;
     p->hs_len = 0;
     atomic_fetch_add(&s->npeers, 1);
+    ripc__server_count(&s->st.joined);
     if (s->joined)
         s->joined(p, s->cb_arg);
     ripc__loop_place(L, p);
@@ -414,9 +423,13 @@ static int process_hello(struct loop *L, struct ripc_peer *p, const ripc__frame 
 }
 
 /* A handshake ends without a join (bad HELLO, hang-up, deadline, evicted):
- * its slot back, its socket out of loop 0's poller, p dropped. Loop 0. */
-static void hs_fail(struct loop *L, struct ripc_peer *p)
+ * its slot back, its socket out of loop 0's poller, p dropped. why: the
+ * counter of a handshake that ended without a REJECT (RIPC__HS_*), or -1
+ * (one was sent, and counted). Loop 0. */
+static void hs_fail(struct loop *L, struct ripc_peer *p, int why)
 {
+    if (why >= 0)
+        ripc__server_count(&p->srv->st.refused[why]);
     p->srv->n_hs--;
     ripc__poller_del(L->pl, p->sock);
     ripc__peer_drop(NULL, p, -EPROTO);
@@ -430,7 +443,7 @@ void ripc__handshake_readable(struct loop *L, struct ripc_peer *p)
         if (n == -EPROTO)
             send_reject(p, EPROTO, "a descriptor attached to the HELLO");
         if (n == 0 || (n < 0 && n != -EAGAIN)) {
-            hs_fail(L, p);
+            hs_fail(L, p, n == -EPROTO ? -1 : RIPC__HS_HANGUP);
             return;
         }
         if (n < 0)
@@ -441,7 +454,7 @@ void ripc__handshake_readable(struct loop *L, struct ripc_peer *p)
         ripc__frame f;
         if (ripc__frame_decode(p->hs, &f, RIPC_HANDSHAKE_MAX) < 0 || f.ftype != RIPC_FRAME_HELLO) {
             send_reject(p, EPROTO, "expected a HELLO frame");
-            hs_fail(L, p);
+            hs_fail(L, p, -1);
             return;
         }
         if (p->hs_need == 0 && f.len > 0) {
@@ -449,7 +462,7 @@ void ripc__handshake_readable(struct loop *L, struct ripc_peer *p)
             continue;
         }
         if (process_hello(L, p, &f) < 0)
-            hs_fail(L, p);
+            hs_fail(L, p, -1); /* after its REJECT */
         return;
     }
 }
@@ -482,7 +495,7 @@ static void hs_evict_oldest(struct loop *L)
             old = p;
     pthread_mutex_unlock(&s->all_mu);
     if (old)
-        hs_fail(L, old);
+        hs_fail(L, old, RIPC__HS_EVICTED);
 }
 
 void ripc__handshake_sweep(struct loop *L)
@@ -510,7 +523,7 @@ void ripc__handshake_sweep(struct loop *L)
         pthread_mutex_unlock(&s->all_mu);
         if (!late)
             break;
-        hs_fail(L, late);
+        hs_fail(L, late, RIPC__HS_TIMEOUT);
     }
 }
 
@@ -546,7 +559,7 @@ static int refuse_one(ripc_server *s)
     intptr_t fd;
     int rc = ripc__sock_accept(s->lfd, &fd);
     if (rc == 0) {
-        struct ripc_peer tmp = {.sock = (int)fd};
+        struct ripc_peer tmp = {.srv = s, .sock = (int)fd};
         send_reject(&tmp, EMFILE,
                     "master out of descriptors: its limit of %llu open files (RLIMIT_NOFILE) "
                     "is reached",

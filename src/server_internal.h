@@ -177,6 +177,7 @@ struct ripc_peer {
     int parked;
     unsigned idle_sweeps; /* sweeps since it last had a message */
     _Atomic int notice;   /* another thread wants the owning loop to look at it */
+    uint64_t connected_ns; /* wall clock at the join (before A1 publishes p) */
 };
 
 /*
@@ -262,6 +263,29 @@ struct tx_line {
     _Atomic unsigned queued; /* in line: a giver with none does not lock mu */
 };
 
+/* ripc_server_stats' reasons, in its order. */
+enum {
+    RIPC__LEFT_BYE,
+    RIPC__LEFT_PIPE,
+    RIPC__LEFT_PROTO,
+    RIPC__LEFT_TIMEDOUT,
+    RIPC__LEFT_CANCELED,
+    RIPC__LEFT_OTHER,
+    RIPC__LEFT_N
+};
+enum {
+    RIPC__REFUSED_VERSION,
+    RIPC__REFUSED_CREDENTIALS,
+    RIPC__REFUSED_LIMITS,
+    RIPC__REFUSED_TRANSPORT,
+    RIPC__REFUSED_RESOURCES,
+    RIPC__REFUSED_MALFORMED,
+    RIPC__HS_HANGUP,
+    RIPC__HS_TIMEOUT,
+    RIPC__HS_EVICTED,
+    RIPC__REFUSED_N
+};
+
 struct ripc_server {
     ripc_options opt;
     ripc__addr addr;
@@ -300,7 +324,22 @@ struct ripc_server {
      * Lock order: a peer's send lock, then orphan_mu. */
     pthread_mutex_t orphan_mu;
     struct ripc_peer *orphans;
+    /* Counters of ripc_server_stats: joins, leaves and refusals, counted
+     * by whichever loop makes them (a relaxed fetch_add: once per
+     * connection, not per message). */
+    struct {
+        uint64_t opened_ns;
+        _Atomic uint64_t joined;
+        _Atomic uint64_t left[RIPC__LEFT_N];
+        _Atomic uint64_t refused[RIPC__REFUSED_N];
+    } st;
 };
+
+/* Count one of the server's events (the enums above). Any thread. */
+static inline void ripc__server_count(_Atomic uint64_t *c)
+{
+    atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
+}
 
 /* The loop this thread is inside (loop_round), or NULL: a sender on p's
  * own loop must not wait for that loop. Defined in server_loop.c; hidden

@@ -195,6 +195,7 @@ __attribute__((noinline, cold)) static void unhandled(ripc_server *s, struct rip
                                                       const ripc_msg *m)
 {
     atomic_fetch_add_explicit(&s->dropped, 1, memory_order_relaxed);
+    ripc__stat_add(&p->ch.st.in.dropped, 1);
     if (m->kind == RIPC_KIND_REQUEST) {
         char text[40];
         snprintf(text, sizeof text, "no handler for type %u", (unsigned)m->type);
@@ -247,6 +248,7 @@ static int dispatch_frames(struct loop *L, struct ripc_peer *p, int *rc)
         }
         ripc_msg m = {
             .type = f.type, .kind = f.kind, .peer_id = p->id, .id = f.id, .data = pl, .len = f.len};
+        ripc__stat_msg(&p->ch.st.in, m.kind, m.len);
         dispatch_one(L, p, &m);
         n++;
     }
@@ -274,6 +276,7 @@ static int loop_dispatch(struct loop *L)
             }
             goto after;
         }
+        uint64_t pos0 = ripc__ring_pos(p->ch.rx);
         while (n < BATCH) {
             ripc_msg m;
             rc = ripc__chan_peek(&p->ch, &m);
@@ -285,6 +288,7 @@ static int loop_dispatch(struct loop *L)
                 break;
             }
             m.peer_id = p->id;
+            ripc__stat_msg(&p->ch.st.in, m.kind, m.len);
             dispatch_one(L, p, &m);
             n++;
             /* A large payload cut while the handler read it: drop the
@@ -293,6 +297,9 @@ static int loop_dispatch(struct loop *L)
                 break;
         }
         if (n) {
+            /* The batch's bytes were all queued at once before this publish
+             * (the tail moves only now): a fill the ring really had. */
+            ripc__stat_max(&p->ch.st.in.high, ripc__ring_pos(p->ch.rx) - pos0);
             ripc__ring_publish_tail(p->ch.rx);
             ripc__chan_space_wake(&p->ch);
             p->idle_sweeps = 0;
@@ -343,6 +350,7 @@ static void loop_wait(struct loop *L, int timeout_ms)
                 continue;
             }
             ripc__ring_arm_consumer_flag(p->ch.rx);
+            ripc__stat_add(&p->ch.st.in.sleeps, 1);
             remote |= ripc__ring_fastpub(p->ch.rx);
             unparked = 1;
         }
@@ -406,6 +414,7 @@ static void loop_wait(struct loop *L, int timeout_ms)
                 break;
             }
             case EV_BELL: {
+                ripc__stat_add(&e->p->ch.st.in.wakeups, 1);
                 ripc__park_readmit(L, e->p); /* data, most likely: its worker saw the flag */
                 /* End of stream: the worker closed its end of our doorbell
                  * (it cannot wake us any more; its socket says when it is

@@ -81,6 +81,7 @@ static void park(struct loop *L, size_t i)
 {
     atomic_fetch_add_explicit(&L->s->nparked, 1, memory_order_relaxed);
     L->peers[i]->parked = 1;
+    ripc__stat_add(&L->peers[i]->ch.st.in.sleeps, 1); /* armed until its next message */
     swap(L, i, --L->nact);
 }
 

@@ -23,7 +23,8 @@ int ripc__peer_try_ref(void *pp)
 
 struct ripc_peer *ripc__peer_new(ripc_server *s, int fd)
 {
-    struct ripc_peer *p = calloc(1, sizeof *p);
+    /* Aligned: the counters' halves each have cache lines of their own. */
+    struct ripc_peer *p = ripc__zalloc_aligned(sizeof *p);
     if (!p) {
         ripc__sock_dispose(fd);
         return NULL;
@@ -139,6 +140,13 @@ void ripc__peer_drop(struct loop *L, struct ripc_peer *p, int reason)
         ripc__sockmode_budget_wake(s); /* its senders in line for budget end */
     all_unlink(s, p);
     if (was_active) {
+        int why = reason == RIPC_LEFT_BYE ? RIPC__LEFT_BYE
+                  : reason == -EPIPE      ? RIPC__LEFT_PIPE
+                  : reason == -EPROTO     ? RIPC__LEFT_PROTO
+                  : reason == -ETIMEDOUT  ? RIPC__LEFT_TIMEDOUT
+                  : reason == -ECANCELED  ? RIPC__LEFT_CANCELED
+                                          : RIPC__LEFT_OTHER;
+        ripc__server_count(&s->st.left[why]);
         ripc__peer_remove(s->t, p->id);
         atomic_fetch_sub(&s->npeers, 1);
         if (s->left)

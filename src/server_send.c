@@ -351,11 +351,16 @@ static int send_locked(struct ripc_peer *p, uint16_t type, uint8_t kind, uint64_
                 *deadline = ripc__deadline(timeout_ms);
             ripc__frame f = {
                 .ftype = RIPC_FRAME_MSG, .kind = kind, .type = type, .id = id, .len = len};
+            /* Counted before the worker can see it, taken back if it did
+             * not go (the lock is held again then: the counters are ours). */
+            ripc__stat_msg(&p->ch.st.out, kind, len);
             int rc =
                 len > p->ch.max_message
                     ? -EMSGSIZE
                     : ripc__sockmode_send(p, &f, data, timeout_ms == 0 ? ripc__now_ns() : *deadline,
                                           timeout_ms == 0);
+            if (rc < 0)
+                ripc__stat_unmsg(&p->ch.st.out, kind, len);
             return rc == -ETIMEDOUT && timeout_ms == 0 ? -EAGAIN : rc;
         }
         ripc__waitfor wf;
@@ -380,7 +385,11 @@ int ripc__send_after_try(struct ripc_peer *p, int rc, const ripc__waitfor *wf, i
         return rc;
     if (*deadline == 0)
         *deadline = ripc__deadline(timeout_ms);
+    uint64_t t0 = ripc__now_ns();
     rc = wait_space(p, wf, *deadline);
+    /* wait_space returns with the lock held: the counters are ours */
+    ripc__stat_add(&p->ch.st.out.waits, 1);
+    ripc__stat_add(&p->ch.st.out.wait_ns, ripc__now_ns() - t0);
     return rc < 0 ? rc : 1;
 }
 

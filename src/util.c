@@ -136,3 +136,12 @@ const char *ripc_strerror(int err)
         return strerror(-err);
     }
 }
+
+void *ripc__zalloc_aligned(size_t size)
+{
+    size_t n = (size + 63) & ~(size_t)63; /* aligned_alloc wants a multiple */
+    void *p = aligned_alloc(64, n);
+    if (p)
+        memset(p, 0, n);
+    return p;
+}

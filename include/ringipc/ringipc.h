@@ -572,6 +572,150 @@ RIPC_API uint64_t ripc_client_dropped(const ripc_client *c);
  * connection end (-EPIPE) instead of a goodbye. Never waits otherwise. */
 RIPC_API void ripc_client_close(ripc_client *c);
 
+/* ---- counters ----
+ *
+ * What a running master and its workers have done, for monitoring (the
+ * ringipc-stat tool, a dashboard): ripc_server_stats, ripc_server_peer_stats
+ * and ripc_client_stats fill a struct the caller owns.
+ *
+ * Versioning. Each struct starts with `size`: the caller sets it to
+ * sizeof the struct as its header declares it. The library fills that many
+ * bytes (those it knows; a newer caller's fields beyond them are zeroed)
+ * and never more, so fields are only ever appended and a program built
+ * against an older header keeps working with a newer library. A size
+ * smaller than the first version of the struct (RIPC_PEER_STATS_SIZE_V1,
+ * RIPC_SERVER_STATS_SIZE_V1) is -EINVAL.
+ *
+ * Cost and consistency. Each counter is written by one thread at a time,
+ * the one that owns what it counts (a message in: the dispatch loop that
+ * owns the worker, or the worker's thread; a message out: the sender
+ * holding the worker's send lock, or the worker's thread), with plain
+ * stores: counting takes no locked instruction and no lock. A stats call
+ * reads each counter with a relaxed atomic load of an aligned 64-bit word
+ * (never torn on the 64-bit platforms the library supports), so each
+ * value is one the counter really had, but the values are not one
+ * snapshot: a message counted in msgs_in may not be in bytes_in yet.
+ * Everything is counted before the message is handed on (to a handler, to
+ * recv) or published (to the other side), so once the other side has
+ * answered a message, the counts include it. Counters only grow, from 0
+ * when the connection was made (or the server opened).
+ *
+ * Directions: _in is received by the side that asks (the master: from that
+ * worker; a worker: from its master), _out sent by it.
+ */
+#define RIPC_PEER_STATS_SIZE_V1   520u /* sizeof(ripc_peer_stats_t) in its first version */
+#define RIPC_SERVER_STATS_SIZE_V1 176u /* sizeof(ripc_server_stats_t) in its first version */
+
+typedef struct ripc_peer_stats_t {
+    uint32_t size;         /* in: sizeof(ripc_peer_stats_t); out: the bytes filled */
+    uint32_t peer_id;      /* the worker's id (ripc_peer_id / ripc_client_id) */
+    int32_t pid;           /* the other side's pid (master: ripc_peer_pid; worker: 0) */
+    int32_t transport;     /* RIPC_TRANSPORT_SHM or RIPC_TRANSPORT_SOCKET */
+    uint64_t connected_ns; /* when the handshake ended: CLOCK_REALTIME, ns since 1970 */
+    /* Messages and payload bytes, indexed by kind: [RIPC_ONEWAY],
+     * [RIPC_REQUEST], [RIPC_REPLY] (a master receives no replies, a worker
+     * sends none). Large messages are in these too. Error replies
+     * (ripc_reply_error) count as replies of their encoded size. */
+    uint64_t msgs_in[3], bytes_in[3];
+    uint64_t msgs_out[3], bytes_out[3];
+    /* Of those, the large messages (above max_inline, each in a buffer of
+     * its own; shared-memory mode only) and their payload bytes. */
+    uint64_t large_in, large_bytes_in, large_out, large_bytes_out;
+    /* Rings (shared-memory mode; 0 in socket mode): the capacity of each
+     * direction, and the bytes queued in each, now, read from the ring
+     * indices at the call (the master's consumer index moves once per batch
+     * of up to 256 messages, so `in` counts a batch being handled). The
+     * high-water marks are the highest fill seen where the library looks,
+     * which costs nothing per message: out, by this side's writer each time
+     * it re-reads the reader's index (about once per lap of the ring, and
+     * whenever the ring looks full, so it nears the capacity once a send
+     * had to wait for room); in, on the master, the bytes of the largest
+     * batch it read at once; and the fill this call reads. A lower bound
+     * of the true peak. */
+    uint64_t ring_bytes;
+    uint64_t ring_in_used, ring_out_used;
+    uint64_t ring_in_high, ring_out_high;
+    /* Sends that found the ring full and waited for room (a send that waits
+     * in several slices counts once per slice), and the nanoseconds they
+     * waited in all. Shared-memory mode; a worker's socket-mode sends that
+     * waited for the socket count here too. */
+    uint64_t send_waits, send_wait_ns;
+    /* Sleeps: worker, the times it blocked on its doorbell (recv, request,
+     * a full ring); master, the times the loop that owns this worker armed
+     * its ring to sleep, or parked it. Wake-ups: the times this side's
+     * doorbell was rung by the other (master: the worker's doorbell events
+     * its loop handled; worker: sleeps that ended by a ring rather than a
+     * timeout). Doorbells: the times this side rang the other's, because it
+     * slept (for data or for room). Shared-memory mode. */
+    uint64_t sleeps, wakeups, doorbells;
+    /* Worker: replies that came after their request had ended, dropped
+     * (ripc_client_dropped). Master: this worker's messages no handler took
+     * (ripc_server_dropped counts all workers'). */
+    uint64_t dropped;
+    /* Worker: calls that ended with -EPROTO (the master broke the protocol;
+     * the connection is done after the first). Master: always 0, as a
+     * worker that breaks the protocol is dropped and its counters go with it
+     * (ripc_server_stats counts it in left_proto). */
+    uint64_t proto_errors;
+    char name[64];    /* the worker's name (ripc_options.name) */
+    char reason[208]; /* why this transport (ripc_peer_transport_reason) */
+} ripc_peer_stats_t;
+
+typedef struct ripc_server_stats_t {
+    uint32_t size;        /* in: sizeof(ripc_server_stats_t); out: the bytes filled */
+    uint32_t peers_now;   /* workers connected now (ripc_server_peer_count) */
+    uint64_t peers_total; /* workers that joined since open */
+    uint64_t parked_now;  /* of peers_now, parked (ripc_server_parked_count) */
+    uint64_t opened_ns;   /* ripc_server_open: CLOCK_REALTIME, ns since 1970 */
+    /* Workers that left, by the reason `left` was given: a goodbye, the
+     * connection lost (-EPIPE), a protocol error or corrupt shared memory
+     * (-EPROTO), a socket-mode stall (-ETIMEDOUT), the server closing
+     * (-ECANCELED), or another error (a loop that could not take it). */
+    uint64_t left_bye, left_pipe, left_proto, left_timedout, left_canceled, left_other;
+    /* Connections that never joined. Refused with a REJECT, by its code: no
+     * common protocol version or doorbell (-EPROTONOSUPPORT), credentials
+     * or token (-EACCES), limits (-EMSGSIZE), shared memory required but
+     * unavailable (-ENOTSUP), out of memory or descriptors (-ENOMEM,
+     * -EMFILE), a malformed HELLO (-EPROTO). Ended without one: the
+     * connection closed during the handshake, its deadline passed
+     * (connect_timeout_ms), or it was evicted for a newer connection while
+     * the handshake slots were full. */
+    uint64_t refused_version, refused_credentials, refused_limits, refused_transport;
+    uint64_t refused_resources, refused_malformed;
+    uint64_t handshake_hangups, handshake_timeouts, handshake_evicted;
+    uint64_t unhandled;        /* messages no handler took (ripc_server_dropped) */
+    uint64_t large_pool_bytes; /* idle large-message buffers kept for reuse, all workers */
+    uint64_t large_pool_limit; /* ...and the most kept */
+} ripc_server_stats_t;
+
+/*
+ * The server's counters. Any thread, any time but during ripc_server_close
+ * (as ripc_server_peer_count); never waits. 0, -EINVAL (s or out NULL, or
+ * out->size too small).
+ */
+RIPC_API int ripc_server_stats(ripc_server *s, ripc_server_stats_t *out);
+/*
+ * The counters of the worker with this id, as the master sees them. Any
+ * thread, a handler's included, while dispatch threads run; safe against
+ * the worker leaving meanwhile (the peer is looked up as ripc_server_send
+ * does, and held until the call returns). Reading the ring fill takes the
+ * worker's send lock for a moment: it may wait for a send to that worker
+ * under way, and a thread streaming to it loses its fast path until it
+ * earns it again (docs/design.md, Senders); call it at monitoring rates,
+ * not per message. Like the send calls, not from a thread that blocks
+ * SIGBUS (the ring header is read). 0, -EINVAL (s or out NULL, or
+ * out->size too small), -ENOENT (no such worker: never joined, or left),
+ * -ECANCELED (the server is closing).
+ */
+RIPC_API int ripc_server_peer_stats(ripc_server *s, uint32_t peer_id, ripc_peer_stats_t *out);
+/*
+ * The worker's counters for its connection. Any thread, also while another
+ * is inside a call on c (the counters are read, never written); not
+ * during ripc_client_close. Never waits. 0, -EINVAL (c or out NULL, or
+ * out->size too small).
+ */
+RIPC_API int ripc_client_stats(ripc_client *c, ripc_peer_stats_t *out);
+
 RIPC_API const char *ripc_strerror(int err);
 
 #ifdef __cplusplus
