@@ -29,17 +29,18 @@ uint64_t ripc__stats_wall_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* The caller's struct: at least v1, filled up to the size it gave or ours,
- * whichever is less. 0 or -EINVAL. */
-static int stats_size(const void *out, uint32_t v1, uint32_t ours, uint32_t *n)
+/* The handle h and the caller's struct out, at least v1 bytes by the size
+ * it says (*caller), to be filled up to that size or ours, whichever is
+ * less (*n). 0 or -EINVAL. */
+static int stats_size(const void *h, const void *out, uint32_t v1, uint32_t ours, uint32_t *n,
+                      uint32_t *caller)
 {
-    if (!out)
+    if (!h || !out)
         return -EINVAL;
-    uint32_t size;
-    memcpy(&size, out, sizeof size);
-    if (size < v1)
+    memcpy(caller, out, sizeof *caller);
+    if (*caller < v1)
         return -EINVAL;
-    *n = size < ours ? size : ours;
+    *n = *caller < ours ? *caller : ours;
     return 0;
 }
 
@@ -75,10 +76,9 @@ static void halves(ripc_peer_stats_t *o, const ripc__stats *st)
     o->proto_errors = ripc__stat_get(&st->in.proto);
 }
 
-static uint64_t max3(uint64_t a, uint64_t b, uint64_t c)
+static uint64_t max2(uint64_t a, uint64_t b)
 {
-    uint64_t m = a > b ? a : b;
-    return m > c ? m : c;
+    return a > b ? a : b;
 }
 
 /* Ring fill now and the marks, from the indices; the rings must stay
@@ -90,17 +90,16 @@ static void rings(ripc_peer_stats_t *o, const ripc__chan *ch)
     o->ring_bytes = ripc__ring_capacity(ch->tx);
     o->ring_in_used = ripc__ring_fill(ch->rx);
     o->ring_out_used = ripc__ring_fill(ch->tx);
-    o->ring_in_high = max3(o->ring_in_used, ripc__stat_get(&ch->st.in.high), 0);
-    o->ring_out_high = max3(o->ring_out_used, ripc__ring_high(ch->tx), 0);
+    o->ring_in_high = max2(o->ring_in_used, ripc__stat_get(&ch->st.in.high));
+    o->ring_out_high = max2(o->ring_out_used, ripc__ring_high(ch->tx));
 }
 
 int ripc_server_stats(ripc_server *s, ripc_server_stats_t *out)
 {
-    uint32_t n;
-    int rc = stats_size(out, RIPC_SERVER_STATS_SIZE_V1, sizeof *out, &n);
-    if (rc < 0 || !s)
-        return rc < 0 ? rc : -EINVAL;
-    uint32_t caller = out->size;
+    uint32_t n, caller;
+    int rc = stats_size(s, out, RIPC_SERVER_STATS_SIZE_V1, sizeof *out, &n, &caller);
+    if (rc < 0)
+        return rc;
     ripc_server_stats_t o = {0};
     o.peers_now = atomic_load_explicit(&s->npeers, memory_order_relaxed);
     o.peers_total = atomic_load_explicit(&s->st.joined, memory_order_relaxed);
@@ -135,11 +134,10 @@ int ripc_server_stats(ripc_server *s, ripc_server_stats_t *out)
 
 int ripc_server_peer_stats(ripc_server *s, uint32_t peer_id, ripc_peer_stats_t *out)
 {
-    uint32_t n;
-    int rc = stats_size(out, RIPC_PEER_STATS_SIZE_V1, sizeof *out, &n);
-    if (rc < 0 || !s)
-        return rc < 0 ? rc : -EINVAL;
-    uint32_t caller = out->size;
+    uint32_t n, caller;
+    int rc = stats_size(s, out, RIPC_PEER_STATS_SIZE_V1, sizeof *out, &n, &caller);
+    if (rc < 0)
+        return rc;
     /* A reference, as the send calls take on their slow path: p stays a
      * valid struct until we let go, whatever its loop does meanwhile. */
     void *pv;
@@ -173,11 +171,10 @@ int ripc_server_peer_stats(ripc_server *s, uint32_t peer_id, ripc_peer_stats_t *
 
 int ripc_client_stats(ripc_client *c, ripc_peer_stats_t *out)
 {
-    uint32_t n;
-    int rc = stats_size(out, RIPC_PEER_STATS_SIZE_V1, sizeof *out, &n);
-    if (rc < 0 || !c)
-        return rc < 0 ? rc : -EINVAL;
-    uint32_t caller = out->size;
+    uint32_t n, caller;
+    int rc = stats_size(c, out, RIPC_PEER_STATS_SIZE_V1, sizeof *out, &n, &caller);
+    if (rc < 0)
+        return rc;
     ripc_peer_stats_t o = {0};
     o.peer_id = c->id;
     o.transport = c->xport == RIPC_XPORT_SHM ? RIPC_TRANSPORT_SHM : RIPC_TRANSPORT_SOCKET;
