@@ -40,6 +40,15 @@ static inline uint64_t ripc__coarse_ns(void)
 #endif
 }
 
+/* CLOCK_REALTIME in ns since the epoch: a moment a person reads (when a
+ * peer connected), never for deadlines. */
+static inline uint64_t ripc__wall_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 /* Deadline for a timeout in ms: RIPC_DEADLINE_NEVER for < 0, now for 0. */
 static inline uint64_t ripc__deadline(int timeout_ms)
 {

@@ -287,7 +287,7 @@ static int client_start(ripc_client **out, ripc_client *c, int fd, uint64_t dead
     }
     /* The options' name is the caller's memory: a copy for the counters. */
     snprintf(c->name, sizeof c->name, "%s", c->opt.name ? c->opt.name : "");
-    c->connected_ns = ripc__stats_wall_ns();
+    c->connected_ns = ripc__wall_ns();
     *out = c;
     return 0;
 }

@@ -147,7 +147,7 @@ int ripc_server_open_ex(ripc_server **out, const char *url, const ripc_options *
     (void)ripc__fd_limit_raise();
     static _Atomic uint64_t serials;
     s->serial = atomic_fetch_add_explicit(&serials, 1, memory_order_relaxed) + 1;
-    s->st.opened_ns = ripc__stats_wall_ns();
+    s->st.opened_ns = ripc__wall_ns();
     s->spare_fd = ripc__fd_reserve();
     s->ev_listen = (struct evsrc){EV_LISTEN, NULL};
     s->ev_stop = (struct evsrc){EV_STOP, NULL};

@@ -99,7 +99,7 @@ static int peer_activate(struct loop *L, struct ripc_peer *p)
     /* A1: active before the insert publishes p (T1 in tables_urcu.c): a
      * sender that finds it may mark it broken, which only a joined peer can
      * be. */
-    p->connected_ns = ripc__stats_wall_ns();
+    p->connected_ns = ripc__wall_ns();
     atomic_store(&p->state, P_ACTIVE);
     if ((rc = ripc__peer_insert(s->t, p->id, p)) < 0) {
         atomic_store(&p->state, P_HANDSHAKE); /* nobody could find it */

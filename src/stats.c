@@ -22,13 +22,6 @@ _Static_assert(offsetof(ripc_peer_stats_t, reason) == 312, "ripc_peer_stats_t v1
 _Static_assert(offsetof(ripc_server_stats_t, large_pool_limit) == 168,
                "ripc_server_stats_t v1 layout");
 
-uint64_t ripc__stats_wall_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* The handle h and the caller's struct out, at least v1 bytes by the size
  * it says (*caller), to be filled up to that size or ours, whichever is
  * less (*n). 0 or -EINVAL. */

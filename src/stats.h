@@ -85,7 +85,4 @@ static inline void ripc__stat_unmsg(struct ripc__stats_half *h, unsigned kind, u
     ripc__stat_add(&h->bytes[kind & 3], (uint64_t)0 - len);
 }
 
-/* Wall-clock time now, ns since 1970, for "connected since". */
-uint64_t ripc__stats_wall_ns(void);
-
 #endif
