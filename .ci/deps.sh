@@ -1,21 +1,23 @@
 #!/bin/sh
 # Make sure the Debian packages a build needs are present.
-#   .ci/deps.sh test    -> build + tests (iproute2: the netns TCP test)
+#   .ci/deps.sh test    -> build + tests (iproute2: the netns TCP test;
+#                          python3-pytest: the Python package's tests)
 #   .ci/deps.sh bench   -> build + benchmarks
 #   .ci/deps.sh ci      -> tests + sanitizer toolchain
 #   .ci/deps.sh windows -> cross-build for Windows, tests under wine
 # As root it installs what is missing with apt-get; otherwise it prints the
 # one command to run and fails. Optional packages (the benchmark's ZeroMQ and
-# NNG rows, its --plot) are installed when possible; without them the build
-# goes on and the benchmark says what it skipped.
+# NNG rows, its --plot, the Python benchmark and its pyzmq row) are installed
+# when possible; without them the build goes on and the benchmark says what
+# it skipped.
 set -e
 what=${1:-test}
 pkgs="cmake make gcc g++ pkg-config liburcu-dev libcmocka-dev"
 optional=""
 case "$what" in
-  bench) pkgs="$pkgs libbenchmark-dev"; optional="libzmq3-dev libnng-dev gnuplot-nox" ;;
-  ci) pkgs="$pkgs libbenchmark-dev clang libclang-rt-14-dev iproute2" ;;
-  test) pkgs="$pkgs libbenchmark-dev iproute2" ;;
+  bench) pkgs="$pkgs libbenchmark-dev"; optional="libzmq3-dev libnng-dev gnuplot-nox python3 python3-zmq" ;;
+  ci) pkgs="$pkgs libbenchmark-dev clang libclang-rt-14-dev iproute2 python3-pytest" ;;
+  test) pkgs="$pkgs libbenchmark-dev iproute2 python3-pytest" ;;
   windows) pkgs="cmake make mingw-w64 wine wine64" ;;
 esac
 missing_of() {

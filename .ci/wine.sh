@@ -1,9 +1,15 @@
 #!/bin/sh
 # Run the Windows tests of cross-build dir $1 under wine (extra args go to
-# ctest). The wine prefix lives in the build tree, so a run depends on
-# nothing in the home directory; it is made once, before ctest, so that
-# tests running at once do not all make it.
+# ctest), or with --run one program of it: .ci/wine.sh --run DIR PROGRAM ARGS.
+# The wine prefix lives in the build tree, so a run depends on nothing in
+# the home directory; it is made once, before ctest, so that tests running
+# at once do not all make it.
 set -eu
+run=""
+if [ "$1" = "--run" ]; then
+  run=1
+  shift
+fi
 dir=$1
 shift
 WINEPREFIX=$(cd "$dir" && pwd)/wineprefix
@@ -18,4 +24,7 @@ fi
 # One wine server for the whole run (it would start and stop with every
 # test, a few seconds each); it goes 10 s after the last program.
 wineserver -p10 2>/dev/null || true
+if [ -n "$run" ]; then
+  exec wine "$@"
+fi
 exec sh "$(dirname "$0")/ctest.sh" "$dir" "$@"

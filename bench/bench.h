@@ -34,10 +34,51 @@ struct cpus {
     int server, client; /* the CPUs the two processes are pinned to */
 };
 
-/* Run `x` once: fork a server and a client, measure for about budget_s
+/* Run `x` once: start a server and a client, measure for about budget_s
  * seconds. Returns 0, or -1 with the reason in why. */
 int run_one(const struct xport *x, size_t size, int oneway, double budget_s, struct cpus cpu,
             struct result *out, char *why, size_t why_len);
+/* The two sides of a run (run.c), each in its own process: the exit code. */
+int xp_server_side(const struct xport *x, struct xp_run *r, double budget_s);
+int xp_client_side(const struct xport *x, struct xp_run *r, double budget_s);
+
+/*
+ * What differs by platform: run_posix.c (fork) and run_win32.c
+ * (CreateProcess of this program in a child role).
+ *
+ * bench_init: first thing in main. -1: go on; else this process was a
+ * child and that is its exit code. bench_launch: start the server side on
+ * cpu.server and the client side on cpu.client with r, wait for both (up
+ * to timeout_s, then kill them); 0 when both exited 0, else -1 with the
+ * reason in why (when it knows one). bench_where: NULL, or a line saying
+ * where the numbers were measured when the machine is not what it seems
+ * (wine).
+ */
+int bench_init(int argc, char **argv);
+struct xp_page *bench_page(void);
+int bench_launch(const struct xport *x, struct xp_run *r, struct cpus cpu, double budget_s,
+                 double timeout_s, char *why, size_t why_len);
+struct cpus bench_pick_cpus(int same_cpu);
+void bench_cpu_model(char *buf, size_t len);
+const char *bench_where(void);
+
+/* The platform's rows (rows_posix.c, rows_win32.c). */
+struct bench_rows {
+    const struct xport *const *list; /* in table order */
+    size_t n;
+    const struct xport *base; /* the "vs <base_name>" column divides by its numbers */
+    const char *base_name;
+    const struct xport *const *keep; /* kept by --only: the baselines */
+    size_t nkeep;
+    const struct xport *naive; /* the one-way ceiling, or NULL */
+    /* ringipc row, the floor of its kind it is compared with; the last
+     * pair only with both processes on one CPU */
+    const char *const (*floors)[2];
+    size_t nfloors;
+    int large;         /* the large-message rows exist here */
+    const char *notes; /* what the rows are, under the table */
+};
+extern const struct bench_rows bench_rows;
 
 struct row {
     const struct xport *x;
@@ -55,6 +96,7 @@ struct row {
 
 struct report {
     const char *cpu_model;
+    const char *where; /* bench_where() */
     struct cpus cpu;
     int reps;
     double budget_s;

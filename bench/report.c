@@ -47,7 +47,7 @@ static void print_rtt(const struct row *r)
     char p[5][24], sz[24];
     for (int m = M_P50; m <= M_MAX; m++)
         us_str(r->med.v[m], p[m - M_P50], sizeof p[0]);
-    printf("%-28s %5s %8s %8s %8s %8s %8s %7.3fx %6.0f%% %6.0f%%\n", r->x->name,
+    printf("%-33s %5s %8s %8s %8s %8s %8s %7.3fx %6.0f%% %6.0f%%\n", r->x->name,
            size_str(r->size, sz, sizeof sz), p[0], p[1], p[2], p[3], p[4], r->ratio_med,
            r->med.v[M_CCPU], r->med.v[M_SCPU]);
 }
@@ -55,7 +55,7 @@ static void print_rtt(const struct row *r)
 static void print_oneway(const struct row *r)
 {
     char sz[24];
-    printf("%-28s %5s %12.0f %10.1f %7.2fx %6.0f%% %6.0f%%\n", r->x->name,
+    printf("%-33s %5s %12.0f %10.1f %7.2fx %6.0f%% %6.0f%%\n", r->x->name,
            size_str(r->size, sz, sizeof sz), r->med.v[M_RATE], r->med.v[M_BPS] / 1e6, r->ratio_med,
            r->med.v[M_CCPU], r->med.v[M_SCPU]);
 }
@@ -63,14 +63,16 @@ static void print_oneway(const struct row *r)
 static void print_section(const struct report *rp, int oneway)
 {
     size_t last = 0;
+    char vs[24];
+    snprintf(vs, sizeof vs, "vs %s", bench_rows.base_name);
     if (!oneway)
         printf("\nRound trip (microseconds): the client sends SIZE bytes, the server echoes them\n"
-               "%-28s %5s %8s %8s %8s %8s %8s %8s %7s %7s\n",
-               "row", "size", "p50", "p90", "p99", "p99.9", "max", "vs unix", "cpu cli", "cpu srv");
+               "%-33s %5s %8s %8s %8s %8s %8s %8s %7s %7s\n",
+               "row", "size", "p50", "p90", "p99", "p99.9", "max", vs, "cpu cli", "cpu srv");
     else
         printf("\nOne-way: the client sends SIZE-byte messages, the server reads every byte\n"
-               "%-28s %5s %12s %10s %8s %7s %7s\n",
-               "row", "size", "msgs/s", "MB/s", "vs unix", "cpu snd", "cpu rcv");
+               "%-33s %5s %12s %10s %8s %7s %7s\n",
+               "row", "size", "msgs/s", "MB/s", vs, "cpu snd", "cpu rcv");
     for (int i = 0; i < rp->nrows; i++) {
         const struct row *r = &rp->rows[i];
         char sz[24];
@@ -81,7 +83,7 @@ static void print_section(const struct report *rp, int oneway)
         last = r->size;
         if (r->status[0]) {
             if (r->show_status)
-                printf("%-28s %5s   %s\n", r->x->name, size_str(r->size, sz, sizeof sz), r->status);
+                printf("%-33s %5s   %s\n", r->x->name, size_str(r->size, sz, sizeof sz), r->status);
         } else if (oneway) {
             print_oneway(r);
         } else {
@@ -90,15 +92,11 @@ static void print_section(const struct report *rp, int oneway)
     }
 }
 
-/* ringipc against the floor of its own kind: spinning vs the bare flag,
- * sleeping vs eventfd; on one CPU adaptive sleeps too (the last pair). */
+/* ringipc against the floor of its own kind (bench_rows.floors). */
 static void print_floors(const struct report *rp)
 {
-    static const char *const pairs[][2] = {{"ringipc spin", "shm flag (floor)"},
-                                           {"ringipc spin", "shm flag + payload"},
-                                           {"ringipc block", "eventfd ping-pong"},
-                                           {"ringipc adaptive", "eventfd ping-pong"}};
-    size_t npairs = sizeof pairs / sizeof pairs[0] - (rp->cpu.server != rp->cpu.client);
+    size_t npairs = bench_rows.nfloors - (rp->cpu.server != rp->cpu.client);
+    const char *const(*pairs)[2] = bench_rows.floors;
     printf("\n");
     for (int i = 0; i < rp->nrows; i++) {
         const struct row *r = &rp->rows[i];
@@ -113,23 +111,57 @@ static void print_floors(const struct report *rp)
     }
 }
 
-/* Loans against the copying send of the same channel, one-way (msgs/s). */
+/* Median over the repetitions of a's msgs/s over b's, repetition by
+ * repetition (the two ran back to back: a slow moment of the machine
+ * weighs on both). */
+static double paired_rate_ratio(const struct row *a, const struct row *b)
+{
+    double v[MAX_REPS];
+    int n = a->reps < b->reps ? a->reps : b->reps;
+    for (int k = 0; k < n; k++)
+        v[k] = a->rep[k].v[M_RATE] / b->rep[k].v[M_RATE];
+    for (int i = 1; i < n; i++) /* insertion sort: a handful */
+        for (int j = i; j > 0 && v[j - 1] > v[j]; j--) {
+            double t = v[j];
+            v[j] = v[j - 1];
+            v[j - 1] = t;
+        }
+    return n == 0 ? 0 : n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* Loans against the copying sends of the same channel, one-way (msgs/s):
+ * the copy of bytes the sender already has, and the copy of bytes it
+ * wrote for this message (the loan writes them in place). */
 static void print_loans(const struct report *rp)
 {
-    static const char *const pairs[][2] = {
-        {"ringipc adaptive loan", "ringipc adaptive"},
-        {"ringipc large loan (memfd)", "ringipc large (memfd)"},
-        {"ringipc to worker loan", "ringipc to worker"},
-        {"ringipc to worker memfd loan", "ringipc to worker memfd"}};
+    static const char *const rows[][3] = {
+        {"ringipc adaptive loan", "ringipc adaptive", "ringipc adaptive fill+copy"},
+        {"ringipc large loan (memfd)", "ringipc large (memfd)", "ringipc large fill+copy (memfd)"},
+        {"ringipc to worker loan", "ringipc to worker", "ringipc to worker fill+copy"},
+        {"ringipc to worker memfd loan", "ringipc to worker memfd",
+         "ringipc to worker memfd fill+copy"}};
+    int any = 0;
     for (int i = 0; i < rp->nrows; i++) {
         const struct row *r = &rp->rows[i];
-        for (size_t k = 0; k < sizeof pairs / sizeof pairs[0]; k++) {
-            if (!r->oneway || r->status[0] || !is_row(r, pairs[k][0]))
+        for (size_t k = 0; k < sizeof rows / sizeof rows[0]; k++) {
+            if (!r->oneway || r->status[0] || !is_row(r, rows[k][0]))
                 continue;
-            const struct row *b = find(rp, pairs[k][1], r->size, 1);
-            if (b && b->med.v[M_RATE] > 0)
-                printf("%-28s %8zu B: msgs/s %.2fx %s\n", r->x->name, r->size,
-                       r->med.v[M_RATE] / b->med.v[M_RATE], b->x->name);
+            const struct row *copy = find(rp, rows[k][1], r->size, 1);
+            const struct row *fill = find(rp, rows[k][2], r->size, 1);
+            if (!copy && !fill)
+                continue;
+            if (!any++)
+                printf(
+                    "\nLoans, msgs/s over the copying send's (median of per-repetition ratios):\n"
+                    "  vs copy: the sender's bytes were ready; vs fill+copy: the sender wrote\n"
+                    "  them for this message, as the loan does in place\n");
+            char sz[24];
+            printf("%-33s %5s:", r->x->name, size_str(r->size, sz, sizeof sz));
+            if (copy)
+                printf(" %.2fx vs copy", paired_rate_ratio(r, copy));
+            if (fill)
+                printf("%s %.2fx vs fill+copy", copy ? "," : "", paired_rate_ratio(r, fill));
+            printf("\n");
         }
     }
 }
@@ -145,7 +177,7 @@ static void print_ceilings(const struct report *rp)
             continue;
         if (!any++)
             printf("\nOne-way msgs/s over the naive ring's (median of per-repetition ratios):\n");
-        printf("%-28s %8zu B: %.2fx naive ring\n", r->x->name, r->size, r->ratio_naive);
+        printf("%-33s %8zu B: %.2fx naive ring\n", r->x->name, r->size, r->ratio_naive);
     }
 }
 
@@ -154,27 +186,14 @@ void report_table(const struct report *rp)
     printf("ringipc-bench: %s; server on CPU %d, client on CPU %d; %d repetitions "
            "(interleaved), %.0f ms a run\n",
            rp->cpu_model, rp->cpu.server, rp->cpu.client, rp->reps, rp->budget_s * 1e3);
+    if (rp->where)
+        printf("%s\n", rp->where);
     print_section(rp, 0);
     print_section(rp, 1);
     print_floors(rp);
     print_loans(rp);
     print_ceilings(rp);
-    printf("\nEvery number is the median over the repetitions (max: the largest seen). 'vs unix':\n"
-           "p50 (round trip) or msgs/s (one-way) divided by the unix socket's of the same size\n"
-           "and repetition. cpu cli/snd, srv/rcv: user+sys CPU (getrusage) each process burned\n"
-           "over the measured interval, in %% of one core (100%% = a spinning or busy core).\n"
-           "Streams (unix socket, socketpair, pipe, FIFO, TCP): one write() per message; the\n"
-           "reader reads up to 256 KiB at a time. eventfd and shm flag (floor) carry only the\n"
-           "8-byte sequence number whatever the size (the flag: one cache line each way, two\n"
-           "spinning cores: the hardware floor); shm flag + payload also copies the payload,\n"
-           "on lines of its own. POSIX mq: queue depth 8. ZeroMQ: ZMQ_PAIR sockets, NNG:\n"
-           "pair1 sockets, both over ipc://. ringipc round trip: ripc_client_request -> master\n"
-           "handler -> ripc_reply; one-way: ripc_client_send -> handler reads every byte;\n"
-           "ringipc to worker: ripc_server_send (one message per call) -> ripc_client_recv;\n"
-           "its loan rows: ripc_server_reserve, write in place, ripc_server_commit.\n"
-           "Every message carries a sequence number checked on arrival. naive ring (bound): a\n"
-           "cached-index SPSC ring with 8-byte length headers and no checks (bench/naive_ring.h),\n"
-           "the ceiling for the ringipc one-way rows.\n");
+    printf("\n%s", bench_rows.notes);
 }
 
 /* ---- machine-readable ---- */

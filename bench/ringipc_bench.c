@@ -5,64 +5,25 @@
  * mechanisms it competes with. Every row runs in the same invocation, repetitions interleaved, so
  * the ratios compare like with like on this machine, now.
  *
- * This file: options, the list of rows, repetitions, medians and ratios.
- * run.c measures one run; xport_*.c are the transports; report.c prints.
+ * This file: options, the rows, repetitions, medians and ratios. run.c
+ * measures one run, run_posix.c / run_win32.c start its processes;
+ * rows_posix.c / rows_win32.c list the rows; xport_*.c are the transports;
+ * report.c prints.
  */
 #define _GNU_SOURCE
 #include <getopt.h>
-#include <sched.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "ringipc/ringipc.h"
 
 #include "bench.h"
 #include "workers.h"
 
 #define MAX_SIZES         8
 #define MAX_ROWS          512
-#define DEFAULT_BUDGET_MS 200
-
-/* Row order in each table. */
-static const struct xport *const xports[] = {
-    &xp_flag_bare,  &xp_flag,          &xp_eventfd,   &xp_unix,     &xp_socketpair,
-    &xp_pipe,       &xp_fifo,          &xp_tcp,       &xp_mq,       &xp_naive,
-    &xp_ripc_spin,  &xp_ripc_adaptive, &xp_ripc_loan, &xp_ripc_m2w, &xp_ripc_m2w_loan,
-    &xp_ripc_block, &xp_ripc_socket,   &xp_ripc_tcp,  &xp_zmq,      &xp_nng,
-};
-#define NXPORTS (sizeof xports / sizeof xports[0])
-
-/* The first two CPUs we may use; both sides on the first when same_cpu is
- * set or there is only one. */
-static struct cpus pick_cpus(int same_cpu)
-{
-    cpu_set_t set;
-    int found[2] = {-1, -1}, n = 0;
-    sched_getaffinity(0, sizeof set, &set);
-    for (int i = 0; i < CPU_SETSIZE && n < 2; i++)
-        if (CPU_ISSET(i, &set))
-            found[n++] = i;
-    if (n < 2 || same_cpu)
-        found[1] = found[0]; /* one CPU: both sides share it */
-    return (struct cpus){.server = found[0], .client = found[1]};
-}
-
-static void cpu_model(char *buf, size_t len)
-{
-    char line[256];
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    snprintf(buf, len, "unknown CPU");
-    while (f && fgets(line, sizeof line, f)) {
-        char *c = strchr(line, ':');
-        if (strncmp(line, "model name", 10) == 0 && c) {
-            snprintf(buf, len, "%s", c + 2);
-            buf[strcspn(buf, "\n")] = 0;
-            break;
-        }
-    }
-    if (f)
-        fclose(f);
-}
+#define DEFAULT_BUDGET_MS 150
 
 /* "8,64,1k,64K,1M" -> sizes; returns the new count, or -1. */
 static int parse_sizes(const char *arg, size_t *sizes, int n)
@@ -111,6 +72,15 @@ static void add_row(struct row *r, const struct xport *x, size_t size, int onewa
         r->show_status = !(x->flags & XP_NOT_BUILT) || first;
 }
 
+/* --only keeps the baselines. */
+static int kept(const struct xport *x)
+{
+    for (size_t i = 0; i < bench_rows.nkeep; i++)
+        if (bench_rows.keep[i] == x)
+            return 1;
+    return 0;
+}
+
 /* The rows to measure; same_cpu leaves out those that spin (XP_SPINS). */
 static int add_rows(struct row *rows, const size_t *sizes, int nsizes, const char *only,
                     size_t large, int same_cpu)
@@ -118,33 +88,34 @@ static int add_rows(struct row *rows, const size_t *sizes, int nsizes, const cha
     int n = 0;
     for (int oneway = 0; oneway < 2; oneway++)
         for (int z = 0; z < nsizes; z++)
-            for (size_t k = 0; k < NXPORTS; k++) {
-                const struct xport *x = xports[k];
+            for (size_t k = 0; k < bench_rows.n; k++) {
+                const struct xport *x = bench_rows.list[k];
                 if (!(x->flags & (oneway ? XP_ONEWAY : XP_RTT)) ||
                     (same_cpu && (x->flags & XP_SPINS)))
                     continue;
-                if (only && !strstr(x->name, only) && x != &xp_unix && x != &xp_flag_bare &&
-                    x != &xp_eventfd && x != &xp_naive)
+                if (only && !strstr(x->name, only) && !kept(x))
                     continue;
                 add_row(&rows[n++], x, sizes[z], oneway, z == 0);
             }
-    /* The large-message path beside the same bytes over a unix socket,
-     * copied and lent. */
+    /* The large-message path beside the same bytes over a unix socket:
+     * copied, lent, and written then copied; then the same to the worker,
+     * from the master. */
+    static const struct xport *const big[2][3] = {
+        {&xp_ripc_large, &xp_ripc_large_loan, &xp_ripc_large_fill},
+        {&xp_ripc_m2w_large, &xp_ripc_m2w_large_loan, &xp_ripc_m2w_large_fill}};
     int unix_large = 0;
-    if (large &&
-        (!only || strstr(xp_ripc_large.name, only) || strstr(xp_ripc_large_loan.name, only))) {
-        add_row(&rows[n++], &xp_unix, large, 1, 1);
-        unix_large = 1;
-        add_row(&rows[n++], &xp_ripc_large, large, 1, 1);
-        add_row(&rows[n++], &xp_ripc_large_loan, large, 1, 1);
-    }
-    /* The same to the worker, from the master. */
-    if (large && (!only || strstr(xp_ripc_m2w_large.name, only) ||
-                  strstr(xp_ripc_m2w_large_loan.name, only))) {
-        if (!unix_large)
-            add_row(&rows[n++], &xp_unix, large, 1, 1);
-        add_row(&rows[n++], &xp_ripc_m2w_large, large, 1, 1);
-        add_row(&rows[n++], &xp_ripc_m2w_large_loan, large, 1, 1);
+    if (!bench_rows.large)
+        large = 0;
+    for (int d = 0; large && d < 2; d++) {
+        int any = !only;
+        for (int k = 0; k < 3; k++)
+            any |= only && strstr(big[d][k]->name, only) != NULL;
+        if (!any)
+            continue;
+        if (!unix_large++)
+            add_row(&rows[n++], bench_rows.base, large, 1, 1);
+        for (int k = 0; k < 3; k++)
+            add_row(&rows[n++], big[d][k], large, 1, 1);
     }
     return n;
 }
@@ -172,8 +143,8 @@ static double rate_ratio(const struct row *a, const struct row *b)
 static void summarise(struct row *rows, int nrows)
 {
     for (int i = 0; i < nrows; i++) {
-        struct row *r = &rows[i], *base = peer_row(rows, nrows, r, &xp_unix);
-        struct row *naive = peer_row(rows, nrows, r, &xp_naive);
+        struct row *r = &rows[i], *base = peer_row(rows, nrows, r, bench_rows.base);
+        struct row *naive = bench_rows.naive ? peer_row(rows, nrows, r, bench_rows.naive) : NULL;
         if (r->status[0])
             continue;
         r->ratio_naive = naive && r->oneway ? rate_ratio(r, naive) : 0;
@@ -213,6 +184,9 @@ static void usage(FILE *f)
             "  --workers LIST   instead: one master with many workers, e.g. 0,1,8,64,256,1000\n"
             "                   (idle + 1 busy: round trip; 1..256 all sending: msgs/s;\n"
             "                   run(1) and run(2); master CPU; --only idle: the first)\n"
+            "  --idle-transport shm|socket, --busy-transport shm|socket\n"
+            "                   with --workers: the transport the idle workers (the busy\n"
+            "                   and sending ones) ask for (default shm)\n"
             "  --same-cpu       both processes on one CPU (the first we may use), without\n"
             "                   the rows that spin (shm flags, naive ring, ringipc spin):\n"
             "                   the sleeping rows and ringipc adaptive, which must not\n"
@@ -233,6 +207,8 @@ int main(int argc, char **argv)
                                        {"large", required_argument, NULL, 'L'},
                                        {"workers", required_argument, NULL, 'w'},
                                        {"same-cpu", no_argument, NULL, 'S'},
+                                       {"idle-transport", required_argument, NULL, 'I'},
+                                       {"busy-transport", required_argument, NULL, 'B'},
                                        {"help", no_argument, NULL, 'h'},
                                        {0, 0, 0, 0}};
     size_t sizes[MAX_SIZES] = {64, 1024, 65536, 1 << 20};
@@ -240,8 +216,11 @@ int main(int argc, char **argv)
     int nsizes = 4, user_sizes = 0, reps = 3, quick = 0, same_cpu = 0, ch;
     double budget_s = DEFAULT_BUDGET_MS / 1e3;
     const char *only = NULL, *json = NULL, *csv = NULL, *plot = NULL;
-    int wcounts[16], nw = 0;
+    int wcounts[16], nw = 0, idle_xport = RIPC_TRANSPORT_SHM, busy_xport = RIPC_TRANSPORT_SHM;
 
+    int child = bench_init(argc, argv);
+    if (child >= 0)
+        return child;
     while ((ch = getopt_long(argc, argv, "qr:s:o:t:h", lo, NULL)) != -1) {
         switch (ch) {
         case 'q':
@@ -308,6 +287,19 @@ int main(int argc, char **argv)
         case 'S':
             same_cpu = 1;
             break;
+        case 'I':
+        case 'B': {
+            int t = strcmp(optarg, "socket") == 0 ? RIPC_TRANSPORT_SOCKET
+                    : strcmp(optarg, "shm") == 0  ? RIPC_TRANSPORT_SHM
+                                                  : -1;
+            if (t < 0) {
+                fprintf(stderr, "ringipc-bench: bad --%s-transport %s (shm or socket)\n",
+                        ch == 'I' ? "idle" : "busy", optarg);
+                return 2;
+            }
+            *(ch == 'I' ? &idle_xport : &busy_xport) = t;
+            break;
+        }
         case 'h':
             usage(stdout);
             return 0;
@@ -319,25 +311,18 @@ int main(int argc, char **argv)
     if (quick)
         budget_s /= 5;
     if (nw)
-        return workers_main(wcounts, nw, reps, budget_s, !only || strcmp(only, "idle") != 0);
-
-    /* The driver waits for its children with sigtimedwait(SIGCHLD). */
-    sigset_t chld;
-    sigemptyset(&chld);
-    sigaddset(&chld, SIGCHLD);
-    sigprocmask(SIG_BLOCK, &chld, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    /* Each row names its transport; the environment must not change it. */
-    unsetenv("RIPC_TRANSPORT");
+        return workers_main(wcounts, nw, reps, budget_s, !only || strcmp(only, "idle") != 0,
+                            idle_xport, busy_xport);
 
     static struct row rows[MAX_ROWS];
     char model[128], command[512] = "";
-    cpu_model(model, sizeof model);
+    bench_cpu_model(model, sizeof model);
     for (int i = 0; i < argc; i++)
         snprintf(command + strlen(command), sizeof command - strlen(command), "%s%s", i ? " " : "",
                  argv[i]);
     struct report rep = {.cpu_model = model,
-                         .cpu = pick_cpus(same_cpu),
+                         .where = bench_where(),
+                         .cpu = bench_pick_cpus(same_cpu),
                          .reps = reps,
                          .budget_s = budget_s,
                          .command = command,
@@ -358,7 +343,7 @@ int main(int argc, char **argv)
                 continue;
             /* Messages of megabytes: a run long enough for more than a
              * handful of them, and past the first ones (fresh pages). */
-            double b = r->size >= ((size_t)8 << 20) && budget_s < 1.0 ? 1.0 : budget_s;
+            double b = r->size >= ((size_t)8 << 20) && budget_s < 0.5 ? 0.5 : budget_s;
             if (run_one(r->x, r->size, r->oneway, b, rep.cpu, &r->rep[r->reps], why, sizeof why) <
                 0) {
                 snprintf(r->status, sizeof r->status, "FAILED: %s", why);

@@ -1,12 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * One measured run: the driver forks a server (first CPU) and a client
- * (second CPU), both fresh from a process that has never opened a library
- * connection (liburcu, ZeroMQ and NNG threads do not survive a fork), and
- * waits for both, killing the pair if either fails or the run hangs.
+ * One measured run: the driver starts a server (first CPU) and a client
+ * (second CPU), both fresh processes that have never opened a library
+ * connection (run_posix.c forks them: liburcu, ZeroMQ and NNG threads do
+ * not survive a fork; run_win32.c starts the program again with
+ * CreateProcess), and waits for both, killing the pair if either fails or
+ * the run hangs.
  *
  * Round trip: the client times each call (send + receive of the echo).
- * One-way:    the client sends as fast as the transport takes messages and
+ * One-way:    after an untimed warm-up (8 MiB of messages, at least 4),
+ *             the client sends as fast as the transport takes messages and
  *             stops the clock when the server has echoed the end marker, so
  *             the time covers every message having been read.
  * Runs are bounded by time (budget_s), not by a message count, so a 1 MiB
@@ -14,23 +17,18 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <sched.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "bench.h"
 
 #define MIN_ROUND_TRIPS 50           /* even when the budget is spent */
 #define MAX_ONEWAY      200000000ull /* messages, a bound only */
+#define WARM_BYTES      (8u << 20)   /* one-way warm-up: this much, and */
+#define WARM_MIN        4u           /* at least this many messages */
 #define START_TIMEOUT_S 10.0         /* server open, client open */
 #define RUN_SLACK_S     30.0         /* past the budget: the run hangs, kill it */
 
@@ -40,28 +38,6 @@ const char *const metric_name[M_COUNT] = {
 };
 
 /* ---- helpers for transports ---- */
-
-double xp_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-double xp_cpu(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-           (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
 
 void xp_fail(struct xp_page *pg, const char *fmt, ...)
 {
@@ -78,51 +54,41 @@ void xp_fail(struct xp_page *pg, const char *fmt, ...)
     }
 }
 
-int xp_write_all(int fd, const void *buf, size_t len)
+int xp_stream_init(struct xp_stream *s, size_t size)
 {
-    const char *p = buf;
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return n < 0 ? -errno : -EPIPE;
-        p += n;
-        len -= (size_t)n;
+    memset(s, 0, sizeof *s);
+    s->size = size;
+    s->cap = size > XP_STREAM_READ / 2 ? 2 * size : XP_STREAM_READ;
+    s->buf = malloc(s->cap);
+    return s->buf ? 0 : -ENOMEM;
+}
+
+void xp_stream_free(struct xp_stream *s)
+{
+    free(s->buf);
+    s->buf = NULL;
+}
+
+int xp_stream_next(struct xp_stream *s, long (*rd)(void *ctx, void *buf, size_t len), void *ctx,
+                   const void **buf, size_t *len)
+{
+    if (s->have - s->off < s->size) {
+        memmove(s->buf, s->buf + s->off, s->have - s->off);
+        s->have -= s->off;
+        s->off = 0;
+        while (s->have < s->size) {
+            long n = rd(ctx, s->buf + s->have, s->cap - s->have);
+            if (n == 0)
+                return -EPIPE;
+            if (n < 0)
+                return (int)n;
+            s->have += (size_t)n;
+        }
     }
+    *buf = s->buf + s->off;
+    *len = s->size;
+    s->off += s->size;
     return 0;
-}
-
-int xp_map_shared(struct xp_run *r, size_t len)
-{
-    r->mem_len = len;
-    r->mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (r->mem == MAP_FAILED) {
-        r->mem = NULL;
-        return -errno;
-    }
-    memset(r->mem, 0, len); /* fault the pages in before timing */
-    return 0;
-}
-
-void xp_unmap(struct xp_run *r)
-{
-    if (r->mem)
-        munmap(r->mem, r->mem_len);
-    r->mem = NULL;
-}
-
-int xp_ipc_setup(struct xp_run *r)
-{
-    static unsigned serial;
-    snprintf(r->path[0], 100, "/tmp/ringipc-bench-%d.ipc%u", (int)getpid(), serial++);
-    snprintf(r->path[1], sizeof r->path[1], "ipc://%.100s", r->path[0]);
-    return 0;
-}
-
-void xp_ipc_teardown(struct xp_run *r)
-{
-    unlink(r->path[0]);
 }
 
 /* ---- the server ---- */
@@ -136,7 +102,9 @@ int xp_sink_take(struct xp_sink *k, const void *data, size_t len)
         return -EPROTO;
     }
     memcpy(&seq, data, sizeof seq);
-    if (k->t0 == 0) {
+    /* The clock starts with the first message, and again with the first
+     * one after the client's warm-up. */
+    if (k->t0 == 0 || seq == atomic_load(&r->pg->warm)) {
         k->t0 = xp_now();
         k->cpu0 = xp_cpu();
     }
@@ -200,8 +168,9 @@ static int await(atomic_int *flag, struct xp_page *pg, double timeout_s)
     return 0;
 }
 
-static int server_main(const struct xport *x, struct xp_run *r)
+int xp_server_side(const struct xport *x, struct xp_run *r, double budget_s)
 {
+    (void)budget_s;
     struct xp_page *pg = r->pg;
     struct xp_sink k = {.run = r, .check_len = !(x->flags & XP_NOPAYLOAD)};
     void *end;
@@ -258,7 +227,7 @@ static int call_checked(const struct xport *x, struct xp_run *r, void *end, unsi
     return 0;
 }
 
-static int client_main(const struct xport *x, struct xp_run *r, double budget_s)
+int xp_client_side(const struct xport *x, struct xp_run *r, double budget_s)
 {
     struct xp_page *pg = r->pg;
     void *end;
@@ -277,23 +246,40 @@ static int client_main(const struct xport *x, struct xp_run *r, double budget_s)
     if (buf == NULL)
         return 1;
     memset(buf, 0xa5, r->size);
+    if (r->oneway) {
+        /* Warm-up, not timed: the first pass over a ring, a large-message
+         * pool's first buffers, a socket's buffers touch pages never used
+         * before, which can cost more than the run itself (a page first
+         * touched in a virtual machine: tens of microseconds). Up to a
+         * quarter of the budget. */
+        uint64_t warm = WARM_BYTES / r->size > WARM_MIN ? WARM_BYTES / r->size : WARM_MIN;
+        uint64_t stop = xp_now_ns() + (uint64_t)(budget_s * 0.25e9);
+        for (; i < warm && (i < WARM_MIN || xp_now_ns() < stop); i++) {
+            memcpy(buf, &i, sizeof i);
+            if ((rc = x->send(end, buf, r->size)) < 0) {
+                xp_fail(pg, "client: send %llu: %s", (unsigned long long)i, strerror(-rc));
+                return 1;
+            }
+        }
+        atomic_store(&pg->warm, i); /* before message i is sent */
+    }
     double t0 = xp_now(), cpu0 = xp_cpu();
-    uint64_t deadline = now_ns() + (uint64_t)(budget_s * 1e9);
+    uint64_t deadline = xp_now_ns() + (uint64_t)(budget_s * 1e9);
     if (!r->oneway) {
         for (; i < XP_MAX_SAMPLES; i++) {
-            uint64_t a = now_ns();
+            uint64_t a = xp_now_ns();
             if (i >= MIN_ROUND_TRIPS && a > deadline)
                 break;
             if (call_checked(x, r, end, buf, i) < 0)
                 return 1;
-            pg->samples[i] = (uint32_t)(now_ns() - a);
+            pg->samples[i] = (uint32_t)(xp_now_ns() - a);
         }
         pg->n = (uint32_t)i;
     } else {
         /* Look at the clock every message only when messages are slow. */
         uint64_t mask = r->size >= 4096 ? 0 : 255;
         for (; i < MAX_ONEWAY; i++) {
-            if ((i & mask) == 0 && now_ns() > deadline)
+            if ((i & mask) == 0 && xp_now_ns() > deadline)
                 break;
             memcpy(buf, &i, sizeof i);
             if ((rc = x->send(end, buf, r->size)) < 0) {
@@ -315,104 +301,17 @@ static int client_main(const struct xport *x, struct xp_run *r, double budget_s)
 
 /* ---- the driver ---- */
 
-static void pin(int cpu)
-{
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    sched_setaffinity(0, sizeof set, &set);
-}
-
-static pid_t spawn(int cpu, int (*fn)(const struct xport *, struct xp_run *, double),
-                   const struct xport *x, struct xp_run *r, double budget_s)
-{
-    pid_t pid = fork();
-    if (pid != 0)
-        return pid;
-    sigset_t all;
-    sigemptyset(&all);
-    sigprocmask(SIG_SETMASK, &all, NULL);
-    prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the driver */
-    pin(cpu);
-    _exit(fn(x, r, budget_s));
-}
-
-static int server_entry(const struct xport *x, struct xp_run *r, double budget_s)
-{
-    (void)budget_s;
-    return server_main(x, r);
-}
-
-/* Reap both; a failure or a hang kills the other. Returns 0 when both
- * exited 0. SIGCHLD is blocked in the driver (main), so it can be waited
- * for with a timeout. */
-static int reap_both(pid_t pid[2], double timeout_s, char *why, size_t why_len)
-{
-    double deadline = xp_now() + timeout_s;
-    int bad = 0, alive = 2;
-    sigset_t chld;
-    sigemptyset(&chld);
-    sigaddset(&chld, SIGCHLD);
-    while (alive > 0) {
-        int st;
-        pid_t p;
-        while (alive > 0 && (p = waitpid(-1, &st, WNOHANG)) > 0) {
-            int i = pid[0] == p ? 0 : pid[1] == p ? 1 : -1;
-            if (i < 0)
-                continue;
-            pid[i] = 0;
-            alive--;
-            if (!bad && WIFSIGNALED(st))
-                snprintf(why, why_len, "%s killed by signal %d", i == 0 ? "server" : "client",
-                         WTERMSIG(st));
-            bad |= !WIFEXITED(st) || WEXITSTATUS(st) != 0;
-        }
-        if (alive == 0)
-            break;
-        double left = deadline - xp_now();
-        if (bad || left <= 0) {
-            if (!bad)
-                snprintf(why, why_len, "timed out after %.0f s", timeout_s);
-            bad = 1;
-            for (int i = 0; i < 2; i++)
-                if (pid[i] > 0)
-                    kill(pid[i], SIGKILL);
-            deadline = xp_now() + 5;
-            continue;
-        }
-        struct timespec ts = {(time_t)left, (long)((left - (time_t)left) * 1e9)};
-        if (ts.tv_sec > 1)
-            ts = (struct timespec){1, 0};
-        sigtimedwait(&chld, NULL, &ts);
-    }
-    return bad ? -1 : 0;
-}
-
 static int cmp_u32(const void *a, const void *b)
 {
     uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
     return x < y ? -1 : x > y;
 }
 
-static struct xp_page *page(void)
-{
-    static struct xp_page *pg;
-    if (pg == NULL) {
-        pg = mmap(NULL, sizeof *pg, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-        if (pg == MAP_FAILED) {
-            perror("ringipc-bench: mmap");
-            exit(1);
-        }
-    }
-    return pg;
-}
-
 int run_one(const struct xport *x, size_t size, int oneway, double budget_s, struct cpus cpu,
             struct result *out, char *why, size_t why_len)
 {
-    struct xp_page *pg = page();
+    struct xp_page *pg = bench_page();
     struct xp_run r = {.pg = pg, .size = size, .oneway = oneway, .arg = x->arg};
-    pid_t pid[2];
     int rc;
 
     memset(pg, 0, offsetof(struct xp_page, samples));
@@ -424,9 +323,7 @@ int run_one(const struct xport *x, size_t size, int oneway, double budget_s, str
         snprintf(why, why_len, "setup: %s", strerror(-rc));
         return -1;
     }
-    pid[0] = spawn(cpu.server, server_entry, x, &r, budget_s);
-    pid[1] = spawn(cpu.client, client_main, x, &r, budget_s);
-    rc = reap_both(pid, budget_s + RUN_SLACK_S, why, why_len);
+    rc = bench_launch(x, &r, cpu, budget_s, budget_s + RUN_SLACK_S, why, why_len);
     if (x->teardown)
         x->teardown(&r);
     if (atomic_load(&pg->failed)) {
@@ -440,7 +337,7 @@ int run_one(const struct xport *x, size_t size, int oneway, double budget_s, str
                  (unsigned long long)pg->sent, (unsigned long long)pg->received);
         return -1;
     }
-    out->messages = pg->sent;
+    out->messages = pg->sent - atomic_load(&pg->warm); /* timed ones */
     if (!oneway && pg->n > 0) {
         uint32_t n = pg->n, *s = pg->samples;
         qsort(s, n, sizeof *s, cmp_u32);
@@ -451,7 +348,7 @@ int run_one(const struct xport *x, size_t size, int oneway, double budget_s, str
         out->v[M_MAX] = s[n - 1] / 1e3;
     }
     if (oneway && pg->c_wall > 0) {
-        out->v[M_RATE] = pg->sent / pg->c_wall;
+        out->v[M_RATE] = (double)(pg->sent - atomic_load(&pg->warm)) / pg->c_wall;
         out->v[M_BPS] = out->v[M_RATE] * (double)size;
     }
     out->v[M_CCPU] = pg->c_wall > 0 ? 100 * pg->c_cpu / pg->c_wall : 0;

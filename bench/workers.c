@@ -11,7 +11,9 @@
  *
  * Each for ripc_server_run(s, 1) and run(s, 2). The row with 0 idle workers
  * is the baseline of the others: ratios are taken per repetition in this
- * run, then the median.
+ * run, then the median. The idle workers, and the busy one, ask for the
+ * transport they are given (--idle-transport, --busy-transport; default
+ * shared memory).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -171,9 +173,15 @@ static _Noreturn void master(struct wpage *pg, unsigned threads)
     _exit(0);
 }
 
-static ripc_client *connect_one(struct wpage *pg, size_t ring)
+/* The transports asked for (RIPC_TRANSPORT_*): set once, before any fork. */
+static int idle_xport = RIPC_TRANSPORT_SHM, busy_xport = RIPC_TRANSPORT_SHM;
+
+static ripc_client *connect_one(struct wpage *pg, size_t ring, int transport)
 {
-    ripc_options o = {.wait = RIPC_WAIT_ADAPTIVE, .ring_bytes = ring, .token = "ringipc-bench"};
+    ripc_options o = {.wait = RIPC_WAIT_ADAPTIVE,
+                      .ring_bytes = ring,
+                      .token = "ringipc-bench",
+                      .transport = transport};
     ripc_client *c;
     int rc = ripc_client_open(&c, pg->url, &o);
     if (rc < 0) {
@@ -184,12 +192,25 @@ static ripc_client *connect_one(struct wpage *pg, size_t ring)
     return c;
 }
 
+/* Until the driver says go (0), or stop (-1: a run that failed). Napping,
+ * not spinning: hundreds of workers wait here while others still connect,
+ * on as few CPUs. */
+static int wait_go(struct wpage *pg)
+{
+    while (!atomic_load(&pg->go))
+        if (atomic_load(&pg->stop))
+            return -1;
+        else
+            nanosleep(&(struct timespec){0, 200000}, NULL);
+    return 0;
+}
+
 static _Noreturn void idle_workers(struct wpage *pg, int n)
 {
     raise_nofile();
     ripc_client **c = calloc((size_t)n + 1, sizeof *c);
     for (int i = 0; i < n; i++)
-        if ((c[i] = connect_one(pg, 64 << 10)) == NULL)
+        if ((c[i] = connect_one(pg, 64 << 10, idle_xport)) == NULL)
             _exit(1);
     while (atomic_load(&pg->stop) == 0)
         nanosleep(&(struct timespec){0, 2000000}, NULL);
@@ -207,13 +228,13 @@ static int cmp_u32(const void *a, const void *b)
 static _Noreturn void busy_worker(struct wpage *pg, double budget_s)
 {
     pin(1);
-    ripc_client *c = connect_one(pg, 0);
+    ripc_client *c = connect_one(pg, 0, busy_xport);
     if (!c)
         _exit(1);
     uint64_t buf[8] = {0};
     ripc_msg r;
-    while (!atomic_load(&pg->go))
-        ;
+    if (wait_go(pg) < 0)
+        _exit(0);
     for (int i = 0; i < 20000; i++) /* warm-up */
         if (ripc_client_request(c, T_CALL, buf, sizeof buf, &r, 5000) < 0)
             _exit(1);
@@ -241,12 +262,14 @@ static _Noreturn void busy_worker(struct wpage *pg, double budget_s)
 
 static _Noreturn void sender(struct wpage *pg)
 {
-    ripc_client *c = connect_one(pg, 0);
+    ripc_client *c = connect_one(pg, 0, busy_xport);
     if (!c)
         _exit(1);
     uint64_t buf[8] = {0};
-    while (!atomic_load(&pg->go))
-        ;
+    if (wait_go(pg) < 0) {
+        ripc_client_close(c);
+        _exit(0);
+    }
     while (!atomic_load(&pg->stop)) {
         int rc = ripc_client_send(c, T_ONEWAY, buf, sizeof buf, 1000);
         if (rc < 0 && rc != -ETIMEDOUT) {
@@ -369,8 +392,16 @@ static double med(double *v, int n)
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-int workers_main(const int *counts, int ncounts, int reps, double budget_s, int busy_rows)
+static const char *xport_name(int t)
 {
+    return t == RIPC_TRANSPORT_SOCKET ? "socket" : "shm";
+}
+
+int workers_main(const int *counts, int ncounts, int reps, double budget_s, int busy_rows,
+                 int idle_transport, int busy_transport)
+{
+    idle_xport = idle_transport;
+    busy_xport = busy_transport;
     static struct wresult res[2][2][MAX_COUNTS][MAX_WREPS]; /* kind, threads-1, count, rep */
     static int ok[2][2][MAX_COUNTS][MAX_WREPS];
     int failed = 0, base = -1;
@@ -395,8 +426,8 @@ int workers_main(const int *counts, int ncounts, int reps, double budget_s, int 
     }
     printf("One master, many workers; 64 B messages; medians of %d repetitions of %.0f ms\n"
            "(ratios per repetition against 0 idle workers in the same repetition, then the "
-           "median).\n\n",
-           reps, budget_s * 1e3);
+           "median).\nIdle workers: %s; busy and sending workers: %s.\n\n",
+           reps, budget_s * 1e3, xport_name(idle_xport), xport_name(busy_xport));
     printf("| run(n) | idle workers + 1 busy | round trip p50 (us) | p99 (us) | p50 vs 0 idle | "
            "master CPU, idle only |\n");
     printf("| --- | ---: | ---: | ---: | ---: | ---: |\n");

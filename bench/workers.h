@@ -13,8 +13,10 @@ struct wresult {
 };
 
 /* Run the --workers tables: counts[ncounts] workers, reps repetitions of
- * budget_s each; busy_rows 0: the idle table only. 0, or 1 when a run
- * failed. */
-int workers_main(const int *counts, int ncounts, int reps, double budget_s, int busy_rows);
+ * budget_s each; busy_rows 0: the idle table only; the transport
+ * (RIPC_TRANSPORT_SHM or _SOCKET) the idle workers ask for, and the one the
+ * busy and sending workers ask for. 0, or 1 when a run failed. */
+int workers_main(const int *counts, int ncounts, int reps, double budget_s, int busy_rows,
+                 int idle_transport, int busy_transport);
 
 #endif

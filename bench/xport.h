@@ -4,10 +4,11 @@
  * that the measuring loops (ringipc_bench.c) are written once.
  *
  * A run has a server process (pinned to the first CPU) and a client process
- * (pinned to the second; with --same-cpu to the first too), both forked by
- * the driver:
+ * (pinned to the second; with --same-cpu to the first too), both started by
+ * the driver (forked; on Windows, the program again):
  *
  *   driver   setup()                          before fork: pipes, sockets, maps
+ *                                             (Windows: inheritable handles)
  *   server   open(SERVER) -> ready -> serve   echo (round trip) or consume (one-way)
  *   client   wait ready -> open(CLIENT) -> call()/send() ... -> close()
  *   server   waits until the client has closed, then close()
@@ -39,7 +40,8 @@ enum {
 
 #define XP_MAX_SAMPLES 400000u
 
-/* Shared (MAP_SHARED) between driver, server and client for one run. */
+/* Shared (MAP_SHARED; on Windows a mapping both children inherit) between
+ * driver, server and client for one run. */
 struct xp_page {
     _Alignas(128) atomic_int ready;  /* server: open, listening */
     _Alignas(128) atomic_int done;   /* client: closed its end */
@@ -47,9 +49,10 @@ struct xp_page {
     char fail_msg[160];
     char url[160]; /* server -> client: where to connect (ringipc, tcp port 0) */
     /* client */
-    uint64_t sent;        /* messages before the end marker */
-    double c_wall, c_cpu; /* seconds: the measured loop, and the CPU it burned */
-    uint32_t n;           /* round-trip samples */
+    _Atomic uint64_t warm; /* one-way: messages sent before the clock started */
+    uint64_t sent;         /* messages before the end marker, warm-up included */
+    double c_wall, c_cpu;  /* seconds: the measured loop, and the CPU it burned */
+    uint32_t n;            /* round-trip samples */
     /* server */
     uint64_t received;
     double s_wall, s_cpu;
@@ -57,7 +60,10 @@ struct xp_page {
 };
 
 /* Per-run parameters, filled by the driver before fork; both children see
- * their own copy. Transports keep what setup() made in `fd`, `path`, `mem`. */
+ * their own copy (on Windows: a copy in the shared mapping, with `pg`,
+ * `arg` and `mem` made again in the child). Transports keep what setup()
+ * made in `fd`, `path`, `mem`; on Windows in `handle` and `mem_handle`,
+ * inheritable, so that they have the same values in both children. */
 struct xp_run {
     struct xp_page *pg;
     size_t size;     /* message bytes, >= 8 */
@@ -67,6 +73,8 @@ struct xp_run {
     char path[2][128];
     void *mem;
     size_t mem_len;
+    void *handle[4]; /* Windows: HANDLEs */
+    void *mem_handle;
 };
 
 /* What the server does with each message: check its sequence number, read
@@ -102,25 +110,46 @@ struct xport {
     void (*teardown)(struct xp_run *r); /* optional */
 };
 
+/* Byte streams: messages all `size` bytes, read in chunks of up to
+ * XP_STREAM_READ and handed out one by one. */
+#define XP_STREAM_READ (256u * 1024u)
+struct xp_stream {
+    size_t size;
+    unsigned char *buf; /* received bytes [off, have) */
+    size_t cap, off, have;
+};
+int xp_stream_init(struct xp_stream *s, size_t size); /* 0 or -ENOMEM */
+void xp_stream_free(struct xp_stream *s);
+/* The next message; rd(ctx, buf, len) returns bytes read (> 0), 0 at the
+ * end of the stream or -errno. 0, -EPIPE at the end, or rd's error. */
+int xp_stream_next(struct xp_stream *s, long (*rd)(void *ctx, void *buf, size_t len), void *ctx,
+                   const void **buf, size_t *len);
+
 /* Helpers shared by transports. */
 void xp_fail(struct xp_page *pg, const char *fmt, ...);
-int xp_write_all(int fd, const void *buf, size_t len); /* 0 or -errno */
+int xp_write_all(int fd, const void *buf, size_t len); /* 0 or -errno (POSIX) */
 double xp_now(void);                                   /* seconds, monotonic */
-double xp_cpu(void);                                   /* getrusage user+sys, s */
+uint64_t xp_now_ns(void);                              /* the same clock, ns */
+double xp_cpu(void); /* this process's user+sys CPU, s (getrusage, GetProcessTimes) */
 /* Shared-memory transports: len bytes of anonymous MAP_SHARED memory in
  * r->mem, every page faulted in before timing; xp_unmap undoes it. */
 int xp_map_shared(struct xp_run *r, size_t len); /* 0 or -errno */
 void xp_unmap(struct xp_run *r);
-/* ipc:// transports: a socket file path in path[0], its URL in path[1]. */
+/* ipc:// transports (POSIX): a socket file path in path[0], its URL in
+ * path[1]. */
 int xp_ipc_setup(struct xp_run *r);
 void xp_ipc_teardown(struct xp_run *r);
 
 /* The transport tables, in row order. */
 extern const struct xport xp_flag_bare, xp_flag, xp_eventfd, xp_unix, xp_socketpair, xp_pipe,
     xp_fifo, xp_tcp, xp_mq, xp_naive;
-extern const struct xport xp_ripc_spin, xp_ripc_adaptive, xp_ripc_loan, xp_ripc_block,
-    xp_ripc_socket, xp_ripc_tcp, xp_ripc_large, xp_ripc_large_loan, xp_ripc_m2w, xp_ripc_m2w_loan,
-    xp_ripc_m2w_large, xp_ripc_m2w_large_loan;
+extern const struct xport xp_ripc_spin, xp_ripc_adaptive, xp_ripc_loan, xp_ripc_fill, xp_ripc_block,
+    xp_ripc_socket, xp_ripc_tcp, xp_ripc_large, xp_ripc_large_loan, xp_ripc_large_fill, xp_ripc_m2w,
+    xp_ripc_m2w_loan, xp_ripc_m2w_fill, xp_ripc_m2w_large, xp_ripc_m2w_large_loan,
+    xp_ripc_m2w_large_fill;
 extern const struct xport xp_zmq, xp_nng;
+/* Windows (xport_win32.c): a byte-mode named pipe, TCP loopback, two
+ * auto-reset events. */
+extern const struct xport xp_npipe, xp_wtcp, xp_event;
 
 #endif /* RIPC_BENCH_XPORT_H */

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The baselines: a bare shared-memory flag, eventfd, byte streams (unix
- * socket, socketpair, pipe, FIFO, TCP loopback) and POSIX message queues.
+ * The POSIX baselines: eventfd, byte streams (unix socket, socketpair,
+ * pipe, FIFO, TCP loopback) and POSIX message queues (the shared-memory
+ * flags: xport_flag.c).
  *
  * Descriptors are made by the driver before it forks, in one convention:
  * fd[0], fd[1] the server's read and write ends, fd[2], fd[3] the client's
@@ -24,15 +25,6 @@
 #include <unistd.h>
 
 #include "xport.h"
-
-#define STREAM_READ (256u * 1024u) /* a stream reader asks for this much at a time */
-
-static inline void relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
-}
 
 static int set_fds(struct xp_run *r, int srd, int swr, int crd, int cwr)
 {
@@ -66,9 +58,7 @@ static void fds_teardown(struct xp_run *r)
 
 struct fd_end {
     int rd, wr;
-    size_t size;
-    unsigned char *buf; /* received bytes [off, have) */
-    size_t cap, off, have;
+    struct xp_stream in;
 };
 
 static int fd_open(struct xp_run *r, int side, void **end)
@@ -79,10 +69,7 @@ static int fd_open(struct xp_run *r, int side, void **end)
         return -ENOMEM;
     e->rd = own[0];
     e->wr = own[1];
-    e->size = r->size;
-    e->cap = r->size > STREAM_READ / 2 ? 2 * r->size : STREAM_READ;
-    e->buf = malloc(e->cap);
-    if (e->buf == NULL) {
+    if (xp_stream_init(&e->in, r->size) < 0) {
         free(e);
         return -ENOMEM;
     }
@@ -97,7 +84,7 @@ static void fd_close(void *end)
     close(e->rd);
     if (e->wr != e->rd)
         close(e->wr);
-    free(e->buf);
+    xp_stream_free(&e->in);
     free(e);
 }
 
@@ -109,29 +96,24 @@ static int stream_send(void *end, const void *buf, size_t len)
     return xp_write_all(e->wr, buf, len);
 }
 
-/* Messages are all e->size bytes; read as much as the kernel has (up to
- * STREAM_READ) and hand them out one by one. */
+static long fd_read(void *ctx, void *buf, size_t len)
+{
+    const struct fd_end *e = ctx;
+    for (;;) {
+        ssize_t n = read(e->rd, buf, len);
+        if (n >= 0)
+            return (long)n;
+        if (errno != EINTR)
+            return -errno;
+    }
+}
+
+/* Messages are all the same size; read as much as the kernel has (up to
+ * XP_STREAM_READ) and hand them out one by one. */
 static int stream_recv(void *end, const void **buf, size_t *len)
 {
     struct fd_end *e = end;
-    if (e->have - e->off < e->size) {
-        memmove(e->buf, e->buf + e->off, e->have - e->off);
-        e->have -= e->off;
-        e->off = 0;
-        while (e->have < e->size) {
-            ssize_t n = read(e->rd, e->buf + e->have, e->cap - e->have);
-            if (n == 0)
-                return -EPIPE;
-            if (n < 0 && errno != EINTR)
-                return -errno;
-            if (n > 0)
-                e->have += (size_t)n;
-        }
-    }
-    *buf = e->buf + e->off;
-    *len = e->size;
-    e->off += e->size;
-    return 0;
+    return xp_stream_next(&e->in, fd_read, e, buf, len);
 }
 
 /* ---- byte streams ---- */
@@ -269,8 +251,8 @@ static int efd_recv(void *end, const void **buf, size_t *len)
     if (read(e->rd, &v, sizeof v) != (ssize_t)sizeof v)
         return -errno;
     v--;
-    memcpy(e->buf, &v, sizeof v);
-    *buf = e->buf;
+    memcpy(e->in.buf, &v, sizeof v);
+    *buf = e->in.buf;
     *len = sizeof v;
     return 0;
 }
@@ -340,10 +322,10 @@ static int mq_xsend(void *end, const void *buf, size_t len)
 static int mq_xrecv(void *end, const void **buf, size_t *len)
 {
     struct fd_end *e = end;
-    ssize_t n = mq_receive(e->rd, (char *)e->buf, e->cap, NULL);
+    ssize_t n = mq_receive(e->rd, (char *)e->in.buf, e->in.cap, NULL);
     if (n < 0)
         return -errno;
-    *buf = e->buf;
+    *buf = e->in.buf;
     *len = (size_t)n;
     return 0;
 }
@@ -358,121 +340,4 @@ const struct xport xp_mq = {
     .recv = mq_xrecv,
     .close = fd_close,
     .teardown = fds_teardown,
-};
-
-/* ---- bare shared-memory flag: the floor for two spinning cores ----
- *
- * Two slots, client->server and server->client, each a counter on its own
- * line and a payload buffer. Send copies the payload and publishes the next
- * count (release); receive spins until the count moves (acquire, pairs with
- * that release) and reads the payload in place. One message in flight, so
- * round trips only. */
-
-struct flag_slot {
-    _Alignas(128) _Atomic uint64_t count;
-    _Alignas(128) unsigned char data[];
-};
-
-struct flag_end {
-    struct flag_slot *in, *out;
-    uint64_t local; /* bare flag: the message, rebuilt from the counter */
-    uint64_t seen, posted;
-    size_t size;
-};
-
-static size_t slot_bytes(size_t size)
-{
-    return (sizeof(struct flag_slot) + size + 127) & ~(size_t)127;
-}
-
-static int setup_flag(struct xp_run *r)
-{
-    return xp_map_shared(r, 2 * slot_bytes(r->size));
-}
-
-static int flag_open(struct xp_run *r, int side, void **end)
-{
-    struct flag_end *e = calloc(1, sizeof *e);
-    if (e == NULL)
-        return -ENOMEM;
-    struct flag_slot *cs = r->mem;
-    struct flag_slot *sc = (struct flag_slot *)((unsigned char *)r->mem + slot_bytes(r->size));
-    e->in = side == XP_SERVER ? cs : sc;
-    e->out = side == XP_SERVER ? sc : cs;
-    e->size = r->size;
-    *end = e;
-    return 0;
-}
-
-static int flag_send(void *end, const void *buf, size_t len)
-{
-    struct flag_end *e = end;
-    memcpy(e->out->data, buf, len);
-    atomic_store_explicit(&e->out->count, ++e->posted, memory_order_release);
-    return 0;
-}
-
-static int flag_recv(void *end, const void **buf, size_t *len)
-{
-    struct flag_end *e = end;
-    /* Acquire: pairs with the release in flag_send(); the payload is there. */
-    while (atomic_load_explicit(&e->in->count, memory_order_acquire) == e->seen)
-        relax();
-    e->seen++;
-    *buf = e->in->data;
-    *len = e->size;
-    return 0;
-}
-
-static void flag_close(void *end)
-{
-    free(end);
-}
-
-/* The bare flag: the counter is the message (sequence number + 1), one
- * cache line each way, nothing else: the floor of the issue's targets. */
-static int bare_send(void *end, const void *buf, size_t len)
-{
-    struct flag_end *e = end;
-    uint64_t v;
-    (void)len;
-    memcpy(&v, buf, sizeof v);
-    atomic_store_explicit(&e->out->count, v + 1, memory_order_release);
-    return 0;
-}
-
-static int bare_recv(void *end, const void **buf, size_t *len)
-{
-    struct flag_end *e = end;
-    uint64_t v;
-    while ((v = atomic_load_explicit(&e->in->count, memory_order_acquire)) == e->seen)
-        relax();
-    e->seen = v;
-    v--;
-    e->local = v;
-    *buf = &e->local;
-    *len = sizeof v;
-    return 0;
-}
-
-const struct xport xp_flag_bare = {
-    .name = "shm flag (floor)",
-    .flags = XP_RTT | XP_NOPAYLOAD | XP_SPINS,
-    .setup = setup_flag,
-    .open = flag_open,
-    .send = bare_send,
-    .recv = bare_recv,
-    .close = flag_close,
-    .teardown = xp_unmap,
-};
-
-const struct xport xp_flag = {
-    .name = "shm flag + payload",
-    .flags = XP_RTT | XP_SPINS,
-    .setup = setup_flag,
-    .open = flag_open,
-    .send = flag_send,
-    .recv = flag_recv,
-    .close = flag_close,
-    .teardown = xp_unmap,
 };

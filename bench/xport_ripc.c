@@ -5,6 +5,8 @@
  *   one-way     ripc_client_send (type 2) -> handler reads every byte
  *   loan rows   the same one-way messages written in place:
  *               ripc_client_reserve, write, ripc_client_commit
+ *   fill+copy   the loan rows' baseline: each message written into the
+ *               sender's own buffer, then ripc_client_send copies it
  * except the "ringipc to worker" rows (one-way only), where the sending
  * child is the master: ripc_server_send -> ripc_client_recv reads every
  * byte, and its loan rows: ripc_server_reserve, write, ripc_server_commit.
@@ -35,7 +37,16 @@ struct ripc_end {
     struct xp_sink *sink;
     int done;
     ripc_msg reply;
+    unsigned char *fill; /* fill+copy rows: the sender's own buffer */
 };
+
+/* Write the message the loan rows write in place: the sequence number from
+ * buf, then every other byte. */
+static void produce(void *dst, const void *buf, size_t len)
+{
+    memcpy(dst, buf, sizeof(uint64_t));
+    memset((unsigned char *)dst + sizeof(uint64_t), 0xa5, len - sizeof(uint64_t));
+}
 
 /* A ring must hold a message of `size` in half of it: at least 1 MiB, and
  * 4x the message (4 MiB for 1 MiB messages). */
@@ -102,6 +113,8 @@ static int ripc_open(struct xp_run *r, int side, void **end)
         }
     } else {
         rc = ripc_client_open_ex(&e->c, r->pg->url, &o, why, sizeof why);
+        if (rc == 0 && (e->fill = malloc(r->size)) == NULL)
+            rc = -ENOMEM;
     }
     if (rc < 0) {
         xp_fail(r->pg, "ringipc %s open: %s (%s)", side == XP_SERVER ? "server" : "client",
@@ -129,9 +142,17 @@ static int ripc_send_loan(void *end, const void *buf, size_t len)
     int rc = ripc_client_reserve(e->c, len, &p, -1);
     if (rc < 0)
         return rc;
-    memcpy(p, buf, sizeof(uint64_t)); /* the sequence number */
-    memset((unsigned char *)p + sizeof(uint64_t), 0xa5, len - sizeof(uint64_t));
+    produce(p, buf, len);
     return ripc_client_commit(e->c, T_ONEWAY, len);
+}
+
+/* The same bytes written into the sender's own buffer, then sent by copy:
+ * what a loan saves a sender that makes each message. */
+static int ripc_send_fill(void *end, const void *buf, size_t len)
+{
+    struct ripc_end *e = end;
+    produce(e->fill, buf, len);
+    return ripc_client_send(e->c, T_ONEWAY, e->fill, len, -1);
 }
 
 static int ripc_call(void *end, const void *buf, size_t len, const void **rbuf, size_t *rlen)
@@ -168,6 +189,7 @@ static void ripc_close(void *end)
     struct ripc_end *e = end;
     ripc_client_close(e->c);
     ripc_server_close(e->srv);
+    free(e->fill);
     free(e);
 }
 
@@ -178,6 +200,14 @@ static void ripc_close(void *end)
         .call = ripc_call, .serve = ripc_serve, .close = ripc_close,                               \
     }
 #define RIPC_XPORT(nm, ...) RIPC_XPORT_F(nm, 0, __VA_ARGS__)
+/* One-way only, with its own send: loans, fill+copy, the memfd path. */
+#define RIPC_ONEWAY(nm, send_fn, na_fn, wait_mode, is_large)                                       \
+    {                                                                                              \
+        .name = nm, .flags = XP_ONEWAY,                                                            \
+        .arg = &(const struct variant){wait_mode, RIPC_TRANSPORT_SHM, 0, is_large}, .na = na_fn,   \
+        .open = ripc_open, .send = send_fn, .call = ripc_call, .serve = ripc_serve,                \
+        .close = ripc_close,                                                                       \
+    }
 
 /* On one CPU the library does not spin in spin mode, it yields between
  * looks: still a busy CPU, left out by --same-cpu like the spinning rows. */
@@ -186,16 +216,10 @@ const struct xport xp_ripc_spin =
 const struct xport xp_ripc_adaptive =
     RIPC_XPORT("ringipc adaptive", RIPC_WAIT_ADAPTIVE, RIPC_TRANSPORT_SHM, 0, 0);
 /* Beside "ringipc adaptive" one-way: the same channel, loans for copies. */
-const struct xport xp_ripc_loan = {
-    .name = "ringipc adaptive loan",
-    .flags = XP_ONEWAY,
-    .arg = &(const struct variant){RIPC_WAIT_ADAPTIVE, RIPC_TRANSPORT_SHM, 0, 0},
-    .open = ripc_open,
-    .send = ripc_send_loan,
-    .call = ripc_call,
-    .serve = ripc_serve,
-    .close = ripc_close,
-};
+const struct xport xp_ripc_loan =
+    RIPC_ONEWAY("ringipc adaptive loan", ripc_send_loan, NULL, RIPC_WAIT_ADAPTIVE, 0);
+const struct xport xp_ripc_fill =
+    RIPC_ONEWAY("ringipc adaptive fill+copy", ripc_send_fill, NULL, RIPC_WAIT_ADAPTIVE, 0);
 const struct xport xp_ripc_block =
     RIPC_XPORT("ringipc block", RIPC_WAIT_BLOCK, RIPC_TRANSPORT_SHM, 0, 0);
 const struct xport xp_ripc_socket =
@@ -212,29 +236,14 @@ static const char *large_na(const struct xp_run *r, char *why, size_t n)
     return why;
 }
 
-const struct xport xp_ripc_large = {
-    .name = "ringipc large (memfd)",
-    .flags = XP_ONEWAY,
-    .arg = &(const struct variant){RIPC_WAIT_BLOCK, RIPC_TRANSPORT_SHM, 0, 1},
-    .na = large_na,
-    .open = ripc_open,
-    .send = ripc_send,
-    .call = ripc_call,
-    .serve = ripc_serve,
-    .close = ripc_close,
-};
+const struct xport xp_ripc_large =
+    RIPC_ONEWAY("ringipc large (memfd)", ripc_send, large_na, RIPC_WAIT_BLOCK, 1);
 
-const struct xport xp_ripc_large_loan = {
-    .name = "ringipc large loan (memfd)",
-    .flags = XP_ONEWAY,
-    .arg = &(const struct variant){RIPC_WAIT_BLOCK, RIPC_TRANSPORT_SHM, 0, 1},
-    .na = large_na,
-    .open = ripc_open,
-    .send = ripc_send_loan,
-    .call = ripc_call,
-    .serve = ripc_serve,
-    .close = ripc_close,
-};
+const struct xport xp_ripc_large_loan =
+    RIPC_ONEWAY("ringipc large loan (memfd)", ripc_send_loan, large_na, RIPC_WAIT_BLOCK, 1);
+
+const struct xport xp_ripc_large_fill =
+    RIPC_ONEWAY("ringipc large fill+copy (memfd)", ripc_send_fill, large_na, RIPC_WAIT_BLOCK, 1);
 
 /*
  * The master's stream to a worker: here the bench's sending side is the
@@ -252,6 +261,7 @@ struct m2w_end {
     int echoed;
     void *echo;
     size_t echo_len;
+    unsigned char *fill; /* fill+copy rows: the sender's own buffer */
 };
 
 static int m2w_setup(struct xp_run *r)
@@ -295,6 +305,8 @@ static int m2w_open(struct xp_run *r, int side, void **end)
     *end = e;
     if (side == XP_SERVER)
         return 0; /* the worker connects in serve(), once the master listens */
+    if ((e->fill = malloc(r->size)) == NULL)
+        return -ENOMEM;
     snprintf(url, sizeof url, "unix:%s", r->path[0]);
     int rc = ripc_server_open_ex(&e->srv, url, &o, why, sizeof why);
     if (rc < 0) {
@@ -324,9 +336,16 @@ static int m2w_send_loan(void *end, const void *buf, size_t len)
     int rc = ripc_server_reserve(e->srv, peer, len, &p, -1);
     if (rc < 0)
         return rc;
-    memcpy(p, buf, sizeof(uint64_t)); /* the sequence number */
-    memset((unsigned char *)p + sizeof(uint64_t), 0xa5, len - sizeof(uint64_t));
+    produce(p, buf, len);
     return ripc_server_commit(e->srv, peer, T_ONEWAY, len);
+}
+
+/* As ripc_send_fill, from the master. */
+static int m2w_send_fill(void *end, const void *buf, size_t len)
+{
+    struct m2w_end *e = end;
+    produce(e->fill, buf, len);
+    return ripc_server_send(e->srv, atomic_load(&e->peer), T_ONEWAY, e->fill, len, -1);
 }
 
 static int m2w_call(void *end, const void *buf, size_t len, const void **rbuf, size_t *rlen)
@@ -384,6 +403,7 @@ static void m2w_close(void *end)
     ripc_client_close(e->c);
     ripc_server_close(e->srv);
     free(e->echo);
+    free(e->fill);
     free(e);
 }
 
@@ -399,8 +419,12 @@ const struct xport xp_ripc_m2w = RIPC_M2W("ringipc to worker", m2w_send, NULL, 0
 /* Beside it: the same channel, loans for copies (in the ring: rings sized
  * as for the copies, ring_for). */
 const struct xport xp_ripc_m2w_loan = RIPC_M2W("ringipc to worker loan", m2w_send_loan, NULL, 0);
+const struct xport xp_ripc_m2w_fill =
+    RIPC_M2W("ringipc to worker fill+copy", m2w_send_fill, NULL, 0);
 /* The large-message path to the worker (1 MiB ring: memfds), copied and
  * lent. */
 const struct xport xp_ripc_m2w_large = RIPC_M2W("ringipc to worker memfd", m2w_send, large_na, 1);
 const struct xport xp_ripc_m2w_large_loan =
     RIPC_M2W("ringipc to worker memfd loan", m2w_send_loan, large_na, 1);
+const struct xport xp_ripc_m2w_large_fill =
+    RIPC_M2W("ringipc to worker memfd fill+copy", m2w_send_fill, large_na, 1);

@@ -9,6 +9,9 @@
  * converges slowly: the error is about 1 / (pi n)).
  *
  *   pi [workers=10] [n=10000000]
+ *
+ * The master starts each worker as this program again, `pi worker <url> <lo>
+ * <hi>`, so the same code runs where there is no fork (Windows).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
@@ -16,8 +19,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
+
+#include "proc.h"
 
 #define PART 1 /* message type: one worker's partial sum, a double */
 
@@ -40,11 +44,11 @@ static void on_part(ripc_peer *from, const ripc_msg *msg, void *arg)
     t->parts++;
 }
 
-/* A worker: compute the slice [lo, hi) and send it. Runs in a forked child. */
-static int worker(const char *url, long lo, long hi)
+/* A worker: compute the slice [lo, hi) and send it. */
+static int worker(const char *url, long long lo, long long hi)
 {
     double part = 0;
-    for (long k = lo; k < hi; k++) {
+    for (long long k = lo; k < hi; k++) {
         double d = 2.0 * (double)k + 1.0;
         part += 1.0 / (d * d);
     }
@@ -55,14 +59,16 @@ static int worker(const char *url, long lo, long hi)
         ripc_client_close(c); /* a goodbye after the message: nothing is lost */
     }
     if (rc < 0)
-        fprintf(stderr, "pi: worker [%ld, %ld): %s\n", lo, hi, ripc_strerror(rc));
+        fprintf(stderr, "pi: worker [%lld, %lld): %s\n", lo, hi, ripc_strerror(rc));
     return rc < 0;
 }
 
 int main(int argc, char **argv)
 {
+    if (argc == 5 && strcmp(argv[1], "worker") == 0)
+        return worker(argv[2], atoll(argv[3]), atoll(argv[4]));
     int nworkers = argc > 1 ? atoi(argv[1]) : 10;
-    long n = argc > 2 ? atol(argv[2]) : 10000000L;
+    long long n = argc > 2 ? atoll(argv[2]) : 10000000;
     if (nworkers < 1 || nworkers > 1000 || n < 1) {
         fprintf(stderr, "usage: pi [workers=10 (1..1000)] [n=10000000]\n");
         return 2;
@@ -78,49 +84,49 @@ int main(int argc, char **argv)
     struct total t = {0, 0};
     ripc_server_handle(s, PART, on_part, &t);
 
-    /* Fork after ripc_server_open: the listener exists before any worker
-     * connects. The children open clients only (see ringipc.h, "Fork"). */
-    pid_t *pids = calloc((size_t)nworkers, sizeof *pids);
-    if (!pids)
+    /* Start the workers after ripc_server_open: the listener exists before
+     * any of them connects. */
+    proc *workers = calloc((size_t)nworkers, sizeof *workers);
+    if (!workers)
         return 1;
     fflush(stdout);
-    for (int i = 0; i < nworkers; i++) {
-        long lo = n * i / nworkers, hi = n * (i + 1) / nworkers;
-        if ((pids[i] = fork()) == 0)
-            _exit(worker(url, lo, hi)); /* _exit: the server is the parent's */
-        if (pids[i] < 0) {
-            perror("fork");
-            nworkers = i;
+    int running = 0, failed = 0;
+    for (; running < nworkers; running++) {
+        char lo[24], hi[24];
+        snprintf(lo, sizeof lo, "%lld", n * running / nworkers);
+        snprintf(hi, sizeof hi, "%lld", n * (running + 1) / nworkers);
+        char *args[] = {argv[0], "worker", url, lo, hi, NULL};
+        if (proc_start(&workers[running], args) < 0) {
+            failed = 1;
             break;
         }
     }
 
     /* Dispatch until every partial sum is in, or every worker is gone. */
-    int failed = 0, reaped = 0;
-    while (t.parts < nworkers && reaped < nworkers) {
+    int started = running;
+    while (t.parts < started && running > 0) {
         ripc_server_poll(s, 100);
-        for (int i = 0; i < nworkers; i++) {
-            int st;
-            if (pids[i] > 0 && waitpid(pids[i], &st, WNOHANG) == pids[i]) {
-                failed |= !WIFEXITED(st) || WEXITSTATUS(st) != 0;
-                pids[i] = -1;
-                reaped++;
+        for (int i = 0; i < started; i++) {
+            int code;
+            if (workers[i].id && proc_ended(&workers[i], 0, &code) != 0) {
+                failed |= code != 0;
+                running--;
             }
         }
-        if (reaped == nworkers)
+        if (running == 0)
             ripc_server_poll(s, 100); /* the last messages may still be in the rings */
     }
-    for (int i = 0; i < nworkers; i++) {
-        int st;
-        if (pids[i] > 0 && waitpid(pids[i], &st, 0) == pids[i])
-            failed |= !WIFEXITED(st) || WEXITSTATUS(st) != 0;
+    for (int i = 0; i < started; i++) {
+        int code;
+        if (workers[i].id && proc_ended(&workers[i], 1, &code) != 0)
+            failed |= code != 0;
     }
-    free(pids);
+    free(workers);
     ripc_server_close(s);
     if (t.parts < nworkers || failed) {
         fprintf(stderr, "pi: %d of %d partial sums arrived\n", t.parts, nworkers);
         return 1;
     }
-    printf("pi = %.11f (%d workers, n = %ld)\n", sqrt(8 * t.sum), nworkers, n);
+    printf("pi = %.11f (%d workers, n = %lld)\n", sqrt(8 * t.sum), nworkers, n);
     return 0;
 }

@@ -4,7 +4,8 @@
  *
  *   uppercase serve <url>           master: serve until SIGINT / SIGTERM
  *   uppercase ask <url> <text>...   worker: one request per argument
- *   uppercase                       both: fork a worker, serve it until it leaves
+ *   uppercase                       both: start `uppercase ask` as a worker,
+ *                                   serve it until it leaves
  */
 #define _POSIX_C_SOURCE 200809L
 #include <ctype.h>
@@ -13,8 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
+
+#include "proc.h"
 
 #define UPPER 1 /* our one message type */
 
@@ -94,9 +96,8 @@ static int serve(const char *url)
 {
     if (!(g_server = open_server(url, NULL)))
         return 1;
-    struct sigaction sa = {.sa_handler = on_signal};
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
     printf("serving on %s (Ctrl-C stops)\n", url);
     fflush(stdout);
     int rc = ripc_server_run(g_server, 1);
@@ -105,7 +106,7 @@ static int serve(const char *url)
 }
 
 /* No arguments: master and worker in one run, for a quick look (and the test). */
-static int demo(void)
+static int demo(char *self)
 {
     char url[64];
     snprintf(url, sizeof url, "unix:/tmp/uppercase-%d.sock", (int)getpid());
@@ -113,31 +114,32 @@ static int demo(void)
     ripc_server *s = open_server(url, &gone);
     if (!s)
         return 1;
-    fflush(stdout); /* or the child inherits (and prints again) our buffer */
-    pid_t pid = fork();
-    if (pid == 0) { /* the worker: clients only, never the inherited server */
-        char *texts[] = {"hello world", "shared memory is fast", "ringipc"};
-        _exit(ask(url, texts, 3));
+    fflush(stdout); /* before the worker writes to the same stdout */
+    char *args[] = {self, "ask", url, "hello world", "shared memory is fast", "ringipc", NULL};
+    proc worker;
+    if (proc_start(&worker, args) < 0) {
+        ripc_server_close(s);
+        return 1;
     }
+    int code = 1, ended = 0;
     /* Serve until the worker has left (or died without a word). */
-    int status = 0, reaped = 0;
     for (int after = 0; !gone && after < 10;) {
         ripc_server_poll(s, 100);
-        if (!reaped)
-            reaped = waitpid(pid, &status, WNOHANG) == pid;
+        if (!ended)
+            ended = proc_ended(&worker, 0, &code) != 0;
         else
             after++; /* exited: give its goodbye a moment to arrive */
     }
-    if (!reaped)
-        waitpid(pid, &status, 0);
+    if (!ended)
+        proc_ended(&worker, 1, &code);
     ripc_server_close(s);
-    return !WIFEXITED(status) || WEXITSTATUS(status) != 0;
+    return code != 0;
 }
 
 int main(int argc, char **argv)
 {
     if (argc == 1)
-        return demo();
+        return demo(argv[0]);
     if (argc == 3 && strcmp(argv[1], "serve") == 0)
         return serve(argv[2]);
     if (argc >= 4 && strcmp(argv[1], "ask") == 0)

@@ -234,11 +234,38 @@ static ripc__fault_guard_slot *free_slot(void)
     return NULL;
 }
 
+/* mu across fork: held by the forking thread, so that no other thread holds
+ * it in the child (whose first add would wait for it forever). It is held
+ * only for short table updates (and, in remove, while a fault handler
+ * finishes mapping over the range). */
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&mu);
+}
+
+static void fork_done(void)
+{
+    pthread_mutex_unlock(&mu);
+}
+
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+static void fork_register(void)
+{
+    (void)pthread_atfork(fork_prepare, fork_done, fork_done);
+}
+
+void ripc__fault_guard_fork_register(void)
+{
+    pthread_once(&fork_once, fork_register);
+}
+
 int ripc__fault_guard_add(void *base, size_t len, ripc__fault_guard_slot **out)
 {
     if (base == NULL || len == 0 || out == NULL)
         return -EINVAL;
     *out = NULL;
+    ripc__fault_guard_fork_register();
     pthread_mutex_lock(&mu);
     int rc = install();
     ripc__fault_guard_slot *s = rc == 0 ? free_slot() : NULL;

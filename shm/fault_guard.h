@@ -104,6 +104,11 @@ typedef struct ripc__fault_guard_slot {
  */
 int ripc__fault_guard_add(void *base, size_t len, ripc__fault_guard_slot **out);
 
+/* Register the guard table's fork handlers now (once; otherwise at the first
+ * add), so that handlers registered later run their prepare before ours
+ * (src/tables_urcu.c). */
+void ripc__fault_guard_fork_register(void);
+
 /* Stop guarding a range (before munmap). Waits while a handler on another
  * thread is replacing it. NULL is a no-op. Any thread, never a handler. */
 void ripc__fault_guard_remove(ripc__fault_guard_slot *slot);

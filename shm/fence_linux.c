@@ -1,16 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <linux/membarrier.h>
-#include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "shm/fence.h"
 
-static _Atomic int available;
-static _Atomic pid_t registered_pid;
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+/* (pid << 1) | usable, for the process that registered (pid 0: none). */
+static _Atomic uint64_t state;
 
 static long membarrier(int cmd)
 {
@@ -19,23 +18,25 @@ static long membarrier(int cmd)
 
 /* Registration belongs to the process (its mm). A child made by fork()
  * inherits our memory, including the "done" state, so remember which process
- * registered and register again in a new one (registering is idempotent). */
+ * registered and register again in a new one. Registering is idempotent, so
+ * threads that get here at once each register, with no lock (a lock held by
+ * another thread's registration when the process forks would stay held in
+ * the child, whose first registration would wait for it forever); the first
+ * answer stored is the process's answer for everyone. */
 int ripc__remote_fence_init(void)
 {
-    pid_t me = getpid();
-    if (atomic_load(&registered_pid) == me)
-        return atomic_load(&available);
-    pthread_mutex_lock(&mu);
-    if (atomic_load(&registered_pid) != me) {
-        long mask = membarrier(MEMBARRIER_CMD_QUERY);
-        int ok = mask >= 0 && (mask & MEMBARRIER_CMD_GLOBAL_EXPEDITED) &&
-                 (mask & MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) &&
-                 membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) == 0;
-        atomic_store(&available, ok);
-        atomic_store(&registered_pid, me);
-    }
-    pthread_mutex_unlock(&mu);
-    return atomic_load(&available);
+    uint64_t me = (uint64_t)getpid();
+    uint64_t s = atomic_load(&state);
+    if (s >> 1 == me)
+        return (int)(s & 1);
+    long mask = membarrier(MEMBARRIER_CMD_QUERY);
+    int ok = mask >= 0 && (mask & MEMBARRIER_CMD_GLOBAL_EXPEDITED) &&
+             (mask & MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) &&
+             membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) == 0;
+    while (!atomic_compare_exchange_weak(&state, &s, me << 1 | (uint64_t)ok))
+        if (s >> 1 == me)
+            return (int)(s & 1); /* another thread answered first */
+    return ok;
 }
 
 void ripc__remote_fence(void)

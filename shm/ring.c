@@ -325,7 +325,8 @@ void ripc_ring_release(ripc_ring *r)
     atomic_store_explicit(&r->hdr->cons.tail, r->f.pos, memory_order_release);
 }
 
-int ripc_ring_pop(ripc_ring *r, void *buf, size_t cap, size_t *len)
+/* ring.h: the one body of pop, also the inline ripc_ring_pop's slow path. */
+int ripc__ring_pop_slow(ripc_ring *r, void *buf, size_t cap, size_t *len)
 {
     const void *src;
     size_t n;
@@ -339,6 +340,11 @@ int ripc_ring_pop(ripc_ring *r, void *buf, size_t cap, size_t *len)
         memcpy(buf, src, n);
     ripc_ring_release(r);
     return 0;
+}
+
+int ripc_ring_pop(ripc_ring *r, void *buf, size_t cap, size_t *len)
+{
+    return ripc__ring_pop_slow(r, buf, cap, len);
 }
 
 size_t ripc_ring_used(ripc_ring *r)
@@ -565,6 +571,22 @@ uint32_t ripc__ring_commit_wake(ripc_ring *r, size_t len)
     return atomic_exchange_explicit(flag, 0, memory_order_acq_rel);
 }
 
+uint32_t ripc__ring_data_wake(ripc_ring *r)
+{
+    /* E3 for a batch: orders the release stores of the records' headers
+     * (P1) before the flag load E4, as the seq_cst store of commit_wake
+     * does for one record; with fastpub the consumer's remote fence plays
+     * that part. */
+    if (r->fastpub)
+        atomic_signal_fence(memory_order_seq_cst);
+    else
+        atomic_thread_fence(memory_order_seq_cst);
+    _Atomic uint32_t *flag = &r->hdr->wait.w.consumer_sleeping;
+    if (atomic_load_explicit(flag, memory_order_relaxed) == 0) /* E4, after the fence */
+        return 0;
+    return atomic_exchange_explicit(flag, 0, memory_order_acq_rel);
+}
+
 uint32_t ripc__ring_space_wake(ripc_ring *r)
 {
     /* K3: orders our earlier release stores of tail (T1) before the flag
@@ -594,4 +616,10 @@ void ripc__ring_publish_tail(ripc_ring *r)
 {
     /* T1: release, pairs with T2 (refresh_tail), as in ripc_ring_release(). */
     atomic_store_explicit(&r->hdr->cons.tail, r->f.pos, memory_order_release);
+}
+
+void ripc__ring_publish_tail_at(ripc_ring *r, uint64_t pos)
+{
+    /* T1, as above: our reads of the records before pos are done. */
+    atomic_store_explicit(&r->hdr->cons.tail, pos, memory_order_release);
 }

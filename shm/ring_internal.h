@@ -86,6 +86,10 @@ int ripc__ring_reserve_urgent(ripc_ring *r, size_t len, void **buf);
  * the consumer's sleep flag when it was asleep (RIPC_SLEEP_*: the caller
  * must wake it so), else 0. */
 uint32_t ripc__ring_commit_wake(ripc_ring *r, size_t len);
+/* Producer: after one or more ripc_ring_commit (release), the consumer's
+ * sleep flag when it was asleep (wake it so), else 0: commit_wake's look
+ * at the flag, once for a batch of records. */
+uint32_t ripc__ring_data_wake(ripc_ring *r);
 /* Producer: drop the open reservation unpublished (a loan abandoned, or one
  * whose commit failed). Nothing was stored in the ring: the slot at our
  * position still holds 0, so the consumer never sees the bytes written. */
@@ -132,6 +136,10 @@ int ripc__ring_arm_producer_pos(ripc_ring *r, uint64_t pos, uint32_t how);
  */
 void ripc__ring_release_lazy(ripc_ring *r);
 void ripc__ring_publish_tail(ripc_ring *r);
+/* publish_tail up to pos only (a ripc__ring_pos taken earlier, at or past
+ * the index last published): the records from pos on stay the consumer's
+ * while it still reads them. */
+void ripc__ring_publish_tail_at(ripc_ring *r, uint64_t pos);
 
 /*
  * Asymmetric fences on the data direction (shm/fence.h). Both sides of a

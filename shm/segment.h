@@ -122,6 +122,16 @@ int ripc__segment_map(ripc__segment *seg, intptr_t fd, size_t len, char *why, si
 int ripc__segment_map_payload(ripc__segment *seg, intptr_t fd, size_t len, char *why,
                               size_t why_len);
 
+/*
+ * Whether descriptors a and b are the same open file (the one a peer sends
+ * again: SCM_RIGHTS passes the open file itself). 1 or 0; -errno where this
+ * cannot be told (-ENOTSUP: Windows or not Linux; kcmp(2) refused by a
+ * seccomp filter or missing from the kernel). An inode number is no proof:
+ * the kernel's internal tmpfs may hand one out again while the first file
+ * lives. Takes ownership of neither.
+ */
+int ripc__segment_same_file(intptr_t a, intptr_t b);
+
 /* Close the descriptor but keep the mapping (after it was passed on). */
 void ripc__segment_close_fd(ripc__segment *seg);
 

@@ -27,6 +27,10 @@
 #endif
 #include <time.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <linux/kcmp.h>
+#include <sys/syscall.h>
+#endif
 
 #if defined(__linux__) && defined(__has_include)
 #if __has_include(<sys/random.h>)
@@ -541,6 +545,15 @@ int ripc__segment_map_payload(ripc__segment *seg, intptr_t fd, size_t len, char 
     rc = check_len(len, why, why_len);
     if (rc != 0)
         return rc;
+#if defined(__linux__) && defined(F_GET_SEALS)
+    /* First a question the kernel answers alone: only shmem (tmpfs, memfd)
+     * and hugetlbfs files have seals. fstat and fstatfs below may wait for
+     * a file system's server (FUSE, NFS), and the peer chose the file. */
+    if (fcntl((int)fd, F_GET_SEALS) < 0) {
+        set_why(why, why_len, 0, "payload descriptor is not on tmpfs");
+        return -EPERM;
+    }
+#endif
     if (fstat((int)fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         set_why(why, why_len, 0, "payload descriptor is not a regular file");
         return -EPERM;
@@ -585,6 +598,21 @@ int ripc__segment_map_payload(ripc__segment *seg, intptr_t fd, size_t len, char 
     seg->fd = -1;
     seg->backend = sealed ? RIPC_SEG_MEMFD : RIPC_SEG_SHM_OPEN;
     return 0;
+}
+
+int ripc__segment_same_file(intptr_t a, intptr_t b)
+{
+#if defined(__linux__) && defined(SYS_kcmp)
+    if (a < 0 || a > INT_MAX || b < 0 || b > INT_MAX)
+        return -EINVAL;
+    pid_t me = getpid();
+    long r = syscall(SYS_kcmp, me, me, KCMP_FILE, (unsigned long)a, (unsigned long)b);
+    return r < 0 ? -errno : r == 0;
+#else
+    (void)a;
+    (void)b;
+    return -ENOTSUP;
+#endif
 }
 
 void ripc__segment_close_fd(ripc__segment *seg)

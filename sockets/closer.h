@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Closing what a peer may have handed us, away from the threads that serve.
- * POSIX implementation: sockets/closer_posix.c.
+ * POSIX implementation: sockets/closer_posix.c; Windows: closer_win32.c,
+ * where every close is inline (nothing arrives with bytes there).
  *
  * The last close() of a file runs its release in the closing thread, and a
  * peer chooses how long that takes: a TCP socket with SO_LINGER and unsent
@@ -69,6 +70,11 @@
  * on this thread unless it is known to be cheap. Takes fd; never fails (if
  * no closer can be had, fd is closed here). fd < 0: nothing. */
 void ripc__fd_dispose(int fd);
+
+/* Register the closers' fork handlers now (once; they are otherwise
+ * registered at the first hand-over), so that handlers registered later
+ * run their prepare before ours (src/tables_urcu.c). POSIX only. */
+void ripc__fd_fork_register(void);
 
 /* Wait until every descriptor handed to the closer so far is closed. For
  * tests that count descriptors (no deadline: a descriptor whose release

@@ -32,6 +32,7 @@ static struct {
     uint64_t queued, closed; /* handed over / closed (counts, for waits) */
     unsigned threads;        /* closers running (in this process) */
     unsigned idle;           /* of them, waiting for work */
+    unsigned booting;        /* of them, not yet at their loop (fork_prepare) */
 } K = {.mu = PTHREAD_MUTEX_INITIALIZER,
        .work = PTHREAD_COND_INITIALIZER,
        .done = PTHREAD_COND_INITIALIZER};
@@ -54,6 +55,8 @@ static void *closer(void *arg)
 {
     (void)arg;
     pthread_mutex_lock(&K.mu);
+    K.booting--;
+    pthread_cond_broadcast(&K.done);
     for (;;) { /* counted idle here (closer_start, and the end of a close) */
         while (K.n == 0)
             pthread_cond_wait(&K.work, &K.mu);
@@ -78,8 +81,12 @@ static void *closer(void *arg)
 static void fork_prepare(void)
 {
     /* Held only around queue updates (never across a close): fork never
-     * waits for a descriptor's release. */
+     * waits for a descriptor's release. A closer just started is waited
+     * for until it reaches its loop, as the reclaimer is
+     * (src/tables_urcu.c, fork_prepare). */
     pthread_mutex_lock(&K.mu);
+    while (K.booting)
+        pthread_cond_wait(&K.done, &K.mu);
 }
 
 static void fork_parent(void)
@@ -92,7 +99,7 @@ static void fork_child(void)
     /* The closers did not come along. The child holds copies of what was
      * queued: a new closer, started at the child's first hand-over, closes
      * them (the parent closes its own). */
-    K.threads = K.idle = 0;
+    K.threads = K.idle = K.booting = 0;
     K.closed = K.queued - K.n;        /* those in the parent's hands are not ours */
     pthread_cond_init(&K.work, NULL); /* no waiter came along */
     pthread_cond_init(&K.done, NULL);
@@ -120,6 +127,7 @@ static int closer_start(void)
     pthread_detach(th);
     K.threads++;
     K.idle++; /* until it takes one */
+    K.booting++;
     return 0;
 }
 
@@ -147,9 +155,14 @@ static int hand_over(int fd)
     return 0;
 }
 
-static void defer(int fd)
+void ripc__fd_fork_register(void)
 {
     pthread_once(&fork_once, fork_register);
+}
+
+static void defer(int fd)
+{
+    ripc__fd_fork_register();
     pthread_mutex_lock(&K.mu);
     int rc = hand_over(fd);
     pthread_mutex_unlock(&K.mu);

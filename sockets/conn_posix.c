@@ -27,6 +27,16 @@ int ripc__sock_set_nonblock(intptr_t fd, int on)
     return 0;
 }
 
+int ripc__sock_set_sndbuf(intptr_t fd, size_t bytes)
+{
+    int v = bytes > (size_t)INT32_MAX ? INT32_MAX : (int)bytes, cur = 0;
+    socklen_t l = sizeof cur;
+    /* Never lower it: the system's default may be larger already. */
+    if (getsockopt((int)fd, SOL_SOCKET, SO_SNDBUF, &cur, &l) == 0 && cur >= v)
+        return 0;
+    return setsockopt((int)fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof v) == 0 ? 0 : -errno;
+}
+
 void ripc__sock_close(intptr_t fd)
 {
     /* No retry on EINTR: on Linux the descriptor is gone either way. */

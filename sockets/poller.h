@@ -7,6 +7,11 @@
  *   sockets/poller_epoll.c  Linux: an epoll set; the wake handle an eventfd.
  *   sockets/poller_poll.c   any POSIX: poll(2) over a table of
  *                           registrations; the wake handle a pipe.
+ *   sockets/poller_win32.c  Windows: connection descriptors and plain
+ *                           waitable handles (sockets/sock.h, "On
+ *                           Windows"), WaitForMultipleObjects with helper
+ *                           threads past 62 handles; the wake handle a
+ *                           manual-reset event (rfd == wfd).
  *
  * Semantics, the same for both: level-triggered (a descriptor that stays
  * ready is reported by every wait until the condition ends or it is

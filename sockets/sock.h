@@ -5,10 +5,56 @@
  * (parse/format, portable), and for POSIX listen_posix.c (listen, unlink,
  * accept), dial_posix.c (connect), conn_posix.c (send/receive with
  * descriptors, liveness), cred_posix.c (peer credentials), sharing
- * sock_posix.h (a Windows set comes with the Windows issue).
+ * sock_posix.h. Windows: listen_win32.c, dial_win32.c, conn_win32.c
+ * (connections, their I/O, shutdown, close), wait_win32.c (readiness,
+ * waits), tcp_win32.c (Winsock2), cred_win32.c, sharing sock_win32.h.
  *
  * Every descriptor made here is close-on-exec. Functions return 0 or a
  * negative errno; where a `why` buffer is taken it gets one line of detail.
+ *
+ * On Windows:
+ *   - Descriptors. What listen/connect/accept hand out is a connection
+ *     descriptor: an int > 0 with its two low bits set (3, 7, 11, ...),
+ *     naming an entry in the process's table of connections (pipe or
+ *     socket handle, overlapped reads into a buffer of its own, a pending
+ *     write). A kernel handle value is a multiple of 4, so the two never
+ *     mix: every call here that takes "any pollable descriptor"
+ *     (ripc__sock_wait_many, the poller) also takes a plain waitable
+ *     handle as an int (platform/win32.h: a doorbell event, a process
+ *     handle), ready for RIPC_SOCK_IN while signalled; a wait that takes
+ *     the signal of an auto-reset event puts it back (SetEvent), so it
+ *     stays ready until the owner drains it. ripc__sock_close (or
+ *     ripc__sock_dispose, ripc__fd_close) frees a connection descriptor;
+ *     CloseHandle on it is wrong. Not inheritable.
+ *   - Addresses. unix:NAME and a bare NAME are the named pipe
+ *     \\.\pipe\ringipc-NAME, NAME as given with '\' turned into '/'
+ *     (the pipe name space is one per machine, flat and case-insensitive;
+ *     a relative NAME is not resolved against the working directory);
+ *     NAME is at most 107 bytes as elsewhere. unix:@name is -ENOTSUP.
+ *     tcp:// is Winsock2 (WSAStartup once, by the first call that needs it).
+ *   - Pipes are byte mode, overlapped, PIPE_REJECT_REMOTE_CLIENTS; the
+ *     first instance is made with FILE_FLAG_FIRST_PIPE_INSTANCE (a name
+ *     somebody else holds is -EADDRINUSE: no stale file to reclaim), and
+ *     every instance with a DACL that admits the current user alone.
+ *     ripc__sock_unlink does nothing (a pipe name goes with its last
+ *     handle); a->dev/a->ino stay 0.
+ *   - Blocking: every connection behaves the same whatever
+ *     ripc__sock_set_nonblock said (which is a no-op returning 0): the
+ *     blocking calls wait (bounded), the try_ calls never do. A try_send
+ *     that returns n has copied n bytes into the connection's write buffer
+ *     and started the write; RIPC_SOCK_OUT holds while no write is pending.
+ *   - Descriptor passing: send_fds / try_send_fds with nfds > 0 are
+ *     -ENOTSUP, and nothing arrives with received bytes (*nfds is 0):
+ *     handles travel by DuplicateHandle into the peer's process
+ *     (platform/win32.h), their values in the messages.
+ *   - Shutdown: RIPC_SOCK_SHUT_RDWR ends every wait on the connection and
+ *     breaks it for the peer (a pipe server instance is disconnected, a
+ *     client's pending I/O cancelled and its handle closed under it; TCP
+ *     shutdown(SD_BOTH)); later calls say -EPIPE. RIPC_SOCK_SHUT_WR on TCP
+ *     is shutdown(SD_SEND); a pipe has no half-close, so there it waits
+ *     (at most 1 s) for the pending write and then does what SHUT_RDWR
+ *     does: the peer reads what was sent and then the end of the stream.
+ *   - Credentials: see ripc__sock_peer_cred and ripc__sock_peer_same_user.
  */
 #ifndef RIPC_SOCKETS_SOCK_H
 #define RIPC_SOCKETS_SOCK_H
@@ -92,6 +138,9 @@ int ripc__sock_connect(const ripc__addr *a, intptr_t *fd, int timeout_ms, char *
 int ripc__sock_accept(intptr_t lfd, intptr_t *fd);
 
 int ripc__sock_set_nonblock(intptr_t fd, int on);
+/* Ask for a send buffer of at least bytes (SO_SNDBUF; the system may cap
+ * it), so that one non-blocking send of that many fits. 0 or -errno. */
+int ripc__sock_set_sndbuf(intptr_t fd, size_t bytes);
 void ripc__sock_close(intptr_t fd);
 
 /* Make a descriptor (a socket, pipe or any file) close-on-exec, and
@@ -187,6 +236,25 @@ int ripc__sock_recv_all(intptr_t fd, void *buf, size_t len, int timeout_ms);
  * uid, gid, pid may be NULL. -ENOTSUP for TCP.
  */
 int ripc__sock_peer_cred(intptr_t fd, uint32_t *uid, uint32_t *gid, int32_t *pid);
+
+/*
+ * Windows: there are no uids. ripc__sock_peer_cred on a pipe gives the
+ * peer's process id (GetNamedPipeClientProcessId on the server's end,
+ * GetNamedPipeServerProcessId on the client's) and uid 0 when that
+ * process runs as our user (the user SIDs of the two tokens are equal),
+ * RIPC_UID_OTHER otherwise, gid 0: so ripc__self_euid() (0 there) and
+ * ripc__uid_allowed admit the same user alone, as on POSIX. A peer whose
+ * token cannot be read (it ended, or we may not open it) is -EACCES: the
+ * pid is known but not who runs it. ripc__sock_peer_same_user says the
+ * same as a yes/no (Windows only): 1 same user, 0 another, or -errno
+ * (-ENOTSUP for TCP). A pid names the process while
+ * it runs; one that ended may be reused, which is why a pipe whose peer
+ * ended reads as broken before anybody asks.
+ */
+#define RIPC_UID_OTHER 0xfffffffeu
+#ifdef _WIN32
+int ripc__sock_peer_same_user(intptr_t fd);
+#endif
 
 /*
  * Is the peer still there? 1 = alive, 0 = gone (EOF, HUP, error). Never

@@ -9,9 +9,15 @@
 
 #include "sockets/sock.h"
 
+#ifdef _WIN32
+/* A unix: name is a pipe name there (sockets/sock.h, "On Windows"): the
+ * same bound as Linux's, so an address means the same everywhere. */
+#define SUN_PATH_SIZE ((size_t)RIPC_ADDR_PATH_MAX)
+#else
 #include <sys/un.h>
 
 #define SUN_PATH_SIZE (sizeof(((struct sockaddr_un *)0)->sun_path))
+#endif
 /* Longest path we accept: sun_path must also hold the terminating NUL. */
 #define SOCK_PATH_MAX (SUN_PATH_SIZE - 1)
 

@@ -67,9 +67,11 @@ void ripc__chan_init(ripc__chan *ch)
     ch->seg.fd = -1;
     ch->bell.wait_fd = ch->bell.ring_fd = -1;
     ch->peer_bell.wait_fd = ch->peer_bell.ring_fd = -1;
-    ch->sock = -1;
+    ch->sock = ch->watch = -1;
+    ripc__pass_init(&ch->pass);
     ch->sleep_how = RIPC_SLEEP_BELL;
     ripc__large_init(&ch->lg);
+    ch->lg.pass = &ch->pass;
 }
 
 void ripc__chan_close(ripc__chan *ch)
@@ -81,6 +83,7 @@ void ripc__chan_close(ripc__chan *ch)
     ripc__doorbell_close(&ch->bell);
     ripc__doorbell_close(&ch->peer_bell);
     ripc__segment_close(&ch->seg);
+    ripc__pass_close(&ch->pass);
 }
 
 /* The peer slept (its flag was `how`, taken from it by our exchange, so no
@@ -178,7 +181,7 @@ int ripc__chan_commit(ripc__chan *ch, ripc__loan *l, uint16_t type, uint8_t kind
     }
     ripc__frame f = {.ftype = RIPC_FRAME_LARGE, .kind = kind, .type = type, .id = id, .len = len};
     /* Frame first: a receiver that sees the marker finds the frame. */
-    int rc = ripc__large_send_frame(ch->sock, &f, b);
+    int rc = ripc__large_send_frame(&ch->lg, ch->sock, &f, b);
     if (rc < 0) {
         ripc__chan_abandon(ch, l);
         return rc; /* the connection is done: its counts no longer matter */
@@ -233,8 +236,10 @@ static int try_send_large(ripc__chan *ch, uint16_t type, uint8_t kind, uint64_t 
     return ripc__chan_commit(ch, &l, type, kind, id, len);
 }
 
-int ripc__chan_try_send(ripc__chan *ch, uint16_t type, uint8_t kind, uint64_t id, const void *data,
-                        uint64_t len, ripc__waitfor *w)
+/* ripc__chan_try_send; wake: look at the peer's sleep flag after the
+ * commit (inline records; a large message always does). */
+static inline int try_send(ripc__chan *ch, uint16_t type, uint8_t kind, uint64_t id,
+                           const void *data, uint64_t len, ripc__waitfor *w, int wake)
 {
     w->also_data = 0;
     if (len > ch->max_message)
@@ -255,11 +260,36 @@ int ripc__chan_try_send(ripc__chan *ch, uint16_t type, uint8_t kind, uint64_t id
     if (len)
         memcpy((unsigned char *)buf + RIPC_MSG_HDR, data, (size_t)len);
     ripc__stat_msg(&ch->st.out, kind, len);
-    publish(ch, total);
+    if (wake)
+        publish(ch, total);
+    else
+        ripc_ring_commit(ch->tx, total);
     return 0;
 }
 
-int ripc__chan_peek(ripc__chan *ch, ripc_msg *m)
+int ripc__chan_try_send(ripc__chan *ch, uint16_t type, uint8_t kind, uint64_t id, const void *data,
+                        uint64_t len, ripc__waitfor *w)
+{
+    return try_send(ch, type, kind, id, data, len, w, 1);
+}
+
+int ripc__chan_try_send_quiet(ripc__chan *ch, uint16_t type, uint8_t kind, uint64_t id,
+                              const void *data, uint64_t len, ripc__waitfor *w)
+{
+    return try_send(ch, type, kind, id, data, len, w, 0);
+}
+
+void ripc__chan_data_wake(ripc__chan *ch)
+{
+    uint32_t how = ripc__ring_data_wake(ch->tx);
+    if (how)
+        wake_peer(ch, how, &ch->st.out);
+}
+
+/* The record at the consumer's position as a message: *m (its inline
+ * payload) and the record's flags; 0, ripc_ring_peek's error, or -EPROTO
+ * (a broken stream, a short record, a bad header). */
+static inline int peek_rec(ripc__chan *ch, ripc_msg *m, uint8_t *flags)
 {
     if (ch->lg.bad_take)
         return -EPROTO; /* a payload was cut under us, or a marker broke */
@@ -268,11 +298,19 @@ int ripc__chan_peek(ripc__chan *ch, ripc_msg *m)
     int rc = ripc_ring_peek(ch->rx, &buf, &n);
     if (rc < 0)
         return rc;
-    uint8_t flags;
-    if (n < RIPC_MSG_HDR || ripc__msg_decode(buf, &m->type, &m->kind, &flags, &m->id) < 0)
+    if (n < RIPC_MSG_HDR || ripc__msg_decode(buf, &m->type, &m->kind, flags, &m->id) < 0)
         return -EPROTO;
     m->data = (const unsigned char *)buf + RIPC_MSG_HDR;
     m->len = n - RIPC_MSG_HDR;
+    return 0;
+}
+
+int ripc__chan_peek(ripc__chan *ch, ripc_msg *m)
+{
+    uint8_t flags;
+    int rc = peek_rec(ch, m, &flags);
+    if (rc < 0)
+        return rc;
     if (flags & RIPC_MSGF_LARGE) {
         rc = ripc__large_take(&ch->lg, ch->sock, ch->max_message, m->type, m->kind, m->id, m->data,
                               (size_t)m->len, &m->data, &m->len);
@@ -280,6 +318,13 @@ int ripc__chan_peek(ripc__chan *ch, ripc_msg *m)
         return rc;
     }
     return 0;
+}
+
+int ripc__chan_peek_run(ripc__chan *ch, uint16_t type, ripc_msg *m)
+{
+    uint8_t flags;
+    return peek_rec(ch, m, &flags) == 0 && !(flags & RIPC_MSGF_LARGE) && m->type == type &&
+           m->kind == RIPC_KIND_ONEWAY;
 }
 
 /* The message being released was large: counted once, at its release (a
@@ -410,8 +455,8 @@ int ripc__chan_wait(ripc__chan *ch, const ripc__waitfor *w, uint64_t deadline)
         int ms = ripc__remaining_ms(deadline);
         ripc__stat_add(&ch->st.in.sleeps, 1); /* the worker's thread: it owns both halves */
         int rc = ch->sleep_how == RIPC_SLEEP_WORD
-                     ? ripc__doorbell_wait_word(&ch->bell, seen, ch->sock, ms)
-                     : ripc__doorbell_wait(&ch->bell, seen, ch->sock, ms);
+                     ? ripc__doorbell_wait_word(&ch->bell, seen, ch->watch, ms)
+                     : ripc__doorbell_wait(&ch->bell, seen, ch->watch, ms);
         if (rc == 1)
             ripc__stat_add(&ch->st.in.wakeups, 1);
         if (space)
@@ -430,4 +475,17 @@ int ripc__chan_wait(ripc__chan *ch, const ripc__waitfor *w, uint64_t deadline)
         if (ms >= 0 && ripc__expired(deadline))
             return -ETIMEDOUT;
     }
+}
+
+int ripc__chan_settle_large(ripc__chan *ch, uint64_t deadline)
+{
+    ripc__waitfor w = {.what = RIPC_CHAN_CONSUMED};
+    if (!RIPC_PASS_INBAND || !ch->tx)
+        return 0;
+    while (ripc__large_in_flight(&ch->lg, ch->tx, &w.arg)) {
+        int rc = ripc__chan_wait(ch, &w, deadline);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
 }

@@ -30,7 +30,10 @@ typedef struct ripc__chan {
     ripc_ring *rx;            /* we consume */
     ripc__doorbell bell;      /* we sleep on it */
     ripc__doorbell peer_bell; /* we ring it */
-    int sock;                 /* control socket: watched by every wait */
+    int sock;                 /* control socket */
+    int watch;                /* watched by every wait to see the peer end: the
+                                 socket, or the peer's process (platform/pass.h) */
+    ripc__pass pass;          /* handing objects to the peer (platform/pass.h) */
     int wait_mode;            /* RIPC_WAIT_* */
     uint32_t spin_us;         /* 0 when only one CPU is usable */
     uint32_t sleep_how;       /* RIPC_SLEEP_*: how our own waits ask to be woken */
@@ -83,6 +86,16 @@ void ripc__chan_init(ripc__chan *ch);
  */
 int ripc__chan_try_send(ripc__chan *ch, uint16_t type, uint8_t kind, uint64_t id, const void *data,
                         uint64_t len, ripc__waitfor *w);
+/* Producer. ripc__chan_try_send for one message of a batch: an inline
+ * record is published without looking whether the peer sleeps (a large one
+ * goes as with try_send). The batch then calls ripc__chan_data_wake once,
+ * at its end and before any wait: until then a sleeping peer may not see
+ * what was sent. */
+int ripc__chan_try_send_quiet(ripc__chan *ch, uint16_t type, uint8_t kind, uint64_t id,
+                              const void *data, uint64_t len, ripc__waitfor *w);
+/* Producer. Wake the peer if it sleeps, for the records published by
+ * ripc__chan_try_send_quiet. */
+void ripc__chan_data_wake(ripc__chan *ch);
 /* A loan: room reserved in tx for one message that its sender writes in
  * place, published by ripc__chan_commit or dropped by ripc__chan_abandon.
  * The producer's; while one is open nothing else is produced on tx (the
@@ -137,6 +150,11 @@ int ripc__chan_peek(ripc__chan *ch, ripc_msg *m);
 int ripc__chan_release(ripc__chan *ch, int wake);
 /* The same without publishing the consumer index (ripc__ring_release_lazy). */
 int ripc__chan_release_lazy(ripc__chan *ch);
+/* Consumer, after a peek and a lazy release: the next message when it
+ * continues a run of one-way messages of `type` held in the ring (inline,
+ * one-way, that type): 1 with *m set (peer_id untouched) as peek sets it,
+ * else 0 (none, another message, or one peek refuses: left for peek). */
+int ripc__chan_peek_run(ripc__chan *ch, uint16_t type, ripc_msg *m);
 /* Producer. Sender side of the eventcount for *w: 1 when it already holds
  * (not armed), else 0 and armed; disarm after the wait. */
 int ripc__chan_arm_space(ripc__chan *ch, const ripc__waitfor *w);
@@ -152,5 +170,17 @@ void ripc__chan_space_wake(ripc__chan *ch);
  * -EPIPE. Leaves nothing armed.
  */
 int ripc__chan_wait(ripc__chan *ch, const ripc__waitfor *w, uint64_t deadline);
+
+/*
+ * Worker, closing, on Windows (RIPC_PASS_INBAND): the master takes a large
+ * message's buffer out of this process by its handle (platform/pass.h), so
+ * the handle must stay open until the master has taken the message. Wait
+ * (ripc__chan_wait) until the master is past every large message in flight,
+ * or until deadline, or until the control socket needs attention (the
+ * master sent something, or is gone). 0 when nothing is in flight any
+ * more, else what the wait said. Elsewhere (the buffer travels with its
+ * frame) 0 at once.
+ */
+int ripc__chan_settle_large(ripc__chan *ch, uint64_t deadline);
 
 #endif /* RIPC_SRC_CHAN_H */

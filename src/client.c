@@ -9,6 +9,8 @@
  * lock is held. Messages returned are lent until the next call.
  */
 #include <errno.h>
+#include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -146,13 +148,28 @@ static int wait_msg(ripc_client *c, uint64_t deadline)
         return rc_;                                                                                \
     } while (0)
 
+/* ripc_client_send inside the guard. A message that goes into the ring at
+ * once costs no clock read: the deadline is read only for a wait. */
+static int send_oneway(ripc_client *c, uint16_t type, const void *data, uint64_t len,
+                       int timeout_ms)
+{
+    if (c->loan_open)
+        return -EBUSY;
+    if (c->xport == RIPC_XPORT_SHM && !c->peer_gone && len <= c->ch.max_inline) {
+        ripc__waitfor w;
+        int rc = ripc__chan_try_send(&c->ch, type, RIPC_KIND_ONEWAY, 0, data, len, &w);
+        if (rc != -EAGAIN || timeout_ms == 0)
+            return rc;
+    }
+    return send_kind(c, type, RIPC_KIND_ONEWAY, 0, data, len, ripc__deadline(timeout_ms),
+                     timeout_ms == 0);
+}
+
 int ripc_client_send(ripc_client *c, uint16_t type, const void *data, uint64_t len, int timeout_ms)
 {
     if (!c || (len && !data) || type >= RIPC_TYPE_RESERVED)
         return -EINVAL;
-    GUARDED(c, c->loan_open ? -EBUSY
-                            : send_kind(c, type, RIPC_KIND_ONEWAY, 0, data, len,
-                                        ripc__deadline(timeout_ms), timeout_ms == 0));
+    GUARDED(c, send_oneway(c, type, data, len, timeout_ms));
 }
 
 static int stash_incoming(ripc_client *c);
@@ -334,6 +351,65 @@ static int send_kind(ripc_client *c, uint16_t type, uint8_t kind, uint64_t id, c
         if ((rc = wait_room(c, &w, deadline)) < 0)
             return rc;
     }
+}
+
+/* The messages of a batch, one by one, waiting for room until deadline
+ * (nowait: not at all). Shared memory: inline records are published
+ * quietly, the master's doorbell looked at before any wait and at the end.
+ * Returns how many went, or the first failure's -errno when none did. */
+static int send_batch(ripc_client *c, uint16_t type, const unsigned char *buf, const uint64_t *lens,
+                      size_t n, uint64_t deadline, int nowait)
+{
+    int shm = c->xport == RIPC_XPORT_SHM, rc = 0;
+    size_t i = 0, off = 0;
+    for (; i < n; off += (size_t)lens[i], i++) {
+        /* buf may be NULL when every message is empty: no offset from it then */
+        const unsigned char *p = lens[i] ? buf + off : buf;
+        if (!shm) {
+            rc = send_socket(c, type, RIPC_KIND_ONEWAY, 0, p, lens[i], deadline, nowait);
+            if (rc < 0)
+                break;
+            continue;
+        }
+        for (;;) {
+            ripc__waitfor w;
+            rc = c->peer_gone
+                     ? -EPIPE
+                     : ripc__chan_try_send_quiet(&c->ch, type, RIPC_KIND_ONEWAY, 0, p, lens[i], &w);
+            if (rc == -EPIPE)
+                c->peer_gone = 1;
+            if (rc != -EAGAIN)
+                break;
+            ripc__chan_data_wake(&c->ch); /* the master may be asleep over a full ring */
+            if (nowait || (rc = wait_room(c, &w, deadline)) < 0)
+                break;
+        }
+        if (rc < 0)
+            break;
+    }
+    if (shm)
+        ripc__chan_data_wake(&c->ch);
+    return i > 0 || rc == 0 ? (int)i : rc;
+}
+
+int ripc_client_send_batch(ripc_client *c, uint16_t type, const void *buf, const uint64_t *lens,
+                           size_t n, int timeout_ms)
+{
+    if (!c || (n && !lens) || type >= RIPC_TYPE_RESERVED || n > INT_MAX)
+        return -EINVAL;
+    uint64_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (lens[i] > c->ch.max_message)
+            return -EMSGSIZE;
+        if (total + lens[i] < total || total + lens[i] > SIZE_MAX)
+            return -EINVAL;
+        total += lens[i];
+    }
+    if (total && !buf)
+        return -EINVAL;
+    GUARDED(c, c->loan_open ? -EBUSY
+                            : send_batch(c, type, buf, lens, n, ripc__deadline(timeout_ms),
+                                         timeout_ms == 0));
 }
 
 /* The reply a request waits for has a reserved type: an error reply (its
@@ -644,7 +720,7 @@ void ripc__client_free(ripc_client *c)
     free(c->sbuf);
     if (c->sock >= 0)
         ripc__sock_close(c->sock);
-    free(c);
+    ripc__free_aligned(c);
 }
 
 #define CLOSE_FLUSH_MS 1000
@@ -659,6 +735,11 @@ void ripc_client_close(ripc_client *c)
      * end of the stream instead. */
     int flushed = ripc__outq_close(c->outq, CLOSE_FLUSH_MS) == 0;
     c->outq = NULL;
+    /* Shared memory on Windows: the master takes each large message's
+     * buffer out of this process by its handle, so the buffers stay until
+     * it is past them, within the same bound (src/chan.h). */
+    if (!c->peer_gone)
+        (void)ripc__chan_settle_large(&c->ch, ripc__deadline(CLOSE_FLUSH_MS));
     if (flushed && !c->peer_gone && c->sock >= 0) {
         uint8_t bye[RIPC_FRAME_HDR];
         ripc__frame f = {.ftype = RIPC_FRAME_BYE};

@@ -39,7 +39,9 @@ static int reject_errno(unsigned code)
  * the preferred doorbell in bits 16..19 and the wait mode (src/proto.h). */
 static uint32_t hello_caps(const ripc_options *o)
 {
-    uint32_t caps = ripc__doorbell_caps() | RIPC_CAP_SOCKET | RIPC_CAP_LARGE_UNSEALED;
+    uint32_t caps = ripc__doorbell_caps() | RIPC_CAP_SOCKET;
+    if (RIPC_PASS_LARGE) /* Windows: a large message's buffer cannot be passed */
+        caps |= RIPC_CAP_LARGE_UNSEALED;
     /* Offer shared memory only if we could map a segment here at all. */
     if (o->transport != RIPC_TRANSPORT_SOCKET && ripc__segment_supported(RIPC_SEG_DEFAULT))
         caps |= RIPC_CAP_SHM;
@@ -118,7 +120,8 @@ static int handshake(ripc_client *c, uint64_t deadline, char *why, size_t why_le
         goto out;
     }
     ripc__welcome w;
-    if (ripc__welcome_decode(buf, (size_t)f.len, &w) < 0 || w.version != RIPC_PROTO_VERSION) {
+    if (ripc__welcome_decode_as(buf, (size_t)f.len, &w, RIPC_PASS_INBAND) < 0 ||
+        w.version != RIPC_PROTO_VERSION) {
         ripc__set_why(why, why_len, 0, "malformed WELCOME");
         rc = -EPROTO;
         goto out;
@@ -139,8 +142,8 @@ static int handshake(ripc_client *c, uint64_t deadline, char *why, size_t why_le
         rc = ripc__outq_open(&c->outq, c->sock, 256 * 1024);
         goto out;
     }
-    if (w.transport != RIPC_XPORT_SHM || w.nfds != nfds || nfds < 2 ||
-        !ripc__ring_bytes_ok((size_t)w.ring_bytes) ||
+    if (w.transport != RIPC_XPORT_SHM || ripc__pass_take(w.handles, w.nfds, fds, &nfds) < 0 ||
+        nfds < 2 || !ripc__ring_bytes_ok((size_t)w.ring_bytes) ||
         w.seg_bytes != ripc__chan_seg_bytes((size_t)w.ring_bytes) ||
         (w.worker_db == RIPC_DB_FUTEX) != (nfds == 2)) {
         ripc__set_why(why, why_len, 0, "malformed WELCOME");
@@ -206,6 +209,12 @@ static int handshake(ripc_client *c, uint64_t deadline, char *why, size_t why_le
     int32_t mpid = 0;
     if (ripc__sock_peer_cred(c->sock, &muid, &mgid, &mpid) < 0)
         mpid = 0;
+    /* Windows: our waits watch the master's process (platform/pass.h). */
+    if ((rc = ripc__pass_open(&c->ch.pass, mpid, 0)) < 0) {
+        ripc__set_why(why, why_len, 0, "cannot watch the master's process: %s", ripc_strerror(rc));
+        goto out;
+    }
+    c->ch.watch = (int)ripc__pass_watch(&c->ch.pass, c->sock);
     c->ch.spin_us = ripc__spin_ok(mpid) ? c->opt.spin_us : 0;
     c->q_cap = (size_t)w.ring_bytes;
     if (c->ch.max_message > c->ch.max_payload)
@@ -258,7 +267,7 @@ static ripc_client *client_new(const ripc_options *opt, int *rc, char *why, size
     ripc__guard_init(&c->guard, ripc__remote_fence_init());
     int r = ripc__options_resolve(&c->opt, opt, why, why_len);
     if (r < 0) {
-        free(c);
+        ripc__free_aligned(c);
         *rc = r;
         return NULL;
     }
@@ -266,7 +275,7 @@ static ripc_client *client_new(const ripc_options *opt, int *rc, char *why, size
         ripc__set_why(why, why_len, 0,
                       "shared memory is not available in this process and the "
                       "transport is forced to shm");
-        free(c);
+        ripc__free_aligned(c);
         *rc = -ENOTSUP;
         return NULL;
     }
@@ -304,18 +313,18 @@ int ripc_client_open_ex(ripc_client **out, const char *url, const ripc_options *
         return rc;
     ripc__addr a;
     if ((rc = ripc__addr_parse(&a, url, why, why_len)) < 0) {
-        free(c);
+        ripc__free_aligned(c);
         return rc;
     }
     intptr_t fd;
     uint64_t deadline = ripc__deadline(c->opt.connect_timeout_ms);
     if ((rc = ripc__sock_connect(&a, &fd, c->opt.connect_timeout_ms, why, why_len)) < 0) {
-        free(c);
+        ripc__free_aligned(c);
         return rc;
     }
     if (ripc__addr_abstract(&a) && (rc = master_uid_ok(fd, &a, &c->opt, why, why_len)) < 0) {
         ripc__sock_close(fd);
-        free(c);
+        ripc__free_aligned(c);
         return rc;
     }
     return client_start(out, c, (int)fd, deadline, why, why_len);

@@ -164,6 +164,13 @@ int ripc__rx_ready(const ripc__rx *rx)
     return len <= have - RIPC_FRAME_HDR;
 }
 
+int ripc__rx_peek(const ripc__rx *rx, ripc__frame *f, uint64_t max_len)
+{
+    size_t have = rx->end - rx->start;
+    return have >= RIPC_FRAME_HDR && ripc__frame_decode(rx->buf + rx->start, f, max_len) == 0 &&
+           f->len <= have - RIPC_FRAME_HDR;
+}
+
 int ripc__rx_next(ripc__rx *rx, ripc__frame *f, const uint8_t **payload, uint64_t max_len)
 {
     size_t have = rx->end - rx->start;

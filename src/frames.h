@@ -100,6 +100,11 @@ int ripc__rx_next(ripc__rx *rx, ripc__frame *f, const uint8_t **payload, uint64_
 /* A whole frame is buffered (cheap; for "do not sleep yet" checks). */
 int ripc__rx_ready(const ripc__rx *rx);
 
+/* The header of the next frame into *f, taking nothing: 1 when the whole
+ * frame is buffered and well formed (ripc__rx_next then takes it without
+ * moving any buffered byte), else 0 (ripc__rx_next says what it is). */
+int ripc__rx_peek(const ripc__rx *rx, ripc__frame *f, uint64_t max_len);
+
 /*
  * A frame being written to a stream socket over several writes: its header
  * is kept here, its payload is either the sender's (valid only while that

@@ -54,9 +54,11 @@ int ripc__uid_allowed(const ripc_options *o, uint32_t uid);
  * defaults filled in, RIPC_TOKEN and RIPC_TRANSPORT applied (getenv: at
  * open). 0 or -EINVAL. out's pointers still point into in (or environ). */
 int ripc__options_resolve(ripc_options *out, const ripc_options *in, char *why, size_t why_len);
-/* size bytes, zeroed, aligned to a cache line (free() frees it), or NULL:
- * for structs whose members are aligned to one (src/stats.h). */
+/* size bytes, zeroed, aligned to a cache line (ripc__free_aligned frees
+ * it), or NULL: for structs whose members are aligned to one (src/stats.h). */
 void *ripc__zalloc_aligned(size_t size);
+/* Free what ripc__zalloc_aligned gave (NULL: nothing). */
+void ripc__free_aligned(void *p);
 /* 1 when ring_bytes is a power of two within [RIPC_MIN_RING_BYTES,
  * RIPC_MAX_RING_BYTES], else 0. */
 int ripc__ring_bytes_ok(size_t ring_bytes);

@@ -13,6 +13,7 @@ void ripc__large_init(ripc__large *lg)
     for (int i = 0; i < RIPC_LARGE_SLOTS; i++) {
         lg->out[i].seg.fd = -1;
         lg->in[i].fd = -1;
+        lg->kept[i].seg.fd = -1;
     }
     lg->lent.fd = -1;
 }
@@ -53,6 +54,7 @@ static int count(ripc__large *lg, ripc__large_buf *x)
 void ripc__large_free(ripc__large *lg)
 {
     ripc__large_budget *budget = lg->budget;
+    ripc__pass *pass = lg->pass;
     for (int i = 0; i < RIPC_LARGE_SLOTS; i++) {
         uncount(lg, &lg->out[i]);
         ripc__segment_close(&lg->out[i].seg);
@@ -64,8 +66,11 @@ void ripc__large_free(ripc__large *lg)
     }
     close_fd(&lg->hdr_fd);
     ripc__segment_close(&lg->lent);
+    for (int i = 0; i < RIPC_LARGE_SLOTS; i++)
+        ripc__segment_close(&lg->kept[i].seg);
     ripc__large_init(lg);
     lg->budget = budget;
+    lg->pass = pass;
 }
 
 /* ---- receiving ---- */
@@ -104,11 +109,15 @@ int ripc__large_read(ripc__large *lg, int sock, uint64_t max_message)
             continue;
         lg->hdr_len = 0;
         ripc__frame f;
-        int rc = ripc__frame_decode(lg->hdr, &f, max_message);
+        int rc = ripc__frame_decode_as(lg->hdr, &f, max_message, RIPC_PASS_INBAND);
         if (rc == 0 && f.ftype == RIPC_FRAME_BYE && lg->hdr_fd < 0) {
             lg->bye = 1;
             continue;
         }
+        /* Windows: the frame names its buffer; nothing came attached. */
+        if (RIPC_PASS_INBAND && rc == 0 && f.ftype == RIPC_FRAME_LARGE && lg->hdr_fd < 0 &&
+            f.len != 0 && lg->in_n < RIPC_LARGE_SLOTS)
+            rc = ripc__pass_borrow(lg->pass, f.handle, &lg->hdr_fd);
         if (rc < 0 || f.ftype != RIPC_FRAME_LARGE || lg->hdr_fd < 0 || f.len == 0 ||
             lg->in_n == RIPC_LARGE_SLOTS) {
             close_fd(&lg->hdr_fd);
@@ -122,13 +131,74 @@ int ripc__large_read(ripc__large *lg, int sock, uint64_t max_message)
     }
 }
 
+/*
+ * Kept mappings. A sender's pool sends the same few buffers again and again
+ * (src/large.h): mapping each message afresh costs a mmap, the populating of
+ * every page and a munmap, and the reader then takes a TLB miss on every
+ * page of new addresses. Keeping the mapping of a sealed buffer (it cannot
+ * shrink: no SIGBUS) is safe for as long as we like; what the sender writes
+ * into it later is what it could write while we read anyway. A kept
+ * mapping keeps its descriptor: a descriptor the peer sends is of the same
+ * buffer when it is the same open file (kcmp(2); an inode number is no
+ * proof, the kernel's internal tmpfs may reuse one while the file lives).
+ * Where that cannot be told, nothing is kept. Kept bytes
+ * are bounded as the sender's idle buffers are (RIPC_LARGE_KEEP); a buffer
+ * the sender drops has its pages freed by the sender's hole punch, mapped
+ * here or not.
+ */
+
+/* The kept mapping of fd's file that holds at least want bytes, moved out
+ * of the kept list into lent; 0 if there is none. */
+static int unkeep(ripc__large *lg, int fd, uint64_t want)
+{
+    for (int i = 0; i < RIPC_LARGE_SLOTS && lg->kept[i].seg.base; i++) {
+        ripc__large_kept *k = &lg->kept[i];
+        if (k->seg.len < want || ripc__segment_same_file(k->seg.fd, fd) != 1)
+            continue;
+        lg->lent = k->seg;
+        memmove(k, k + 1, (size_t)(RIPC_LARGE_SLOTS - 1 - i) * sizeof *k);
+        ripc__large_kept *last = &lg->kept[RIPC_LARGE_SLOTS - 1];
+        memset(last, 0, sizeof *last);
+        last->seg.fd = -1;
+        return 1;
+    }
+    return 0;
+}
+
+/* Put lent at the head of the kept list, dropping any older mapping of the
+ * same file and, from the least recently used, whatever exceeds the
+ * bound. */
+static void keep(ripc__large *lg)
+{
+    size_t total = lg->lent.len;
+    int n = 0;
+    ripc__large_kept next = {.seg = lg->lent};
+    for (int i = 0; i < RIPC_LARGE_SLOTS; i++) {
+        ripc__large_kept k = lg->kept[i];
+        if (!k.seg.base)
+            continue;
+        if (n + 1 < RIPC_LARGE_SLOTS && total + k.seg.len <= RIPC_LARGE_KEEP &&
+            ripc__segment_same_file(k.seg.fd, next.seg.fd) != 1) {
+            total += k.seg.len;
+            lg->kept[n++] = k; /* n <= i: nothing unread is overwritten */
+        } else {
+            ripc__segment_close(&k.seg);
+        }
+    }
+    for (int i = RIPC_LARGE_SLOTS - 1; i > 0; i--)
+        lg->kept[i] = i <= n ? lg->kept[i - 1] : (ripc__large_kept){.seg.fd = -1};
+    lg->kept[0] = next;
+    memset(&lg->lent, 0, sizeof lg->lent);
+    lg->lent.fd = -1;
+}
+
 int ripc__large_take(ripc__large *lg, int sock, uint64_t max_message, uint16_t type, uint8_t kind,
                      uint64_t id, const void *marker, size_t marker_len, const void **data,
                      uint64_t *len)
 {
     if (lg->lent.base) { /* peeked again before release: the same payload */
         *data = lg->lent.base;
-        *len = lg->lent.len;
+        *len = lg->lent_len;
         return 0;
     }
     uint64_t want;
@@ -147,8 +217,23 @@ int ripc__large_take(ripc__large *lg, int sock, uint64_t max_message, uint16_t t
     int fd = in->fd;
     in->fd = -1;
     int rc = -EPROTO;
-    if (in->f.type == type && in->f.kind == kind && in->f.id == id && in->f.len == want)
-        rc = ripc__segment_map_payload(&lg->lent, fd, (size_t)want, NULL, 0);
+    if (in->f.type == type && in->f.kind == kind && in->f.id == id && in->f.len == want) {
+        if (unkeep(lg, fd, want)) {
+            rc = 0;
+            lg->lent_keep = 1;
+        } else {
+            rc = ripc__segment_map_payload(&lg->lent, fd, (size_t)want, NULL, 0);
+            /* Only a sealed buffer is kept: any other may be cut under us
+             * (then its guard stays with it only while it is lent). */
+            lg->lent_keep = rc == 0 && lg->lent.backend == RIPC_SEG_MEMFD &&
+                            lg->lent.guard == NULL && lg->lent.len <= RIPC_LARGE_KEEP &&
+                            ripc__segment_same_file(fd, fd) == 1;
+            if (lg->lent_keep) {
+                lg->lent.fd = fd; /* closed with the mapping */
+                fd = -1;
+            }
+        }
+    }
     if (rc == 0)
         ripc__fd_close(fd); /* the mapping holds the file: not its last reference */
     else
@@ -159,6 +244,7 @@ int ripc__large_take(ripc__large *lg, int sock, uint64_t max_message, uint16_t t
         lg->bad_take = 1;
         return rc == -ENOMEM ? -ENOMEM : -EPROTO;
     }
+    lg->lent_len = want;
     *data = lg->lent.base;
     *len = want;
     return 0;
@@ -166,10 +252,15 @@ int ripc__large_take(ripc__large *lg, int sock, uint64_t max_message, uint16_t t
 
 int ripc__large_done(ripc__large *lg)
 {
+    if (!lg->lent.base)
+        return 0; /* the common case: the message was in the ring */
     /* Cut under us while it was read (an unsealed buffer: shm/segment.h):
      * the reader saw zeros, and the peer has broken the rules. */
     int cut = lg->lent.base && ripc__segment_faulted(&lg->lent);
-    ripc__segment_close(&lg->lent);
+    if (lg->lent.base && lg->lent_keep && !cut)
+        keep(lg);
+    else
+        ripc__segment_close(&lg->lent);
     if (cut)
         lg->bad_take = 1;
     return cut ? -EPROTO : 0;
@@ -195,6 +286,20 @@ void ripc__large_punch_out(ripc__large *lg)
 {
     for (int i = 0; i < RIPC_LARGE_SLOTS; i++)
         drop_buf(lg, &lg->out[i]);
+}
+
+int ripc__large_in_flight(const ripc__large *lg, ripc_ring *tx, uint64_t *pos)
+{
+    int any = 0;
+    for (int i = 0; i < RIPC_LARGE_SLOTS; i++) {
+        const ripc__large_buf *x = &lg->out[i];
+        if (!x->busy || ripc__ring_consumed(tx, x->until))
+            continue;
+        if (!any || (int64_t)(x->until - *pos) > 0)
+            *pos = x->until;
+        any = 1;
+    }
+    return any;
 }
 
 static size_t idle_bytes(const ripc__large *lg)
@@ -266,12 +371,18 @@ void ripc__large_sent(ripc__large *lg, ripc__large_buf *b, uint64_t until)
     b->until = until;
 }
 
-int ripc__large_send_frame(int sock, const ripc__frame *f, const ripc__large_buf *b)
+int ripc__large_send_frame(ripc__large *lg, int sock, const ripc__frame *f,
+                           const ripc__large_buf *b)
 {
+    uint64_t val;
+    int rc = ripc__pass_lend(lg->pass, b->seg.fd, &val);
+    if (rc < 0)
+        return rc;
+    ripc__frame lf = *f;
+    lf.handle = (uint32_t)val; /* a handle value fits 32 bits (platform/pass.h) */
     uint8_t hdr[RIPC_FRAME_HDR];
-    ripc__frame_encode(hdr, f);
-    int fd = (int)b->seg.fd;
-    long n = ripc__sock_try_send_fds(sock, hdr, sizeof hdr, &fd, 1);
+    ripc__frame_encode(hdr, &lf);
+    long n = ripc__pass_try_send_one(lg->pass, sock, hdr, sizeof hdr, b->seg.fd, val);
     if (n == (long)sizeof hdr)
         return 0;
     /* An honest peer has at most RIPC_LARGE_SLOTS small frames unread:

@@ -49,13 +49,24 @@
  *   doorbells               shm/doorbell_win32.c: auto-reset events; the
  *                           peer's process handle is the watched object
  *   asymmetric fences       shm/fence_none.c (why: shm/fence.h)
+ *   handing a peer objects  platform/pass_win32.c: duplicated into the
+ *   (platform/pass.h)       worker's process, values in WELCOME
+ *                           (POSIX: pass_posix.c, SCM_RIGHTS)
  *   threads and locks       winpthreads
  *   timed locks and waits   platform/thread_win32.c (relative timed waits,
  *                           high-resolution timer naps, no signals)
  *   tables (src/tables.h)   src/tables_win32.c: an SRWLOCK reader/writer table
- * The poller, the control channel (named pipes) and the closers come with
- * the rest of the port; until then the Windows build has the rings and the
- * services above, not the server and the client.
+ *   control sockets         sockets/listen_win32.c, dial_win32.c,
+ *                           conn_win32.c, wait_win32.c, tcp_win32.c,
+ *                           cred_win32.c: named pipes (unix:) and Winsock2
+ *                           (tcp://); connection descriptors are tagged
+ *                           table entries; no descriptor passing; peer pid
+ *                           from the pipe, same user from token SIDs
+ *   poller, wake handle     sockets/poller_win32.c: looks, then sleeps on
+ *                           every handle (helper threads past 62); a
+ *                           manual-reset event
+ *   closing                 sockets/closer_win32.c: every close inline
+ * The core (src/) is the same files as on Linux.
  *
  * Threads and locks: POSIX threads are this contract's thread layer, used
  * by the core as they stand, not wrapped: pthread_mutex_t (init, destroy,
@@ -89,6 +100,7 @@
 
 #include <pthread.h>
 
+#include "platform/pass.h"
 #include "platform/thread.h"
 #include "shm/clock.h"
 #include "shm/doorbell.h"

@@ -15,7 +15,7 @@
  *   5   1    kind (MSG, LARGE: RIPC_KIND_*; else 0)
  *   6   2    message type (MSG, LARGE) / reject code (REJECT) / 0
  *   8   4    flags (reserved, 0)
- *   12  4    reserved, 0
+ *   12  4    reserved, 0; LARGE on Windows: the buffer's handle value
  *   16  8    request id (MSG, LARGE) / 0
  *   24  8    payload length (64-bit: no 2 GiB / 4 GiB ceiling)
  *
@@ -30,20 +30,28 @@
 #include <stdint.h>
 #include <string.h>
 
-#define RIPC_PROTO_MAGIC   0x43504952u /* "RIPC" */
-#define RIPC_PROTO_VERSION 1u
-#define RIPC_FRAME_HDR     32u
+#define RIPC_PROTO_MAGIC 0x43504952u /* "RIPC" */
+/* Protocol versions (docs/protocol.md, Versions): a worker connection is
+ * the same in every version this master speaks, and workers offer
+ * RIPC_PROTO_VERSION; version 2 adds the monitor HELLO and the SNAPSHOT
+ * frame. The master speaks RIPC_PROTO_VERSION..RIPC_PROTO_VERSION_MAX. */
+#define RIPC_PROTO_VERSION     1u
+#define RIPC_PROTO_MONITOR     2u /* the least version with a monitor */
+#define RIPC_PROTO_VERSION_MAX 2u
+#define RIPC_FRAME_HDR         32u
 
 enum {
-    RIPC_FRAME_HELLO = 1,   /* worker -> master: ripc__hello */
-    RIPC_FRAME_WELCOME = 2, /* master -> worker: ripc__welcome (+ fds) */
-    RIPC_FRAME_REJECT = 3,  /* master -> worker: code in `type`, reason text */
-    RIPC_FRAME_MSG = 4,     /* socket mode: a message, of any size */
-    RIPC_FRAME_BYE = 5,     /* clean goodbye, either way, empty */
-    RIPC_FRAME_LARGE = 6,   /* shm mode: a large payload's memfd (SCM_RIGHTS); kind,
-                             * type, id and len repeat the ring marker's, and no
-                             * payload bytes follow on the stream */
-    RIPC_FRAME_MAX_ = 6,
+    RIPC_FRAME_HELLO = 1,    /* worker -> master: ripc__hello */
+    RIPC_FRAME_WELCOME = 2,  /* master -> worker: ripc__welcome (+ fds) */
+    RIPC_FRAME_REJECT = 3,   /* master -> worker: code in `type`, reason text */
+    RIPC_FRAME_MSG = 4,      /* socket mode: a message, of any size */
+    RIPC_FRAME_BYE = 5,      /* clean goodbye, either way, empty */
+    RIPC_FRAME_LARGE = 6,    /* shm mode: a large payload's buffer (SCM_RIGHTS, or
+                              * its handle value at offset 12: platform/pass.h);
+                              * kind, type, id and len repeat the ring marker's,
+                              * and no payload bytes follow on the stream */
+    RIPC_FRAME_SNAPSHOT = 7, /* master -> monitor: the snapshot (version 2) */
+    RIPC_FRAME_MAX_ = 7,
 };
 
 /* Message kinds (public values, see ringipc.h). */
@@ -76,6 +84,9 @@ enum {
  * mapping them under its fault guard; without it, large messages need a
  * memfd on both sides. */
 #define RIPC_CAP_LARGE_UNSEALED (1u << 24)
+/* HELLO (version 2 and up): a monitor, not a worker. The master answers
+ * with one SNAPSHOT frame and closes (docs/protocol.md, Monitors). */
+#define RIPC_CAP_MONITOR (1u << 25)
 
 /* REJECT codes: positive errno values; the client returns those a caller
  * can act on negated, the rest as -ECONNREFUSED (client_open.c). */
@@ -85,6 +96,7 @@ typedef struct ripc__frame {
     uint8_t kind;
     uint16_t type;
     uint32_t flags;
+    uint32_t handle; /* LARGE, in-band (Windows): the buffer's handle value; else 0 */
     uint64_t id;
     uint64_t len;
 } ripc__frame;
@@ -123,7 +135,8 @@ static inline uint64_t ripc__get64(const uint8_t *p)
     return v;
 }
 
-/* Encode a frame header (reserved fields zero); no checks. */
+/* Encode a frame header (f->handle in the reserved word: 0 but for an
+ * in-band LARGE frame); no checks. */
 static inline void ripc__frame_encode(uint8_t out[RIPC_FRAME_HDR], const ripc__frame *f)
 {
     ripc__put32(out, RIPC_PROTO_MAGIC);
@@ -131,19 +144,22 @@ static inline void ripc__frame_encode(uint8_t out[RIPC_FRAME_HDR], const ripc__f
     out[5] = f->kind;
     ripc__put16(out + 6, f->type);
     ripc__put32(out + 8, f->flags);
-    ripc__put32(out + 12, 0);
+    ripc__put32(out + 12, f->handle);
     ripc__put64(out + 16, f->id);
     ripc__put64(out + 24, f->len);
 }
 
 /*
  * Decode and check a frame header. max_len caps the payload (the negotiated
- * max_message for MSG; the handshake limit for the others). Returns 0,
- * -EPROTO (bad magic, frame type, kind, reserved bits) or -EMSGSIZE
+ * max_message for MSG; the handshake limit for the others). inband
+ * (platform/pass.h, RIPC_PASS_INBAND: Windows): a LARGE frame's word at
+ * offset 12 is its buffer's handle value (f->handle, checked by whoever
+ * takes it); otherwise, and on every other frame, it is reserved. Returns
+ * 0, -EPROTO (bad magic, frame type, kind, reserved bits) or -EMSGSIZE
  * (len > max_len): both mean "drop this peer".
  */
-static inline int ripc__frame_decode(const uint8_t in[RIPC_FRAME_HDR], ripc__frame *f,
-                                     uint64_t max_len)
+static inline int ripc__frame_decode_as(const uint8_t in[RIPC_FRAME_HDR], ripc__frame *f,
+                                        uint64_t max_len, int inband)
 {
     if (ripc__get32(in) != RIPC_PROTO_MAGIC)
         return -EPROTO;
@@ -151,11 +167,12 @@ static inline int ripc__frame_decode(const uint8_t in[RIPC_FRAME_HDR], ripc__fra
     f->kind = in[5];
     f->type = ripc__get16(in + 6);
     f->flags = ripc__get32(in + 8);
+    f->handle = ripc__get32(in + 12);
     f->id = ripc__get64(in + 16);
     f->len = ripc__get64(in + 24);
     if (f->ftype < RIPC_FRAME_HELLO || f->ftype > RIPC_FRAME_MAX_)
         return -EPROTO;
-    if (ripc__get32(in + 12) != 0 || f->flags != 0)
+    if ((f->handle != 0 && !(inband && f->ftype == RIPC_FRAME_LARGE)) || f->flags != 0)
         return -EPROTO;
     int is_msg = f->ftype == RIPC_FRAME_MSG || f->ftype == RIPC_FRAME_LARGE;
     if (is_msg ? f->kind > RIPC_KIND_REPLY : f->kind != 0)
@@ -167,6 +184,13 @@ static inline int ripc__frame_decode(const uint8_t in[RIPC_FRAME_HDR], ripc__fra
     if (f->len > max_len)
         return -EMSGSIZE;
     return 0;
+}
+
+/* ripc__frame_decode_as, with every reserved word 0 (not in-band). */
+static inline int ripc__frame_decode(const uint8_t in[RIPC_FRAME_HDR], ripc__frame *f,
+                                     uint64_t max_len)
+{
+    return ripc__frame_decode_as(in, f, max_len, 0);
 }
 
 /* ---- handshake payloads ---- */
@@ -259,15 +283,22 @@ typedef struct ripc__welcome {
     uint64_t max_message;
     uint64_t max_inline;
     char reason[RIPC_REASON_MAX + 1];
+    /* Where objects travel in the bytes (platform/pass.h, RIPC_PASS_INBAND:
+     * Windows): nfds handle values follow the reason, 8 bytes each. Never
+     * on POSIX, whose descriptors come attached to the frame. */
+    uint8_t inband;
+    uint64_t handles[3];
 } ripc__welcome;
 
-#define RIPC_WELCOME_FIXED 48u
+#define RIPC_WELCOME_FIXED  48u
+#define RIPC_WELCOME_HANDLE 8u /* bytes per in-band handle value */
 
 /* Returns the payload length, or 0 when it does not fit in cap bytes. */
 static inline size_t ripc__welcome_encode(uint8_t *out, size_t cap, const ripc__welcome *w)
 {
     size_t rlen = strnlen(w->reason, RIPC_REASON_MAX);
-    if (cap < RIPC_WELCOME_FIXED + rlen)
+    size_t hlen = w->inband ? (size_t)w->nfds * RIPC_WELCOME_HANDLE : 0;
+    if ((w->inband && w->nfds > 3) || cap < RIPC_WELCOME_FIXED + rlen + hlen)
         return 0;
     memset(out, 0, RIPC_WELCOME_FIXED);
     ripc__put16(out, w->version);
@@ -283,13 +314,18 @@ static inline size_t ripc__welcome_encode(uint8_t *out, size_t cap, const ripc__
     ripc__put64(out + 32, w->max_message);
     ripc__put64(out + 40, w->max_inline);
     memcpy(out + RIPC_WELCOME_FIXED, w->reason, rlen);
-    return RIPC_WELCOME_FIXED + rlen;
+    for (size_t i = 0; i < hlen / RIPC_WELCOME_HANDLE; i++)
+        ripc__put64(out + RIPC_WELCOME_FIXED + rlen + i * RIPC_WELCOME_HANDLE, w->handles[i]);
+    return RIPC_WELCOME_FIXED + rlen + hlen;
 }
 
 /* Returns 0 or -EPROTO (short, lengths that do not add up, unknown
- * transport, more than 3 descriptors, NUL in reason). Version, sizes and
- * descriptor count against the doorbell kinds are the worker's to check. */
-static inline int ripc__welcome_decode(const uint8_t *in, size_t len, ripc__welcome *w)
+ * transport, more than 3 descriptors, NUL in reason). inband: the frame
+ * carries nfds handle values after the reason (and w->handles gets them);
+ * otherwise nothing follows the reason. Version, sizes and descriptor count
+ * against the doorbell kinds are the worker's to check. */
+static inline int ripc__welcome_decode_as(const uint8_t *in, size_t len, ripc__welcome *w,
+                                          int inband)
 {
     if (len < RIPC_WELCOME_FIXED)
         return -EPROTO;
@@ -306,15 +342,27 @@ static inline int ripc__welcome_decode(const uint8_t *in, size_t len, ripc__welc
     w->seg_bytes = ripc__get64(in + 24);
     w->max_message = ripc__get64(in + 32);
     w->max_inline = ripc__get64(in + 40);
-    if (w->reason_len > RIPC_REASON_MAX || RIPC_WELCOME_FIXED + w->reason_len != len)
+    w->inband = inband ? 1 : 0;
+    size_t hlen = w->inband ? (size_t)w->nfds * RIPC_WELCOME_HANDLE : 0;
+    if (w->nfds > 3 || w->reason_len > RIPC_REASON_MAX ||
+        RIPC_WELCOME_FIXED + w->reason_len + hlen != len)
         return -EPROTO;
     if (w->transport != RIPC_XPORT_SHM && w->transport != RIPC_XPORT_SOCKET)
         return -EPROTO;
-    if (w->nfds > 3 || memchr(in + RIPC_WELCOME_FIXED, 0, w->reason_len) != NULL)
+    if (memchr(in + RIPC_WELCOME_FIXED, 0, w->reason_len) != NULL)
         return -EPROTO;
     memcpy(w->reason, in + RIPC_WELCOME_FIXED, w->reason_len);
     w->reason[w->reason_len] = 0;
+    for (size_t i = 0; i < hlen / RIPC_WELCOME_HANDLE; i++)
+        w->handles[i] =
+            ripc__get64(in + RIPC_WELCOME_FIXED + w->reason_len + i * RIPC_WELCOME_HANDLE);
     return 0;
+}
+
+/* The POSIX form: descriptors come attached, nothing follows the reason. */
+static inline int ripc__welcome_decode(const uint8_t *in, size_t len, ripc__welcome *w)
+{
+    return ripc__welcome_decode_as(in, len, w, 0);
 }
 
 /* REJECT payload: the reason text (no NUL), at most RIPC_REASON_MAX bytes;
@@ -416,6 +464,147 @@ static inline int ripc__msg_decode(const uint8_t in[RIPC_MSG_HDR], uint16_t *typ
     *id = w1;
     if ((w0 >> 32) != 0 || *kind > RIPC_KIND_REPLY || (*flags & ~RIPC_MSGF_KNOWN) != 0)
         return -EPROTO;
+    return 0;
+}
+
+/* ---- the monitor's snapshot (protocol version 2) ----
+ *
+ * A monitor HELLO (caps RIPC_CAP_MONITOR, versions 2..2) uses the HELLO's
+ * ring_bytes field for the lowest peer id to list; the master answers one
+ * SNAPSHOT frame and closes. Its payload: a header, then `count` peer
+ * records, each a fixed part and the name. The header says how long it
+ * and each record's fixed part are, so a later format may append fields
+ * that an older reader skips. Byte by byte: docs/protocol.md, Monitors.
+ */
+#define RIPC_SNAP_FORMAT    1u
+#define RIPC_SNAP_HDR       144u /* the header, format 1 */
+#define RIPC_SNAP_REC       168u /* a peer record's fixed part, format 1 */
+#define RIPC_SNAP_PEERS_MAX 256u /* peer records in one SNAPSHOT at most */
+/* What a reader accepts as a SNAPSHOT's length; a format-1 one is at most
+ * RIPC_SNAP_HDR + RIPC_SNAP_PEERS_MAX * (RIPC_SNAP_REC + RIPC_NAME_MAX). */
+#define RIPC_SNAP_LEN_MAX (1u << 20)
+
+typedef struct ripc__snap_head {
+    uint16_t format, hdr_len, rec_len, count;
+    uint32_t pid;       /* the master's */
+    uint32_t peers_now; /* workers connected, all of them (count may be fewer) */
+    uint64_t next_id;   /* 0: the last page; else ask again from this id */
+    uint64_t now_ns;    /* CLOCK_REALTIME at the master when taken */
+    uint64_t mono_ns;   /* CLOCK_MONOTONIC at the master when taken */
+    uint64_t opened_ns, peers_total, parked_now, unhandled;
+    uint64_t left[6]; /* bye, pipe, proto, timedout, canceled, other */
+    uint64_t refused, hs_failed, large_pool_bytes;
+} ripc__snap_head;
+
+typedef struct ripc__snap_peer {
+    uint32_t id;
+    int32_t pid;
+    uint8_t transport; /* RIPC_XPORT_* */
+    uint64_t connected_ns;
+    uint64_t msgs_in, bytes_in, msgs_out, bytes_out, requests_in;
+    uint64_t ring_bytes, ring_in_used, ring_out_used, ring_in_high, ring_out_high;
+    uint64_t send_waits, send_wait_ns, sleeps, wakeups, doorbells, dropped;
+    uint64_t large_in, large_out;
+    char name[RIPC_NAME_MAX + 1];
+} ripc__snap_peer;
+
+/* The header into out (RIPC_SNAP_HDR bytes), format 1. */
+static inline void ripc__snap_head_encode(uint8_t *out, const ripc__snap_head *h)
+{
+    memset(out, 0, RIPC_SNAP_HDR);
+    ripc__put16(out, RIPC_SNAP_FORMAT);
+    ripc__put16(out + 2, RIPC_SNAP_HDR);
+    ripc__put16(out + 4, RIPC_SNAP_REC);
+    ripc__put16(out + 6, h->count);
+    ripc__put32(out + 8, h->pid);
+    ripc__put32(out + 12, h->peers_now);
+    const uint64_t w[] = {h->next_id,     h->now_ns,     h->mono_ns,   h->opened_ns,
+                          h->peers_total, h->parked_now, h->unhandled, h->left[0],
+                          h->left[1],     h->left[2],    h->left[3],   h->left[4],
+                          h->left[5],     h->refused,    h->hs_failed, h->large_pool_bytes};
+    for (size_t i = 0; i < sizeof w / sizeof w[0]; i++)
+        ripc__put64(out + 16 + 8 * i, w[i]);
+}
+
+/* One peer record into out (RIPC_SNAP_REC + RIPC_NAME_MAX bytes at
+ * least); returns its length. */
+static inline size_t ripc__snap_peer_encode(uint8_t *out, const ripc__snap_peer *p)
+{
+    size_t nlen = strnlen(p->name, RIPC_NAME_MAX);
+    memset(out, 0, RIPC_SNAP_REC);
+    ripc__put32(out, p->id);
+    ripc__put32(out + 4, (uint32_t)p->pid);
+    out[8] = p->transport;
+    out[9] = (uint8_t)nlen;
+    const uint64_t w[] = {p->connected_ns,  p->msgs_in,      p->bytes_in,      p->msgs_out,
+                          p->bytes_out,     p->requests_in,  p->ring_bytes,    p->ring_in_used,
+                          p->ring_out_used, p->ring_in_high, p->ring_out_high, p->send_waits,
+                          p->send_wait_ns,  p->sleeps,       p->wakeups,       p->doorbells,
+                          p->dropped,       p->large_in,     p->large_out};
+    for (size_t i = 0; i < sizeof w / sizeof w[0]; i++)
+        ripc__put64(out + 16 + 8 * i, w[i]);
+    memcpy(out + RIPC_SNAP_REC, p->name, nlen);
+    return RIPC_SNAP_REC + nlen;
+}
+
+/* The header of a SNAPSHOT payload of len bytes: 0 or -EPROTO (short, a
+ * format below 1, sizes below format 1's or past the end). Fields a later
+ * format appends are skipped. */
+static inline int ripc__snap_head_decode(const uint8_t *in, size_t len, ripc__snap_head *h)
+{
+    if (len < RIPC_SNAP_HDR)
+        return -EPROTO;
+    memset(h, 0, sizeof *h);
+    h->format = ripc__get16(in);
+    h->hdr_len = ripc__get16(in + 2);
+    h->rec_len = ripc__get16(in + 4);
+    h->count = ripc__get16(in + 6);
+    if (h->format < 1 || h->hdr_len < RIPC_SNAP_HDR || h->hdr_len > len ||
+        h->rec_len < RIPC_SNAP_REC)
+        return -EPROTO;
+    h->pid = ripc__get32(in + 8);
+    h->peers_now = ripc__get32(in + 12);
+    uint64_t *w[] = {&h->next_id,     &h->now_ns,     &h->mono_ns,   &h->opened_ns,
+                     &h->peers_total, &h->parked_now, &h->unhandled, &h->left[0],
+                     &h->left[1],     &h->left[2],    &h->left[3],   &h->left[4],
+                     &h->left[5],     &h->refused,    &h->hs_failed, &h->large_pool_bytes};
+    for (size_t i = 0; i < sizeof w / sizeof w[0]; i++)
+        *w[i] = ripc__get64(in + 16 + 8 * i);
+    return 0;
+}
+
+/* The peer record at *off of a payload of len bytes whose header said
+ * rec_len: 0 with *off past it, or -EPROTO (past the end, a name too long
+ * or with a NUL, an unknown transport, reserved bytes not zero). */
+static inline int ripc__snap_peer_decode(const uint8_t *in, size_t len, size_t rec_len, size_t *off,
+                                         ripc__snap_peer *p)
+{
+    if (*off > len || len - *off < rec_len)
+        return -EPROTO;
+    const uint8_t *r = in + *off;
+    size_t nlen = r[9];
+    if (nlen > RIPC_NAME_MAX || len - *off - rec_len < nlen)
+        return -EPROTO;
+    for (int i = 10; i < 16; i++)
+        if (r[i] != 0)
+            return -EPROTO;
+    if ((r[8] != RIPC_XPORT_SHM && r[8] != RIPC_XPORT_SOCKET) ||
+        memchr(r + rec_len, 0, nlen) != NULL)
+        return -EPROTO;
+    memset(p, 0, sizeof *p);
+    p->id = ripc__get32(r);
+    p->pid = (int32_t)ripc__get32(r + 4);
+    p->transport = r[8];
+    uint64_t *w[] = {&p->connected_ns,  &p->msgs_in,      &p->bytes_in,      &p->msgs_out,
+                     &p->bytes_out,     &p->requests_in,  &p->ring_bytes,    &p->ring_in_used,
+                     &p->ring_out_used, &p->ring_in_high, &p->ring_out_high, &p->send_waits,
+                     &p->send_wait_ns,  &p->sleeps,       &p->wakeups,       &p->doorbells,
+                     &p->dropped,       &p->large_in,     &p->large_out};
+    for (size_t i = 0; i < sizeof w / sizeof w[0]; i++)
+        *w[i] = ripc__get64(r + 16 + 8 * i);
+    memcpy(p->name, r + rec_len, nlen);
+    p->name[nlen] = 0;
+    *off += rec_len + nlen;
     return 0;
 }
 

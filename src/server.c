@@ -77,6 +77,15 @@ int ripc_server_handle(ripc_server *s, uint16_t type, ripc_handler fn, void *arg
     return ripc__handler_set(s->t, type, fn, arg);
 }
 
+int ripc_server_handle_batch(ripc_server *s, uint16_t type, ripc_batch_handler fn, size_t max_batch,
+                             void *arg)
+{
+    if (!s || (type >= RIPC_TYPE_RESERVED))
+        return -EINVAL;
+    ripc__handler h = {.bfn = fn, .max_batch = max_batch, .arg = arg};
+    return ripc__handler_put(s->t, type, &h);
+}
+
 int ripc_server_on_peer(ripc_server *s, void (*joined)(ripc_peer *, void *),
                         void (*left)(ripc_peer *, int, void *), void *arg)
 {
@@ -163,8 +172,10 @@ int ripc_server_open_ex(ripc_server **out, const char *url, const ripc_options *
     s->tx_budget.cap = s->rx_budget.cap;
     /* Our own doorbell: a socketpair whose reading end only we hold; we
      * drain it with MSG_DONTWAIT, so a worker cannot make that block either
-     * (see pick_worker_db). */
-    s->master_db = RIPC_DB_SOCKET;
+     * (see pick_worker_db). Windows has none: an event of our own, of
+     * which the worker gets a handle that can only set or reset it
+     * (platform/pass.h). */
+    s->master_db = (dbcaps & RIPC_DB_CAP(RIPC_DB_SOCKET)) ? RIPC_DB_SOCKET : RIPC_DB_EVENT;
     if ((rc = ripc__wake_open(&s->stop)) < 0 || (rc = ripc__tables_open(&s->t)) < 0)
         goto fail;
     ripc__peers_set_ops(s->t, &peer_ops);

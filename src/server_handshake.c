@@ -68,6 +68,8 @@ static int pick_worker_db(ripc_server *s, uint32_t caps)
         return RIPC_DB_SOCKET;
     if (both & RIPC_DB_CAP(RIPC_DB_FUTEX))
         return RIPC_DB_FUTEX;
+    if (both & RIPC_DB_CAP(RIPC_DB_EVENT)) /* Windows: shm/doorbell_win32.c says why it is safe */
+        return RIPC_DB_EVENT;
     return RIPC_DB_NONE;
 }
 
@@ -116,19 +118,23 @@ static int peer_activate(struct loop *L, struct ripc_peer *p)
     return 0;
 }
 
-/* WELCOME w to p, with the descriptors it is to hold, on the socket made
- * blocking for it (a frame this small goes at once unless the worker hangs
- * up). 0 or -errno. */
-static int send_welcome(struct ripc_peer *p, ripc__welcome *w, const int *fds, int nfds)
+/* WELCOME w to p, with the objects it is to hold (platform/pass.h), on
+ * the socket made blocking for it (a frame this small goes at once unless
+ * the worker hangs up). 0 or -errno. */
+static int send_welcome(struct ripc_peer *p, ripc__welcome *w, const ripc__pass_obj *o, int n)
 {
     snprintf(w->reason, sizeof w->reason, "%s", p->reason);
-    w->nfds = (uint8_t)nfds;
+    w->nfds = (uint8_t)n;
+    w->inband = RIPC_PASS_INBAND;
+    int rc = ripc__pass_give(&p->ch.pass, o, n, w->handles);
+    if (rc < 0)
+        return rc;
     uint8_t buf[RIPC_FRAME_HDR + RIPC_HANDSHAKE_MAX];
     size_t plen = ripc__welcome_encode(buf + RIPC_FRAME_HDR, RIPC_HANDSHAKE_MAX, w);
     ripc__frame fr = {.ftype = RIPC_FRAME_WELCOME, .len = plen};
     ripc__frame_encode(buf, &fr);
     ripc__sock_set_nonblock(p->sock, 0);
-    int rc = ripc__sock_send_fds(p->sock, buf, RIPC_FRAME_HDR + plen, fds, nfds);
+    rc = ripc__pass_send(&p->ch.pass, p->sock, buf, RIPC_FRAME_HDR + plen, o, w->handles, n);
     ripc__sock_set_nonblock(p->sock, 1);
     return rc;
 }
@@ -136,16 +142,17 @@ static int send_welcome(struct ripc_peer *p, ripc__welcome *w, const int *fds, i
 /* Socket mode for p: WELCOME without descriptors; every message will be a
  * frame on the control socket. Loop 0. 0 (p active), or -errno: the caller
  * drops p. */
-static int socket_welcome(struct loop *L, struct ripc_peer *p, uint64_t maxmsg, const char *why)
+static int socket_welcome(struct loop *L, struct ripc_peer *p, uint16_t version, uint64_t maxmsg,
+                          const char *why)
 {
     ripc_server *s = p->srv;
     p->xport = RIPC_XPORT_SOCKET;
     p->ch.max_message = maxmsg;
     p->rx.budget = &s->rx_budget;
-    p->ch.sock = p->sock;
+    p->ch.sock = p->ch.watch = p->sock;
     p->id = atomic_fetch_add(&s->next_id, 1);
     snprintf(p->reason, sizeof p->reason, "socket mode: %s", why);
-    ripc__welcome w = {.version = RIPC_PROTO_VERSION,
+    ripc__welcome w = {.version = version,
                        .transport = RIPC_XPORT_SOCKET,
                        .peer_id = p->id,
                        .max_message = maxmsg};
@@ -155,15 +162,20 @@ static int socket_welcome(struct loop *L, struct ripc_peer *p, uint64_t maxmsg, 
 
 /* ---- HELLO, step by step: each check sends its REJECT and returns <0 ---- */
 
-/* The worker's range of protocol versions must hold ours. */
-static int check_version(struct ripc_peer *p, const ripc__hello *h)
+/* The worker's range of protocol versions must meet ours; a monitor's
+ * must reach the least version with a monitor. The highest in common is
+ * chosen (*version). */
+static int check_version(struct ripc_peer *p, const ripc__hello *h, uint16_t *version)
 {
-    if (h->version_min > RIPC_PROTO_VERSION || h->version_max < RIPC_PROTO_VERSION) {
-        send_reject(p, EPROTONOSUPPORT,
-                    "worker speaks protocol versions %u..%u, master speaks %u..%u", h->version_min,
-                    h->version_max, RIPC_PROTO_VERSION, RIPC_PROTO_VERSION);
+    unsigned least = (h->caps & RIPC_CAP_MONITOR) ? RIPC_PROTO_MONITOR : RIPC_PROTO_VERSION;
+    if (h->version_min > RIPC_PROTO_VERSION_MAX || h->version_max < least ||
+        h->version_min > h->version_max) {
+        send_reject(p, EPROTONOSUPPORT, "%s speaks protocol versions %u..%u, master speaks %u..%u",
+                    (h->caps & RIPC_CAP_MONITOR) ? "monitor" : "worker", h->version_min,
+                    h->version_max, least, RIPC_PROTO_VERSION_MAX);
         return -EPROTONOSUPPORT;
     }
+    *version = h->version_max < RIPC_PROTO_VERSION_MAX ? h->version_max : RIPC_PROTO_VERSION_MAX;
     return 0;
 }
 
@@ -330,8 +342,8 @@ static int shm_doorbells(struct ripc_peer *p, const ripc__hello *h, size_t ring,
 /* Shared memory for p, its segment made: rings, fences, sizes, doorbells,
  * then WELCOME with the descriptors the worker is to hold. Loop 0. 0 (p
  * active), or -errno: the caller drops p. */
-static int shm_welcome(struct loop *L, struct ripc_peer *p, const ripc__hello *h, size_t ring,
-                       int wdb, uint64_t maxmsg)
+static int shm_welcome(struct loop *L, struct ripc_peer *p, const ripc__hello *h, uint16_t version,
+                       size_t ring, int wdb, uint64_t maxmsg)
 {
     ripc_server *s = p->srv;
     int rc;
@@ -345,13 +357,23 @@ static int shm_welcome(struct loop *L, struct ripc_peer *p, const ripc__hello *h
      * memfds, which any peer maps, or shm_open objects, which only a worker
      * that maps them under its fault guard takes. Otherwise a message is at
      * most one ring record. */
-    if (!(h->caps & RIPC_CAP_LARGE_UNSEALED) &&
-        (!(h->caps & RIPC_CAP_MEMFD) || !ripc__segment_supported(RIPC_SEG_MEMFD)))
+    if (!RIPC_PASS_LARGE ||
+        (!(h->caps & RIPC_CAP_LARGE_UNSEALED) &&
+         (!(h->caps & RIPC_CAP_MEMFD) || !ripc__segment_supported(RIPC_SEG_MEMFD))))
         maxmsg = maxmsg < p->ch.max_payload ? maxmsg : p->ch.max_payload;
     p->ch.max_message = maxmsg;
     if (maxmsg > p->ch.max_payload && s->opt.max_inline && s->opt.max_inline < p->ch.max_inline)
         p->ch.max_inline = s->opt.max_inline; /* only where large messages can go */
     p->ch.sock = p->sock;
+    /* The worker's process as the connection reports it (never HELLO's
+     * pid): where its handles go, and what our waits watch (Windows). */
+    int32_t kpid = -1;
+    (void)ripc__sock_peer_cred(p->sock, NULL, NULL, &kpid);
+    if ((rc = ripc__pass_open(&p->ch.pass, kpid, 1)) < 0) {
+        send_reject(p, ENOMEM, "cannot open the worker's process: %s", ripc_strerror(rc));
+        return rc;
+    }
+    p->ch.watch = (int)ripc__pass_watch(&p->ch.pass, p->sock);
     p->ch.wait_mode = s->opt.wait;
     p->ch.spin_us = spins ? s->opt.spin_us : 0;
     int sleep_word = shm_doorbells(p, h, ring, wdb);
@@ -363,7 +385,7 @@ static int shm_welcome(struct loop *L, struct ripc_peer *p, const ripc__hello *h
              ripc__segment_backend_name(p->ch.seg.backend), ripc__doorbell_name(wdb),
              sleep_word ? " + futex word" : "");
 
-    ripc__welcome w = {.version = RIPC_PROTO_VERSION,
+    ripc__welcome w = {.version = version,
                        .transport = RIPC_XPORT_SHM,
                        .peer_id = p->id,
                        .caps = caps | (sleep_word ? RIPC_CAP_SLEEP_WORD : 0u),
@@ -373,12 +395,13 @@ static int shm_welcome(struct loop *L, struct ripc_peer *p, const ripc__hello *h
                        .seg_bytes = p->ch.seg.len,
                        .max_message = maxmsg,
                        .max_inline = p->ch.max_payload};
-    int fds[3], nfds = 0;
-    fds[nfds++] = (int)p->ch.seg.fd;
-    fds[nfds++] = p->ch.bell.ring_fd;
+    ripc__pass_obj o[RIPC_PASS_MAX];
+    int n = 0;
+    o[n++] = (ripc__pass_obj){p->ch.seg.fd, RIPC_PASS_SEGMENT};
+    o[n++] = (ripc__pass_obj){p->ch.bell.ring_fd, RIPC_PASS_RING_END};
     if (wdb != RIPC_DB_FUTEX)
-        fds[nfds++] = p->ch.peer_bell.wait_fd;
-    if ((rc = send_welcome(p, &w, fds, nfds)) < 0)
+        o[n++] = (ripc__pass_obj){p->ch.peer_bell.wait_fd, RIPC_PASS_WAIT_END};
+    if ((rc = send_welcome(p, &w, o, n)) < 0)
         return rc;
     /* What the worker now holds we no longer need. */
     ripc__segment_close_fd(&p->ch.seg);
@@ -395,7 +418,8 @@ static int shm_welcome(struct loop *L, struct ripc_peer *p, const ripc__hello *h
 
 /* HELLO complete in p->hs: check it, choose the transport, build the
  * channel, WELCOME or REJECT. 0 when p is now active, <0 when it must be
- * closed. */
+ * closed; a monitor: 1 when it got its snapshot, 2 when it could not take
+ * it (closed too). */
 static int process_hello(struct loop *L, struct ripc_peer *p, const ripc__frame *f)
 {
     ripc_server *s = p->srv;
@@ -407,9 +431,17 @@ static int process_hello(struct loop *L, struct ripc_peer *p, const ripc__frame 
     memcpy(p->name, h.name, sizeof p->name);
     p->pid = (int32_t)h.pid;
     uint64_t maxmsg;
+    uint16_t version;
     int rc;
-    if ((rc = check_version(p, &h)) < 0 || (rc = check_credentials(p)) < 0 ||
-        (rc = check_token(p, &h)) < 0 || (rc = check_max_message(p, &h, &maxmsg)) < 0)
+    if ((rc = check_version(p, &h, &version)) < 0 || (rc = check_credentials(p)) < 0 ||
+        (rc = check_token(p, &h)) < 0)
+        return rc;
+    /* A monitor: the same door as a worker's, then a snapshot and the
+     * hang-up (src/server_monitor.c); its ring_bytes is where its page
+     * starts. */
+    if (h.caps & RIPC_CAP_MONITOR)
+        return ripc__monitor_answer(p, h.ring_bytes) < 0 ? 2 : 1;
+    if ((rc = check_max_message(p, &h, &maxmsg)) < 0)
         return rc;
     size_t ring = s->opt.ring_bytes;
     if (h.ring_bytes && ripc__ring_bytes_ok((size_t)h.ring_bytes))
@@ -418,8 +450,8 @@ static int process_hello(struct loop *L, struct ripc_peer *p, const ripc__frame 
     char why[RIPC_SEG_WHY_LEN + 48];
     rc = choose_transport(p, &h, ring, &wdb, why, sizeof why);
     if (rc == RIPC_XPORT_SOCKET)
-        return socket_welcome(L, p, maxmsg, why);
-    return rc < 0 ? rc : shm_welcome(L, p, &h, ring, wdb, maxmsg);
+        return socket_welcome(L, p, version, maxmsg, why);
+    return rc < 0 ? rc : shm_welcome(L, p, &h, version, ring, wdb, maxmsg);
 }
 
 /* A handshake ends without a join (bad HELLO, hang-up, deadline, evicted):
@@ -461,8 +493,11 @@ void ripc__handshake_readable(struct loop *L, struct ripc_peer *p)
             p->hs_need = RIPC_FRAME_HDR + (size_t)f.len;
             continue;
         }
-        if (process_hello(L, p, &f) < 0)
-            hs_fail(L, p, -1); /* after its REJECT */
+        int rc = process_hello(L, p, &f);
+        if (rc == 2)
+            hs_fail(L, p, RIPC__HS_HANGUP); /* a monitor that could not take its snapshot */
+        else if (rc != 0)
+            hs_fail(L, p, -1); /* after its REJECT, or a monitor served */
         return;
     }
 }

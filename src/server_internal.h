@@ -10,6 +10,8 @@
  *   server_sockmode.c   socket mode: frames in, tails out, receive budget
  *   server_loop.c       the loops: the poller, waiting, spinning, dispatch
  *   server_park.c       a loop's active set: parking idle peers, notices
+ *   server_monitor.c    a monitor's snapshot (ringipc-stat)
+ *   stats.c             the counters' public calls
  *
  * Three kinds of object:
  *
@@ -24,7 +26,8 @@
  * P_DEAD) and closing: docs/design.md, Threads and ownership. Atomic pairs
  * are labelled where they are used: C1/C2 and D1..D3 (close), Q1/Q2 (the
  * lookup's stop flag), R1/R2 (references), H1/H2 (hand-over), W1/W2
- * (senders waiting for room), V1/V2 (p->watch), N1/N2 (budget waiters),
+ * (senders waiting for room), V1/V2 (p->watch; P1, parking a socket-mode
+ * peer, pairs with V1), N1/N2 (budget waiters),
  * O1/O2 (a parked peer's notice), J1/J2 (the send budget's line), A1 and
  * Z1/Z2 (the peer's state, below), S1..S6 (the send lock's bias), X1/X2
  * (the removal count that keeps a sender's cached peer valid,
@@ -113,6 +116,11 @@ struct ripc_peer {
     /* socket mode, owning loop only: the receive buffer is full and may not
      * grow (budget); the socket is not read until that changes */
     int rx_blocked;
+    /* shm, owning loop only: a batch handler reads the records from ring
+     * position rx_hold on (server_batch.c); a send that publishes our
+     * consumer index from inside it publishes up to there only */
+    int rx_held;
+    uint64_t rx_hold;
     /* socket mode: the events p's socket is watched for (W_* bits and a
      * generation, server_sockmode.c: watch_set) */
     _Atomic unsigned watch;
@@ -175,8 +183,8 @@ struct ripc_peer {
      * loop's active set, server_park.c): the owning loop only. */
     size_t slot;
     int parked;
-    unsigned idle_sweeps; /* sweeps since it last had a message */
-    _Atomic int notice;   /* another thread wants the owning loop to look at it */
+    unsigned idle_sweeps;  /* sweeps since it last had a message */
+    _Atomic int notice;    /* another thread wants the owning loop to look at it */
     uint64_t connected_ns; /* wall clock at the join (before A1 publishes p) */
 };
 
@@ -242,8 +250,22 @@ struct loop {
     uint64_t cache_gen;
     int cache_type;
     ripc_handler cache_fn;
+    ripc_batch_handler cache_bfn; /* a batch handler: cache_fn is NULL */
+    size_t cache_max;             /* its max_batch */
     void *cache_arg;
+    ripc_msg *batch; /* RIPC_LOOP_BATCH of them: a batch handler's run */
 };
+
+/* The messages a dispatch round takes from one worker at most. */
+#define RIPC_LOOP_BATCH 256
+
+/* server_batch.c, L's thread. m (peeked and counted, the message of p's
+ * ring or frames that L's handler cache resolved to a batch handler) and
+ * the run that follows it, at most `budget` messages, go to that handler
+ * in one call, and are released after it. The count dispatched (>= 1);
+ * the ring's: *rc is 0, or the release's error (-EPROTO). */
+int ripc__batch_ring(struct loop *L, struct ripc_peer *p, const ripc_msg *m, int budget, int *rc);
+int ripc__batch_frames(struct loop *L, struct ripc_peer *p, const ripc_msg *m, int budget);
 
 /*
  * Senders waiting for the send budget (server_sockmode.c), in the order
@@ -332,6 +354,7 @@ struct ripc_server {
         _Atomic uint64_t joined;
         _Atomic uint64_t left[RIPC__LEFT_N];
         _Atomic uint64_t refused[RIPC__REFUSED_N];
+        _Atomic uint64_t monitors; /* snapshots sent (server_monitor.c) */
     } st;
 };
 
@@ -446,6 +469,15 @@ int ripc__send_after_try(struct ripc_peer *p, int rc, const ripc__waitfor *wf, i
 int ripc__send_wait_unlent(struct ripc_peer *p, int timeout_ms, uint64_t *deadline);
 /* A send's -EPIPE that close caused is -ECANCELED. */
 int ripc__send_cut_by_close(struct ripc_peer *p, int rc);
+/* Loans of inline records by the thread that holds p's bias, without the
+ * send lock: 0 (done), 1 (take the slow way), or (commit) -EPROTO: the
+ * worker cut the segment under it (p broken, the loan over). Any thread,
+ * no lock held. */
+int ripc__loan_fast_reserve(ripc_server *s, uint32_t id, uint64_t len, void **buf, int timeout_ms);
+int ripc__loan_fast_commit(ripc_server *s, uint32_t id, uint16_t type, uint64_t len);
+/* Send lock held, after a loan committed through it: count it towards this
+ * thread's bias, as a send is counted. */
+void ripc__send_bias_earn(struct ripc_peer *p);
 
 /* ---- server_loan.c ---- */
 
@@ -470,6 +502,18 @@ void ripc__handshake_readable(struct loop *L, struct ripc_peer *p);
  * descriptors comes back. Loop 0 (any
  * other L: nothing). */
 void ripc__handshake_sweep(struct loop *L);
+
+/* ---- server_monitor.c, stats.c ---- */
+
+/* Answer a monitor's HELLO on p (still handshaking, checked and allowed):
+ * one SNAPSHOT frame listing the workers from id `from` up, written
+ * without waiting. Loop 0. 0 when it went whole, or -errno (the caller
+ * drops p either way). */
+int ripc__monitor_answer(struct ripc_peer *p, uint64_t from);
+/* p's counters into *o (zeroed first), as ripc_server_peer_stats gives
+ * them; takes p's send lock for a moment in shared-memory mode. The caller
+ * holds a reference on p. 0, or -ENOENT when p was dropped meanwhile. */
+int ripc__peer_stats_fill(struct ripc_peer *p, ripc_peer_stats_t *o);
 
 /* ---- server_loop.c ---- */
 
@@ -535,7 +579,8 @@ static inline void ripc__park_readmit(struct loop *L, struct ripc_peer *p)
         ripc__park_unpark(L, p);
 }
 /* The owning loop must look at p again (it may be parked, its ring armed):
- * p broke, or someone else drained its doorbell. Any thread; p's own loop
+ * p broke, someone else drained its doorbell, or a sender left p a tail
+ * (socket mode). Any thread; p's own loop
  * brings p back at once, another thread flags it (O1) and wakes the loop. */
 void ripc__loop_notice(struct ripc_peer *p);
 /* Bring back the parked peers someone flagged (ripc__loop_notice; O2 reads
@@ -588,5 +633,10 @@ void ripc__sockmode_readable(struct loop *L, struct ripc_peer *p, unsigned event
  * others wait for with a frame that does not move on (being read, or being
  * sent to it: ripc__pace_late). The owning loop. 1: p dropped. */
 int ripc__sockmode_after_dispatch(struct loop *L, struct ripc_peer *p);
+/* May p, idle, be parked (server_park.c)? Nothing is buffered from it,
+ * its receive buffer holds no budget and is not blocked, and no tail waits
+ * for its socket (a sender that leaves one raises a notice after it shows
+ * here). The owning loop. */
+int ripc__sockmode_parkable(const struct ripc_peer *p);
 
 #endif

@@ -118,6 +118,8 @@ int ripc_server_reserve(ripc_server *s, uint32_t peer_id, uint64_t len, void **b
     if (!s || !buf)
         return -EINVAL;
     *buf = NULL;
+    if (ripc__loan_fast_reserve(s, peer_id, len, buf, timeout_ms) == 0)
+        return 0;
     struct ripc_peer *p;
     int rc = ripc__send_lookup(s, peer_id, &p);
     if (rc < 0)
@@ -218,13 +220,18 @@ int ripc_server_commit(ripc_server *s, uint32_t peer_id, uint16_t type, uint64_t
 {
     if (!s || type >= RIPC_TYPE_RESERVED)
         return -EINVAL; /* the loan, if any, stays open */
+    int rc = ripc__loan_fast_commit(s, peer_id, type, len);
+    if (rc <= 0)
+        return rc;
     struct ripc_peer *p;
-    int rc = loan_find(s, peer_id, &p);
+    rc = loan_find(s, peer_id, &p);
     if (rc < 0)
         return rc;
     int ended = 0;
     ripc__peer_lock(p, 1);
     rc = commit_locked(p, type, len, &ended);
+    if (rc == 0)
+        ripc__send_bias_earn(p);
     pthread_mutex_unlock(&p->send_mu);
     rc = ripc__send_cut_by_close(p, rc);
     if (ended)

@@ -16,7 +16,7 @@
 
 _Thread_local struct loop *ripc__tls_loop __attribute__((tls_model("local-dynamic")));
 
-#define BATCH       256
+#define BATCH       RIPC_LOOP_BATCH
 #define RX_RETRY_MS 100
 
 int ripc__loop_init(ripc_server *s, struct loop *L, int idx)
@@ -31,6 +31,9 @@ int ripc__loop_init(ripc_server *s, struct loop *L, int idx)
     int rc = ripc__poller_open(&L->pl);
     if (rc < 0 || (rc = ripc__wake_open(&L->wake)) < 0)
         return rc;
+    L->batch = malloc(BATCH * sizeof *L->batch);
+    if (!L->batch)
+        return -ENOMEM;
     L->ev_wake = (struct evsrc){EV_WAKE, NULL};
     rc = ripc__loop_watch(L, s->stop.rfd, &s->ev_stop);
     return rc ? rc : ripc__loop_watch(L, L->wake.rfd, &L->ev_wake);
@@ -43,6 +46,8 @@ void ripc__loop_fini(struct loop *L)
     ripc__wake_close(&L->wake);
     free(L->peers);
     L->peers = NULL;
+    free(L->batch);
+    L->batch = NULL;
     L->n = L->cap = 0;
     L->in_head = NULL;
     L->in_tail = &L->in_head;
@@ -204,25 +209,31 @@ __attribute__((noinline, cold)) static void unhandled(ripc_server *s, struct rip
 }
 
 /* Call m's handler (the type's, else the catch-all of type 0), through L's
- * cache while the handler table's generation holds (G2 in tables_urcu.c). */
-static void dispatch_one(struct loop *L, struct ripc_peer *p, ripc_msg *m)
+ * cache while the handler table's generation holds (G2 in tables_common.c).
+ * 1 when that handler is a batch one: not called, the caller hands m and
+ * its run to ripc__batch_ring / ripc__batch_frames; else 0. */
+static int dispatch_one(struct loop *L, struct ripc_peer *p, ripc_msg *m)
 {
     ripc_server *s = L->s;
     uint64_t gen = ripc__handler_gen(s->t);
     if (L->cache_type != m->type || L->cache_gen != gen) {
-        ripc_handler fn = NULL;
-        void *arg = NULL;
-        if (!ripc__handler_get(s->t, m->type, &fn, &arg))
-            ripc__handler_get(s->t, 0, &fn, &arg);
+        ripc__handler h = {0};
+        if (!ripc__handler_lookup(s->t, m->type, &h))
+            ripc__handler_lookup(s->t, 0, &h);
         L->cache_type = m->type;
         L->cache_gen = gen;
-        L->cache_fn = fn;
-        L->cache_arg = arg;
+        L->cache_fn = h.fn;
+        L->cache_bfn = h.bfn;
+        L->cache_max = h.max_batch;
+        L->cache_arg = h.arg;
     }
     if (L->cache_fn)
         L->cache_fn(p, m, L->cache_arg);
+    else if (L->cache_bfn)
+        return 1;
     else
         unhandled(s, p, m);
+    return 0;
 }
 
 /* Socket mode: dispatch the whole frames already read (up to BATCH). *rc:
@@ -249,10 +260,25 @@ static int dispatch_frames(struct loop *L, struct ripc_peer *p, int *rc)
         ripc_msg m = {
             .type = f.type, .kind = f.kind, .peer_id = p->id, .id = f.id, .data = pl, .len = f.len};
         ripc__stat_msg(&p->ch.st.in, m.kind, m.len);
-        dispatch_one(L, p, &m);
-        n++;
+        if (dispatch_one(L, p, &m))
+            n += ripc__batch_frames(L, p, &m, BATCH - n);
+        else
+            n++;
     }
     return n;
+}
+
+/* Publish p's consumer index (read since pos0) and wake a worker waiting
+ * for room. The bytes since pos0 were all queued at once before this
+ * publish (the tail moves only now): a fill the ring really had. Returns
+ * the new position. */
+static uint64_t publish_rx(struct ripc_peer *p, uint64_t pos0)
+{
+    uint64_t pos = ripc__ring_pos(p->ch.rx);
+    ripc__stat_max(&p->ch.st.in.high, pos - pos0);
+    ripc__ring_publish_tail(p->ch.rx);
+    ripc__chan_space_wake(&p->ch);
+    return pos;
 }
 
 /* Take the peers handed over, then up to BATCH messages from each active
@@ -269,6 +295,8 @@ static int loop_dispatch(struct loop *L)
         int n = 0, rc = 0;
         if (p->xport == RIPC_XPORT_SOCKET) {
             n = dispatch_frames(L, p, &rc);
+            if (n)
+                p->idle_sweeps = 0;
             if (rc != -EPROTO && ripc__sockmode_after_dispatch(L, p)) {
                 total += n;
                 i--;
@@ -277,6 +305,7 @@ static int loop_dispatch(struct loop *L)
             goto after;
         }
         uint64_t pos0 = ripc__ring_pos(p->ch.rx);
+        uint64_t quarter = ripc__ring_capacity(p->ch.rx) / 4;
         while (n < BATCH) {
             ripc_msg m;
             rc = ripc__chan_peek(&p->ch, &m);
@@ -289,19 +318,27 @@ static int loop_dispatch(struct loop *L)
             }
             m.peer_id = p->id;
             ripc__stat_msg(&p->ch.st.in, m.kind, m.len);
-            dispatch_one(L, p, &m);
+            if (dispatch_one(L, p, &m)) {
+                n += ripc__batch_ring(L, p, &m, BATCH - n, &rc);
+                if (rc < 0)
+                    break;
+                continue;
+            }
             n++;
             /* A large payload cut while the handler read it: drop the
              * worker now, before it is handed anything else. */
             if ((rc = ripc__chan_release_lazy(&p->ch)) < 0)
                 break;
+            /* A quarter of the ring read: hand its room back now. A batch
+             * of big messages (four of 1 MiB in a 4 MiB ring) would
+             * otherwise keep the worker waiting until the last one is
+             * read, and the two sides would take turns instead of
+             * overlapping. */
+            if (ripc__ring_pos(p->ch.rx) - pos0 >= quarter)
+                pos0 = publish_rx(p, pos0);
         }
         if (n) {
-            /* The batch's bytes were all queued at once before this publish
-             * (the tail moves only now): a fill the ring really had. */
-            ripc__stat_max(&p->ch.st.in.high, ripc__ring_pos(p->ch.rx) - pos0);
-            ripc__ring_publish_tail(p->ch.rx);
-            ripc__chan_space_wake(&p->ch);
+            (void)publish_rx(p, pos0);
             p->idle_sweeps = 0;
         }
     after:
@@ -326,7 +363,7 @@ static void loop_wait(struct loop *L, int timeout_ms)
      * any uses asymmetric fences, then look at each once more. A look
      * without sleeping (timeout 0) needs no arming. */
     size_t armed = 0;
-    int unparked = 0; /* a shm ring was armed here: its peer is not parked yet */
+    int unparked = 0; /* a shm ring was armed here, or a socket peer may be parked */
     int sleep_ok = !L->rx_retry, rx_tick = 0;
     L->rx_retry = 0;
     if (timeout_ms != 0) {
@@ -347,6 +384,7 @@ static void loop_wait(struct loop *L, int timeout_ms)
                 if (p->rx_blocked || p->rx.charged ||
                     atomic_load_explicit(&L->s->tx_budget.used, memory_order_relaxed))
                     rx_tick = 1;
+                unparked |= ripc__sockmode_parkable(p); /* a sweep would park it */
                 continue;
             }
             ripc__ring_arm_consumer_flag(p->ch.rx);

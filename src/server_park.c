@@ -8,10 +8,13 @@
  * as for a sleep (flag, one remote fence for the whole sweep, re-check), and
  * left armed. Its worker's next commit sees the flag and rings our
  * doorbell; the poller reports it (EV_BELL) and the peer is back in the
- * active set. How often a busy loop looks at its poller for parked peers,
- * and how soon a sleeping one wakes to sweep: server_loop.c (LOOK_ROUNDS,
- * SWEEP_MS). Socket-mode peers stay active: their frames arrive through
- * the poller. Everything here is the owning loop's, but for the notice
+ * active set. A socket-mode peer is parked after as many sweeps without a
+ * frame once it holds nothing the loop must look at (ripc__sockmode_parkable):
+ * no arming, as its frames and its hang-up come through the poller
+ * anyway (EV_SOCK brings it back), and a tail a sender leaves it raises a
+ * notice. How often a busy loop looks at its poller for parked peers, and
+ * how soon a sleeping one wakes to sweep: server_loop.c (LOOK_ROUNDS,
+ * SWEEP_MS). Everything here is the owning loop's, but for the notice
  * (O1/O2) that other threads raise.
  */
 #include <stdlib.h>
@@ -79,9 +82,11 @@ void ripc__park_list_del(struct loop *L, size_t i)
 
 static void park(struct loop *L, size_t i)
 {
+    struct ripc_peer *p = L->peers[i];
     atomic_fetch_add_explicit(&L->s->nparked, 1, memory_order_relaxed);
-    L->peers[i]->parked = 1;
-    ripc__stat_add(&L->peers[i]->ch.st.in.sleeps, 1); /* armed until its next message */
+    p->parked = 1;
+    if (p->xport == RIPC_XPORT_SHM)
+        ripc__stat_add(&p->ch.st.in.sleeps, 1); /* armed until its next message */
     swap(L, i, --L->nact);
 }
 
@@ -91,7 +96,8 @@ void ripc__park_unpark(struct loop *L, struct ripc_peer *p)
     p->parked = 0;
     p->idle_sweeps = 0;
     swap(L, p->slot, L->nact++);
-    ripc__ring_disarm_consumer(p->ch.rx);
+    if (p->xport == RIPC_XPORT_SHM)
+        ripc__ring_disarm_consumer(p->ch.rx);
 }
 
 void ripc__park_sweep(struct loop *L)
@@ -103,8 +109,17 @@ void ripc__park_sweep(struct loop *L)
     int cand = 0, remote = 0;
     for (size_t i = 0; i < L->nact; i++) {
         struct ripc_peer *p = L->peers[i];
-        if (p->xport != RIPC_XPORT_SHM || ++p->idle_sweeps < PARK_SWEEPS || ripc__peer_drop_due(p))
+        if (++p->idle_sweeps < PARK_SWEEPS || ripc__peer_drop_due(p))
             continue;
+        if (p->xport == RIPC_XPORT_SOCKET) {
+            if (ripc__sockmode_parkable(p)) {
+                p->parked = -1; /* nothing to arm or re-check */
+                cand = 1;
+            } else {
+                p->idle_sweeps = 0;
+            }
+            continue;
+        }
         ripc__ring_arm_consumer_flag(p->ch.rx);
         remote |= ripc__ring_fastpub(p->ch.rx);
         p->parked = -1; /* armed, to be re-checked */
@@ -121,7 +136,9 @@ void ripc__park_sweep(struct loop *L)
         if (p->parked != -1)
             continue;
         p->parked = 0;
-        if (ripc__ring_consumer_recheck(p->ch.rx) || ripc__segment_faulted(&p->ch.seg))
+        if (p->xport == RIPC_XPORT_SOCKET)
+            park(L, i);
+        else if (ripc__ring_consumer_recheck(p->ch.rx) || ripc__segment_faulted(&p->ch.seg))
             p->idle_sweeps = 0; /* data came (flag cleared), or arming faulted */
         else
             park(L, i);

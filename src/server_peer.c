@@ -60,7 +60,7 @@ void ripc__peer_free(struct ripc_peer *p)
     pthread_mutex_destroy(&p->send_mu);
     pthread_cond_destroy(&p->space_cv);
     free(p->loan_buf);
-    free(p);
+    ripc__free_aligned(p);
     /* The last touch of s by a sender that held p: close waits for it.
      * D3: release, pairs with D2 in wait_drained (server.c). */
     atomic_fetch_sub_explicit(&s->peer_structs, 1, memory_order_release);

@@ -56,7 +56,10 @@ static int wait_space(struct ripc_peer *p, const ripc__waitfor *wf, uint64_t dea
         /* We may be inside a handler of p's current batch, whose consumer
          * index is published only at the end of the batch: publish it now,
          * or p could be waiting for that room while we wait for p. */
-        ripc__ring_publish_tail(p->ch.rx);
+        if (p->rx_held)
+            ripc__ring_publish_tail_at(p->ch.rx, p->rx_hold);
+        else
+            ripc__ring_publish_tail(p->ch.rx);
         ripc__chan_space_wake(&p->ch);
     } else {
         /* W1: seq_cst, before arming; pairs with W2 in loop_wait (EV_BELL) */
@@ -315,6 +318,81 @@ static int peer_hold(struct ripc_peer *p)
     return rc;
 }
 
+/*
+ * Loans through the bias (server_loan.c). The bias holder reserves or
+ * commits an inline record inside the read-side section that found the
+ * peer, as bias_send sends one; the loan's own reference is the only
+ * locked instruction. Whoever else takes the send lock (another sender, a
+ * drop, close) withdraws the bias first, so a commit that still finds it
+ * knows that nobody waits for the loan's end and that p was not dropped.
+ * 1: not here, take the slow way (which also reports every error but
+ * one: a commit whose segment the worker cut under it is -EPROTO here).
+ */
+int ripc__loan_fast_reserve(ripc_server *s, uint32_t id, uint64_t len, void **buf, int timeout_ms)
+{
+    int rc = 1, unused, undo = 0;
+    ripc__tables_read_lock();
+    struct ripc_peer *p = peer_find(s, id, &unused);
+    struct ripc__guard_slot *b = p && len <= p->ch.max_inline ? bias_enter(p) : NULL;
+    if (b) {
+        if (atomic_load_explicit(&p->state, memory_order_relaxed) != P_DEAD && /* Z2 */
+            !atomic_load_explicit(&p->lent, memory_order_relaxed) && ripc__peer_try_ref(p)) {
+            ripc__waitfor wf;
+            int r = ripc__chan_reserve(&p->ch, len, &p->loan, buf, &wf);
+            if (r == 0 && !ripc__segment_faulted(&p->ch.seg)) {
+                p->loan_cap = len;
+                p->loan_timeout_ms = timeout_ms;
+                p->loan_tid = pthread_self();
+                atomic_store_explicit(&p->lent, L_OPEN, memory_order_relaxed);
+                rc = 0; /* our reference is the loan's now */
+            } else {
+                if (r == 0)
+                    ripc__chan_abandon(&p->ch, &p->loan);
+                undo = 1;
+            }
+        }
+        bias_leave(b);
+    }
+    ripc__tables_read_unlock();
+    if (undo)
+        ripc__peer_unref(p);
+    return rc;
+}
+
+int ripc__loan_fast_commit(ripc_server *s, uint32_t id, uint16_t type, uint64_t len)
+{
+    int rc = 1, unused;
+    ripc__tables_read_lock();
+    struct ripc_peer *p = peer_find(s, id, &unused);
+    struct ripc__guard_slot *b = p ? bias_enter(p) : NULL;
+    if (b) {
+        if (atomic_load_explicit(&p->state, memory_order_relaxed) != P_DEAD &&
+            atomic_load_explicit(&p->lent, memory_order_relaxed) == L_OPEN &&
+            pthread_equal(p->loan_tid, pthread_self()) && len <= p->loan_cap && p->loan.b == NULL &&
+            !ripc__segment_faulted(&p->ch.seg) &&
+            !atomic_load_explicit(&s->closing, memory_order_relaxed)) {
+            /* inline: always 0 */
+            (void)ripc__chan_commit(&p->ch, &p->loan, type, RIPC_KIND_ONEWAY, 0, len);
+            atomic_store_explicit(&p->lent, L_NONE, memory_order_relaxed);
+            rc = 0;
+            if (ripc__segment_faulted(&p->ch.seg)) {
+                ripc__peer_break(p); /* cut under us: as in commit_locked */
+                rc = -EPROTO;
+            }
+        }
+        bias_leave(b);
+    }
+    ripc__tables_read_unlock();
+    if (rc <= 0)
+        ripc__peer_unref(p); /* the loan's: it is over */
+    return rc;
+}
+
+void ripc__send_bias_earn(struct ripc_peer *p)
+{
+    bias_earn(p);
+}
+
 int ripc__send_lookup(ripc_server *s, uint32_t id, struct ripc_peer **out)
 {
     int rc;
@@ -370,6 +448,38 @@ static int send_locked(struct ripc_peer *p, uint16_t type, uint8_t kind, uint64_
     }
 }
 
+/*
+ * Before sleeping for room: spin, as the worker's own waits do, where the
+ * worker spins too (adaptive or spin mode, a CPU of its own) and this thread
+ * is not p's loop (which must publish what it read first: wait_space). A
+ * worker that reads as fast as we write frees room within microseconds;
+ * sleeping instead costs it a doorbell (a system call) per wake-up, and us
+ * the wake-up's latency. The send lock is held meanwhile, which a drop or
+ * the loop adopting p waits for: at most SPIN_ROOM_US, whatever spin_us
+ * says. 1: there is room (look again); 0: sleep.
+ */
+#define SPIN_ROOM_US 50u
+static int spin_room(struct ripc_peer *p, const ripc__waitfor *wf, uint64_t deadline)
+{
+    if (p->ch.wait_mode == RIPC_WAIT_BLOCK || p->ch.spin_us == 0 || wf->what != RIPC_CHAN_ROOM ||
+        (ripc__tls_loop != NULL && ripc__tls_loop == p->loop))
+        return 0;
+    uint64_t end = 0;
+    for (unsigned i = 1;; i++) {
+        ripc__cpu_relax();
+        if (ripc__ring_writable(p->ch.tx, (size_t)wf->arg))
+            return 1;
+        if ((i & 63) == 0) {
+            uint64_t now = ripc__now_ns();
+            if (end == 0)
+                end = now + (p->ch.spin_us < SPIN_ROOM_US ? p->ch.spin_us : SPIN_ROOM_US) * 1000ull;
+            if (now >= end || now >= deadline ||
+                atomic_load_explicit(&p->srv->closing, memory_order_relaxed))
+                return 0;
+        }
+    }
+}
+
 int ripc__send_after_try(struct ripc_peer *p, int rc, const ripc__waitfor *wf, int timeout_ms,
                          uint64_t *deadline)
 {
@@ -386,7 +496,10 @@ int ripc__send_after_try(struct ripc_peer *p, int rc, const ripc__waitfor *wf, i
     if (*deadline == 0)
         *deadline = ripc__deadline(timeout_ms);
     uint64_t t0 = ripc__now_ns();
-    rc = wait_space(p, wf, *deadline);
+    if (spin_room(p, wf, *deadline))
+        rc = 0;
+    else
+        rc = wait_space(p, wf, *deadline);
     /* wait_space returns with the lock held: the counters are ours */
     ripc__stat_add(&p->ch.st.out.waits, 1);
     ripc__stat_add(&p->ch.st.out.wait_ns, ripc__now_ns() - t0);

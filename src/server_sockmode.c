@@ -482,8 +482,9 @@ int ripc__sockmode_send(struct ripc_peer *p, const ripc__frame *f, const void *d
     }
     if (rc == -ETIMEDOUT && ripc__frame_out_keep(&p->tail) == 0) {
         ripc__sockmode_watch(p, 1);
-        if (!own && p->loop)
-            ripc__loop_wake(p->loop); /* it looks at the budget's holders (loop_wait) */
+        /* The owning loop looks at the budget's holders (loop_wait): p among
+         * its active peers, parked or not (P1). */
+        ripc__loop_notice(p);
         return 0;
     }
     /* The stream is broken or gone: the caller's buffer must not stay. */
@@ -556,6 +557,16 @@ int ripc__sockmode_after_dispatch(struct loop *L, struct ripc_peer *p)
         return 1;
     }
     return 0;
+}
+
+int ripc__sockmode_parkable(const struct ripc_peer *p)
+{
+    /* P1: seq_cst, pairs with the V1 of a sender that leaves a tail
+     * (W_OUT): a CAS this load does not see comes before that sender's
+     * notice (O1), which the loop then takes after the park. */
+    unsigned w = atomic_load(&p->watch);
+    return !(w & (W_OUT | W_NOIN)) && !p->rx_blocked && p->rx.charged == 0 &&
+           !ripc__rx_ready(&p->rx) && !ripc__rx_partial(&p->rx);
 }
 
 void ripc__sockmode_readable(struct loop *L, struct ripc_peer *p, unsigned events)

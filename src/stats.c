@@ -121,8 +121,31 @@ int ripc_server_stats(ripc_server *s, ripc_server_stats_t *out)
     o.unhandled = atomic_load_explicit(&s->dropped, memory_order_relaxed);
     o.large_pool_bytes = atomic_load_explicit(&s->large_idle.idle, memory_order_relaxed);
     o.large_pool_limit = s->large_idle.cap;
+    o.monitors = atomic_load_explicit(&s->st.monitors, memory_order_relaxed);
     stats_copy(out, &o, n, caller);
     return 0;
+}
+
+int ripc__peer_stats_fill(struct ripc_peer *p, ripc_peer_stats_t *o)
+{
+    memset(o, 0, sizeof *o);
+    /* Written before the table published p (A1), never after. */
+    o->peer_id = p->id;
+    o->pid = p->pid;
+    o->transport = p->xport == RIPC_XPORT_SHM ? RIPC_TRANSPORT_SHM : RIPC_TRANSPORT_SOCKET;
+    o->connected_ns = p->connected_ns;
+    snprintf(o->name, sizeof o->name, "%s", p->name);
+    snprintf(o->reason, sizeof o->reason, "%s", p->reason);
+    halves(o, &p->ch.st);
+    if (p->xport == RIPC_XPORT_SHM) {
+        /* The rings are unmapped by a drop, under the send lock (Z1): held,
+         * and p not dead, they stay. Our own bias, if we hold one, stays. */
+        ripc__peer_lock(p, 1);
+        if (atomic_load(&p->state) != P_DEAD) /* Z2 */
+            rings(o, &p->ch);
+        pthread_mutex_unlock(&p->send_mu);
+    }
+    return atomic_load(&p->state) == P_DEAD ? -ENOENT : 0; /* it left while we looked */
 }
 
 int ripc_server_peer_stats(ripc_server *s, uint32_t peer_id, ripc_peer_stats_t *out)
@@ -136,28 +159,11 @@ int ripc_server_peer_stats(ripc_server *s, uint32_t peer_id, ripc_peer_stats_t *
     void *pv;
     if ((rc = ripc__peer_get(s->t, peer_id, &s->closing, &pv)) < 0)
         return rc;
-    struct ripc_peer *p = pv;
-    ripc_peer_stats_t o = {0};
-    /* Written before the table published p (A1), never after. */
-    o.peer_id = p->id;
-    o.pid = p->pid;
-    o.transport = p->xport == RIPC_XPORT_SHM ? RIPC_TRANSPORT_SHM : RIPC_TRANSPORT_SOCKET;
-    o.connected_ns = p->connected_ns;
-    snprintf(o.name, sizeof o.name, "%s", p->name);
-    snprintf(o.reason, sizeof o.reason, "%s", p->reason);
-    halves(&o, &p->ch.st);
-    if (p->xport == RIPC_XPORT_SHM) {
-        /* The rings are unmapped by a drop, under the send lock (Z1): held,
-         * and p not dead, they stay. Our own bias, if we hold one, stays. */
-        ripc__peer_lock(p, 1);
-        if (atomic_load(&p->state) != P_DEAD) /* Z2 */
-            rings(&o, &p->ch);
-        pthread_mutex_unlock(&p->send_mu);
-    }
-    int st = atomic_load(&p->state);
-    ripc__peer_unref(p);
-    if (st == P_DEAD)
-        return -ENOENT; /* it left while we looked */
+    ripc_peer_stats_t o;
+    rc = ripc__peer_stats_fill(pv, &o);
+    ripc__peer_unref(pv);
+    if (rc < 0)
+        return rc;
     stats_copy(out, &o, n, caller);
     return 0;
 }

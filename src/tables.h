@@ -14,6 +14,8 @@
  * (peers) or a copy (handlers), so nothing is used after the read-side
  * critical section ends. Removed entries are freed after a grace period on
  * the library's reclaimer thread (docs/design.md, Threads and ownership).
+ * The calls that do not depend on the backend are in tables_common.c
+ * (over src/tables_impl.h).
  */
 #ifndef RIPC_SRC_TABLES_H
 #define RIPC_SRC_TABLES_H
@@ -41,10 +43,23 @@ int ripc__tables_inherited(const ripc__tables *t);
  * flag any more. */
 void ripc__tables_quiesce(void);
 
-/* Handlers: set (fn NULL removes; 0 or -ENOMEM); get copies fn/arg out
- * and returns 1 when found, else 0. The generation changes after every set
- * (release), so a cache that reads it (acquire) and then looks up sees the
- * change (G1/G2 in tables_urcu.c). */
+/* A type's handler: a single one (fn) or a batch one (bfn, up to
+ * max_batch messages a call), never both. */
+typedef struct ripc__handler {
+    ripc_handler fn;
+    ripc_batch_handler bfn;
+    size_t max_batch;
+    void *arg;
+} ripc__handler;
+
+/* Handlers: put replaces the type's handler with *h (h NULL, or fn and bfn
+ * both NULL, removes it; 0 or -ENOMEM); lookup copies it out and returns 1
+ * when found, else 0. set and get are put and lookup for single handlers
+ * (get finds a batch handler too, with *fn NULL). The generation changes
+ * after every put (release), so a cache that reads it (acquire) and then
+ * looks up sees the change (G1/G2 in tables_common.c). */
+int ripc__handler_put(ripc__tables *t, uint16_t type, const ripc__handler *h);
+int ripc__handler_lookup(ripc__tables *t, uint16_t type, ripc__handler *out);
 int ripc__handler_set(ripc__tables *t, uint16_t type, ripc_handler fn, void *arg);
 int ripc__handler_get(ripc__tables *t, uint16_t type, ripc_handler *fn, void **arg);
 uint64_t ripc__handler_gen(ripc__tables *t);
@@ -86,7 +101,8 @@ void *ripc__peer_find(ripc__tables *t, uint32_t id);
 /* Removals so far. Inside the section: a peer found while the count read
  * c (acquire) stays allocated in every later section that reads c again
  * (it was not removed before that section began, so its grace period has
- * not ended). X1/X2 in tables_urcu.c. */
+ * not ended). X1 in each backend's ripc__peer_remove, X2 in
+ * tables_common.c. */
 uint64_t ripc__peers_removed(ripc__tables *t);
 
 #endif

@@ -26,8 +26,10 @@
 #pragma clang attribute pop
 #endif
 
+#include "shm/fault_guard.h"
+#include "sockets/closer.h"
 #include "src/platform.h"
-#include "src/tables.h"
+#include "src/tables_impl.h"
 #include "src/tsan.h"
 
 /*
@@ -59,6 +61,7 @@ static struct {
     uint64_t queued, freed; /* nodes handed over / freed (counts, for waits) */
     int started, busy;      /* the thread runs; it is inside a batch */
     unsigned gen;           /* which thread is the reclaimer (one that is not stops) */
+    unsigned booting;       /* threads started that have not reached their loop */
     unsigned fork_waiting;  /* forks waiting for the batch under way */
     unsigned tables;        /* tables open (by this process) */
     unsigned forks;         /* forks that made this process (changed in the child only) */
@@ -85,6 +88,8 @@ static void *reclaimer(void *arg)
 {
     unsigned gen = (unsigned)(uintptr_t)arg;
     pthread_mutex_lock(&R.mu);
+    R.booting--; /* past its start-up: see fork_prepare */
+    pthread_cond_broadcast(&R.done);
     for (;;) {
         while (R.started && R.gen == gen && (!R.head || R.fork_waiting))
             pthread_cond_wait(&R.work, &R.mu);
@@ -113,6 +118,8 @@ static void reclaimer_start(void)
     ripc__sigmask_own_thread(&old);
     R.gen++;
     R.started = pthread_create(&R.th, NULL, reclaimer, (void *)(uintptr_t)R.gen) == 0;
+    if (R.started)
+        R.booting++;
     ripc__sigmask_restore(&old);
 }
 
@@ -150,12 +157,15 @@ static void reclaim_wait(void)
 }
 
 /* pthread_atfork handlers: prepare returns with R.mu held and the
- * reclaimer between batches; parent and child let go of it. */
+ * reclaimer between batches; parent and child let go of it. A reclaimer
+ * just created is waited for until it reaches its loop: the start of a
+ * thread may allocate (a sanitizer's runtime does, under its allocator's
+ * lock), and a child forked then would find that lock held forever. */
 static void fork_prepare(void)
 {
     pthread_mutex_lock(&R.mu);
     R.fork_waiting++; /* no new batch: the reclaimer waits on R.work */
-    while (R.busy)
+    while (R.busy || R.booting)
         pthread_cond_wait(&R.done, &R.mu);
     R.fork_waiting--;
     urcu_bp_before_fork();
@@ -172,6 +182,7 @@ static void fork_child(void)
 {
     urcu_bp_after_fork_child();
     R.started = 0;
+    R.booting = 0;
     R.head = NULL;
     R.freed = R.queued;
     R.tables = 0; /* the parent's are not ours to close (ripc__tables_inherited) */
@@ -186,15 +197,19 @@ static int fork_rc;
 
 static void fork_register(void)
 {
+    /* The closers' and the fault guard's handlers first: prepare handlers
+     * run in the reverse order, so ours holds the reclaimer between batches
+     * before theirs take their locks, which a batch may need (a peer freed
+     * here closes its socket and unmaps its segments). */
+    ripc__fd_fork_register();
+    ripc__fault_guard_fork_register();
     fork_rc = -pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
 struct hnode {
     struct cds_lfht_node node;
     struct gone gone;
-    uint16_t type;
-    ripc_handler fn;
-    void *arg;
+    struct ripc__handler_entry e;
 };
 
 struct pnode {
@@ -206,29 +221,17 @@ struct pnode {
 };
 
 struct ripc__tables {
+    struct ripc__tables_base base; /* first (src/tables_impl.h) */
     struct cds_lfht *handlers;
     struct cds_lfht *peers;
-    ripc__peer_ops ops;
-    _Atomic uint64_t gen;
-    _Atomic uint64_t removed; /* peers removed (ripc__peers_removed) */
     unsigned forks; /* R.forks when opened: a child's copy of its parent's differs */
 };
-
-static unsigned long hash32(uint32_t x)
-{
-    x ^= x >> 16;
-    x *= 0x7feb352dU;
-    x ^= x >> 15;
-    x *= 0x846ca68bU;
-    x ^= x >> 16;
-    return x;
-}
 
 /* cds_lfht match callbacks, inside a read-side section. */
 static int match_type(struct cds_lfht_node *n, const void *key)
 {
     RIPC_TSAN_ACQUIRE(n); /* T2: pairs with T1 where the node was added */
-    return caa_container_of(n, struct hnode, node)->type == *(const uint16_t *)key;
+    return caa_container_of(n, struct hnode, node)->e.type == *(const uint16_t *)key;
 }
 
 static int match_id(struct cds_lfht_node *n, const void *key)
@@ -343,13 +346,13 @@ void ripc__tables_close(ripc__tables *t)
     tables_gone();
 }
 
-int ripc__handler_set(ripc__tables *t, uint16_t type, ripc_handler fn, void *arg)
+int ripc__handler_replace(ripc__tables *t, uint16_t type, const ripc__handler *hd)
 {
     struct cds_lfht_node *old;
     urcu_bp_read_lock();
-    if (fn == NULL) {
+    if (hd == NULL) {
         struct cds_lfht_iter it;
-        cds_lfht_lookup(t->handlers, hash32(type), match_type, &type, &it);
+        cds_lfht_lookup(t->handlers, ripc__tables_hash(type), match_type, &type, &it);
         old = cds_lfht_iter_get_node(&it);
         if (old && cds_lfht_del(t->handlers, old) != 0)
             old = NULL;
@@ -360,46 +363,24 @@ int ripc__handler_set(ripc__tables *t, uint16_t type, ripc_handler fn, void *arg
             return -ENOMEM;
         }
         cds_lfht_node_init(&h->node);
-        h->type = type;
-        h->fn = fn;
-        h->arg = arg;
+        h->e.type = type;
+        h->e.h = *hd;
         RIPC_TSAN_RELEASE(&h->node); /* T1: its contents, before it is seen */
-        old = cds_lfht_add_replace(t->handlers, hash32(type), match_type, &type, &h->node);
+        old =
+            cds_lfht_add_replace(t->handlers, ripc__tables_hash(type), match_type, &type, &h->node);
     }
     read_unlock();
     if (old)
         retire(&caa_container_of(old, struct hnode, node)->gone, hnode_free);
-    /* G1: release, pairs with G2 in ripc__handler_gen: a loop that sees the
-     * new generation looks the handler up again and finds this change. */
-    atomic_fetch_add_explicit(&t->gen, 1, memory_order_release);
     return 0;
 }
 
-int ripc__handler_get(ripc__tables *t, uint16_t type, ripc_handler *fn, void **arg)
+const struct ripc__handler_entry *ripc__handler_find(ripc__tables *t, uint16_t type)
 {
     struct cds_lfht_iter it;
-    int found = 0;
-    urcu_bp_read_lock();
-    cds_lfht_lookup(t->handlers, hash32(type), match_type, &type, &it);
+    cds_lfht_lookup(t->handlers, ripc__tables_hash(type), match_type, &type, &it);
     struct cds_lfht_node *n = cds_lfht_iter_get_node(&it);
-    if (n) {
-        struct hnode *h = caa_container_of(n, struct hnode, node);
-        *fn = h->fn;
-        *arg = h->arg;
-        found = 1;
-    }
-    read_unlock();
-    return found;
-}
-
-uint64_t ripc__handler_gen(ripc__tables *t)
-{
-    return atomic_load_explicit(&t->gen, memory_order_acquire); /* G2: pairs with G1 */
-}
-
-void ripc__peers_set_ops(ripc__tables *t, const ripc__peer_ops *ops)
-{
-    t->ops = *ops;
+    return n ? &caa_container_of(n, struct hnode, node)->e : NULL;
 }
 
 int ripc__peer_insert(ripc__tables *t, uint32_t id, void *peer)
@@ -410,10 +391,11 @@ int ripc__peer_insert(ripc__tables *t, uint32_t id, void *peer)
     cds_lfht_node_init(&p->node);
     p->id = id;
     p->peer = peer;
-    p->ops = t->ops;
+    p->ops = t->base.ops;
     RIPC_TSAN_RELEASE(&p->node); /* T1: its contents and the peer's, before they are seen */
     urcu_bp_read_lock();
-    struct cds_lfht_node *n = cds_lfht_add_unique(t->peers, hash32(id), match_id, &id, &p->node);
+    struct cds_lfht_node *n =
+        cds_lfht_add_unique(t->peers, ripc__tables_hash(id), match_id, &id, &p->node);
     read_unlock();
     if (n != &p->node) {
         free(p);
@@ -426,17 +408,17 @@ void ripc__peer_remove(ripc__tables *t, uint32_t id)
 {
     struct cds_lfht_iter it;
     urcu_bp_read_lock();
-    cds_lfht_lookup(t->peers, hash32(id), match_id, &id, &it);
+    cds_lfht_lookup(t->peers, ripc__tables_hash(id), match_id, &id, &it);
     struct cds_lfht_node *n = cds_lfht_iter_get_node(&it);
     if (n && cds_lfht_del(t->peers, n) != 0)
         n = NULL; /* someone else removed it */
     read_unlock();
     if (n) {
         /* X1: release, before the grace period that ends with the unref;
-         * pairs with X2 in ripc__peers_removed. A section that began after
+         * pairs with X2 in ripc__peers_removed (tables_common.c). A section that began after
          * that grace period began sees the new count, so a cache that still
          * reads the old one is inside a section the grace period waits for. */
-        atomic_fetch_add_explicit(&t->removed, 1, memory_order_release);
+        atomic_fetch_add_explicit(&t->base.removed, 1, memory_order_release);
         retire(&caa_container_of(n, struct pnode, node)->gone, pnode_free);
     }
 }
@@ -452,7 +434,7 @@ int ripc__peer_get(ripc__tables *t, uint32_t id, const _Atomic int *stop, void *
         read_unlock();
         return -ECANCELED;
     }
-    cds_lfht_lookup(t->peers, hash32(id), match_id, &id, &it);
+    cds_lfht_lookup(t->peers, ripc__tables_hash(id), match_id, &id, &it);
     struct cds_lfht_node *n = cds_lfht_iter_get_node(&it);
     if (n) {
         struct pnode *p = caa_container_of(n, struct pnode, node);
@@ -478,14 +460,9 @@ void ripc__tables_read_unlock(void)
 void *ripc__peer_find(ripc__tables *t, uint32_t id)
 {
     struct cds_lfht_iter it;
-    cds_lfht_lookup(t->peers, hash32(id), match_id, &id, &it);
+    cds_lfht_lookup(t->peers, ripc__tables_hash(id), match_id, &id, &it);
     struct cds_lfht_node *n = cds_lfht_iter_get_node(&it);
     return n ? caa_container_of(n, struct pnode, node)->peer : NULL;
-}
-
-uint64_t ripc__peers_removed(ripc__tables *t)
-{
-    return atomic_load_explicit(&t->removed, memory_order_acquire); /* X2: pairs with X1 */
 }
 
 int ripc__peer_all(ripc__tables *t, const _Atomic int *stop, void ***out)

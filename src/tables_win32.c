@@ -27,16 +27,14 @@
 #include <stdlib.h>
 
 #include "platform/win32.h"
-#include "src/tables.h"
+#include "src/tables_impl.h"
 
 #define HANDLER_BUCKETS 256u
 #define PEER_BUCKETS    1024u
 
 struct hnode {
     struct hnode *next;
-    uint16_t type;
-    ripc_handler fn;
-    void *arg;
+    struct ripc__handler_entry e;
 };
 
 struct pnode {
@@ -46,25 +44,13 @@ struct pnode {
 };
 
 struct ripc__tables {
+    struct ripc__tables_base base; /* first (src/tables_impl.h) */
     struct hnode *handlers[HANDLER_BUCKETS];
     struct pnode *peers[PEER_BUCKETS];
-    ripc__peer_ops ops;
-    _Atomic uint64_t gen;
-    _Atomic uint64_t removed; /* peers removed (ripc__peers_removed) */
 };
 
 static SRWLOCK lock = SRWLOCK_INIT;
 static _Thread_local unsigned depth; /* this thread's nested sections */
-
-static unsigned hash32(uint32_t x)
-{
-    x ^= x >> 16;
-    x *= 0x7feb352dU;
-    x ^= x >> 15;
-    x *= 0x846ca68bU;
-    x ^= x >> 16;
-    return x;
-}
 
 static void write_lock(void)
 {
@@ -140,22 +126,21 @@ void ripc__tables_close(ripc__tables *t)
 
 static struct hnode **handler_slot(ripc__tables *t, uint16_t type)
 {
-    struct hnode **pp = &t->handlers[hash32(type) % HANDLER_BUCKETS];
-    while (*pp && (*pp)->type != type)
+    struct hnode **pp = &t->handlers[ripc__tables_hash(type) % HANDLER_BUCKETS];
+    while (*pp && (*pp)->e.type != type)
         pp = &(*pp)->next;
     return pp;
 }
 
-int ripc__handler_set(ripc__tables *t, uint16_t type, ripc_handler fn, void *arg)
+int ripc__handler_replace(ripc__tables *t, uint16_t type, const ripc__handler *hd)
 {
     struct hnode *h = NULL, *old;
-    if (fn != NULL) {
+    if (hd != NULL) {
         h = malloc(sizeof *h);
         if (!h)
             return -ENOMEM;
-        h->type = type;
-        h->fn = fn;
-        h->arg = arg;
+        h->e.type = type;
+        h->e.h = *hd;
     }
     write_lock();
     struct hnode **pp = handler_slot(t, type);
@@ -168,39 +153,18 @@ int ripc__handler_set(ripc__tables *t, uint16_t type, ripc_handler fn, void *arg
     }
     write_unlock();
     free(old);
-    /* G1: release, pairs with G2 in ripc__handler_gen: a loop that sees the
-     * new generation looks the handler up again and finds this change. */
-    atomic_fetch_add_explicit(&t->gen, 1, memory_order_release);
     return 0;
 }
 
-int ripc__handler_get(ripc__tables *t, uint16_t type, ripc_handler *fn, void **arg)
+const struct ripc__handler_entry *ripc__handler_find(ripc__tables *t, uint16_t type)
 {
-    int found = 0;
-    ripc__tables_read_lock();
     struct hnode *h = *handler_slot(t, type);
-    if (h) {
-        *fn = h->fn;
-        *arg = h->arg;
-        found = 1;
-    }
-    ripc__tables_read_unlock();
-    return found;
-}
-
-uint64_t ripc__handler_gen(ripc__tables *t)
-{
-    return atomic_load_explicit(&t->gen, memory_order_acquire); /* G2: pairs with G1 */
-}
-
-void ripc__peers_set_ops(ripc__tables *t, const ripc__peer_ops *ops)
-{
-    t->ops = *ops;
+    return h ? &h->e : NULL;
 }
 
 static struct pnode **peer_slot(ripc__tables *t, uint32_t id)
 {
-    struct pnode **pp = &t->peers[hash32(id) % PEER_BUCKETS];
+    struct pnode **pp = &t->peers[ripc__tables_hash(id) % PEER_BUCKETS];
     while (*pp && (*pp)->id != id)
         pp = &(*pp)->next;
     return pp;
@@ -232,14 +196,14 @@ void ripc__peer_remove(ripc__tables *t, uint32_t id)
     struct pnode *p = *pp;
     if (p) {
         *pp = p->next;
-        /* X1: release, pairs with X2 in ripc__peers_removed; under the
+        /* X1: release, pairs with X2 in ripc__peers_removed (tables_common.c); under the
          * exclusive lock, so a section that reads the old count began
          * before the removal and has ended before the unref below. */
-        atomic_fetch_add_explicit(&t->removed, 1, memory_order_release);
+        atomic_fetch_add_explicit(&t->base.removed, 1, memory_order_release);
     }
     write_unlock();
     if (p) {
-        t->ops.unref(p->peer);
+        t->base.ops.unref(p->peer);
         free(p);
     }
 }
@@ -255,7 +219,7 @@ int ripc__peer_get(ripc__tables *t, uint32_t id, const _Atomic int *stop, void *
         return -ECANCELED;
     }
     struct pnode *p = *peer_slot(t, id);
-    if (p && t->ops.try_ref(p->peer)) {
+    if (p && t->base.ops.try_ref(p->peer)) {
         *out = p->peer;
         rc = 0;
     }
@@ -267,11 +231,6 @@ void *ripc__peer_find(ripc__tables *t, uint32_t id)
 {
     struct pnode *p = *peer_slot(t, id);
     return p ? p->peer : NULL;
-}
-
-uint64_t ripc__peers_removed(ripc__tables *t)
-{
-    return atomic_load_explicit(&t->removed, memory_order_acquire); /* X2: pairs with X1 */
 }
 
 int ripc__peer_all(ripc__tables *t, const _Atomic int *stop, void ***out)
@@ -295,7 +254,7 @@ int ripc__peer_all(ripc__tables *t, const _Atomic int *stop, void ***out)
                 v = nv;
                 cap *= 2;
             }
-            if (t->ops.try_ref(p->peer))
+            if (t->base.ops.try_ref(p->peer))
                 v[n++] = p->peer;
         }
     }

@@ -140,8 +140,21 @@ const char *ripc_strerror(int err)
 void *ripc__zalloc_aligned(size_t size)
 {
     size_t n = (size + 63) & ~(size_t)63; /* aligned_alloc wants a multiple */
+#ifdef _WIN32
+    void *p = _aligned_malloc(n, 64); /* Windows' C library has no aligned_alloc */
+#else
     void *p = aligned_alloc(64, n);
+#endif
     if (p)
         memset(p, 0, n);
     return p;
+}
+
+void ripc__free_aligned(void *p)
+{
+#ifdef _WIN32
+    _aligned_free(p);
+#else
+    free(p);
+#endif
 }

@@ -151,6 +151,14 @@ RIPC_API void ripc_ring_release(ripc_ring *r);
 RIPC_API int ripc_ring_pop(ripc_ring *r, void *buf, size_t cap, size_t *len);
 
 /*
+ * Not part of the API: the body of the library's ripc_ring_pop(), exported
+ * under another name so that the inline ripc_ring_pop() below can call it
+ * (under gnu_inline the inline body cannot call the out-of-line function of
+ * its own name). Programs call ripc_ring_pop().
+ */
+RIPC_API int ripc__ring_pop_slow(ripc_ring *r, void *buf, size_t cap, size_t *len);
+
+/*
  * Either side: bytes currently queued as seen by this side (producer: its
  * head minus the consumer index it reads now; consumer: the producer index it
  * reads now minus its tail, 0 while that index still lags a record the
@@ -166,7 +174,8 @@ RIPC_API size_t ripc_ring_used(ripc_ring *r);
  * well-formed header), so a program linking the shared library or the
  * archive pays no call per record. Everything else (a full ring, a wrap, a
  * record to validate the long way, a dead ring) calls the library's
- * reserve/commit and peek/release, which hold the whole contract above.
+ * reserve/commit and ripc__ring_pop_slow (peek/release), which hold the
+ * whole contract above.
  * The inline pop reads the peer's header once and checks it like
  * ripc_ring_peek() (committed, known flags, length within the maximum and
  * the data area) before it copies; anything else goes to the library. The
@@ -262,18 +271,7 @@ RIPC_RING_INLINE_ int ripc_ring_pop(ripc_ring *r, void *buf, size_t cap, size_t 
             return 0;
         }
     }
-    const void *src;
-    size_t n;
-    int rc = ripc_ring_peek(r, &src, &n);
-    if (rc < 0)
-        return rc;
-    *len = n;
-    if (n > cap)
-        return -EMSGSIZE;
-    if (n != 0)
-        memcpy(buf, src, n);
-    ripc_ring_release(r);
-    return 0;
+    return ripc__ring_pop_slow(r, buf, cap, len);
 }
 
 #undef RIPC_RING_PAYLOAD_LIMIT_

@@ -188,6 +188,9 @@ typedef struct ripc_msg {
 } ripc_msg;
 
 typedef void (*ripc_handler)(ripc_peer *from, const ripc_msg *msg, void *arg);
+/* A batch handler: n >= 1 messages of one type from one worker, in the
+ * order it sent them (ripc_server_handle_batch). */
+typedef void (*ripc_batch_handler)(ripc_peer *from, const ripc_msg *msgs, size_t n, void *arg);
 
 /* ---- master ---- */
 
@@ -214,6 +217,34 @@ RIPC_API int ripc_server_open_ex(ripc_server **s, const char *url, const ripc_op
  * time; a dispatch already under way may still call the old handler once.
  */
 RIPC_API int ripc_server_handle(ripc_server *s, uint16_t type, ripc_handler fn, void *arg);
+/*
+ * Register a batch handler for messages of `type` (0: the fallback, as
+ * above): one call takes a run of that type's one-way messages from one
+ * worker, in the order it sent them, so that a stream of small messages
+ * costs one call per run instead of one per message. A run is what is
+ * already queued, consecutive in that worker's stream: it ends before a
+ * message of another type, a request, or (shared memory) a large message
+ * (above max_inline), after max_batch messages (0, or more than 256: 256),
+ * and at the end of the dispatch round's share of that worker (256
+ * messages). A request, and a large message in shared memory, comes alone
+ * (n = 1; reply to a request with ripc_reply(from, &msgs[0], ...) as
+ * usual). Order is
+ * per worker: every message of a worker, of whatever type and handler
+ * kind, reaches its handler after the ones it sent before, as with single
+ * handlers; runs of different workers are not ordered.
+ *
+ * msgs[] and every msgs[i].data are valid during the call only: they are
+ * views into the worker's ring (or the socket-mode receive buffer), whose
+ * room the master keeps for all n messages until fn returns. Socket mode:
+ * a run is taken from what the socket has delivered already.
+ *
+ * Replaces the type's handler, single or batch (and ripc_server_handle
+ * replaces a batch handler); fn NULL removes it. Any thread, any time; a
+ * dispatch already under way may still call the old handler once.
+ * 0, -EINVAL (s NULL, or a reserved type), -ENOMEM.
+ */
+RIPC_API int ripc_server_handle_batch(ripc_server *s, uint16_t type, ripc_batch_handler fn,
+                                      size_t max_batch, void *arg);
 
 /* Callbacks when a worker has joined (after WELCOME) and when it has left
  * (reason: RIPC_LEFT_BYE, -EPIPE, -EPROTO, -ECANCELED, -ETIMEDOUT). Called from the
@@ -473,6 +504,28 @@ RIPC_API int ripc_client_open_ex(ripc_client **c, const char *url, const ripc_op
 RIPC_API int ripc_client_send(ripc_client *c, uint16_t type, const void *data, uint64_t len,
                               int timeout_ms);
 /*
+ * Send n one-way messages of one type to the master, in order, in one call:
+ * message i is lens[i] bytes of buf, right after message i-1 (buf holds
+ * them back to back; NULL when they are all empty). The client's
+ * counterpart of ripc_server_send_batch, for callers that pay per call (a
+ * binding such as the Python package's): in shared memory the peer's
+ * sleep flag is looked at, and its doorbell rung, once per batch (and
+ * before each wait for room) instead of once per message. Each message
+ * takes the path ripc_client_send gives it (ring record, large-message
+ * buffer above max_inline, socket frame in socket mode), with the same
+ * guarantees, and nothing else is sent between two of them.
+ * timeout_ms covers the whole batch (0: send what fits now, never wait).
+ * Returns how many were sent (n, or fewer when a send failed or the time
+ * ran out: message ret is the first one not sent, and the same call on the
+ * rest reports why), or a negative errno when none was: the errors of
+ * ripc_client_send; -EINVAL (c NULL, lens NULL with n > 0, buf NULL with
+ * bytes to send, a reserved type, n > INT_MAX, lengths whose sum
+ * overflows) and -EMSGSIZE (any lens[i] > max_message) are checked before
+ * anything is sent. n == 0 returns 0.
+ */
+RIPC_API int ripc_client_send_batch(ripc_client *c, uint16_t type, const void *buf,
+                                    const uint64_t *lens, size_t n, int timeout_ms);
+/*
  * Zero-copy sends (loans). Reserve room for a message of up to len bytes,
  * write it at *buf, then commit it with its type and final length (<= len):
  *
@@ -569,7 +622,10 @@ RIPC_API uint64_t ripc_client_dropped(const ripc_client *c);
 /* Say goodbye and free everything. NULL is fine. Socket mode: messages
  * still queued get at most 1 s (plus a 100 ms slice) to go out to a master
  * that does not read; after that they are dropped and the master sees the
- * connection end (-EPIPE) instead of a goodbye. Never waits otherwise. */
+ * connection end (-EPIPE) instead of a goodbye. Shared memory on Windows:
+ * large messages sent but not yet taken by the master get the same 1 s
+ * (their buffers must outlive them here); a master that takes one later
+ * drops the worker with -EPROTO instead. Never waits otherwise. */
 RIPC_API void ripc_client_close(ripc_client *c);
 
 /* ---- counters ----
@@ -686,6 +742,10 @@ typedef struct ripc_server_stats_t {
     uint64_t unhandled;        /* messages no handler took (ripc_server_dropped) */
     uint64_t large_pool_bytes; /* idle large-message buffers kept for reuse, all workers */
     uint64_t large_pool_limit; /* ...and the most kept */
+    /* Snapshots sent to monitors (ringipc-stat): connections that asked
+     * for one, were allowed, and were answered. Not workers: never in the
+     * counts above. */
+    uint64_t monitors;
 } ripc_server_stats_t;
 
 /*

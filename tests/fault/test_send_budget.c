@@ -19,6 +19,9 @@
  *   waiters_served_in_line          senders waiting for budget get it in the
  *                                   order they came, and sleep until it
  *                                   comes back (no naps to look)
+ *   parked_holders_dropped          workers parked while idle are left
+ *                                   tails they never read while a sender
+ *                                   waits for budget: still judged, dropped
  *
  * The master is this process (ripc_server_run(1) on a thread); workers are
  * forked children, ordered by pipes.
@@ -803,6 +806,55 @@ static void test_budget_waiters_served_in_line(void **state)
     close_master();
 }
 
+/* ---- workers the loop parked while they were idle (src/server_park.c)
+ * are left tails they never read, while a sender waits for the budget
+ * those tails hold: a tail brings its worker back into the loop's active
+ * set, where the pace rule judges it, so the holders are dropped and the
+ * sender gets through. A parked holder nobody looked at would hold the
+ * budget for good. ---- */
+
+static void test_budget_parked_holders_dropped(void **state)
+{
+    (void)state;
+    open_master(BIG);
+    start_dispatch();
+    int h0 = line_connect("H0"), h1 = line_connect("H1"), d = line_connect("D");
+    uint32_t id0 = id_of("H0", 3), id1 = id_of("H1", 3);
+    /* All three idle: parked within a few sweeps (the bound only ends a
+     * broken run). */
+    for (uint64_t end = ripc_test_now_ms() + 30000; ripc_server_parked_count(M.s) < 3;) {
+        if (ripc_test_now_ms() > end)
+            fail_msg("only %u of 3 idle workers parked after 30 s", ripc_server_parked_count(M.s));
+        usleep(1000);
+    }
+    assert_int_equal(ripc_server_send(M.s, id0, T_DATA, M.big, BIG, 0), 0);
+    assert_int_equal(ripc_server_send(M.s, id1, T_DATA, M.big, BIG, 0), 0);
+    struct waiter w = {.id = id_of("D", 3), .timeout_ms = 30000};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, wait_budget, &w), 0);
+    /* The first byte comes once a holder is dropped (a few periods of the
+     * pace rule; far less than the bound). */
+    struct pollfd pf = {.fd = d, .events = POLLIN};
+    int got = poll(&pf, 1, 25000);
+    if (got != 1)
+        print_message("no byte for D in 25 s: the parked holders were not judged\n");
+    unsigned char *scratch = malloc((size_t)1 << 20);
+    assert_non_null(scratch);
+    if (got == 1)
+        read_frame(d, scratch);
+    pthread_join(th, NULL);
+    free(scratch);
+    print_message("the waiting send: %s; holders dropped as stalled: %d\n", ripc_strerror(w.rc),
+                  atomic_load(&M.left_stalled));
+    assert_int_equal(got, 1);
+    assert_int_equal(w.rc, 0);
+    assert_true(atomic_load(&M.left_stalled) >= 1);
+    close(d);
+    close(h0);
+    close(h1);
+    close_master();
+}
+
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -812,6 +864,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_budget_timeout_cut_returns_in_time),
         cmocka_unit_test(test_budget_blocked_reader_keeps_its_tail),
         cmocka_unit_test(test_budget_waiters_served_in_line),
+        cmocka_unit_test(test_budget_parked_holders_dropped),
     };
     ripc_test_filter(argc > 1 ? argv[1] : NULL);
     return cmocka_run_group_tests(tests, NULL, NULL);

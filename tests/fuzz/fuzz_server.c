@@ -57,7 +57,10 @@
 #include "src/proto.h"
 #include "tests/fuzz/fuzz_util.h"
 
-#define MAX_PEERS   4
+#define MAX_PEERS 4
+/* The master's first frame: a WELCOME or REJECT, or a monitor's SNAPSHOT
+ * (a page of at most MAX_PEERS workers). */
+#define FIRST_MAX   (RIPC_FRAME_HDR + RIPC_SNAP_HDR + MAX_PEERS * (RIPC_SNAP_REC + RIPC_NAME_MAX))
 #define MAX_OPS     96
 #define MAX_REPLIES 8
 #define RING_BYTES  4096u
@@ -84,7 +87,7 @@ enum {
 /* One hostile worker, as the fuzzer holds it. */
 struct fpeer {
     int fd; /* our end of the control socket, -1 once closed */
-    uint8_t first[RIPC_FRAME_HDR + RIPC_HANDSHAKE_MAX];
+    uint8_t first[FIRST_MAX];
     size_t first_len, first_need; /* the master's first frame, being read */
     int answered;                 /* it was read whole */
     int fds[3], nfds;             /* descriptors that came with it */
@@ -168,15 +171,31 @@ static void take_answer(struct fpeer *f)
 {
     ripc__frame fr;
     f->answered = 1;
-    CHECK(ripc__frame_decode(f->first, &fr, RIPC_HANDSHAKE_MAX) == 0);
-    CHECK(fr.ftype == RIPC_FRAME_WELCOME || fr.ftype == RIPC_FRAME_REJECT);
+    CHECK(ripc__frame_decode(f->first, &fr, FIRST_MAX - RIPC_FRAME_HDR) == 0);
+    CHECK(fr.ftype == RIPC_FRAME_WELCOME || fr.ftype == RIPC_FRAME_REJECT ||
+          fr.ftype == RIPC_FRAME_SNAPSHOT);
+    if (fr.ftype == RIPC_FRAME_SNAPSHOT) {
+        /* A monitor's: well formed, every worker listed, no descriptor. */
+        ripc__snap_head h;
+        const uint8_t *pl = f->first + RIPC_FRAME_HDR;
+        CHECK(f->nfds == 0 && ripc__snap_head_decode(pl, (size_t)fr.len, &h) == 0);
+        CHECK(h.format == RIPC_SNAP_FORMAT && h.count <= MAX_PEERS && h.next_id == 0);
+        size_t off = h.hdr_len;
+        for (unsigned i = 0; i < h.count; i++) {
+            ripc__snap_peer p;
+            CHECK(ripc__snap_peer_decode(pl, (size_t)fr.len, h.rec_len, &off, &p) == 0);
+        }
+        CHECK(off == fr.len);
+        return;
+    }
     if (fr.ftype == RIPC_FRAME_REJECT) {
         CHECK(f->nfds == 0 && fr.len <= RIPC_REASON_MAX);
         return;
     }
     ripc__welcome w;
     CHECK(ripc__welcome_decode(f->first + RIPC_FRAME_HDR, (size_t)fr.len, &w) == 0);
-    CHECK(w.version == RIPC_PROTO_VERSION && w.nfds == f->nfds);
+    CHECK(w.version >= RIPC_PROTO_VERSION && w.version <= RIPC_PROTO_VERSION_MAX);
+    CHECK(w.nfds == f->nfds);
     CHECK(w.max_message <= MAX_MESSAGE);
     if (w.transport == RIPC_XPORT_SOCKET) {
         CHECK(f->nfds == 0);
@@ -233,7 +252,8 @@ static void fpeer_drain(struct fpeer *f, int ring)
             continue;
         if (f->first_need == 0) {
             ripc__frame fr;
-            CHECK(ripc__frame_decode(f->first, &fr, RIPC_HANDSHAKE_MAX) == 0);
+            CHECK(ripc__frame_decode(f->first, &fr, FIRST_MAX - RIPC_FRAME_HDR) == 0);
+            CHECK(fr.ftype == RIPC_FRAME_SNAPSHOT || fr.len <= RIPC_HANDSHAKE_MAX);
             f->first_need = RIPC_FRAME_HDR + (size_t)fr.len;
             if (fr.len > 0)
                 continue;
@@ -634,9 +654,23 @@ void ripc_fuzz_seeds(ripc_fuzz_run_fn run)
     }
     for (unsigned setup = 0; setup < 2; setup++)
         run(b, put_start(b, setup, 0, setup ? 0 : 2, 0));
-    static const uint8_t v2[] = {0,  OP_HELLO, 0x20, 2,   0,   3,   0,      0x40,
-                                 12, 0,        'v',  '2', 'v', '3', OP_POLL};
-    run(v2, sizeof v2);
+    static const uint8_t v3[] = {0,  OP_HELLO, 0x20, 3,   0,   4,   0,      0x40,
+                                 12, 0,        'v',  '3', 'v', '4', OP_POLL};
+    run(v3, sizeof v3);
+    /* A monitor (its caps raw: RIPC_CAP_MONITOR; versions 2..2), alone and
+     * beside a worker, and one that sends more after its HELLO. */
+    for (int k = 0; k < 3; k++) {
+        n = k ? put_start(b, 0, 0, k == 1 ? 1 : 2, 12) : 1;
+        if (k == 0)
+            b[0] = 0;
+        else
+            FZ_PUT(b, n, OP_NEWPEER);
+        FZ_PUT(b, n, OP_HELLO, 0xA0, 0, 0, 0, 0x02, 2, 0, 2, 0, 4u << 4, 0, 0, 'm', 'o', 'n', 'i');
+        if (k == 2)
+            n += put_frame(b + n, RIPC_FRAME_MSG, RIPC_ONEWAY, 1, "after");
+        FZ_PUT(b, n, OP_POLL, OP_DRAIN, OP_POLL);
+        run(b, n);
+    }
     n = 0;
     FZ_PUT(b, n, 0, OP_RAW, 40);
     memset(b + n, 'x', 40);

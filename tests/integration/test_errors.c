@@ -35,6 +35,7 @@
 #include "sockets/sock.h"
 #include "src/proto.h"
 #include "support/support.h"
+#include "support/workers.h"
 
 static int g_transport = RIPC_TRANSPORT_SHM;
 static const char *g_transport_name = "shm";
@@ -54,11 +55,9 @@ enum {
 
 static struct {
     char dir[64];
-    char url[160];
-    ripc_server *s;
-    ripc_test_runner run;
+    char url[160]; /* a server's address in dir */
+    ripc_test_master m;
     pid_t kid;
-    _Atomic int joined, left, left_reason;
     _Atomic int fallback_calls, note_checks_ok, deny_checks_ok;
 } F;
 
@@ -71,27 +70,6 @@ static ripc_options opts(void)
 }
 
 /* ---- master side ---- */
-
-static void on_join(ripc_peer *p, void *arg)
-{
-    (void)p;
-    (void)arg;
-    atomic_fetch_add(&F.joined, 1);
-}
-
-static void on_left(ripc_peer *p, int reason, void *arg)
-{
-    (void)p;
-    (void)arg;
-    atomic_store(&F.left_reason, reason);
-    atomic_fetch_add(&F.left, 1);
-}
-
-static void h_echo(ripc_peer *p, const ripc_msg *m, void *arg)
-{
-    (void)arg;
-    ripc_reply(p, m, m->data, m->len);
-}
 
 static void h_deny(ripc_peer *p, const ripc_msg *m, void *arg)
 {
@@ -159,23 +137,10 @@ static int setup(void **state)
     return 0;
 }
 
-static void stop_server(void)
-{
-    if (F.run.started) {
-        ripc_server_stop(F.s);
-        ripc_test_run_join(&F.run);
-    }
-}
-
 static int teardown(void **state)
 {
     (void)state;
-    stop_server();
-    if (F.kid > 0) {
-        kill(F.kid, SIGKILL);
-        ripc_test_wait(F.kid);
-    }
-    ripc_server_close(F.s);
+    ripc_test_end_server(F.m.s, &F.m.run, F.kid);
     char path[200];
     snprintf(path, sizeof path, "%s/e.sock", F.dir);
     unlink(path);
@@ -186,27 +151,18 @@ static int teardown(void **state)
 static void open_server(const char *url)
 {
     ripc_options o = opts();
-    char why[256] = "";
-    int rc = ripc_server_open_ex(&F.s, url, &o, why, sizeof why);
-    if (rc < 0)
-        fail_msg("server open %s: %s (%s)", url, ripc_strerror(rc), why);
-    ripc_server_on_peer(F.s, on_join, on_left, NULL);
+    assert_int_equal(ripc_test_master_listen(&F.m, url, &o), 0);
 }
 
 static void start_kid(int (*child)(void *), void *arg)
 {
-    fflush(NULL);
-    F.kid = fork();
+    F.kid = ripc_test_fork_alarm(child, arg, CHILD_ALARM_S);
     assert_true(F.kid >= 0);
-    if (F.kid == 0) {
-        alarm(CHILD_ALARM_S);
-        _exit(child(arg));
-    }
 }
 
 static void start_run(void)
 {
-    assert_int_equal(ripc_test_run_start(&F.run, F.s, 1), 0);
+    assert_int_equal(ripc_test_run_start(&F.m.run, F.m.s, 1), 0);
 }
 
 /* Fork the worker first, then start dispatching (no thread exists when the
@@ -220,10 +176,7 @@ static void start(int (*child)(void *), void *arg)
 /* Wait (up to 10 s) until n workers have left. */
 static void wait_left(int n)
 {
-    uint64_t end = ripc_test_now_ms() + 10000;
-    while (atomic_load(&F.left) < n && ripc_test_now_ms() < end)
-        usleep(1000);
-    assert_int_equal(atomic_load(&F.left), n);
+    assert_int_equal(ripc_test_master_await(&F.m, &F.m.left, n, 10000), n);
 }
 
 /* The worker's exit status (0: all its checks passed). */
@@ -241,8 +194,8 @@ static void serve_worker(int (*child)(void *), void *arg)
     start(child, arg);
     assert_int_equal(finish(), 0);
     wait_left(1);
-    stop_server();
-    assert_int_equal(atomic_load(&F.left_reason), RIPC_LEFT_BYE);
+    ripc_test_run_stop(&F.m.run);
+    assert_int_equal(ripc_test_master_left_reason(&F.m), RIPC_LEFT_BYE);
 }
 
 static ripc_client *w_open(const char *url)
@@ -303,10 +256,10 @@ static void test_errors_unhandled_request(void **state)
 {
     (void)state;
     open_server(F.url);
-    ripc_server_handle(F.s, T_ECHO, h_echo, NULL);
+    ripc_server_handle(F.m.s, T_ECHO, ripc_test_on_echo, NULL);
     serve_worker(w_unhandled, NULL);
     /* Two requests and one one-way had no handler. */
-    assert_int_equal(ripc_server_dropped(F.s), 3);
+    assert_int_equal(ripc_server_dropped(F.m.s), 3);
 }
 
 /* ---- a handler answers with an error ---- */
@@ -347,15 +300,15 @@ static void test_errors_reply_error(void **state)
 {
     (void)state;
     open_server(F.url);
-    ripc_server_handle(F.s, T_ECHO, h_echo, NULL);
-    ripc_server_handle(F.s, T_DENY, h_deny, NULL);
-    ripc_server_handle(F.s, T_QUIET, h_quiet, NULL);
-    ripc_server_handle(F.s, T_LONG, h_long, NULL);
-    ripc_server_handle(F.s, T_NOTE, h_note, NULL);
+    ripc_server_handle(F.m.s, T_ECHO, ripc_test_on_echo, NULL);
+    ripc_server_handle(F.m.s, T_DENY, h_deny, NULL);
+    ripc_server_handle(F.m.s, T_QUIET, h_quiet, NULL);
+    ripc_server_handle(F.m.s, T_LONG, h_long, NULL);
+    ripc_server_handle(F.m.s, T_NOTE, h_note, NULL);
     serve_worker(w_reply_error, NULL);
     assert_int_equal(atomic_load(&F.deny_checks_ok), 2);
     assert_int_equal(atomic_load(&F.note_checks_ok), 1);
-    assert_int_equal(ripc_server_dropped(F.s), 0);
+    assert_int_equal(ripc_server_dropped(F.m.s), 0);
 }
 
 /* ---- the fallback handler still gets the types without a handler ---- */
@@ -378,11 +331,11 @@ static void test_errors_fallback_handler(void **state)
 {
     (void)state;
     open_server(F.url);
-    ripc_server_handle(F.s, T_ECHO, h_echo, NULL);
-    ripc_server_handle(F.s, 0, h_fallback, NULL);
+    ripc_server_handle(F.m.s, T_ECHO, ripc_test_on_echo, NULL);
+    ripc_server_handle(F.m.s, 0, h_fallback, NULL);
     serve_worker(w_fallback, NULL);
     assert_int_equal(atomic_load(&F.fallback_calls), 2);
-    assert_int_equal(ripc_server_dropped(F.s), 0);
+    assert_int_equal(ripc_server_dropped(F.m.s), 0);
 }
 
 /* ---- the smallest max_message still gets its error replies ----
@@ -439,11 +392,8 @@ static void test_errors_small_max_message(void **state)
     (void)state;
     /* Transport left to the worker: the HELLO by hand asks for socket mode
      * and would get it, but for its max_message. */
-    char why[256] = "";
-    int rc = ripc_server_open_ex(&F.s, F.url, NULL, why, sizeof why);
-    if (rc < 0)
-        fail_msg("server open: %s (%s)", ripc_strerror(rc), why);
-    ripc_server_handle(F.s, T_LONG, h_long, NULL);
+    assert_int_equal(ripc_test_master_listen(&F.m, F.url, NULL), 0);
+    ripc_server_handle(F.m.s, T_LONG, h_long, NULL);
     start(w_small_max, NULL);
     assert_int_equal(finish(), 0);
 }
@@ -473,22 +423,19 @@ static void test_errors_reserved_types(void **state)
 {
     (void)state;
     open_server(F.url);
-    ripc_server_handle(F.s, T_ECHO, h_echo, NULL);
-    assert_int_equal(ripc_server_handle(F.s, 0xF000, h_echo, NULL), -EINVAL);
+    ripc_server_handle(F.m.s, T_ECHO, ripc_test_on_echo, NULL);
+    assert_int_equal(ripc_server_handle(F.m.s, 0xF000, ripc_test_on_echo, NULL), -EINVAL);
     int go[2];
     assert_int_equal(pipe(go), 0);
     start(w_reserved, (void *)(intptr_t)go[0]);
     close(go[0]);
-    uint64_t end = ripc_test_now_ms() + 10000;
-    while (atomic_load(&F.joined) < 1 && ripc_test_now_ms() < end)
-        usleep(1000);
-    assert_int_equal(atomic_load(&F.joined), 1);
-    assert_int_equal(ripc_server_broadcast(F.s, 0xF000, "no", 2, 1000), -EINVAL);
-    assert_int_equal(ripc_server_broadcast(F.s, 0xFFFF, NULL, 0, 1000), -EINVAL);
-    assert_int_equal(ripc_server_broadcast(F.s, T_NOTE, NULL, 2, 1000), -EINVAL);
-    assert_int_equal(ripc_server_send(F.s, 1, 0xF001, NULL, 0, 1000), -EINVAL);
-    assert_int_equal(ripc_server_send(F.s, 999, 0xF001, NULL, 0, 1000), -EINVAL);
-    assert_int_equal(ripc_server_broadcast(F.s, T_NOTE, "ok", 2, 1000), 1);
+    assert_int_equal(ripc_test_master_await(&F.m, &F.m.joined, 1, 10000), 1);
+    assert_int_equal(ripc_server_broadcast(F.m.s, 0xF000, "no", 2, 1000), -EINVAL);
+    assert_int_equal(ripc_server_broadcast(F.m.s, 0xFFFF, NULL, 0, 1000), -EINVAL);
+    assert_int_equal(ripc_server_broadcast(F.m.s, T_NOTE, NULL, 2, 1000), -EINVAL);
+    assert_int_equal(ripc_server_send(F.m.s, 1, 0xF001, NULL, 0, 1000), -EINVAL);
+    assert_int_equal(ripc_server_send(F.m.s, 999, 0xF001, NULL, 0, 1000), -EINVAL);
+    assert_int_equal(ripc_server_broadcast(F.m.s, T_NOTE, "ok", 2, 1000), 1);
     assert_int_equal(write(go[1], "g", 1), 1);
     close(go[1]);
     assert_int_equal(finish(), 0);
@@ -548,7 +495,7 @@ static void test_errors_option_values(void **state)
                        .allow_uids = uids,
                        .n_allow_uids = 1};
     char why[256] = "";
-    int rc = ripc_server_open_ex(&F.s, F.url, &ok, why, sizeof why);
+    int rc = ripc_server_open_ex(&F.m.s, F.url, &ok, why, sizeof why);
     if (rc != 0)
         fail_msg("in range: %s (%s)", ripc_strerror(rc), why);
 
@@ -596,12 +543,10 @@ static void test_errors_abstract_socket(void **state)
     ripc_server *s0 = NULL;
     ripc_client *c0 = NULL;
     char why0[256] = "";
-    assert_int_equal(ripc_server_open_ex(&s0, "unix:@ripc-test", &o0, why0, sizeof why0),
-                     -ENOTSUP);
+    assert_int_equal(ripc_server_open_ex(&s0, "unix:@ripc-test", &o0, why0, sizeof why0), -ENOTSUP);
     assert_non_null(strstr(why0, "only on Linux"));
     print_message("server: %s\n", why0);
-    assert_int_equal(ripc_client_open_ex(&c0, "unix:@ripc-test", &o0, why0, sizeof why0),
-                     -ENOTSUP);
+    assert_int_equal(ripc_client_open_ex(&c0, "unix:@ripc-test", &o0, why0, sizeof why0), -ENOTSUP);
     assert_non_null(strstr(why0, "only on Linux"));
     return;
 #endif
@@ -610,8 +555,8 @@ static void test_errors_abstract_socket(void **state)
     snprintf(url, sizeof url, "unix:@ripc-test-%d-%016llx", (int)getpid(),
              (unsigned long long)ripc_test_rand(&rs));
     open_server(url);
-    ripc_server_handle(F.s, T_ECHO, h_echo, NULL);
-    assert_int_equal(ripc_server_url(F.s, got, sizeof got), (int)strlen(url));
+    ripc_server_handle(F.m.s, T_ECHO, ripc_test_on_echo, NULL);
+    assert_int_equal(ripc_server_url(F.m.s, got, sizeof got), (int)strlen(url));
     assert_string_equal(got, url);
     /* No file of that name (relative to here, where a path would be). */
     struct stat st;
@@ -622,8 +567,8 @@ static void test_errors_abstract_socket(void **state)
     assert_int_equal(ripc_server_open_ex(&s2, url, &o, why, sizeof why), -EADDRINUSE);
     print_message("second server: %s\n", why);
     serve_worker(w_abstract, url);
-    ripc_server_close(F.s);
-    F.s = NULL;
+    ripc_server_close(F.m.s);
+    F.m.s = NULL;
     /* Closed: the name is free again at once (nothing stale to reclaim). */
     assert_int_equal(ripc_server_open_ex(&s2, url, &o, why, sizeof why), 0);
     ripc_server_close(s2);
@@ -741,7 +686,7 @@ static void test_errors_texts(void **state)
     char url[200], why[256] = "";
     snprintf(url, sizeof url, "unix:%s/no-such-dir/s.sock", F.dir);
     ripc_options o = opts();
-    int rc = ripc_server_open_ex(&F.s, url, &o, why, sizeof why);
+    int rc = ripc_server_open_ex(&F.m.s, url, &o, why, sizeof why);
     assert_int_equal(rc, -ENOENT);
     print_message("missing directory: %s: %s\n", ripc_strerror(rc), why);
     assert_non_null(strstr(ripc_strerror(rc), "no such file or directory"));

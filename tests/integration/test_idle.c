@@ -4,7 +4,8 @@
  * idle workers connected beside a busy one (or none), until the master has
  * parked them; then every idle worker sends, and each message must arrive,
  * in order, and each worker's request be answered. With ripc_server_poll,
- * run(1) and run(2); CMake also runs the suite under `taskset -c 0`.
+ * run(1) and run(2); per transport (argument: shm or socket, all workers
+ * the same); CMake also runs the suite under `taskset -c 0`.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +25,8 @@
 #include "support/support.h"
 
 enum { T_CALL = 1, T_SEQ = 2 };
+static int g_transport = RIPC_TRANSPORT_SHM;
+static const char *g_transport_name = "shm";
 #define IDLE  64  /* idle workers */
 #define BURST 100 /* one-way messages each sends once parked */
 
@@ -78,7 +81,7 @@ static void *master_main(void *arg)
 
 static ripc_options small_rings(void)
 {
-    return (ripc_options){.ring_bytes = 16 << 10};
+    return (ripc_options){.ring_bytes = 16 << 10, .transport = g_transport};
 }
 
 static int request_ok(ripc_client *c, uint64_t v)
@@ -103,6 +106,8 @@ static _Noreturn void workers(const char *url, int busy, int to_parent, int from
     for (int i = 0; i <= IDLE; i++) {
         int rc = ripc_client_open(&c[i], url, &o);
         WCHECK(rc == 0, "open %d: %s", i, ripc_strerror(rc));
+        WCHECK(strcmp(ripc_client_transport(c[i]), g_transport_name) == 0, "transport %s",
+               ripc_client_transport(c[i]));
     }
     WCHECK(write(to_parent, "c", 1) == 1, "write");
     ripc_client *b = c[IDLE];
@@ -222,12 +227,14 @@ static void test_idle_all_parked_run2(void **state)
     run_case(2, 0);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if ((g_transport = ripc_test_transport_args(argc, argv, &g_transport_name)) < 0)
+        return 2;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_idle_parked_poll),     cmocka_unit_test(test_idle_parked_run1),
         cmocka_unit_test(test_idle_parked_run2),     cmocka_unit_test(test_idle_all_parked_poll),
         cmocka_unit_test(test_idle_all_parked_run2),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return RIPC_TEST_RUN_GROUP("idle", g_transport_name, tests);
 }

@@ -50,20 +50,11 @@ static const struct step *g_steps;
 static size_t g_nsteps;
 
 static struct {
-    ripc_server *s;
-    ripc_test_runner run; /* dispatch, from the first fork on */
-    char url[128];
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int joined, left;
-    uint32_t last_left;   /* peer id of the last worker that left */
-    int left_reason;      /* and why */
+    ripc_test_master m;   /* server, dispatch, joins and leaves, T_BLOCK's hold */
     uint64_t next;        /* T_DATA: the step expected next */
     _Atomic uint64_t got; /* T_DATA messages that checked out */
     _Atomic int victim;   /* T_VICTIM messages (must stay 0) */
     ripc_test_failure fail;
-    int block;    /* T_BLOCK's handler waits while this is set (under mu) */
-    int in_block; /* it is waiting (under mu) */
 } M;
 
 /* T_DATA: the next step's length, and every byte filled for its index. */
@@ -83,49 +74,12 @@ static void on_data(ripc_peer *from, const ripc_msg *m, void *arg)
         atomic_fetch_add(&M.got, 1);
 }
 
-/* T_BLOCK: hold the dispatch thread (and so this worker's ring) until the
- * test lets go. */
-static void on_block(ripc_peer *from, const ripc_msg *m, void *arg)
-{
-    (void)from;
-    (void)m;
-    (void)arg;
-    pthread_mutex_lock(&M.mu);
-    M.in_block = 1;
-    pthread_cond_broadcast(&M.cv);
-    while (M.block)
-        pthread_cond_wait(&M.cv, &M.mu);
-    M.in_block = 0;
-    pthread_mutex_unlock(&M.mu);
-}
-
 static void on_victim(ripc_peer *from, const ripc_msg *m, void *arg)
 {
     (void)from;
     (void)m;
     (void)arg;
     atomic_fetch_add(&M.victim, 1);
-}
-
-static void on_join(ripc_peer *p, void *arg)
-{
-    (void)p;
-    (void)arg;
-    pthread_mutex_lock(&M.mu);
-    M.joined++;
-    pthread_cond_broadcast(&M.cv);
-    pthread_mutex_unlock(&M.mu);
-}
-
-static void on_left(ripc_peer *p, int reason, void *arg)
-{
-    (void)arg;
-    pthread_mutex_lock(&M.mu);
-    M.left++;
-    M.last_left = ripc_peer_id(p);
-    M.left_reason = reason;
-    pthread_cond_broadcast(&M.cv);
-    pthread_mutex_unlock(&M.mu);
 }
 
 static ripc_options opts(void)
@@ -142,34 +96,22 @@ static int setup(void **state)
 {
     (void)state;
     memset(&M, 0, sizeof M);
-    pthread_mutex_init(&M.mu, NULL);
-    pthread_cond_init(&M.cv, NULL);
-    ripc_test_unix_url(M.url, sizeof M.url, "loans");
     ripc_options o = opts();
-    int rc = ripc_server_open(&M.s, M.url, &o);
-    if (rc < 0) {
-        fprintf(stderr, "ripc_server_open: %s\n", ripc_strerror(rc));
+    if (ripc_test_master_open(&M.m, "loans", &o) < 0)
         return -1;
-    }
-    ripc_server_handle(M.s, T_DATA, on_data, NULL);
-    ripc_server_handle(M.s, T_END, ripc_test_on_count_request, &M.got);
-    ripc_server_handle(M.s, T_BLOCK, on_block, NULL);
-    ripc_server_handle(M.s, T_VICTIM, on_victim, NULL);
-    ripc_server_handle(M.s, T_FILL, ripc_test_on_count, NULL);
-    ripc_server_on_peer(M.s, on_join, on_left, NULL);
+    ripc_server_handle(M.m.s, T_DATA, on_data, NULL);
+    ripc_server_handle(M.m.s, T_END, ripc_test_on_count_request, &M.got);
+    ripc_server_handle(M.m.s, T_BLOCK, ripc_test_on_hold, &M.m);
+    ripc_server_handle(M.m.s, T_VICTIM, on_victim, NULL);
+    ripc_server_handle(M.m.s, T_FILL, ripc_test_on_count, NULL);
     return 0; /* dispatch starts after the first fork (ripc_test_fork_dispatch) */
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    pthread_mutex_lock(&M.mu);
-    M.block = 0;
-    pthread_cond_broadcast(&M.cv);
-    pthread_mutex_unlock(&M.mu);
-    ripc_server_stop(M.s);
-    ripc_test_run_join(&M.run);
-    ripc_server_close(M.s);
+    ripc_test_master_hold(&M.m, 0);
+    ripc_test_master_close(&M.m);
     return 0;
 }
 
@@ -178,7 +120,7 @@ static int teardown(void **state)
 static int kid_open(ripc_client **c)
 {
     ripc_options o = opts();
-    return ripc_test_kid_open(c, M.url, &o, g_transport_name);
+    return ripc_test_kid_open(c, M.m.url, &o, g_transport_name);
 }
 
 /* Ask the master how many T_DATA messages checked out. */
@@ -276,7 +218,7 @@ static void test_loans_every_size_in_order(void **state)
         }
     g_steps = g_size_steps;
     g_nsteps = SIZE_ROUNDS * N_SIZES;
-    int pid = ripc_test_fork_dispatch(kid_sizes, NULL, &M.run, M.s);
+    int pid = ripc_test_fork_dispatch(kid_sizes, NULL, &M.m.run, M.m.s);
     ripc_test_expect_worker(pid, &M.fail, &M.got, g_nsteps);
 }
 
@@ -319,7 +261,7 @@ static void test_loans_abandoned(void **state)
     (void)state;
     g_steps = k_after_abandon;
     g_nsteps = 3;
-    int pid = ripc_test_fork_dispatch(kid_abandon, NULL, &M.run, M.s);
+    int pid = ripc_test_fork_dispatch(kid_abandon, NULL, &M.m.run, M.m.s);
     ripc_test_expect_worker(pid, &M.fail, &M.got, 3);
 }
 
@@ -389,7 +331,7 @@ static void test_loans_worker_killed_holding_a_loan(void **state)
     struct bystander b;
     assert_int_equal(pipe(b.up), 0);
     assert_int_equal(pipe(b.down), 0);
-    int good = ripc_test_fork_dispatch(kid_bystander, &b, &M.run, M.s);
+    int good = ripc_test_fork_dispatch(kid_bystander, &b, &M.m.run, M.m.s);
     char x;
     assert_int_equal(ripc_test_read_within(b.up[0], &x, 1, 30000), 0);
     /* A victim holding a record in the ring, then one holding a large
@@ -398,18 +340,12 @@ static void test_loans_worker_killed_holding_a_loan(void **state)
     for (size_t k = 0; k < 2; k++) {
         struct victim v = {.len = lens[k]};
         assert_int_equal(pipe(v.up), 0);
-        pthread_mutex_lock(&M.mu);
-        int left0 = M.left;
-        pthread_mutex_unlock(&M.mu);
-        int pid = ripc_test_fork_dispatch(kid_victim, &v, &M.run, M.s);
+        int left0 = ripc_test_master_left(&M.m);
+        int pid = ripc_test_fork_dispatch(kid_victim, &v, &M.m.run, M.m.s);
         assert_int_equal(ripc_test_read_within(v.up[0], &x, 1, 30000), 0);
         kill(pid, SIGKILL);
         assert_int_equal(ripc_test_wait(pid), 128 + SIGKILL);
-        pthread_mutex_lock(&M.mu);
-        while (M.left == left0)
-            pthread_cond_wait(&M.cv, &M.mu);
-        int reason = M.left_reason;
-        pthread_mutex_unlock(&M.mu);
+        int reason = ripc_test_master_wait_left(&M.m, left0);
         assert_int_not_equal(reason, RIPC_LEFT_BYE);
         close(v.up[0]);
         close(v.up[1]);
@@ -418,7 +354,7 @@ static void test_loans_worker_killed_holding_a_loan(void **state)
     ripc_test_write_all(b.down[1], "g", 1);
     ripc_test_expect_worker(good, &M.fail, &M.got, 2);
     assert_int_equal(atomic_load(&M.victim), 0);
-    assert_int_equal(ripc_server_dropped(M.s), 0); /* nothing of any type came */
+    assert_int_equal(ripc_server_dropped(M.m.s), 0); /* nothing of any type came */
     close(b.up[0]);
     close(b.up[1]);
     close(b.down[0]);
@@ -544,24 +480,16 @@ static void test_loans_errors_and_waits(void **state)
     struct errs e;
     assert_int_equal(pipe(e.up), 0);
     assert_int_equal(pipe(e.down), 0);
-    pthread_mutex_lock(&M.mu);
-    M.block = 1;
-    pthread_mutex_unlock(&M.mu);
-    int pid = ripc_test_fork_dispatch(kid_errors, &e, &M.run, M.s);
-    pthread_mutex_lock(&M.mu);
-    while (!M.in_block)
-        pthread_cond_wait(&M.cv, &M.mu);
-    pthread_mutex_unlock(&M.mu);
+    ripc_test_master_hold(&M.m, 1);
+    int pid = ripc_test_fork_dispatch(kid_errors, &e, &M.m.run, M.m.s);
+    ripc_test_master_wait_held(&M.m);
     ripc_test_write_all(e.down[1], "b", 1);
     char x;
     if (ripc_test_read_within(e.up[0], &x, 1, 60000) < 0) {
         ripc_test_expect_worker(pid, &M.fail, &M.got, 0); /* the worker failed first: say why */
         fail_msg("the worker never filled the channel");
     }
-    pthread_mutex_lock(&M.mu);
-    M.block = 0;
-    pthread_cond_broadcast(&M.cv);
-    pthread_mutex_unlock(&M.mu);
+    ripc_test_master_hold(&M.m, 0);
     ripc_test_expect_worker(pid, &M.fail, &M.got, 3);
     close(e.up[0]);
     close(e.up[1]);

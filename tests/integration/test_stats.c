@@ -35,6 +35,7 @@
 #include "src/proto.h"
 #include "support/hconn.h"
 #include "support/support.h"
+#include "support/workers.h"
 
 static int g_transport = RIPC_TRANSPORT_SHM;
 static const char *g_transport_name = "shm";
@@ -42,7 +43,7 @@ static const char *g_transport_name = "shm";
 enum {
     T_ONE = 1, /* one-way: taken */
     T_ECHO,    /* request: the payload back */
-    T_SYNC,    /* request: SYNC_REPLY bytes back (everything before it was dispatched) */
+    T_SYNC,    /* request: RIPC_TEST_SYNC_REPLY bytes back (everything before it was dispatched) */
     T_WAKE,    /* master -> worker: one-way, the worker was asleep */
     T_BULK,    /* master -> worker: one-way, a stream */
 };
@@ -56,18 +57,13 @@ enum {
 #define ECHO_LEN      200
 #define N_LARGE       3
 #define LARGE_LEN     ((size_t)100 << 10) /* above max_inline: a large message */
-#define SYNC_REPLY    8
-#define N_BULK        2000 /* 2000 x 80 ring bytes: more than a 64 KiB ring holds */
+#define N_BULK        2000                /* 2000 x 80 ring bytes: more than a 64 KiB ring holds */
 #define BULK_LEN      64
 
 static struct {
-    char url[160];
-    ripc_server *s;
-    ripc_test_runner run;
+    ripc_test_master m; /* the worker's id: m.last_joined */
     pid_t kid;
     int to_kid, from_kid;
-    _Atomic uint32_t id;
-    _Atomic int joined, left, left_reason;
 } F;
 
 static ripc_options opts(void)
@@ -80,107 +76,41 @@ static ripc_options opts(void)
 
 /* ---- master side ---- */
 
-static void on_join(ripc_peer *p, void *arg)
-{
-    (void)arg;
-    atomic_store(&F.id, ripc_peer_id(p));
-    atomic_fetch_add(&F.joined, 1);
-}
-
-static void on_left(ripc_peer *p, int reason, void *arg)
-{
-    (void)p;
-    (void)arg;
-    atomic_store(&F.left_reason, reason);
-    atomic_fetch_add(&F.left, 1);
-}
-
-static void h_one(ripc_peer *p, const ripc_msg *m, void *arg)
-{
-    (void)p;
-    (void)m;
-    (void)arg;
-}
-
-static void h_echo(ripc_peer *p, const ripc_msg *m, void *arg)
-{
-    (void)arg;
-    ripc_reply(p, m, m->data, m->len);
-}
-
-static void h_sync(ripc_peer *p, const ripc_msg *m, void *arg)
-{
-    (void)arg;
-    static const char done[SYNC_REPLY] = "synced!";
-    ripc_reply(p, m, done, sizeof done);
-}
-
 static int setup(void **state)
 {
     (void)state;
     memset(&F, 0, sizeof F);
     F.to_kid = F.from_kid = -1;
-    ripc_test_unix_url(F.url, sizeof F.url, "stats");
     return 0;
-}
-
-static void stop_server(void)
-{
-    if (F.run.started) {
-        ripc_server_stop(F.s);
-        ripc_test_run_join(&F.run);
-    }
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    stop_server();
-    if (F.kid > 0) {
-        kill(F.kid, SIGKILL);
-        ripc_test_wait(F.kid);
-    }
+    ripc_test_end_server(F.m.s, &F.m.run, F.kid);
     if (F.to_kid >= 0)
         close(F.to_kid);
     if (F.from_kid >= 0)
         close(F.from_kid);
-    ripc_server_close(F.s);
     return 0;
 }
 
 static void open_server(const ripc_options *o)
 {
-    char why[256] = "";
-    int rc = ripc_server_open_ex(&F.s, F.url, o, why, sizeof why);
-    if (rc < 0)
-        fail_msg("server open %s: %s (%s)", F.url, ripc_strerror(rc), why);
-    ripc_server_on_peer(F.s, on_join, on_left, NULL);
-    assert_int_equal(ripc_server_handle(F.s, T_ONE, h_one, NULL), 0);
-    assert_int_equal(ripc_server_handle(F.s, T_ECHO, h_echo, NULL), 0);
-    assert_int_equal(ripc_server_handle(F.s, T_SYNC, h_sync, NULL), 0);
+    char url[sizeof F.m.url];
+    ripc_test_unix_url(url, sizeof url, "stats");
+    assert_int_equal(ripc_test_master_listen(&F.m, url, o), 0);
+    assert_int_equal(ripc_server_handle(F.m.s, T_ONE, ripc_test_on_count, NULL), 0);
+    assert_int_equal(ripc_server_handle(F.m.s, T_ECHO, ripc_test_on_echo, NULL), 0);
+    assert_int_equal(ripc_server_handle(F.m.s, T_SYNC, ripc_test_on_sync, NULL), 0);
 }
 
 /* Fork the worker with its two pipes (the child's ends: rd, wr), then
  * start dispatching on `threads` threads (no thread exists at the fork). */
-static void start(int (*child)(int rd, int wr), unsigned threads)
+static void start(int (*child)(int rd, int wr, void *arg), unsigned threads)
 {
-    int down[2], up[2];
-    assert_int_equal(pipe(down), 0);
-    assert_int_equal(pipe(up), 0);
-    fflush(NULL);
-    F.kid = fork();
-    assert_true(F.kid >= 0);
-    if (F.kid == 0) {
-        alarm(CHILD_ALARM_S);
-        close(down[1]);
-        close(up[0]);
-        _exit(child(down[0], up[1]));
-    }
-    close(down[0]);
-    close(up[1]);
-    F.to_kid = down[1];
-    F.from_kid = up[0];
-    assert_int_equal(ripc_test_run_start(&F.run, F.s, threads), 0);
+    F.kid = ripc_test_fork_piped(child, NULL, CHILD_ALARM_S, &F.to_kid, &F.from_kid);
+    assert_int_equal(ripc_test_run_start(&F.m.run, F.m.s, threads), 0);
 }
 
 static void to_kid(char c)
@@ -197,10 +127,7 @@ static void from_kid(void *buf, size_t len)
 /* Wait (up to 10 s) until n workers have left. */
 static void wait_left(int n)
 {
-    uint64_t end = ripc_test_now_ms() + 10000;
-    while (atomic_load(&F.left) < n && ripc_test_now_ms() < end)
-        usleep(1000);
-    assert_int_equal(atomic_load(&F.left), n);
+    assert_int_equal(ripc_test_master_await(&F.m, &F.m.left, n, 10000), n);
 }
 
 static ripc_peer_stats_t peer_stats(uint32_t id)
@@ -208,7 +135,7 @@ static ripc_peer_stats_t peer_stats(uint32_t id)
     ripc_peer_stats_t st;
     memset(&st, 0xA5, sizeof st);
     st.size = sizeof st;
-    int rc = ripc_server_peer_stats(F.s, id, &st);
+    int rc = ripc_server_peer_stats(F.m.s, id, &st);
     if (rc != 0)
         fail_msg("ripc_server_peer_stats(%u): %s", (unsigned)id, ripc_strerror(rc));
     assert_int_equal(st.size, sizeof st);
@@ -220,7 +147,7 @@ static ripc_server_stats_t server_stats(void)
     ripc_server_stats_t st;
     memset(&st, 0xA5, sizeof st);
     st.size = sizeof st;
-    assert_int_equal(ripc_server_stats(F.s, &st), 0);
+    assert_int_equal(ripc_server_stats(F.m.s, &st), 0);
     assert_int_equal(st.size, sizeof st);
     return st;
 }
@@ -235,8 +162,8 @@ static ripc_client *w_open(void)
     o.wait = RIPC_WAIT_BLOCK; /* every wait for data sleeps: sleeps and doorbells are certain */
     ripc_client *c = NULL;
     char why[256] = "";
-    int rc = ripc_client_open_ex(&c, F.url, &o, why, sizeof why);
-    WCHECK(rc == 0, "open %s: %s (%s)", F.url, ripc_strerror(rc), why);
+    int rc = ripc_client_open_ex(&c, F.m.url, &o, why, sizeof why);
+    WCHECK(rc == 0, "open %s: %s (%s)", F.m.url, ripc_strerror(rc), why);
     return c;
 }
 
@@ -244,7 +171,7 @@ static void w_sync(ripc_client *c)
 {
     ripc_msg r;
     int rc = ripc_client_request(c, T_SYNC, NULL, 0, &r, 10000);
-    WCHECK(rc == 0 && r.len == SYNC_REPLY, "sync: %s", ripc_strerror(rc));
+    WCHECK(rc == 0 && r.len == RIPC_TEST_SYNC_REPLY, "sync: %s", ripc_strerror(rc));
 }
 
 static void w_report(ripc_client *c, int wr)
@@ -266,8 +193,9 @@ static void w_wait(int rd, char want)
 /* Streams known numbers of every kind, reports, sleeps in recv until the
  * master's T_WAKE, then leaves its ring full of the master's T_BULK until
  * told to read it, reports again, and says goodbye when told. */
-static int kid_stream(int rd, int wr)
+static int kid_stream(int rd, int wr, void *arg)
 {
+    (void)arg;
     ripc_client *c = w_open();
     static unsigned char buf[LARGE_LEN];
     ripc_test_fill(buf, sizeof buf, 7);
@@ -317,7 +245,8 @@ static void *bulk_send(void *arg)
     struct bulk_sender *b = arg;
     unsigned char msg[BULK_LEN] = {0};
     for (int i = 0; i < N_BULK && !b->failed; i++) {
-        int rc = ripc_server_send(F.s, atomic_load(&F.id), T_BULK, msg, sizeof msg, 20000);
+        int rc =
+            ripc_server_send(F.m.s, ripc_test_master_last_id(&F.m), T_BULK, msg, sizeof msg, 20000);
         if (rc != 0) {
             b->failed = i + 1;
             b->rc = rc;
@@ -337,8 +266,8 @@ static void test_stats_exact_counts(void **state)
     /* Phase 1: the worker's stream, then its SYNC came back. */
     ripc_peer_stats_t cs;
     from_kid(&cs, sizeof cs);
-    assert_int_equal(atomic_load(&F.joined), 1);
-    uint32_t id = atomic_load(&F.id);
+    assert_int_equal(ripc_test_master_joined(&F.m), 1);
+    uint32_t id = ripc_test_master_last_id(&F.m);
     ripc_peer_stats_t ps = peer_stats(id);
     assert_int_equal(ps.peer_id, id);
     assert_int_equal(ps.pid, F.kid);
@@ -353,7 +282,7 @@ static void test_stats_exact_counts(void **state)
     assert_int_equal(ps.msgs_in[RIPC_REPLY], 0);
     assert_int_equal(ps.msgs_out[RIPC_ONEWAY], 0);
     assert_int_equal(ps.msgs_out[RIPC_REPLY], N_ECHO + 1);
-    assert_int_equal(ps.bytes_out[RIPC_REPLY], N_ECHO * ECHO_LEN + SYNC_REPLY);
+    assert_int_equal(ps.bytes_out[RIPC_REPLY], N_ECHO * ECHO_LEN + RIPC_TEST_SYNC_REPLY);
     assert_int_equal(ps.large_in, shm ? N_LARGE : 0);
     assert_int_equal(ps.large_bytes_in, shm ? N_LARGE * LARGE_LEN : 0);
     assert_int_equal(ps.ring_bytes, shm ? RING : 0);
@@ -369,7 +298,7 @@ static void test_stats_exact_counts(void **state)
     assert_int_equal(cs.msgs_out[RIPC_REQUEST], N_ECHO + 1);
     assert_int_equal(cs.bytes_out[RIPC_REQUEST], N_ECHO * ECHO_LEN);
     assert_int_equal(cs.msgs_in[RIPC_REPLY], N_ECHO + 1);
-    assert_int_equal(cs.bytes_in[RIPC_REPLY], N_ECHO * ECHO_LEN + SYNC_REPLY);
+    assert_int_equal(cs.bytes_in[RIPC_REPLY], N_ECHO * ECHO_LEN + RIPC_TEST_SYNC_REPLY);
     assert_int_equal(cs.msgs_in[RIPC_ONEWAY], 0);
     assert_int_equal(cs.large_out, shm ? N_LARGE : 0);
     assert_int_equal(cs.large_bytes_out, shm ? N_LARGE * LARGE_LEN : 0);
@@ -379,7 +308,7 @@ static void test_stats_exact_counts(void **state)
     /* Phase 2: the worker sleeps in recv; our message rings it. */
     ripc_test_wait_sleeping(F.kid, F.kid);
     unsigned char msg[BULK_LEN] = {0};
-    assert_int_equal(ripc_server_send(F.s, id, T_WAKE, msg, sizeof msg, 5000), 0);
+    assert_int_equal(ripc_server_send(F.m.s, id, T_WAKE, msg, sizeof msg, 5000), 0);
     char w = 0;
     from_kid(&w, 1);
     assert_int_equal(w, 'w');
@@ -426,7 +355,7 @@ static void test_stats_exact_counts(void **state)
     } big;
     memset(&big, 0xA5, sizeof big);
     big.st.size = sizeof big;
-    assert_int_equal(ripc_server_peer_stats(F.s, id, &big.st), 0);
+    assert_int_equal(ripc_server_peer_stats(F.m.s, id, &big.st), 0);
     assert_int_equal(big.st.size, sizeof big.st);
     for (size_t i = 0; i < sizeof big.more; i++)
         assert_int_equal(big.more[i], 0);
@@ -436,7 +365,7 @@ static void test_stats_exact_counts(void **state)
     assert_int_equal(ripc_test_wait(F.kid), 0);
     F.kid = 0;
     wait_left(1);
-    assert_int_equal(atomic_load(&F.left_reason), RIPC_LEFT_BYE);
+    assert_int_equal(ripc_test_master_left_reason(&F.m), RIPC_LEFT_BYE);
     ripc_server_stats_t ss = server_stats();
     assert_int_equal(ss.peers_now, 0);
     assert_int_equal(ss.peers_total, 1);
@@ -447,13 +376,14 @@ static void test_stats_exact_counts(void **state)
     assert_true(ss.opened_ns > 1000000000ull * 1600000000ull);
     /* Gone: its counters went with it. */
     ripc_peer_stats_t gone = {.size = sizeof gone};
-    assert_int_equal(ripc_server_peer_stats(F.s, id, &gone), -ENOENT);
+    assert_int_equal(ripc_server_peer_stats(F.m.s, id, &gone), -ENOENT);
 }
 
 /* ---- arguments ---- */
 
-static int kid_idle(int rd, int wr)
+static int kid_idle(int rd, int wr, void *arg)
 {
+    (void)arg;
     ripc_client *c = w_open();
     /* Arguments on the worker's side. */
     ripc_peer_stats_t st = {.size = sizeof st};
@@ -480,24 +410,24 @@ static void test_stats_arguments(void **state)
     start(kid_idle, 1);
     char j = 0;
     from_kid(&j, 1);
-    uint32_t id = atomic_load(&F.id);
+    uint32_t id = ripc_test_master_last_id(&F.m);
     ripc_peer_stats_t ps = {.size = sizeof ps};
     ripc_server_stats_t ss = {.size = sizeof ss};
-    assert_int_equal(ripc_server_peer_stats(F.s, id, &ps), 0);
-    assert_int_equal(ripc_server_peer_stats(F.s, id + 1000, &ps), -ENOENT);
-    assert_int_equal(ripc_server_peer_stats(F.s, 0, &ps), -ENOENT);
+    assert_int_equal(ripc_server_peer_stats(F.m.s, id, &ps), 0);
+    assert_int_equal(ripc_server_peer_stats(F.m.s, id + 1000, &ps), -ENOENT);
+    assert_int_equal(ripc_server_peer_stats(F.m.s, 0, &ps), -ENOENT);
     assert_int_equal(ripc_server_peer_stats(NULL, id, &ps), -EINVAL);
-    assert_int_equal(ripc_server_peer_stats(F.s, id, NULL), -EINVAL);
+    assert_int_equal(ripc_server_peer_stats(F.m.s, id, NULL), -EINVAL);
     ps.size = RIPC_PEER_STATS_SIZE_V1 - 1;
-    assert_int_equal(ripc_server_peer_stats(F.s, id, &ps), -EINVAL);
+    assert_int_equal(ripc_server_peer_stats(F.m.s, id, &ps), -EINVAL);
     ps.size = 4;
-    assert_int_equal(ripc_server_peer_stats(F.s, id, &ps), -EINVAL);
+    assert_int_equal(ripc_server_peer_stats(F.m.s, id, &ps), -EINVAL);
     assert_int_equal(ripc_server_stats(NULL, &ss), -EINVAL);
-    assert_int_equal(ripc_server_stats(F.s, NULL), -EINVAL);
+    assert_int_equal(ripc_server_stats(F.m.s, NULL), -EINVAL);
     ss.size = RIPC_SERVER_STATS_SIZE_V1 - 1;
-    assert_int_equal(ripc_server_stats(F.s, &ss), -EINVAL);
+    assert_int_equal(ripc_server_stats(F.m.s, &ss), -EINVAL);
     ss.size = sizeof ss;
-    assert_int_equal(ripc_server_stats(F.s, &ss), 0);
+    assert_int_equal(ripc_server_stats(F.m.s, &ss), 0);
     assert_int_equal(ss.peers_now, 1);
     to_kid('b');
     assert_int_equal(ripc_test_wait(F.kid), 0);
@@ -540,17 +470,17 @@ static void test_stats_hostile(void **state)
     ripc_options o = opts();
     o.transport = RIPC_TRANSPORT_AUTO; /* the hand-made worker asks for socket mode */
     open_server(&o);
-    assert_int_equal(ripc_test_run_start(&F.run, F.s, 1), 0);
+    assert_int_equal(ripc_test_run_start(&F.m.run, F.m.s, 1), 0);
 
     /* Connects and hangs up before its HELLO. */
-    int fd = ripc_test_hconnect(F.url);
+    int fd = ripc_test_hconnect(F.m.url);
     assert_true(fd >= 0);
     ripc__sock_close(fd);
     ripc_server_stats_t st = await_stats(hung_up);
     assert_int_equal(st.handshake_hangups, 1);
 
     /* Sends garbage for a HELLO: refused as malformed. */
-    fd = ripc_test_hconnect(F.url);
+    fd = ripc_test_hconnect(F.m.url);
     assert_true(fd >= 0);
     uint8_t junk[RIPC_FRAME_HDR];
     memset(junk, 0xEE, sizeof junk);
@@ -560,7 +490,7 @@ static void test_stats_hostile(void **state)
     ripc__sock_close(fd);
 
     /* Joins, then sends a reply (workers send none): dropped, -EPROTO. */
-    fd = ripc_test_hconnect(F.url);
+    fd = ripc_test_hconnect(F.m.url);
     assert_true(fd >= 0);
     assert_int_equal(ripc_test_socket_hello(fd, "hostile", NULL), 0);
     ripc__frame f = {.ftype = RIPC_FRAME_MSG, .kind = RIPC_KIND_REPLY, .type = 1, .id = 1};
@@ -572,10 +502,10 @@ static void test_stats_hostile(void **state)
     assert_int_equal(st.peers_total, 1);
     /* `left` runs after the drop counted it out of peers_now. */
     wait_left(1);
-    assert_int_equal(atomic_load(&F.left_reason), -EPROTO);
+    assert_int_equal(ripc_test_master_left_reason(&F.m), -EPROTO);
     assert_int_equal(server_stats().peers_now, 0);
     ripc_peer_stats_t ps = {.size = sizeof ps};
-    assert_int_equal(ripc_server_peer_stats(F.s, atomic_load(&F.id), &ps), -ENOENT);
+    assert_int_equal(ripc_server_peer_stats(F.m.s, ripc_test_master_last_id(&F.m), &ps), -ENOENT);
     ripc__sock_close(fd);
 }
 
@@ -586,9 +516,9 @@ static void test_stats_hostile(void **state)
 struct reader {
     pthread_t th;
     _Atomic int *stop;
-    ripc_client *c; /* worker side; NULL: the master's */
-    int bad;        /* a counter went backwards, or a call failed */
-    long reads;
+    ripc_client *c;     /* worker side; NULL: the master's */
+    int bad;            /* a counter went backwards, or a call failed */
+    _Atomic long reads; /* reads that found the worker */
 };
 
 static void *read_loop(void *arg)
@@ -602,9 +532,9 @@ static void *read_loop(void *arg)
             rc = ripc_client_stats(r->c, &st);
         } else {
             ripc_server_stats_t ss = {.size = sizeof ss};
-            if (ripc_server_stats(F.s, &ss) != 0)
+            if (ripc_server_stats(F.m.s, &ss) != 0)
                 r->bad = 1;
-            rc = ripc_server_peer_stats(F.s, atomic_load(&F.id), &st);
+            rc = ripc_server_peer_stats(F.m.s, ripc_test_master_last_id(&F.m), &st);
             if (rc == -ENOENT)
                 continue; /* not joined yet, or gone */
         }
@@ -612,20 +542,24 @@ static void *read_loop(void *arg)
             r->bad = 1;
         last_in = st.msgs_in[RIPC_ONEWAY];
         last_out = st.msgs_out[RIPC_ONEWAY];
-        r->reads++;
+        atomic_fetch_add(&r->reads, 1);
     }
     return NULL;
 }
 
 /* Streams while a thread of its own reads its counters; takes what the
  * master sends meanwhile. */
-static int kid_concurrent(int rd, int wr)
+static int kid_concurrent(int rd, int wr, void *arg)
 {
-    (void)rd;
+    (void)arg;
     ripc_client *c = w_open();
     _Atomic int stop = 0;
     struct reader r = {.stop = &stop, .c = c};
     WCHECK(pthread_create(&r.th, NULL, read_loop, &r) == 0, "reader thread");
+    /* The stream starts once the master's readers have found us, so that
+     * they read while it runs however the threads are scheduled. */
+    char go = 0;
+    WCHECK(ripc_test_read_within(rd, &go, 1, 60000) == 0 && go == 'g', "no go from the master");
     unsigned char buf[256] = {0};
     for (int i = 0; i < N_STREAM; i++) {
         int rc = ripc_client_send(c, T_ONE, buf, 1 + (size_t)i % sizeof buf, 10000);
@@ -655,14 +589,21 @@ static void test_stats_concurrent_readers(void **state)
     struct reader r[2] = {{.stop = &stop}, {.stop = &stop}};
     for (int i = 0; i < 2; i++)
         assert_int_equal(pthread_create(&r[i].th, NULL, read_loop, &r[i]), 0);
+    uint64_t found = ripc_test_now_ms() + 60000;
+    while ((atomic_load(&r[0].reads) == 0 || atomic_load(&r[1].reads) == 0) &&
+           ripc_test_now_ms() < found)
+        usleep(1000);
+    assert_true(atomic_load(&r[0].reads) > 0 && atomic_load(&r[1].reads) > 0);
+    to_kid('g');
     /* A sender too, so that the `out` half is written while it is read. */
     unsigned char msg[32] = {0};
     char d = 0;
     uint64_t end = ripc_test_now_ms() + 60000;
     /* A send, then up to 1 ms for the worker's "done". */
     while (ripc_test_read_within(F.from_kid, &d, 1, 1) != 0 && ripc_test_now_ms() < end)
-        if (atomic_load(&F.joined))
-            (void)ripc_server_send(F.s, atomic_load(&F.id), T_BULK, msg, sizeof msg, 0);
+        if (ripc_test_master_joined(&F.m))
+            (void)ripc_server_send(F.m.s, ripc_test_master_last_id(&F.m), T_BULK, msg, sizeof msg,
+                                   0);
     assert_int_equal(d, 'd');
     assert_int_equal(ripc_test_wait(F.kid), 0);
     F.kid = 0;

@@ -15,6 +15,7 @@
 #include <netinet/in.h>
 #include <sched.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -424,6 +425,24 @@ int ripc_test_run_join(ripc_test_runner *r)
     return r->rc;
 }
 
+void ripc_test_run_stop(ripc_test_runner *r)
+{
+    if (r->started) {
+        ripc_server_stop(r->s);
+        ripc_test_run_join(r);
+    }
+}
+
+void ripc_test_end_server(ripc_server *s, ripc_test_runner *r, int kid)
+{
+    ripc_test_run_stop(r);
+    if (kid > 0) {
+        kill(kid, SIGKILL);
+        ripc_test_wait(kid);
+    }
+    ripc_server_close(s);
+}
+
 void ripc_test_unix_url(char *buf, size_t len, const char *tag)
 {
     static _Atomic int n;
@@ -442,6 +461,13 @@ void ripc_test_on_count(ripc_peer *from, const ripc_msg *msg, void *arg)
     (void)msg;
     if (arg)
         atomic_fetch_add((_Atomic int *)arg, 1);
+}
+
+void ripc_test_on_sync(ripc_peer *from, const ripc_msg *msg, void *arg)
+{
+    (void)arg;
+    static const char done[RIPC_TEST_SYNC_REPLY] = "synced!";
+    ripc_reply(from, msg, done, sizeof done);
 }
 
 int ripc_test_server_open(ripc_server **out, const char *url, const ripc_options *opt)

@@ -140,6 +140,10 @@ void ripc_test_on_echo(ripc_peer *from, const ripc_msg *msg, void *arg);
 /* A handler that adds one to the _Atomic int arg points to (arg NULL: it
  * takes the message and does nothing). */
 void ripc_test_on_count(ripc_peer *from, const ripc_msg *msg, void *arg);
+/* A request's answer of RIPC_TEST_SYNC_REPLY bytes: dispatch took every
+ * message its worker sent before the request. */
+#define RIPC_TEST_SYNC_REPLY 8
+void ripc_test_on_sync(ripc_peer *from, const ripc_msg *msg, void *arg);
 /* ripc_server_open_ex, saying on stderr why it failed: 0, or the negative
  * errno. */
 int ripc_test_server_open(ripc_server **out, const char *url, const ripc_options *opt);
@@ -179,5 +183,12 @@ int ripc_test_run_start(ripc_test_runner *r, ripc_server *s, unsigned threads);
 /* Wait for r's thread when it was started (it must be ending: stopped,
  * closed, or out of work); returns r->rc. */
 int ripc_test_run_join(ripc_test_runner *r);
+/* Stop r's server and wait for r's thread, when it was started (the
+ * server stays open). */
+void ripc_test_run_stop(ripc_test_runner *r);
+/* A cmocka teardown's part for a test with one server s dispatched by r
+ * and one forked worker kid (0: none): stop r, SIGKILL and reap the
+ * worker, close s (NULL is fine). */
+void ripc_test_end_server(ripc_server *s, ripc_test_runner *r, int kid);
 
 #endif

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -32,6 +33,155 @@ void ripc_test_assert_no_failure(ripc_test_failure *f)
         fail_msg("master: %s", f->msg);
 }
 
+static void master_on_join(ripc_peer *p, void *arg)
+{
+    ripc_test_master *m = arg;
+    pthread_mutex_lock(&m->mu);
+    m->joined++;
+    m->last_joined = ripc_peer_id(p);
+    pthread_cond_broadcast(&m->cv);
+    pthread_mutex_unlock(&m->mu);
+}
+
+static void master_on_left(ripc_peer *p, int reason, void *arg)
+{
+    ripc_test_master *m = arg;
+    pthread_mutex_lock(&m->mu);
+    m->left++;
+    m->last_left = ripc_peer_id(p);
+    m->left_reason = reason;
+    pthread_cond_broadcast(&m->cv);
+    pthread_mutex_unlock(&m->mu);
+}
+
+int ripc_test_master_listen(ripc_test_master *m, const char *url, const ripc_options *o)
+{
+    memset(m, 0, sizeof *m);
+    pthread_mutex_init(&m->mu, NULL);
+    pthread_cond_init(&m->cv, NULL);
+    int rc = ripc_test_server_open(&m->s, url, o);
+    if (rc < 0)
+        return rc;
+    ripc_server_url(m->s, m->url, sizeof m->url);
+    ripc_server_on_peer(m->s, master_on_join, master_on_left, m);
+    return 0;
+}
+
+int ripc_test_master_open(ripc_test_master *m, const char *tag, const ripc_options *o)
+{
+    char url[sizeof m->url];
+    ripc_test_unix_url(url, sizeof url, tag);
+    return ripc_test_master_listen(m, url, o) < 0 ? -1 : 0;
+}
+
+void ripc_test_master_close(ripc_test_master *m)
+{
+    if (m->s)
+        ripc_server_stop(m->s);
+    ripc_test_run_join(&m->run);
+    ripc_server_close(m->s);
+    m->s = NULL;
+}
+
+static int master_count(ripc_test_master *m, const int *n)
+{
+    pthread_mutex_lock(&m->mu);
+    int v = *n;
+    pthread_mutex_unlock(&m->mu);
+    return v;
+}
+
+int ripc_test_master_await(ripc_test_master *m, const int *count, int n, int ms)
+{
+    struct timespec end;
+    clock_gettime(CLOCK_REALTIME, &end); /* the clock of a default condition */
+    end.tv_sec += ms / 1000;
+    end.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (end.tv_nsec >= 1000000000L) {
+        end.tv_sec++;
+        end.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&m->mu);
+    while (*count < n && pthread_cond_timedwait(&m->cv, &m->mu, &end) == 0)
+        ;
+    int v = *count;
+    pthread_mutex_unlock(&m->mu);
+    return v;
+}
+
+uint32_t ripc_test_master_last_id(ripc_test_master *m)
+{
+    pthread_mutex_lock(&m->mu);
+    uint32_t id = m->last_joined;
+    pthread_mutex_unlock(&m->mu);
+    return id;
+}
+
+int ripc_test_master_left_reason(ripc_test_master *m)
+{
+    return master_count(m, &m->left_reason);
+}
+
+int ripc_test_master_joined(ripc_test_master *m)
+{
+    return master_count(m, &m->joined);
+}
+
+int ripc_test_master_left(ripc_test_master *m)
+{
+    return master_count(m, &m->left);
+}
+
+uint32_t ripc_test_master_wait_joined(ripc_test_master *m, int joined0)
+{
+    pthread_mutex_lock(&m->mu);
+    while (m->joined == joined0)
+        pthread_cond_wait(&m->cv, &m->mu);
+    uint32_t id = m->last_joined;
+    pthread_mutex_unlock(&m->mu);
+    return id;
+}
+
+int ripc_test_master_wait_left(ripc_test_master *m, int left0)
+{
+    pthread_mutex_lock(&m->mu);
+    while (m->left == left0)
+        pthread_cond_wait(&m->cv, &m->mu);
+    int reason = m->left_reason;
+    pthread_mutex_unlock(&m->mu);
+    return reason;
+}
+
+void ripc_test_on_hold(ripc_peer *from, const ripc_msg *msg, void *arg)
+{
+    (void)from;
+    (void)msg;
+    ripc_test_master *m = arg;
+    pthread_mutex_lock(&m->mu);
+    m->in_hold = 1;
+    pthread_cond_broadcast(&m->cv);
+    while (m->hold)
+        pthread_cond_wait(&m->cv, &m->mu);
+    m->in_hold = 0;
+    pthread_mutex_unlock(&m->mu);
+}
+
+void ripc_test_master_hold(ripc_test_master *m, int on)
+{
+    pthread_mutex_lock(&m->mu);
+    m->hold = on;
+    pthread_cond_broadcast(&m->cv);
+    pthread_mutex_unlock(&m->mu);
+}
+
+void ripc_test_master_wait_held(ripc_test_master *m)
+{
+    pthread_mutex_lock(&m->mu);
+    while (!m->in_hold)
+        pthread_cond_wait(&m->cv, &m->mu);
+    pthread_mutex_unlock(&m->mu);
+}
+
 void ripc_test_on_count_request(ripc_peer *from, const ripc_msg *msg, void *arg)
 {
     uint64_t n = atomic_load((_Atomic uint64_t *)arg);
@@ -40,10 +190,47 @@ void ripc_test_on_count_request(ripc_peer *from, const ripc_msg *msg, void *arg)
 
 int ripc_test_fork(int (*fn)(void *), void *arg)
 {
+    return ripc_test_fork_alarm(fn, arg, 0);
+}
+
+int ripc_test_fork_alarm(int (*fn)(void *), void *arg, unsigned alarm_s)
+{
     fflush(NULL);
     pid_t pid = fork();
-    if (pid == 0)
+    if (pid == 0) {
+        if (alarm_s)
+            alarm(alarm_s);
         _exit(fn(arg));
+    }
+    return pid;
+}
+
+struct piped {
+    int (*fn)(int rd, int wr, void *arg);
+    void *arg;
+    int down[2], up[2];
+};
+
+static int piped_main(void *arg)
+{
+    struct piped *p = arg;
+    close(p->down[1]);
+    close(p->up[0]);
+    return p->fn(p->down[0], p->up[1], p->arg);
+}
+
+int ripc_test_fork_piped(int (*fn)(int rd, int wr, void *arg), void *arg, unsigned alarm_s,
+                         int *to_kid, int *from_kid)
+{
+    struct piped p = {.fn = fn, .arg = arg};
+    assert_int_equal(pipe(p.down), 0);
+    assert_int_equal(pipe(p.up), 0);
+    int pid = ripc_test_fork_alarm(piped_main, &p, alarm_s);
+    assert_true(pid >= 0);
+    close(p.down[0]);
+    close(p.up[1]);
+    *to_kid = p.down[1];
+    *from_kid = p.up[0];
     return pid;
 }
 

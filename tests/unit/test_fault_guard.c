@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -22,6 +23,7 @@
 
 #include "shm/segment.h"
 #include "support/support.h"
+#include "support/workers.h"
 
 static void need_shm_open(void)
 {
@@ -328,6 +330,59 @@ static void test_fault_guard_ignored_before(void **state)
     assert_int_equal(after_guard(SIG_IGN, 0), 128 + SIGBUS);
 }
 
+/* A fork while another thread adds and removes guards: the child, alone
+ * with a copy of the guard table, must be able to add its own (a lock held
+ * across the fork by the other thread would be held in the child forever). */
+static _Atomic int churn_stop;
+
+static void *guard_churn(void *arg)
+{
+    char *page = arg;
+    while (!atomic_load(&churn_stop)) {
+        ripc__fault_guard_slot *s;
+        if (ripc__fault_guard_add(page, 4096, &s) == 0)
+            ripc__fault_guard_remove(s);
+    }
+    return NULL;
+}
+
+/* In the forked child: add a guard and remove it; 0, or 1 when the add
+ * failed. */
+static int add_one(void *page)
+{
+    ripc__fault_guard_slot *s;
+    if (ripc__fault_guard_add(page, 4096, &s) != 0)
+        return 1;
+    ripc__fault_guard_remove(s);
+    return 0;
+}
+
+static void test_fault_guard_fork_while_adding(void **state)
+{
+    (void)state;
+    char *page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(page != MAP_FAILED);
+    atomic_store(&churn_stop, 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, guard_churn, page), 0);
+    for (int i = 0; i < 200; i++) {
+        pid_t c = ripc_test_fork_alarm(add_one, page, 10); /* SIGALRM: it hung */
+        assert_true(c > 0);
+        int st;
+        assert_int_equal(waitpid(c, &st, 0), c);
+        if (WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM) {
+            atomic_store(&churn_stop, 1);
+            pthread_join(th, NULL);
+            fail_msg("round %d: the child never got its guard added", i);
+        }
+        assert_true(WIFEXITED(st));
+        assert_int_equal(WEXITSTATUS(st), 0);
+    }
+    atomic_store(&churn_stop, 1);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    munmap(page, 4096);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -338,6 +393,7 @@ int main(void)
         cmocka_unit_test(test_fault_guard_default_action),
         cmocka_unit_test(test_fault_guard_previous_handler_two_threads),
         cmocka_unit_test(test_fault_guard_ignored_before),
+        cmocka_unit_test(test_fault_guard_fork_while_adding),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

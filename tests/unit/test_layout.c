@@ -56,8 +56,12 @@ static void test_layout_frame(void **state)
     assert_int_equal(RIPC_FRAME_MSG, 4);
     assert_int_equal(RIPC_FRAME_BYE, 5);
     assert_int_equal(RIPC_FRAME_LARGE, 6);
+    assert_int_equal(RIPC_FRAME_SNAPSHOT, 7);
     assert_int_equal(RIPC_HANDSHAKE_MAX, 1024);
     assert_int_equal(RIPC_PROTO_VERSION, 1);
+    assert_int_equal(RIPC_PROTO_MONITOR, 2);
+    assert_int_equal(RIPC_PROTO_VERSION_MAX, 2);
+    assert_int_equal(RIPC_CAP_MONITOR, 1u << 25);
 }
 
 static void test_layout_hello(void **state)
@@ -203,12 +207,63 @@ static void test_layout_ring(void **state)
     assert_int_equal(RIPC_RING_MAX_CAPACITY, (size_t)1 << 32);
 }
 
+/* docs/protocol.md, Monitors: the SNAPSHOT header and a peer record. */
+static void test_layout_snapshot(void **state)
+{
+    (void)state;
+    ripc__snap_head h = {.count = 0x0102,
+                         .pid = 0x03040506,
+                         .peers_now = 0x0708090A,
+                         .next_id = 0x10,
+                         .now_ns = 0x11,
+                         .mono_ns = 0x12,
+                         .opened_ns = 0x13,
+                         .peers_total = 0x14,
+                         .parked_now = 0x15,
+                         .unhandled = 0x16,
+                         .left = {0x17, 0x18, 0x19, 0x1A, 0x1B, 0x1C},
+                         .refused = 0x1D,
+                         .hs_failed = 0x1E,
+                         .large_pool_bytes = 0x1F};
+    uint8_t b[RIPC_SNAP_HDR + RIPC_SNAP_REC + RIPC_NAME_MAX];
+    assert_int_equal(RIPC_SNAP_HDR, 144);
+    assert_int_equal(RIPC_SNAP_REC, 168);
+    assert_int_equal(RIPC_SNAP_PEERS_MAX, 256);
+    assert_int_equal(RIPC_SNAP_LEN_MAX, 1u << 20);
+    ripc__snap_head_encode(b, &h);
+    assert_int_equal(le(b, 0, 2), 1);
+    assert_int_equal(le(b, 2, 2), 144);
+    assert_int_equal(le(b, 4, 2), 168);
+    assert_int_equal(le(b, 6, 2), 0x0102);
+    assert_int_equal(le(b, 8, 4), 0x03040506);
+    assert_int_equal(le(b, 12, 4), 0x0708090A);
+    for (unsigned i = 0; i < 16; i++) /* next_id at 16 .. large_pool_bytes at 136 */
+        assert_int_equal(le(b, 16 + 8 * i, 8), 0x10 + i);
+    ripc__snap_peer p = {.id = 0x01020304, .pid = 0x05060708, .transport = 2, .name = "abc"};
+    uint64_t *w[] = {&p.connected_ns,  &p.msgs_in,      &p.bytes_in,      &p.msgs_out,
+                     &p.bytes_out,     &p.requests_in,  &p.ring_bytes,    &p.ring_in_used,
+                     &p.ring_out_used, &p.ring_in_high, &p.ring_out_high, &p.send_waits,
+                     &p.send_wait_ns,  &p.sleeps,       &p.wakeups,       &p.doorbells,
+                     &p.dropped,       &p.large_in,     &p.large_out};
+    for (unsigned i = 0; i < 19; i++)
+        *w[i] = 0x20 + i;
+    assert_int_equal(ripc__snap_peer_encode(b, &p), 168 + 3);
+    assert_int_equal(le(b, 0, 4), 0x01020304);
+    assert_int_equal(le(b, 4, 4), 0x05060708);
+    assert_int_equal(b[8], 2);
+    assert_int_equal(b[9], 3);
+    assert_int_equal(le(b, 10, 6), 0);
+    for (unsigned i = 0; i < 19; i++) /* connected_ns at 16 .. large_out at 160 */
+        assert_int_equal(le(b, 16 + 8 * i, 8), 0x20 + i);
+    assert_memory_equal(b + 168, "abc", 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_layout_frame),   cmocka_unit_test(test_layout_hello),
         cmocka_unit_test(test_layout_welcome), cmocka_unit_test(test_layout_message),
-        cmocka_unit_test(test_layout_ring),
+        cmocka_unit_test(test_layout_ring),    cmocka_unit_test(test_layout_snapshot),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <cmocka.h>
 
@@ -120,7 +121,7 @@ static void test_proto_frame_bad_magic(void **state)
 
 static void test_proto_frame_bad_type(void **state)
 {
-    static const uint8_t bad[] = {0, RIPC_FRAME_MAX_ + 1, 7, 0x7F, 0x80, 0xFF};
+    static const uint8_t bad[] = {0, RIPC_FRAME_MAX_ + 1, 8, 0x7F, 0x80, 0xFF};
     for (size_t i = 0; i < sizeof bad; i++)
         assert_int_equal(decode_frame(&(ripc__frame){.ftype = bad[i]}, UINT64_MAX), -EPROTO);
     for (uint8_t t = RIPC_FRAME_HELLO; t <= RIPC_FRAME_MAX_; t++)
@@ -165,6 +166,45 @@ static void test_proto_frame_reserved_and_flags(void **state)
         f.flags = 1u << bit;
         assert_int_equal(decode_frame(&f, UINT64_MAX), -EPROTO);
     }
+}
+
+/* In-band (Windows): a LARGE frame's word at offset 12 is its buffer's
+ * handle value, little-endian; on any other frame, and not in-band, it
+ * stays reserved. */
+static void test_proto_frame_large_handle_inband(void **state)
+{
+    uint8_t b[RIPC_FRAME_HDR];
+    ripc__frame out;
+    for (unsigned t = RIPC_FRAME_HELLO; t <= RIPC_FRAME_MAX_; t++) {
+        int msg = t == RIPC_FRAME_MSG || t == RIPC_FRAME_LARGE;
+        ripc__frame f = {.ftype = (uint8_t)t,
+                         .kind = msg ? RIPC_KIND_REQUEST : 0,
+                         .type = msg || t == RIPC_FRAME_REJECT ? 9 : 0,
+                         .id = msg ? 7 : 0,
+                         .handle = 0x00abcdecu,
+                         .len = t == RIPC_FRAME_BYE ? 0 : 300};
+        ripc__frame_encode(b, &f);
+        assert_int_equal(b[12], 0xec);
+        assert_int_equal(b[15], 0x00);
+        assert_int_equal(ripc__frame_decode(b, &out, UINT64_MAX), -EPROTO);
+        int rc = ripc__frame_decode_as(b, &out, UINT64_MAX, 1);
+        if (t != RIPC_FRAME_LARGE) {
+            assert_int_equal(rc, -EPROTO);
+            continue;
+        }
+        assert_int_equal(rc, 0);
+        assert_int_equal(out.handle, 0x00abcdecu);
+        assert_true(out.id == 7 && out.len == 300 && out.type == 9);
+        /* the flags word stays reserved */
+        b[8] = 1;
+        assert_int_equal(ripc__frame_decode_as(b, &out, UINT64_MAX, 1), -EPROTO);
+    }
+    /* ... and a decoded frame not in-band says handle 0 */
+    ripc__frame f = {.ftype = RIPC_FRAME_LARGE, .len = 5};
+    ripc__frame_encode(b, &f);
+    out.handle = 1;
+    assert_int_equal(ripc__frame_decode(b, &out, UINT64_MAX), 0);
+    assert_int_equal(out.handle, 0);
 }
 
 static void test_proto_frame_bye_with_payload(void **state)
@@ -436,6 +476,57 @@ static void test_proto_welcome_malformed(void **state)
     }
 }
 
+/* Windows' form (platform/pass.h): nfds handle values after the reason. */
+static void test_proto_welcome_inband(void **state)
+{
+    uint8_t buf[RIPC_HANDSHAKE_MAX];
+    ripc__welcome w = sample_welcome(), out;
+    w.inband = 1;
+    w.handles[0] = 0x104;
+    w.handles[1] = 0x7FFFFFFCu;
+    w.handles[2] = UINT64_MAX;
+    size_t n = ripc__welcome_encode(buf, sizeof buf, &w);
+    size_t plain = RIPC_WELCOME_FIXED + strlen(w.reason);
+    assert_int_equal(n, plain + 3 * RIPC_WELCOME_HANDLE);
+    assert_int_equal(ripc__welcome_decode_as(buf, n, &out, 1), 0);
+    assert_welcome_equal(&w, &out);
+    for (int i = 0; i < 3; i++)
+        assert_true(out.handles[i] == w.handles[i]);
+    /* The trailer is counted: one byte more or less, or none, is malformed,
+     * and the POSIX decoder takes no trailer at all. */
+    assert_int_equal(ripc__welcome_decode_as(buf, n - 1, &out, 1), -EPROTO);
+    assert_int_equal(ripc__welcome_decode_as(buf, n + 1, &out, 1), -EPROTO);
+    assert_int_equal(ripc__welcome_decode_as(buf, plain, &out, 1), -EPROTO);
+    assert_int_equal(ripc__welcome_decode(buf, n, &out), -EPROTO);
+    /* Not in band: the Linux bytes, unchanged. */
+    w.inband = 0;
+    assert_int_equal(ripc__welcome_encode(buf, sizeof buf, &w), plain);
+    assert_int_equal(ripc__welcome_decode_as(buf, plain, &out, 1), -EPROTO);
+    /* Socket mode: no handles, no trailer, either way. */
+    w = sample_welcome();
+    w.inband = 1;
+    w.transport = RIPC_XPORT_SOCKET;
+    w.nfds = 0;
+    n = ripc__welcome_encode(buf, sizeof buf, &w);
+    assert_int_equal(n, plain);
+    assert_int_equal(ripc__welcome_decode_as(buf, n, &out, 1), 0);
+    assert_int_equal(ripc__welcome_decode(buf, n, &out), 0);
+    /* Room for the trailer too, and no more than three handles. */
+    w = sample_welcome();
+    w.inband = 1;
+    size_t need = plain + 3 * RIPC_WELCOME_HANDLE;
+    assert_int_equal(ripc__welcome_encode(buf, opaque(need - 1), &w), 0);
+    assert_int_equal(ripc__welcome_encode(buf, need, &w), need);
+    w.nfds = 4;
+    assert_int_equal(ripc__welcome_encode(buf, sizeof buf, &w), 0);
+    for (unsigned fds = 4; fds < 256; fds++) {
+        w.nfds = 3;
+        n = ripc__welcome_encode(buf, sizeof buf, &w);
+        buf[3] = (uint8_t)fds;
+        assert_int_equal(ripc__welcome_decode_as(buf, n, &out, 1), -EPROTO);
+    }
+}
+
 /* ---- ring message header ---- */
 
 static void test_proto_msg_roundtrip(void **state)
@@ -556,6 +647,106 @@ static void test_proto_err_malformed(void **state)
     assert_int_equal(ripc__err_decode(b, RIPC_ERR_FIXED + 2, &code, text), 0);
 }
 
+/* ---- the monitor's SNAPSHOT ---- */
+
+static size_t snap_build(uint8_t *b, unsigned count)
+{
+    ripc__snap_head h = {.count = (uint16_t)count, .pid = 42, .peers_now = count, .next_id = 0};
+    ripc__snap_head_encode(b, &h);
+    size_t off = RIPC_SNAP_HDR;
+    for (unsigned i = 0; i < count; i++) {
+        ripc__snap_peer p = {.id = i + 1,
+                             .pid = -1,
+                             .transport = RIPC_XPORT_SHM,
+                             .msgs_in = 1000 + i,
+                             .large_out = 7};
+        snprintf(p.name, sizeof p.name, "w%u", i);
+        off += ripc__snap_peer_encode(b + off, &p);
+    }
+    return off;
+}
+
+static void test_proto_snapshot_roundtrip(void **state)
+{
+    (void)state;
+    uint8_t b[RIPC_SNAP_HDR + 3 * (RIPC_SNAP_REC + RIPC_NAME_MAX)];
+    size_t len = snap_build(b, 3);
+    ripc__snap_head h;
+    assert_int_equal(ripc__snap_head_decode(b, len, &h), 0);
+    assert_int_equal(h.format, RIPC_SNAP_FORMAT);
+    assert_int_equal(h.count, 3);
+    assert_int_equal(h.pid, 42);
+    size_t off = h.hdr_len;
+    for (unsigned i = 0; i < 3; i++) {
+        ripc__snap_peer p;
+        assert_int_equal(ripc__snap_peer_decode(b, len, h.rec_len, &off, &p), 0);
+        assert_int_equal(p.id, i + 1);
+        assert_int_equal(p.pid, -1);
+        assert_int_equal(p.msgs_in, 1000 + i);
+        assert_int_equal(p.large_out, 7);
+        char want[8];
+        snprintf(want, sizeof want, "w%u", i);
+        assert_string_equal(p.name, want);
+    }
+    assert_int_equal(off, len);
+}
+
+static void test_proto_snapshot_malformed(void **state)
+{
+    (void)state;
+    uint8_t b[RIPC_SNAP_HDR + 2 * (RIPC_SNAP_REC + RIPC_NAME_MAX)];
+    size_t len = snap_build(b, 1);
+    ripc__snap_head h;
+    ripc__snap_peer p;
+    size_t off;
+    assert_int_equal(ripc__snap_head_decode(b, RIPC_SNAP_HDR - 1, &h), -EPROTO);
+    uint8_t c[sizeof b];
+    /* Format 0, a header or record shorter than format 1's, a header
+     * longer than the payload. */
+    const struct {
+        size_t at;
+        uint16_t v;
+    } bad_head[] = {{0, 0}, {2, RIPC_SNAP_HDR - 1}, {4, RIPC_SNAP_REC - 1}, {2, 0xFFFF}};
+    for (size_t i = 0; i < sizeof bad_head / sizeof bad_head[0]; i++) {
+        memcpy(c, b, len);
+        ripc__put16(c + bad_head[i].at, bad_head[i].v);
+        assert_int_equal(ripc__snap_head_decode(c, len, &h), -EPROTO);
+    }
+    /* A record: cut short, a name too long or past the end, a NUL in the
+     * name, a reserved byte, an unknown transport. */
+    assert_int_equal(ripc__snap_head_decode(b, len, &h), 0);
+    off = RIPC_SNAP_HDR;
+    assert_int_equal(ripc__snap_peer_decode(b, len - 1, h.rec_len, &off, &p), -EPROTO);
+    const struct {
+        size_t at;
+        uint8_t v;
+    } bad_rec[] = {{9, RIPC_NAME_MAX + 1}, {9, 40}, {RIPC_SNAP_REC, 0}, {12, 1}, {8, 0}, {8, 3}};
+    for (size_t i = 0; i < sizeof bad_rec / sizeof bad_rec[0]; i++) {
+        memcpy(c, b, len);
+        c[RIPC_SNAP_HDR + bad_rec[i].at] = bad_rec[i].v;
+        off = RIPC_SNAP_HDR;
+        assert_int_equal(ripc__snap_peer_decode(c, len, h.rec_len, &off, &p), -EPROTO);
+    }
+    /* A later format's longer header and records are skipped. */
+    uint8_t d[sizeof b + 16];
+    memcpy(d, b, RIPC_SNAP_HDR);
+    memset(d + RIPC_SNAP_HDR, 0xAB, 8);
+    ripc__put16(d + 2, RIPC_SNAP_HDR + 8);
+    ripc__put16(d + 4, RIPC_SNAP_REC + 8);
+    size_t rl = len - RIPC_SNAP_HDR; /* the record with its name */
+    memcpy(d + RIPC_SNAP_HDR + 8, b + RIPC_SNAP_HDR, RIPC_SNAP_REC);
+    memset(d + RIPC_SNAP_HDR + 8 + RIPC_SNAP_REC, 0xCD, 8);
+    memcpy(d + RIPC_SNAP_HDR + 16 + RIPC_SNAP_REC, b + RIPC_SNAP_HDR + RIPC_SNAP_REC,
+           rl - RIPC_SNAP_REC);
+    size_t dl = len + 16;
+    assert_int_equal(ripc__snap_head_decode(d, dl, &h), 0);
+    off = h.hdr_len;
+    assert_int_equal(ripc__snap_peer_decode(d, dl, h.rec_len, &off, &p), 0);
+    assert_int_equal(off, dl);
+    assert_string_equal(p.name, "w0");
+    assert_int_equal(p.msgs_in, 1000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -565,16 +756,20 @@ int main(void)
         cmocka_unit_test(test_proto_frame_bad_type),
         cmocka_unit_test(test_proto_frame_bad_kind),
         cmocka_unit_test(test_proto_frame_reserved_and_flags),
+        cmocka_unit_test(test_proto_frame_large_handle_inband),
         cmocka_unit_test(test_proto_frame_bye_with_payload),
         cmocka_unit_test(test_proto_frame_len_limit),
         cmocka_unit_test(test_proto_hello_roundtrip),
         cmocka_unit_test(test_proto_hello_malformed),
         cmocka_unit_test(test_proto_welcome_roundtrip),
         cmocka_unit_test(test_proto_welcome_malformed),
+        cmocka_unit_test(test_proto_welcome_inband),
         cmocka_unit_test(test_proto_msg_roundtrip),
         cmocka_unit_test(test_proto_msg_malformed),
         cmocka_unit_test(test_proto_err_roundtrip),
         cmocka_unit_test(test_proto_err_malformed),
+        cmocka_unit_test(test_proto_snapshot_roundtrip),
+        cmocka_unit_test(test_proto_snapshot_malformed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

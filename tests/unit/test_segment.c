@@ -40,7 +40,8 @@ static int backend_shm = RIPC_SEG_SHM_OPEN;
 static void need(int backend)
 {
     if (!ripc__segment_supported(backend)) {
-        print_message("SKIP: %s segments are not supported here\n", ripc__segment_backend_name(backend));
+        print_message("SKIP: %s segments are not supported here\n",
+                      ripc__segment_backend_name(backend));
         skip();
     }
 }
@@ -76,7 +77,8 @@ static void create_ok(ripc__segment *seg, size_t len, int backend)
     char why[RIPC_SEG_WHY_LEN] = "";
     int rc = ripc__segment_create(seg, len, backend, why, sizeof why);
     if (rc != 0)
-        print_message("create(%zu, %s): %d %s\n", len, ripc__segment_backend_name(backend), rc, why);
+        print_message("create(%zu, %s): %d %s\n", len, ripc__segment_backend_name(backend), rc,
+                      why);
     assert_int_equal(rc, 0);
     assert_non_null(seg->base);
     assert_int_equal(seg->len, len);
@@ -121,7 +123,7 @@ static void test_segment_roundtrip(void **state)
 static void test_segment_zero_fill(void **state)
 {
     int backend = BACKEND_OF(state);
-    const size_t sizes[] = { 1, 7, 4095, 4096, 65537, (1u << 20) + 3 };
+    const size_t sizes[] = {1, 7, 4095, 4096, 65537, (1u << 20) + 3};
 
     need(backend);
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
@@ -334,7 +336,7 @@ static void test_segment_map_wrong_len(void **state)
 {
     int backend = BACKEND_OF(state);
     const size_t len = 3 * 4096;
-    const size_t wrong[] = { len - 1, len + 1, len - 4096, len + 4096, 1 };
+    const size_t wrong[] = {len - 1, len + 1, len - 4096, len + 4096, 1};
     ripc__segment s, m;
     char why[RIPC_SEG_WHY_LEN];
 
@@ -374,10 +376,10 @@ static void test_segment_map_unsealed_memfd(void **state)
         int seals;
         int want;
     } cases[] = {
-        { MFD_ALLOW_SEALING, 0, -EPERM },                           /* sealable, left open */
-        { 0, 0, -EPERM },                                           /* can never be sealed */
-        { MFD_ALLOW_SEALING, F_SEAL_GROW | F_SEAL_SEAL, -EPERM },   /* may still shrink */
-        { MFD_ALLOW_SEALING, F_SEAL_SHRINK, 0 },                    /* enough */
+        {MFD_ALLOW_SEALING, 0, -EPERM},                         /* sealable, left open */
+        {0, 0, -EPERM},                                         /* can never be sealed */
+        {MFD_ALLOW_SEALING, F_SEAL_GROW | F_SEAL_SEAL, -EPERM}, /* may still shrink */
+        {MFD_ALLOW_SEALING, F_SEAL_SHRINK, 0},                  /* enough */
     };
     need(RIPC_SEG_MEMFD);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -441,7 +443,7 @@ static void test_segment_map_bad_fd(void **state)
 static void test_segment_size_limits(void **state)
 {
     int backend = BACKEND_OF(state);
-    const size_t bad[] = { 0, (size_t)RIPC_SEG_MAX + 1, SIZE_MAX };
+    const size_t bad[] = {0, (size_t)RIPC_SEG_MAX + 1, SIZE_MAX};
     ripc__segment s, m;
     char why[RIPC_SEG_WHY_LEN];
 
@@ -501,7 +503,7 @@ static void test_segment_rlimit_as_enomem(void **state)
         ripc__segment s;
         char why[RIPC_SEG_WHY_LEN] = "";
         long long as = address_space_bytes();
-        struct rlimit rl = { (rlim_t)as + (16u << 20), (rlim_t)as + (16u << 20) };
+        struct rlimit rl = {(rlim_t)as + (16u << 20), (rlim_t)as + (16u << 20)};
         int fds, rc;
         if (setrlimit(RLIMIT_AS, &rl) != 0)
             _exit(20);
@@ -570,7 +572,6 @@ static void test_segment_rlimit_nofile_emfile(void **state)
     assert_int_equal(ripc_test_wait(pid), 0);
 }
 
-
 /* RIPC_SEG_DEFAULT when memfd_create is refused (seccomp): the segment comes
  * from shm_open instead; when shm_open fails as well (no descriptor left),
  * the error is the last one tried (EMFILE, or ENOSYS when the build prefers
@@ -634,7 +635,8 @@ static void test_segment_close_twice(void **state)
     ripc__segment_close_fd(NULL);
 
     if (ripc__segment_supported(RIPC_SEG_DEFAULT)) {
-        create_ok(&s, 4096, ripc__segment_supported(RIPC_SEG_MEMFD) ? RIPC_SEG_MEMFD : RIPC_SEG_SHM_OPEN);
+        create_ok(&s, 4096,
+                  ripc__segment_supported(RIPC_SEG_MEMFD) ? RIPC_SEG_MEMFD : RIPC_SEG_SHM_OPEN);
         ripc__segment_close(&s);
         assert_closed(&s);
         ripc__segment_close(&s);
@@ -699,8 +701,8 @@ static void test_segment_no_fd_leak(void **state)
         create_ok(&s, 4096 + (size_t)i * 64, backend);
         /* failed creates */
         assert_int_equal(ripc__segment_create(&m, 0, backend, why, sizeof why), -EINVAL);
-        assert_int_equal(ripc__segment_create(&m, (size_t)RIPC_SEG_MAX + 1, backend, why, sizeof why),
-                         -EINVAL);
+        assert_int_equal(
+            ripc__segment_create(&m, (size_t)RIPC_SEG_MAX + 1, backend, why, sizeof why), -EINVAL);
         /* a failed map leaves the fd with us; a good one takes it */
         fd2 = dup((int)s.fd);
         assert_true(fd2 >= 0);
@@ -712,8 +714,59 @@ static void test_segment_no_fd_leak(void **state)
     assert_int_equal(count_fds(), before);
 }
 
+/* A large message's payload is mapped only from tmpfs (memfd, /dev/shm):
+ * a pipe, /dev/null and a file on another file system are refused, before
+ * any call that could wait for that file system's server. */
+static void test_segment_payload_only_tmpfs(void **state)
+{
+    (void)state;
+    ripc__segment m;
+    char why[RIPC_SEG_WHY_LEN];
+    int before = count_fds();
+#ifdef __linux__
+    int mfd = memfd_create("ringipc-test", MFD_CLOEXEC);
+    assert_true(mfd >= 0);
+    assert_int_equal(ftruncate(mfd, 65536), 0);
+    assert_int_equal(ripc__segment_map_payload(&m, mfd, 4096, why, sizeof why), 0);
+    ripc__segment_close(&m);
+    close(mfd);
+#endif
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    why[0] = '\0';
+    assert_int_equal(ripc__segment_map_payload(&m, p[0], 4096, why, sizeof why), -EPERM);
+    assert_true(why[0] != '\0');
+    assert_closed(&m);
+    close(p[0]);
+    close(p[1]);
+    int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    assert_true(nul >= 0);
+    assert_int_equal(ripc__segment_map_payload(&m, nul, 4096, why, sizeof why), -EPERM);
+    close(nul);
+    /* A regular file here (the build tree), unless that is tmpfs too. */
+    char path[] = "ripc-payload-XXXXXX";
+    int f = mkstemp(path);
+    assert_true(f >= 0);
+    unlink(path);
+    assert_int_equal(ftruncate(f, 65536), 0);
+    why[0] = '\0';
+    int rc = ripc__segment_map_payload(&m, f, 4096, why, sizeof why);
+    if (rc == 0) {
+        ripc__segment_close(&m);
+        print_message("the build tree is on tmpfs: the regular-file case proves nothing here\n");
+    } else {
+        assert_int_equal(rc, -EPERM);
+        assert_non_null(strstr(why, "tmpfs"));
+    }
+    close(f);
+    assert_int_equal(count_fds(), before);
+}
+
 #define BOTH(fn)                                                                                   \
-    { #fn "_memfd", fn, NULL, NULL, &backend_memfd }, { #fn "_shm_open", fn, NULL, NULL, &backend_shm }
+    {#fn "_memfd", fn, NULL, NULL, &backend_memfd},                                                \
+    {                                                                                              \
+#fn "_shm_open", fn, NULL, NULL, &backend_shm                                              \
+    }
 
 int main(void)
 {
@@ -729,6 +782,7 @@ int main(void)
         BOTH(test_segment_map_wrong_len),
         cmocka_unit_test(test_segment_map_unsealed_memfd),
         cmocka_unit_test(test_segment_map_bad_fd),
+        cmocka_unit_test(test_segment_payload_only_tmpfs),
         BOTH(test_segment_size_limits),
         BOTH(test_segment_rlimit_as_enomem),
         BOTH(test_segment_rlimit_nofile_emfile),
