@@ -84,6 +84,7 @@ struct shared {
     _Atomic int ready;   /* child -> master: the attack is in place */
     _Atomic int release; /* master -> child: you may go now */
     _Atomic int count;   /* child -> master: what it managed (connections, ...) */
+    _Atomic int gate;    /* master -> gated children: the last step that may start */
 };
 
 static struct {
@@ -932,6 +933,28 @@ static int dropped_worker(void *arg)
     return 0;
 }
 
+/* A child forked before run()'s threads start (a fork while one of them
+ * allocates could leave the child's allocator locked), which begins once
+ * the master opens its gate at `step`. */
+struct gated {
+    int (*fn)(void *);
+    void *arg;
+    int step;
+};
+
+static int gated_main(void *arg)
+{
+    const struct gated *g = arg;
+    for (uint64_t end = ripc_test_now_ms() + 60000;
+         atomic_load(&M.sh->gate) < g->step && ripc_test_now_ms() < end;)
+        usleep(1000);
+    if (atomic_load(&M.sh->gate) < g->step) {
+        printf("gated worker %d: never started\n", g->step);
+        return 4;
+    }
+    return g->fn(g->arg);
+}
+
 /* pass: registrations in loop 1's set that succeed before the one that
  * fails (shm mode: 0 the socket, 1 the doorbell). */
 static void adopt_failure(int transport, int pass)
@@ -944,9 +967,12 @@ static void adopt_failure(int transport, int pass)
         print_message("SKIP: the fault comes through epoll_ctl; this build polls with poll(2)\n");
         skip();
     }
+    void *t = (void *)(intptr_t)transport;
+    struct gated dropped = {dropped_worker, t, 1}, honest = {honest_worker, t, 2};
+    pid_t holder = spawn(holding_worker, t); /* loop 0 */
+    pid_t dropped_pid = spawn(gated_main, &dropped), honest_pid = spawn(gated_main, &honest);
     ripc_test_runner run;
     assert_int_equal(ripc_test_run_start(&run, M.s, 2), 0);
-    pid_t holder = spawn(holding_worker, (void *)(intptr_t)transport); /* loop 0 */
     WAIT_UNTIL(M.joined == 1, 2 * HONEST_TIMEOUT_MS);
     assert_int_equal(M.joined, 1);
     ripc__fd_dispose_wait();
@@ -954,7 +980,8 @@ static void adopt_failure(int transport, int pass)
     atomic_store(&other_set_failed, 0);
     atomic_store(&other_set_pass, pass);
     atomic_store(&fail_other_set, ep0);
-    int st = ripc_test_wait(spawn(dropped_worker, (void *)(intptr_t)transport)); /* loop 1 */
+    atomic_store(&M.sh->gate, 1);
+    int st = ripc_test_wait(dropped_pid); /* loop 1 */
     atomic_store(&fail_other_set, -1);
     print_message("%s, registration %d in loop 1 failed: worker exit %d, left %d (%s)\n",
                   transport == RIPC_TRANSPORT_SOCKET ? "socket" : "shm", pass, st, M.left,
@@ -975,7 +1002,8 @@ static void adopt_failure(int transport, int pass)
     }
     assert_int_equal(fds, fds0);
     /* Loop 1 is still the least loaded: the next worker goes there. */
-    assert_int_equal(ripc_test_wait(spawn(honest_worker, (void *)(intptr_t)transport)), 0);
+    atomic_store(&M.sh->gate, 2);
+    assert_int_equal(ripc_test_wait(honest_pid), 0);
     atomic_store(&M.sh->release, 1);
     assert_int_equal(ripc_test_wait(holder), 0);
     WAIT_UNTIL(M.left == 3, 10000);

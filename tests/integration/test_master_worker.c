@@ -2483,6 +2483,9 @@ static _Atomic int fr_stop, fr_starved;
  * removals' frees queued when the fork happens. */
 static pthread_mutex_t fr_mu = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic int fr_want;
+/* Threads past their start (a thread's own start-up allocates too, before
+ * fr_mu can cover it): the first fork waits for both. */
+static _Atomic int fr_started;
 
 static void fr_prepare(void)
 {
@@ -2506,6 +2509,7 @@ static void fr_nop(ripc_peer *p, const ripc_msg *msg, void *arg)
 static void *fr_churn(void *arg)
 {
     ripc_server *s = arg;
+    atomic_fetch_add(&fr_started, 1);
     while (!atomic_load(&fr_stop)) {
         while (atomic_load(&fr_want))
             sched_yield(); /* a fork is waiting for us to be between rounds */
@@ -2525,6 +2529,7 @@ static void *fr_churn(void *arg)
 static void *fr_watchdog(void *arg)
 {
     int fd = *(const int *)arg;
+    atomic_fetch_add(&fr_started, 1);
     for (;;) {
         struct pollfd pf = {.fd = fd, .events = POLLIN};
         char b = 0;
@@ -2546,6 +2551,7 @@ static void test_mw_fork_while_reclaiming(void **state)
     open_server(m, &o);
     atomic_store(&fr_stop, 0);
     atomic_store(&fr_starved, 0);
+    atomic_store(&fr_started, 0);
     static int registered;
     if (!registered++)
         assert_int_equal(pthread_atfork(fr_prepare, fr_after, fr_after), 0);
@@ -2554,6 +2560,8 @@ static void test_mw_fork_while_reclaiming(void **state)
     pthread_t churn, dog;
     assert_int_equal(pthread_create(&churn, NULL, fr_churn, m->s), 0);
     assert_int_equal(pthread_create(&dog, NULL, fr_watchdog, &prog[0]), 0);
+    while (atomic_load(&fr_started) < 2)
+        usleep(1000);
     enum { ROUNDS = 6 };
     for (int i = 0; i < ROUNDS; i++) {
         spawn(w_ping_once, i, NULL); /* a fork too */

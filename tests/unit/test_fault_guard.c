@@ -334,6 +334,9 @@ static void test_fault_guard_ignored_before(void **state)
  * with a copy of the guard table, must be able to add its own (a lock held
  * across the fork by the other thread would be held in the child forever). */
 static _Atomic int churn_stop;
+/* Rounds the churn thread finished: the first fork waits for one, so that
+ * the thread's own start-up (which allocates) is over. */
+static _Atomic int churn_rounds;
 
 static void *guard_churn(void *arg)
 {
@@ -342,6 +345,7 @@ static void *guard_churn(void *arg)
         ripc__fault_guard_slot *s;
         if (ripc__fault_guard_add(page, 4096, &s) == 0)
             ripc__fault_guard_remove(s);
+        atomic_fetch_add(&churn_rounds, 1);
     }
     return NULL;
 }
@@ -364,7 +368,10 @@ static void test_fault_guard_fork_while_adding(void **state)
     assert_true(page != MAP_FAILED);
     atomic_store(&churn_stop, 0);
     pthread_t th;
+    atomic_store(&churn_rounds, 0);
     assert_int_equal(pthread_create(&th, NULL, guard_churn, page), 0);
+    while (atomic_load(&churn_rounds) == 0)
+        usleep(1000);
     for (int i = 0; i < 200; i++) {
         pid_t c = ripc_test_fork_alarm(add_one, page, 10); /* SIGALRM: it hung */
         assert_true(c > 0);
