@@ -9,7 +9,7 @@
  *   children (a seccomp filter, as some profiles do): the buffers come from
  *   shm_open and each side maps the other's under its fault guard.
  *   The test "over_4gib" (more than 4 GiB in one message, each way; about
- *   16 GiB of memory at its peak) runs only when the filter names it; ctest
+ *   12 GiB of memory at its peak) runs only when the filter names it; ctest
  *   registers it separately with the label "slow".
  *
  * The test process is the master, running ripc_server_run() in a thread;
