@@ -164,6 +164,9 @@ struct ripc_peer {
     ripc__loan loan;         /* shared memory: the reservation in the ring */
     unsigned char *loan_buf; /* socket mode: the library's buffer lent */
     size_t loan_buf_cap;
+    /* Loans committed through the bias; written by the bias holder alone
+     * (a relaxed load and store), read by ripc__peer_loans_fast. */
+    _Atomic uint64_t loans_fast;
     /* Dropped while lent (under the send lock): 1 on s->orphans (so that
      * commit finds p once the table does not), 2 also with the unmap left
      * to the loan's end (ripc__peer_drop ran past it); loan_punch: the
@@ -475,6 +478,9 @@ int ripc__send_cut_by_close(struct ripc_peer *p, int rc);
  * no lock held. */
 int ripc__loan_fast_reserve(ripc_server *s, uint32_t id, uint64_t len, void **buf, int timeout_ms);
 int ripc__loan_fast_commit(ripc_server *s, uint32_t id, uint16_t type, uint64_t len);
+/* How many loans to peer id were committed through the bias (0 when there
+ * is no such peer): lets a test tell that the fast path runs. */
+uint64_t ripc__peer_loans_fast(ripc_server *s, uint32_t id);
 /* Send lock held, after a loan committed through it: count it towards this
  * thread's bias, as a send is counted. */
 void ripc__send_bias_earn(struct ripc_peer *p);

@@ -374,6 +374,9 @@ int ripc__loan_fast_commit(ripc_server *s, uint32_t id, uint16_t type, uint64_t 
             /* inline: always 0 */
             (void)ripc__chan_commit(&p->ch, &p->loan, type, RIPC_KIND_ONEWAY, 0, len);
             atomic_store_explicit(&p->lent, L_NONE, memory_order_relaxed);
+            atomic_store_explicit(&p->loans_fast,
+                                  atomic_load_explicit(&p->loans_fast, memory_order_relaxed) + 1,
+                                  memory_order_relaxed);
             rc = 0;
             if (ripc__segment_faulted(&p->ch.seg)) {
                 ripc__peer_break(p); /* cut under us: as in commit_locked */
@@ -386,6 +389,16 @@ int ripc__loan_fast_commit(ripc_server *s, uint32_t id, uint16_t type, uint64_t 
     if (rc <= 0)
         ripc__peer_unref(p); /* the loan's: it is over */
     return rc;
+}
+
+uint64_t ripc__peer_loans_fast(ripc_server *s, uint32_t id)
+{
+    int unused;
+    ripc__tables_read_lock();
+    struct ripc_peer *p = peer_find(s, id, &unused);
+    uint64_t n = p ? atomic_load_explicit(&p->loans_fast, memory_order_relaxed) : 0;
+    ripc__tables_read_unlock();
+    return n;
 }
 
 void ripc__send_bias_earn(struct ripc_peer *p)

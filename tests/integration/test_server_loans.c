@@ -31,6 +31,8 @@
 #include <cmocka.h>
 
 #include "ringipc/ringipc.h"
+#include "shm/fence.h"
+#include "src/server_internal.h"
 #include "support/hconn.h"
 #include "support/support.h"
 #include "support/workers.h"
@@ -462,6 +464,15 @@ static void test_server_loans_stream_through_the_bias(void **state)
         }
         send_step(peer, i);
     }
+    /* Inline loans went through the bias where there is one (a shared-memory
+     * peer and a remote fence), and never elsewhere. */
+    uint64_t fast = ripc__peer_loans_fast(M.m.s, peer);
+    print_message("%llu of %d steps committed through the bias\n", (unsigned long long)fast,
+                  BIAS_STREAM);
+    if (g_transport == RIPC_TRANSPORT_SHM && ripc__remote_fence_init() == 1)
+        assert_true(fast >= BIAS_STREAM / 4);
+    else
+        assert_int_equal(fast, 0);
     /* The ring of 64 KiB filled on the way: the worker checked all of it. */
     finish(&k);
 }
