@@ -374,13 +374,13 @@ int ripc__loan_fast_commit(ripc_server *s, uint32_t id, uint16_t type, uint64_t 
             /* inline: always 0 */
             (void)ripc__chan_commit(&p->ch, &p->loan, type, RIPC_KIND_ONEWAY, 0, len);
             atomic_store_explicit(&p->lent, L_NONE, memory_order_relaxed);
-            atomic_store_explicit(&p->loans_fast,
-                                  atomic_load_explicit(&p->loans_fast, memory_order_relaxed) + 1,
-                                  memory_order_relaxed);
             rc = 0;
             if (ripc__segment_faulted(&p->ch.seg)) {
                 ripc__peer_break(p); /* cut under us: as in commit_locked */
                 rc = -EPROTO;
+            } else {
+                uint64_t n = atomic_load_explicit(&p->loans_fast, memory_order_relaxed);
+                atomic_store_explicit(&p->loans_fast, n + 1, memory_order_relaxed);
             }
         }
         bias_leave(b);

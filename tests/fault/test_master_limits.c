@@ -945,7 +945,7 @@ struct gated {
 static int gated_main(void *arg)
 {
     const struct gated *g = arg;
-    for (uint64_t end = ripc_test_now_ms() + 60000;
+    for (uint64_t end = ripc_test_now_ms() + 3 * HONEST_TIMEOUT_MS + 20000;
          atomic_load(&M.sh->gate) < g->step && ripc_test_now_ms() < end;)
         usleep(1000);
     if (atomic_load(&M.sh->gate) < g->step) {

@@ -426,12 +426,15 @@ static int setup(void **state)
             ripc_test_wait(M.hostile);
         }
         ripc_server_close(M.s);
+        ripc_test_shared_free(M.sh, sizeof *M.sh);
         fail_msg("could not start the hostile child or the dispatch thread");
     }
     WAIT_FOR(atomic_load(&M.sh->good.ok) >= 5 || atomic_load(&M.sh->good.bad), 10000);
     if (atomic_load(&M.sh->good.ok) < 5) {
         /* No child may outlive a failed setup (cmocka skips the teardown). */
         kill(M.good, SIGKILL);
+        ripc_test_wait(M.good);
+        M.good = 0;
         int ok = atomic_load(&M.sh->good.ok), err = atomic_load(&M.sh->good.err);
         teardown(state);
         fail_msg("the good worker made %d requests in 10 s (error: %s)", ok, ripc_strerror(err));

@@ -101,10 +101,10 @@ int ripc_test_fork_alarm(int (*fn)(void *), void *arg, unsigned alarm_s);
 int ripc_test_fork_piped(int (*fn)(int rd, int wr, void *arg), void *arg, unsigned alarm_s,
                          int *to_kid, int *from_kid);
 /* ripc_test_fork with r's dispatch of s stopped, then r dispatching again
- * (on one thread the first time). A fork while another thread is inside
- * the allocator (dispatch allocates as peers join and leave) can leave the
- * child's allocator locked for good under ASan. Not while a handler is
- * held: the stop waits for it. */
+ * on one thread (r runs on one or not at all). A fork while another thread
+ * is inside the allocator (dispatch allocates as peers join and leave) can
+ * leave the child's allocator locked for good under ASan. Not while a
+ * handler is held: the stop waits for it. */
 int ripc_test_fork_dispatch(int (*fn)(void *), void *arg, ripc_test_runner *r, ripc_server *s);
 /* cmocka: wait for a forked worker, fail with f's message when the master
  * recorded one, assert the worker exited with 0 and that *got (the
