@@ -59,6 +59,8 @@ struct xp_page *bench_page(void);
 int bench_launch(const struct xport *x, struct xp_run *r, struct cpus cpu, double budget_s,
                  double timeout_s, char *why, size_t why_len);
 struct cpus bench_pick_cpus(int same_cpu);
+/* --spin-us: the ringipc rows' spin_us (0: the library's default). */
+extern unsigned bench_spin_us;
 void bench_cpu_model(char *buf, size_t len);
 const char *bench_where(void);
 

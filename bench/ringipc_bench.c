@@ -190,7 +190,9 @@ static void usage(FILE *f)
             "  --same-cpu       both processes on one CPU (the first we may use), without\n"
             "                   the rows that spin (shm flags, naive ring, ringipc spin):\n"
             "                   the sleeping rows and ringipc adaptive, which must not\n"
-            "                   spin there; e.g. --same-cpu --only ringipc --size 64\n",
+            "                   spin there; e.g. --same-cpu --only ringipc --size 64\n"
+            "  --spin-us N      the ringipc rows' spin_us (adaptive: how long a reader\n"
+            "                   spins before it sleeps; default the library's, 50)\n",
             MAX_REPS, DEFAULT_BUDGET_MS);
 }
 
@@ -209,6 +211,7 @@ int main(int argc, char **argv)
                                        {"same-cpu", no_argument, NULL, 'S'},
                                        {"idle-transport", required_argument, NULL, 'I'},
                                        {"busy-transport", required_argument, NULL, 'B'},
+                                       {"spin-us", required_argument, NULL, 'U'},
                                        {"help", no_argument, NULL, 'h'},
                                        {0, 0, 0, 0}};
     size_t sizes[MAX_SIZES] = {64, 1024, 65536, 1 << 20};
@@ -287,6 +290,16 @@ int main(int argc, char **argv)
         case 'S':
             same_cpu = 1;
             break;
+        case 'U': {
+            char *e;
+            long v = strtol(optarg, &e, 10);
+            if (e == optarg || *e || v < 1 || v > 1000000) {
+                fprintf(stderr, "ringipc-bench: --spin-us takes 1..1000000\n");
+                return 2;
+            }
+            bench_spin_us = (unsigned)v;
+            break;
+        }
         case 'I':
         case 'B': {
             int t = strcmp(optarg, "socket") == 0 ? RIPC_TRANSPORT_SOCKET

@@ -307,11 +307,14 @@ static int cmp_u32(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+unsigned bench_spin_us;
+
 int run_one(const struct xport *x, size_t size, int oneway, double budget_s, struct cpus cpu,
             struct result *out, char *why, size_t why_len)
 {
     struct xp_page *pg = bench_page();
-    struct xp_run r = {.pg = pg, .size = size, .oneway = oneway, .arg = x->arg};
+    struct xp_run r = {
+        .pg = pg, .size = size, .oneway = oneway, .arg = x->arg, .spin_us = bench_spin_us};
     int rc;
 
     memset(pg, 0, offsetof(struct xp_page, samples));

@@ -66,9 +66,10 @@ struct xp_page {
  * inheritable, so that they have the same values in both children. */
 struct xp_run {
     struct xp_page *pg;
-    size_t size;     /* message bytes, >= 8 */
-    int oneway;      /* 0: round trip, 1: one-way */
-    const void *arg; /* the row's transport argument (ringipc variants) */
+    size_t size;      /* message bytes, >= 8 */
+    int oneway;       /* 0: round trip, 1: one-way */
+    const void *arg;  /* the row's transport argument (ringipc variants) */
+    unsigned spin_us; /* ringipc rows: ripc_options.spin_us (0: the library's default) */
     int fd[4];
     char path[2][128];
     void *mem;

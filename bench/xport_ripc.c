@@ -67,6 +67,7 @@ static ripc_options options(const struct xp_run *r)
         .ring_bytes = v->large ? 0 : ring_for(r->size),
         .max_message = (uint64_t)64 << 20,
         .token = "ringipc-bench",
+        .spin_us = r->spin_us,
     };
 }
 
