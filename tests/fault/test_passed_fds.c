@@ -393,7 +393,6 @@ static int hostile_parked(void)
 
 /* ---- master-side driver ---- */
 
-static int hostile_parked(void);
 static int teardown(void **state);
 
 /* Both children are forked before the dispatch thread starts: a child

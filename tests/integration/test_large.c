@@ -53,9 +53,9 @@ static struct {
     pthread_cond_t cv;
     uint32_t peer; /* the last worker that joined (under mu) */
     int joined;
-    _Atomic int dropped;  /* workers that left other than by goodbye */
-    uint64_t next_seq;    /* T_DATA / T_BIG: the sequence expected next */
-    _Atomic uint64_t got; /* T_DATA / T_BIG messages that checked out */
+    _Atomic int dropped;    /* workers that left other than by goodbye */
+    uint64_t next_seq;      /* T_DATA / T_BIG: the sequence expected next */
+    _Atomic uint64_t got;   /* T_DATA / T_BIG messages that checked out */
     ripc_test_failure fail; /* a message out of order or with wrong bytes */
 } M;
 
